@@ -1,0 +1,2 @@
+#include "logs/logs.h"
+const char *log_version(void) { return "0.1.0"; }
