@@ -22,6 +22,52 @@ const krn_cpu *krn_cpu_features(void);
  * environment variable KVASIR_ISA caps it (used by tests and benches). */
 const char *krn_isa_name(void);
 
+/* ---- Tensor element types: ids and block layouts are GGUF's (ggml_type). ---- */
+typedef enum krn_type {
+  KRN_F32 = 0, KRN_F16 = 1, KRN_Q4_0 = 2, KRN_Q4_1 = 3, KRN_Q5_0 = 6, KRN_Q5_1 = 7,
+  KRN_Q8_0 = 8, KRN_Q8_1 = 9, KRN_Q2_K = 10, KRN_Q3_K = 11, KRN_Q4_K = 12, KRN_Q5_K = 13,
+  KRN_Q6_K = 14, KRN_Q8_K = 15, KRN_BF16 = 30, KRN_TYPE_COUNT = 40
+} krn_type;
+
+/* Elements per block and bytes per block; 0 for types kvasir cannot compute. */
+size_t krn_type_block_elems(int type);
+size_t krn_type_block_bytes(int type);
+const char *krn_type_name(int type);
+/* Bytes of a row of n elements (n must be a multiple of the block size). */
+size_t krn_row_bytes(int type, size_t n);
+
+/* Dequantize n elements (multiple of the block size) of one row to f32. */
+void krn_dequant_row(int type, const void *src, float *dst, size_t n);
+
+/* ---- Thread pool: fixed workers, fork/join over task indices. ---- */
+typedef struct krn_pool krn_pool;
+/* n_threads <= 0: one per online CPU. */
+int krn_pool_create(krn_pool **out, int n_threads);
+void krn_pool_free(krn_pool *p);
+int krn_pool_threads(const krn_pool *p);
+/* Run fn(ctx, i) for i in [0, n_tasks) across the pool (caller participates);
+ * returns when all are done. p may be NULL (runs inline). */
+void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_tasks);
+
+/* ---- Matrix products. W is row-major [n_out][k] of `type` (a GGUF tensor
+ * with ne0 = k), x is f32 [m][k], y is f32 [m][n_out]:  y = x · Wᵀ.
+ * Activations are quantized internally as llama.cpp does (Q8_0 / Q8_K) for
+ * quantized W, so results match llama.cpp's to float rounding. ---- */
+void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m,
+                float *y);
+/* Same, forced to the scalar reference path (tests compare SIMD against it). */
+void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y);
+
+/* ---- Elementwise / small ops used by every architecture (f32). ---- */
+void krn_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps, float w_offset);
+void krn_softmax(float *x, size_t n);
+float krn_dot_f32(const float *a, const float *b, size_t n);
+void krn_axpy_f32(float *y, float a, const float *x, size_t n);   /* y += a*x */
+/* f16 <-> f32 conversions (IEEE half). */
+float krn_f16_to_f32(uint16_t h);
+uint16_t krn_f32_to_f16(float f);
+float krn_bf16_to_f32(uint16_t h);
+
 #ifdef __cplusplus
 }
 #endif
