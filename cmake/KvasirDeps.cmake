@@ -27,6 +27,7 @@ kvasir_dep(YAML      yaml-0.1     libyaml-dev)
 kvasir_dep(ZSTD      libzstd      libzstd-dev)
 kvasir_dep(CMOCKA    cmocka       libcmocka-dev)
 kvasir_dep(ZLIB      zlib         zlib1g-dev)
+kvasir_dep(CJSON     libcjson     libcjson-dev)
 
 # FTS5 must be compiled into the system SQLite: the indexer and the logs
 # store depend on it. Checked by running a tiny program at configure time.
