@@ -7,7 +7,7 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CUDA_FLAG := $(shell [ -x /usr/local/cuda/bin/nvcc ] && [ -n "$$KVASIR_CUDA" ] && echo -DKVASIR_CUDA=ON)
 
-.PHONY: all deps build run test sanitize bench fuzz cuda clean help
+.PHONY: all deps build run test sanitize bench fuzz cuda cuda-check clean help
 all: build
 
 help:
@@ -28,6 +28,14 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'slow|gpu'
 	$(MAKE) sanitize
+	@if [ -x /usr/local/cuda/bin/nvcc ]; then $(MAKE) cuda-check; fi
+
+# Compile the CUDA kernels once (nvcc present) and run the gpu tests, which
+# skip cleanly without a GPU.
+cuda-check:
+	cmake -S . -B $(BUILD)-cuda -DKVASIR_CUDA=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD)-cuda -j $(JOBS) --target kv_kernels_cuda test_cuda_probe
+	cd $(BUILD)-cuda && ctest --output-on-failure -L gpu
 
 sanitize: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DKVASIR_SANITIZE=ON $(CMAKE_FLAGS)
