@@ -21,7 +21,3 @@ int cmd_tokenize(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help")) { printf("usage: kvasir tokenize ... (not implemented yet)\n"); return 0; }
   return cli_not_implemented("tokenize");
 }
-int cmd_eval(int argc, char **argv) {
-  if (cli_has_flag(argc, argv, "--help")) { printf("usage: kvasir eval ... (not implemented yet)\n"); return 0; }
-  return cli_not_implemented("eval");
-}
