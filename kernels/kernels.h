@@ -38,6 +38,9 @@ size_t krn_row_bytes(int type, size_t n);
 
 /* Dequantize n elements (multiple of the block size) of one row to f32. */
 void krn_dequant_row(int type, const void *src, float *dst, size_t n);
+/* 1 if `type` can be the weight of krn_matmul (Q8_1 and Q8_K are only
+ * activation formats), else 0. */
+int krn_type_is_weight(int type);
 
 /* ---- Thread pool: fixed workers, fork/join over task indices. ---- */
 typedef struct krn_pool krn_pool;
@@ -48,6 +51,9 @@ int krn_pool_threads(const krn_pool *p);
 /* Run fn(ctx, i) for i in [0, n_tasks) across the pool (caller participates);
  * returns when all are done. p may be NULL (runs inline). */
 void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_tasks);
+/* The ISA level ("scalar", "avx2", "avx512") this pool's matmuls use: fixed
+ * at krn_pool_create from krn_isa_name(). p NULL: the process-wide level. */
+const char *krn_pool_isa(const krn_pool *p);
 
 /* ---- Matrix products. W is row-major [n_out][k] of `type` (a GGUF tensor
  * with ne0 = k), x is f32 [m][k], y is f32 [m][n_out]:  y = x · Wᵀ.
@@ -57,6 +63,10 @@ void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, co
                 float *y);
 /* Same, forced to the scalar reference path (tests compare SIMD against it). */
 void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y);
+/* Same, with the ISA capped at `isa` ("scalar", "avx2", "avx512"); for tests
+ * and benches that compare paths within one process. */
+void krn_matmul_isa(krn_pool *p, const char *isa, int type, const void *W, size_t n_out, size_t k, const float *x,
+                    size_t m, float *y);
 
 /* ---- Elementwise / small ops used by every architecture (f32). ---- */
 void krn_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps, float w_offset);
@@ -67,6 +77,7 @@ void krn_axpy_f32(float *y, float a, const float *x, size_t n);   /* y += a*x */
 float krn_f16_to_f32(uint16_t h);
 uint16_t krn_f32_to_f16(float f);
 float krn_bf16_to_f32(uint16_t h);
+uint16_t krn_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,166 @@
+/*
+ * matmul.c — y = x · Wᵀ for a GGUF weight matrix W [n_out][k] and f32
+ * activations x [m][k], split over the pool by output rows.
+ *
+ * Steps: (1) pick the kernels for (type, ISA): the pool's ISA, fixed when it
+ * was created, or the process-wide level when there is no pool; (2) quantize
+ * every activation row once into the pool's scratch in the type's activation
+ * format (Q8_0 / Q8_1 / Q8_K, as llama.cpp does), or use x as is for float
+ * weights; (3) each task takes a contiguous range of output rows; for m > 1
+ * it walks the rows in small tiles and, where the ISA has one, uses a
+ * multi-row kernel that loads each weight block once for up to 4 activation
+ * rows, so prompt processing reads W from memory about m/4 times less.
+ *
+ * Contract violations (k not a multiple of the block size, a type with no
+ * kernel, out of memory with no pool) fill y with NaN: loud, never UB.
+ */
+#include "kernels/cpu/krn_internal.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/krn_pool_internal.h"
+
+/* Level from krn_isa_name() (KVASIR_ISA honoured), read once per process:
+ * a write-once cache of a constant, like the CPU feature record. */
+int krn__isa_level(void) {
+  static _Atomic int cached = -1;
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
+    const char *n = krn_isa_name();
+    v = !strcmp(n, "avx512") ? KRN_ISA_AVX512 : !strcmp(n, "avx2") ? KRN_ISA_AVX2 : KRN_ISA_SCALAR;
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+static int isa_from_name(void) {
+  const char *n = krn_isa_name();
+  return !strcmp(n, "avx512") ? KRN_ISA_AVX512 : !strcmp(n, "avx2") ? KRN_ISA_AVX2 : KRN_ISA_SCALAR;
+}
+
+int krn__kernels(int type, int isa, krn_kernels *k) {
+  memset(k, 0, sizeof *k);
+  k->act_type = krn__act_type(type);
+  k->dot = krn__dot_scalar(type);
+  if (k->act_type < 0 || !k->dot) return -1;
+  k->quant = krn__quant_scalar(k->act_type);
+  if (isa >= KRN_ISA_AVX2) {
+    krn_vec_dot_fn d = krn__dot_avx2(type);
+    krn_quant_fn q = krn__quant_avx2(k->act_type);
+    if (d) k->dot = d;
+    if (q) k->quant = q;
+    k->dot_multi = krn__dot_multi_avx2(type);
+  }
+  if (isa >= KRN_ISA_AVX512) {
+    krn_vec_dot_fn d = krn__dot_avx512(type);
+    krn_vec_dot_multi_fn dm = krn__dot_multi_avx512(type);
+    if (d) k->dot = d;
+    if (dm) k->dot_multi = dm;
+  }
+  return 0;
+}
+
+int krn_type_is_weight(int type) { return krn__act_type(type) >= 0 && krn__dot_scalar(type) != NULL; }
+
+const char *krn_pool_isa(const krn_pool *p) {
+  int l = p ? p->isa : krn__isa_level();
+  return l == KRN_ISA_AVX512 ? "avx512" : l == KRN_ISA_AVX2 ? "avx2" : "scalar";
+}
+
+typedef struct {
+  krn_kernels kk;
+  const uint8_t *W;
+  size_t w_stride, n_out, k, m;
+  const uint8_t *act;
+  size_t a_stride;
+  float *y;
+  size_t rows_per_task;
+  /* activation quantization job */
+  const float *x;
+} mm_job;
+
+#define ROW_TILE 16
+
+static void mm_task(void *ctx, int t) {
+  const mm_job *j = ctx;
+  const size_t r0 = (size_t)t * j->rows_per_task;
+  size_t r1 = r0 + j->rows_per_task;
+  if (r1 > j->n_out) r1 = j->n_out;
+  if (j->m == 1) {
+    for (size_t r = r0; r < r1; r++) j->y[r] = j->kk.dot(j->k, j->W + r * j->w_stride, j->act);
+    return;
+  }
+  float out[4];
+  for (size_t rt = r0; rt < r1; rt += ROW_TILE) {
+    const size_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+    for (size_t c = 0; c < j->m; c += 4) {
+      const int nr = j->m - c < 4 ? (int)(j->m - c) : 4;
+      const uint8_t *a = j->act + c * j->a_stride;
+      for (size_t r = rt; r < re; r++) {
+        const uint8_t *w = j->W + r * j->w_stride;
+        if (j->kk.dot_multi && nr > 1) {
+          j->kk.dot_multi(j->k, w, a, j->a_stride, nr, out);
+          for (int i = 0; i < nr; i++) j->y[(c + i) * j->n_out + r] = out[i];
+        } else {
+          for (int i = 0; i < nr; i++) j->y[(c + i) * j->n_out + r] = j->kk.dot(j->k, w, a + i * j->a_stride);
+        }
+      }
+    }
+  }
+}
+
+static void quant_task(void *ctx, int i) {
+  const mm_job *j = ctx;
+  j->kk.quant(j->x + (size_t)i * j->k, (uint8_t *)j->act + (size_t)i * j->a_stride, j->k);
+}
+
+static void fill_nan(float *y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = NAN;
+}
+
+static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_out, size_t k, const float *x,
+                       size_t m, float *y) {
+  mm_job j = {.W = W, .n_out = n_out, .k = k, .m = m, .y = y, .x = x};
+  if (!n_out || !m) return;
+  j.w_stride = krn_row_bytes(type, k);
+  if (!j.w_stride || krn__kernels(type, isa, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
+  void *owned = NULL;
+  if (j.kk.act_type == KRN_F32) {
+    j.act = (const uint8_t *)x;
+    j.a_stride = k * sizeof(float);
+  } else {
+    j.a_stride = krn_row_bytes(j.kk.act_type, k);
+    if (!j.a_stride) { fill_nan(y, m * n_out); return; }
+    void *buf = p ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
+    if (!buf) { fill_nan(y, m * n_out); return; }
+    j.act = buf;
+    if (m > 1) krn_pool_run(p, quant_task, &j, (int)m);
+    else quant_task(&j, 0);
+  }
+  const int nt = krn_pool_threads(p);
+  size_t tasks = nt > 1 ? (size_t)nt * 4 : 1;
+  if (tasks > n_out) tasks = n_out;
+  j.rows_per_task = (n_out + tasks - 1) / tasks;
+  tasks = (n_out + j.rows_per_task - 1) / j.rows_per_task;
+  krn_pool_run(p, mm_task, &j, (int)tasks);
+  free(owned);
+}
+
+void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y) {
+  matmul_isa(p, p ? p->isa : krn__isa_level(), type, W, n_out, k, x, m, y);
+}
+
+void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y) {
+  matmul_isa(NULL, KRN_ISA_SCALAR, type, W, n_out, k, x, m, y);
+}
+
+void krn_matmul_isa(krn_pool *p, const char *isa, int type, const void *W, size_t n_out, size_t k, const float *x,
+                    size_t m, float *y) {
+  int l = isa_from_name();
+  if (isa && !strcmp(isa, "scalar")) l = KRN_ISA_SCALAR;
+  else if (isa && !strcmp(isa, "avx2") && l > KRN_ISA_AVX2) l = KRN_ISA_AVX2;
+  matmul_isa(p, l, type, W, n_out, k, x, m, y);
+}
