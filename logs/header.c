@@ -1,0 +1,357 @@
+/*
+ * header.c — learning a file's header layout from its first lines, with no
+ * per-system configuration, and splitting lines into header fields and
+ * content.
+ *
+ * A line is cut into columns: a timestamp span (which may cover several
+ * whitespace tokens: "Jun 14 15:16:01"), a bracket group ("[IPC Server
+ * handler 5]"), or a whitespace token. Each column gets a class: T time,
+ * N number, L level, D dash, C component ending in ':', B bracket group,
+ * H identifier-like (digits, dots, caps), W plain word. Over the sample the
+ * modal class of each column position and its share are computed; the
+ * header is the longest prefix of columns whose modal class is header-like
+ * and shared by >= 80% of lines, stopping after the first C column (the
+ * "component:" that ends most headers). Columns up to the last T/L/C of
+ * that prefix are the "core": a line must match them to have a header at
+ * all (other lines are continuations or stray). Trailing H/N/B/D columns
+ * are stripped only when the line's class matches.
+ *
+ * Invariant: parsing never reads outside [line, line+len) and never fails.
+ */
+#include "logs/logs.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HCOLS 12
+
+enum { C_NONE = 0, C_T, C_N, C_L, C_D, C_C, C_B, C_H, C_W, C_NCLASS };
+static const char CLS_CH[] = "?TNLDCBHW";
+
+struct log_fmt {
+  int ncols;       /* header columns */
+  int core;        /* columns that must match */
+  int cls[HCOLS];
+};
+
+typedef struct col {
+  size_t b, e;  /* byte range [b, e) */
+  int cls;
+} col;
+
+static int is_sp(char c) { return c == ' ' || c == '\t'; }
+
+static int classify(const char *s, size_t n) {
+  if (n == 0) return C_NONE;
+  if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
+  if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
+  if (s[0] == '[' || s[0] == '(' || s[0] == '<') {
+    char close = s[0] == '[' ? ']' : s[0] == '(' ? ')' : '>';
+    size_t e = n;
+    while (e > 1 && (s[e - 1] == ':' || s[e - 1] == ',')) e--;
+    if (s[e - 1] == close) return C_B;
+  }
+  size_t core = n;
+  while (core > 0 && (s[core - 1] == ',' || s[core - 1] == ';')) core--;
+  int alld = core > 0;
+  for (size_t i = 0; i < core; i++)
+    if (!isdigit((unsigned char)s[i])) alld = 0;
+  if (alld) return C_N;
+  if (n >= 2 && s[n - 1] == ':' && s[n - 2] != ':') return C_C;
+  int digit = 0, punct = 0, upper = 0, lower = 0, camel = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) digit = 1;
+    else if (isupper(c)) {
+      upper++;
+      if (i && islower((unsigned char)s[i - 1])) camel = 1;
+    } else if (islower(c)) lower++;
+    else if (c == '.' || c == '_' || c == '-' || c == '$' || c == '/' || c == '@') punct = 1;
+  }
+  if (digit || punct || camel || (upper >= 2 && lower == 0)) return C_H;
+  return C_W;
+}
+
+/* Cut the first HCOLS columns of a line. Returns the number of columns. */
+static int columns(const char *s, size_t n, col *cols, int year_hint) {
+  int k = 0;
+  size_t i = 0;
+  while (k < HCOLS) {
+    while (i < n && is_sp(s[i])) i++;
+    if (i >= n) break;
+    int64_t ms;
+    size_t off = (s[i] == '[') ? 1 : 0;
+    size_t t = log_ts_parse(s + i + off, n - i - off, year_hint, &ms);
+    size_t e;
+    int cls;
+    if (t >= 6) {
+      e = i + off + t;
+      while (e < n && !is_sp(s[e])) e++;
+      cls = C_T;
+    } else if (s[i] == '[') {
+      int depth = 0;
+      e = i;
+      while (e < n && e - i < 512) {
+        if (s[e] == '[') depth++;
+        else if (s[e] == ']' && --depth == 0) break;
+        e++;
+      }
+      if (e < n && s[e] == ']') {
+        e++;
+        while (e < n && !is_sp(s[e])) e++;
+        cls = log_level_word(s + i, e - i) ? C_L : C_B;
+      } else {
+        e = i;
+        while (e < n && !is_sp(s[e])) e++;
+        cls = classify(s + i, e - i);
+      }
+    } else {
+      e = i;
+      while (e < n && !is_sp(s[e])) e++;
+      cls = classify(s + i, e - i);
+    }
+    cols[k].b = i;
+    cols[k].e = e;
+    cols[k].cls = cls;
+    k++;
+    i = e;
+  }
+  return k;
+}
+
+static int header_like(int c) { return c != C_W && c != C_NONE; }
+
+int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err) {
+  log_fmt *f = calloc(1, sizeof *f);
+  if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
+  unsigned cnt[HCOLS][C_NCLASS];
+  unsigned have[HCOLS];
+  memset(cnt, 0, sizeof cnt);
+  memset(have, 0, sizeof have);
+  size_t used = 0;
+  for (size_t li = 0; li < n; li++) {
+    if (lens[li] == 0 || is_sp(lines[li][0])) continue; /* continuation lines say nothing */
+    col cols[HCOLS];
+    int k = columns(lines[li], lens[li], cols, 2000);
+    for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
+    used++;
+  }
+  int h = 0, core = 0;
+  for (int j = 0; j < HCOLS && used; j++) {
+    int best = 0;
+    for (int c = 1; c < C_NCLASS; c++)
+      if (cnt[j][c] > cnt[j][best]) best = c;
+    if (!header_like(best) || cnt[j][best] < 0.8 * (double)used) break;
+    f->cls[j] = best;
+    h = j + 1;
+    if (best == C_T || best == C_L || best == C_C) core = h;
+    if (best == C_C) break;
+  }
+  /* A header without any time, level or component column is not a header. */
+  if (core == 0) h = 0;
+  f->ncols = h;
+  f->core = core;
+  *out = f;
+  return 0;
+}
+
+void log_fmt_free(log_fmt *f) { free(f); }
+int log_fmt_columns(const log_fmt *f) { return f ? f->ncols : 0; }
+
+void log_fmt_describe(const log_fmt *f, char *buf, size_t n) {
+  if (!n) return;
+  size_t k = 0;
+  for (int j = 0; f && j < f->ncols && k + 2 < n; j++) {
+    buf[k++] = CLS_CH[f->cls[j]];
+    if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
+  }
+  buf[k] = 0;
+}
+
+/* Component "sshd(pam_unix)[19939]:" -> name "sshd(pam_unix)", pid 19939. */
+static void component(const char *s, size_t n, log_line *out) {
+  while (n && (s[n - 1] == ':' || s[n - 1] == ',')) n--;
+  if (n >= 3 && s[n - 1] == ']') {
+    size_t o = n - 1;
+    while (o > 0 && s[o - 1] != '[') o--;
+    if (o > 0) {
+      int64_t v = 0;
+      int ok = o < n - 1;
+      for (size_t i = o; i < n - 1; i++) {
+        if (!isdigit((unsigned char)s[i]) || v > (int64_t)1e15) ok = 0;
+        else v = v * 10 + (s[i] - '0');
+      }
+      if (ok) {
+        out->pid = v;
+        n = o - 1;
+      }
+    }
+  }
+  out->comp = s;
+  out->comp_len = n;
+}
+
+/* JSON-lines: pick ts/time/@timestamp, level/severity, msg/message. Only a
+ * shallow scan for string or number values of top-level-looking keys. */
+static int json_field(const char *s, size_t n, const char *const *keys, const char **v, size_t *vl) {
+  for (int k = 0; keys[k]; k++) {
+    size_t kl = strlen(keys[k]);
+    for (size_t i = 0; i + kl + 3 < n; i++) {
+      if (s[i] != '"' || memcmp(s + i + 1, keys[k], kl) || s[i + 1 + kl] != '"') continue;
+      size_t j = i + kl + 2;
+      while (j < n && (is_sp(s[j]) || s[j] == ':')) j++;
+      if (j >= n) break;
+      if (s[j] == '"') {
+        size_t e = j + 1;
+        while (e < n && s[e] != '"') e += (s[e] == '\\') ? 2 : 1;
+        if (e > n) e = n;
+        *v = s + j + 1;
+        *vl = e - j - 1;
+      } else {
+        size_t e = j;
+        while (e < n && s[e] != ',' && s[e] != '}') e++;
+        *v = s + j;
+        *vl = e - j;
+      }
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int parse_json(const char *s, size_t n, int year_hint, log_line *out) {
+  static const char *const TK[] = {"@timestamp", "timestamp", "time", "ts", "t", NULL};
+  static const char *const LK[] = {"level", "severity", "lvl", "loglevel", NULL};
+  static const char *const MK[] = {"message", "msg", "log", NULL};
+  static const char *const CK[] = {"logger", "component", "source", "name", NULL};
+  const char *v;
+  size_t vl;
+  if (!json_field(s, n, MK, &v, &vl)) return 0;
+  out->content = v;
+  out->content_len = vl;
+  out->has_header = 1;
+  const char *t;
+  size_t tl;
+  if (json_field(s, n, TK, &t, &tl)) {
+    int64_t ms;
+    size_t used = log_ts_parse(t, tl, year_hint, &ms);
+    if (used) {
+      /* epoch with fraction: 1700000000.123 */
+      if (used == 10 && tl > 11 && t[10] == '.') {
+        int64_t f = 0, k = 0;
+        for (size_t i = 11; i < tl && k < 3 && isdigit((unsigned char)t[i]); i++, k++) f = f * 10 + (t[i] - '0');
+        while (k++ < 3) f *= 10;
+        ms += f;
+      }
+      out->ts_ms = ms;
+    }
+  }
+  if (json_field(s, n, LK, &t, &tl)) out->level = log_level_word(t, tl);
+  if (json_field(s, n, CK, &t, &tl)) out->comp = t, out->comp_len = tl;
+  return 1;
+}
+
+void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
+  memset(out, 0, sizeof *out);
+  out->ts_ms = INT64_MIN;
+  out->pid = -1;
+  out->content = s;
+  out->content_len = n;
+  while (out->content_len && (s[out->content_len - 1] == '\r' || s[out->content_len - 1] == '\n'))
+    out->content_len--;
+  n = out->content_len;
+  if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, out)) return;
+  if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
+  col cols[HCOLS];
+  int k = columns(s, n, cols, year_hint);
+  if (k < f->core) return;
+  int j;
+  for (j = 0; j < f->core; j++) {
+    int want = f->cls[j], got = cols[j].cls;
+    if (got == want) continue;
+    /* A component with spaces ("Google Chrome Helper[123]:"): absorb up to
+     * three more columns until one ends in ':'. */
+    if (want == C_C) {
+      int m = j;
+      while (m + 1 < k && m < j + 3 && cols[m].cls != C_C) m++;
+      if (cols[m].cls == C_C) {
+        cols[j].e = cols[m].e;
+        k = j + 1;
+        break;
+      }
+    }
+    /* N and H both stand for ids/hosts; T and N for epoch-like stamps. */
+    if ((want == C_H && (got == C_N || got == C_W)) || (want == C_N && got == C_H)) continue;
+    return;
+  }
+  int end = j < f->core ? j + 1 : f->core;
+  if (end > k) end = k;
+  for (j = end; j < f->ncols && j < k; j++) {
+    if (cols[j].cls != f->cls[j]) break;
+    end = j + 1;
+  }
+  out->has_header = 1;
+  int saw_num = 0;
+  for (j = 0; j < end; j++) {
+    const char *b = s + cols[j].b;
+    size_t l = cols[j].e - cols[j].b;
+    switch (f->cls[j]) {
+    case C_T:
+      if (out->ts_ms == INT64_MIN) {
+        int64_t ms;
+        size_t off = b[0] == '[' ? 1 : 0;
+        if (log_ts_parse(b + off, n - cols[j].b - off, year_hint, &ms)) out->ts_ms = ms;
+      }
+      break;
+    case C_L:
+      if (!out->level) out->level = log_level_word(b, l);
+      break;
+    case C_C: component(b, l, out); break;
+    case C_B:
+      if (!out->thread) out->thread = b + 1, out->thread_len = l >= 2 ? l - 2 : 0;
+      break;
+    case C_N:
+      if (!saw_num && l < 16) {
+        int64_t v = 0;
+        for (size_t i = 0; i < l && isdigit((unsigned char)b[i]); i++) v = v * 10 + (b[i] - '0');
+        if (out->pid < 0) out->pid = v;
+        saw_num = 1;
+      }
+      break;
+    case C_H:
+      if (!out->comp && j + 1 < end && f->cls[j + 1] != C_T) out->comp = b, out->comp_len = l;
+      break;
+    default: break;
+    }
+  }
+  size_t c = cols[end - 1].e;
+  while (c < n && is_sp(s[c])) c++;
+  /* "- message" after a thread group (log4j/zookeeper style) */
+  if (c + 1 < n && s[c] == '-' && s[c + 1] == ' ' && f->cls[end - 1] != C_D) {
+    c += 2;
+    while (c < n && is_sp(s[c])) c++;
+  }
+  out->content = s + c;
+  out->content_len = n - c;
+}
+
+int log_is_continuation(const char *s, size_t n) {
+  if (n == 0) return 1;
+  if (is_sp(s[0])) return 1;
+  static const char *const P[] = {"at ", "Caused by", "Traceback", "...", "File \"", "During handling",
+                                  "Suppressed:", "}", ")", "]", NULL};
+  for (int k = 0; P[k]; k++) {
+    size_t l = strlen(P[k]);
+    if (n >= l && !memcmp(s, P[k], l)) return 1;
+  }
+  /* "java.lang.IllegalStateException: msg" / "ValueError: x" exception lines */
+  size_t i = 0;
+  int dots = 0;
+  while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '$')) dots += s[i++] == '.';
+  if (i > 3 && i < n && s[i] == ':' && (i + 1 == n || s[i + 1] == ' ')) {
+    if (dots >= 1 || (i > 5 && (!memcmp(s + i - 5, "Error", 5) || (i > 9 && !memcmp(s + i - 9, "Exception", 9)))))
+      return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,553 @@
+/*
+ * mine.c — online template mining.
+ *
+ * A message is cut into tokens at whitespace and at punctuation that glues
+ * a key to its value ("rhost=1.2.3.4" -> "rhost=", "1.2.3.4"; "(0x0)" ->
+ * "(", "0x0", ")"). Tokens that carry a digit, look like a path or URL, or
+ * are long hex are variables before clustering (typed: number, hex, IP,
+ * UUID, path, duration, id). The masked sequence is then clustered the Drain
+ * way: a bucket per (token count, first token), the most similar template
+ * of the bucket taken when similarity >= sim, and differing positions turned
+ * into variables. An exact-sequence cache skips the bucket scan for masked
+ * sequences already seen. log_miner_merge() later unites templates that
+ * differ only where one has a variable, or whose variable runs differ only
+ * in length; ids stay valid and map through a union-find.
+ *
+ * Invariants: template ids are 1-based and never reused; every token id is
+ * an index into the intern table; no message byte is read past len.
+ */
+#include "logs/logs.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VAR 0u /* token id of a variable */
+
+typedef struct tok {
+  uint32_t off, len;
+  uint8_t space; /* whitespace before it */
+  uint8_t type;  /* LOG_P_* or NONE */
+} tok;
+
+typedef struct tpl {
+  uint32_t n;
+  uint32_t *ids;  /* token ids, VAR for variables */
+  uint8_t *space;
+  uint32_t parent; /* union-find; == own id when a root */
+  uint32_t next;   /* next template in the same bucket */
+  uint64_t size;
+} tpl;
+
+typedef struct hslot {
+  uint64_t h;
+  uint32_t v;
+} hslot;
+
+struct log_miner {
+  double sim;
+  int max_tokens;
+  /* interned strings */
+  char **str;
+  uint32_t *slen;
+  uint32_t nstr, capstr;
+  hslot *shash;
+  uint32_t shcap;
+  /* templates, index 0 unused */
+  tpl *t;
+  uint32_t nt, capt;
+  /* buckets: key hash -> first template */
+  hslot *bucket;
+  uint32_t bcap, bn;
+  /* exact masked sequence -> template */
+  hslot *cache;
+  uint32_t ccap, cn;
+  /* scratch */
+  tok *toks;
+  uint32_t *ids;
+  uint32_t captok;
+  char *text;
+  size_t captext;
+};
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* ---- hash maps (open addressing, key 0 reserved -> stored as 1) -------- */
+
+static int map_grow(hslot **tab, uint32_t *cap) {
+  uint32_t nc = *cap ? *cap * 2 : 1024;
+  hslot *nt = calloc(nc, sizeof *nt);
+  if (!nt) return -1;
+  for (uint32_t i = 0; i < *cap; i++) {
+    if (!(*tab)[i].h) continue;
+    uint32_t j = (uint32_t)(*tab)[i].h & (nc - 1);
+    while (nt[j].h) j = (j + 1) & (nc - 1);
+    nt[j] = (*tab)[i];
+  }
+  free(*tab);
+  *tab = nt;
+  *cap = nc;
+  return 0;
+}
+
+/* ---- interning ----------------------------------------------------------- */
+
+static int intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
+  uint64_t h = fnv(s, n, 1469598103934665603ULL) | 1;
+  if (m->shcap == 0 || (m->nstr + 1) * 2 > m->shcap)
+    if (map_grow(&m->shash, &m->shcap)) return KV_ENOMEM;
+  uint32_t j = (uint32_t)h & (m->shcap - 1);
+  while (m->shash[j].h) {
+    if (m->shash[j].h == h) {
+      uint32_t v = m->shash[j].v;
+      if (m->slen[v] == n && !memcmp(m->str[v], s, n)) {
+        *id = v;
+        return 0;
+      }
+    }
+    j = (j + 1) & (m->shcap - 1);
+  }
+  if (m->nstr == m->capstr) {
+    uint32_t nc = m->capstr ? m->capstr * 2 : 1024;
+    char **ns = realloc(m->str, nc * sizeof *ns);
+    if (!ns) return KV_ENOMEM;
+    m->str = ns;
+    uint32_t *nl = realloc(m->slen, nc * sizeof *nl);
+    if (!nl) return KV_ENOMEM;
+    m->slen = nl;
+    m->capstr = nc;
+  }
+  char *c = malloc(n + 1);
+  if (!c) return KV_ENOMEM;
+  memcpy(c, s, n);
+  c[n] = 0;
+  m->str[m->nstr] = c;
+  m->slen[m->nstr] = n;
+  m->shash[j].h = h;
+  m->shash[j].v = m->nstr;
+  *id = m->nstr++;
+  return 0;
+}
+
+int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
+  log_miner *m = calloc(1, sizeof *m);
+  if (!m) return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
+  m->sim = o && o->sim > 0 ? o->sim : 0.5;
+  m->max_tokens = o && o->max_tokens > 0 ? o->max_tokens : 256;
+  uint32_t dummy;
+  m->t = calloc(1, sizeof *m->t);
+  m->capt = 1;
+  m->nt = 1;
+  if (!m->t || intern(m, "<*>", 3, &dummy)) { /* id 0 == VAR */
+    log_miner_free(m);
+    return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
+  }
+  *out = m;
+  return 0;
+}
+
+void log_miner_free(log_miner *m) {
+  if (!m) return;
+  for (uint32_t i = 0; i < m->nstr; i++) free(m->str[i]);
+  free(m->str);
+  free(m->slen);
+  free(m->shash);
+  for (uint32_t i = 1; i < m->nt; i++) free(m->t[i].ids), free(m->t[i].space);
+  free(m->t);
+  free(m->bucket);
+  free(m->cache);
+  free(m->toks);
+  free(m->ids);
+  free(m->text);
+  free(m);
+}
+
+/* ---- tokenizing and typing ---------------------------------------------- */
+
+static int is_split(char c) {
+  return c == ',' || c == ';' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' ||
+         c == '"' || c == '\'' || c == '<' || c == '>' || c == '|';
+}
+
+static int is_hexword(const char *s, size_t n) {
+  if (n >= 3 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    for (size_t i = 2; i < n; i++)
+      if (!isxdigit((unsigned char)s[i])) return 0;
+    return 1;
+  }
+  if (n < 8) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isxdigit((unsigned char)s[i]) && s[i] != '-') return 0;
+  return 1;
+}
+
+static int type_of(const char *s, size_t n) {
+  int digit = 0, alpha = 0, dots = 0, colons = 0, dashes = 0, slashes = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) digit++;
+    else if (isalpha(c)) alpha++;
+    else if (c == '.') dots++;
+    else if (c == ':') colons++;
+    else if (c == '-') dashes++;
+    else if (c == '/' || c == '\\') slashes++;
+  }
+  if (n >= 2 && (s[0] == '/' || s[0] == '~' || (n > 3 && isalpha((unsigned char)s[0]) && s[1] == ':' && s[2] == '\\')) &&
+      slashes >= 2)
+    return LOG_P_PATH;
+  if (n > 3) {
+    for (size_t i = 0; i + 3 <= n; i++)
+      if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/') return LOG_P_PATH;
+  }
+  if (!digit) {
+    if (is_hexword(s, n) && alpha >= 8) return LOG_P_HEX;
+    return LOG_P_NONE;
+  }
+  if (n == 36 && dashes == 4 && s[8] == '-' && s[13] == '-') return LOG_P_UUID;
+  if (dots == 3 && !alpha && !slashes) return LOG_P_IP;
+  if (is_hexword(s, n)) return alpha ? LOG_P_HEX : (dashes ? LOG_P_ID : LOG_P_NUM);
+  size_t i = 0;
+  if (s[0] == '-' || s[0] == '+') i = 1;
+  while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '.' || s[i] == ',')) i++;
+  if (i == n) return LOG_P_NUM;
+  static const char *const U[] = {"ms", "s", "us", "ns", "sec", "secs", "m", "min", "h", "KB", "MB", "GB", "kB",
+                                  "B", "%", NULL};
+  for (int k = 0; U[k]; k++)
+    if (strlen(U[k]) == n - i && !memcmp(s + i, U[k], n - i)) return LOG_P_DURATION;
+  (void)colons;
+  return LOG_P_ID;
+}
+
+/* Cut content into tokens; returns the count (<= max). */
+static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
+  uint32_t k = 0;
+  size_t i = 0;
+  while (i < n && k < max) {
+    int sp = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++, sp = 1;
+    if (i >= n) break;
+    size_t e = i;
+    while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
+    /* a path or URL stays whole */
+    int whole = type_of(s + i, e - i) == LOG_P_PATH;
+    size_t p = i;
+    while (p < e && k < max) {
+      size_t q = p;
+      if (whole) q = e;
+      else if (is_split(s[p])) q = p + 1;
+      else {
+        while (q < e && !is_split(s[q])) {
+          if (s[q] == '=') {
+            q++;
+            break;
+          }
+          if (s[q] == ':' && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
+              !(q + 2 < e && s[q + 1] == '/' && s[q + 2] == '/')) {
+            q++;
+            break;
+          }
+          q++;
+        }
+      }
+      t[k].off = (uint32_t)p;
+      t[k].len = (uint32_t)(q - p);
+      t[k].space = (uint8_t)(p == i ? sp : 0);
+      t[k].type = (uint8_t)(is_split(s[p]) && q == p + 1 ? LOG_P_NONE : type_of(s + p, q - p));
+      k++;
+      p = q;
+    }
+    i = e;
+  }
+  return k;
+}
+
+/* ---- clustering ---------------------------------------------------------- */
+
+static uint32_t find(const log_miner *m, uint32_t id) {
+  while (m->t[id].parent != id) id = m->t[id].parent;
+  return id;
+}
+
+uint32_t log_miner_resolve(const log_miner *m, uint32_t id) {
+  if (!m || id == 0 || id >= m->nt) return 0;
+  return find(m, id);
+}
+
+static uint64_t bucket_key(uint32_t n, uint32_t first) { return (((uint64_t)n << 32) ^ first ^ 0x9e3779b97f4a7c15ULL) | 1; }
+
+static hslot *map_find(hslot *tab, uint32_t cap, uint64_t h) {
+  if (!cap) return NULL;
+  uint32_t j = (uint32_t)h & (cap - 1);
+  while (tab[j].h) {
+    if (tab[j].h == h) return &tab[j];
+    j = (j + 1) & (cap - 1);
+  }
+  return &tab[j];
+}
+
+static int map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v) {
+  if ((*cnt + 1) * 2 > *cap && map_grow(tab, cap)) return KV_ENOMEM;
+  hslot *s = map_find(*tab, *cap, h);
+  if (!s->h) (*cnt)++;
+  s->h = h;
+  s->v = v;
+  return 0;
+}
+
+static int new_template(log_miner *m, const uint32_t *ids, const tok *t, uint32_t n, uint32_t *out) {
+  if (m->nt == m->capt) {
+    uint32_t nc = m->capt * 2;
+    tpl *nt = realloc(m->t, nc * sizeof *nt);
+    if (!nt) return KV_ENOMEM;
+    m->t = nt;
+    m->capt = nc;
+  }
+  tpl *p = &m->t[m->nt];
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  p->ids = malloc((n ? n : 1) * sizeof *p->ids);
+  p->space = malloc(n ? n : 1);
+  if (!p->ids || !p->space) {
+    free(p->ids);
+    free(p->space);
+    return KV_ENOMEM;
+  }
+  memcpy(p->ids, ids, n * sizeof *ids);
+  for (uint32_t i = 0; i < n; i++) p->space[i] = t[i].space;
+  p->parent = m->nt;
+  *out = m->nt++;
+  return 0;
+}
+
+int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_param *params, int max_params,
+                  int *nparams, kv_err *err) {
+  if (nparams) *nparams = 0;
+  uint32_t cap = (uint32_t)m->max_tokens;
+  if (m->captok < cap) {
+    tok *nt = realloc(m->toks, cap * sizeof *nt);
+    if (!nt) return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
+    m->toks = nt;
+    uint32_t *ni = realloc(m->ids, cap * sizeof *ni);
+    if (!ni) return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
+    m->ids = ni;
+    m->captok = cap;
+  }
+  uint32_t k = tokenize(s, n, m->toks, cap);
+  uint64_t h = 1469598103934665603ULL;
+  for (uint32_t i = 0; i < k; i++) {
+    if (m->toks[i].type != LOG_P_NONE) m->ids[i] = VAR;
+    else if (intern(m, s + m->toks[i].off, m->toks[i].len, &m->ids[i]))
+      return kv_err_set(err, KV_ENOMEM, "logs: out of memory interning tokens");
+    h = fnv(&m->ids[i], sizeof m->ids[i], h);
+  }
+  h = fnv(&k, sizeof k, h) | 1;
+  uint32_t id = 0;
+  hslot *c = map_find(m->cache, m->ccap, h);
+  if (c && c->h) id = find(m, c->v);
+  if (!id) {
+    uint64_t bk = bucket_key(k, k ? m->ids[0] : 0);
+    hslot *b = map_find(m->bucket, m->bcap, bk);
+    uint32_t best = 0;
+    double bsim = -1;
+    int bvars = -1;
+    for (uint32_t ti = b && b->h ? b->v : 0; ti; ti = m->t[ti].next) {
+      if (m->t[ti].parent != ti) continue;
+      const tpl *p = &m->t[ti];
+      int eq = 0, vars = 0;
+      for (uint32_t i = 0; i < k; i++) {
+        if (p->ids[i] == VAR) vars++;
+        else if (p->ids[i] == m->ids[i]) eq++;
+      }
+      double sim = k ? (double)(eq + (m->ids[0] == VAR ? 0 : 0)) / k : 1.0;
+      if (sim > bsim || (sim == bsim && vars > bvars)) bsim = sim, bvars = vars, best = ti;
+    }
+    if (best && (bsim >= m->sim || k == 0 || (bsim + (double)bvars / k >= 0.999))) {
+      tpl *p = &m->t[best];
+      for (uint32_t i = 0; i < k; i++)
+        if (p->ids[i] != m->ids[i]) p->ids[i] = VAR;
+      id = best;
+    } else {
+      if (new_template(m, m->ids, m->toks, k, &id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      hslot *b2 = map_find(m->bucket, m->bcap, bk);
+      m->t[id].next = b2 && b2->h ? b2->v : 0;
+      if (map_put(&m->bucket, &m->bcap, &m->bn, bk, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    }
+    if (map_put(&m->cache, &m->ccap, &m->cn, h, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  }
+  m->t[id].size++;
+  *out = id;
+  if (params && max_params > 0) {
+    const tpl *p = &m->t[id];
+    int np = 0;
+    for (uint32_t i = 0; i < k && i < p->n && np < max_params; i++) {
+      if (p->ids[i] != VAR) continue;
+      params[np].pos = (int)i;
+      params[np].type = m->toks[i].type ? m->toks[i].type : LOG_P_WORD;
+      params[np].val = s + m->toks[i].off;
+      params[np].len = m->toks[i].len;
+      np++;
+    }
+    if (nparams) *nparams = np;
+  }
+  return 0;
+}
+
+/* ---- merging ------------------------------------------------------------- */
+
+static void unite(log_miner *m, uint32_t a, uint32_t b) {
+  a = find(m, a), b = find(m, b);
+  if (a == b) return;
+  if (b < a) {
+    uint32_t x = a;
+    a = b, b = x;
+  }
+  tpl *pa = &m->t[a], *pb = &m->t[b];
+  if (pa->n == pb->n)
+    for (uint32_t i = 0; i < pa->n; i++)
+      if (pa->ids[i] != pb->ids[i]) pa->ids[i] = VAR;
+  pb->parent = a;
+  pa->size += pb->size;
+  pb->size = 0;
+}
+
+/* Signature with variable runs collapsed to one VAR. */
+static uint64_t collapsed(const tpl *p) {
+  uint64_t h = 1469598103934665603ULL;
+  uint32_t prev = 1;
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (p->ids[i] == VAR && prev == VAR) continue;
+    h = fnv(&p->ids[i], sizeof p->ids[i], h);
+    prev = p->ids[i];
+  }
+  return h | 1;
+}
+
+void log_miner_merge(log_miner *m) {
+  /* 1. same length, compatible everywhere (equal or one side a variable) */
+  for (uint32_t a = 1; a < m->nt; a++) {
+    if (find(m, a) != a) continue;
+    for (uint32_t b = a + 1; b < m->nt; b++) {
+      if (find(m, b) != b || m->t[b].n != m->t[a].n) continue;
+      const tpl *pa = &m->t[a], *pb = &m->t[b];
+      int ok = 1, consts = 0;
+      for (uint32_t i = 0; i < pa->n && ok; i++) {
+        if (pa->ids[i] == VAR || pb->ids[i] == VAR) continue;
+        if (pa->ids[i] != pb->ids[i]) ok = 0;
+        else consts++;
+      }
+      if (ok && consts > 0) unite(m, a, b);
+    }
+  }
+  /* 2. variable runs that differ only in length */
+  hslot *tab = NULL;
+  uint32_t cap = 0, cnt = 0;
+  for (uint32_t a = 1; a < m->nt; a++) {
+    if (find(m, a) != a) continue;
+    uint64_t h = collapsed(&m->t[a]);
+    hslot *s = map_find(tab, cap, h);
+    if (s && s->h) unite(m, s->v, a);
+    else if (map_put(&tab, &cap, &cnt, h, a)) break;
+  }
+  free(tab);
+}
+
+uint32_t log_miner_count(const log_miner *m) { return m ? m->nt - 1 : 0; }
+uint64_t log_miner_size(const log_miner *m, uint32_t id) {
+  return m && id && id < m->nt ? m->t[find(m, id)].size : 0;
+}
+
+const char *log_miner_template(const log_miner *cm, uint32_t id) {
+  log_miner *m = (log_miner *)cm;
+  if (!m || id == 0 || id >= m->nt) return "";
+  const tpl *p = &m->t[find(m, id)];
+  size_t need = 1;
+  for (uint32_t i = 0; i < p->n; i++) need += m->slen[p->ids[i]] + 1;
+  if (need > m->captext) {
+    char *nt = realloc(m->text, need);
+    if (!nt) return "";
+    m->text = nt;
+    m->captext = need;
+  }
+  size_t k = 0;
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (p->space[i] && k) m->text[k++] = ' ';
+    /* adjacent variables glued together read as one <*> */
+    if (p->ids[i] == VAR && k >= 3 && !memcmp(m->text + k - 3, "<*>", 3) && !p->space[i]) continue;
+    memcpy(m->text + k, m->str[p->ids[i]], m->slen[p->ids[i]]);
+    k += m->slen[p->ids[i]];
+  }
+  m->text[k] = 0;
+  return m->text;
+}
+
+const char *log_ptype_name(int t) {
+  static const char *N[] = {"", "num", "hex", "ip", "uuid", "path", "duration", "id", "word"};
+  return t >= 0 && t <= LOG_P_WORD ? N[t] : "";
+}
+
+int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **idsout, size_t *nout, kv_err *err) {
+  size_t cap = 1024, n = 0;
+  const char **lines = malloc(cap * sizeof *lines);
+  size_t *lens = malloc(cap * sizeof *lens);
+  if (!lines || !lens) goto oom;
+  for (size_t i = 0; i < len;) {
+    size_t e = i;
+    while (e < len && buf[e] != '\n') e++;
+    if (n == cap) {
+      cap *= 2;
+      const char **nl = realloc(lines, cap * sizeof *nl);
+      if (!nl) goto oom;
+      lines = nl;
+      size_t *nn = realloc(lens, cap * sizeof *nn);
+      if (!nn) goto oom;
+      lens = nn;
+    }
+    lines[n] = buf + i;
+    lens[n] = e - i;
+    n++;
+    i = e + 1;
+  }
+  log_fmt *f = NULL;
+  int rc = log_fmt_learn(&f, lines, lens, n < 2000 ? n : 2000, err);
+  if (rc) goto fail;
+  log_miner *m = NULL;
+  if ((rc = log_miner_new(&m, NULL, err))) {
+    log_fmt_free(f);
+    goto fail;
+  }
+  uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  if (!ids) {
+    log_fmt_free(f);
+    log_miner_free(m);
+    goto oom;
+  }
+  for (size_t i = 0; i < n; i++) {
+    log_line ln;
+    log_line_parse(f, lines[i], lens[i], 2000, &ln);
+    if ((rc = log_miner_add(m, ln.content, ln.content_len, &ids[i], NULL, 0, NULL, err))) {
+      free(ids);
+      log_fmt_free(f);
+      log_miner_free(m);
+      goto fail;
+    }
+  }
+  log_miner_merge(m);
+  for (size_t i = 0; i < n; i++) ids[i] = log_miner_resolve(m, ids[i]);
+  log_fmt_free(f);
+  free(lines);
+  free(lens);
+  *mout = m;
+  *idsout = ids;
+  *nout = n;
+  return 0;
+oom:
+  rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory splitting lines");
+fail:
+  free(lines);
+  free(lens);
+  return rc;
+}
