@@ -1,0 +1,90 @@
+/*
+ * internal.h — structures shared by the policy module's files and nowhere
+ * else (the public header keeps them opaque). A pol_policy owns every
+ * string it points to; it is built whole by config.c and never mutated
+ * afterwards except by pol_policy_reload, which swaps a complete new one in.
+ */
+#ifndef KVASIR_POLICY_INTERNAL_H
+#define KVASIR_POLICY_INTERNAL_H
+
+#include "policy/policy.h"
+
+/* ---- a YAML document as a small tree (yaml.c) ---- */
+typedef enum { PY_SCALAR, PY_SEQ, PY_MAP } py_type;
+typedef struct py_node py_node;
+struct py_node {
+  py_type type;
+  int line, col;         /* 1-based, of the node's start */
+  char *value;           /* scalar text (NUL-terminated) */
+  int plain;             /* scalar was unquoted */
+  py_node **items;       /* seq items, or map keys/values interleaved */
+  size_t n;              /* items (seq) or 2*pairs (map) */
+};
+/* Parse one document; NULL root for an empty document. Errors name
+ * file:line:column. Aliases are rejected; depth and size are bounded. */
+int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_err *err);
+void py_free(py_node *n);
+const py_node *py_get(const py_node *map, const char *key);
+
+/* ---- the loaded configuration ---- */
+typedef struct pol_tier {
+  char name[64];
+  pol_tier_kind kind;
+  char *model;               /* may be NULL */
+  uint64_t context;          /* tokens the local tier handles well (0 = unknown) */
+  char *base_url;            /* hosted: ".../v1" */
+  char *api_key_env;         /* hosted: env var holding the key */
+  char *api_key_file;        /* hosted: 0600 file holding the key */
+  unsigned timeout_ms, connect_timeout_ms, retries, backoff_ms;
+  double price_in, price_out; /* per million tokens */
+  char fallback[64];         /* local tier on failure / offline */
+  int line, col;
+} pol_tier;
+
+enum { POL_MC_NONE = 0, POL_MC_TOKENS, POL_MC_LOCAL, POL_MC_CALIBRATED };
+
+typedef struct pol_strs { char **v; size_t n; } pol_strs;
+
+typedef struct pol_rule {
+  char name[64];
+  int line, col;
+  unsigned kinds;    /* bit per pol_kind; 0 = any */
+  unsigned depths;   /* bit per pol_depth; 0 = any */
+  pol_strs paths, languages, labels;
+  int max_context_mode;
+  uint64_t max_context;
+  double min_accuracy;
+  int has_confidence;
+  double confidence_below;
+  char tier[64];
+} pol_rule;
+
+typedef struct pol_label_paths { char label[64]; pol_strs globs; } pol_label_paths;
+
+struct pol_policy {
+  char config_path[4096];
+  char policy_path[4096];
+  char project[4096];
+  int from_files;
+  pol_tier *tiers;
+  size_t n_tiers;
+  pol_rule *rules;
+  size_t n_rules;
+  char default_tier[64];
+  pol_strs never_send;
+  pol_label_paths *label_paths;
+  size_t n_label_paths;
+  int offline;
+  uint64_t budget_requests, budget_tokens; /* per day; 0 = unlimited */
+  double budget_cost;
+};
+
+const pol_tier *pol_tier_find(const pol_policy *p, const char *name);
+void pol_policy_clear(pol_policy *p);
+char *pol_strdup(const char *s);
+const char *pol_language_of(const char *path);
+uint64_t pol_estimate_tokens(const pol_request *req);
+void pol_sha256_hex(const void *data, size_t len, char hex[65]);
+int pol_key_load(const pol_tier *t, char *key, size_t n, kv_err *err);
+
+#endif

@@ -1,2 +1,0 @@
-#include "policy/policy.h"
-const char *pol_version(void) { return "0.1.0"; }

@@ -1,0 +1,259 @@
+/*
+ * redact.c — what may leave the machine. pol_redact replaces secrets with
+ * "[REDACTED:<kind>]" in one left-to-right pass (no regex engine, linear in
+ * the input): private key blocks, AWS / GCP / GitHub / Slack / OpenAI-style
+ * tokens, passwords in URLs, JWTs, and long high-entropy strings (Shannon
+ * entropy over the token's own characters at or above ENTROPY_BITS, with
+ * letters and digits mixed — so git SHAs, which are hex and top out at 4
+ * bits per character, and long identifiers survive). pol_payload_prepare
+ * drops never_send files first, redacts the whole prompt, then builds the
+ * exact JSON body that pol_hosted_send will POST and audit.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "policy/internal.h"
+
+#define ENTROPY_MIN_LEN 24
+#define ENTROPY_BITS 4.3
+
+static const char *const RED_NAMES[POL_RED__COUNT] = {"private_key", "aws", "gcp", "github", "slack",
+                                                      "openai", "url_password", "jwt", "high_entropy"};
+const char *pol_redaction_name(pol_redaction_kind k) { return (unsigned)k < POL_RED__COUNT ? RED_NAMES[k] : "?"; }
+
+typedef struct buf { char *p; size_t n, cap; int oom; } buf;
+
+static void put(buf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) { b->oom = 1; return; }
+    b->p = np, b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void mark(buf *b, pol_redactions *c, pol_redaction_kind k) {
+  puts_(b, "[REDACTED:");
+  puts_(b, RED_NAMES[k]);
+  puts_(b, "]");
+  c->counts[k]++, c->total++;
+}
+
+static int tokch(int c) { return isalnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '='; }
+static int b64url(int c) { return isalnum(c) || c == '_' || c == '-'; }
+
+static int starts(const char *s, size_t n, const char *pre) {
+  size_t l = strlen(pre);
+  return n >= l && !memcmp(s, pre, l);
+}
+
+static size_t span(const char *s, size_t n, int (*ok)(int)) {
+  size_t i = 0;
+  while (i < n && ok((unsigned char)s[i])) i++;
+  return i;
+}
+
+static int upalnum(int c) { return isupper(c) || isdigit(c); }
+
+/* Shannon entropy in bits per character of s[0..n). */
+double pol_entropy(const char *s, size_t n);
+double pol_entropy(const char *s, size_t n) {
+  unsigned cnt[256] = {0};
+  for (size_t i = 0; i < n; i++) cnt[(unsigned char)s[i]]++;
+  double h = 0;
+  for (int i = 0; i < 256; i++)
+    if (cnt[i]) {
+      double p = (double)cnt[i] / (double)n;
+      h -= p * log2(p);
+    }
+  return h;
+}
+
+/* A token starting at s (a word boundary): which kind of secret, and how
+ * long. 0 = not a secret. */
+static size_t token_secret(const char *s, size_t n, pol_redaction_kind *kind) {
+  static const char *const AWS[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
+  static const char *const GH[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
+  for (size_t i = 0; i < sizeof AWS / sizeof *AWS; i++)
+    if (starts(s, n, AWS[i]) && span(s + 4, n - 4, upalnum) >= 16) return *kind = POL_RED_AWS, 4 + span(s + 4, n - 4, upalnum);
+  if (starts(s, n, "AIza") && span(s + 4, n - 4, b64url) >= 30) return *kind = POL_RED_GCP, 4 + span(s + 4, n - 4, b64url);
+  if (starts(s, n, "ya29.") && span(s + 5, n - 5, b64url) >= 20) return *kind = POL_RED_GCP, 5 + span(s + 5, n - 5, b64url);
+  for (size_t i = 0; i < sizeof GH / sizeof *GH; i++)
+    if (starts(s, n, GH[i]) && span(s + 4, n - 4, b64url) >= 30) return *kind = POL_RED_GITHUB, 4 + span(s + 4, n - 4, b64url);
+  if (starts(s, n, "github_pat_") && span(s + 11, n - 11, b64url) >= 30)
+    return *kind = POL_RED_GITHUB, 11 + span(s + 11, n - 11, b64url);
+  if (n > 5 && starts(s, n, "xox") && strchr("baprs", s[3]) && s[4] == '-' && span(s + 5, n - 5, b64url) >= 10)
+    return *kind = POL_RED_SLACK, 5 + span(s + 5, n - 5, b64url);
+  if (starts(s, n, "sk-") && span(s + 3, n - 3, b64url) >= 20) return *kind = POL_RED_OPENAI, 3 + span(s + 3, n - 3, b64url);
+  /* JWT: three base64url parts, the first a JSON header ("eyJ" = '{"'). */
+  if (starts(s, n, "eyJ")) {
+    size_t a = span(s, n, b64url);
+    if (a >= 10 && a < n && s[a] == '.') {
+      size_t b = span(s + a + 1, n - a - 1, b64url);
+      if (b >= 4 && a + 1 + b < n && s[a + 1 + b] == '.') {
+        size_t c = span(s + a + 2 + b, n - a - 2 - b, b64url);
+        if (c >= 4) return *kind = POL_RED_JWT, a + 2 + b + c;
+      }
+    }
+  }
+  size_t run = span(s, n, tokch);
+  if (run >= ENTROPY_MIN_LEN) {
+    int alpha = 0, digit = 0;
+    for (size_t i = 0; i < run; i++) alpha |= isalpha((unsigned char)s[i]) != 0, digit |= isdigit((unsigned char)s[i]) != 0;
+    if (alpha && digit && pol_entropy(s, run) >= ENTROPY_BITS) return *kind = POL_RED_ENTROPY, run;
+  }
+  return 0;
+}
+
+int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err) {
+  pol_redactions local = {{0}, 0};
+  pol_redactions *c = counts ? counts : &local;
+  buf b = {0};
+  put(&b, "", 0);
+  size_t i = 0;
+  while (i < len && !b.oom) {
+    const char *s = text + i;
+    size_t n = len - i;
+    if (starts(s, n, "-----BEGIN ")) {
+      const char *eol = memchr(s, '\n', n);
+      size_t hl = eol ? (size_t)(eol - s) : n;
+      const char *pk = NULL;
+      for (size_t k = 0; k + 11 <= hl && !pk; k++)
+        if (!memcmp(s + k, "PRIVATE KEY", 11)) pk = s + k;
+      if (pk) {
+        size_t e = n;
+        for (size_t k = hl; k + 9 <= n; k++)
+          if (!memcmp(s + k, "-----END ", 9)) {
+            const char *tail = s + k + 9;
+            size_t rest = n - k - 9;
+            const char *close = NULL;
+            for (size_t q = 0; q + 5 <= rest && !close; q++)
+              if (!memcmp(tail + q, "-----", 5)) close = tail + q + 5;
+            e = close ? (size_t)(close - s) : n;
+            break;
+          }
+        mark(&b, c, POL_RED_PRIVATE_KEY);
+        i += e;
+        continue;
+      }
+    }
+    if (starts(s, n, "://")) {
+      size_t j = 3, colon = 0;
+      while (j < n && !strchr("@/ \t\r\n\"'<>`", s[j])) {
+        if (s[j] == ':' && !colon) colon = j;
+        j++;
+      }
+      if (j < n && s[j] == '@' && colon && colon + 1 < j) {
+        put(&b, s, colon + 1);
+        mark(&b, c, POL_RED_URL_PASSWORD);
+        i += j;
+        continue;
+      }
+    }
+    if (starts(s, n, "hooks.slack.com/services/")) {
+      size_t j = 25 + span(s + 25, n - 25, tokch);
+      if (j > 35) {
+        mark(&b, c, POL_RED_SLACK);
+        i += j;
+        continue;
+      }
+    }
+    if (i == 0 || !tokch((unsigned char)text[i - 1])) {
+      pol_redaction_kind k;
+      size_t l = token_secret(s, n, &k);
+      if (l) {
+        mark(&b, c, k);
+        i += l;
+        continue;
+      }
+      size_t run = span(s, n, tokch);
+      if (run > 1) { /* not a secret: copy the whole token so suffixes are not re-scanned as words */
+        put(&b, s, run);
+        i += run;
+        continue;
+      }
+    }
+    put(&b, s, 1);
+    i++;
+  }
+  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "redact: out of memory"); }
+  *out = b.p;
+  if (out_len) *out_len = b.n;
+  return 0;
+}
+
+void pol_payload_free(pol_payload *pl) {
+  if (!pl) return;
+  free(pl->body), free(pl->prompt);
+  for (size_t i = 0; i < pl->n_stripped; i++) free(pl->stripped[i]);
+  free(pl->stripped);
+  free(pl);
+}
+
+static const char SYSTEM_PROMPT[] =
+    "You are kvasir, a coding assistant. Answer from the context given; say when it is not enough.";
+
+int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
+                        pol_payload **out, kv_err *err) {
+  *out = NULL;
+  pol_payload *pl = calloc(1, sizeof *pl);
+  if (!pl) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  buf raw = {0};
+  put(&raw, "", 0);
+  if (req->question) puts_(&raw, req->question);
+  for (size_t i = 0; i < req->n_files; i++) {
+    const pol_file *f = &req->files[i];
+    const char *path = f->path ? f->path : "";
+    if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path)) {
+      char **ns = realloc(pl->stripped, (pl->n_stripped + 1) * sizeof *ns);
+      if (!ns || !(ns[pl->n_stripped] = pol_strdup(path))) {
+        if (ns) pl->stripped = ns;
+        raw.oom = 1;
+        break;
+      }
+      pl->stripped = ns, pl->n_stripped++;
+      continue;
+    }
+    puts_(&raw, "\n\n--- file: ");
+    puts_(&raw, path);
+    puts_(&raw, " ---\n");
+    if (f->content) put(&raw, f->content, f->len);
+  }
+  int rc = raw.oom ? kv_err_set(err, KV_ENOMEM, "out of memory") : 0;
+  if (!rc) rc = pol_redact(raw.p, raw.n, &pl->prompt, &pl->prompt_len, &pl->redactions, err);
+  free(raw.p);
+  if (!rc && memchr(pl->prompt, 0, pl->prompt_len))
+    rc = kv_err_set(err, KV_EINVAL, "context contains NUL bytes (binary files are never sent)");
+  if (!rc) {
+    cJSON *root = cJSON_CreateObject(), *msgs = NULL, *m;
+    int ok = root && cJSON_AddStringToObject(root, "model", model ? model : "") &&
+             cJSON_AddBoolToObject(root, "stream", 1) &&
+             (max_tokens == 0 || cJSON_AddNumberToObject(root, "max_tokens", max_tokens)) &&
+             (msgs = cJSON_AddArrayToObject(root, "messages"));
+    if (ok && (m = cJSON_CreateObject())) {
+      cJSON_AddItemToArray(msgs, m);
+      ok = cJSON_AddStringToObject(m, "role", "system") && cJSON_AddStringToObject(m, "content", SYSTEM_PROMPT);
+    } else ok = 0;
+    if (ok && (m = cJSON_CreateObject())) {
+      cJSON_AddItemToArray(msgs, m);
+      ok = cJSON_AddStringToObject(m, "role", "user") && cJSON_AddStringToObject(m, "content", pl->prompt);
+    } else ok = 0;
+    if (ok) pl->body = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!pl->body) rc = kv_err_set(err, KV_ENOMEM, "payload: out of memory");
+    else pl->body_len = strlen(pl->body);
+  }
+  if (rc) { pol_payload_free(pl); return rc; }
+  *out = pl;
+  return 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * yaml.c — turns one YAML document into a py_node tree with 1-based
+ * line:column marks so that config.c can name the exact place of every
+ * schema error. Built on libyaml's event parser. Invariants: anchors are
+ * ignored, aliases are refused (no billion-laughs expansion), nesting is
+ * capped at PY_MAX_DEPTH and the node count at PY_MAX_NODES, so a hostile
+ * file costs bounded memory and time; only the first document is read.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "policy/internal.h"
+
+#define PY_MAX_DEPTH 32
+#define PY_MAX_NODES 100000
+#define PY_MAX_BYTES (1u << 20)
+
+void py_free(py_node *n) {
+  if (!n) return;
+  for (size_t i = 0; i < n->n; i++) py_free(n->items[i]);
+  free(n->items);
+  free(n->value);
+  free(n);
+}
+
+const py_node *py_get(const py_node *map, const char *key) {
+  if (!map || map->type != PY_MAP) return NULL;
+  for (size_t i = 0; i + 1 < map->n; i += 2)
+    if (map->items[i]->type == PY_SCALAR && !strcmp(map->items[i]->value, key)) return map->items[i + 1];
+  return NULL;
+}
+
+static int push_child(py_node *parent, py_node *child) {
+  if ((parent->n & (parent->n - 1)) == 0) { /* grow at powers of two */
+    size_t cap = parent->n ? parent->n * 2 : 4;
+    py_node **v = realloc(parent->items, cap * sizeof *v);
+    if (!v) return -1;
+    parent->items = v;
+  }
+  parent->items[parent->n++] = child;
+  return 0;
+}
+
+static py_node *new_node(py_type t, const yaml_event_t *ev) {
+  py_node *n = calloc(1, sizeof *n);
+  if (!n) return NULL;
+  n->type = t;
+  n->line = (int)ev->start_mark.line + 1;
+  n->col = (int)ev->start_mark.column + 1;
+  return n;
+}
+
+int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_err *err) {
+  *root = NULL;
+  if (len > PY_MAX_BYTES) return kv_err_set(err, KV_ELIMIT, "%s: larger than %u bytes", name, PY_MAX_BYTES);
+  yaml_parser_t ps;
+  if (!yaml_parser_initialize(&ps)) return kv_err_set(err, KV_ENOMEM, "%s: yaml parser init failed", name);
+  yaml_parser_set_input_string(&ps, (const unsigned char *)buf, len);
+  py_node *stack[PY_MAX_DEPTH + 1];
+  size_t depth = 0, nodes = 0;
+  int rc = KV_OK, done = 0, docs = 0;
+  py_node *top = NULL;
+  while (!done && rc == KV_OK) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&ps, &ev)) {
+      rc = kv_err_set(err, KV_EFORMAT, "%s:%zu:%zu: %s%s%s", name, ps.problem_mark.line + 1, ps.problem_mark.column + 1,
+                      ps.problem ? ps.problem : "syntax error", ps.context ? " " : "", ps.context ? ps.context : "");
+      break;
+    }
+    py_node *n = NULL;
+    switch (ev.type) {
+    case YAML_STREAM_END_EVENT: done = 1; break;
+    case YAML_DOCUMENT_START_EVENT:
+      if (++docs > 1) done = 1; /* only the first document */
+      break;
+    case YAML_DOCUMENT_END_EVENT: done = 1; break;
+    case YAML_ALIAS_EVENT:
+      rc = kv_err_set(err, KV_EFORMAT, "%s:%zu:%zu: aliases are not allowed", name, ev.start_mark.line + 1,
+                      ev.start_mark.column + 1);
+      break;
+    case YAML_SCALAR_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+      if (++nodes > PY_MAX_NODES) {
+        rc = kv_err_set(err, KV_ELIMIT, "%s:%zu:%zu: more than %d nodes", name, ev.start_mark.line + 1,
+                        ev.start_mark.column + 1, PY_MAX_NODES);
+        break;
+      }
+      n = new_node(ev.type == YAML_SCALAR_EVENT ? PY_SCALAR : ev.type == YAML_SEQUENCE_START_EVENT ? PY_SEQ : PY_MAP,
+                   &ev);
+      if (!n) { rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name); break; }
+      if (ev.type == YAML_SCALAR_EVENT) {
+        n->value = malloc(ev.data.scalar.length + 1);
+        if (!n->value) { py_free(n); rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name); break; }
+        memcpy(n->value, ev.data.scalar.value, ev.data.scalar.length);
+        n->value[ev.data.scalar.length] = 0;
+        n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+      }
+      if (depth == 0) {
+        if (top) py_free(top);
+        top = n;
+      } else if (push_child(stack[depth - 1], n) != 0) {
+        py_free(n);
+        rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name);
+        break;
+      }
+      if (ev.type != YAML_SCALAR_EVENT) {
+        if (depth >= PY_MAX_DEPTH) {
+          rc = kv_err_set(err, KV_ELIMIT, "%s:%zu:%zu: nested deeper than %d", name, ev.start_mark.line + 1,
+                          ev.start_mark.column + 1, PY_MAX_DEPTH);
+          break;
+        }
+        stack[depth++] = n;
+      }
+      break;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+      if (depth > 0) depth--;
+      break;
+    default: break;
+    }
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&ps);
+  if (rc != KV_OK) { py_free(top); return rc; }
+  *root = top;
+  return KV_OK;
+}
