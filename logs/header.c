@@ -21,6 +21,7 @@
 #include "logs/logs.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,16 +138,37 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
     for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
     used++;
   }
-  int h = 0, core = 0;
-  for (int j = 0; j < HCOLS && used; j++) {
+  /* Strong columns (time, level, component) anchor the header; the columns
+   * between them may vary in shape (hosts, ids, names) and only need to be
+   * id-like. Columns after the last strong one are kept while they have a
+   * consistent header-like shape. */
+  int modal[HCOLS], h = 0, core = 0;
+  double share[HCOLS], idshare[HCOLS];
+  for (int j = 0; j < HCOLS; j++) {
     int best = 0;
     for (int c = 1; c < C_NCLASS; c++)
       if (cnt[j][c] > cnt[j][best]) best = c;
-    if (!header_like(best) || cnt[j][best] < 0.8 * (double)used) break;
-    f->cls[j] = best;
+    modal[j] = best;
+    share[j] = used ? (double)cnt[j][best] / used : 0;
+    idshare[j] = used ? (double)(used - cnt[j][C_T] - cnt[j][C_NONE]) / used : 0;
+    if (getenv("KVASIR_LOGS_DEBUG")) fprintf(stderr, "col %d modal %c share %.2f id %.2f\n", j, CLS_CH[best], share[j], idshare[j]);
+  }
+  for (int j = 0; j < HCOLS && used; j++) {
+    int strong = (modal[j] == C_T || modal[j] == C_L) ? share[j] >= 0.8 : modal[j] == C_C ? share[j] >= 0.7 : 0;
+    int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || idshare[j] >= 0.9;
+    if (!ok || j > core + 5) break;
+    if (strong) {
+      for (int a = core; a < j; a++) f->cls[a] = modal[a] == C_W ? C_H : modal[a];
+      f->cls[j] = modal[j];
+      core = j + 1;
+      if (modal[j] == C_C) break;
+    }
+  }
+  h = core;
+  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C; j++) {
+    if (!header_like(modal[j]) || share[j] < 0.8) break;
+    f->cls[j] = modal[j];
     h = j + 1;
-    if (best == C_T || best == C_L || best == C_C) core = h;
-    if (best == C_C) break;
   }
   /* A header without any time, level or component column is not a header. */
   if (core == 0) h = 0;
@@ -282,7 +304,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
       }
     }
     /* N and H both stand for ids/hosts; T and N for epoch-like stamps. */
-    if ((want == C_H && (got == C_N || got == C_W)) || (want == C_N && got == C_H)) continue;
+    if (want != C_T && want != C_L && want != C_C && got != C_T) continue;
     return;
   }
   int end = j < f->core ? j + 1 : f->core;

@@ -85,7 +85,7 @@ int log_is_continuation(const char *line, size_t len);
 
 /* Parameter types found by masking. */
 enum { LOG_P_NONE = 0, LOG_P_NUM, LOG_P_HEX, LOG_P_IP, LOG_P_UUID, LOG_P_PATH,
-       LOG_P_DURATION, LOG_P_ID, LOG_P_WORD };
+       LOG_P_DURATION, LOG_P_ID, LOG_P_WORD, LOG_P_TIME };
 const char *log_ptype_name(int t);
 
 typedef struct log_miner log_miner;
@@ -106,20 +106,25 @@ typedef struct log_param {
   size_t len;
 } log_param;
 
-/* Mine one message (content only, no header). Returns its template id (>= 1,
- * stable for the life of the miner; ids merged later map through
- * log_miner_resolve) in *tpl. If params != NULL, up to max_params variables
- * are written and their count stored in *nparams. */
-int log_miner_add(log_miner *m, const char *content, size_t len, uint32_t *tpl, log_param *params,
+/* Mine one message (content only, no header). Returns in *pattern the id of
+ * its exact masked token sequence (>= 1, stable for the life of the miner);
+ * log_miner_resolve() maps a pattern to its current template, which can
+ * change after log_miner_merge(). If params != NULL, up to max_params
+ * variables (typed tokens and words at variable positions) are written and
+ * their count stored in *nparams. */
+int log_miner_add(log_miner *m, const char *content, size_t len, uint32_t *pattern, log_param *params,
                   int max_params, int *nparams, kv_err *err);
-/* Merge templates that differ only where one has a variable, and those whose
- * variable runs differ only in length. Call after a batch; cheap. */
+/* Re-cluster: unite templates that differ only where one has a variable or
+ * whose variable runs differ only in length, then split a variable position
+ * back into constants when it holds only a few values, each frequent (the
+ * frequency rule: real variables are diverse). Call after a batch. */
 void log_miner_merge(log_miner *m);
-/* The current id a (possibly merged) template id maps to. */
-uint32_t log_miner_resolve(const log_miner *m, uint32_t id);
+/* The template a pattern belongs to now (0 for an unknown pattern). */
+uint32_t log_miner_resolve(const log_miner *m, uint32_t pattern);
+uint32_t log_miner_patterns(const log_miner *m);  /* patterns handed out */
 /* Template text with variables written <*> (valid until the next add). */
 const char *log_miner_template(const log_miner *m, uint32_t id);
-uint32_t log_miner_count(const log_miner *m);   /* ids handed out so far */
+uint32_t log_miner_count(const log_miner *m);   /* template ids handed out so far */
 uint64_t log_miner_size(const log_miner *m, uint32_t id); /* messages */
 
 /* Parse a whole file the LogHub way: learn the header from the first lines,

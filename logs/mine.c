@@ -39,6 +39,15 @@ typedef struct tpl {
   uint64_t size;
 } tpl;
 
+/* A pattern: one exact masked token sequence, and the template it maps to. */
+typedef struct leaf {
+  uint32_t tpl;    /* Drain cluster it joined (resolve through find()) */
+  uint32_t final;  /* template after the last merge, 0 = use find(tpl) */
+  uint32_t n;
+  uint32_t *ids;
+  uint64_t count;
+} leaf;
+
 typedef struct hslot {
   uint64_t h;
   uint32_t v;
@@ -59,9 +68,14 @@ struct log_miner {
   /* buckets: key hash -> first template */
   hslot *bucket;
   uint32_t bcap, bn;
-  /* exact masked sequence -> template */
+  /* exact masked sequence -> pattern (leaf), index 0 unused */
   hslot *cache;
   uint32_t ccap, cn;
+  leaf *lv;
+  uint32_t nl, capl;
+  /* (root template, split key) -> sub-template */
+  hslot *subs;
+  uint32_t subcap, subn;
   /* scratch */
   tok *toks;
   uint32_t *ids;
@@ -142,7 +156,10 @@ int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
   m->t = calloc(1, sizeof *m->t);
   m->capt = 1;
   m->nt = 1;
-  if (!m->t || intern(m, "<*>", 3, &dummy)) { /* id 0 == VAR */
+  m->lv = calloc(1, sizeof *m->lv);
+  m->capl = 1;
+  m->nl = 1;
+  if (!m->t || !m->lv || intern(m, "<*>", 3, &dummy)) { /* id 0 == VAR */
     log_miner_free(m);
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
   }
@@ -160,6 +177,9 @@ void log_miner_free(log_miner *m) {
   free(m->t);
   free(m->bucket);
   free(m->cache);
+  for (uint32_t i = 1; i < m->nl; i++) free(m->lv[i].ids);
+  free(m->lv);
+  free(m->subs);
   free(m->toks);
   free(m->ids);
   free(m->text);
@@ -230,6 +250,20 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
     int sp = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++, sp = 1;
     if (i >= n) break;
+    if (isdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+      /* a timestamp inside the message is one variable, spaces and all */
+      int64_t ms;
+      size_t tl = log_ts_parse(s + i, n - i, 2000, &ms);
+      if (tl >= 8) {
+        t[k].off = (uint32_t)i;
+        t[k].len = (uint32_t)tl;
+        t[k].space = (uint8_t)sp;
+        t[k].type = LOG_P_TIME;
+        k++;
+        i += tl;
+        continue;
+      }
+    }
     size_t e = i;
     while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
     /* a path or URL stays whole */
@@ -272,9 +306,30 @@ static uint32_t find(const log_miner *m, uint32_t id) {
   return id;
 }
 
-uint32_t log_miner_resolve(const log_miner *m, uint32_t id) {
-  if (!m || id == 0 || id >= m->nt) return 0;
-  return find(m, id);
+uint32_t log_miner_resolve(const log_miner *m, uint32_t pat) {
+  if (!m || pat == 0 || pat >= m->nl) return 0;
+  return m->lv[pat].final ? m->lv[pat].final : find(m, m->lv[pat].tpl);
+}
+
+uint32_t log_miner_patterns(const log_miner *m) { return m ? m->nl - 1 : 0; }
+
+static int new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out) {
+  if (m->nl == m->capl) {
+    uint32_t nc = m->capl * 2;
+    leaf *nv = realloc(m->lv, nc * sizeof *nv);
+    if (!nv) return KV_ENOMEM;
+    m->lv = nv;
+    m->capl = nc;
+  }
+  leaf *l = &m->lv[m->nl];
+  memset(l, 0, sizeof *l);
+  l->ids = malloc((n ? n : 1) * sizeof *l->ids);
+  if (!l->ids) return KV_ENOMEM;
+  memcpy(l->ids, ids, n * sizeof *ids);
+  l->n = n;
+  l->tpl = tplid;
+  *out = m->nl++;
+  return 0;
 }
 
 static uint64_t bucket_key(uint32_t n, uint32_t first) { return (((uint64_t)n << 32) ^ first ^ 0x9e3779b97f4a7c15ULL) | 1; }
@@ -345,10 +400,14 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
     h = fnv(&m->ids[i], sizeof m->ids[i], h);
   }
   h = fnv(&k, sizeof k, h) | 1;
-  uint32_t id = 0;
+  uint32_t pat = 0, id;
   hslot *c = map_find(m->cache, m->ccap, h);
-  if (c && c->h) id = find(m, c->v);
-  if (!id) {
+  if (c && c->h) {
+    pat = c->v;
+    if (m->lv[pat].n != k || memcmp(m->lv[pat].ids, m->ids, k * sizeof *m->ids)) pat = 0; /* collision */
+  }
+  if (!pat) {
+    id = 0;
     uint64_t bk = bucket_key(k, k ? m->ids[0] : 0);
     hslot *b = map_find(m->bucket, m->bcap, bk);
     uint32_t best = 0;
@@ -362,7 +421,7 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
         if (p->ids[i] == VAR) vars++;
         else if (p->ids[i] == m->ids[i]) eq++;
       }
-      double sim = k ? (double)(eq + (m->ids[0] == VAR ? 0 : 0)) / k : 1.0;
+      double sim = k ? (double)eq / k : 1.0;
       if (sim > bsim || (sim == bsim && vars > bvars)) bsim = sim, bvars = vars, best = ti;
     }
     if (best && (bsim >= m->sim || k == 0 || (bsim + (double)bvars / k >= 0.999))) {
@@ -376,15 +435,18 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
       m->t[id].next = b2 && b2->h ? b2->v : 0;
       if (map_put(&m->bucket, &m->bcap, &m->bn, bk, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
     }
-    if (map_put(&m->cache, &m->ccap, &m->cn, h, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    if (new_leaf(m, id, m->ids, k, &pat) || map_put(&m->cache, &m->ccap, &m->cn, h, pat))
+      return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   }
+  m->lv[pat].count++;
+  id = log_miner_resolve(m, pat);
   m->t[id].size++;
-  *out = id;
+  *out = pat;
   if (params && max_params > 0) {
     const tpl *p = &m->t[id];
     int np = 0;
-    for (uint32_t i = 0; i < k && i < p->n && np < max_params; i++) {
-      if (p->ids[i] != VAR) continue;
+    for (uint32_t i = 0; i < k && np < max_params; i++) {
+      if (m->ids[i] != VAR && !(p->n == k && p->ids[i] == VAR)) continue;
       params[np].pos = (int)i;
       params[np].type = m->toks[i].type ? m->toks[i].type : LOG_P_WORD;
       params[np].val = s + m->toks[i].off;
@@ -414,24 +476,111 @@ static void unite(log_miner *m, uint32_t a, uint32_t b) {
   pb->size = 0;
 }
 
-/* Signature with variable runs collapsed to one VAR. */
-static uint64_t collapsed(const tpl *p) {
+/* Signature without its variables: templates whose variable runs differ
+ * only in length ("()" vs "(<*>)") share it. Needs >= 2 constants. */
+static uint64_t skeleton(const tpl *p) {
   uint64_t h = 1469598103934665603ULL;
-  uint32_t prev = 1;
+  int consts = 0;
   for (uint32_t i = 0; i < p->n; i++) {
-    if (p->ids[i] == VAR && prev == VAR) continue;
+    if (p->ids[i] == VAR) continue;
     h = fnv(&p->ids[i], sizeof p->ids[i], h);
-    prev = p->ids[i];
+    consts++;
   }
-  return h | 1;
+  return consts >= 2 ? h | 1 : 0;
+}
+
+#define SPLIT_MAX 4 /* a position with at most this many distinct words ... */
+#define SPLIT_MIN 2 /* ... each seen at least this often is a constant */
+
+static int cmp_root(const void *a, const void *b) {
+  const uint32_t *x = a, *y = b;
+  return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Frequency rule: positions of root r (length n) where the patterns hold only
+ * a few distinct words, each frequent, are constants; the patterns are then
+ * mapped to sub-templates keyed by those words. */
+static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np) {
+  tpl *R = &m->t[r];
+  uint32_t n = R->n;
+  uint8_t *splitpos = calloc(n ? n : 1, 1);
+  if (!splitpos) return;
+  int any = 0;
+  for (uint32_t p = 0; p < n; p++) {
+    if (R->ids[p] != VAR) continue;
+    uint32_t val[SPLIT_MAX + 1];
+    uint64_t w[SPLIT_MAX + 1];
+    int d = 0, ok = 1;
+    for (size_t i = 0; i < np && ok; i++) {
+      const leaf *l = &m->lv[pats[i]];
+      if (l->n != n) continue;
+      uint32_t v = l->ids[p];
+      if (v == VAR) {
+        ok = 0;
+        break;
+      }
+      int j = 0;
+      while (j < d && val[j] != v) j++;
+      if (j == d) {
+        if (d == SPLIT_MAX) {
+          ok = 0;
+          break;
+        }
+        val[d] = v, w[d] = 0, d++;
+      }
+      w[j] += l->count;
+    }
+    if (!ok || d < 2) continue;
+    for (int j = 0; j < d; j++)
+      if (w[j] < SPLIT_MIN) ok = 0;
+    if (ok) splitpos[p] = 1, any = 1;
+  }
+  for (size_t i = 0; i < np; i++) {
+    leaf *l = &m->lv[pats[i]];
+    l->final = r;
+    if (!any || l->n != n) continue;
+    uint64_t h = fnv(&r, sizeof r, 1469598103934665603ULL);
+    for (uint32_t p = 0; p < n; p++)
+      if (splitpos[p]) h = fnv(&l->ids[p], sizeof l->ids[p], fnv(&p, sizeof p, h));
+    h |= 1;
+    hslot *sl = map_find(m->subs, m->subcap, h);
+    uint32_t sub = sl && sl->h ? sl->v : 0;
+    if (!sub) {
+      if (m->nt == m->capt) {
+        tpl *nt = realloc(m->t, m->capt * 2 * sizeof *nt);
+        if (!nt) break;
+        m->t = nt;
+        m->capt *= 2;
+        R = &m->t[r];
+      }
+      tpl *S = &m->t[m->nt];
+      memset(S, 0, sizeof *S);
+      S->n = n;
+      S->ids = malloc((n ? n : 1) * sizeof *S->ids);
+      S->space = malloc(n ? n : 1);
+      if (!S->ids || !S->space) {
+        free(S->ids), free(S->space);
+        break;
+      }
+      for (uint32_t p = 0; p < n; p++) S->ids[p] = splitpos[p] ? l->ids[p] : R->ids[p];
+      memcpy(S->space, R->space, n);
+      S->parent = m->nt;
+      S->next = UINT32_MAX; /* a sub-template: not in any bucket, never united */
+      sub = m->nt++;
+      if (map_put(&m->subs, &m->subcap, &m->subn, h, sub)) break;
+    }
+    l->final = sub;
+  }
+  free(splitpos);
 }
 
 void log_miner_merge(log_miner *m) {
+  uint32_t ndrain = m->nt;
   /* 1. same length, compatible everywhere (equal or one side a variable) */
-  for (uint32_t a = 1; a < m->nt; a++) {
-    if (find(m, a) != a) continue;
-    for (uint32_t b = a + 1; b < m->nt; b++) {
-      if (find(m, b) != b || m->t[b].n != m->t[a].n) continue;
+  for (uint32_t a = 1; a < ndrain; a++) {
+    if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
+    for (uint32_t b = a + 1; b < ndrain; b++) {
+      if (m->t[b].n != m->t[a].n || find(m, b) != b || m->t[b].next == UINT32_MAX) continue;
       const tpl *pa = &m->t[a], *pb = &m->t[b];
       int ok = 1, consts = 0;
       for (uint32_t i = 0; i < pa->n && ok; i++) {
@@ -445,14 +594,35 @@ void log_miner_merge(log_miner *m) {
   /* 2. variable runs that differ only in length */
   hslot *tab = NULL;
   uint32_t cap = 0, cnt = 0;
-  for (uint32_t a = 1; a < m->nt; a++) {
-    if (find(m, a) != a) continue;
-    uint64_t h = collapsed(&m->t[a]);
+  for (uint32_t a = 1; a < ndrain; a++) {
+    if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
+    uint64_t h = skeleton(&m->t[a]);
+    if (!h) continue;
     hslot *s = map_find(tab, cap, h);
     if (s && s->h) unite(m, s->v, a);
     else if (map_put(&tab, &cap, &cnt, h, a)) break;
   }
   free(tab);
+  /* 3. frequency rule, per root over its patterns */
+  size_t np = m->nl - 1;
+  uint32_t *pr = malloc((np ? np : 1) * 2 * sizeof *pr);
+  if (!pr) return;
+  for (size_t i = 0; i < np; i++) pr[2 * i] = find(m, m->lv[i + 1].tpl), pr[2 * i + 1] = (uint32_t)(i + 1);
+  qsort(pr, np, 2 * sizeof *pr, cmp_root);
+  uint32_t *pats = malloc((np ? np : 1) * sizeof *pats);
+  if (pats) {
+    for (size_t i = 0; i < np;) {
+      size_t j = i;
+      while (j < np && pr[2 * j] == pr[2 * i]) pats[j - i] = pr[2 * j + 1], j++;
+      split_root(m, pr[2 * i], pats, j - i);
+      i = j;
+    }
+    /* sizes follow the mapping */
+    for (uint32_t t = 1; t < m->nt; t++) m->t[t].size = 0;
+    for (size_t i = 1; i < m->nl; i++) m->t[log_miner_resolve(m, (uint32_t)i)].size += m->lv[i].count;
+  }
+  free(pats);
+  free(pr);
 }
 
 uint32_t log_miner_count(const log_miner *m) { return m ? m->nt - 1 : 0; }
@@ -485,8 +655,8 @@ const char *log_miner_template(const log_miner *cm, uint32_t id) {
 }
 
 const char *log_ptype_name(int t) {
-  static const char *N[] = {"", "num", "hex", "ip", "uuid", "path", "duration", "id", "word"};
-  return t >= 0 && t <= LOG_P_WORD ? N[t] : "";
+  static const char *N[] = {"", "num", "hex", "ip", "uuid", "path", "duration", "id", "word", "time"};
+  return t >= 0 && t <= LOG_P_TIME ? N[t] : "";
 }
 
 int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **idsout, size_t *nout, kv_err *err) {
