@@ -478,19 +478,27 @@ static void unite(log_miner *m, uint32_t a, uint32_t b) {
 
 /* Signature without its variables: templates whose variable runs differ
  * only in length ("()" vs "(<*>)") share it. Needs >= 2 constants. */
-static uint64_t skeleton(const tpl *p) {
+static int m_is_sep(const log_miner *m, uint32_t id) {
+  return m->slen[id] == 1 && (m->str[id][0] == ',' || m->str[id][0] == ';');
+}
+
+static uint64_t skeleton(const log_miner *m, const tpl *p) {
   uint64_t h = 1469598103934665603ULL;
   int consts = 0;
+  uint32_t comma = UINT32_MAX;
   for (uint32_t i = 0; i < p->n; i++) {
     if (p->ids[i] == VAR) continue;
+    /* "<*>,<*>": a list separator between variables belongs to them */
+    if (i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR && m_is_sep(m, p->ids[i])) continue;
     h = fnv(&p->ids[i], sizeof p->ids[i], h);
     consts++;
   }
+  (void)comma;
   return consts >= 2 ? h | 1 : 0;
 }
 
-#define SPLIT_MAX 4 /* a position with at most this many distinct words ... */
-#define SPLIT_MIN 2 /* ... each seen at least this often is a constant */
+#define SPLIT_MAX 3 /* a position with at most this many distinct words ... */
+#define SPLIT_MIN 1 /* ... each seen at least this often is a constant */
 
 static int cmp_root(const void *a, const void *b) {
   const uint32_t *x = a, *y = b;
@@ -515,10 +523,6 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       const leaf *l = &m->lv[pats[i]];
       if (l->n != n) continue;
       uint32_t v = l->ids[p];
-      if (v == VAR) {
-        ok = 0;
-        break;
-      }
       int j = 0;
       while (j < d && val[j] != v) j++;
       if (j == d) {
@@ -531,8 +535,9 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       w[j] += l->count;
     }
     if (!ok || d < 2) continue;
+    int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
-      if (w[j] < SPLIT_MIN) ok = 0;
+      if (w[j] < (uint64_t)smin) ok = 0;
     if (ok) splitpos[p] = 1, any = 1;
   }
   for (size_t i = 0; i < np; i++) {
@@ -596,7 +601,7 @@ void log_miner_merge(log_miner *m) {
   uint32_t cap = 0, cnt = 0;
   for (uint32_t a = 1; a < ndrain; a++) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
-    uint64_t h = skeleton(&m->t[a]);
+    uint64_t h = skeleton(m, &m->t[a]);
     if (!h) continue;
     hslot *s = map_find(tab, cap, h);
     if (s && s->h) unite(m, s->v, a);
