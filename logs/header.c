@@ -47,6 +47,7 @@ static int classify(const char *s, size_t n) {
   if (n == 0) return C_NONE;
   if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
   if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
+  if (n >= 2 && s[n - 1] == ':' && s[n - 2] != ':' && !(n >= 3 && s[n - 2] == ']' && s[0] == '[')) return C_C;
   if (s[0] == '[' || s[0] == '(' || s[0] == '<') {
     char close = s[0] == '[' ? ']' : s[0] == '(' ? ')' : '>';
     size_t e = n;

@@ -266,8 +266,10 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
     }
     size_t e = i;
     while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
-    /* a path or URL stays whole */
+    /* a path or URL stays whole; IPv6 and MAC addresses keep their colons */
     int whole = type_of(s + i, e - i) == LOG_P_PATH;
+    int colons = 0;
+    for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
     while (p < e && k < max) {
       size_t q = p;
@@ -279,7 +281,7 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
             q++;
             break;
           }
-          if (s[q] == ':' && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
+          if (s[q] == ':' && colons < 3 && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
               !(q + 2 < e && s[q + 1] == '/' && s[q + 2] == '/')) {
             q++;
             break;
@@ -478,6 +480,14 @@ static void unite(log_miner *m, uint32_t a, uint32_t b) {
 
 /* Signature without its variables: templates whose variable runs differ
  * only in length ("()" vs "(<*>)") share it. Needs >= 2 constants. */
+/* A dotted/underscored name (bundle id, class, file): "com.apple.x:". */
+static int m_is_ident(const log_miner *m, uint32_t id) {
+  const char *s = m->str[id];
+  for (uint32_t i = 0; i + 1 < m->slen[id]; i++)
+    if ((s[i] == '.' || s[i] == '_' || s[i] == '$' || s[i] == '/') && i > 0) return 1;
+  return 0;
+}
+
 static int m_is_sep(const log_miner *m, uint32_t id) {
   return m->slen[id] == 1 && (m->str[id][0] == ',' || m->str[id][0] == ';');
 }
@@ -499,6 +509,11 @@ static uint64_t skeleton(const log_miner *m, const tpl *p) {
 
 #define SPLIT_MAX 3 /* a position with at most this many distinct words ... */
 #define SPLIT_MIN 1 /* ... each seen at least this often is a constant */
+
+static int cmp_ent(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  return (*x > *y) - (*x < *y);
+}
 
 static int cmp_root(const void *a, const void *b) {
   const uint32_t *x = a, *y = b;
@@ -535,6 +550,9 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       w[j] += l->count;
     }
     if (!ok || d < 2) continue;
+    uint64_t tot = 0, wvar = 0;
+    for (int j = 0; j < d; j++) tot += w[j], wvar += val[j] == VAR ? w[j] : 0;
+    if (wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
     int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
       if (w[j] < (uint64_t)smin) ok = 0;
@@ -579,6 +597,37 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
   free(splitpos);
 }
 
+/* Templates of one length that are equal except at one position p, more
+ * than SPLIT_MAX of them: p is a variable (Drain keys its tree on the first
+ * token, so "com.apple.a: msg" and "com.apple.b: msg" never meet there). */
+static void near_dups(log_miner *m, uint32_t ndrain) {
+  typedef struct { uint64_t h; uint32_t t; } ent;
+  ent *e = malloc((size_t)(ndrain ? ndrain : 1) * sizeof *e);
+  if (!e) return;
+  for (uint32_t p = 0; p < 64; p++) {
+    size_t k = 0;
+    for (uint32_t a = 1; a < ndrain; a++) {
+      const tpl *t = &m->t[a];
+      if (find(m, a) != a || t->next == UINT32_MAX || t->n <= p || t->ids[p] == VAR) continue;
+      if (t->n < 3 || !m_is_ident(m, t->ids[p])) continue;
+      uint64_t h = fnv(&t->n, sizeof t->n, 1469598103934665603ULL);
+      for (uint32_t i = 0; i < t->n; i++)
+        if (i != p) h = fnv(&t->ids[i], sizeof t->ids[i], h);
+      e[k].h = h | 1, e[k].t = a, k++;
+    }
+    if (k < 2) continue;
+    qsort(e, k, sizeof *e, cmp_ent);
+    for (size_t i = 0; i < k;) {
+      size_t j = i;
+      while (j < k && e[j].h == e[i].h) j++;
+      if (j - i > SPLIT_MAX)
+        for (size_t q = i + 1; q < j; q++) unite(m, e[i].t, e[q].t);
+      i = j;
+    }
+  }
+  free(e);
+}
+
 void log_miner_merge(log_miner *m) {
   uint32_t ndrain = m->nt;
   /* 1. same length, compatible everywhere (equal or one side a variable) */
@@ -596,6 +645,8 @@ void log_miner_merge(log_miner *m) {
       if (ok && consts > 0) unite(m, a, b);
     }
   }
+  /* 1b. many templates equal but at one position: that position varies */
+  near_dups(m, ndrain);
   /* 2. variable runs that differ only in length */
   hslot *tab = NULL;
   uint32_t cap = 0, cnt = 0;
