@@ -21,7 +21,6 @@
 #include "logs/logs.h"
 
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,7 +151,6 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
     modal[j] = best;
     share[j] = used ? (double)cnt[j][best] / used : 0;
     idshare[j] = used ? (double)(used - cnt[j][C_T] - cnt[j][C_NONE]) / used : 0;
-    if (getenv("KVASIR_LOGS_DEBUG")) fprintf(stderr, "col %d modal %c share %.2f id %.2f\n", j, CLS_CH[best], share[j], idshare[j]);
   }
   for (int j = 0; j < HCOLS && used; j++) {
     int strong = (modal[j] == C_T || modal[j] == C_L) ? share[j] >= 0.8 : modal[j] == C_C ? share[j] >= 0.7 : 0;

@@ -91,7 +91,7 @@ const char *log_ptype_name(int t);
 typedef struct log_miner log_miner;
 
 typedef struct log_miner_opts {
-  double sim;          /* Drain similarity threshold (0 = default 0.5) */
+  double sim;          /* Drain similarity threshold (0 = default 0.7) */
   int max_tokens;      /* longer contents are truncated for mining (0 = 256) */
 } log_miner_opts;
 

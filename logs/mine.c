@@ -150,7 +150,7 @@ static int intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
 int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
   log_miner *m = calloc(1, sizeof *m);
   if (!m) return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
-  m->sim = o && o->sim > 0 ? o->sim : 0.5;
+  m->sim = o && o->sim > 0 ? o->sim : 0.7;
   m->max_tokens = o && o->max_tokens > 0 ? o->max_tokens : 256;
   uint32_t dummy;
   m->t = calloc(1, sizeof *m->t);
@@ -642,7 +642,7 @@ void log_miner_merge(log_miner *m) {
         if (pa->ids[i] != pb->ids[i]) ok = 0;
         else consts++;
       }
-      if (ok && consts > 0) unite(m, a, b);
+      if (ok && consts > 0 && consts * 2 >= (int)pa->n) unite(m, a, b);
     }
   }
   /* 1b. many templates equal but at one position: that position varies */
