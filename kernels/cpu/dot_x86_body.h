@@ -1,0 +1,357 @@
+/*
+ * dot_x86_body.h — the 256-bit fused dot-product kernels, written once and
+ * compiled twice: by dot_avx2.c (AVX2 + FMA + F16C, u8×s8 products through
+ * maddubs+madd) and by dot_avx512.c (the same plus AVX-512 VNNI's vpdpbusd
+ * on 256-bit registers). The includer defines:
+ *   KX(name)   suffixes every function (name##_avx2, name##_avx512)
+ *   KX_TGT     the target attribute string
+ *   mulsum(ax, sy)  8 int32 sums of 4 adjacent u8×s8 products
+ * before including this file. Not a public header; include nowhere else.
+ *
+ * Each kernel decodes a weight block once and uses it for NR activation rows
+ * (1..4, a compile-time constant after inlining), so the batched matmul reads
+ * each weight byte once per 4 activation rows. Integer block sums are exact
+ * and equal the scalar reference's; only the f32 scaling and summation order
+ * differ (lanes instead of one running sum).
+ *
+ * Value ranges that keep maddubs (int16 saturating) exact: activations are
+ * in [-127, 127] (our Q8 quantizers never produce -128); weights as
+ * unsigned magnitudes are <= 128 (Q8_0 via the sign trick), <= 31 (Q5),
+ * <= 63 (Q6_K): 2·128·127 < 32767.
+ */
+
+#define KX_INL static inline __attribute__((always_inline, target(KX_TGT)))
+#define KX_FN __attribute__((target(KX_TGT)))
+
+KX_INL float KX(hsum_ps)(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+KX_INL int KX(hsum_i32)(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+KX_INL float KX(h2f)(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0..15) in the low
+ * lane, high nibbles (elements 16..31) in the high lane. */
+KX_INL __m256i KX(nib32)(const uint8_t *qs) {
+  const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0xFF where the bit is set (bit i -> byte i). */
+KX_INL __m256i KX(bits32)(const uint8_t *qh) {
+  uint32_t x;
+  memcpy(&x, qh, 4);
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
+  __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+  b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+  return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+#define ROW(T, a, stride, r, i) ((const T *)((const uint8_t *)(a) + (size_t)(r) * (stride)) + (i))
+
+/* ---- 32-element blocks against Q8_0 (signed weights, sign trick) ---- */
+
+KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
+                                 float *out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const size_t nb = n / 32;
+  for (size_t i = 0; i < nb; i++) {
+    __m256i qx;
+    float dx;
+    if (type == KRN_Q4_0) {
+      const blk_q4_0 *x = (const blk_q4_0 *)w + i;
+      qx = _mm256_sub_epi8(KX(nib32)(x->qs), _mm256_set1_epi8(8));
+      dx = KX(h2f)(x->d);
+    } else if (type == KRN_Q5_0) {
+      const blk_q5_0 *x = (const blk_q5_0 *)w + i;
+      /* nibble | (bit ? 0 : 0xF0) == nibble + 16*bit - 16 as int8 */
+      qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_andnot_si256(KX(bits32)(x->qh), _mm256_set1_epi8((char)0xF0)));
+      dx = KX(h2f)(x->d);
+    } else {
+      const blk_q8_0 *x = (const blk_q8_0 *)w + i;
+      qx = _mm256_loadu_si256((const __m256i *)x->qs);
+      dx = KX(h2f)(x->d);
+    }
+    const __m256i ax = _mm256_sign_epi8(qx, qx);
+    for (int r = 0; r < NR; r++) {
+      const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
+      const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
+      const __m256 p = _mm256_cvtepi32_ps(mulsum(ax, sy));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * KX(h2f)(y->d)), p, acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
+}
+
+/* ---- 32-element blocks with a min, against Q8_1 (unsigned weights) ---- */
+
+KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
+                                 float *out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float summ[4] = {0, 0, 0, 0};
+  const size_t nb = n / 32;
+  for (size_t i = 0; i < nb; i++) {
+    __m256i qx;
+    float dx, mx;
+    if (type == KRN_Q4_1) {
+      const blk_q4_1 *x = (const blk_q4_1 *)w + i;
+      qx = KX(nib32)(x->qs);
+      dx = KX(h2f)(x->d), mx = KX(h2f)(x->m);
+    } else {
+      const blk_q5_1 *x = (const blk_q5_1 *)w + i;
+      qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
+      dx = KX(h2f)(x->d), mx = KX(h2f)(x->m);
+    }
+    for (int r = 0; r < NR; r++) {
+      const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
+      const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * KX(h2f)(y->d)), p, acc[r]);
+      summ[r] += mx * KX(h2f)(y->s);
+    }
+  }
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + summ[r];
+}
+
+/* ---- Q4_K / Q5_K against Q8_K ---- */
+
+/* 12 packed bytes -> sc[8] scales and mn[8] mins (6 bits each). */
+KX_INL void KX(unpack_k4)(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+  for (int j = 0; j < 4; j++) {
+    sc[j] = q[j] & 63, mn[j] = q[j + 4] & 63;
+    sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
+    mn[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+  }
+}
+
+/* Σ_p mn[p] * (bsums[2p] + bsums[2p+1]) */
+KX_INL int KX(mins_dot)(const uint8_t *mn, const int16_t *bsums) {
+  const __m128i lo = _mm_loadu_si128((const __m128i *)bsums), hi = _mm_loadu_si128((const __m128i *)(bsums + 8));
+  const __m128i pairs = _mm_hadd_epi16(lo, hi);
+  uint64_t m8;
+  memcpy(&m8, mn, 8);
+  const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
+  __m128i p = _mm_madd_epi16(m16, pairs);
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+  return _mm_cvtsi128_si32(p);
+}
+
+KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float accm[4] = {0, 0, 0, 0};
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  const size_t nb = n / QK_K;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *qs, *scales, *qhp = NULL;
+    uint16_t dh, dminh;
+    if (type == KRN_Q4_K) {
+      const blk_q4_k *x = (const blk_q4_k *)w + i;
+      qs = x->qs, scales = x->scales, dh = x->d, dminh = x->dmin;
+    } else {
+      const blk_q5_k *x = (const blk_q5_k *)w + i;
+      qs = x->qs, scales = x->scales, dh = x->d, dminh = x->dmin, qhp = x->qh;
+    }
+    uint8_t sc[8], mn[8];
+    KX(unpack_k4)(scales, sc, mn);
+    const float dx = KX(h2f)(dh), dmin = KX(h2f)(dminh);
+    __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                       _mm256_setzero_si256()};
+    const __m256i hb = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+      __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if (qhp) {
+        ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+      }
+      const __m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
+      for (int r = 0; r < NR; r++) {
+        const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 64 * j;
+        const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)));
+        const __m256i ph =
+            _mm256_madd_epi16(sh, _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32))));
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      accm[r] += dmin * y->d * (float)KX(mins_dot)(mn, y->bsums);
+    }
+  }
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) - accm[r];
+}
+
+/* ---- Q6_K against Q8_K: Σ sc·(q-32)·y = Σ sc·q·y - 32·Σ sc·bsum ---- */
+
+KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const size_t nb = n / QK_K;
+  for (size_t i = 0; i < nb; i++) {
+    const blk_q6_k *x = (const blk_q6_k *)w + i;
+    const float dx = KX(h2f)(x->d);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                       _mm256_setzero_si256()};
+    for (int h = 0; h < 2; h++) {
+      const uint8_t *ql = x->ql + 64 * h, *qhp = x->qh + 32 * h;
+      const int8_t *sc = x->scales + 8 * h;
+      const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql), b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+      const __m256i bh = _mm256_loadu_si256((const __m256i *)qhp);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m3), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m3), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4));
+      for (int k = 0; k < 4; k++) {
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+        for (int r = 0; r < NR; r++) {
+          const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 128 * h + 32 * k;
+          const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(s, p));
+        }
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
+      const __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
+      const __m256i tot = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(corr, 5));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(tot), acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
+}
+
+/* ---- float weights against f32 activations ---- */
+
+KX_INL __m256 KX(load8)(int type, const void *w, size_t i) {
+  if (type == KRN_F32) return _mm256_loadu_ps((const float *)w + i);
+  const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+  if (type == KRN_F16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+KX_INL float KX(load1)(int type, const void *w, size_t i) {
+  if (type == KRN_F32) return ((const float *)w)[i];
+  const uint16_t h = ((const uint16_t *)w)[i];
+  return type == KRN_F16 ? KX(h2f)(h) : krn__bits_f32((uint32_t)h << 16);
+}
+
+KX_INL void KX(rows_float)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 w0 = KX(load8)(type, w, i), w1 = KX(load8)(type, w, i + 8);
+    for (int r = 0; r < NR; r++) {
+      const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride) + i;
+      acc[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[r]);
+      acc2[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[r]);
+    }
+  }
+  for (int r = 0; r < NR; r++) {
+    const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride);
+    float s = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
+    for (size_t j = i; j < n; j++) s += KX(load1)(type, w, j) * x[j];
+    out[r] = s;
+  }
+}
+
+/* ---- entry points: NR fixed per instantiation ---- */
+
+KX_INL void KX(rows)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
+  switch (type) {
+  case KRN_Q4_0: KX(rows_q8_0_family)(KRN_Q4_0, n, w, a, stride, NR, out); break;
+  case KRN_Q5_0: KX(rows_q8_0_family)(KRN_Q5_0, n, w, a, stride, NR, out); break;
+  case KRN_Q8_0: KX(rows_q8_0_family)(KRN_Q8_0, n, w, a, stride, NR, out); break;
+  case KRN_Q4_1: KX(rows_q8_1_family)(KRN_Q4_1, n, w, a, stride, NR, out); break;
+  case KRN_Q5_1: KX(rows_q8_1_family)(KRN_Q5_1, n, w, a, stride, NR, out); break;
+  case KRN_Q4_K: KX(rows_qk45)(KRN_Q4_K, n, w, a, stride, NR, out); break;
+  case KRN_Q5_K: KX(rows_qk45)(KRN_Q5_K, n, w, a, stride, NR, out); break;
+  case KRN_Q6_K: KX(rows_q6_k)(n, w, a, stride, NR, out); break;
+  case KRN_F32: KX(rows_float)(KRN_F32, n, w, a, stride, NR, out); break;
+  case KRN_F16: KX(rows_float)(KRN_F16, n, w, a, stride, NR, out); break;
+  case KRN_BF16: KX(rows_float)(KRN_BF16, n, w, a, stride, NR, out); break;
+  default: break;
+  }
+}
+
+/* One function per type so the type switch folds away. */
+#define KX_DEFINE(T, tag)                                                                                   \
+  static KX_FN float KX(dot_##tag)(size_t n, const void *w, const void *a) {                             \
+    float o;                                                                                              \
+    KX(rows)(T, n, w, a, 0, 1, &o);                                                                       \
+    return o;                                                                                             \
+  }                                                                                                       \
+  static KX_FN void KX(multi_##tag)(size_t n, const void *w, const void *a, size_t st, int nr, float *o) { \
+    switch (nr) {                                                                                         \
+    case 1: KX(rows)(T, n, w, a, st, 1, o); break;                                                       \
+    case 2: KX(rows)(T, n, w, a, st, 2, o); break;                                                       \
+    case 3: KX(rows)(T, n, w, a, st, 3, o); break;                                                       \
+    default: KX(rows)(T, n, w, a, st, 4, o); break;                                                      \
+    }                                                                                                     \
+  }
+
+KX_DEFINE(KRN_Q4_0, q4_0)
+KX_DEFINE(KRN_Q4_1, q4_1)
+KX_DEFINE(KRN_Q5_0, q5_0)
+KX_DEFINE(KRN_Q5_1, q5_1)
+KX_DEFINE(KRN_Q8_0, q8_0)
+KX_DEFINE(KRN_Q4_K, q4_k)
+KX_DEFINE(KRN_Q5_K, q5_k)
+KX_DEFINE(KRN_Q6_K, q6_k)
+KX_DEFINE(KRN_F32, f32)
+KX_DEFINE(KRN_F16, f16)
+KX_DEFINE(KRN_BF16, bf16)
+
+static krn_vec_dot_fn KX(dot_table)(int type) {
+  switch (type) {
+  case KRN_Q4_0: return KX(dot_q4_0);
+  case KRN_Q4_1: return KX(dot_q4_1);
+  case KRN_Q5_0: return KX(dot_q5_0);
+  case KRN_Q5_1: return KX(dot_q5_1);
+  case KRN_Q8_0: return KX(dot_q8_0);
+  case KRN_Q4_K: return KX(dot_q4_k);
+  case KRN_Q5_K: return KX(dot_q5_k);
+  case KRN_Q6_K: return KX(dot_q6_k);
+  case KRN_F32: return KX(dot_f32);
+  case KRN_F16: return KX(dot_f16);
+  case KRN_BF16: return KX(dot_bf16);
+  default: return NULL;
+  }
+}
+
+static krn_vec_dot_multi_fn KX(multi_table)(int type) {
+  switch (type) {
+  case KRN_Q4_0: return KX(multi_q4_0);
+  case KRN_Q4_1: return KX(multi_q4_1);
+  case KRN_Q5_0: return KX(multi_q5_0);
+  case KRN_Q5_1: return KX(multi_q5_1);
+  case KRN_Q8_0: return KX(multi_q8_0);
+  case KRN_Q4_K: return KX(multi_q4_k);
+  case KRN_Q5_K: return KX(multi_q5_k);
+  case KRN_Q6_K: return KX(multi_q6_k);
+  case KRN_F32: return KX(multi_f32);
+  case KRN_F16: return KX(multi_f16);
+  case KRN_BF16: return KX(multi_bf16);
+  default: return NULL;
+  }
+}
+
+#undef ROW
+#undef KX_INL
+#undef KX_FN
+#undef KX_DEFINE

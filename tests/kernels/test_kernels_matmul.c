@@ -1,0 +1,275 @@
+/* test_kernels_matmul.c — matmul and the small ops against references:
+ *  - scalar krn_matmul_ref vs a double-precision dot of the dequantized
+ *    weights with the dequantized quantized activations (dequantization is
+ *    itself held to gguf's golden values in test_kernels_golden);
+ *  - every SIMD level this CPU has vs the scalar reference, on random data
+ *    with odd row counts, batch sizes 1..9 and 1..4 threads;
+ *  - the thread pool: every task index runs exactly once, many times over;
+ *  - rmsnorm / softmax / dot / axpy vs double references.
+ * Tolerances are stated relative to S = sum |w_i * x_i| of each output:
+ * the integer part of every block dot is exact, so only the f32 scaling
+ * and summation order differ. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/krn_internal.h"
+#include "kernels/cpu/krn_ops_internal.h"
+#include "kernels/kernels.h"
+
+static const int k_weight_types[] = {KRN_F32,  KRN_F16,  KRN_BF16, KRN_Q4_0, KRN_Q4_1, KRN_Q5_0,
+                                     KRN_Q5_1, KRN_Q8_0, KRN_Q4_K, KRN_Q5_K, KRN_Q6_K};
+#define N_TYPES (sizeof k_weight_types / sizeof k_weight_types[0])
+
+static uint32_t rng_next(uint32_t *s) {
+  *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
+  return *s;
+}
+static float rng_f(uint32_t *s) { return (float)(rng_next(s) % 20001) / 10000.f - 1.f; }
+
+/* Random weights of `type`: random bytes with finite f16 scale fields (the
+ * shape of real data: scales ~1e-2, any quant bits). */
+static void *rand_weights(int type, size_t n_out, size_t k, uint32_t *s) {
+  const size_t rb = krn_row_bytes(type, k), total = rb * n_out;
+  uint8_t *w = malloc(total ? total : 1);
+  assert_non_null(w);
+  if (type == KRN_F32) {
+    for (size_t i = 0; i < n_out * k; i++) ((float *)w)[i] = rng_f(s);
+    return w;
+  }
+  if (type == KRN_F16 || type == KRN_BF16) {
+    for (size_t i = 0; i < n_out * k; i++)
+      ((uint16_t *)w)[i] = type == KRN_F16 ? krn_f32_to_f16(rng_f(s)) : krn_f32_to_bf16(rng_f(s));
+    return w;
+  }
+  for (size_t i = 0; i < total; i++) w[i] = (uint8_t)rng_next(s);
+  const size_t bb = krn_type_block_bytes(type);
+  int offs[2] = {0, -1};
+  if (type == KRN_Q4_1 || type == KRN_Q5_1 || type == KRN_Q4_K || type == KRN_Q5_K) offs[1] = 2;
+  if (type == KRN_Q6_K) offs[0] = 208;
+  for (size_t b = 0; b < total / bb; b++)
+    for (int j = 0; j < 2; j++) {
+      if (offs[j] < 0) continue;
+      uint16_t h = krn_f32_to_f16(rng_f(s) * 0.02f);
+      memcpy(w + b * bb + offs[j], &h, 2);
+    }
+  return w;
+}
+
+/* What the activation row looks like to the kernel, dequantized. */
+static void act_view(int type, const float *x, size_t k, float *out) {
+  const int at = krn__act_type(type);
+  if (at == KRN_F32) { memcpy(out, x, k * sizeof *x); return; }
+  void *q = malloc(krn_row_bytes(at, k));
+  krn__quant_scalar(at)(x, q, k);
+  krn_dequant_row(at, q, out, k);
+  free(q);
+}
+
+/* Q8_1 carries s = fp16(d * sum(q)) per block and the kernel uses it for the
+ * weight's min term (as llama.cpp does): the correction from Σ m·x to m·s. */
+static double q8_1_min_correction(int type, const uint8_t *wrow, const float *x, size_t k) {
+  if (krn__act_type(type) != KRN_Q8_1) return 0;
+  const size_t nb = k / 32, wb = krn_type_block_bytes(type);
+  blk_q8_1 *a = malloc(nb * sizeof *a);
+  krn__quant_scalar(KRN_Q8_1)(x, a, k);
+  double corr = 0;
+  for (size_t b = 0; b < nb; b++) {
+    uint16_t mh;
+    memcpy(&mh, wrow + b * wb + 2, 2);
+    double sum = 0;
+    for (int i = 0; i < 32; i++) sum += (double)krn_f16_to_f32(a[b].d) * a[b].qs[i];
+    corr += (double)krn_f16_to_f32(mh) * ((double)krn_f16_to_f32(a[b].s) - sum);
+  }
+  free(a);
+  return corr;
+}
+
+/* exact[c*n_out+r] and scale S for every output, in double. */
+static void reference(int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, double *exact,
+                      double *S) {
+  float *wr = malloc(k * sizeof *wr), *xr = malloc(k * m * sizeof *xr);
+  for (size_t c = 0; c < m; c++) act_view(type, x + c * k, k, xr + c * k);
+  const size_t rb = krn_row_bytes(type, k);
+  for (size_t r = 0; r < n_out; r++) {
+    krn_dequant_row(type, (const uint8_t *)W + r * rb, wr, k);
+    for (size_t c = 0; c < m; c++) {
+      double e = 0, s = 0;
+      for (size_t i = 0; i < k; i++) {
+        e += (double)wr[i] * xr[c * k + i];
+        s += fabs((double)wr[i] * xr[c * k + i]);
+      }
+      e += q8_1_min_correction(type, (const uint8_t *)W + r * rb, x + c * k, k);
+      exact[c * n_out + r] = e, S[c * n_out + r] = s;
+    }
+  }
+  free(wr), free(xr);
+}
+
+static void test_matmul_ref_vs_dequant(void **st) {
+  (void)st;
+  uint32_t s = 7;
+  const size_t n_out = 13, k = 768, m = 3;
+  float *x = malloc(m * k * sizeof *x), *y = malloc(m * n_out * sizeof *y);
+  double *ex = malloc(m * n_out * sizeof *ex), *S = malloc(m * n_out * sizeof *S);
+  for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s);
+  for (size_t t = 0; t < N_TYPES; t++) {
+    const int type = k_weight_types[t];
+    void *W = rand_weights(type, n_out, k, &s);
+    krn_matmul_ref(type, W, n_out, k, x, m, y);
+    reference(type, W, n_out, k, x, m, ex, S);
+    for (size_t i = 0; i < m * n_out; i++)
+      if (fabs(y[i] - ex[i]) > 2e-6 * S[i] + 1e-30)
+        fail_msg("%s out %zu: got %.9g want %.9g (S %.3g)", krn_type_name(type), i, y[i], ex[i], S[i]);
+    free(W);
+  }
+  free(x), free(y), free(ex), free(S);
+}
+
+/* SIMD vs scalar for one ISA: many shapes, batch sizes and thread counts. */
+static void check_isa(const char *isa) {
+  uint32_t s = 99;
+  static const size_t outs[] = {1, 13, 67};
+  for (size_t t = 0; t < N_TYPES; t++) {
+    const int type = k_weight_types[t];
+    const size_t k = (krn_type_block_elems(type) == 256) ? 512 : 352; /* 11 blocks of 32 */
+    for (int th = 1; th <= 4; th++) {
+      krn_pool *p;
+      assert_int_equal(krn_pool_create(&p, th), 0);
+      for (size_t oi = 0; oi < 3; oi++)
+        for (size_t m = 1; m <= 9; m += (m < 5 ? 1 : 4)) {
+          const size_t n_out = outs[oi];
+          void *W = rand_weights(type, n_out, k, &s);
+          float *x = malloc(m * k * sizeof *x), *y = malloc(m * n_out * 4), *yr = malloc(m * n_out * 4);
+          double *ex = malloc(m * n_out * 8), *S = malloc(m * n_out * 8);
+          for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s) * (i % 7 == 0 ? 8.f : 1.f);
+          krn_matmul_isa(p, isa, type, W, n_out, k, x, m, y);
+          krn_matmul_ref(type, W, n_out, k, x, m, yr);
+          reference(type, W, n_out, k, x, m, ex, S);
+          for (size_t i = 0; i < m * n_out; i++)
+            if (!(fabs(y[i] - yr[i]) <= 2e-6 * S[i] + 1e-30))
+              fail_msg("%s %s th=%d n_out=%zu m=%zu out %zu: got %.9g scalar %.9g (S %.3g)", isa,
+                       krn_type_name(type), th, n_out, m, i, y[i], yr[i], S[i]);
+          free(W), free(x), free(y), free(yr), free(ex), free(S);
+        }
+      krn_pool_free(p);
+    }
+  }
+}
+
+static void test_simd_vs_scalar(void **st) {
+  (void)st;
+  const krn_cpu *c = krn_cpu_features();
+  check_isa("scalar");
+  if (c->avx2 && c->fma) check_isa("avx2");
+  if (c->avx512f && c->avx512bw) check_isa("avx512");
+}
+
+/* The types the default models use have real fast paths (not just the
+ * scalar fallback) at every level this CPU offers. */
+static void test_fast_paths_present(void **st) {
+  (void)st;
+  const krn_cpu *c = krn_cpu_features();
+  static const int hot[] = {KRN_Q4_1, KRN_Q8_0, KRN_Q5_0, KRN_Q4_K, KRN_Q6_K, KRN_F32};
+  if (!(c->avx2 && c->fma)) skip();
+  for (size_t i = 0; i < sizeof hot / sizeof hot[0]; i++) {
+    krn_kernels k;
+    assert_int_equal(krn__kernels(hot[i], KRN_ISA_AVX2, &k), 0);
+    if (k.dot == krn__dot_scalar(hot[i])) fail_msg("%s has no AVX2 dot", krn_type_name(hot[i]));
+  }
+}
+
+typedef struct {
+  _Atomic int *hits;
+} pool_ctx;
+static void count_task(void *ctx, int i) { atomic_fetch_add(&((pool_ctx *)ctx)->hits[i], 1); }
+
+static void test_pool(void **st) {
+  (void)st;
+  static const int counts[] = {0, 1, 2, 7, 64, 1000};
+  _Atomic int *hits = calloc(1000, sizeof *hits);
+  pool_ctx c = {hits};
+  for (int th = 1; th <= 4; th++) {
+    krn_pool *p;
+    assert_int_equal(krn_pool_create(&p, th), 0);
+    assert_int_equal(krn_pool_threads(p), th);
+    for (int rep = 0; rep < 300; rep++)
+      for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+        const int n = counts[ci];
+        for (int i = 0; i < n; i++) atomic_store(&hits[i], 0);
+        krn_pool_run(p, count_task, &c, n);
+        for (int i = 0; i < n; i++)
+          if (atomic_load(&hits[i]) != 1) fail_msg("threads %d n %d task %d ran %d times", th, n, i, hits[i]);
+      }
+    krn_pool_free(p);
+  }
+  /* NULL pool runs inline */
+  atomic_store(&hits[0], 0), atomic_store(&hits[1], 0);
+  krn_pool_run(NULL, count_task, &c, 2);
+  assert_int_equal(atomic_load(&hits[0]) + atomic_load(&hits[1]), 2);
+  free(hits);
+}
+
+static void test_bad_shapes_fill_nan(void **st) {
+  (void)st;
+  uint8_t W[144 * 2] = {0};
+  float x[300] = {0}, y[2] = {0, 0};
+  krn_matmul(NULL, KRN_Q4_K, W, 2, 100, x, 1, y); /* k not a multiple of 256 */
+  assert_true(isnan(y[0]) && isnan(y[1]));
+  y[0] = y[1] = 0;
+  krn_matmul(NULL, KRN_Q8_K, W, 2, 256, x, 1, y); /* activation-only type */
+  assert_true(isnan(y[0]) && isnan(y[1]));
+}
+
+static void test_ops(void **st) {
+  (void)st;
+  uint32_t s = 5;
+  for (size_t n = 1; n < 300; n += 37) {
+    float *a = malloc(n * 4), *b = malloc(n * 4), *w = malloc(n * 4), *o = malloc(n * 4), *y1 = malloc(n * 4),
+          *y2 = malloc(n * 4);
+    double S = 0, e = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) {
+      a[i] = rng_f(&s), b[i] = rng_f(&s), w[i] = rng_f(&s);
+      e += (double)a[i] * b[i], S += fabs((double)a[i] * b[i]), ss += (double)a[i] * a[i];
+    }
+    assert_true(fabs(krn_dot_f32(a, b, n) - e) <= 1e-6 * S + 1e-12);
+    assert_true(fabs(krn__dot_f32_ref(a, b, n) - e) <= 1e-6 * S + 1e-12);
+    /* rmsnorm with Gemma's offset-by-one weights */
+    krn_rmsnorm(o, a, w, n, 1e-6f, 1.0f);
+    const double sc = 1.0 / sqrt(ss / n + 1e-6);
+    for (size_t i = 0; i < n; i++) assert_true(fabs(o[i] - a[i] * sc * (w[i] + 1.0)) <= 1e-5 * fabs(a[i] * sc) * 3);
+    /* axpy: SIMD and scalar agree exactly up to FMA rounding */
+    memcpy(y1, b, n * 4), memcpy(y2, b, n * 4);
+    krn_axpy_f32(y1, 0.37f, a, n);
+    krn__axpy_f32_ref(y2, 0.37f, a, n);
+    for (size_t i = 0; i < n; i++) assert_true(fabsf(y1[i] - y2[i]) <= 1e-6f * (fabsf(y2[i]) + 1));
+    /* softmax sums to 1 and matches exp ratios */
+    memcpy(y1, a, n * 4);
+    for (size_t i = 0; i < n; i++) y1[i] *= 30.f;
+    krn_softmax(y1, n);
+    double tot = 0, mx = -1e30, z = 0;
+    for (size_t i = 0; i < n; i++) tot += y1[i], mx = fmax(mx, 30.0 * a[i]);
+    for (size_t i = 0; i < n; i++) z += exp(30.0 * a[i] - mx);
+    assert_true(fabs(tot - 1.0) < 1e-5);
+    for (size_t i = 0; i < n; i++) assert_true(fabs(y1[i] - exp(30.0 * a[i] - mx) / z) < 1e-6);
+    free(a), free(b), free(w), free(o), free(y1), free(y2);
+  }
+  float masked[3] = {-INFINITY, -INFINITY, -INFINITY};
+  krn_softmax(masked, 3);
+  assert_true(masked[0] == 0 && masked[2] == 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_matmul_ref_vs_dequant), cmocka_unit_test(test_simd_vs_scalar),
+      cmocka_unit_test(test_fast_paths_present),    cmocka_unit_test(test_pool),
+      cmocka_unit_test(test_bad_shapes_fill_nan),   cmocka_unit_test(test_ops),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
