@@ -1,0 +1,573 @@
+/*
+ * kvmem.c — the per-request KV cache: appends (sinks, window, block
+ * compression), attention (full / compressed top-k + pooled / local window)
+ * and byte accounting. Layout and policy are described in kvmem.h; the block
+ * byte layout in kvmem_int.h.
+ *
+ * Invariants kept here:
+ *  - COMPRESSED layer: positions [0,n_sink) in sinks, [n_sink, win_start) in
+ *    n_blocks blocks of B, [win_start, n) in the window (n_win rows); the
+ *    window spills its oldest B rows into a block when it reaches W+B rows,
+ *    so after warm-up it always holds W..W+B-1 exact rows.
+ *  - FULL layer: rows [0,base_n) in base_k/base_v (a parent's, read-only),
+ *    [win_start=base_n, n) in wk/wv (owned, grown by doubling).
+ *  - LOCAL layer: the last n_win (<= cap) positions, row of pos at pos % cap.
+ *  - Attention is an online softmax over tiles, so scratch is O(tile), and
+ *    the result does not depend on the order the parts are visited in beyond
+ *    float rounding.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kvmem_int.h"
+
+typedef float kvm_v8 __attribute__((vector_size(32)));
+
+static float dot_f32(const float *a, const float *b, int n) {
+  kvm_v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < n; i += 8) {
+    kvm_v8 x, y;
+    memcpy(&x, a + i, 32);
+    memcpy(&y, b + i, 32);
+    acc += x * y;
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+  kvm_v8 av = {a, a, a, a, a, a, a, a};
+  for (int i = 0; i < n; i += 8) {
+    kvm_v8 xv, yv;
+    memcpy(&xv, x + i, 32);
+    memcpy(&yv, y + i, 32);
+    yv += av * xv;
+    memcpy(y + i, &yv, 32);
+  }
+}
+
+void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads, int head_dim,
+                        int max_tokens, kvm_mode mode) {
+  memset(c, 0, sizeof *c);
+  c->n_layers = n_layers;
+  c->n_heads = n_heads;
+  c->n_kv_heads = n_kv_heads;
+  c->head_dim = head_dim;
+  c->max_tokens = max_tokens;
+  c->sinks = 4;
+  c->window = 128;
+  c->block = 64;
+  c->top_k = 8;
+  c->key_bits = 4;
+  c->val_bits = 2;
+  c->pooled = 1;
+  for (int l = 0; l < KVM_MAX_LAYERS; l++) c->layer_mode[l] = (uint8_t)mode;
+}
+
+static int bits_ok(int b) { return b == 2 || b == 4 || b == 8; }
+
+int kvm_config_check(const kvm_config *c, kv_err *err) {
+  if (c->n_layers < 1 || c->n_layers > KVM_MAX_LAYERS)
+    return kv_err_set(err, KV_EINVAL, "kvm_config: n_layers %d not in [1,%d]", c->n_layers, KVM_MAX_LAYERS);
+  if (c->n_kv_heads < 1 || c->n_heads < c->n_kv_heads || c->n_heads % c->n_kv_heads)
+    return kv_err_set(err, KV_EINVAL, "kvm_config: n_heads %d is not a multiple of n_kv_heads %d", c->n_heads,
+                      c->n_kv_heads);
+  if (c->head_dim < 8 || c->head_dim > 1024 || c->head_dim % 8)
+    return kv_err_set(err, KV_EINVAL, "kvm_config: head_dim %d must be a multiple of 8 in [8,1024]", c->head_dim);
+  if (c->max_tokens < 1 || c->max_tokens > (1 << 24))
+    return kv_err_set(err, KV_EINVAL, "kvm_config: max_tokens %d not in [1,2^24]", c->max_tokens);
+  if (c->sinks < 0 || c->sinks > 4096) return kv_err_set(err, KV_EINVAL, "kvm_config: sinks %d", c->sinks);
+  if (c->window < 1 || c->window > (1 << 20))
+    return kv_err_set(err, KV_EINVAL, "kvm_config: window %d", c->window);
+  if (c->block < 8 || c->block > 256 || c->block % 8)
+    return kv_err_set(err, KV_EINVAL, "kvm_config: block %d must be a multiple of 8 in [8,256]", c->block);
+  if (c->top_k < 0) return kv_err_set(err, KV_EINVAL, "kvm_config: top_k %d", c->top_k);
+  if (!bits_ok(c->key_bits) || !bits_ok(c->val_bits))
+    return kv_err_set(err, KV_EINVAL, "kvm_config: key_bits %d / val_bits %d must be 2, 4 or 8", c->key_bits,
+                      c->val_bits);
+  for (int l = 0; l < c->n_layers; l++) {
+    if (c->layer_mode[l] > KVM_LOCAL)
+      return kv_err_set(err, KV_EINVAL, "kvm_config: layer_mode[%d] = %d", l, c->layer_mode[l]);
+    if (c->layer_mode[l] == KVM_LOCAL && (c->layer_window[l] < 1 || c->layer_window[l] > c->max_tokens))
+      return kv_err_set(err, KV_EINVAL, "kvm_config: layer_window[%d] = %d for a local layer", l,
+                        c->layer_window[l]);
+  }
+  return 0;
+}
+
+int kvm_config_equal(const kvm_config *a, const kvm_config *b) {
+  if (a->n_layers != b->n_layers || a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
+      a->head_dim != b->head_dim || a->sinks != b->sinks || a->window != b->window || a->block != b->block ||
+      a->key_bits != b->key_bits || a->val_bits != b->val_bits)
+    return 0;
+  for (int l = 0; l < a->n_layers; l++) {
+    if (a->layer_mode[l] != b->layer_mode[l]) return 0;
+    if (a->layer_mode[l] == KVM_LOCAL && a->layer_window[l] != b->layer_window[l]) return 0;
+  }
+  return 1;
+}
+
+static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1; }
+
+/* Scratch floats one layer's attend needs (see attend_* for the carve-up). */
+static size_t scratch_floats(const kvm_cache *c) {
+  const kvm_config *k = &c->cfg;
+  size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
+  return g * T + 2 * T * D + g * D + 2 * g + (size_t)max_blocks(k) * 2 + (size_t)k->block * D + 2 * D + 64;
+}
+
+int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
+  size_t sz = (size_t)rows * (size_t)c->kvd * 2;
+  uint16_t *k = realloc(ly->wk, sz ? sz : 2), *v;
+  if (!k) return kv_err_set(err, KV_ENOMEM, "kvmem: window of %d rows", rows);
+  ly->wk = k;
+  v = realloc(ly->wv, sz ? sz : 2);
+  if (!v) return kv_err_set(err, KV_ENOMEM, "kvmem: window of %d rows", rows);
+  ly->wv = v;
+  ly->win_cap = rows;
+  return 0;
+}
+
+int kvm_cache_alloc_shell(kvm_cache **out, const kvm_config *cfg, kv_err *err) {
+  *out = NULL;
+  int rc = kvm_config_check(cfg, err);
+  if (rc) return rc;
+  kvm_cache *c = calloc(1, sizeof *c);
+  if (!c) return kv_err_set(err, KV_ENOMEM, "kvmem: cache");
+  c->cfg = *cfg;
+  kvm_blk_layout_init(&c->L, cfg);
+  c->kvd = cfg->n_kv_heads * cfg->head_dim;
+  c->tile = cfg->block > 64 ? cfg->block : 64;
+  c->has_f16c = kvm_cpu_has_f16c();
+  c->layers = calloc((size_t)cfg->n_layers, sizeof *c->layers);
+  if (!c->layers) {
+    free(c);
+    return kv_err_set(err, KV_ENOMEM, "kvmem: layers");
+  }
+  size_t nsc = scratch_floats(c);
+  for (int l = 0; l < cfg->n_layers; l++) {
+    kvm_layer *ly = &c->layers[l];
+    ly->mode = cfg->layer_mode[l];
+    ly->sc = malloc(nsc * sizeof(float));
+    ly->chosen = calloc((size_t)cfg->n_kv_heads * (size_t)(cfg->top_k + 1), sizeof(int));
+    ly->n_chosen = calloc((size_t)cfg->n_kv_heads, sizeof(int));
+    if (!ly->sc || !ly->chosen || !ly->n_chosen) {
+      kvm_cache_free(c);
+      return kv_err_set(err, KV_ENOMEM, "kvmem: scratch for layer %d", l);
+    }
+  }
+  *out = c;
+  return 0;
+}
+
+int kvm_cache_open(kvm_cache **out, const kvm_config *cfg, kv_err *err) {
+  kvm_cache *c;
+  int rc = kvm_cache_alloc_shell(&c, cfg, err);
+  if (rc) return rc;
+  for (int l = 0; l < cfg->n_layers && !rc; l++) {
+    kvm_layer *ly = &c->layers[l];
+    if (ly->mode == KVM_COMPRESSED) {
+      size_t sz = (size_t)(cfg->sinks ? cfg->sinks : 1) * (size_t)c->kvd * 2;
+      ly->sk = malloc(sz);
+      ly->sv = malloc(sz);
+      ly->cap_blocks = max_blocks(cfg);
+      ly->blocks = calloc((size_t)ly->cap_blocks, sizeof *ly->blocks);
+      ly->owned_mask = calloc((size_t)ly->cap_blocks, 1);
+      if (!ly->sk || !ly->sv || !ly->blocks || !ly->owned_mask)
+        rc = kv_err_set(err, KV_ENOMEM, "kvmem: layer %d", l);
+      else
+        rc = kvm_layer_reserve(c, ly, cfg->window + cfg->block, err);
+    } else if (ly->mode == KVM_LOCAL) {
+      rc = kvm_layer_reserve(c, ly, cfg->layer_window[l], err);
+    } else {
+      rc = kvm_layer_reserve(c, ly, cfg->max_tokens < 256 ? cfg->max_tokens : 256, err);
+    }
+  }
+  if (rc) {
+    kvm_cache_free(c);
+    return rc;
+  }
+  *out = c;
+  return 0;
+}
+
+void kvm_cache_free(kvm_cache *c) {
+  if (!c) return;
+  for (int l = 0; c->layers && l < c->cfg.n_layers; l++) {
+    kvm_layer *ly = &c->layers[l];
+    if (ly->owned_mask)
+      for (int b = 0; b < ly->n_blocks; b++)
+        if (ly->owned_mask[b]) free((void *)ly->blocks[b]);
+    free(ly->blocks);
+    free(ly->owned_mask);
+    if (!ly->borrowed) {
+      free(ly->sk);
+      free(ly->sv);
+      free(ly->wk);
+      free(ly->wv);
+    }
+    free(ly->sc);
+    free(ly->chosen);
+    free(ly->n_chosen);
+  }
+  free(c->layers);
+  if (c->parent) kvm_prefix_unref(c->parent);
+  free(c);
+}
+
+const kvm_config *kvm_cache_config(const kvm_cache *c) { return &c->cfg; }
+int kvm_cache_len(const kvm_cache *c, int layer) {
+  if (layer < 0 || layer >= c->cfg.n_layers) return 0;
+  return c->layers[layer].n;
+}
+
+static void to_f16_row(const float *x, uint16_t *h, int n) {
+  for (int i = 0; i < n; i++) h[i] = kvm_f32_to_f16(x[i]);
+}
+
+/* Quantize the window's oldest B rows into a new block (one malloc). */
+static int spill_block(kvm_cache *c, kvm_layer *ly, int layer, kv_err *err) {
+  const kvm_config *k = &c->cfg;
+  const kvm_blk_layout *L = &c->L;
+  int B = k->block, D = k->head_dim;
+  if (ly->n_blocks >= ly->cap_blocks) return kv_err_set(err, KV_ELIMIT, "kvmem: layer %d: block table full", layer);
+  uint8_t *blk = calloc(1, L->block_bytes);
+  if (!blk) return kv_err_set(err, KV_ENOMEM, "kvmem: block of %zu bytes", L->block_bytes);
+  float *K = ly->sc, *V = ly->sc + (size_t)B * D;
+  for (int h = 0; h < k->n_kv_heads; h++) {
+    uint8_t *hb = blk + (size_t)h * L->head_bytes;
+    for (int t = 0; t < B; t++) {
+      kvm_f16_row_to_f32(ly->wk + (size_t)t * c->kvd + (size_t)h * D, K + (size_t)t * D, D, c->has_f16c);
+      kvm_f16_row_to_f32(ly->wv + (size_t)t * c->kvd + (size_t)h * D, V + (size_t)t * D, D, c->has_f16c);
+    }
+    uint16_t *kmin = (uint16_t *)(void *)(hb + L->kmin), *kmax = (uint16_t *)(void *)(hb + L->kmax);
+    uint16_t *vlo = (uint16_t *)(void *)(hb + L->vlo), *vhi = (uint16_t *)(void *)(hb + L->vhi);
+    for (int ch = 0; ch < D; ch++)
+      kvm_quant_group(K + ch, B, D, k->key_bits, &kmin[ch], &kmax[ch], hb + L->kcodes + (size_t)ch * L->krow);
+    for (int t = 0; t < B; t++)
+      kvm_quant_group(V + (size_t)t * D, D, 1, k->val_bits, &vlo[t], &vhi[t], hb + L->vcodes + (size_t)t * L->vrow);
+    /* pooled means, symmetric int8 */
+    for (int which = 0; which < 2; which++) {
+      const float *X = which ? V : K;
+      int8_t *q = (int8_t *)(hb + (which ? L->vmean : L->kmean));
+      float *mean = ly->sc + (size_t)2 * B * D, amax = 0;
+      for (int ch = 0; ch < D; ch++) {
+        double s = 0;
+        for (int t = 0; t < B; t++) s += X[(size_t)t * D + ch];
+        mean[ch] = (float)(s / B);
+        if (fabsf(mean[ch]) > amax) amax = fabsf(mean[ch]);
+      }
+      uint16_t s16 = kvm_f32_to_f16(amax / 127.0f);
+      float sf = kvm_f16_to_f32(s16);
+      for (int ch = 0; ch < D; ch++) {
+        int v = sf > 0 ? (int)rintf(mean[ch] / sf) : 0;
+        q[ch] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+      }
+      memcpy(hb + (which ? L->vmean_s : L->kmean_s), &s16, 2);
+    }
+  }
+  ly->blocks[ly->n_blocks] = blk;
+  ly->owned_mask[ly->n_blocks] = 1;
+  ly->n_blocks++;
+  size_t rowb = (size_t)c->kvd * 2;
+  memmove(ly->wk, ly->wk + (size_t)B * c->kvd, (size_t)(ly->n_win - B) * rowb);
+  memmove(ly->wv, ly->wv + (size_t)B * c->kvd, (size_t)(ly->n_win - B) * rowb);
+  ly->n_win -= B;
+  ly->win_start += B;
+  return 0;
+}
+
+int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv_err *err) {
+  if (layer < 0 || layer >= c->cfg.n_layers) return kv_err_set(err, KV_EINVAL, "kvmem: layer %d", layer);
+  kvm_layer *ly = &c->layers[layer];
+  if (ly->n >= c->cfg.max_tokens)
+    return kv_err_set(err, KV_ELIMIT, "kvmem: layer %d is full (%d tokens)", layer, c->cfg.max_tokens);
+  size_t kvd = (size_t)c->kvd;
+  if (ly->mode == KVM_FULL) {
+    int row = ly->n - ly->win_start;
+    if (row >= ly->win_cap) {
+      int want = ly->win_cap * 2, lim = c->cfg.max_tokens - ly->win_start;
+      if (want > lim) want = lim;
+      int rc = kvm_layer_reserve(c, ly, want, err);
+      if (rc) return rc;
+    }
+    to_f16_row(k, ly->wk + (size_t)row * kvd, (int)kvd);
+    to_f16_row(v, ly->wv + (size_t)row * kvd, (int)kvd);
+    ly->n_win = row + 1;
+  } else if (ly->mode == KVM_LOCAL) {
+    size_t slot = (size_t)(ly->n % ly->win_cap);
+    to_f16_row(k, ly->wk + slot * kvd, (int)kvd);
+    to_f16_row(v, ly->wv + slot * kvd, (int)kvd);
+    if (ly->n_win < ly->win_cap) ly->n_win++;
+  } else if (ly->n_sink < c->cfg.sinks) {
+    to_f16_row(k, ly->sk + (size_t)ly->n_sink * kvd, (int)kvd);
+    to_f16_row(v, ly->sv + (size_t)ly->n_sink * kvd, (int)kvd);
+    ly->n_sink++;
+    ly->win_start = ly->n_sink;
+  } else {
+    to_f16_row(k, ly->wk + (size_t)ly->n_win * kvd, (int)kvd);
+    to_f16_row(v, ly->wv + (size_t)ly->n_win * kvd, (int)kvd);
+    ly->n_win++;
+    if (ly->n_win >= c->cfg.window + c->cfg.block) {
+      int rc = spill_block(c, ly, layer, err);
+      if (rc) {
+        ly->n_win--;
+        return rc;
+      }
+    }
+  }
+  ly->n++;
+  return 0;
+}
+
+/* ---- attention ---- */
+
+/* Online-softmax state of the g query heads sharing one KV head. */
+typedef struct att {
+  int g, D, T;
+  float scale;
+  const float *q;    /* [g][D] */
+  float *acc;        /* [g][D] */
+  float *m, *l;      /* [g] */
+  float *logit;      /* [T] */
+  float *kt, *vt;    /* [T][D] tiles */
+} att;
+
+/* Fold n rows of kt/vt (logit bias added) into every head's state. */
+static void att_fold(att *a, int n, float bias) {
+  int D = a->D;
+  for (int j = 0; j < a->g; j++) {
+    const float *q = a->q + (size_t)j * D;
+    float mx = -INFINITY;
+    for (int r = 0; r < n; r++) {
+      float s = a->scale * dot_f32(q, a->kt + (size_t)r * D, D) + bias;
+      a->logit[r] = s;
+      if (s > mx) mx = s;
+    }
+    float *acc = a->acc + (size_t)j * D;
+    if (mx > a->m[j]) {
+      float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
+      for (int d = 0; d < D; d++) acc[d] *= f;
+      a->l[j] *= f;
+      a->m[j] = mx;
+    }
+    for (int r = 0; r < n; r++) {
+      float p = expf(a->logit[r] - a->m[j]);
+      a->l[j] += p;
+      axpy_f32(acc, p, a->vt + (size_t)r * D, D);
+    }
+  }
+}
+
+/* Fold f16 rows (row i at rows + i*stride, head slice at +hoff). */
+static void att_rows_f16(att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
+  for (int r0 = 0; r0 < n; r0 += a->T) {
+    int m = n - r0 < a->T ? n - r0 : a->T;
+    for (int r = 0; r < m; r++) {
+      kvm_f16_row_to_f32(kr + (size_t)(r0 + r) * stride, a->kt + (size_t)r * a->D, a->D, f16c);
+      kvm_f16_row_to_f32(vr + (size_t)(r0 + r) * stride, a->vt + (size_t)r * a->D, a->D, f16c);
+    }
+    att_fold(a, m, 0.0f);
+  }
+}
+
+/* Dequantize head h of a block into kt/vt ([B][D] each). */
+static void block_dequant(const kvm_cache *c, const uint8_t *hb, float *kt, float *vt, uint8_t *codes) {
+  const kvm_blk_layout *L = &c->L;
+  int B = c->cfg.block, D = c->cfg.head_dim, kq = (1 << c->cfg.key_bits) - 1, vq = (1 << c->cfg.val_bits) - 1;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  for (int ch = 0; ch < D; ch++) {
+    float lo = kvm_f16_to_f32(kmin[ch]), s = (kvm_f16_to_f32(kmax[ch]) - lo) / (float)kq;
+    kvm_unpack_codes(hb + L->kcodes + (size_t)ch * L->krow, B, c->cfg.key_bits, codes);
+    for (int t = 0; t < B; t++) kt[(size_t)t * D + ch] = lo + s * (float)codes[t];
+  }
+  for (int t = 0; t < B; t++) {
+    float lo = kvm_f16_to_f32(vlo[t]), s = (kvm_f16_to_f32(vhi[t]) - lo) / (float)vq;
+    kvm_unpack_codes(hb + L->vcodes + (size_t)t * L->vrow, D, c->cfg.val_bits, codes);
+    float *o = vt + (size_t)t * D;
+    for (int d = 0; d < D; d++) o[d] = lo + s * (float)codes[d];
+  }
+}
+
+static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o) {
+  const kvm_blk_layout *L = &c->L;
+  uint16_t s16;
+  memcpy(&s16, hb + (which ? L->vmean_s : L->kmean_s), 2);
+  float s = kvm_f16_to_f32(s16);
+  const int8_t *q = (const int8_t *)(hb + (which ? L->vmean : L->kmean));
+  for (int d = 0; d < c->cfg.head_dim; d++) o[d] = s * (float)q[d];
+}
+
+/* Largest upper bound on scale-free q·k over the block, over the g heads. */
+static float block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, int g, float *lohi) {
+  int D = c->cfg.head_dim;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + c->L.kmax);
+  kvm_f16_row_to_f32(kmin, lohi, D, c->has_f16c);
+  kvm_f16_row_to_f32(kmax, lohi + D, D, c->has_f16c);
+  float best = -INFINITY;
+  for (int j = 0; j < g; j++) {
+    const float *qj = q + (size_t)j * D;
+    float s = 0;
+    for (int d = 0; d < D; d++) {
+      float a = qj[d] * lohi[d], b = qj[d] * lohi[D + d];
+      s += a > b ? a : b;
+    }
+    if (s > best) best = s;
+  }
+  return best;
+}
+
+/* Indexes of the top k scores (ties: lower index), ascending order. */
+static int top_k_select(const float *score, int n, int k, int *out) {
+  if (k > n) k = n;
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    if (m < k) {
+      int p = m++;
+      while (p > 0 && score[out[p - 1]] < score[i]) { out[p] = out[p - 1]; p--; }
+      out[p] = i;
+    } else if (score[i] > score[out[k - 1]]) {
+      int p = k - 1;
+      while (p > 0 && score[out[p - 1]] < score[i]) { out[p] = out[p - 1]; p--; }
+      out[p] = i;
+    }
+  }
+  for (int i = 1; i < m; i++) { /* ascending by block index */
+    int v = out[i], p = i;
+    while (p > 0 && out[p - 1] > v) { out[p] = out[p - 1]; p--; }
+    out[p] = v;
+  }
+  return m;
+}
+
+void kvm_cache_attend(kvm_cache *c, int layer, const float *q, float scale, float *out) {
+  const kvm_config *k = &c->cfg;
+  kvm_layer *ly = &c->layers[layer];
+  int D = k->head_dim, g = k->n_heads / k->n_kv_heads, T = c->tile, B = k->block;
+  size_t kvd = (size_t)c->kvd;
+  float *sc = ly->sc;
+  att a = {.g = g, .D = D, .T = T, .scale = scale};
+  a.logit = sc; sc += T;
+  a.kt = sc; sc += (size_t)T * D;
+  a.vt = sc; sc += (size_t)T * D;
+  a.acc = sc; sc += (size_t)g * D;
+  a.m = sc; sc += g;
+  a.l = sc; sc += g;
+  float *bscore = sc; sc += max_blocks(k);
+  uint8_t *mark = (uint8_t *)sc; sc += max_blocks(k) / 4 + 1;
+  float *lohi = sc; sc += 2 * (size_t)D;
+  uint8_t *codes = (uint8_t *)sc;
+  memset(&ly->st, 0, sizeof ly->st);
+  ly->st.blocks = ly->n_blocks;
+  for (int h = 0; h < k->n_kv_heads; h++) {
+    a.q = q + (size_t)h * g * D;
+    memset(a.acc, 0, (size_t)g * D * sizeof(float));
+    for (int j = 0; j < g; j++) { a.m[j] = -INFINITY; a.l[j] = 0; }
+    size_t hoff = (size_t)h * D;
+    if (ly->mode == KVM_FULL) {
+      if (ly->base_n) att_rows_f16(&a, ly->base_k + hoff, ly->base_v + hoff, kvd, ly->base_n, c->has_f16c);
+      att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n - ly->win_start, c->has_f16c);
+      if (h == 0) ly->st.exact_tokens = ly->n;
+    } else if (ly->mode == KVM_LOCAL) {
+      int cap = ly->win_cap, first = ly->n - ly->n_win;
+      int s0 = first % cap, run = cap - s0 < ly->n_win ? cap - s0 : ly->n_win;
+      att_rows_f16(&a, ly->wk + (size_t)s0 * kvd + hoff, ly->wv + (size_t)s0 * kvd + hoff, kvd, run, c->has_f16c);
+      if (run < ly->n_win)
+        att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n_win - run, c->has_f16c);
+      if (h == 0) ly->st.exact_tokens = ly->n_win;
+    } else {
+      att_rows_f16(&a, ly->sk + hoff, ly->sv + hoff, kvd, ly->n_sink, c->has_f16c);
+      att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n_win, c->has_f16c);
+      int nb = ly->n_blocks, *ch = ly->chosen + (size_t)h * (k->top_k + 1), nc = 0;
+      if (nb > 0) {
+        size_t ho = (size_t)h * c->L.head_bytes;
+        if (k->top_k >= nb) {
+          for (int b = 0; b < nb; b++) ch[b] = b;
+          nc = nb;
+        } else if (k->top_k > 0) {
+          for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, ly->blocks[b] + ho, a.q, g, lohi);
+          nc = top_k_select(bscore, nb, k->top_k, ch);
+        }
+        memset(mark, 0, (size_t)nb);
+        for (int i = 0; i < nc; i++) {
+          mark[ch[i]] = 1;
+          block_dequant(c, ly->blocks[ch[i]] + ho, a.kt, a.vt, codes);
+          att_fold(&a, B, 0.0f);
+        }
+        if (k->pooled && nc < nb) {
+          int r = 0;
+          for (int b = 0; b < nb; b++) {
+            if (mark[b]) continue;
+            pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D);
+            pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D);
+            if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
+          }
+          if (r) att_fold(&a, r, logf((float)B));
+        }
+      }
+      ly->n_chosen[h] = nc;
+      if (h == 0) {
+        ly->st.chosen = nc;
+        ly->st.exact_tokens = ly->n_sink + ly->n_win + nc * B;
+      }
+    }
+    for (int j = 0; j < g; j++) {
+      float *o = out + ((size_t)h * g + j) * D, inv = a.l[j] > 0 ? 1.0f / a.l[j] : 0.0f;
+      for (int d = 0; d < D; d++) o[d] = a.acc[(size_t)j * D + d] * inv;
+    }
+  }
+}
+
+int kvm_cache_step_batch(kvm_cache *c, int layer, int n, const float *q, const float *k, const float *v,
+                         float scale, float *out, kv_err *err) {
+  size_t qd = (size_t)c->cfg.n_heads * c->cfg.head_dim, kvd = (size_t)c->kvd;
+  for (int i = 0; i < n; i++) {
+    int rc = kvm_cache_append(c, layer, k + i * kvd, v + i * kvd, err);
+    if (rc) return rc;
+    kvm_cache_attend(c, layer, q + i * qd, scale, out + i * qd);
+  }
+  return 0;
+}
+
+/* ---- accounting ---- */
+
+static size_t layer_bytes(const kvm_cache *c, const kvm_layer *ly, int owned_only) {
+  size_t row = (size_t)c->kvd * 4; /* K + V, f16 */
+  if (ly->mode == KVM_FULL) return row * (size_t)(owned_only ? ly->n - ly->base_n : ly->n);
+  if (ly->mode == KVM_LOCAL) return row * (size_t)ly->n_win;
+  size_t b = row * (size_t)(ly->n_sink + ly->n_win);
+  for (int i = 0; i < ly->n_blocks; i++)
+    if (!owned_only || ly->owned_mask[i]) b += c->L.block_bytes;
+  return b;
+}
+
+size_t kvm_cache_bytes(const kvm_cache *c) {
+  size_t b = 0;
+  for (int l = 0; l < c->cfg.n_layers; l++) b += layer_bytes(c, &c->layers[l], 0);
+  return b;
+}
+
+size_t kvm_cache_owned_bytes(const kvm_cache *c) {
+  size_t b = 0;
+  for (int l = 0; l < c->cfg.n_layers; l++) b += layer_bytes(c, &c->layers[l], 1);
+  return b;
+}
+
+size_t kvm_f16_bytes(const kvm_config *cfg, int len) {
+  return (size_t)cfg->n_layers * (size_t)len * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * 4;
+}
+
+void kvm_cache_last_stats(const kvm_cache *c, int layer, kvm_attend_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (layer >= 0 && layer < c->cfg.n_layers) *st = c->layers[layer].st;
+}
+
+int kvm_cache_last_chosen(const kvm_cache *c, int layer, int kv_head, const int **idx) {
+  const kvm_layer *ly = &c->layers[layer];
+  *idx = ly->chosen + (size_t)kv_head * (c->cfg.top_k + 1);
+  return ly->n_chosen[kv_head];
+}

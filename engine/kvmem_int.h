@@ -1,0 +1,103 @@
+/*
+ * kvmem_int.h — the KV memory's internal structs, shared by kvmem.c (cache,
+ * attention), kvmem_quant.c (codes, f16, hash), kvmem_snap.c (snapshots) and
+ * kvmem_store.c (resident prefixes). Not for other modules: use kvmem.h.
+ *
+ * Block layout (one compressed block, B tokens, all KV heads; D = head_dim;
+ * per head h at offset h*head_bytes, every array at an even offset):
+ *   kmin[D] f16 | kmax[D] f16          per-channel key range = index entry
+ *   vlo[B] f16  | vhi[B] f16           per-token value range
+ *   kcodes[D][codes_bytes(B,kb)]       channel-major (one row per channel)
+ *   vcodes[B][codes_bytes(D,vb)]       token-major (one row per token)
+ *   kmean[D] i8 | vmean[D] i8          pooled summary, symmetric int8
+ *   kmean_scale f16 | vmean_scale f16
+ *   zero padding to a multiple of 8 bytes
+ */
+#ifndef KVASIR_KVMEM_INT_H
+#define KVASIR_KVMEM_INT_H
+
+#include "engine/kvmem.h"
+
+typedef struct kvm_blk_layout {
+  size_t kmin, kmax, vlo, vhi, kcodes, vcodes, kmean, vmean, kmean_s, vmean_s;
+  size_t krow, vrow;   /* bytes of one key-channel row / one value-token row */
+  size_t head_bytes, block_bytes;
+} kvm_blk_layout;
+
+void kvm_blk_layout_init(kvm_blk_layout *L, const kvm_config *c);
+
+typedef struct kvm_layer {
+  int mode;
+  int n;            /* tokens appended */
+  int n_sink;       /* COMPRESSED: tokens in sinks (<= S) */
+  int win_start;    /* COMPRESSED: position of window row 0; FULL: first own position */
+  int n_win;        /* rows used in wk/wv (LOCAL: min(n, cap)) */
+  int win_cap;      /* rows allocated */
+  int borrowed;     /* sk/sv/wk/wv point into a snapshot mapping: never freed or written */
+  uint16_t *sk, *sv;     /* sinks [S][kvd] f16 */
+  uint16_t *wk, *wv;     /* window rows [win_cap][kvd] f16; LOCAL: ring by pos % cap */
+  const uint8_t **blocks;
+  uint8_t *owned_mask;   /* 1 where blocks[i] is malloc'd by this cache */
+  int n_blocks, cap_blocks;
+  const uint16_t *base_k, *base_v;  /* FULL: parent's rows [0, base_n) */
+  int base_n;
+  /* last attend, per KV head: chosen block indexes [n_kv][top_k] */
+  int *chosen;
+  int *n_chosen;
+  kvm_attend_stats st;
+  /* scratch for attend (per layer so layers can run on different threads) */
+  float *sc;
+} kvm_layer;
+
+struct kvm_cache {
+  kvm_config cfg;
+  kvm_blk_layout L;
+  int kvd;               /* n_kv_heads * head_dim */
+  int tile;              /* rows per attention tile */
+  int has_f16c;
+  kvm_layer *layers;
+  kvm_prefix *parent;    /* kept alive while this cache points into it */
+};
+
+/* Prefix: a frozen cache plus what identifies it. */
+struct kvm_prefix {
+  int refs;
+  kvm_cache *cache;      /* frozen */
+  uint64_t token_hash;
+  int n_segs;
+  uint64_t *chain;       /* chain hash after segment i */
+  uint64_t *seg_end;     /* tokens covered after segment i */
+  void *map;             /* mmap'd snapshot (NULL if computed here) */
+  size_t map_len;
+  size_t bytes;          /* resident bytes (owned by the frozen cache) */
+  /* LRU list of the store (resident only) */
+  struct kvm_prefix *prev, *next;
+  int resident;
+};
+
+/* f16 row conversion (F16C when the CPU has it). */
+void kvm_f16_row_to_f32(const uint16_t *src, float *dst, int n, int has_f16c);
+int kvm_cpu_has_f16c(void);
+
+/* Unpack n codes of `bits` to bytes. */
+void kvm_unpack_codes(const uint8_t *codes, int n, int bits, uint8_t *out);
+
+/* Build a frozen cache (no parent) of `cfg` from snapshot bytes; used by
+ * kvmem_snap.c. Rows/blocks point into the mapping (not owned). */
+int kvm_cache_alloc_shell(kvm_cache **out, const kvm_config *cfg, kv_err *err);
+/* Allocate an owned window/sink/full storage for a layer with room for rows. */
+int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err);
+
+/* Snapshot load (kvmem_snap.c): verifies everything, maps, builds a prefix
+ * with one reference. expect_token_hash 0 = accept any. */
+int kvm_snapshot_load(const char *path, const kvm_config *cfg, uint64_t model_hash, kvm_prefix **out,
+                      kv_err *err);
+/* Read only the header + segment chain of a snapshot (verified) to decide
+ * whether it matches; chain and seg_end are malloc'd. */
+int kvm_snapshot_peek(const char *path, const kvm_config *cfg, uint64_t model_hash, uint64_t **chain,
+                      uint64_t **seg_end, int *n_segs, kv_err *err);
+
+void kvm_prefix_destroy(kvm_prefix *p);
+int kvm_config_equal(const kvm_config *a, const kvm_config *b);
+
+#endif
