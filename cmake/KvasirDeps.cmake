@@ -28,6 +28,7 @@ kvasir_dep(ZSTD      libzstd      libzstd-dev)
 kvasir_dep(CMOCKA    cmocka       libcmocka-dev)
 kvasir_dep(ZLIB      zlib         zlib1g-dev)
 kvasir_dep(CJSON     libcjson     libcjson-dev)
+kvasir_dep(PCRE2     libpcre2-8   libpcre2-dev)
 
 # FTS5 must be compiled into the system SQLite: the indexer and the logs
 # store depend on it. Checked by running a tiny program at configure time.

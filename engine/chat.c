@@ -1,0 +1,65 @@
+/*
+ * chat.c — chat formats. kvasir does not run Jinja: the GGUF's
+ * tokenizer.chat_template is only inspected to choose one of the formats it
+ * knows (ChatML: SmolLM2, Qwen; Gemma turns), written by hand here with the
+ * same output as the template. SmolLM2's template adds its default system
+ * prompt when the conversation has none; so do we.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void put(sbuf *b, const char *s) {
+  size_t l = strlen(s);
+  if (b->oom) return;
+  if (b->n + l + 1 > b->cap) {
+    size_t nc = (b->n + l + 1) * 2;
+    char *np = realloc(b->p, nc);
+    if (!np) { b->oom = 1; return; }
+    b->p = np;
+    b->cap = nc;
+  }
+  memcpy(b->p + b->n, s, l + 1);
+  b->n += l;
+}
+
+const char *eng_chat_format(const eng_model *m) { return m->chat_kind ? "gemma" : "chatml"; }
+
+int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int add_assistant, char **out,
+                   kv_err *err) {
+  sbuf b = {0};
+  *out = NULL;
+  put(&b, "");
+  for (size_t i = 0; i < n; i++)
+    if (!msgs[i].role || !msgs[i].content) return kv_err_set(err, KV_EINVAL, "chat: message %zu lacks role or content", i);
+  if (m->chat_kind == 0) {
+    const char *t = m->chat_template;
+    if (t && strstr(t, "named SmolLM") && (!n || strcmp(msgs[0].role, "system")))
+      put(&b, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n");
+    for (size_t i = 0; i < n; i++) {
+      put(&b, "<|im_start|>"); put(&b, msgs[i].role); put(&b, "\n"); put(&b, msgs[i].content); put(&b, "<|im_end|>\n");
+    }
+    if (add_assistant) put(&b, "<|im_start|>assistant\n");
+  } else {
+    /* Gemma: no system role; a system message is prepended to the first user turn. */
+    const char *sys = NULL;
+    for (size_t i = 0; i < n; i++) {
+      if (!strcmp(msgs[i].role, "system")) { sys = msgs[i].content; continue; }
+      const char *role = !strcmp(msgs[i].role, "assistant") ? "model" : msgs[i].role;
+      put(&b, "<start_of_turn>"); put(&b, role); put(&b, "\n");
+      if (sys) { put(&b, sys); put(&b, "\n\n"); sys = NULL; }
+      put(&b, msgs[i].content); put(&b, "<end_of_turn>\n");
+    }
+    if (add_assistant) put(&b, "<start_of_turn>model\n");
+  }
+  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "chat: out of memory"); }
+  *out = b.p;
+  return 0;
+}

@@ -1,0 +1,142 @@
+/*
+ * forward.c — the transformer forward pass for a batch of tokens, shared by
+ * llama, qwen2 and gemma3; the differences are data (eng_model flags and
+ * optional tensors), not code paths:
+ *   llama:  RMSNorm -> attention (RoPE, adjacent pairs) -> SwiGLU FFN
+ *   qwen2:  as llama with Q/K/V biases and NeoX RoPE (split halves)
+ *   gemma3: embeddings scaled by sqrt(n_embd), QK-norm, post-attention and
+ *           post-FFN norms, GELU-tanh gate, sliding-window layers (5 of 6)
+ *           with their own RoPE base.
+ * Numerics follow llama.cpp's CPU path where it matters for matching it:
+ * activations quantized inside krn_matmul, K/V and Q rounded to f16 in the
+ * cache, GELU through f16 like ggml's table.
+ * All buffers come from the context; nothing is allocated per token.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine/ctx_internal.h"
+#include "kernels/kernels.h"
+
+static float h16(float x) { return krn_f16_to_f32(krn_f32_to_f16(x)); }
+
+static float gelu_tanh(float x) {
+  if (x <= -10.f) return 0.f;
+  if (x >= 10.f) return x;
+  float v = h16(x);
+  float y = 0.5f * v * (1.0f + tanhf(0.79788456080286535587989211986876f * v * (1.0f + 0.044715f * v * v)));
+  return h16(y);
+}
+
+/* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN). */
+static void rope(float *x, int rope_dim, int pos, float base, int neox) {
+  const float theta_scale = powf(base, -2.0f / (float)rope_dim);
+  float theta = (float)pos;
+  for (int i = 0; i < rope_dim / 2; i++) {
+    const float c = cosf(theta), s = sinf(theta);
+    int a = neox ? i : 2 * i, b = neox ? i + rope_dim / 2 : 2 * i + 1;
+    const float x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+    theta *= theta_scale;
+  }
+}
+
+typedef struct attn_job {
+  eng_ctx *c;
+  int layer, m, pos0, window;
+  float scale;
+} attn_job;
+
+static void attn_task(void *p, int i) {
+  attn_job *j = p;
+  eng_ctx *c = j->c;
+  const eng_model_info *I = &c->m->info;
+  int t = i / I->n_head, hh = i % I->n_head;
+  int kvh = hh / (I->n_head / I->n_head_kv);
+  size_t nq = (size_t)I->n_head * I->head_dim;
+  c->kvo->attend(c->kv, j->layer, kvh, c->q + t * nq + (size_t)hh * I->head_dim, j->pos0 + t, j->window, j->scale,
+                 c->att + t * nq + (size_t)hh * I->head_dim);
+}
+
+static void add_bias(float *y, const eng_tensor *b, size_t m, size_t n) {
+  if (!b) return;
+  const float *bb = b->data;
+  for (size_t t = 0; t < m; t++)
+    for (size_t i = 0; i < n; i++) y[t * n + i] += bb[i];
+}
+
+static void mm(eng_ctx *c, const eng_tensor *W, const float *x, size_t m, float *y) {
+  c->be->matmul(c->be->state, W->type, W->data, (size_t)W->ne[1], (size_t)W->ne[0], x, m, y);
+}
+
+/* Forward m (<= c->B) tokens at positions pos0..; rows listed in want_rows
+ * (or the last row when logits_out has room for one) get logits. */
+int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits, int all) {
+  const eng_model *M = c->m;
+  const eng_model_info *I = &M->info;
+  const size_t d = (size_t)I->n_embd, hd = (size_t)I->head_dim, nq = (size_t)I->n_head * hd,
+               nkv = (size_t)I->n_head_kv * hd, ff = (size_t)I->n_ff;
+  const size_t erow = krn_row_bytes(M->tok_embd->type, d);
+  for (int t = 0; t < m; t++) {
+    if (toks[t] < 0 || toks[t] >= I->n_vocab) return KV_EINVAL;
+    c->be->dequant_row(c->be->state, M->tok_embd->type, (const uint8_t *)M->tok_embd->data + (size_t)toks[t] * erow,
+                       c->x + t * d, d);
+    if (M->emb_scale != 1.0f)
+      for (size_t i = 0; i < d; i++) c->x[t * d + i] *= M->emb_scale;
+  }
+  for (int il = 0; il < I->n_layer; il++) {
+    const eng_layer *L = &M->layers[il];
+    for (int t = 0; t < m; t++) krn_rmsnorm(c->xn + t * d, c->x + t * d, L->attn_norm->data, d, M->eps, 0.f);
+    mm(c, L->wq, c->xn, (size_t)m, c->q);
+    mm(c, L->wk, c->xn, (size_t)m, c->k);
+    mm(c, L->wv, c->xn, (size_t)m, c->v);
+    add_bias(c->q, L->bq, (size_t)m, nq);
+    add_bias(c->k, L->bk, (size_t)m, nkv);
+    add_bias(c->v, L->bv, (size_t)m, nkv);
+    float qscale = 1.0f;
+    for (int t = 0; t < m; t++) {
+      for (int hh = 0; hh < I->n_head; hh++) {
+        float *q = c->q + t * nq + (size_t)hh * hd;
+        if (L->q_norm) krn_rmsnorm(q, q, L->q_norm->data, hd, M->eps, 0.f);
+        rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
+        if (M->arch == ARCH_GEMMA3)
+          for (size_t i = 0; i < hd; i++) q[i] *= M->attn_scale; /* gemma scales Q, then kq_scale = 1 */
+      }
+      for (int hh = 0; hh < I->n_head_kv; hh++) {
+        float *k = c->k + t * nkv + (size_t)hh * hd;
+        if (L->k_norm) krn_rmsnorm(k, k, L->k_norm->data, hd, M->eps, 0.f);
+        rope(k, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
+      }
+      int rc = c->kvo->append(c->kv, il, pos0 + t, c->k + t * nkv, c->v + t * nkv);
+      if (rc) return rc;
+    }
+    if (M->arch != ARCH_GEMMA3) qscale = M->attn_scale;
+    attn_job job = {c, il, m, pos0, L->swa ? M->n_swa : 0, qscale};
+    c->be->parallel(c->be->state, attn_task, &job, m * I->n_head);
+    mm(c, L->wo, c->att, (size_t)m, c->o);
+    for (int t = 0; t < m; t++) {
+      float *o = c->o + t * d, *x = c->x + t * d;
+      if (L->post_attn_norm) krn_rmsnorm(o, o, L->post_attn_norm->data, d, M->eps, 0.f);
+      for (size_t i = 0; i < d; i++) x[i] += o[i];
+      krn_rmsnorm(c->xn + t * d, x, L->ffn_norm->data, d, M->eps, 0.f);
+    }
+    mm(c, L->ffn_gate, c->xn, (size_t)m, c->g);
+    mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
+    for (size_t i = 0; i < (size_t)m * ff; i++) {
+      float g = c->g[i];
+      c->g[i] = (M->arch == ARCH_GEMMA3 ? gelu_tanh(g) : g / (1.0f + expf(-g))) * c->u[i];
+    }
+    mm(c, L->ffn_down, c->g, (size_t)m, c->o);
+    for (int t = 0; t < m; t++) {
+      float *o = c->o + t * d, *x = c->x + t * d;
+      if (L->post_ffn_norm) krn_rmsnorm(o, o, L->post_ffn_norm->data, d, M->eps, 0.f);
+      for (size_t i = 0; i < d; i++) x[i] += o[i];
+    }
+  }
+  if (!logits) return 0;
+  int r0 = all ? 0 : m - 1;
+  for (int t = r0; t < m; t++) krn_rmsnorm(c->xn + (t - r0) * d, c->x + t * d, M->out_norm->data, d, M->eps, 0.f);
+  mm(c, M->output, c->xn, (size_t)(m - r0), logits);
+  return 0;
+}

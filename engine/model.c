@@ -1,0 +1,201 @@
+/*
+ * model.c — open a GGUF model: read the hyper-parameters of its architecture
+ * (llama, qwen2, gemma3), find every weight tensor and check its type and
+ * shape against them, so the forward pass can index weights without further
+ * checks. Weights stay in the mapping; nothing is converted at load.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "kernels/kernels.h"
+
+const char *eng_version(void) { return "0.1.0"; }
+
+int eng_default_model_path(char *buf, size_t n) {
+  char dir[4096];
+  if (kv_xdg_dir(dir, sizeof dir, "cache")) return KV_ELIMIT;
+  int k = snprintf(buf, n, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
+  return k < 0 || (size_t)k >= n ? KV_ELIMIT : 0;
+}
+
+static int kint(const eng_model *m, const char *suffix, int64_t *out, int required, int64_t def, kv_err *err) {
+  char key[128];
+  snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+  if (!eng_gguf_has(m->g, key)) {
+    if (required) return kv_err_set(err, KV_EFORMAT, "%s: missing key '%s'", eng_gguf_name(m->g), key);
+    *out = def;
+    return 0;
+  }
+  int rc = eng_gguf_get_int(m->g, key, out, err);
+  if (!rc && (*out < 0 || *out > (1 << 24)))
+    return kv_err_set(err, KV_EFORMAT, "%s: key '%s' = %lld is out of range", eng_gguf_name(m->g), key,
+                      (long long)*out);
+  return rc;
+}
+static int kf32(const eng_model *m, const char *suffix, float *out, float def, kv_err *err) {
+  char key[128];
+  snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+  if (!eng_gguf_has(m->g, key)) { *out = def; return 0; }
+  return eng_gguf_get_f32(m->g, key, out, err);
+}
+
+/* Find a tensor and check its shape [ne0, ne1] (ne1 = 1 for vectors). */
+static int want(const eng_model *m, const eng_tensor **out, const char *name, uint64_t ne0, uint64_t ne1,
+                int required, int f32_only, kv_err *err) {
+  const eng_tensor *t = eng_gguf_tensor(m->g, name);
+  *out = t;
+  if (!t) return required ? kv_err_set(err, KV_EFORMAT, "%s: missing tensor '%s'", eng_gguf_name(m->g), name) : 0;
+  if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+    return kv_err_set(err, KV_EFORMAT, "%s: tensor '%s' has shape [%llu, %llu, %llu], expected [%llu, %llu]",
+                      eng_gguf_name(m->g), name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                      (unsigned long long)t->ne[2], (unsigned long long)ne0, (unsigned long long)ne1);
+  if (f32_only ? t->type != KRN_F32 : !krn_type_block_bytes(t->type))
+    return kv_err_set(err, KV_EUNSUPPORTED, "%s: tensor '%s' has type %s, which kvasir cannot compute here",
+                      eng_gguf_name(m->g), name, krn_type_name(t->type));
+  return 0;
+}
+
+static int load_layers(eng_model *m, kv_err *err) {
+  const eng_model_info *I = &m->info;
+  uint64_t d = (uint64_t)I->n_embd, q = (uint64_t)I->n_head * I->head_dim, kv = (uint64_t)I->n_head_kv * I->head_dim;
+  m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
+  if (!m->layers) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  for (int il = 0; il < I->n_layer; il++) {
+    eng_layer *L = &m->layers[il];
+    char n[96];
+    int rc = 0;
+#define W(field, nm, a, b, req, f32)                                       \
+  do {                                                                     \
+    snprintf(n, sizeof n, "blk.%d.%s", il, nm);                            \
+    if (!rc) rc = want(m, &L->field, n, a, b, req, f32, err);              \
+  } while (0)
+    W(attn_norm, "attn_norm.weight", d, 1, 1, 1);
+    W(wq, "attn_q.weight", d, q, 1, 0);
+    W(wk, "attn_k.weight", d, kv, 1, 0);
+    W(wv, "attn_v.weight", d, kv, 1, 0);
+    W(wo, "attn_output.weight", q, d, 1, 0);
+    W(ffn_norm, "ffn_norm.weight", d, 1, 1, 1);
+    W(ffn_gate, "ffn_gate.weight", d, (uint64_t)I->n_ff, 1, 0);
+    W(ffn_up, "ffn_up.weight", d, (uint64_t)I->n_ff, 1, 0);
+    W(ffn_down, "ffn_down.weight", (uint64_t)I->n_ff, d, 1, 0);
+    int qw = m->arch == ARCH_QWEN2;
+    W(bq, "attn_q.bias", q, 1, qw, 1);
+    W(bk, "attn_k.bias", kv, 1, qw, 1);
+    W(bv, "attn_v.bias", kv, 1, qw, 1);
+    int gm = m->arch == ARCH_GEMMA3;
+    W(q_norm, "attn_q_norm.weight", (uint64_t)I->head_dim, 1, gm, 1);
+    W(k_norm, "attn_k_norm.weight", (uint64_t)I->head_dim, 1, gm, 1);
+    W(post_attn_norm, "post_attention_norm.weight", d, 1, gm, 1);
+    W(post_ffn_norm, "post_ffw_norm.weight", d, 1, gm, 1);
+#undef W
+    if (rc) return rc;
+    L->swa = gm && m->n_swa > 0 && (il + 1) % 6 != 0;
+    L->rope_base = L->swa ? m->rope_base_swa : m->rope_base;
+  }
+  return 0;
+}
+
+static int load(eng_model *m, kv_err *err) {
+  eng_str s;
+  int rc = eng_gguf_get_str(m->g, "general.architecture", &s, err);
+  if (rc) return rc;
+  snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(s.n < 31 ? s.n : 31), s.p);
+  if (!strcmp(m->arch_name, "llama")) m->arch = ARCH_LLAMA;
+  else if (!strcmp(m->arch_name, "qwen2")) m->arch = ARCH_QWEN2;
+  else if (!strcmp(m->arch_name, "gemma3")) m->arch = ARCH_GEMMA3;
+  else return kv_err_set(err, KV_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, gemma3)",
+                         eng_gguf_name(m->g), m->arch_name);
+  if (eng_gguf_has(m->g, "general.name") && !eng_gguf_get_str(m->g, "general.name", &s, NULL))
+    snprintf(m->name, sizeof m->name, "%.*s", (int)(s.n < 127 ? s.n : 127), s.p);
+  else snprintf(m->name, sizeof m->name, "%s", eng_gguf_name(m->g));
+  eng_model_info *I = &m->info;
+  I->arch = m->arch_name;
+  I->name = m->name;
+  int64_t x;
+#define GETI(field, key, req, def) \
+  if ((rc = kint(m, key, &x, req, def, err))) return rc; \
+  I->field = (int)x;
+  GETI(n_embd, "embedding_length", 1, 0);
+  GETI(n_layer, "block_count", 1, 0);
+  GETI(n_head, "attention.head_count", 1, 0);
+  GETI(n_head_kv, "attention.head_count_kv", 0, I->n_head);
+  GETI(n_ff, "feed_forward_length", 1, 0);
+  GETI(n_ctx_train, "context_length", 0, 2048);
+  if (I->n_embd <= 0 || I->n_layer <= 0 || I->n_head <= 0 || I->n_head_kv <= 0 || I->n_ff <= 0 ||
+      I->n_head % I->n_head_kv || I->n_layer > 4096)
+    return kv_err_set(err, KV_EFORMAT, "%s: inconsistent hyper-parameters (embd %d, layers %d, heads %d/%d, ff %d)",
+                      eng_gguf_name(m->g), I->n_embd, I->n_layer, I->n_head, I->n_head_kv, I->n_ff);
+  GETI(head_dim, "attention.key_length", 0, I->n_embd / I->n_head);
+  if ((rc = kint(m, "rope.dimension_count", &x, 0, I->head_dim, err))) return rc;
+  m->rope_dim = (int)x;
+  if (I->head_dim <= 0 || I->head_dim > 1024 || I->head_dim % 2 || m->rope_dim > I->head_dim || m->rope_dim % 2)
+    return kv_err_set(err, KV_EFORMAT, "%s: bad head/rope dimension (%d/%d)", eng_gguf_name(m->g), I->head_dim,
+                      m->rope_dim);
+  if ((rc = kint(m, "attention.sliding_window", &x, 0, 0, err))) return rc;
+  m->n_swa = (int)x;
+#undef GETI
+  float eps_def = 1e-5f;
+  if ((rc = kf32(m, "attention.layer_norm_rms_epsilon", &m->eps, eps_def, err)) ||
+      (rc = kf32(m, "rope.freq_base", &m->rope_base, 10000.f, err)))
+    return rc;
+  m->rope_base_swa = m->arch == ARCH_GEMMA3 ? 10000.f : m->rope_base;
+  m->rope_neox = m->arch != ARCH_LLAMA;
+  m->attn_scale = 1.0f / sqrtf((float)I->head_dim);
+  m->emb_scale = m->arch == ARCH_GEMMA3 ? sqrtf((float)I->n_embd) : 1.0f;
+  if ((rc = eng_vocab_load(&m->vocab, m->g, err))) return rc;
+  I->n_vocab = m->vocab.n;
+  if ((rc = want(m, &m->tok_embd, "token_embd.weight", (uint64_t)I->n_embd, (uint64_t)I->n_vocab, 1, 0, err)) ||
+      (rc = want(m, &m->out_norm, "output_norm.weight", (uint64_t)I->n_embd, 1, 1, 1, err)) ||
+      (rc = want(m, &m->output, "output.weight", (uint64_t)I->n_embd, (uint64_t)I->n_vocab, 0, 0, err)))
+    return rc;
+  if (!m->output) m->output = m->tok_embd; /* tied embeddings */
+  if ((rc = load_layers(m, err))) return rc;
+  for (size_t i = 0; i < eng_gguf_n_tensors(m->g); i++) {
+    const eng_tensor *t = eng_gguf_tensor_at(m->g, i);
+    I->n_params += (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+    I->file_size = (size_t)(t->offset + t->nbytes); /* upper bound refined below */
+  }
+  if (eng_gguf_has(m->g, "tokenizer.chat_template") &&
+      !eng_gguf_get_str(m->g, "tokenizer.chat_template", &s, NULL)) {
+    if (!(m->chat_template = malloc(s.n + 1))) return kv_err_set(err, KV_ENOMEM, "out of memory");
+    memcpy(m->chat_template, s.p, s.n);
+    m->chat_template[s.n] = 0;
+  }
+  if (m->chat_template) m->chat_kind = strstr(m->chat_template, "<start_of_turn>") ? 1 : 0;
+  else m->chat_kind = m->arch == ARCH_GEMMA3 ? 1 : 0;
+  return 0;
+}
+
+int eng_model_open(eng_model **out, const char *path, kv_err *err) {
+  *out = NULL;
+  eng_model *m = calloc(1, sizeof *m);
+  if (!m) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  int rc = eng_gguf_open(&m->g, path, err);
+  if (!rc) rc = load(m, err);
+  if (rc) {
+    eng_model_free(m);
+    return rc;
+  }
+  FILE *f = fopen(path, "rb");
+  if (f) {
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    if (sz > 0) m->info.file_size = (size_t)sz;
+    fclose(f);
+  }
+  *out = m;
+  return 0;
+}
+
+void eng_model_free(eng_model *m) {
+  if (!m) return;
+  eng_vocab_free(&m->vocab);
+  free(m->layers);
+  free(m->chat_template);
+  eng_gguf_free(m->g);
+  free(m);
+}
+
+const eng_model_info *eng_model_get_info(const eng_model *m) { return &m->info; }
