@@ -1,0 +1,308 @@
+/* test_kvmem_store.c — snapshots and resident prefixes: a snapshot round
+ * trip gives back exactly the same attention; flipping any byte of a
+ * snapshot (every position in turn), truncating it, or loading it for
+ * another model or KV config is detected; forks are copy-on-write and
+ * exact; the segment hash chain reuses the longest matching run; the store
+ * stays under its byte budget with 10 prefixes larger than it, and evicted
+ * or restarted prefixes come back from disk. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/kvmem_int.h"
+
+enum { H = 2, KVH = 1, D = 8, KVD = KVH * D, QD = H * D };
+
+static float tokval(int32_t tok, int t, int i) { /* K/V as a function of (token, position) */
+  uint32_t x = (uint32_t)tok * 2654435761u ^ (uint32_t)(t * 40503 + i * 97);
+  x ^= x >> 13;
+  x *= 0x5bd1e995u;
+  x ^= x >> 15;
+  return (float)(x % 2000) / 1000.0f - 1.0f;
+}
+
+static void small_cfg(kvm_config *c, int max_tokens) {
+  kvm_config_default(c, 3, H, KVH, D, max_tokens, KVM_COMPRESSED);
+  c->sinks = 2;
+  c->window = 8;
+  c->block = 8;
+  c->top_k = 2;
+  c->layer_mode[0] = KVM_FULL;
+  c->layer_mode[2] = KVM_LOCAL;
+  c->layer_window[2] = 12;
+}
+
+/* Append tokens toks[from..to) at positions from..to-1 to every layer. */
+static void feed(kvm_cache *c, const int32_t *toks, int from, int to) {
+  kv_err e;
+  float k[KVD], v[KVD];
+  for (int t = from; t < to; t++) {
+    for (int i = 0; i < KVD; i++) {
+      k[i] = tokval(toks[t], t, i);
+      v[i] = tokval(toks[t] + 7, t, i + 100);
+    }
+    for (int l = 0; l < kvm_cache_config(c)->n_layers; l++) assert_int_equal(kvm_cache_append(c, l, k, v, &e), 0);
+  }
+}
+
+/* Attention outputs of all layers for a fixed query. */
+static void probe(kvm_cache *c, float *out) {
+  float q[QD];
+  for (int i = 0; i < QD; i++) q[i] = tokval(99, i, 3) * 2;
+  for (int l = 0; l < kvm_cache_config(c)->n_layers; l++) kvm_cache_attend(c, l, q, 0.5f, out + l * QD);
+}
+
+static char g_dir[64];
+static int setup(void **st) {
+  strcpy(g_dir, "/tmp/kvm-test-XXXXXX");
+  assert_non_null(mkdtemp(g_dir));
+  return 0;
+}
+static int teardown(void **st) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static int32_t *toks_make(int n, int seed) {
+  int32_t *t = malloc(sizeof(int32_t) * (size_t)n);
+  for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 31 + seed * 1009) % 5000);
+  return t;
+}
+
+static void test_snapshot_roundtrip_and_flips(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 128);
+  int32_t *toks = toks_make(60, 1);
+  kvm_cache *c;
+  kv_err e;
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, toks, 0, 50);
+  char path[128], bad[160];
+  snprintf(path, sizeof path, "%s/snap.kvm", g_dir);
+  snprintf(bad, sizeof bad, "%s/bad.kvm", g_dir);
+  uint64_t chain[1] = {123}, ends[1] = {50};
+  assert_int_equal(kvm_snapshot_write(path, c, 0xabc, 0x77, chain, ends, 1, &e), 0);
+  kvm_prefix *p;
+  assert_int_equal(kvm_snapshot_load(path, &cf, 0xabc, &p, &e), 0);
+  assert_true(kvm_prefix_from_disk(p));
+  assert_int_equal(kvm_prefix_len(p), 50);
+  kvm_cache *f;
+  assert_int_equal(kvm_prefix_fork(p, 50, &f, &e), 0);
+  kvm_prefix_unref(p); /* the fork keeps it alive */
+  feed(c, toks, 50, 60);
+  feed(f, toks, 50, 60);
+  float o1[3 * QD], o2[3 * QD];
+  probe(c, o1);
+  probe(f, o2);
+  for (int i = 0; i < 3 * QD; i++) assert_true(fabsf(o1[i] - o2[i]) < 1e-6f); /* tiles split differently */
+  kvm_cache_free(f);
+
+  /* stale: another model, another config */
+  assert_int_equal(kvm_snapshot_load(path, &cf, 0xabd, &p, &e), KV_EFORMAT);
+  assert_non_null(strstr(e.msg, "model hash"));
+  kvm_config cf2 = cf;
+  cf2.key_bits = 8;
+  assert_int_equal(kvm_snapshot_load(path, &cf2, 0xabc, &p, &e), KV_EFORMAT);
+  assert_non_null(strstr(e.msg, "config"));
+
+  /* every byte flipped in turn, and truncations */
+  char *buf;
+  size_t len;
+  assert_int_equal(kv_read_file(path, 1 << 22, &buf, &len, &e), 0);
+  assert_true(len > 1000 && len < 20000);
+  for (size_t i = 0; i <= len; i++) {
+    FILE *fp = fopen(bad, "wb");
+    assert_non_null(fp);
+    if (i < len) {
+      buf[i] ^= (char)(1 + i % 255);
+      assert_int_equal(fwrite(buf, 1, len, fp), len);
+      buf[i] ^= (char)(1 + i % 255);
+    } else {
+      assert_int_equal(fwrite(buf, 1, len - 8, fp), len - 8);
+    }
+    fclose(fp);
+    int rc = kvm_snapshot_load(bad, &cf, 0xabc, &p, &e);
+    if (rc == 0) fail_msg("flip at byte %zu of %zu not detected", i, len);
+    assert_int_equal(rc, KV_EFORMAT);
+    assert_null(p);
+  }
+  print_message("snapshot of %zu bytes: all %zu single-byte flips detected\n", len, len);
+  free(buf);
+  free(toks);
+  kvm_cache_free(c);
+}
+
+/* Forks share blocks (owned bytes small) and are exact for FULL layers at
+ * any truncation point; truncated compressed forks stay close. */
+static void test_fork_cow_and_truncate(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 256);
+  int32_t *toks = toks_make(200, 2);
+  kvm_cache *c, *cold, *f;
+  kv_err e;
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, toks, 0, 150);
+  kvm_store *s;
+  assert_int_equal(kvm_store_open(&s, &cf, 42, 1 << 20, g_dir, &e), 0);
+  kvm_segment seg = {toks, 150};
+  kvm_prefix *p;
+  assert_int_equal(kvm_store_put(s, &seg, 1, c, &p, &e), 0);
+  assert_int_equal(kvm_prefix_fork(p, 150, &f, &e), 0);
+  assert_true(kvm_cache_owned_bytes(f) < kvm_cache_bytes(f) / 2);
+  kvm_cache_free(f);
+  for (int cut = 0; cut <= 150; cut += 15) {
+    assert_int_equal(kvm_prefix_fork(p, (size_t)cut, &f, &e), 0);
+    assert_int_equal(kvm_cache_open(&cold, &cf, &e), 0);
+    feed(cold, toks, 0, cut);
+    feed(cold, toks, cut, 200);
+    feed(f, toks, cut, 200);
+    float o1[3 * QD], o2[3 * QD];
+    probe(cold, o1);
+    probe(f, o2);
+    for (int i = 0; i < QD; i++) assert_true(fabsf(o1[i] - o2[i]) < 1e-6f); /* FULL layer 0: exact */
+    for (int i = QD; i < 2 * QD; i++) assert_true(fabsf(o1[i] - o2[i]) < 0.05f);
+    kvm_cache_free(f);
+    kvm_cache_free(cold);
+  }
+  assert_int_equal(kvm_prefix_fork(p, 151, &f, &e), KV_EINVAL);
+  kvm_prefix_unref(p);
+  kvm_store_free(s);
+  free(toks);
+}
+
+static void test_segments_longest_run(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 256);
+  int32_t *a = toks_make(40, 3), *b = toks_make(30, 4), *c3 = toks_make(20, 5), *c3b = toks_make(20, 6);
+  int32_t all[90];
+  memcpy(all, a, 160);
+  memcpy(all + 40, b, 120);
+  memcpy(all + 70, c3, 80);
+  kvm_cache *c;
+  kv_err e;
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, all, 0, 90);
+  kvm_store *s;
+  assert_int_equal(kvm_store_open(&s, &cf, 43, 1 << 20, g_dir, &e), 0);
+  kvm_segment segs[4] = {{a, 40}, {b, 30}, {c3, 20}, {c3b, 20}};
+  assert_int_equal(kvm_store_put(s, segs, 3, c, NULL, &e), 0);
+  kvm_prefix *p;
+  int m;
+  size_t nt;
+  assert_int_equal(kvm_store_lookup(s, segs, 4, &p, &m, &nt, &e), 0); /* A B C + D: all 3 */
+  assert_int_equal(m, 3);
+  assert_int_equal(nt, 90);
+  kvm_prefix_unref(p);
+  kvm_segment edited[3] = {{a, 40}, {b, 30}, {c3b, 20}}; /* last segment changed */
+  assert_int_equal(kvm_store_lookup(s, edited, 3, &p, &m, &nt, &e), 0);
+  assert_int_equal(m, 2);
+  assert_int_equal(nt, 70);
+  kvm_prefix_unref(p);
+  kvm_segment other[2] = {{b, 30}, {a, 40}}; /* order matters: no match */
+  assert_int_equal(kvm_store_lookup(s, other, 2, &p, &m, &nt, &e), KV_ENOTFOUND);
+  kvm_segment shorter[1] = {{a, 39}};
+  assert_int_equal(kvm_store_lookup(s, shorter, 1, &p, &m, &nt, &e), KV_ENOTFOUND);
+  kvm_store_free(s);
+
+  /* after a restart the snapshot serves; a corrupted one is deleted, unused */
+  assert_int_equal(kvm_store_open(&s, &cf, 43, 1 << 20, g_dir, &e), 0);
+  assert_int_equal(kvm_store_lookup(s, edited, 3, &p, &m, &nt, &e), 0);
+  assert_int_equal(m, 2);
+  assert_true(kvm_prefix_from_disk(p));
+  kvm_prefix_unref(p);
+  kvm_store_free(s);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "for f in %s/*002b-*.kvm; do printf '\\x55' | dd of=$f bs=1 seek=900 conv=notrunc 2>/dev/null; done", g_dir);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(kvm_store_open(&s, &cf, 43, 1 << 20, g_dir, &e), 0);
+  assert_int_equal(kvm_store_lookup(s, edited, 3, &p, &m, &nt, &e), KV_ENOTFOUND);
+  snprintf(cmd, sizeof cmd, "ls %s/*002b-*.kvm >/dev/null 2>&1", g_dir);
+  assert_true(system(cmd) != 0); /* deleted */
+  kvm_store_free(s);
+  free(a); free(b); free(c3); free(c3b);
+}
+
+static void test_budget_lru(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 512);
+  kv_err e;
+  kvm_store *s;
+  /* measure one prefix */
+  int32_t *t0 = toks_make(300, 100);
+  kvm_cache *c;
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, t0, 0, 300);
+  assert_int_equal(kvm_store_open(&s, &cf, 44, 1 << 30, g_dir, &e), 0);
+  kvm_segment sg = {t0, 300};
+  assert_int_equal(kvm_store_put(s, &sg, 1, c, NULL, &e), 0);
+  size_t one = kvm_store_bytes(s);
+  kvm_store_free(s);
+  assert_true(one > 10000);
+  size_t budget = one * 5 / 2;
+  assert_int_equal(kvm_store_open(&s, &cf, 44, budget, g_dir, &e), 0);
+  int32_t *tk[10];
+  for (int i = 0; i < 10; i++) {
+    tk[i] = toks_make(300, 200 + i);
+    assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+    feed(c, tk[i], 0, 300);
+    kvm_segment g = {tk[i], 300};
+    assert_int_equal(kvm_store_put(s, &g, 1, c, NULL, &e), 0);
+    assert_true(kvm_store_bytes(s) <= budget);
+    assert_true(kvm_store_count(s) <= 2);
+  }
+  assert_int_equal(kvm_store_count(s), 2);
+  /* the most recent two are resident; the first comes back from disk */
+  kvm_prefix *p;
+  int m;
+  size_t nt;
+  kvm_segment g9 = {tk[9], 300}, g0 = {tk[0], 300};
+  assert_int_equal(kvm_store_lookup(s, &g9, 1, &p, &m, &nt, &e), 0);
+  assert_false(kvm_prefix_from_disk(p));
+  kvm_prefix_unref(p);
+  assert_int_equal(kvm_store_lookup(s, &g0, 1, &p, &m, &nt, &e), 0);
+  assert_true(kvm_prefix_from_disk(p));
+  assert_int_equal(nt, 300);
+  assert_true(kvm_store_bytes(s) <= budget);
+  /* a fork keeps an evicted prefix alive without counting against the store */
+  kvm_cache *f;
+  assert_int_equal(kvm_prefix_fork(p, 300, &f, &e), 0);
+  kvm_prefix_unref(p);
+  for (int i = 1; i < 4; i++) {
+    kvm_segment g = {tk[i], 300};
+    assert_int_equal(kvm_store_lookup(s, &g, 1, &p, &m, &nt, &e), 0);
+    kvm_prefix_unref(p);
+    assert_true(kvm_store_bytes(s) <= budget);
+  }
+  float o[3 * QD];
+  probe(f, o);
+  kvm_cache_free(f);
+  /* a prefix larger than the whole budget: handed out, never resident */
+  kvm_store_free(s);
+  assert_int_equal(kvm_store_open(&s, &cf, 44, one / 2, g_dir, &e), 0);
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, t0, 0, 300);
+  assert_int_equal(kvm_store_put(s, &sg, 1, c, &p, &e), 0);
+  assert_int_equal(kvm_store_bytes(s), 0);
+  assert_int_equal(kvm_prefix_len(p), 300);
+  kvm_prefix_unref(p);
+  kvm_store_free(s);
+  for (int i = 0; i < 10; i++) free(tk[i]);
+  free(t0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_snapshot_roundtrip_and_flips, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fork_cow_and_truncate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_segments_longest_run, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_budget_lru, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
