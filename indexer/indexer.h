@@ -1,8 +1,195 @@
 /*
- * indexer — skeleton from the foundation issue; the indexer issue fills it. Prefix: idx_
+ * indexer — the repository index behind retrieval and the repo prefix.
+ * Prefix: idx_
+ *
+ * One idx_index per git repository (worktree, linked worktree or bare).
+ * idx_sync() walks HEAD's tree (diffing tree-to-tree when HEAD moved) and
+ * the working-tree changes (git status), and keys every file by its blob
+ * OID: a blob that the index has seen once — on any branch, at any path — is
+ * never read or parsed again. Parsed blobs give symbols (definitions with
+ * kind, scope, signature and line range; references) from each grammar's
+ * tags query, and chunks cut along syntax boundaries, which go into SQLite
+ * FTS5 tables. The schema is documented in docs/index.md.
+ *
+ * Threads: idx_sync() is the one writer (it may use worker threads to parse
+ * internally). Every read call (search, symbols, repomap, files, read_lines)
+ * may run concurrently with a sync from another thread: readers use their
+ * own SQLite connection and WAL gives them the last committed state.
+ * Results are owned by the caller and freed with the matching _free.
  */
 #ifndef KVASIR_INDEXER_H
 #define KVASIR_INDEXER_H
+
 #include "base/base.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 const char *idx_version(void);
+
+typedef struct idx_index idx_index;
+
+typedef struct idx_options {
+  const char *db_path;      /* NULL: $XDG_DATA_HOME/kvasir/repos/<id>/index.db */
+  size_t max_file_bytes;    /* files above are skipped ("too-large"); 0 = 1 MiB */
+  int threads;              /* parse threads; 0 = one per core (at most 8) */
+  int history_commits;      /* commits walked for recency; 0 = 2000 */
+} idx_options;
+
+/* Open (creating or migrating) the index of the git repository that contains
+ * repo_path. The id of the index directory is derived from the repository's
+ * absolute path (see idx_repo_id). Nothing is indexed until idx_sync. */
+int idx_open(idx_index **out, const char *repo_path, const idx_options *opt, kv_err *err);
+void idx_close(idx_index *ix);
+
+/* Path of the index database and the repository's working directory (or
+ * git dir when bare); valid until idx_close. */
+const char *idx_db_path(const idx_index *ix);
+const char *idx_repo_root(const idx_index *ix);
+
+/* The id used under $XDG_DATA_HOME/kvasir/repos/: 16 hex digits of a hash of
+ * the absolute path. buf must hold 17 bytes. */
+void idx_repo_id(const char *abs_path, char buf[17]);
+
+/* ---- sync ---------------------------------------------------------------- */
+
+enum { IDX_SYNC_FULL = 1 /* re-walk every path even if HEAD did not move */ };
+
+typedef struct idx_progress {
+  uint64_t files_done, files_total;
+  uint64_t bytes_done, bytes_total;   /* bytes of blobs read so far / to read */
+  const char *path;                   /* last file handled (may be NULL) */
+} idx_progress;
+/* Called from the syncing thread, at most every few milliseconds. */
+typedef void (*idx_progress_fn)(const idx_progress *p, void *ud);
+
+/* Why a file is not (fully) indexed. Stable strings, stored in the index. */
+enum {
+  IDX_SKIP_NONE = 0,
+  IDX_SKIP_BINARY,       /* NUL bytes in the first 8000 bytes */
+  IDX_SKIP_TOO_LARGE,    /* above max_file_bytes */
+  IDX_SKIP_VENDORED,     /* vendor/, node_modules/, third_party/ ... */
+  IDX_SKIP_MINIFIED,     /* very long lines (e.g. *.min.js) */
+  IDX_SKIP_GENERATED,    /* "@generated", "Code generated ... DO NOT EDIT", lockfiles */
+  IDX_SKIP_IGNORED,      /* .gitignore / .kvasirignore */
+  IDX_SKIP_SYMLINK,      /* symlinks are recorded, never followed */
+  IDX_SKIP_SUBMODULE,    /* listed, not followed */
+  IDX_SKIP_UNREADABLE,   /* blob or worktree file could not be read */
+  IDX_SKIP__COUNT
+};
+/* Notes on files that *are* indexed, but only as text or imperfectly. */
+enum {
+  IDX_NOTE_NONE = 0,
+  IDX_NOTE_TEXT_ONLY,    /* no grammar for this language: chunks, no symbols */
+  IDX_NOTE_INVALID_UTF8, /* indexed as text; invalid bytes shown as '?' */
+  IDX_NOTE_PARSE_ERROR,  /* the grammar reported syntax errors / timed out */
+  IDX_NOTE_PATH_NOT_UTF8,/* the path itself is not UTF-8 */
+  IDX_NOTE__COUNT
+};
+const char *idx_skip_name(int reason);
+const char *idx_note_name(int note);
+
+typedef struct idx_sync_stats {
+  uint64_t files;            /* files in the current view (HEAD + worktree) */
+  uint64_t files_indexed;    /* of which indexed (with or without a note) */
+  uint64_t bytes_indexed;
+  uint64_t blobs_parsed;     /* blobs read and parsed by this sync */
+  uint64_t blobs_reused;     /* files whose blob was already in the index */
+  uint64_t paths_changed;    /* paths (re)examined by this sync */
+  uint64_t symbols, refs, chunks;  /* rows added by this sync */
+  uint64_t skipped[IDX_SKIP__COUNT];
+  uint64_t noted[IDX_NOTE__COUNT];
+  int head_moved;            /* HEAD's tree differs from the last sync */
+  int full_walk;             /* the whole tree was walked (first sync or FULL) */
+  double seconds;
+} idx_sync_stats;
+
+/* Bring the index up to date with HEAD and the working tree. cancel (may be
+ * NULL) is polled between files; when it becomes non-zero the sync stops at
+ * the next commit point and returns KV_ECANCELED — what was committed stays
+ * valid and the next sync resumes. Killing the process has the same effect. */
+int idx_sync(idx_index *ix, int flags, idx_progress_fn fn, void *ud,
+             const volatile int *cancel, idx_sync_stats *st, kv_err *err);
+
+/* Total blobs parsed by this handle since idx_open (for tests of reuse). */
+uint64_t idx_parse_count(const idx_index *ix);
+
+/* ---- files --------------------------------------------------------------- */
+
+typedef struct idx_file {
+  char *path;
+  char oid[41];         /* blob OID (hex) of the current content */
+  char lang[16];        /* "c", "python", ... or "" */
+  uint64_t size;
+  int skip;             /* IDX_SKIP_* */
+  int note;             /* IDX_NOTE_* */
+  int64_t changed;      /* unix time of the last commit touching it (0: unknown;
+                           worktree changes count as now) */
+  int worktree;         /* content comes from the working tree, not HEAD */
+} idx_file;
+typedef struct idx_file_list { size_t n; idx_file *v; } idx_file_list;
+
+enum {
+  IDX_FILES_ALL = 0,
+  IDX_FILES_INDEXED = 1,
+  IDX_FILES_SKIPPED = 2,
+  IDX_FILES_BY_RECENCY = 4,   /* order: least recently changed first */
+};
+/* Files of the current view, by path (or by recency with the flag). */
+int idx_files(idx_index *ix, int flags, idx_file_list *out, kv_err *err);
+void idx_file_list_free(idx_file_list *l);
+
+/* Lines [line0, line1] (1-based, inclusive; clamped) of path, from the working
+ * tree when from_worktree and the file exists there, else from HEAD. */
+int idx_read_lines(idx_index *ix, const char *path, int line0, int line1, int from_worktree,
+                   char **out, size_t *len, kv_err *err);
+
+/* ---- symbols ------------------------------------------------------------- */
+
+typedef struct idx_symbol {
+  char *name, *kind, *scope, *signature, *path;
+  char lang[16];
+  int line0, line1;     /* 1-based inclusive */
+} idx_symbol;
+typedef struct idx_symbol_list { size_t n; idx_symbol *v; } idx_symbol_list;
+
+/* Definitions named `name` (exact; NULL or "" = all, up to limit; 0 = no
+ * limit), ordered by path and line. */
+int idx_symbols(idx_index *ix, const char *name, size_t limit, idx_symbol_list *out, kv_err *err);
+void idx_symbol_list_free(idx_symbol_list *l);
+
+/* ---- retrieval ----------------------------------------------------------- */
+
+typedef struct idx_hit {
+  char *path;
+  int line0, line1;     /* 1-based inclusive line range of the chunk */
+  char *symbol;         /* first definition in the chunk ("" if none) */
+  char *text;           /* the chunk's text */
+  double score;         /* higher is better */
+} idx_hit;
+typedef struct idx_hits { size_t n; idx_hit *v; } idx_hits;
+
+/* Top-k chunks for a free-text or identifier query: BM25 over the chunk text
+ * and its identifier sub-words, plus symbol-name, path and recency signals. */
+int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err *err);
+/* Chunks whose text contains `needle` literally (trigram index; >= 3 bytes). */
+int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err);
+void idx_hits_free(idx_hits *h);
+
+/* Token counter for the repo map; default: bytes / 4. */
+typedef size_t (*idx_token_fn)(const char *text, size_t len, void *ud);
+
+/* The repo map: files and their most important definitions (PageRank over
+ * the file graph of symbol references, as in Aider), one signature per line,
+ * cut to token_budget. *out is malloc'd text. */
+int idx_repomap(idx_index *ix, size_t token_budget, idx_token_fn fn, void *ud, char **out,
+                kv_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,66 @@
+/*
+ * parse.h — private: from the bytes of one blob to what the store keeps.
+ * idx_classify() decides whether a blob is indexed at all (skip reasons) and
+ * with which note; idx_parse() runs the grammar and its tags query and cuts
+ * chunks along syntax boundaries. One idx_parser per thread (it owns a
+ * TSParser and a TSQueryCursor); the idx_langset is shared read-only.
+ */
+#ifndef KVASIR_INDEXER_PARSE_H
+#define KVASIR_INDEXER_PARSE_H
+
+#include "indexer/indexer.h"
+#include "langs.h"
+
+#include <stddef.h>
+
+typedef struct idx_psym {
+  char *name, *scope, *sig;
+  const char *kind;   /* points into the query's capture names, or a literal */
+  int line0, line1;
+  uint32_t b0, b1;    /* byte range of the definition node (for scopes) */
+} idx_psym;
+
+typedef struct idx_pref {
+  char *name;
+  const char *kind;
+  int line;
+} idx_pref;
+
+typedef struct idx_pchunk {
+  int line0, line1;
+  size_t b0, b1;      /* byte range in text */
+  int sym;            /* index of the first definition starting inside, or -1 */
+} idx_pchunk;
+
+typedef struct idx_parsed {
+  int skip, note;
+  char *text;         /* the indexed text (invalid UTF-8 replaced by '?'); owned */
+  size_t len;
+  int nlines;
+  idx_psym *syms;  size_t nsyms, capsyms;
+  idx_pref *refs;  size_t nrefs, caprefs;
+  idx_pchunk *chunks; size_t nchunks, capchunks;
+} idx_parsed;
+
+typedef struct idx_parser idx_parser;
+int idx_parser_new(idx_parser **out, const idx_langset *ls);
+void idx_parser_free(idx_parser *p);
+
+/* Skip reason from the path alone (vendored, lockfiles, minified names). */
+int idx_classify_path(const char *path);
+/* Skip reason / note from the content (binary, minified, generated). */
+int idx_classify_content(const char *buf, size_t len, int *note);
+
+/* Parse buf (len bytes, need not be NUL-terminated) as lang (NULL = plain
+ * text). Fills out (zeroed first); returns 0 or KV_ENOMEM. out->skip is set
+ * when the content says the blob should not be indexed. */
+int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_parsed *out);
+void idx_parsed_free(idx_parsed *r);
+
+/* Split an identifier-rich text into lower-case sub-words ("parseHTTPRequest
+ * foo_bar" -> "parse http request foo bar"), appended to *out (malloc'd,
+ * grown as needed). Only words of 2+ chars that differ from their parent
+ * token are emitted. Returns 0 or KV_ENOMEM. */
+int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * search.c — retrieval over the index: idx_search (ranked chunks for a
+ * free-text or identifier query), idx_grep (literal substring through the
+ * trigram table) and idx_symbols.
+ *
+ * Ranking (idx_search), all computed on the reader connection:
+ *   base   = -bm25(chunks_fts; text 1, sub-words 1.5, chunk symbol 4) over the
+ *            query's words and their camelCase/snake_case parts, OR-ed;
+ *   + 6    when a definition in the chunk is named exactly like a query word
+ *          (chunks holding such a definition are added even if BM25 missed them);
+ *   + 1.5  per query word (3+ chars) found in the file's path;
+ *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest).
+ * Only chunks of blobs in the current view (files with worktree < 2) count.
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const stop[] = {
+    "the", "a", "an", "of", "to", "in", "for", "and", "or", "is", "are", "be", "by", "with",
+    "that", "this", "it", "its", "on", "as", "at", "from", "if", "into", "which", "when", "was",
+    "all", "not", "no", "can", "will", "then", "than", "so", "we", "do", "does", "has", "have"};
+
+static int is_stop(const char *w) {
+  for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
+    if (strcasecmp(w, stop[i]) == 0) return 1;
+  return 0;
+}
+
+typedef struct words {
+  char *v[64];
+  size_t n;
+} words;
+
+static void words_add(words *W, const char *s, size_t n) {
+  if (W->n >= 64 || n == 0 || n > 100) return;
+  char buf[128];
+  memcpy(buf, s, n);
+  buf[n] = 0;
+  if (is_stop(buf)) return;
+  for (size_t i = 0; i < W->n; i++)
+    if (strcasecmp(W->v[i], buf) == 0) return;
+  W->v[W->n] = strdup(buf);
+  if (W->v[W->n]) W->n++;
+}
+
+/* Query words: identifiers as typed, then their lower-case parts. */
+static void split_query(const char *q, words *W) {
+  size_t n = strlen(q);
+  for (size_t i = 0; i < n;) {
+    while (i < n && !(isalnum((unsigned char)q[i]) || q[i] == '_' || (unsigned char)q[i] >= 0x80)) i++;
+    size_t a = i;
+    while (i < n && (isalnum((unsigned char)q[i]) || q[i] == '_' || (unsigned char)q[i] >= 0x80)) i++;
+    if (i > a) words_add(W, q + a, i - a);
+  }
+  size_t orig = W->n;
+  for (size_t k = 0; k < orig; k++) {
+    char *sub = NULL;
+    size_t len = 0, cap = 0;
+    if (idx_subwords(W->v[k], strlen(W->v[k]), &sub, &len, &cap) == 0 && sub) {
+      for (char *t = strtok(sub, " "); t; t = strtok(NULL, " ")) words_add(W, t, strlen(t));
+    }
+    free(sub);
+  }
+}
+
+static void words_free(words *W) {
+  for (size_t i = 0; i < W->n; i++) free(W->v[i]);
+  W->n = 0;
+}
+
+void idx_hits_free(idx_hits *h) {
+  if (!h) return;
+  for (size_t i = 0; i < h->n; i++) {
+    free(h->v[i].path);
+    free(h->v[i].symbol);
+    free(h->v[i].text);
+  }
+  free(h->v);
+  h->v = NULL;
+  h->n = 0;
+}
+
+typedef struct cand {
+  int64_t id, blob, changed;
+  idx_hit h;
+} cand;
+
+typedef struct cands {
+  cand *v;
+  size_t n, cap;
+} cands;
+
+static cand *cand_find(cands *C, int64_t id) {
+  for (size_t i = 0; i < C->n; i++)
+    if (C->v[i].id == id) return &C->v[i];
+  return NULL;
+}
+
+/* Row: c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed [, score] */
+static int cand_add(cands *C, sqlite3_stmt *st, double score) {
+  int64_t id = sqlite3_column_int64(st, 0);
+  cand *c = cand_find(C, id);
+  if (c) {
+    if (score > c->h.score) c->h.score = score;
+    return 0;
+  }
+  if (C->n == C->cap) {
+    size_t nc = C->cap ? C->cap * 2 : 64;
+    cand *nv = realloc(C->v, nc * sizeof *nv);
+    if (!nv) return KV_ENOMEM;
+    C->v = nv;
+    C->cap = nc;
+  }
+  c = &C->v[C->n];
+  memset(c, 0, sizeof *c);
+  c->id = id;
+  c->blob = sqlite3_column_int64(st, 1);
+  c->h.line0 = sqlite3_column_int(st, 2);
+  c->h.line1 = sqlite3_column_int(st, 3);
+  c->h.symbol = idx_strdup0((const char *)sqlite3_column_text(st, 4));
+  c->h.text = idx_strdup0((const char *)sqlite3_column_text(st, 5));
+  c->h.path = idx_strdup0((const char *)sqlite3_column_text(st, 6));
+  c->changed = sqlite3_column_int64(st, 7);
+  c->h.score = score;
+  C->n++;
+  if (!c->h.symbol || !c->h.text || !c->h.path) return KV_ENOMEM;
+  return 0;
+}
+
+static void cands_free(cands *C) {
+  for (size_t i = 0; i < C->n; i++) {
+    free(C->v[i].h.path);
+    free(C->v[i].h.symbol);
+    free(C->v[i].h.text);
+  }
+  free(C->v);
+}
+
+static int cmp_hit(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->h.score != y->h.score) return x->h.score > y->h.score ? -1 : 1;
+  int c = strcmp(x->h.path, y->h.path);
+  return c ? c : x->h.line0 - y->h.line0;
+}
+
+#define CHUNK_COLS "c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed"
+#define VIEW_JOIN " JOIN blobs b ON b.id = c.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0 "
+
+static int hand_out(cands *C, size_t k, idx_hits *out) {
+  qsort(C->v, C->n, sizeof *C->v, cmp_hit);
+  size_t m = C->n < k ? C->n : k;
+  out->v = calloc(m ? m : 1, sizeof *out->v);
+  if (!out->v) return KV_ENOMEM;
+  for (size_t i = 0; i < m; i++) {
+    out->v[i] = C->v[i].h;
+    memset(&C->v[i].h, 0, sizeof C->v[i].h);
+  }
+  out->n = m;
+  return 0;
+}
+
+int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err *err) {
+  memset(out, 0, sizeof *out);
+  if (!query) return kv_err_set(err, KV_EINVAL, "search: no query");
+  if (k == 0) k = 10;
+  words W = {0};
+  split_query(query, &W);
+  if (W.n == 0) return 0;
+  /* the FTS query: every word quoted (and '"' doubled), OR-ed */
+  size_t qcap = 16;
+  for (size_t i = 0; i < W.n; i++) qcap += 2 * strlen(W.v[i]) + 8;
+  char *fq = malloc(qcap);
+  if (!fq) {
+    words_free(&W);
+    return kv_err_set(err, KV_ENOMEM, "search: out of memory");
+  }
+  size_t fl = 0;
+  for (size_t i = 0; i < W.n; i++) {
+    if (i) fl += (size_t)sprintf(fq + fl, " OR ");
+    fq[fl++] = '"';
+    for (const char *p = W.v[i]; *p; p++) {
+      if (*p == '"') fq[fl++] = '"';
+      fq[fl++] = *p;
+    }
+    fq[fl++] = '"';
+  }
+  fq[fl] = 0;
+  cands C = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ix->rlock);
+  sqlite3 *db = idx_store_db(ix->r);
+  sqlite3_stmt *st = NULL;
+  int lim = (int)(k * 8 < 64 ? 64 : k * 8);
+  if (sqlite3_prepare_v2(db,
+                         "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 1.0, 1.5, 4.0) FROM chunks_fts"
+                         " JOIN chunks c ON c.id = chunks_fts.rowid" VIEW_JOIN
+                         "WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = kv_err_set(err, KV_EIO, "%s: search: %s", ix->db_path, sqlite3_errmsg(db));
+    goto out;
+  }
+  sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, lim);
+  int s;
+  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) rc = cand_add(&C, st, sqlite3_column_double(st, 8));
+  sqlite3_finalize(st);
+  st = NULL;
+  /* exact definitions: add their chunks, boost them */
+  if (!rc && sqlite3_prepare_v2(db,
+                                "SELECT " CHUNK_COLS " FROM symbols s JOIN chunks c ON c.blob = s.blob"
+                                " AND s.line0 BETWEEN c.line0 AND c.line1" VIEW_JOIN
+                                "WHERE s.name = ?1 LIMIT 64",
+                                -1, &st, NULL) == SQLITE_OK) {
+    for (size_t i = 0; i < W.n && !rc; i++) {
+      if (strlen(W.v[i]) < 3) continue;
+      sqlite3_reset(st);
+      sqlite3_bind_text(st, 1, W.v[i], -1, SQLITE_STATIC);
+      while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        cand *c = cand_find(&C, sqlite3_column_int64(st, 0));
+        if (c) c->h.score += 6.0;
+        else rc = cand_add(&C, st, 6.0);
+      }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+  }
+  if (rc) {
+    kv_err_set(err, rc, "search: out of memory");
+    goto out;
+  }
+  /* path and recency */
+  int64_t tmin = INT64_MAX, tmax = INT64_MIN;
+  for (size_t i = 0; i < C.n; i++) {
+    if (C.v[i].changed < tmin) tmin = C.v[i].changed;
+    if (C.v[i].changed > tmax) tmax = C.v[i].changed;
+  }
+  for (size_t i = 0; i < C.n; i++) {
+    for (size_t w = 0; w < W.n; w++)
+      if (strlen(W.v[w]) >= 3 && strcasestr(C.v[i].h.path, W.v[w])) C.v[i].h.score += 1.5;
+    if (tmax > tmin) C.v[i].h.score += 0.5 * (double)(C.v[i].changed - tmin) / (double)(tmax - tmin);
+  }
+  if (hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
+out:
+  pthread_mutex_unlock(&ix->rlock);
+  cands_free(&C);
+  free(fq);
+  words_free(&W);
+  return rc;
+}
+
+int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err) {
+  memset(out, 0, sizeof *out);
+  size_t n = needle ? strlen(needle) : 0;
+  if (n < 3) return kv_err_set(err, KV_EINVAL, "grep: the needle needs at least 3 bytes");
+  if (k == 0) k = 10;
+  /* every trigram quoted, AND-ed; then the exact substring is checked */
+  char *fq = malloc(n * 12 + 16);
+  if (!fq) return kv_err_set(err, KV_ENOMEM, "grep: out of memory");
+  size_t fl = 0;
+  for (size_t i = 0; i + 3 <= n; i++) {
+    if (i) fl += (size_t)sprintf(fq + fl, " AND ");
+    fq[fl++] = '"';
+    for (size_t j = i; j < i + 3; j++) {
+      if (needle[j] == '"') fq[fl++] = '"';
+      fq[fl++] = needle[j];
+    }
+    fq[fl++] = '"';
+  }
+  fq[fl] = 0;
+  cands C = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ix->rlock);
+  sqlite3 *db = idx_store_db(ix->r);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT " CHUNK_COLS " FROM chunks_tri JOIN chunks c ON c.id = chunks_tri.rowid"
+                         VIEW_JOIN "WHERE chunks_tri MATCH ?1 AND instr(c.text, ?2) > 0"
+                         " ORDER BY f.path, c.line0 LIMIT ?3",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = kv_err_set(err, KV_EIO, "%s: grep: %s", ix->db_path, sqlite3_errmsg(db));
+  } else {
+    sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, needle, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)k);
+    double sc = 1e9;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) rc = cand_add(&C, st, sc--);
+    sqlite3_finalize(st);
+    /* point the hit at the first matching line */
+    for (size_t i = 0; i < C.n; i++) {
+      const char *p = strstr(C.v[i].h.text, needle);
+      if (!p) continue;
+      int line = C.v[i].h.line0;
+      for (const char *q = C.v[i].h.text; q < p; q++) line += *q == '\n';
+      C.v[i].h.line0 = line;
+    }
+    if (!rc && hand_out(&C, k, out)) rc = KV_ENOMEM;
+    if (rc) kv_err_set(err, rc, "grep: out of memory");
+  }
+  pthread_mutex_unlock(&ix->rlock);
+  cands_free(&C);
+  free(fq);
+  return rc;
+}
+
+void idx_symbol_list_free(idx_symbol_list *l) {
+  if (!l) return;
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->v[i].name);
+    free(l->v[i].kind);
+    free(l->v[i].scope);
+    free(l->v[i].signature);
+    free(l->v[i].path);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+int idx_symbols(idx_index *ix, const char *name, size_t limit, idx_symbol_list *out, kv_err *err) {
+  memset(out, 0, sizeof *out);
+  int all = !name || !*name;
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT s.name, s.kind, s.scope, s.sig, f.path, b.lang, s.line0, s.line1 FROM symbols s"
+           " JOIN blobs b ON b.id = s.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
+           " %s ORDER BY f.path, s.line0, s.name LIMIT ?2",
+           all ? "" : "WHERE s.name = ?1");
+  pthread_mutex_lock(&ix->rlock);
+  sqlite3 *db = idx_store_db(ix->r);
+  sqlite3_stmt *st;
+  int rc = 0;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    rc = kv_err_set(err, KV_EIO, "%s: symbols: %s", ix->db_path, sqlite3_errmsg(db));
+    pthread_mutex_unlock(&ix->rlock);
+    return rc;
+  }
+  if (!all) sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+  size_t cap = 0;
+  while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+    if (out->n == cap) {
+      cap = cap ? cap * 2 : 64;
+      idx_symbol *nv = realloc(out->v, cap * sizeof *nv);
+      if (!nv) {
+        rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
+        break;
+      }
+      out->v = nv;
+    }
+    idx_symbol *y = &out->v[out->n++];
+    memset(y, 0, sizeof *y);
+    y->name = idx_strdup0((const char *)sqlite3_column_text(st, 0));
+    y->kind = idx_strdup0((const char *)sqlite3_column_text(st, 1));
+    y->scope = idx_strdup0((const char *)sqlite3_column_text(st, 2));
+    y->signature = idx_strdup0((const char *)sqlite3_column_text(st, 3));
+    y->path = idx_strdup0((const char *)sqlite3_column_text(st, 4));
+    const unsigned char *l = sqlite3_column_text(st, 5);
+    snprintf(y->lang, sizeof y->lang, "%s", l ? (const char *)l : "");
+    y->line0 = sqlite3_column_int(st, 6);
+    y->line1 = sqlite3_column_int(st, 7);
+    if (!y->name || !y->kind || !y->scope || !y->signature || !y->path)
+      rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&ix->rlock);
+  if (rc) idx_symbol_list_free(out);
+  return rc;
+}

@@ -1,0 +1,312 @@
+/*
+ * store.c — schema, migrations and the write path of the index (store.h).
+ *
+ * Invariants: a blob row and all its symbols/refs/chunks (and their FTS
+ * entries) are written in one transaction, so a blob present in `blobs` is
+ * complete; `blobs.oid` and `files.path` are unique, so re-running a sync
+ * after a crash can never duplicate rows. The schema version lives in
+ * PRAGMA user_version; migrations run in order inside one transaction.
+ */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct idx_store {
+  sqlite3 *db;
+  sqlite3_stmt *blob_get, *blob_put, *sym_put, *ref_put, *chunk_put, *fts_put, *tri_put,
+      *file_put, *file_del, *file_changed, *meta_get, *meta_set;
+};
+
+/* Migration i takes the schema from version i to i+1. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
+    "CREATE TABLE blobs(id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, lang TEXT,"
+    " size INTEGER, skip INTEGER, note INTEGER, nlines INTEGER);"
+    "CREATE TABLE files(path TEXT PRIMARY KEY, oid TEXT NOT NULL, head_oid TEXT, lang TEXT,"
+    " size INTEGER, skip INTEGER, note INTEGER, worktree INTEGER, changed INTEGER, gen INTEGER);"
+    "CREATE INDEX files_oid ON files(oid);"
+    "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL,"
+    " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);"
+    "CREATE INDEX symbols_name ON symbols(name);"
+    "CREATE INDEX symbols_blob ON symbols(blob);"
+    "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);"
+    "CREATE INDEX refs_blob ON refs(blob);"
+    "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
+    " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT);"
+    "CREATE INDEX chunks_blob ON chunks(blob);"
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, symbol, content='chunks',"
+    " content_rowid='id', tokenize=\"porter unicode61 tokenchars '_'\");"
+    "CREATE VIRTUAL TABLE chunks_tri USING fts5(text, content='chunks', content_rowid='id',"
+    " tokenize='trigram', detail='none');",
+};
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+static int db_err(sqlite3 *db, kv_err *err, const char *what) {
+  return kv_err_set(err, KV_EIO, "index: %s: %s", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+static int prep(idx_store *s, sqlite3_stmt **st, const char *sql, kv_err *err) {
+  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+    return db_err(s->db, err, sql);
+  return 0;
+}
+
+static int migrate(idx_store *s, const char *path, kv_err *err) {
+  sqlite3_stmt *st;
+  int v = 0;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return db_err(s->db, err, path);
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (v > IDX_SCHEMA_VERSION)
+    return kv_err_set(err, KV_EUNSUPPORTED,
+                      "%s: index schema version %d is newer than this kvasir's (%d)", path, v,
+                      IDX_SCHEMA_VERSION);
+  if (v == IDX_SCHEMA_VERSION) return 0;
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return db_err(s->db, err, path);
+  for (int i = v; i < (int)NMIGRATIONS; i++) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, migrations[i], NULL, NULL, &msg) != SQLITE_OK) {
+      kv_err_set(err, KV_EIO, "%s: migration %d -> %d failed: %s", path, i, i + 1,
+                 msg ? msg : "?");
+      sqlite3_free(msg);
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      return KV_EIO;
+    }
+  }
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", IDX_SCHEMA_VERSION);
+  if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return db_err(s->db, err, path);
+  }
+  return 0;
+}
+
+int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err) {
+  idx_store *s = calloc(1, sizeof *s);
+  if (!s) return kv_err_set(err, KV_ENOMEM, "index: out of memory");
+  int fl = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(path, &s->db, fl | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    int rc = db_err(s->db, err, path);
+    idx_store_close(s);
+    return rc;
+  }
+  sqlite3_busy_timeout(s->db, 10000);
+  int rc = 0;
+  if (!readonly) {
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
+                     NULL) != SQLITE_OK)
+      rc = db_err(s->db, err, path);
+    if (!rc) rc = migrate(s, path, err);
+    if (!rc) rc = prep(s, &s->blob_put, "INSERT INTO blobs(oid,lang,size,skip,note,nlines) VALUES(?,?,?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->sym_put, "INSERT INTO symbols(blob,name,kind,scope,sig,line0,line1) VALUES(?,?,?,?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->ref_put, "INSERT INTO refs(blob,name,kind,line) VALUES(?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->chunk_put, "INSERT INTO chunks(blob,line0,line1,symbol,text,sub) VALUES(?,?,?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->fts_put, "INSERT INTO chunks_fts(rowid,text,sub,symbol) VALUES(?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO chunks_tri(rowid,text) VALUES(?,?)", err);
+    if (!rc) rc = prep(s, &s->file_put,
+                       "INSERT INTO files(path,oid,head_oid,lang,size,skip,note,worktree,changed,gen)"
+                       " VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET oid=excluded.oid,"
+                       " head_oid=excluded.head_oid, lang=excluded.lang, size=excluded.size,"
+                       " skip=excluded.skip, note=excluded.note, worktree=excluded.worktree,"
+                       " changed=CASE WHEN excluded.changed>0 THEN excluded.changed ELSE files.changed END,"
+                       " gen=excluded.gen", err);
+    if (!rc) rc = prep(s, &s->file_del, "DELETE FROM files WHERE path=?", err);
+    if (!rc) rc = prep(s, &s->file_changed, "UPDATE files SET changed=? WHERE path=?", err);
+    if (!rc) rc = prep(s, &s->meta_set, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)", err);
+  } else {
+    int v = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+      sqlite3_finalize(st);
+    }
+    if (v != IDX_SCHEMA_VERSION)
+      rc = kv_err_set(err, KV_EFORMAT, "%s: index schema version %d, expected %d", path, v,
+                      IDX_SCHEMA_VERSION);
+  }
+  if (!rc) rc = prep(s, &s->blob_get, "SELECT id,lang,size,skip,note FROM blobs WHERE oid=?", err);
+  if (!rc) rc = prep(s, &s->meta_get, "SELECT value FROM meta WHERE key=?", err);
+  if (rc) {
+    idx_store_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void idx_store_close(idx_store *s) {
+  if (!s) return;
+  sqlite3_stmt *all[] = {s->blob_get, s->blob_put, s->sym_put, s->ref_put, s->chunk_put,
+                         s->fts_put, s->tri_put, s->file_put, s->file_del, s->file_changed,
+                         s->meta_get, s->meta_set};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+sqlite3 *idx_store_db(idx_store *s) { return s->db; }
+
+int idx_store_begin(idx_store *s, kv_err *err) {
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return db_err(s->db, err, "begin");
+  return 0;
+}
+
+int idx_store_commit(idx_store *s, kv_err *err) {
+  if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int rc = db_err(s->db, err, "commit");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  return 0;
+}
+
+int idx_meta_get(idx_store *s, const char *key, char *buf, size_t n) {
+  sqlite3_stmt *st = s->meta_get;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = KV_ENOTFOUND;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+    snprintf(buf, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    rc = 0;
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int step_done(idx_store *s, sqlite3_stmt *st, kv_err *err, const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s->db, err, what);
+  return 0;
+}
+
+int idx_meta_set(idx_store *s, const char *key, const char *val, kv_err *err) {
+  sqlite3_bind_text(s->meta_set, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s->meta_set, 2, val, -1, SQLITE_STATIC);
+  return step_done(s, s->meta_set, err, "meta");
+}
+
+int idx_blob_get(idx_store *s, const char *oid, idx_blobinfo *bi, kv_err *err) {
+  sqlite3_stmt *st = s->blob_get;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, oid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    bi->id = sqlite3_column_int64(st, 0);
+    const unsigned char *l = sqlite3_column_text(st, 1);
+    snprintf(bi->lang, sizeof bi->lang, "%s", l ? (const char *)l : "");
+    bi->size = (uint64_t)sqlite3_column_int64(st, 2);
+    bi->skip = sqlite3_column_int(st, 3);
+    bi->note = sqlite3_column_int(st, 4);
+    sqlite3_reset(st);
+    return 1;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s->db, err, "blob lookup");
+  return 0;
+}
+
+int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size, int skip,
+                 int note, const idx_parsed *r, uint64_t counts[3], kv_err *err) {
+  sqlite3_stmt *st = s->blob_put;
+  sqlite3_bind_text(st, 1, oid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, lang ? lang : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+  sqlite3_bind_int(st, 4, skip);
+  sqlite3_bind_int(st, 5, note);
+  sqlite3_bind_int(st, 6, r ? r->nlines : 0);
+  int rc = step_done(s, st, err, "blob insert");
+  if (rc || !r || skip) return rc;
+  int64_t id = sqlite3_last_insert_rowid(s->db);
+  for (size_t i = 0; i < r->nsyms; i++) {
+    const idx_psym *y = &r->syms[i];
+    st = s->sym_put;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, y->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, y->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, y->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, y->sig, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, y->line0);
+    sqlite3_bind_int(st, 7, y->line1);
+    if ((rc = step_done(s, st, err, "symbol insert"))) return rc;
+  }
+  for (size_t i = 0; i < r->nrefs; i++) {
+    st = s->ref_put;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, r->refs[i].name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->refs[i].kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, r->refs[i].line);
+    if ((rc = step_done(s, st, err, "ref insert"))) return rc;
+  }
+  char *sub = NULL;
+  size_t sublen = 0, subcap = 0;
+  for (size_t i = 0; i < r->nchunks && !rc; i++) {
+    const idx_pchunk *c = &r->chunks[i];
+    sublen = 0;
+    if (sub) sub[0] = 0;
+    if (idx_subwords(r->text + c->b0, c->b1 - c->b0, &sub, &sublen, &subcap)) {
+      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
+      break;
+    }
+    const char *sym = c->sym >= 0 ? r->syms[c->sym].name : "";
+    st = s->chunk_put;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, c->line0);
+    sqlite3_bind_int(st, 3, c->line1);
+    sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, sub ? sub : "", (int)sublen, SQLITE_STATIC);
+    if ((rc = step_done(s, st, err, "chunk insert"))) break;
+    int64_t cid = sqlite3_last_insert_rowid(s->db);
+    st = s->fts_put;
+    sqlite3_bind_int64(st, 1, cid);
+    sqlite3_bind_text(st, 2, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, sub ? sub : "", (int)sublen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
+    if ((rc = step_done(s, st, err, "fts insert"))) break;
+    st = s->tri_put;
+    sqlite3_bind_int64(st, 1, cid);
+    sqlite3_bind_text(st, 2, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
+    if ((rc = step_done(s, st, err, "trigram insert"))) break;
+  }
+  free(sub);
+  if (counts) {
+    counts[0] += r->nsyms;
+    counts[1] += r->nrefs;
+    counts[2] += r->nchunks;
+  }
+  return rc;
+}
+
+int idx_file_put(idx_store *s, const idx_filerow *f, int64_t gen, kv_err *err) {
+  sqlite3_stmt *st = s->file_put;
+  sqlite3_bind_text(st, 1, f->path, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, f->oid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, f->head_oid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, f->lang ? f->lang : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)f->size);
+  sqlite3_bind_int(st, 6, f->skip);
+  sqlite3_bind_int(st, 7, f->note);
+  sqlite3_bind_int(st, 8, f->worktree);
+  sqlite3_bind_int64(st, 9, f->changed);
+  sqlite3_bind_int64(st, 10, gen);
+  return step_done(s, st, err, "file upsert");
+}
+
+int idx_file_del(idx_store *s, const char *path, kv_err *err) {
+  sqlite3_bind_text(s->file_del, 1, path, -1, SQLITE_STATIC);
+  return step_done(s, s->file_del, err, "file delete");
+}
+
+int idx_file_set_changed(idx_store *s, const char *path, int64_t t, kv_err *err) {
+  sqlite3_bind_int64(s->file_changed, 1, t);
+  sqlite3_bind_text(s->file_changed, 2, path, -1, SQLITE_STATIC);
+  return step_done(s, s->file_changed, err, "file changed");
+}
