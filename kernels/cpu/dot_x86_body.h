@@ -40,10 +40,19 @@ KX_INL int KX(hsum_i32)(__m256i v) {
 KX_INL float KX(h2f)(uint16_t h) { return _cvtsh_ss(h); }
 
 /* 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0..15) in the low
- * lane, high nibbles (elements 16..31) in the high lane. */
+ * lane, high nibbles (elements 16..31) in the high lane. The 128-bit
+ * broadcast is a plain load; the blend avoids a port-5 lane insert. */
 KX_INL __m256i KX(nib32)(const uint8_t *qs) {
-  const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+  return _mm256_and_si256(_mm256_blend_epi32(b, _mm256_srli_epi16(b, 4), 0xF0), _mm256_set1_epi8(0x0F));
+}
+
+/* Two adjacent f16 at p (d and m, or d and the block's first bytes) as
+ * f32 lanes 0 and 1 of an xmm: one 32-bit load and one conversion. */
+KX_INL __m128 KX(h2f_pair)(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128((int)v));
 }
 
 /* 32 bits -> 32 bytes, 0xFF where the bit is set (bit i -> byte i). */
@@ -58,35 +67,42 @@ KX_INL __m256i KX(bits32)(const uint8_t *qh) {
 
 #define ROW(T, a, stride, r, i) ((const T *)((const uint8_t *)(a) + (size_t)(r) * (stride)) + (i))
 
+/* Activation rows for 32-element formats carry f32 (d, s) pairs after the
+ * blocks (krn__act_ds), so no f16 conversion happens per row here. */
+#define ROW_DS(a, stride, r, nb) ((const float *)((const uint8_t *)(a) + (size_t)(r) * (stride) + krn__act_ds_offset(nb)))
+
 /* ---- 32-element blocks against Q8_0 (signed weights, sign trick) ---- */
 
 KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   const size_t nb = n / 32;
+  const float *ds[4];
+  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
   for (size_t i = 0; i < nb; i++) {
     __m256i qx;
-    float dx;
+    __m128 dx;
     if (type == KRN_Q4_0) {
       const blk_q4_0 *x = (const blk_q4_0 *)w + i;
       qx = _mm256_sub_epi8(KX(nib32)(x->qs), _mm256_set1_epi8(8));
-      dx = KX(h2f)(x->d);
+      dx = KX(h2f_pair)(&x->d);
     } else if (type == KRN_Q5_0) {
       const blk_q5_0 *x = (const blk_q5_0 *)w + i;
       /* nibble | (bit ? 0 : 0xF0) == nibble + 16*bit - 16 as int8 */
       qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_andnot_si256(KX(bits32)(x->qh), _mm256_set1_epi8((char)0xF0)));
-      dx = KX(h2f)(x->d);
+      dx = KX(h2f_pair)(&x->d);
     } else {
       const blk_q8_0 *x = (const blk_q8_0 *)w + i;
       qx = _mm256_loadu_si256((const __m256i *)x->qs);
-      dx = KX(h2f)(x->d);
+      dx = KX(h2f_pair)(&x->d);
     }
     const __m256i ax = _mm256_sign_epi8(qx, qx);
     for (int r = 0; r < NR; r++) {
       const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
       const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
       const __m256 p = _mm256_cvtepi32_ps(mulsum(ax, sy));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * KX(h2f)(y->d)), p, acc[r]);
+      const __m128 dd = _mm_mul_ss(dx, _mm_load_ss(ds[r] + 2 * i));
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), p, acc[r]);
     }
   }
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
@@ -97,72 +113,70 @@ KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *
 KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  float summ[4] = {0, 0, 0, 0};
+  __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const size_t nb = n / 32;
+  const float *ds[4];
+  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
   for (size_t i = 0; i < nb; i++) {
     __m256i qx;
-    float dx, mx;
+    __m128 dm; /* [d, m] of the weight block */
     if (type == KRN_Q4_1) {
       const blk_q4_1 *x = (const blk_q4_1 *)w + i;
       qx = KX(nib32)(x->qs);
-      dx = KX(h2f)(x->d), mx = KX(h2f)(x->m);
+      dm = KX(h2f_pair)(&x->d);
     } else {
       const blk_q5_1 *x = (const blk_q5_1 *)w + i;
       qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
-      dx = KX(h2f)(x->d), mx = KX(h2f)(x->m);
+      dm = KX(h2f_pair)(&x->d);
     }
     for (int r = 0; r < NR; r++) {
       const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
       const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * KX(h2f)(y->d)), p, acc[r]);
-      summ[r] += mx * KX(h2f)(y->s);
+      /* [d*dy, m*sy]: lane 0 scales the block, lane 1 is the min term */
+      const __m128 prod = _mm_mul_ps(dm, _mm_castpd_ps(_mm_load_sd((const double *)(ds[r] + 2 * i))));
+      accm[r] = _mm_add_ps(accm[r], prod);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[r]);
     }
   }
-  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + summ[r];
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
 }
 
 /* ---- Q4_K / Q5_K against Q8_K ---- */
 
-/* 12 packed bytes -> sc[8] scales and mn[8] mins (6 bits each). */
-KX_INL void KX(unpack_k4)(const uint8_t *q, uint8_t *sc, uint8_t *mn) {
-  for (int j = 0; j < 4; j++) {
-    sc[j] = q[j] & 63, mn[j] = q[j + 4] & 63;
-    sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
-    mn[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
-  }
+/* 12 packed bytes -> 16 bytes: 8 six-bit scales then 8 six-bit mins. */
+KX_INL __m128i KX(unpack_k4)(const uint8_t *q) {
+  uint32_t u[4];
+  memcpy(u, q, 12);
+  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+  const uint32_t mins03 = u[1] & m6;
+  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4); /* scales 4..7 */
+  u[2] = mins03;
+  u[0] &= m6; /* scales 0..3 */
+  return _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
 }
 
-/* Σ_p mn[p] * (bsums[2p] + bsums[2p+1]) */
-KX_INL int KX(mins_dot)(const uint8_t *mn, const int16_t *bsums) {
-  const __m128i lo = _mm_loadu_si128((const __m128i *)bsums), hi = _mm_loadu_si128((const __m128i *)(bsums + 8));
-  const __m128i pairs = _mm_hadd_epi16(lo, hi);
-  uint64_t m8;
-  memcpy(&m8, mn, 8);
-  const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
-  __m128i p = _mm_madd_epi16(m16, pairs);
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-  return _mm_cvtsi128_si32(p);
-}
+/* Broadcast int16 lane `s` of each 128-bit lane (a constant shuffle). */
+#define BCAST16(v, s) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (s) + 1) << 8) | (2 * (s)))))
 
 KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  float accm[4] = {0, 0, 0, 0};
+  __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   const size_t nb = n / QK_K;
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *qs, *scales, *qhp = NULL;
-    uint16_t dh, dminh;
+    const void *dp;
     if (type == KRN_Q4_K) {
       const blk_q4_k *x = (const blk_q4_k *)w + i;
-      qs = x->qs, scales = x->scales, dh = x->d, dminh = x->dmin;
+      qs = x->qs, scales = x->scales, dp = &x->d;
     } else {
       const blk_q5_k *x = (const blk_q5_k *)w + i;
-      qs = x->qs, scales = x->scales, dh = x->d, dminh = x->dmin, qhp = x->qh;
+      qs = x->qs, scales = x->scales, dp = &x->d, qhp = x->qh;
     }
-    uint8_t sc[8], mn[8];
-    KX(unpack_k4)(scales, sc, mn);
-    const float dx = KX(h2f)(dh), dmin = KX(h2f)(dminh);
+    const __m256i sm = _mm256_cvtepu8_epi16(KX(unpack_k4)(scales)); /* 8 scales | 8 mins as int16 */
+    const __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00), mn = _mm256_permute2x128_si256(sm, sm, 0x11);
+    const __m128 ddmin = KX(h2f_pair)(dp); /* [d, dmin] */
     __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                        _mm256_setzero_si256()};
     const __m256i hb = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
@@ -173,7 +187,7 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
         ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
         qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
       }
-      const __m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
+      const __m256i sl = BCAST16(sc, 2 * j), sh = BCAST16(sc, 2 * j + 1);
       for (int r = 0; r < NR; r++) {
         const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 64 * j;
         const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)));
@@ -184,11 +198,24 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
     }
     for (int r = 0; r < NR; r++) {
       const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-      accm[r] += dmin * y->d * (float)KX(mins_dot)(mn, y->bsums);
+      /* mins: Σ_p mn[p]·(bsums[2p] + bsums[2p+1]) = Σ_s mn[s/2]·bsums[s] */
+      const __m256i mn16 = _mm256_shuffle_epi8(
+          mn, _mm256_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12,
+                               13, 14, 15, 14, 15));
+      const __m256i pm = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)y->bsums));
+      const __m128 dy = _mm_set1_ps(y->d);
+      const __m128 f = _mm_mul_ps(ddmin, dy); /* [d*dy, dmin*dy] */
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      accm[r] = _mm_fmadd_ps(_mm_shuffle_ps(f, f, 0x55), _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(pm),
+                                                                               _mm256_extracti128_si256(pm, 1))),
+                             accm[r]);
     }
   }
-  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) - accm[r];
+  for (int r = 0; r < NR; r++) {
+    __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[r] = KX(hsum_ps)(acc[r]) - _mm_cvtss_f32(m);
+  }
 }
 
 /* ---- Q6_K against Q8_K: Σ sc·(q-32)·y = Σ sc·q·y - 32·Σ sc·bsum ---- */
@@ -205,7 +232,8 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
                        _mm256_setzero_si256()};
     for (int h = 0; h < 2; h++) {
       const uint8_t *ql = x->ql + 64 * h, *qhp = x->qh + 32 * h;
-      const int8_t *sc = x->scales + 8 * h;
+      /* this half's 8 scales (int16) in both lanes */
+      const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
       const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql), b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
       const __m256i bh = _mm256_loadu_si256((const __m256i *)qhp);
       __m256i q[4];
@@ -217,7 +245,10 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4));
       for (int k = 0; k < 4; k++) {
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+        /* low lane: scale 2k (elements 0..15), high lane: scale 2k+1 */
+        const __m256i s = _mm256_shuffle_epi8(
+            sch, _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
+                                  _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k)))));
         for (int r = 0; r < NR; r++) {
           const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 128 * h + 32 * k;
           const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
@@ -352,6 +383,8 @@ static krn_vec_dot_multi_fn KX(multi_table)(int type) {
 }
 
 #undef ROW
+#undef ROW_DS
+#undef BCAST16
 #undef KX_INL
 #undef KX_FN
 #undef KX_DEFINE

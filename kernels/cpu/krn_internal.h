@@ -110,6 +110,16 @@ krn_quant_fn krn__quant_avx2(int act_type);
 krn_vec_dot_fn krn__dot_avx512(int type);
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type);
 
+/* Activation rows as matmul lays them out in its scratch. Q8_0 / Q8_1 rows
+ * are the GGUF blocks, then (at krn__act_ds_offset) f32 pairs (d, s) per
+ * block (s = 0 for Q8_0), so the SIMD kernels convert no f16 per row; the
+ * scalar kernels read only the blocks. Q8_K rows are the blocks alone.
+ * Rows are 64-byte multiples. */
+static inline size_t krn__act_ds_offset(size_t nb) { return (nb * sizeof(blk_q8_1) + 63) & ~(size_t)63; }
+size_t krn__act_row_bytes(int act_type, size_t k);
+/* Quantize one row of k floats into that layout. */
+void krn__act_quant_row(int act_type, krn_quant_fn q, const float *x, void *dst, size_t k);
+
 /* Resolved kernels for one (type, ISA). */
 typedef struct krn_kernels {
   krn_vec_dot_fn dot;

@@ -114,7 +114,8 @@ static void mm_task(void *ctx, int t) {
 
 static void quant_task(void *ctx, int i) {
   const mm_job *j = ctx;
-  j->kk.quant(j->x + (size_t)i * j->k, (uint8_t *)j->act + (size_t)i * j->a_stride, j->k);
+  krn__act_quant_row(j->kk.act_type, j->kk.quant, j->x + (size_t)i * j->k, (uint8_t *)j->act + (size_t)i * j->a_stride,
+                     j->k);
 }
 
 static void fill_nan(float *y, size_t n) {
@@ -132,7 +133,7 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
     j.act = (const uint8_t *)x;
     j.a_stride = k * sizeof(float);
   } else {
-    j.a_stride = krn_row_bytes(j.kk.act_type, k);
+    j.a_stride = krn__act_row_bytes(j.kk.act_type, k);
     if (!j.a_stride) { fill_nan(y, m * n_out); return; }
     void *buf = p ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
     if (!buf) { fill_nan(y, m * n_out); return; }
