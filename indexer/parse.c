@@ -168,7 +168,6 @@ int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap) 
         if (islower(p) && isupper(c)) cut = 1;
         else if (isupper(p) && isupper(c) && j + 1 < b && islower((unsigned char)s[j + 1]))
           cut = 1;
-        else if (isalpha(p) != isalpha(c) && (isdigit(p) || isdigit(c))) cut = 1;
       }
       if (cut) {
         if (j > st) {

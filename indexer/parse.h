@@ -59,7 +59,7 @@ void idx_parsed_free(idx_parsed *r);
 
 /* Split an identifier-rich text into lower-case sub-words ("parseHTTPRequest
  * foo_bar" -> "parse http request foo bar"), appended to *out (malloc'd,
- * grown as needed). Only words of 2+ chars that differ from their parent
+ * grown as needed). Digits stay with their letters. Only words of 2+ chars that differ from their parent
  * token are emitted. Returns 0 or KV_ENOMEM. */
 int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap);
 

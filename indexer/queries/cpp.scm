@@ -6,3 +6,4 @@
 (namespace_definition name: (namespace_identifier) @name) @definition.module
 (preproc_function_def name: (identifier) @name) @definition.macro
 (type_identifier) @name @reference.type
+(function_declarator declarator: (destructor_name) @name) @definition.function
