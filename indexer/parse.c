@@ -165,7 +165,7 @@ int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap) 
       if (j == b || s[j] == '_') cut = skip = 1;
       else if (j > st) {
         unsigned char p = (unsigned char)s[j - 1], c = (unsigned char)s[j];
-        if (islower(p) && isupper(c)) cut = 1;
+        if ((islower(p) || isdigit(p)) && isupper(c)) cut = 1;
         else if (isupper(p) && isupper(c) && j + 1 < b && islower((unsigned char)s[j + 1]))
           cut = 1;
       }
