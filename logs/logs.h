@@ -127,6 +127,11 @@ const char *log_miner_template(const log_miner *m, uint32_t id);
 uint32_t log_miner_count(const log_miner *m);   /* template ids handed out so far */
 uint64_t log_miner_size(const log_miner *m, uint32_t id); /* messages */
 
+/* Serialise / restore a miner (format documented in mine.c). save returns
+ * a malloc'd buffer; load validates every count and id. */
+int log_miner_save(const log_miner *m, void **out, size_t *len, kv_err *err);
+int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err);
+
 /* Parse a whole file the LogHub way: learn the header from the first lines,
  * mine every line, merge, and write one template id per line into
  * ids[0..nlines) (caller frees *ids) and the miner into *mout (caller frees). */

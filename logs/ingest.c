@@ -1,0 +1,525 @@
+/*
+ * ingest.c — streaming ingest of files, directories, globs, .gz/.zst and
+ * stdin into a log store.
+ *
+ * Per file: learn the header from its first 2000 lines, then read lines in
+ * order, joining continuation lines (stack traces, indented lines) to the
+ * record above, and write records in transactions of `batch` records with
+ * prepared statements. Each transaction also writes the file's resume point
+ * = the offset of the first line of the record still being assembled, plus
+ * the miner and any pattern/template changes; so after kill -9 the store
+ * holds exactly the records before its resume point and the next ingest
+ * starts there: nothing lost, nothing twice.
+ *
+ * A file is recognised by (dev, inode) and a hash of its first head_len
+ * (<= 4096) bytes; if those changed (rotated, rewritten), it is read again
+ * from the start. Bad bytes are counted, never fatal: NUL/control-heavy
+ * (binary) lines, invalid UTF-8 (replaced by '?'), over-long lines (cut),
+ * records without a timestamp (take the previous one), clock jumps, and
+ * truncated compressed streams.
+ */
+#define _GNU_SOURCE
+#include "logs/source.h"
+#include "logs/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define HEAD_MAX 4096
+#define LEARN_LINES 2000
+#define MAX_PARAMS 32
+#define RECORD_MAX (1u << 20)
+
+typedef struct ing {
+  log_db *db;
+  const log_ingest_opts *o;
+  log_ingest_stats *st;
+  sqlite3_stmt *ins, *upd;
+  uint64_t total_bytes, done_bytes;
+  int in_txn;
+  /* current file */
+  int64_t file_id;
+  log_fmt *fmt;
+  int year;
+  int64_t last_ts;
+  /* pending record */
+  char *rec;
+  size_t rlen, rcap;
+  size_t first_len;  /* bytes of the first line in rec */
+  uint64_t rstart;   /* decoded offset of its first line */
+  int64_t rline;     /* its line number (1-based) */
+  int have;
+  size_t since_commit;
+  char *clean;
+  size_t cleancap;
+  char params[8192];
+} ing;
+
+static uint64_t hash_bytes(const void *p, size_t n) {
+  const unsigned char *s = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+  return h & 0x7fffffffffffffffULL;
+}
+
+/* Copy with invalid UTF-8 and control bytes replaced by '?'; returns the
+ * number of replacements; *binary set if the line looks like binary data. */
+static size_t sanitize(const char *s, size_t n, char *o, int *binary) {
+  size_t bad = 0, ctl = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t') {
+        ctl++;
+        o[i++] = '?';
+      } else {
+        o[i] = (char)c;
+        i++;
+      }
+      continue;
+    }
+    size_t need = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    int ok = need && i + need <= n;
+    for (size_t k = 1; ok && k < need; k++)
+      if (((unsigned char)s[i + k] & 0xc0) != 0x80) ok = 0;
+    if (ok && need == 3 && c == 0xe0 && (unsigned char)s[i + 1] < 0xa0) ok = 0;
+    if (ok && need == 3 && c == 0xed && (unsigned char)s[i + 1] >= 0xa0) ok = 0;
+    if (ok && need == 4 && c == 0xf0 && (unsigned char)s[i + 1] < 0x90) ok = 0;
+    if (ok && need == 4 && c == 0xf4 && (unsigned char)s[i + 1] >= 0x90) ok = 0;
+    if (!ok) {
+      bad++;
+      o[i++] = '?';
+      continue;
+    }
+    memcpy(o + i, s + i, need);
+    i += need;
+  }
+  *binary = n > 0 && (ctl + bad) * 4 > n;
+  return bad;
+}
+
+static int commit(ing *g, kv_err *err, uint64_t resume_off, int64_t resume_line) {
+  log_db *db = g->db;
+  int rc = 0;
+  uint32_t np = log_miner_patterns(db->miner);
+  log_miner_merge(db->miner);
+  if ((rc = log_db_sync_templates(db, err))) return rc;
+  /* The miner changes with every merge; save it with the records. */
+  if ((rc = log_db_save_miner(db, err))) return rc;
+  db->saved_patterns = np;
+  if (g->file_id) {
+    sqlite3_bind_int64(g->upd, 1, (sqlite3_int64)resume_off);
+    sqlite3_bind_int64(g->upd, 2, resume_line);
+    sqlite3_bind_int64(g->upd, 3, (sqlite3_int64)time(NULL) * 1000);
+    sqlite3_bind_int64(g->upd, 4, g->file_id);
+    if (sqlite3_step(g->upd) != SQLITE_DONE)
+      rc = kv_err_set(err, KV_EIO, "%s: updating resume point: %s", db->path, sqlite3_errmsg(db->db));
+    sqlite3_reset(g->upd);
+    if (rc) return rc;
+  }
+  if ((rc = log_db_exec(db, "COMMIT", err))) return rc;
+  g->in_txn = 0;
+  g->since_commit = 0;
+  if (g->o && g->o->progress) g->o->progress(g->o->progress_ud, g->done_bytes, g->total_bytes, g->st->records);
+  return 0;
+}
+
+static int begin(ing *g, kv_err *err) {
+  if (g->in_txn) return 0;
+  int rc = log_db_exec(g->db, "BEGIN IMMEDIATE", err);
+  if (!rc) g->in_txn = 1;
+  return rc;
+}
+
+/* Store the pending record. */
+static int emit(ing *g, kv_err *err) {
+  if (!g->have) return 0;
+  g->have = 0;
+  int rc = begin(g, err);
+  if (rc) return rc;
+  log_line ln;
+  log_line_parse(g->fmt, g->rec, g->first_len, g->year, &ln);
+  int64_t ts = ln.ts_ms;
+  if (ts == INT64_MIN) {
+    g->st->no_timestamp++;
+    ts = g->last_ts;
+  } else if (g->last_ts != INT64_MIN && (ts < g->last_ts - 3600000LL || ts > g->last_ts + 30LL * 86400000LL)) {
+    g->st->clock_jumps++;
+  }
+  if (ts != INT64_MIN) g->last_ts = ts;
+  uint32_t pat;
+  log_param pr[MAX_PARAMS];
+  int np = 0;
+  if ((rc = log_miner_add(g->db->miner, ln.content, ln.content_len, &pat, pr, MAX_PARAMS, &np, err))) return rc;
+  size_t k = 0;
+  g->params[k++] = '\x1f';
+  for (int i = 0; i < np; i++) {
+    if (k + pr[i].len + 2 >= sizeof g->params) break;
+    memcpy(g->params + k, pr[i].val, pr[i].len);
+    k += pr[i].len;
+    g->params[k++] = '\x1f';
+  }
+  sqlite3_stmt *s = g->ins;
+  sqlite3_bind_int64(s, 1, g->file_id);
+  sqlite3_bind_int64(s, 2, g->rline);
+  if (ts == INT64_MIN) sqlite3_bind_null(s, 3);
+  else sqlite3_bind_int64(s, 3, ts);
+  sqlite3_bind_int(s, 4, ln.level);
+  if (ln.comp) sqlite3_bind_text(s, 5, ln.comp, (int)ln.comp_len, SQLITE_STATIC);
+  else sqlite3_bind_null(s, 5);
+  if (ln.pid >= 0) sqlite3_bind_int64(s, 6, ln.pid);
+  else sqlite3_bind_null(s, 6);
+  sqlite3_bind_int64(s, 7, pat);
+  sqlite3_bind_text(s, 8, g->rec, (int)g->rlen, SQLITE_STATIC);
+  sqlite3_bind_text(s, 9, g->params, (int)k, SQLITE_STATIC);
+  if (sqlite3_step(s) != SQLITE_DONE)
+    rc = kv_err_set(err, KV_EIO, "%s: inserting a record: %s", g->db->path, sqlite3_errmsg(g->db->db));
+  sqlite3_reset(s);
+  g->st->records++;
+  g->since_commit++;
+  return rc;
+}
+
+static int append(ing *g, const char *p, size_t n) {
+  if (g->rlen + n + 1 > RECORD_MAX) return 0;
+  if (g->rlen + n + 1 > g->rcap) {
+    size_t nc = g->rcap ? g->rcap : 4096;
+    while (nc < g->rlen + n + 1) nc *= 2;
+    char *nr = realloc(g->rec, nc);
+    if (!nr) return KV_ENOMEM;
+    g->rec = nr, g->rcap = nc;
+  }
+  if (g->rlen) g->rec[g->rlen++] = '\n';
+  memcpy(g->rec + g->rlen, p, n);
+  g->rlen += n;
+  return 0;
+}
+
+/* Learn the header from the first lines of the file (a separate read). */
+static int learn(ing *g, const char *path, lines *main, int from_main, kv_err *err) {
+  const char *lp[LEARN_LINES];
+  size_t ll[LEARN_LINES];
+  size_t n = 0;
+  src hs;
+  lines H;
+  lines *L = main;
+  int rc;
+  if (!from_main) {
+    if ((rc = src_open(&hs, path, err))) return rc;
+    if ((rc = lines_init(&H, &hs, 1u << 16, 0, err))) {
+      src_close(&hs);
+      return rc;
+    }
+    L = &H;
+  }
+  lines_fill(L);
+  size_t i = L->beg;
+  while (n < LEARN_LINES && i < L->end) {
+    char *nl = memchr(L->buf + i, '\n', L->end - i);
+    if (!nl) break;
+    lp[n] = L->buf + i;
+    ll[n] = (size_t)(nl - (L->buf + i));
+    n++;
+    i = (size_t)(nl - L->buf) + 1;
+  }
+  if (n == 0 && L->end > L->beg) lp[0] = L->buf + L->beg, ll[0] = L->end - L->beg, n = 1;
+  rc = log_fmt_learn(&g->fmt, lp, ll, n, err);
+  if (!from_main) {
+    lines_free(&H);
+    src_close(&hs);
+  }
+  return rc;
+}
+
+static int ingest_file(ing *g, const char *path, kv_err *err) {
+  struct stat sb;
+  int is_stdin = !strcmp(path, "-");
+  char rpath[4096];
+  if (is_stdin) snprintf(rpath, sizeof rpath, "<stdin>");
+  else if (!realpath(path, rpath)) return kv_err_set(err, KV_EIO, "%s: %s", path, strerror(errno));
+  if (!is_stdin && stat(rpath, &sb)) return kv_err_set(err, KV_EIO, "%s: %s", path, strerror(errno));
+  src s;
+  int rc = src_open(&s, path, err);
+  if (rc) return rc;
+  /* head of the raw file, for recognising it next time */
+  unsigned char head[HEAD_MAX];
+  ssize_t hl = is_stdin ? 0 : pread(s.fd, head, HEAD_MAX, 0);
+  if (hl < 0) hl = 0;
+  struct tm tmv;
+  time_t mt = is_stdin ? time(NULL) : sb.st_mtime;
+  gmtime_r(&mt, &tmv);
+  g->year = tmv.tm_year + 1900;
+  uint64_t off = 0;
+  int64_t line = 0;
+  sqlite3_stmt *q;
+  if ((rc = log_db_prepare(g->db, &q,
+                           "SELECT id, dev, inode, offset, head_len, head_hash, line_no FROM files WHERE path = ?",
+                           err)))
+    goto out_src;
+  sqlite3_bind_text(q, 1, rpath, -1, SQLITE_TRANSIENT);
+  g->file_id = 0;
+  if (sqlite3_step(q) == SQLITE_ROW && !is_stdin) {
+    g->file_id = sqlite3_column_int64(q, 0);
+    int64_t dev = sqlite3_column_int64(q, 1), ino = sqlite3_column_int64(q, 2);
+    int64_t ohl = sqlite3_column_int64(q, 4), ohh = sqlite3_column_int64(q, 5);
+    int same = dev == (int64_t)sb.st_dev && ino == (int64_t)sb.st_ino && ohl <= hl &&
+               (int64_t)hash_bytes(head, (size_t)ohl) == ohh;
+    if (same) {
+      off = (uint64_t)sqlite3_column_int64(q, 3);
+      line = sqlite3_column_int64(q, 6);
+    }
+  }
+  sqlite3_finalize(q);
+  if ((rc = begin(g, err))) goto out_src;
+  if (!g->file_id || is_stdin) {
+    sqlite3_stmt *ins;
+    if ((rc = log_db_prepare(g->db, &ins, "INSERT OR REPLACE INTO files(path) VALUES(?)", err))) goto out_src;
+    char tag[64];
+    if (is_stdin) snprintf(tag, sizeof tag, "<stdin %lld>", (long long)time(NULL));
+    sqlite3_bind_text(ins, 1, is_stdin ? tag : rpath, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(ins) != SQLITE_DONE)
+      rc = kv_err_set(err, KV_EIO, "%s: files: %s", g->db->path, sqlite3_errmsg(g->db->db));
+    sqlite3_finalize(ins);
+    if (rc) goto out_src;
+    g->file_id = sqlite3_last_insert_rowid(g->db->db);
+  }
+  {
+    sqlite3_stmt *u;
+    if ((rc = log_db_prepare(g->db, &u, "UPDATE files SET dev=?, inode=?, head_len=?, head_hash=?, year=? WHERE id=?",
+                             err)))
+      goto out_src;
+    sqlite3_bind_int64(u, 1, is_stdin ? 0 : (int64_t)sb.st_dev);
+    sqlite3_bind_int64(u, 2, is_stdin ? 0 : (int64_t)sb.st_ino);
+    sqlite3_bind_int64(u, 3, hl);
+    sqlite3_bind_int64(u, 4, (int64_t)hash_bytes(head, (size_t)hl));
+    sqlite3_bind_int(u, 5, g->year);
+    sqlite3_bind_int64(u, 6, g->file_id);
+    if (sqlite3_step(u) != SQLITE_DONE)
+      rc = kv_err_set(err, KV_EIO, "%s: files: %s", g->db->path, sqlite3_errmsg(g->db->db));
+    sqlite3_finalize(u);
+    if (rc) goto out_src;
+  }
+  if (!is_stdin && off > 0 && off == (uint64_t)sb.st_size && s.kind == SRC_PLAIN) {
+    g->st->files_skipped++; /* nothing new */
+    goto out_src;
+  }
+  lines L;
+  size_t max_line = g->o && g->o->max_line ? g->o->max_line : (1u << 20);
+  if ((rc = lines_init(&L, &s, max_line, off, err))) goto out_src;
+  if (off > 0) {
+    if ((rc = learn(g, path, NULL, 0, err))) goto out_lines;
+    if (src_skip(&s, off)) {
+      /* shorter than the resume point: the file was truncated, start over */
+      src_close(&s);
+      if ((rc = src_open(&s, path, err))) goto out_lines;
+      L.s = &s, L.off = 0, L.eof = 0, L.beg = L.end = 0;
+      off = 0, line = 0;
+    }
+  } else if ((rc = learn(g, path, &L, 1, err))) {
+    goto out_lines;
+  }
+  int headered = log_fmt_columns(g->fmt) > 0;
+  g->last_ts = INT64_MIN;
+  g->have = 0;
+  const char *p;
+  size_t n;
+  uint64_t start;
+  int cut;
+  size_t batch = g->o && g->o->batch ? g->o->batch : 20000;
+  while (lines_next(&L, &p, &n, &start, &cut)) {
+    line++;
+    g->st->lines++;
+    g->st->bytes += n + 1;
+    g->done_bytes += n + 1;
+    if (cut) g->st->long_lines++;
+    while (n > 0 && p[n - 1] == '\r') n--;
+    if (n + 1 > g->cleancap) {
+      size_t nc = n + 4096;
+      char *c = realloc(g->clean, nc);
+      if (!c) {
+        rc = kv_err_set(err, KV_ENOMEM, "%s: line %lld: out of memory", path, (long long)line);
+        break;
+      }
+      g->clean = c, g->cleancap = nc;
+    }
+    int binary;
+    if (sanitize(p, n, g->clean, &binary)) g->st->invalid_utf8++;
+    if (binary) g->st->binary_lines++;
+    log_line ln;
+    int cont = 0;
+    if (g->have) {
+      if (headered) {
+        log_line_parse(g->fmt, g->clean, n, g->year, &ln);
+        cont = !ln.has_header && log_is_continuation(g->clean, n);
+        if (!ln.has_header && !cont && n > 0 && (g->clean[0] == ' ' || g->clean[0] == '\t')) cont = 1;
+      } else {
+        cont = log_is_continuation(g->clean, n) && n > 0;
+      }
+    }
+    if (cont) {
+      if ((rc = append(g, g->clean, n))) break;
+      continue;
+    }
+    if (g->have && g->since_commit + 1 >= batch) {
+      /* commit before this line: the resume point is the pending record */
+      if ((rc = emit(g, err))) break;
+      if ((rc = commit(g, err, start, line - 1))) break;
+      if (g->o && g->o->cancel && *g->o->cancel) {
+        rc = kv_err_set(err, KV_ECANCELED, "%s: ingest canceled at line %lld", path, (long long)line);
+        break;
+      }
+    } else if ((rc = emit(g, err))) {
+      break;
+    }
+    g->rlen = 0;
+    if ((rc = append(g, g->clean, n))) break;
+    g->first_len = g->rlen;
+    g->rstart = start;
+    g->rline = line;
+    g->have = 1;
+  }
+  if (!rc) rc = emit(g, err);
+  if (!rc) rc = begin(g, err);
+  if (!rc) rc = commit(g, err, L.off, line);
+  if (s.truncated) g->st->truncated++;
+  if (!rc) g->st->files++;
+out_lines:
+  lines_free(&L);
+out_src:
+  if (g->in_txn) {
+    if (rc == KV_ECANCELED) log_db_exec(g->db, "COMMIT", NULL);
+    else log_db_exec(g->db, "ROLLBACK", NULL);
+    g->in_txn = 0;
+  }
+  log_fmt_free(g->fmt);
+  g->fmt = NULL;
+  src_close(&s);
+  return rc;
+}
+
+static int has_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int walk(ing *g, const char *path, int depth, kv_err *err);
+
+static int walk_dir(ing *g, const char *path, int depth, kv_err *err) {
+  DIR *d = opendir(path);
+  if (!d) return kv_err_set(err, KV_EIO, "%s: %s", path, strerror(errno));
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  int rc = 0;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 64;
+      char **nn = realloc(names, cap * sizeof *nn);
+      if (!nn) {
+        rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory listing", path);
+        break;
+      }
+      names = nn;
+    }
+    names[n] = malloc(strlen(path) + strlen(e->d_name) + 2);
+    if (!names[n]) {
+      rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory listing", path);
+      break;
+    }
+    sprintf(names[n], "%s/%s", path, e->d_name);
+    n++;
+  }
+  closedir(d);
+  if (!rc) qsort(names, n, sizeof *names, cmp_str);
+  for (size_t i = 0; i < n && !rc; i++) rc = walk(g, names[i], depth + 1, err);
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+static int walk(ing *g, const char *path, int depth, kv_err *err) {
+  struct stat sb;
+  if (!strcmp(path, "-")) return ingest_file(g, path, err);
+  if (stat(path, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode)) return depth < 32 ? walk_dir(g, path, depth, err) : 0;
+    if (!S_ISREG(sb.st_mode)) {
+      g->st->files_skipped++;
+      return 0;
+    }
+    int rc = ingest_file(g, path, err);
+    if (rc && rc != KV_ECANCELED && rc != KV_ENOMEM) {
+      /* one unreadable file does not stop the others */
+      fprintf(stderr, "kvasir logs: %s\n", err ? err->msg : path);
+      g->st->files_skipped++;
+      return 0;
+    }
+    return rc;
+  }
+  if (has_glob(path)) {
+    glob_t gl;
+    int r = glob(path, 0, NULL, &gl);
+    if (r == GLOB_NOMATCH) return kv_err_set(err, KV_ENOTFOUND, "%s: no file matches", path);
+    if (r) return kv_err_set(err, KV_EIO, "%s: glob failed", path);
+    int rc = 0;
+    for (size_t i = 0; i < gl.gl_pathc && !rc; i++) rc = walk(g, gl.gl_pathv[i], depth + 1, err);
+    globfree(&gl);
+    return rc;
+  }
+  return kv_err_set(err, KV_ENOTFOUND, "%s: %s", path, strerror(errno));
+}
+
+static void total_size(const char *path, uint64_t *tot, int depth) {
+  struct stat sb;
+  if (depth > 32 || stat(path, &sb)) return;
+  if (S_ISREG(sb.st_mode)) *tot += (uint64_t)sb.st_size;
+  else if (S_ISDIR(sb.st_mode)) {
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    char sub[4096];
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        total_size(sub, tot, depth + 1);
+      }
+    closedir(d);
+  }
+}
+
+int log_ingest(log_db *db, const char *const *paths, int npaths, const log_ingest_opts *opts,
+               log_ingest_stats *stats, kv_err *err) {
+  log_ingest_stats local;
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  double t0 = kv_now();
+  int rc = log_db_miner(db, err);
+  if (rc) return rc;
+  ing g;
+  memset(&g, 0, sizeof g);
+  g.db = db;
+  g.o = opts;
+  g.st = stats;
+  uint32_t nt0 = log_miner_count(db->miner);
+  for (int i = 0; i < npaths; i++) total_size(paths[i], &g.total_bytes, 0);
+  rc = log_db_exec(db, "PRAGMA cache_size=-65536", err);
+  if (!rc)
+    rc = log_db_prepare(db, &g.ins,
+                        "INSERT INTO records(file_id, line_no, ts, level, component, pid, pattern_id, text, params) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)",
+                        err);
+  if (!rc) rc = log_db_prepare(db, &g.upd, "UPDATE files SET offset=?, line_no=?, updated_ms=? WHERE id=?", err);
+  for (int i = 0; i < npaths && !rc; i++) rc = walk(&g, paths[i], 0, err);
+  sqlite3_finalize(g.ins);
+  sqlite3_finalize(g.upd);
+  free(g.rec);
+  free(g.clean);
+  stats->new_templates = log_miner_count(db->miner) - nt0;
+  stats->seconds = kv_now() - t0;
+  return rc;
+}
