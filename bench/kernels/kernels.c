@@ -21,6 +21,10 @@
 
 #include "base/base.h"
 #include "kernels/kernels.h"
+#ifdef KRN_BENCH_GGML
+#include "ggml-cpu.h"
+#include "ggml.h"
+#endif
 
 typedef struct {
   size_t mb;
@@ -94,6 +98,28 @@ static void do_mm(void *c) {
   krn_matmul_isa(j->p, j->isa, j->type, j->W, j->n_out, j->k, j->x, j->m, j->y);
 }
 
+#ifdef KRN_BENCH_GGML
+/* ggml's own kernels on the same data: quantize x with its from_float, then
+ * one vec_dot per output row, single thread (what a decode matvec does). */
+typedef struct {
+  const struct ggml_type_traits_cpu *tr;
+  const uint8_t *W;
+  size_t rb, n_out, k;
+  const float *x;
+  void *xq;
+  float *y;
+} gg_ctx;
+static void do_ggml(void *c) {
+  gg_ctx *g = c;
+  const void *xv = g->x;
+  if (g->tr->vec_dot_type != GGML_TYPE_F32) {
+    ggml_get_type_traits_cpu(g->tr->vec_dot_type)->from_float(g->x, g->xq, (int64_t)g->k);
+    xv = g->xq;
+  }
+  for (size_t r = 0; r < g->n_out; r++) g->tr->vec_dot((int)g->k, &g->y[r], 0, g->W + r * g->rb, 0, xv, 0, 1);
+}
+#endif
+
 static uint32_t xs(uint32_t *s) {
   *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
   return *s;
@@ -147,7 +173,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json")) o.json = 1;
     else { usage(); return 2; }
   }
-  if (o.mb < 8) o.mb = 8;
+  if (o.mb < 1) o.mb = 1;
   const size_t bytes = o.mb << 20;
   uint8_t *buf = NULL, *dst = NULL;
   if (posix_memalign((void **)&buf, 64, bytes) || posix_memalign((void **)&dst, 64, bytes)) {
@@ -180,8 +206,8 @@ int main(int argc, char **argv) {
     printf("bench_kernels: %zu MiB working set, best ISA %s, %d threads\n", o.mb, krn_isa_name(), nthreads);
     printf("reference: read %.2f GB/s, memcpy %.2f GB/s (bytes copied / s), single thread\n", read_gbs,
            copy_gbs);
-    printf("%-5s %-7s %12s %10s %12s %10s %14s\n", "type", "isa", "1thr GB/s", "x read", "Nthr GB/s", "x read",
-           "m=8 eff GB/s");
+    printf("%-5s %-7s %12s %10s %12s %10s %14s %12s %10s\n", "type", "isa", "1thr GB/s", "x read", "Nthr GB/s",
+           "x read", "m=8 eff GB/s", "ggml 1thr", "ours/ggml");
   }
   static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K,
                               KRN_Q5_K, KRN_Q6_K, KRN_F16,  KRN_BF16, KRN_F32};
@@ -197,9 +223,22 @@ int main(int argc, char **argv) {
     fill_weights(type, buf, wbytes);
     float *y = malloc(8 * n_out * sizeof *y);
     if (!y) return 1;
+    double gg = 0; /* ggml single-thread GB/s on the same W, 0 if not built in */
+#ifdef KRN_BENCH_GGML
+    {
+      ggml_cpu_init(); /* idempotent */
+      gg_ctx g = {ggml_get_type_traits_cpu((enum ggml_type)type), buf, rb, n_out, k, x, NULL, y};
+      g.xq = malloc(ggml_row_size(g.tr->vec_dot_type, (int64_t)k));
+      if (g.tr->vec_dot) {
+        do_ggml(&g);
+        gg = wbytes / best_of(3, do_ggml, &g) / 1e9;
+      }
+      free(g.xq);
+    }
+#endif
     for (int ii = 0; ii < n_isa; ii++) {
       mm_ctx c = {p1, isas[ii], type, buf, n_out, k, 1, x, y};
-      const int reps = !strcmp(isas[ii], "scalar") ? 1 : 3;
+      const int reps = !strcmp(isas[ii], "scalar") ? 1 : o.mb <= 16 ? 50 : 3;
       do_mm(&c); /* warm: page in, quantize scratch */
       const double g1 = wbytes / best_of(reps, do_mm, &c) / 1e9;
       c.p = pn;
@@ -208,11 +247,14 @@ int main(int argc, char **argv) {
       const double gb = 8.0 * wbytes / best_of(1, do_mm, &c) / 1e9;
       if (o.json)
         printf("%s{\"type\":\"%s\",\"isa\":\"%s\",\"gbs_1t\":%.2f,\"ratio_1t\":%.3f,\"gbs_nt\":%.2f,\"ratio_nt\":%.3f,"
-               "\"m8_eff_gbs\":%.2f}",
-               first ? "" : ",", krn_type_name(type), isas[ii], g1, g1 / read_gbs, gn, gn / read_gbs, gb);
+               "\"m8_eff_gbs\":%.2f,\"ggml_gbs_1t\":%.2f}",
+               first ? "" : ",", krn_type_name(type), isas[ii], g1, g1 / read_gbs, gn, gn / read_gbs, gb, gg);
+      else if (gg > 0)
+        printf("%-5s %-7s %12.2f %10.2f %12.2f %10.2f %14.2f %12.2f %10.2f\n", krn_type_name(type), isas[ii], g1,
+               g1 / read_gbs, gn, gn / read_gbs, gb, gg, g1 / gg);
       else
-        printf("%-5s %-7s %12.2f %10.2f %12.2f %10.2f %14.2f\n", krn_type_name(type), isas[ii], g1, g1 / read_gbs,
-               gn, gn / read_gbs, gb);
+        printf("%-5s %-7s %12.2f %10.2f %12.2f %10.2f %14.2f %12s %10s\n", krn_type_name(type), isas[ii], g1,
+               g1 / read_gbs, gn, gn / read_gbs, gb, "-", "-");
       fflush(stdout);
       first = 0;
     }

@@ -78,6 +78,7 @@ KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
   for (size_t i = 0; i < nb; i++) {
     __m256i qx;
@@ -97,6 +98,7 @@ KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *
       dx = KX(h2f_pair)(&x->d);
     }
     const __m256i ax = _mm256_sign_epi8(qx, qx);
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
       const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
@@ -105,6 +107,7 @@ KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), p, acc[r]);
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
 }
 
@@ -116,6 +119,7 @@ KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *
   __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
   for (size_t i = 0; i < nb; i++) {
     __m256i qx;
@@ -129,6 +133,7 @@ KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *
       qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
       dm = KX(h2f_pair)(&x->d);
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
       const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
@@ -138,6 +143,7 @@ KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[r]);
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
 }
 
@@ -180,6 +186,7 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
     __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                        _mm256_setzero_si256()};
     const __m256i hb = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
+    _Pragma("GCC unroll 4")
     for (int j = 0; j < 4; j++) {
       const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
       __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
@@ -188,6 +195,7 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
         qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
       }
       const __m256i sl = BCAST16(sc, 2 * j), sh = BCAST16(sc, 2 * j + 1);
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < NR; r++) {
         const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 64 * j;
         const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)));
@@ -196,6 +204,7 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
         sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
       }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
       /* mins: Σ_p mn[p]·(bsums[2p] + bsums[2p+1]) = Σ_s mn[s/2]·bsums[s] */
@@ -211,6 +220,7 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
                              accm[r]);
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) {
     __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
     m = _mm_add_ss(m, _mm_movehdup_ps(m));
@@ -230,6 +240,7 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
     __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                        _mm256_setzero_si256()};
+    _Pragma("GCC unroll 4")
     for (int h = 0; h < 2; h++) {
       const uint8_t *ql = x->ql + 64 * h, *qhp = x->qh + 32 * h;
       /* this half's 8 scales (int16) in both lanes */
@@ -244,11 +255,13 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m3), 4));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4));
+      _Pragma("GCC unroll 4")
       for (int k = 0; k < 4; k++) {
         /* low lane: scale 2k (elements 0..15), high lane: scale 2k+1 */
         const __m256i s = _mm256_shuffle_epi8(
             sch, _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
                                   _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k)))));
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < NR; r++) {
           const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 128 * h + 32 * k;
           const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
@@ -256,6 +269,7 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
         }
       }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
       const __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
@@ -263,6 +277,7 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(tot), acc[r]);
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
 }
 
@@ -287,12 +302,14 @@ KX_INL void KX(rows_float)(int type, size_t n, const void *w, const void *a, siz
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m256 w0 = KX(load8)(type, w, i), w1 = KX(load8)(type, w, i + 8);
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride) + i;
       acc[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[r]);
       acc2[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[r]);
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) {
     const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride);
     float s = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
