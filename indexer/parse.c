@@ -224,7 +224,7 @@ static char *dup_range(const char *s, size_t a, size_t b) {
 
 /* One line of signature: the definition's first line; when the name sits on a
  * later line (return type above a C function name) through the name's line,
- * if that is at most 3 lines down. Whitespace collapsed, cut at SIG_MAX. */
+ * if that is at most 3 lines down; a '{' after the name ends it. Whitespace collapsed, cut at SIG_MAX. */
 static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end) {
   size_t e = d0;
   while (e < len && t[e] != '\n') e++;
@@ -236,6 +236,12 @@ static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end)
       e = x;
     }
   }
+  /* a body that starts on the same line is not part of the signature */
+  for (size_t i = name_end; i < e; i++)
+    if (t[i] == '{') {
+      e = i;
+      break;
+    }
   if (e - d0 > SIG_MAX * 2) e = d0 + SIG_MAX * 2;
   char *s = malloc(SIG_MAX + 1);
   if (!s) return NULL;

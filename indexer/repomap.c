@@ -4,7 +4,7 @@
  * gets an edge to it, weighted sqrt(#references) x a name factor (long
  * camelCase/snake_case names count 10x, _private names and names defined
  * in more than 5 files 0.1x, names defined in more than 50 files not at
- * all); PageRank (damping 0.85) ranks the files; each edge then hands its
+ * all; a prototype only stands for a name nothing else defines); PageRank (damping 0.85) ranks the files; each edge then hands its
  * share of the referencing file's rank to the definition it points at. The
  * map lists the best definitions (signature lines, grouped by file) — as
  * many as fit in the token budget, found by binary search on the count.
@@ -20,7 +20,7 @@
 #include <string.h>
 
 typedef struct def {
-  int file, line;
+  int file, line, proto;
   char *sig;
   int name;
   double rank;
@@ -234,7 +234,7 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   free(blob);
   if (rc) return kv_err_set(err, rc, "repomap: out of memory");
   /* definitions */
-  rc = sqlite3_prepare_v2(db, "SELECT blob, name, sig, line0 FROM symbols WHERE blob <= ?1", -1, &st, NULL) != SQLITE_OK;
+  rc = sqlite3_prepare_v2(db, "SELECT blob, name, sig, line0, kind = 'prototype' FROM symbols WHERE blob <= ?1", -1, &st, NULL) != SQLITE_OK;
   if (rc) {
     free(b2f);
     return kv_err_set(err, KV_EIO, "%s: repomap: %s", ix->db_path, sqlite3_errmsg(db));
@@ -252,6 +252,7 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
     def *d = &M->defs[M->ndefs];
     d->file = b2f[b];
     d->line = sqlite3_column_int(st, 3);
+    d->proto = sqlite3_column_int(st, 4);
     d->rank = 0;
     d->name = nm_find(names, (const char *)sqlite3_column_text(st, 1), 1);
     d->sig = idx_strdup0((const char *)sqlite3_column_text(st, 2));
@@ -288,12 +289,25 @@ static int rank(mapctx *M, name_map *names, emap *E) {
          *np = malloc((F ? F : 1) * sizeof *np), *fac = malloc((N ? N : 1) * sizeof *fac);
   int rc = (!head || !next || !cnt || !out || !pr || !np || !fac) ? KV_ENOMEM : 0;
   if (!rc) {
+    /* a name with a real definition does not resolve to its prototypes */
+    char *real = calloc(N ? N : 1, 1);
+    if (!real) {
+      rc = KV_ENOMEM;
+      goto done;
+    }
+    for (size_t d = 0; d < M->ndefs; d++)
+      if (!M->defs[d].proto) real[M->defs[d].name] = 1;
     for (size_t i = 0; i < N; i++) head[i] = -1;
     for (size_t d = M->ndefs; d-- > 0;) {
+      if (M->defs[d].proto && real[M->defs[d].name]) {
+        next[d] = -1;
+        continue;
+      }
       next[d] = head[M->defs[d].name];
       head[M->defs[d].name] = (int)d;
       cnt[M->defs[d].name]++;
     }
+    free(real);
     for (size_t i = 0; i < names->cap; i++)
       if (names->k[i]) fac[names->v[i]] = name_factor(names->k[i], cnt[names->v[i]]);
     /* out-weights: edge (file A, name) -> each defining file B != A */
@@ -334,6 +348,7 @@ static int rank(mapctx *M, name_map *names, emap *E) {
     /* unreferenced definitions keep a little of their file's rank */
     for (size_t d = 0; d < M->ndefs; d++) M->defs[d].rank += 1e-6 * pr[M->defs[d].file];
   }
+done:
   free(head);
   free(next);
   free(cnt);

@@ -14,7 +14,7 @@
  *    object header or stat, never reading the bytes).
  * 3. Parse the remaining distinct blobs on worker threads (each with its own
  *    libgit2 handle and parser) while this thread writes results in plan
- *    order, committing every few hundred files, so a kill or a cancel loses
+ *    order, committing every 256 files or 0.5 s, so a kill or a cancel loses
  *    at most one batch and a rerun resumes (blobs written are reused).
  * 4. Recency: walk the new commits (all, up to history_commits, on a full
  *    sync) and record for every path the time of the last commit touching it.
@@ -474,7 +474,7 @@ static int recency(sync_ctx *C, const git_oid *head, const git_oid *old, kv_err 
 static void report(sync_ctx *C, idx_progress_fn fn, void *ud, size_t done, uint64_t bytes,
                    uint64_t btotal, const char *path, double *last) {
   double now = kv_now();
-  if (!fn || (now - *last < 0.05 && done < C->P.n)) return;
+  if (!fn || (now - *last < 0.05 && done < C->P.n && done % 64 != 0)) return;
   *last = now;
   idx_progress p = {done, C->P.n, bytes, btotal, path};
   fn(&p, ud);
@@ -632,7 +632,7 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
       pthread_cond_broadcast(&C->cv);
       pthread_mutex_unlock(&C->mu);
     }
-    if (!rc && (++batch >= 2000 || kv_now() - tcommit > 1.0)) {
+    if (!rc && (++batch >= 256 || kv_now() - tcommit > 0.5)) {
       rc = idx_store_commit(ix->w, err);
       if (!rc) rc = idx_store_begin(ix->w, err);
       batch = 0;
