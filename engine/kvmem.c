@@ -113,7 +113,7 @@ static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1
 static size_t scratch_floats(const kvm_cache *c) {
   const kvm_config *k = &c->cfg;
   size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
-  return g * T + 2 * T * D + g * D + 2 * g + (size_t)max_blocks(k) * 2 + (size_t)k->block * D + 2 * D + 64;
+  return g * T + 2 * T * D + g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
 }
 
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
@@ -444,82 +444,119 @@ static int top_k_select(const float *score, int n, int k, int *out) {
   return m;
 }
 
-void kvm_cache_attend(kvm_cache *c, int layer, const float *q, float scale, float *out) {
+size_t kvm_attend_scratch_bytes(const kvm_cache *c) { return scratch_floats(c) * sizeof(float); }
+
+/* Attention of gq query heads (q [gq][D], all reading KV head h) over the
+ * positions of `layer` that are <= pos (and > pos-window when window > 0);
+ * out [gq][D]. sc: kvm_attend_scratch_bytes of scratch. record: write the
+ * chosen blocks and stats into the layer (single-threaded callers only). */
+static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq, int pos, int window, float scale,
+                         float *out, float *sc, int record) {
   const kvm_config *k = &c->cfg;
   kvm_layer *ly = &c->layers[layer];
-  int D = k->head_dim, g = k->n_heads / k->n_kv_heads, T = c->tile, B = k->block;
-  size_t kvd = (size_t)c->kvd;
-  float *sc = ly->sc;
-  att a = {.g = g, .D = D, .T = T, .scale = scale};
+  int D = k->head_dim, T = c->tile, B = k->block, lo = window > 0 ? pos - window + 1 : 0, end = pos + 1;
+  if (end > ly->n) end = ly->n;
+  if (lo < 0) lo = 0;
+  size_t kvd = (size_t)c->kvd, hoff = (size_t)h * D;
+  att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q};
   a.logit = sc; sc += T;
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
-  a.acc = sc; sc += (size_t)g * D;
-  a.m = sc; sc += g;
-  a.l = sc; sc += g;
+  a.acc = sc; sc += (size_t)gq * D;
+  a.m = sc; sc += gq;
+  a.l = sc; sc += gq;
   float *bscore = sc; sc += max_blocks(k);
+  int *ch = (int *)sc; sc += max_blocks(k); /* chosen block indexes */
   uint8_t *mark = (uint8_t *)sc; sc += max_blocks(k) / 4 + 1;
   float *lohi = sc; sc += 2 * (size_t)D;
   uint8_t *codes = (uint8_t *)sc;
-  memset(&ly->st, 0, sizeof ly->st);
-  ly->st.blocks = ly->n_blocks;
-  for (int h = 0; h < k->n_kv_heads; h++) {
-    a.q = q + (size_t)h * g * D;
-    memset(a.acc, 0, (size_t)g * D * sizeof(float));
-    for (int j = 0; j < g; j++) { a.m[j] = -INFINITY; a.l[j] = 0; }
-    size_t hoff = (size_t)h * D;
-    if (ly->mode == KVM_FULL) {
-      if (ly->base_n) att_rows_f16(&a, ly->base_k + hoff, ly->base_v + hoff, kvd, ly->base_n, c->has_f16c);
-      att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n - ly->win_start, c->has_f16c);
-      if (h == 0) ly->st.exact_tokens = ly->n;
-    } else if (ly->mode == KVM_LOCAL) {
-      int cap = ly->win_cap, first = ly->n - ly->n_win;
-      int s0 = first % cap, run = cap - s0 < ly->n_win ? cap - s0 : ly->n_win;
+  memset(a.acc, 0, (size_t)gq * D * sizeof(float));
+  for (int j = 0; j < gq; j++) { a.m[j] = -INFINITY; a.l[j] = 0; }
+  int exact = 0, nc = 0, nb = 0;
+  if (ly->mode == KVM_FULL) {
+    int b_end = end < ly->base_n ? end : ly->base_n;
+    if (lo < b_end)
+      att_rows_f16(&a, ly->base_k + (size_t)lo * kvd + hoff, ly->base_v + (size_t)lo * kvd + hoff, kvd, b_end - lo,
+                   c->has_f16c);
+    int o0 = lo > ly->win_start ? lo : ly->win_start;
+    if (o0 < end)
+      att_rows_f16(&a, ly->wk + (size_t)(o0 - ly->win_start) * kvd + hoff,
+                   ly->wv + (size_t)(o0 - ly->win_start) * kvd + hoff, kvd, end - o0, c->has_f16c);
+    exact = end - lo;
+  } else if (ly->mode == KVM_LOCAL) {
+    int cap = ly->win_cap, first = ly->n - ly->n_win;
+    if (first < lo) first = lo;
+    for (int p0 = first; p0 < end;) { /* at most two contiguous runs of the ring */
+      int s0 = p0 % cap, run = cap - s0 < end - p0 ? cap - s0 : end - p0;
       att_rows_f16(&a, ly->wk + (size_t)s0 * kvd + hoff, ly->wv + (size_t)s0 * kvd + hoff, kvd, run, c->has_f16c);
-      if (run < ly->n_win)
-        att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n_win - run, c->has_f16c);
-      if (h == 0) ly->st.exact_tokens = ly->n_win;
-    } else {
-      att_rows_f16(&a, ly->sk + hoff, ly->sv + hoff, kvd, ly->n_sink, c->has_f16c);
-      att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, ly->n_win, c->has_f16c);
-      int nb = ly->n_blocks, *ch = ly->chosen + (size_t)h * (k->top_k + 1), nc = 0;
-      if (nb > 0) {
-        size_t ho = (size_t)h * c->L.head_bytes;
-        if (k->top_k >= nb) {
-          for (int b = 0; b < nb; b++) ch[b] = b;
-          nc = nb;
-        } else if (k->top_k > 0) {
-          for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, ly->blocks[b] + ho, a.q, g, lohi);
-          nc = top_k_select(bscore, nb, k->top_k, ch);
-        }
-        memset(mark, 0, (size_t)nb);
-        for (int i = 0; i < nc; i++) {
-          mark[ch[i]] = 1;
-          block_dequant(c, ly->blocks[ch[i]] + ho, a.kt, a.vt, codes);
-          att_fold(&a, B, 0.0f);
-        }
-        if (k->pooled && nc < nb) {
-          int r = 0;
-          for (int b = 0; b < nb; b++) {
-            if (mark[b]) continue;
-            pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D);
-            pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D);
-            if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
-          }
-          if (r) att_fold(&a, r, logf((float)B));
-        }
+      p0 += run;
+    }
+    exact = end > first ? end - first : 0;
+  } else {
+    int ns = end < ly->n_sink ? end : ly->n_sink;
+    att_rows_f16(&a, ly->sk + hoff, ly->sv + hoff, kvd, ns, c->has_f16c);
+    int nw = end - ly->win_start;
+    if (nw > 0) att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, nw, c->has_f16c);
+    else nw = 0;
+    /* blocks that start at or before pos (all of them unless a batch longer
+     * than the window was appended before attending) */
+    nb = ly->n_blocks;
+    while (nb > 0 && ly->n_sink + (nb - 1) * B > pos) nb--;
+    if (nb > 0) {
+      size_t ho = (size_t)h * c->L.head_bytes;
+      if (k->top_k >= nb) {
+        for (int b = 0; b < nb; b++) ch[b] = b;
+        nc = nb;
+      } else if (k->top_k > 0) {
+        for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, ly->blocks[b] + ho, q, gq, lohi);
+        nc = top_k_select(bscore, nb, k->top_k, ch);
       }
-      ly->n_chosen[h] = nc;
-      if (h == 0) {
-        ly->st.chosen = nc;
-        ly->st.exact_tokens = ly->n_sink + ly->n_win + nc * B;
+      memset(mark, 0, (size_t)nb);
+      for (int i = 0; i < nc; i++) {
+        mark[ch[i]] = 1;
+        block_dequant(c, ly->blocks[ch[i]] + ho, a.kt, a.vt, codes);
+        att_fold(&a, B, 0.0f);
+      }
+      if (k->pooled && nc < nb) {
+        int r = 0;
+        for (int b = 0; b < nb; b++) {
+          if (mark[b]) continue;
+          pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D);
+          pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D);
+          if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
+        }
+        if (r) att_fold(&a, r, logf((float)B));
       }
     }
-    for (int j = 0; j < g; j++) {
-      float *o = out + ((size_t)h * g + j) * D, inv = a.l[j] > 0 ? 1.0f / a.l[j] : 0.0f;
-      for (int d = 0; d < D; d++) o[d] = a.acc[(size_t)j * D + d] * inv;
+    exact = ns + nw + nc * B;
+  }
+  if (record) {
+    int *rec = ly->chosen + (size_t)h * (k->top_k + 1), m = nc < k->top_k ? nc : k->top_k;
+    memcpy(rec, ch, (size_t)m * sizeof(int));
+    ly->n_chosen[h] = m;
+    if (h == 0) {
+      ly->st.blocks = nb;
+      ly->st.chosen = nc;
+      ly->st.exact_tokens = exact;
     }
   }
+  for (int j = 0; j < gq; j++) {
+    float *o = out + (size_t)j * D, inv = a.l[j] > 0 ? 1.0f / a.l[j] : 0.0f;
+    for (int d = 0; d < D; d++) o[d] = a.acc[(size_t)j * D + d] * inv;
+  }
+}
+
+void kvm_cache_attend(kvm_cache *c, int layer, const float *q, float scale, float *out) {
+  const kvm_config *k = &c->cfg;
+  int g = k->n_heads / k->n_kv_heads;
+  size_t gd = (size_t)g * k->head_dim;
+  for (int h = 0; h < k->n_kv_heads; h++)
+    attend_group(c, layer, h, q + h * gd, g, c->layers[layer].n - 1, 0, scale, out + h * gd, c->layers[layer].sc, 1);
+}
+
+void kvm_cache_attend_head(kvm_cache *c, int layer, int kv_head, const float *q, int pos, int window, float scale,
+                           float *out, void *scratch) {
+  attend_group(c, layer, kv_head, q, 1, pos, window, scale, out, scratch, 0);
 }
 
 int kvm_cache_step_batch(kvm_cache *c, int layer, int n, const float *q, const float *k, const float *v,

@@ -85,6 +85,23 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
  * logits = scale * q·k. Thread-safe across different layers only. */
 void kvm_cache_attend(kvm_cache *c, int layer, const float *q, float scale, float *out);
 
+/* One query head reading KV head kv_head over positions (pos-window, pos]
+ * (window 0: [0, pos]) of `layer`: the form the engine's eng_kv_ops calls,
+ * after appending a whole batch. Thread-safe for concurrent calls with
+ * distinct scratch (kvm_attend_scratch_bytes each, float-aligned) while no
+ * append/truncate runs. Compressed layers: exact only if the batch appended
+ * since the query's position is <= window W (blocks are whole). */
+void kvm_cache_attend_head(kvm_cache *c, int layer, int kv_head, const float *q, int pos, int window, float scale,
+                           float *out, void *scratch);
+size_t kvm_attend_scratch_bytes(const kvm_cache *c);
+
+/* Forget positions >= n in every layer. Compressed layers whose cut falls in
+ * compressed blocks get those rows back (dequantized) into the window. */
+int kvm_cache_truncate(kvm_cache *c, int n, kv_err *err);
+/* Make dst (same config) hold src's first n positions, copying everything
+ * (dst shares nothing with src afterwards). */
+int kvm_cache_copy_prefix(kvm_cache *dst, const kvm_cache *src, int n, kv_err *err);
+
 /* Causal batch: for i in [0,n): append(k_i, v_i) then attend(q_i) — what a
  * prefill over n new tokens computes. q/out strided by n_heads*head_dim,
  * k/v by n_kv_heads*head_dim. */

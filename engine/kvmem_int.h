@@ -98,6 +98,13 @@ int kvm_snapshot_peek(const char *path, const kvm_config *cfg, uint64_t model_ha
                       uint64_t **seg_end, int *n_segs, kv_err *err);
 
 void kvm_prefix_destroy(kvm_prefix *p);
+/* Row `pos` (K and V, all heads, f16) of a layer, wherever it lives
+ * (dequantized if in a block). tmp: head_dim floats; codes: block bytes. */
+void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *dk, uint16_t *dv, float *tmp,
+                   uint8_t *codes);
+/* kvmem_ops.c: dst layer l := src layer l's first n positions (share: point
+ * at src's blocks / flat FULL rows; the caller keeps src alive). */
+int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, int share, kv_err *err);
 int kvm_config_equal(const kvm_config *a, const kvm_config *b);
 
 #endif

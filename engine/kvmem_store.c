@@ -53,43 +53,6 @@ void kvm_prefix_unref(kvm_prefix *p) {
 size_t kvm_prefix_len(const kvm_prefix *p) { return (size_t)p->cache->layers[0].n; }
 int kvm_prefix_from_disk(const kvm_prefix *p) { return p->map != NULL; }
 
-/* Copy row `pos` (K and V, all heads, f16) of a frozen compressed layer
- * into dk/dv: from its window if still there, else from sinks, else
- * dequantized from its block. */
-static void frozen_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *dk, uint16_t *dv, float *tmp,
-                       uint8_t *codes) {
-  size_t kvd = (size_t)c->kvd;
-  if (pos < ly->n_sink) {
-    memcpy(dk, ly->sk + (size_t)pos * kvd, kvd * 2);
-    memcpy(dv, ly->sv + (size_t)pos * kvd, kvd * 2);
-    return;
-  }
-  if (pos >= ly->win_start) {
-    memcpy(dk, ly->wk + (size_t)(pos - ly->win_start) * kvd, kvd * 2);
-    memcpy(dv, ly->wv + (size_t)(pos - ly->win_start) * kvd, kvd * 2);
-    return;
-  }
-  const kvm_blk_layout *L = &c->L;
-  int B = c->cfg.block, D = c->cfg.head_dim, b = (pos - ly->n_sink) / B, t = (pos - ly->n_sink) % B;
-  int kq = (1 << c->cfg.key_bits) - 1;
-  for (int h = 0; h < c->cfg.n_kv_heads; h++) {
-    const uint8_t *hb = ly->blocks[b] + (size_t)h * L->head_bytes;
-    for (int ch = 0; ch < D; ch++) {
-      uint16_t lo, hi;
-      memcpy(&lo, hb + L->kmin + 2 * (size_t)ch, 2);
-      memcpy(&hi, hb + L->kmax + 2 * (size_t)ch, 2);
-      kvm_unpack_codes(hb + L->kcodes + (size_t)ch * L->krow, B, c->cfg.key_bits, codes);
-      float lf = kvm_f16_to_f32(lo), s = (kvm_f16_to_f32(hi) - lf) / (float)kq;
-      dk[(size_t)h * D + ch] = kvm_f32_to_f16(lf + s * (float)codes[t]);
-    }
-    uint16_t lo, hi;
-    memcpy(&lo, hb + L->vlo + 2 * (size_t)t, 2);
-    memcpy(&hi, hb + L->vhi + 2 * (size_t)t, 2);
-    kvm_dequant_group(hb + L->vcodes + (size_t)t * L->vrow, D, c->cfg.val_bits, lo, hi, tmp);
-    for (int d = 0; d < D; d++) dv[(size_t)h * D + d] = kvm_f32_to_f16(tmp[d]);
-  }
-}
-
 int kvm_prefix_fork(kvm_prefix *p, size_t n_tokens, kvm_cache **out, kv_err *err) {
   *out = NULL;
   const kvm_cache *P = p->cache;
@@ -98,45 +61,10 @@ int kvm_prefix_fork(kvm_prefix *p, size_t n_tokens, kvm_cache **out, kv_err *err
   kvm_cache *c;
   int rc = kvm_cache_open(&c, &P->cfg, err);
   if (rc) return rc;
-  const kvm_config *k = &P->cfg;
-  int t = (int)n_tokens, S = k->sinks, W = k->window, B = k->block;
-  size_t kvd = (size_t)c->kvd, rowb = kvd * 2;
-  for (int l = 0; l < k->n_layers && !rc; l++) {
-    const kvm_layer *pl = &P->layers[l];
-    kvm_layer *ly = &c->layers[l];
-    if (ly->mode == KVM_FULL) {
-      ly->base_k = pl->wk; /* frozen FULL layers are flat: rows [0,n) in wk */
-      ly->base_v = pl->wv;
-      ly->base_n = t;
-      ly->win_start = t;
-      ly->n = t;
-    } else if (ly->mode == KVM_LOCAL) {
-      int have_from = pl->n - pl->n_win, from = t - ly->win_cap;
-      if (from < have_from) from = have_from;
-      if (from < 0) from = 0;
-      for (int pos = from; pos < t; pos++) {
-        size_t slot = (size_t)(pos % ly->win_cap);
-        memcpy(ly->wk + slot * kvd, pl->wk + slot * kvd, rowb);
-        memcpy(ly->wv + slot * kvd, pl->wv + slot * kvd, rowb);
-      }
-      ly->n = t;
-      ly->n_win = t - from;
-    } else {
-      int nsk = t < S ? t : S, nb = (t - S >= W + B) ? (t - S - W) / B : 0;
-      if (nb > pl->n_blocks) nb = pl->n_blocks;
-      memcpy(ly->sk, pl->sk, (size_t)nsk * rowb);
-      memcpy(ly->sv, pl->sv, (size_t)nsk * rowb);
-      for (int b = 0; b < nb; b++) ly->blocks[b] = pl->blocks[b];
-      ly->n_blocks = nb;
-      ly->n_sink = nsk;
-      ly->win_start = nsk + nb * B;
-      ly->n_win = t - ly->win_start;
-      float *tmp = ly->sc;
-      uint8_t *codes = (uint8_t *)(ly->sc + k->head_dim);
-      for (int i = 0; i < ly->n_win; i++)
-        frozen_row(P, pl, ly->win_start + i, ly->wk + (size_t)i * kvd, ly->wv + (size_t)i * kvd, tmp, codes);
-      ly->n = t;
-    }
+  for (int l = 0; l < P->cfg.n_layers && !rc; l++) rc = kvm_layer_take_prefix(c, l, P, (int)n_tokens, 1, err);
+  if (rc) {
+    kvm_cache_free(c);
+    return rc;
   }
   kvm_prefix_ref(p);
   c->parent = p;

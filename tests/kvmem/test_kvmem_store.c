@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "engine/kvmem_int.h"
@@ -117,22 +118,28 @@ static void test_snapshot_roundtrip_and_flips(void **st) {
   size_t len;
   assert_int_equal(kv_read_file(path, 1 << 22, &buf, &len, &e), 0);
   assert_true(len > 1000 && len < 20000);
-  for (size_t i = 0; i <= len; i++) {
-    FILE *fp = fopen(bad, "wb");
-    assert_non_null(fp);
-    if (i < len) {
-      buf[i] ^= (char)(1 + i % 255);
-      assert_int_equal(fwrite(buf, 1, len, fp), len);
-      buf[i] ^= (char)(1 + i % 255);
-    } else {
-      assert_int_equal(fwrite(buf, 1, len - 8, fp), len - 8);
-    }
-    fclose(fp);
+  FILE *fp = fopen(bad, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(buf, 1, len, fp), len);
+  fclose(fp);
+  int fd = open(bad, O_RDWR);
+  assert_true(fd >= 0);
+  for (size_t i = 0; i < len; i++) { /* flip byte i in place, load, restore */
+    char x = (char)(buf[i] ^ (char)(1 + i % 255));
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)i), 1);
     int rc = kvm_snapshot_load(bad, &cf, 0xabc, &p, &e);
     if (rc == 0) fail_msg("flip at byte %zu of %zu not detected", i, len);
     assert_int_equal(rc, KV_EFORMAT);
     assert_null(p);
+    assert_int_equal(pwrite(fd, &buf[i], 1, (off_t)i), 1);
   }
+  assert_int_equal(kvm_snapshot_load(bad, &cf, 0xabc, &p, &e), 0); /* restored: loads */
+  kvm_prefix_unref(p);
+  for (size_t cut = 0; cut < len; cut += len / 7) { /* truncations */
+    assert_int_equal(ftruncate(fd, (off_t)cut), 0);
+    assert_int_equal(kvm_snapshot_load(bad, &cf, 0xabc, &p, &e), KV_EFORMAT);
+  }
+  close(fd);
   print_message("snapshot of %zu bytes: all %zu single-byte flips detected\n", len, len);
   free(buf);
   free(toks);
@@ -174,6 +181,46 @@ static void test_fork_cow_and_truncate(void **st) {
   assert_int_equal(kvm_prefix_fork(p, 151, &f, &e), KV_EINVAL);
   kvm_prefix_unref(p);
   kvm_store_free(s);
+  free(toks);
+}
+
+/* copy_prefix and truncate give the state a cold run has at the cut (FULL
+ * exact, compressed close), whatever the cut position. */
+static void test_copy_and_truncate(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 256);
+  int32_t *toks = toks_make(200, 9);
+  kvm_cache *c, *cold, *d;
+  kv_err e;
+  assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+  feed(c, toks, 0, 150);
+  for (int cut = 0; cut <= 150; cut += 13) {
+    for (int how = 0; how < 2; how++) {
+      assert_int_equal(kvm_cache_open(&d, &cf, &e), 0);
+      if (how == 0) {
+        assert_int_equal(kvm_cache_copy_prefix(d, c, cut, &e), 0);
+      } else {
+        assert_int_equal(kvm_cache_copy_prefix(d, c, 150, &e), 0);
+        assert_int_equal(kvm_cache_truncate(d, cut, &e), 0);
+      }
+      for (int l = 0; l < 3; l++) assert_int_equal(kvm_cache_len(d, l), cut);
+      assert_int_equal(kvm_cache_open(&cold, &cf, &e), 0);
+      feed(cold, toks, 0, 200);
+      feed(d, toks, cut, 200);
+      assert_int_equal(kvm_cache_bytes(d), kvm_cache_bytes(cold)); /* same structure */
+      float o1[3 * QD], o2[3 * QD];
+      probe(cold, o1);
+      probe(d, o2);
+      for (int i = 0; i < QD; i++) assert_true(fabsf(o1[i] - o2[i]) < 1e-6f);
+      for (int i = QD; i < 2 * QD; i++) assert_true(fabsf(o1[i] - o2[i]) < 0.05f);
+      kvm_cache_free(d);
+      kvm_cache_free(cold);
+    }
+  }
+  assert_int_equal(kvm_cache_open(&d, &cf, &e), 0);
+  assert_int_equal(kvm_cache_copy_prefix(d, c, 151, &e), KV_EINVAL);
+  kvm_cache_free(d);
+  kvm_cache_free(c);
   free(toks);
 }
 
@@ -301,6 +348,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_snapshot_roundtrip_and_flips, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fork_cow_and_truncate, setup, teardown),
+      cmocka_unit_test(test_copy_and_truncate),
       cmocka_unit_test_setup_teardown(test_segments_longest_run, setup, teardown),
       cmocka_unit_test_setup_teardown(test_budget_lru, setup, teardown),
   };
