@@ -71,80 +71,105 @@ KX_INL __m256i KX(bits32)(const uint8_t *qh) {
  * blocks (krn__act_ds), so no f16 conversion happens per row here. */
 #define ROW_DS(a, stride, r, nb) ((const float *)((const uint8_t *)(a) + (size_t)(r) * (stride) + krn__act_ds_offset(nb)))
 
-/* ---- 32-element blocks against Q8_0 (signed weights, sign trick) ---- */
+/* ---- 32-element blocks against Q8_0 (signed weights, sign trick) ----
+ * Blocks alternate between two accumulator sets so that consecutive FMAs
+ * do not wait on each other (one FMA per block would otherwise bound the
+ * loop at the FMA latency). */
+
+KX_INL void KX(block_q8_0_family)(int type, const void *w, size_t i, const void *a, size_t stride, int NR,
+                                  const float *const *ds, __m256 *acc) {
+  __m256i qx;
+  __m128 dx;
+  if (type == KRN_Q4_0) {
+    const blk_q4_0 *x = (const blk_q4_0 *)w + i;
+    qx = _mm256_sub_epi8(KX(nib32)(x->qs), _mm256_set1_epi8(8));
+    dx = KX(h2f_pair)(&x->d);
+  } else if (type == KRN_Q5_0) {
+    const blk_q5_0 *x = (const blk_q5_0 *)w + i;
+    /* nibble | (bit ? 0 : 0xF0) == nibble + 16*bit - 16 as int8 */
+    qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_andnot_si256(KX(bits32)(x->qh), _mm256_set1_epi8((char)0xF0)));
+    dx = KX(h2f_pair)(&x->d);
+  } else {
+    const blk_q8_0 *x = (const blk_q8_0 *)w + i;
+    qx = _mm256_loadu_si256((const __m256i *)x->qs);
+    dx = KX(h2f_pair)(&x->d);
+  }
+  const __m256i ax = _mm256_sign_epi8(qx, qx);
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < NR; r++) {
+    const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
+    const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
+    const __m256 p = _mm256_cvtepi32_ps(mulsum(ax, sy));
+    const __m128 dd = _mm_mul_ss(dx, _mm_load_ss(ds[r] + 2 * i));
+    acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), p, acc[r]);
+  }
+}
 
 KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
-  for (size_t i = 0; i < nb; i++) {
-    __m256i qx;
-    __m128 dx;
-    if (type == KRN_Q4_0) {
-      const blk_q4_0 *x = (const blk_q4_0 *)w + i;
-      qx = _mm256_sub_epi8(KX(nib32)(x->qs), _mm256_set1_epi8(8));
-      dx = KX(h2f_pair)(&x->d);
-    } else if (type == KRN_Q5_0) {
-      const blk_q5_0 *x = (const blk_q5_0 *)w + i;
-      /* nibble | (bit ? 0 : 0xF0) == nibble + 16*bit - 16 as int8 */
-      qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_andnot_si256(KX(bits32)(x->qh), _mm256_set1_epi8((char)0xF0)));
-      dx = KX(h2f_pair)(&x->d);
-    } else {
-      const blk_q8_0 *x = (const blk_q8_0 *)w + i;
-      qx = _mm256_loadu_si256((const __m256i *)x->qs);
-      dx = KX(h2f_pair)(&x->d);
-    }
-    const __m256i ax = _mm256_sign_epi8(qx, qx);
-    _Pragma("GCC unroll 4")
-    for (int r = 0; r < NR; r++) {
-      const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
-      const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
-      const __m256 p = _mm256_cvtepi32_ps(mulsum(ax, sy));
-      const __m128 dd = _mm_mul_ss(dx, _mm_load_ss(ds[r] + 2 * i));
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), p, acc[r]);
-    }
+  size_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
+    KX(block_q8_0_family)(type, w, i + 1, a, stride, NR, ds, acc2);
   }
+  if (i < nb) KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
   _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
 }
 
 /* ---- 32-element blocks with a min, against Q8_1 (unsigned weights) ---- */
 
+KX_INL void KX(block_q8_1_family)(int type, const void *w, size_t i, const void *a, size_t stride, int NR,
+                                  const float *const *ds, __m256 *acc, __m128 *accm) {
+  __m256i qx;
+  __m128 dm; /* [d, m] of the weight block */
+  if (type == KRN_Q4_1) {
+    const blk_q4_1 *x = (const blk_q4_1 *)w + i;
+    qx = KX(nib32)(x->qs);
+    dm = KX(h2f_pair)(&x->d);
+  } else {
+    const blk_q5_1 *x = (const blk_q5_1 *)w + i;
+    qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
+    dm = KX(h2f_pair)(&x->d);
+  }
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < NR; r++) {
+    const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
+    const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
+    /* [d*dy, m*sy]: lane 0 scales the block, lane 1 is the min term */
+    const __m128 prod = _mm_mul_ps(dm, _mm_castpd_ps(_mm_load_sd((const double *)(ds[r] + 2 * i))));
+    accm[r] = _mm_add_ps(accm[r], prod);
+    acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[r]);
+  }
+}
+
 KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+  __m128 accm2[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
-  for (size_t i = 0; i < nb; i++) {
-    __m256i qx;
-    __m128 dm; /* [d, m] of the weight block */
-    if (type == KRN_Q4_1) {
-      const blk_q4_1 *x = (const blk_q4_1 *)w + i;
-      qx = KX(nib32)(x->qs);
-      dm = KX(h2f_pair)(&x->d);
-    } else {
-      const blk_q5_1 *x = (const blk_q5_1 *)w + i;
-      qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
-      dm = KX(h2f_pair)(&x->d);
-    }
-    _Pragma("GCC unroll 4")
-    for (int r = 0; r < NR; r++) {
-      const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
-      const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
-      /* [d*dy, m*sy]: lane 0 scales the block, lane 1 is the min term */
-      const __m128 prod = _mm_mul_ps(dm, _mm_castpd_ps(_mm_load_sd((const double *)(ds[r] + 2 * i))));
-      accm[r] = _mm_add_ps(accm[r], prod);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[r]);
-    }
+  size_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
+    KX(block_q8_1_family)(type, w, i + 1, a, stride, NR, ds, acc2, accm2);
   }
+  if (i < nb) KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
   _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
+  for (int r = 0; r < NR; r++) {
+    const __m128 m = _mm_add_ps(accm[r], accm2[r]);
+    out[r] = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r])) + _mm_cvtss_f32(_mm_movehdup_ps(m));
+  }
 }
 
 /* ---- Q4_K / Q5_K against Q8_K ---- */
