@@ -12,6 +12,8 @@
  *   --threads N  also run with an N-thread pool (default: online CPUs)
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +121,44 @@ static void do_ggml(void *c) {
   for (size_t r = 0; r < g->n_out; r++) g->tr->vec_dot((int)g->k, &g->y[r], 0, g->W + r * g->rb, 0, xv, 0, 1);
 }
 #endif
+
+/* ---- fork/join latency: the pool vs creating threads per job ---- */
+typedef struct {
+  _Atomic int n;
+} pool_cnt;
+static void touch_task(void *ctx, int i) {
+  (void)i;
+  atomic_fetch_add_explicit(&((pool_cnt *)ctx)->n, 1, memory_order_relaxed);
+}
+static void *touch_thread(void *ctx) {
+  touch_task(ctx, 0);
+  return NULL;
+}
+
+/* ns per fork/join of 8 trivial tasks: krn_pool_run, and (reference) one
+ * pthread_create + pthread_join per helper thread, as a naive pool would. */
+static void pool_latency(int nthreads, double *pool_ns, double *naive_ns) {
+  krn_pool *p;
+  pool_cnt c = {0};
+  *pool_ns = *naive_ns = 0;
+  if (krn_pool_create(&p, nthreads)) return;
+  const int iters = 20000;
+  for (int i = 0; i < 1000; i++) krn_pool_run(p, touch_task, &c, 8);
+  double t0 = kv_now();
+  for (int i = 0; i < iters; i++) krn_pool_run(p, touch_task, &c, 8);
+  *pool_ns = (kv_now() - t0) / iters * 1e9;
+  krn_pool_free(p);
+  const int niters = 2000;
+  t0 = kv_now();
+  for (int i = 0; i < niters; i++) {
+    pthread_t th[64];
+    int n = nthreads - 1 < 64 ? nthreads - 1 : 64;
+    for (int j = 0; j < n; j++) pthread_create(&th[j], NULL, touch_thread, &c);
+    for (int t = 0; t < 8; t++) touch_task(&c, t);
+    for (int j = 0; j < n; j++) pthread_join(th[j], NULL);
+  }
+  *naive_ns = (kv_now() - t0) / niters * 1e9;
+}
 
 static uint32_t xs(uint32_t *s) {
   *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
@@ -260,7 +300,12 @@ int main(int argc, char **argv) {
     }
     free(y);
   }
-  if (o.json) printf("]}\n");
+  double pns, nns;
+  pool_latency(nthreads, &pns, &nns);
+  if (o.json) printf("],\"pool_ns\":%.0f,\"naive_threads_ns\":%.0f}\n", pns, nns);
+  else
+    printf("pool fork/join, %d threads, 8 tasks: %.0f ns per run; create+join threads per run: %.0f ns (%.1fx)\n",
+           nthreads, pns, nns, nns / (pns > 0 ? pns : 1));
   krn_pool_free(p1);
   krn_pool_free(pn);
   free(x);
