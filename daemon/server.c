@@ -1,12 +1,706 @@
-#include "daemon/daemon.h"
+/*
+ * server.c — the event loop: the single-instance lock, the listening socket,
+ * connections (peer uid check, handshake, encrypted frames, msgpack-rpc
+ * decoding), the outbox through which workers reply, signals and the drain
+ * on shutdown.
+ *
+ * Invariants:
+ *  - only the loop thread touches connections and sessions; workers reach a
+ *    connection only through dmn_post(), by connection id, so a reply for a
+ *    connection that has gone is dropped, never written to a freed struct;
+ *  - a connection that sends one bad byte (oversize frame, garbage before
+ *    the handshake, a failed MAC, an undecodable message) is logged and
+ *    closed; no other connection notices;
+ *  - the socket is created with umask 077 (0600) inside a 0700 directory and
+ *    every accepted peer's uid is checked with SO_PEERCRED.
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-int dmn_main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: kvasird [--foreground]\n  the kvasir daemon (not implemented yet)\n");
-      return 0;
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/internal.h"
+
+#define HANDSHAKE_TIMEOUT 5.0   /* seconds from accept to an established session */
+#define DRAIN_TIMEOUT 5.0       /* seconds running jobs get on shutdown */
+#define WRITE_QUEUE_MAX (64u << 20)
+#define READ_CHUNK 65536
+
+struct dmn_conn {
+  dmn_server *srv;
+  uint64_t id;
+  uv_pipe_t pipe;
+  ipc_framer *fr;
+  ipc_session *sess;
+  double t_accept;
+  int closing, ready; /* ready: the handshake completed (the session may die later) */
+  dmn_conn *prev, *next;
+};
+
+typedef struct outmsg {
+  uint64_t conn_id;
+  uint8_t *msg;
+  size_t n;
+  struct outmsg *next;
+} outmsg;
+
+struct dmn_server {
+  dmn_config cfg;
+  char runtime_dir[2048], sock_path[2200], lock_path[2200], secret_path[2048], data_dir[2048];
+  char model_path[2048];
+  int lock_fd;
+  ipc_secret secret;
+  uv_loop_t loop;
+  uv_pipe_t listener;
+  uv_async_t wake;
+  uv_timer_t sweep, drain;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  int listening, stopping, closed;
+  double drain_t0;
+  atomic_int stop_requested;
+  dmn_conn *conns;
+  uint64_t next_conn_id;
+  int n_conns;
+  pthread_mutex_t out_mu;
+  outmsg *out_head, *out_tail;
+  dmn_jobs *jobs;
+  dmn_repos *repos;
+  dmn_backend *backend;
+  double t_start;
+  uint64_t n_accepted, n_rejected, n_bad_frames, n_requests, n_truncated;
+};
+
+/* ---------------------------------------------------------------- logging */
+
+void dmn_log(const dmn_server *s, int level, const char *event, const char *fmt, ...) {
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  if (level == DMN_DEBUG && (!s || !s->cfg.verbose)) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '"' || *p == '\n') *p = *p == '"' ? '\'' : ' ';
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=%s msg=\"%s\"\n", tm.tm_year + 1900,
+          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level & 3],
+          event, msg);
+}
+
+/* --------------------------------------------------------------- accessors */
+
+dmn_jobs *dmn_server_jobs(dmn_server *s) { return s->jobs; }
+dmn_repos *dmn_server_repos(dmn_server *s) { return s->repos; }
+dmn_backend *dmn_server_backend(dmn_server *s) { return s->backend; }
+const dmn_config *dmn_server_config(const dmn_server *s) { return &s->cfg; }
+uv_loop_t *dmn_server_loop(dmn_server *s) { return &s->loop; }
+const char *dmn_server_socket(const dmn_server *s) { return s->sock_path; }
+
+void dmn_config_default(dmn_config *c) {
+  memset(c, 0, sizeof *c);
+  c->watch = 1;
+}
+
+void dmn_server_status(dmn_server *s, cJSON *o) {
+  cJSON_AddStringToObject(o, "version", "0.1.0");
+  cJSON_AddNumberToObject(o, "protocol", IPC_PROTOCOL_VERSION);
+  cJSON_AddNumberToObject(o, "pid", (double)getpid());
+  cJSON_AddNumberToObject(o, "uptime_s", kv_now() - s->t_start);
+  cJSON_AddStringToObject(o, "socket", s->sock_path);
+  cJSON_AddNumberToObject(o, "connections", s->n_conns);
+  cJSON_AddNumberToObject(o, "accepted", (double)s->n_accepted);
+  cJSON_AddNumberToObject(o, "rejected", (double)s->n_rejected);
+  cJSON_AddNumberToObject(o, "bad_frames", (double)s->n_bad_frames);
+  cJSON_AddNumberToObject(o, "truncated", (double)s->n_truncated);
+  cJSON_AddNumberToObject(o, "requests", (double)s->n_requests);
+  dmn_job_counts c;
+  dmn_jobs_counts(s->jobs, &c);
+  cJSON *j = cJSON_AddObjectToObject(o, "jobs");
+  if (j) {
+    cJSON_AddNumberToObject(j, "queued_interactive", c.queued_interactive);
+    cJSON_AddNumberToObject(j, "queued_background", c.queued_background);
+    cJSON_AddNumberToObject(j, "running_interactive", c.running_interactive);
+    cJSON_AddNumberToObject(j, "running_background", c.running_background);
+    cJSON_AddNumberToObject(j, "active", c.queued_interactive + c.queued_background + c.running_interactive +
+                                             c.running_background);
+    cJSON_AddNumberToObject(j, "done", (double)c.done);
+    cJSON_AddNumberToObject(j, "canceled", (double)c.canceled);
+  }
+  cJSON_AddBoolToObject(o, "draining", s->stopping);
+}
+
+/* ----------------------------------------------------------------- writing */
+
+typedef struct wreq {
+  uv_write_t req;
+  uv_buf_t buf;
+} wreq;
+
+static void conn_close(dmn_conn *c, const char *why);
+
+static void on_write(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  if (status < 0 && status != UV_ECANCELED) {
+    dmn_conn *c = req->handle->data;
+    if (c) conn_close(c, "write failed");
+  }
+  free(w->buf.base);
+  free(w);
+}
+
+/* Writes one frame (header + payload) without copying the payload twice:
+ * buf holds 4 free bytes followed by n payload bytes, and is taken. */
+static int conn_write_frame(dmn_conn *c, uint8_t *buf, size_t n) {
+  if (c->closing) {
+    free(buf);
+    return KV_EIO;
+  }
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_QUEUE_MAX) {
+    free(buf);
+    conn_close(c, "client does not read its replies (write queue over 64 MiB)");
+    return KV_ELIMIT;
+  }
+  ipc_frame_header(buf, (uint32_t)n);
+  wreq *w = malloc(sizeof *w);
+  if (!w) {
+    free(buf);
+    conn_close(c, "out of memory");
+    return KV_ENOMEM;
+  }
+  w->buf = uv_buf_init((char *)buf, (unsigned)(n + 4));
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &w->buf, 1, on_write);
+  if (rc < 0) {
+    free(buf);
+    free(w);
+    conn_close(c, uv_strerror(rc));
+    return KV_EIO;
+  }
+  return 0;
+}
+
+/* Seals a plaintext message and writes it. */
+static int conn_send(dmn_conn *c, const uint8_t *msg, size_t n, int final) {
+  if (c->closing || !ipc_session_established(c->sess)) return KV_EIO;
+  uint8_t *buf = malloc(4 + n + 17);
+  if (!buf) {
+    conn_close(c, "out of memory");
+    return KV_ENOMEM;
+  }
+  size_t cn;
+  kv_err e;
+  if (ipc_session_seal(c->sess, msg, n, final, buf + 4, n + 17, &cn, &e)) {
+    free(buf);
+    dmn_log(c->srv, DMN_ERROR, "conn.seal", "conn=%llu %s", (unsigned long long)c->id, e.msg);
+    conn_close(c, "seal failed");
+    return e.code;
+  }
+  return conn_write_frame(c, buf, cn);
+}
+
+static dmn_conn *conn_find(dmn_server *s, uint64_t id) {
+  for (dmn_conn *c = s->conns; c; c = c->next)
+    if (c->id == id) return c;
+  return NULL;
+}
+
+void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) {
+  if (conn_id == 0) {
+    free(msg);
+    return;
+  }
+  outmsg *m = malloc(sizeof *m);
+  if (!m) {
+    free(msg);
+    return;
+  }
+  m->conn_id = conn_id;
+  m->msg = msg;
+  m->n = n;
+  m->next = NULL;
+  pthread_mutex_lock(&s->out_mu);
+  if (s->out_tail) s->out_tail->next = m;
+  else s->out_head = m;
+  s->out_tail = m;
+  pthread_mutex_unlock(&s->out_mu);
+  uv_async_send(&s->wake);
+}
+
+void dmn_post_response(dmn_server *s, uint64_t conn_id, uint32_t req_id, int rc, const char *errmsg,
+                       const cJSON *result) {
+  if (conn_id == 0) return;
+  cJSON *err = rc ? ipc_error_new(rc, errmsg) : NULL;
+  uint8_t *b;
+  size_t n;
+  kv_err e;
+  if (ipc_encode_response(req_id, err, result, &b, &n, &e) == 0) dmn_post(s, conn_id, b, n);
+  else dmn_log(s, DMN_ERROR, "rpc.encode", "response to request %u: %s", req_id, e.msg);
+  cJSON_Delete(err);
+}
+
+static void flush_outbox(dmn_server *s) {
+  pthread_mutex_lock(&s->out_mu);
+  outmsg *m = s->out_head;
+  s->out_head = s->out_tail = NULL;
+  pthread_mutex_unlock(&s->out_mu);
+  while (m) {
+    outmsg *next = m->next;
+    dmn_conn *c = conn_find(s, m->conn_id);
+    if (c) conn_send(c, m->msg, m->n, 0);
+    free(m->msg);
+    free(m);
+    m = next;
+  }
+}
+
+/* ------------------------------------------------------------- connections */
+
+static void on_conn_closed(uv_handle_t *h) {
+  dmn_conn *c = h->data;
+  ipc_framer_free(c->fr);
+  ipc_session_free(c->sess);
+  free(c);
+}
+
+static void conn_close(dmn_conn *c, const char *why) {
+  if (c->closing) return;
+  c->closing = 1;
+  dmn_server *s = c->srv;
+  int canceled = dmn_jobs_cancel_conn(s->jobs, c->id);
+  dmn_log(s, why ? DMN_INFO : DMN_DEBUG, "conn.close", "conn=%llu %s%s%d job(s) canceled", (unsigned long long)c->id,
+          why ? why : "closed", why ? "; " : "; ", canceled);
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->n_conns--;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+/* A fatal protocol error on one connection: log it, count it, close it. */
+static void conn_reject(dmn_conn *c, const char *what, const kv_err *e) {
+  dmn_server *s = c->srv;
+  if (c->ready) s->n_bad_frames++;
+  else s->n_rejected++;
+  dmn_log(s, DMN_WARN, "conn.reject", "conn=%llu %s: %s", (unsigned long long)c->id, what, e ? e->msg : "");
+  conn_close(c, what);
+}
+
+static void send_response(dmn_conn *c, uint32_t id, int code, const char *msg, const cJSON *result) {
+  cJSON *err = code ? ipc_error_new(code, msg) : NULL;
+  uint8_t *b;
+  size_t n;
+  kv_err e;
+  if (ipc_encode_response(id, err, result, &b, &n, &e) == 0) {
+    conn_send(c, b, n, 0);
+    free(b);
+  }
+  cJSON_Delete(err);
+}
+
+static void handle_message(dmn_conn *c, const uint8_t *pt, size_t n) {
+  dmn_server *s = c->srv;
+  ipc_msg m;
+  kv_err e;
+  if (ipc_msg_decode(pt, n, &m, &e)) {
+    conn_reject(c, "undecodable message", &e);
+    return;
+  }
+  if (m.type == IPC_REQUEST) {
+    s->n_requests++;
+    if (s->stopping) {
+      send_response(c, m.id, KV_EBUSY, "the daemon is shutting down", NULL);
+    } else {
+      dmn_request r = {s, c->id, m.id, m.method, m.params};
+      dmn_route(&r);
     }
-  fprintf(stderr, "kvasird: not implemented yet\n");
-  return 2;
+  } else if (m.type == IPC_NOTIFY) {
+    if (!strcmp(m.method, "$/cancel")) {
+      int id = dmn_param_int(m.params, "id", 0, -1);
+      int found = id >= 0 && dmn_jobs_cancel(s->jobs, c->id, (uint32_t)id);
+      dmn_log(s, DMN_INFO, "job.cancel", "conn=%llu request=%d %s", (unsigned long long)c->id, id,
+              found ? "canceled" : "not found (already done)");
+    } else {
+      dmn_log(s, DMN_DEBUG, "rpc.notify", "conn=%llu ignored notification %s", (unsigned long long)c->id, m.method);
+    }
+  } /* responses from a client are ignored: the daemon sends no requests */
+  ipc_msg_clear(&m);
+}
+
+static void handle_frame(dmn_conn *c, const uint8_t *p, size_t n) {
+  kv_err e;
+  if (!ipc_session_established(c->sess)) {
+    uint8_t out[IPC_HANDSHAKE_MAX];
+    size_t on;
+    int rc = ipc_session_step(c->sess, p, n, out, sizeof out, &on, &e);
+    if (rc < 0) {
+      conn_reject(c, "handshake failed", &e);
+      return;
+    }
+    if (on) {
+      uint8_t *buf = malloc(4 + on);
+      if (!buf) {
+        conn_close(c, "out of memory");
+        return;
+      }
+      memcpy(buf + 4, out, on);
+      if (conn_write_frame(c, buf, on)) return;
+    }
+    if (rc == IPC_HS_DONE) {
+      c->ready = 1;
+      ipc_framer_set_max(c->fr, IPC_FRAME_MAX);
+      dmn_log(c->srv, DMN_DEBUG, "conn.ready", "conn=%llu handshake done", (unsigned long long)c->id);
+    }
+    return;
+  }
+  uint8_t *pt = malloc(n > 17 ? n - 17 : 1);
+  if (!pt) {
+    conn_close(c, "out of memory");
+    return;
+  }
+  size_t pn;
+  int final;
+  if (ipc_session_open(c->sess, p, n, pt, n > 17 ? n - 17 : 1, &pn, &final, &e)) {
+    free(pt);
+    conn_reject(c, "bad frame", &e);
+    return;
+  }
+  if (pn > 0) handle_message(c, pt, pn);
+  free(pt);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  buf->base = malloc(READ_CHUNK);
+  buf->len = buf->base ? READ_CHUNK : 0;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  dmn_conn *c = st->data;
+  kv_err e;
+  if (nread < 0) {
+    free(buf->base);
+    if (c->closing) return;
+    if (nread == UV_EOF) {
+      if (ipc_session_established(c->sess) && !ipc_session_peer_closed(c->sess)) {
+        c->srv->n_truncated++;
+        dmn_log(c->srv, DMN_WARN, "conn.truncated", "conn=%llu stream ended without a final message%s",
+                (unsigned long long)c->id, ipc_framer_pending(c->fr) ? " (inside a frame)" : "");
+        conn_close(c, "truncated stream");
+      } else if (!ipc_session_established(c->sess)) {
+        conn_reject(c, "closed before the handshake completed", NULL);
+      } else {
+        conn_close(c, NULL);
+      }
+    } else {
+      conn_close(c, uv_strerror((int)nread));
+    }
+    return;
+  }
+  if (nread > 0 && !c->closing) {
+    if (ipc_framer_feed(c->fr, (const uint8_t *)buf->base, (size_t)nread, &e)) {
+      conn_reject(c, c->ready ? "oversize frame" : "garbage before the handshake", &e);
+    } else {
+      const uint8_t *p;
+      size_t n;
+      int rc;
+      while (!c->closing && (rc = ipc_framer_next(c->fr, &p, &n, &e)) == 1) handle_frame(c, p, n);
+      if (!c->closing && rc < 0) conn_reject(c, "oversize frame", &e);
+    }
+  }
+  free(buf->base);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  dmn_server *s = server->data;
+  if (status < 0) {
+    dmn_log(s, DMN_ERROR, "conn.accept", "listen error: %s", uv_strerror(status));
+    return;
+  }
+  dmn_conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = s;
+  c->id = ++s->next_conn_id;
+  c->t_accept = kv_now();
+  uv_pipe_init(&s->loop, &c->pipe, 0);
+  c->pipe.data = c;
+  kv_err e;
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || ipc_framer_new(&c->fr, IPC_HANDSHAKE_MAX, &e) ||
+      ipc_session_new(&c->sess, IPC_SERVER, &s->secret, &e)) {
+    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+    return;
+  }
+  s->n_accepted++;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->n_conns++;
+  uv_os_fd_t fd;
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+      cred.uid != getuid()) {
+    kv_err pe;
+    kv_err_set(&pe, KV_EDENIED, "peer uid %u is not this user (%u)", (unsigned)cred.uid, (unsigned)getuid());
+    conn_reject(c, "peer credentials", &pe);
+    return;
+  }
+  dmn_log(s, DMN_DEBUG, "conn.accept", "conn=%llu pid=%d", (unsigned long long)c->id, (int)cred.pid);
+  uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void on_closed_noop(uv_handle_t *h) { (void)h; }
+
+/* Final step of shutdown: everything is drained; close all handles. */
+static void close_all(dmn_server *s) {
+  if (s->closed) return;
+  s->closed = 1;
+  dmn_jobs_cancel_all(s->jobs, 0);
+  dmn_jobs_free(s->jobs); /* joins workers: their last replies are in the outbox */
+  s->jobs = NULL;
+  flush_outbox(s);
+  while (s->conns) {
+    dmn_conn *c = s->conns;
+    conn_send(c, (const uint8_t *)"", 0, 1); /* final: a clean close for the client */
+    conn_close(c, "daemon stopping");
+  }
+  dmn_repos_close_watchers(s->repos);
+  uv_close((uv_handle_t *)&s->wake, on_closed_noop);
+  uv_close((uv_handle_t *)&s->sweep, on_closed_noop);
+  uv_close((uv_handle_t *)&s->drain, on_closed_noop);
+  if (s->cfg.handle_signals) {
+    uv_close((uv_handle_t *)&s->sig_term, on_closed_noop);
+    uv_close((uv_handle_t *)&s->sig_int, on_closed_noop);
+    uv_close((uv_handle_t *)&s->sig_hup, on_closed_noop);
+  }
+}
+
+static void jobs_stub_counts(dmn_server *s, int *active) {
+  dmn_job_counts c;
+  dmn_jobs_counts(s->jobs, &c);
+  *active = c.queued_interactive + c.running_interactive + c.running_background;
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+  dmn_server *s = t->data;
+  int active;
+  jobs_stub_counts(s, &active);
+  flush_outbox(s);
+  if (active == 0 || kv_now() - s->drain_t0 > DRAIN_TIMEOUT) {
+    if (active) dmn_log(s, DMN_WARN, "daemon.drain", "%d job(s) still running after %.0fs: canceling", active, DRAIN_TIMEOUT);
+    uv_timer_stop(t);
+    close_all(s);
+  }
+}
+
+static void begin_stop(dmn_server *s, const char *why) {
+  if (s->stopping) return;
+  s->stopping = 1;
+  dmn_log(s, DMN_INFO, "daemon.stop", "%s: draining (no new requests; background jobs canceled)", why);
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, on_closed_noop);
+    s->listening = 0;
+    unlink(s->sock_path);
+  }
+  /* Background work (indexing) stops now; interactive answers may finish. */
+  dmn_jobs_cancel_all(s->jobs, 1);
+  s->drain_t0 = kv_now();
+  uv_timer_start(&s->drain, on_drain_tick, 0, 20);
+}
+
+static void on_wake(uv_async_t *a) {
+  dmn_server *s = a->data;
+  flush_outbox(s);
+  if (atomic_load(&s->stop_requested) && !s->stopping) begin_stop(s, "stop requested");
+}
+
+void dmn_server_stop(dmn_server *s) {
+  atomic_store(&s->stop_requested, 1);
+  uv_async_send(&s->wake);
+}
+
+static void on_sweep(uv_timer_t *t) {
+  dmn_server *s = t->data;
+  double now = kv_now();
+  for (dmn_conn *c = s->conns, *next; c; c = next) {
+    next = c->next;
+    if (!c->ready && now - c->t_accept > HANDSHAKE_TIMEOUT) {
+      kv_err e;
+      kv_err_set(&e, KV_EBUSY, "no handshake within %.0f s", HANDSHAKE_TIMEOUT);
+      conn_reject(c, "handshake timeout", &e);
+    }
+  }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  dmn_server *s = h->data;
+  if (signum == SIGHUP) {
+    kv_err e;
+    dmn_log(s, DMN_INFO, "daemon.reload", "SIGHUP: reloading the repo registry and configuration");
+    if (dmn_repos_reload(s->repos, &e)) dmn_log(s, DMN_ERROR, "daemon.reload", "%s", e.msg);
+    return;
+  }
+  begin_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Creates dir with mode 0700 and refuses one that others can enter. */
+static int private_dir(const char *dir, kv_err *err) {
+  int rc = kv_mkdirs(dir, 0700, err);
+  if (rc) return rc;
+  struct stat st;
+  if (stat(dir, &st) != 0) return kv_err_set(err, KV_EIO, "%s: %s", dir, strerror(errno));
+  if (st.st_uid != getuid()) return kv_err_set(err, KV_EDENIED, "%s: not owned by this user", dir);
+  if ((st.st_mode & 077) && chmod(dir, 0700) != 0)
+    return kv_err_set(err, KV_EDENIED, "%s: mode %03o and cannot chmod 0700", dir, (unsigned)(st.st_mode & 0777));
+  return 0;
+}
+
+int dmn_server_new(dmn_server **out, const dmn_config *cfg, kv_err *err) {
+  *out = NULL;
+  dmn_server *s = calloc(1, sizeof *s);
+  if (!s) return kv_err_set(err, KV_ENOMEM, "daemon: out of memory");
+  s->cfg = *cfg;
+  s->lock_fd = -1;
+  s->t_start = kv_now();
+  pthread_mutex_init(&s->out_mu, NULL);
+  int rc = 0;
+  if (cfg->runtime_dir) snprintf(s->runtime_dir, sizeof s->runtime_dir, "%s", cfg->runtime_dir);
+  else if (kv_xdg_dir(s->runtime_dir, sizeof s->runtime_dir, "runtime")) {
+    rc = kv_err_set(err, KV_ELIMIT, "runtime dir path too long");
+    goto fail;
+  }
+  if (cfg->data_dir) snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir);
+  else kv_xdg_dir(s->data_dir, sizeof s->data_dir, "data");
+  if (cfg->secret_path) snprintf(s->secret_path, sizeof s->secret_path, "%s", cfg->secret_path);
+  else ipc_secret_path(s->secret_path, sizeof s->secret_path);
+  s->cfg.runtime_dir = s->runtime_dir;
+  s->cfg.data_dir = s->data_dir;
+  s->cfg.secret_path = s->secret_path;
+  if (cfg->model_path) {
+    snprintf(s->model_path, sizeof s->model_path, "%s", cfg->model_path);
+    s->cfg.model_path = s->model_path;
+  }
+  snprintf(s->sock_path, sizeof s->sock_path, "%s/kvasird.sock", s->runtime_dir);
+  snprintf(s->lock_path, sizeof s->lock_path, "%s/kvasird.lock", s->runtime_dir);
+  if (strlen(s->sock_path) >= 108) {
+    rc = kv_err_set(err, KV_ELIMIT, "%s: socket path longer than 107 bytes", s->sock_path);
+    goto fail;
+  }
+  if ((rc = private_dir(s->runtime_dir, err))) goto fail;
+  s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd < 0) {
+    rc = kv_err_set(err, KV_EIO, "%s: %s", s->lock_path, strerror(errno));
+    goto fail;
+  }
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    rc = kv_err_set(err, KV_EBUSY, "another kvasird is running (%s is locked)", s->lock_path);
+    goto fail;
+  }
+  char pid[32];
+  int pl = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(s->lock_fd, 0) == 0 && write(s->lock_fd, pid, (size_t)pl) < 0) { /* informational only */
+  }
+  if ((rc = ipc_secret_load(&s->secret, s->secret_path, 1, err))) goto fail;
+  if (uv_loop_init(&s->loop) != 0) {
+    rc = kv_err_set(err, KV_EIO, "uv_loop_init failed");
+    goto fail;
+  }
+  uv_pipe_init(&s->loop, &s->listener, 0);
+  s->listener.data = s;
+  unlink(s->sock_path); /* stale: we hold the lock, so no live daemon owns it */
+  mode_t old = umask(077);
+  int b = uv_pipe_bind(&s->listener, s->sock_path);
+  umask(old);
+  if (b == 0) chmod(s->sock_path, 0600);
+  if (b != 0 || uv_listen((uv_stream_t *)&s->listener, 256, on_connection) != 0) {
+    rc = kv_err_set(err, KV_EIO, "%s: cannot listen: %s", s->sock_path, uv_strerror(b));
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    uv_loop_close(&s->loop);
+    goto fail;
+  }
+  s->listening = 1;
+  uv_async_init(&s->loop, &s->wake, on_wake);
+  s->wake.data = s;
+  uv_timer_init(&s->loop, &s->sweep);
+  s->sweep.data = s;
+  uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
+  uv_unref((uv_handle_t *)&s->sweep);
+  uv_timer_init(&s->loop, &s->drain);
+  s->drain.data = s;
+  if (s->cfg.handle_signals) {
+    uv_signal_init(&s->loop, &s->sig_term);
+    uv_signal_init(&s->loop, &s->sig_int);
+    uv_signal_init(&s->loop, &s->sig_hup);
+    s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+  }
+  /* A client that vanishes mid-write must not kill the daemon (libuv writes
+   * with write(2), which raises SIGPIPE); errors come back as EPIPE instead. */
+  signal(SIGPIPE, SIG_IGN);
+  int workers = cfg->workers > 0 ? cfg->workers : 3;
+  if ((rc = dmn_jobs_new(&s->jobs, s, workers, err))) goto fail_loop;
+  if ((rc = dmn_backend_new(&s->backend, s, err))) goto fail_loop;
+  if ((rc = dmn_repos_new(&s->repos, s, s->data_dir, err))) goto fail_loop;
+  dmn_log(s, DMN_INFO, "daemon.start", "pid=%d socket=%s workers=%d", (int)getpid(), s->sock_path, workers);
+  *out = s;
+  return 0;
+fail_loop:
+  s->stopping = 1;
+  close_all(s);
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+  dmn_repos_free(s->repos);
+  dmn_backend_free(s->backend);
+  unlink(s->sock_path);
+fail:
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  pthread_mutex_destroy(&s->out_mu);
+  free(s);
+  return rc;
+}
+
+int dmn_server_run(dmn_server *s, kv_err *err) {
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  dmn_log(s, DMN_INFO, "daemon.exit", "stopped cleanly after %.1f s", kv_now() - s->t_start);
+  return 0;
+}
+
+void dmn_server_free(dmn_server *s) {
+  if (!s) return;
+  if (!s->closed) {
+    s->stopping = 1;
+    if (s->listening) {
+      uv_close((uv_handle_t *)&s->listener, on_closed_noop);
+      s->listening = 0;
+    }
+    close_all(s);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+  }
+  if (uv_loop_close(&s->loop) != 0) dmn_log(s, DMN_WARN, "daemon.exit", "loop closed with live handles");
+  dmn_repos_free(s->repos);
+  dmn_backend_free(s->backend);
+  unlink(s->sock_path);
+  flush_outbox(s); /* frees anything left */
+  pthread_mutex_destroy(&s->out_mu);
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  free(s); /* the lock file stays: unlinking it would let two daemons lock different inodes */
 }

@@ -1,0 +1,266 @@
+/*
+ * backend.c — the daemon's side of the other modules: loading the model
+ * once, syncing a repository's index with progress notifications, log
+ * ingestion / queries / triage, and policy explanations. Asks and
+ * completions live in ask.c.
+ *
+ * Invariants: the model is opened at most once (under mu) and is immutable
+ * afterwards, so any worker may use it; index handles are opened per job
+ * (the indexer's SQLite WAL lets readers run beside the one writer).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/backend.h"
+#if DMN_HAVE_LOGS
+#include "logs/logs.h"
+#endif
+#if DMN_HAVE_POLICY
+#include "policy/policy.h"
+#endif
+
+int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err) {
+  dmn_backend *b = calloc(1, sizeof *b);
+  if (!b) return kv_err_set(err, KV_ENOMEM, "backend: out of memory");
+  b->srv = s;
+  pthread_mutex_init(&b->mu, NULL);
+  const dmn_config *c = dmn_server_config(s);
+  const char *env = getenv("KVASIR_MODEL");
+  if (c->model_path) snprintf(b->model_path, sizeof b->model_path, "%s", c->model_path);
+  else if (env && *env) snprintf(b->model_path, sizeof b->model_path, "%s", env);
+#if DMN_HAVE_ENGINE
+  else if (eng_default_model_path(b->model_path, sizeof b->model_path) || access(b->model_path, R_OK) != 0)
+    b->model_path[0] = 0;
+#endif
+  *out = b;
+  return 0;
+}
+
+void dmn_backend_free(dmn_backend *b) {
+  if (!b) return;
+  dmn_prefix *p = b->prefixes;
+  while (p) {
+    dmn_prefix *n = p->next;
+#if DMN_HAVE_ENGINE
+    if (p->ctx) eng_ctx_free(p->ctx);
+#endif
+    pthread_mutex_destroy(&p->mu);
+    free(p->text);
+    free(p);
+    p = n;
+  }
+#if DMN_HAVE_ENGINE
+  if (b->model) eng_model_free(b->model);
+#endif
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+int dmn_backend_model(dmn_backend *b, eng_model **out, kv_err *err) {
+  *out = NULL;
+  if (dmn_server_config(b->srv)->stub_token_ms > 0)
+    return kv_err_set(err, KV_EUNSUPPORTED, "stub generator configured (no model)");
+  pthread_mutex_lock(&b->mu);
+  int rc = 0;
+  if (b->model_state == 0) {
+    if (!b->model_path[0]) {
+      b->model_state = -1;
+      snprintf(b->model_err, sizeof b->model_err,
+               "no model: set KVASIR_MODEL or run `scripts/fetch-model smollm2`");
+    } else {
+#if DMN_HAVE_ENGINE
+      kv_err e;
+      double t0 = kv_now();
+      if (eng_model_open(&b->model, b->model_path, &e) == 0) {
+        b->model_state = 1;
+        dmn_log(b->srv, DMN_INFO, "model.load", "%s loaded in %.2f s", b->model_path, kv_now() - t0);
+      } else {
+        b->model_state = -1;
+        snprintf(b->model_err, sizeof b->model_err, "%s", e.msg);
+        dmn_log(b->srv, DMN_ERROR, "model.load", "%s", e.msg);
+      }
+#else
+      b->model_state = -1;
+      snprintf(b->model_err, sizeof b->model_err, "the engine is not built into this daemon yet");
+#endif
+    }
+  }
+  if (b->model_state == 1) *out = b->model;
+  else rc = kv_err_set(err, KV_EUNSUPPORTED, "%s", b->model_err);
+  pthread_mutex_unlock(&b->mu);
+  return rc;
+}
+
+void dmn_backend_status(dmn_backend *b, cJSON *o) {
+  pthread_mutex_lock(&b->mu);
+  const dmn_config *c = dmn_server_config(b->srv);
+  cJSON *m = cJSON_AddObjectToObject(o, "model");
+  if (m) {
+    cJSON_AddStringToObject(m, "path", b->model_path);
+    cJSON_AddStringToObject(m, "state", c->stub_token_ms > 0 ? "stub"
+                                        : b->model_state == 1 ? "loaded"
+                                        : b->model_state < 0  ? "failed"
+                                                              : "not loaded yet");
+    if (b->model_state < 0) cJSON_AddStringToObject(m, "error", b->model_err);
+  }
+  pthread_mutex_unlock(&b->mu);
+}
+
+cJSON *dmn_backend_cache_stats(dmn_backend *b) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  pthread_mutex_lock(&b->mu);
+  size_t n = 0, bytes = 0;
+  cJSON *arr = cJSON_CreateArray();
+  for (dmn_prefix *p = b->prefixes; p; p = p->next) {
+    n++;
+    bytes += p->text ? strlen(p->text) : 0;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "repo", p->repo);
+    cJSON_AddNumberToObject(e, "bytes", p->text ? (double)strlen(p->text) : 0);
+    cJSON_AddNumberToObject(e, "tokens", (double)p->tokens);
+    cJSON_AddNumberToObject(e, "uses", (double)p->uses);
+    cJSON_AddBoolToObject(e, "resident_kv", p->ctx != NULL);
+    cJSON_AddItemToArray(arr, e);
+  }
+  cJSON_AddNumberToObject(o, "prefixes", (double)n);
+  cJSON_AddNumberToObject(o, "prefix_bytes", (double)bytes);
+  cJSON_AddNumberToObject(o, "prefix_hits", (double)b->prefix_hits);
+  cJSON_AddNumberToObject(o, "prefix_builds", (double)b->prefix_builds);
+  cJSON_AddNumberToObject(o, "asks", (double)b->asks);
+  cJSON_AddNumberToObject(o, "completes", (double)b->completes);
+  cJSON_AddNumberToObject(o, "tokens_prompt", (double)b->tokens_prompt);
+  cJSON_AddNumberToObject(o, "tokens_reused", (double)b->tokens_reused);
+  cJSON_AddNumberToObject(o, "tokens_generated", (double)b->tokens_gen);
+  cJSON_AddItemToObject(o, "entries", arr);
+  pthread_mutex_unlock(&b->mu);
+  return o;
+}
+
+/* ------------------------------------------------------------------ sync */
+
+#if DMN_HAVE_INDEXER
+typedef struct sync_ud {
+  dmn_job *j;
+  double last;
+} sync_ud;
+
+static void on_sync_progress(const idx_progress *p, void *ud) {
+  sync_ud *s = ud;
+  double now = kv_now();
+  if (now - s->last < 0.1 && p->files_done != p->files_total) return;
+  s->last = now;
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return;
+  cJSON_AddNumberToObject(o, "id", s->j->req_id);
+  cJSON_AddStringToObject(o, "label", "index");
+  cJSON_AddStringToObject(o, "repo", s->j->repo);
+  cJSON_AddNumberToObject(o, "done", (double)p->files_done);
+  cJSON_AddNumberToObject(o, "total", (double)p->files_total);
+  if (p->path) cJSON_AddStringToObject(o, "path", p->path);
+  dmn_job_notify(s->j, "progress", o);
+}
+#endif
+
+int dmn_backend_sync(dmn_backend *b, dmn_job *j, const char *abs, cJSON **stats, kv_err *err) {
+  *stats = NULL;
+#if DMN_HAVE_INDEXER
+  idx_index *ix;
+  int rc = idx_open(&ix, abs, NULL, err);
+  if (rc) return rc;
+  idx_sync_stats st;
+  memset(&st, 0, sizeof st);
+  sync_ud ud = {j, 0};
+  rc = idx_sync(ix, 0, on_sync_progress, &ud, &j->cancel, &st, err);
+  idx_close(ix);
+  if (rc) return rc;
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  cJSON_AddNumberToObject(o, "files", (double)st.files);
+  cJSON_AddNumberToObject(o, "files_indexed", (double)st.files_indexed);
+  cJSON_AddNumberToObject(o, "bytes_indexed", (double)st.bytes_indexed);
+  cJSON_AddNumberToObject(o, "blobs_parsed", (double)st.blobs_parsed);
+  cJSON_AddNumberToObject(o, "blobs_reused", (double)st.blobs_reused);
+  cJSON_AddNumberToObject(o, "symbols", (double)st.symbols);
+  cJSON_AddNumberToObject(o, "chunks", (double)st.chunks);
+  cJSON_AddBoolToObject(o, "head_moved", st.head_moved);
+  cJSON_AddNumberToObject(o, "seconds", st.seconds);
+  *stats = o;
+  return 0;
+#else
+  return kv_err_set(err, KV_EUNSUPPORTED, "%s: the indexer is not built into this daemon yet", abs);
+#endif
+}
+
+/* ------------------------------------------------------------------ logs */
+
+int dmn_job_logs(dmn_job *j, cJSON **result, kv_err *err) {
+#if DMN_HAVE_LOGS
+#error "wire logs here"
+#else
+  return kv_err_set(err, KV_EUNSUPPORTED, "%s: the logs store is not available in the daemon yet; use `kvasir logs` offline",
+                    j->method);
+#endif
+}
+
+/* ---------------------------------------------------------------- policy */
+
+int dmn_policy_explain(dmn_server *s, const cJSON *params, cJSON **result, kv_err *err) {
+#if DMN_HAVE_POLICY
+  const char *dir = dmn_param_str(params, "repo", 0);
+  char abs[1024];
+  if (!dir) {
+    if (dmn_repos_resolve(dmn_server_repos(s), NULL, abs, sizeof abs, err) == 0) dir = abs;
+    else return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: param 'repo' (a project directory) is required");
+  }
+  const char *kind = dmn_param_str(params, "kind", 1);
+  const char *depth = dmn_param_str(params, "depth", 2);
+  pol_request req;
+  memset(&req, 0, sizeof req);
+  int k = kind ? pol_kind_parse(kind) : POL_KIND_ASK;
+  int d = depth ? pol_depth_parse(depth) : POL_DEPTH_FAST;
+  if (k < 0) return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: unknown kind '%s'", kind);
+  if (d < 0) return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: unknown depth '%s'", depth);
+  req.kind = (pol_kind)k;
+  req.depth = (pol_depth)d;
+  req.question = dmn_param_str(params, "question", 3);
+  const char *file = dmn_param_str(params, "file", 4);
+  pol_file pf;
+  char *content = NULL;
+  if (file) {
+    size_t len;
+    kv_err fe;
+    memset(&pf, 0, sizeof pf);
+    pf.path = file;
+    if (kv_read_file(file, 16 << 20, &content, &len, &fe) == 0) {
+      pf.content = content;
+      pf.len = len;
+    }
+    req.files = &pf;
+    req.n_files = 1;
+  }
+  pol_policy *p;
+  int rc = pol_policy_open(&p, dir, err);
+  if (rc) {
+    free(content);
+    return rc;
+  }
+  char *out = NULL;
+  rc = pol_explain(p, &req, 1, &out, err);
+  pol_policy_free(p);
+  free(content);
+  if (rc) return rc;
+  cJSON *o = cJSON_Parse(out);
+  if (!o) {
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", out);
+  }
+  free(out);
+  *result = o;
+  return 0;
+#else
+  return kv_err_set(err, KV_EUNSUPPORTED, "policy.explain: the policy module is not built into this daemon yet");
+#endif
+}
