@@ -49,7 +49,9 @@ static void mark(buf *b, pol_redactions *c, pol_redaction_kind k) {
   c->counts[k]++, c->total++;
 }
 
-static int tokch(int c) { return isalnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '='; }
+/* Characters of a base64-ish run ('=' only as trailing padding, so that
+ * "key=value" splits at the '='). */
+static int tokch(int c) { return isalnum(c) || c == '_' || c == '-' || c == '+' || c == '/'; }
 static int b64url(int c) { return isalnum(c) || c == '_' || c == '-'; }
 
 static int starts(const char *s, size_t n, const char *pre) {
@@ -80,8 +82,9 @@ double pol_entropy(const char *s, size_t n) {
 }
 
 /* A token starting at s (a word boundary): which kind of secret, and how
- * long. 0 = not a secret. */
-static size_t token_secret(const char *s, size_t n, pol_redaction_kind *kind) {
+ * long. 0 = not a secret. whole_run: s also starts a run of tokch
+ * characters, so the entropy test applies. */
+static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
   static const char *const AWS[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
   static const char *const GH[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
   for (size_t i = 0; i < sizeof AWS / sizeof *AWS; i++)
@@ -106,7 +109,8 @@ static size_t token_secret(const char *s, size_t n, pol_redaction_kind *kind) {
       }
     }
   }
-  size_t run = span(s, n, tokch);
+  size_t run = whole_run ? span(s, n, tokch) : 0;
+  while (run && run < n && s[run] == '=' && run < 4096) run++; /* padding */
   if (run >= ENTROPY_MIN_LEN) {
     int alpha = 0, digit = 0;
     for (size_t i = 0; i < run; i++) alpha |= isalpha((unsigned char)s[i]) != 0, digit |= isdigit((unsigned char)s[i]) != 0;
@@ -125,8 +129,9 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
     const char *s = text + i;
     size_t n = len - i;
     if (starts(s, n, "-----BEGIN ")) {
-      const char *eol = memchr(s, '\n', n);
-      size_t hl = eol ? (size_t)(eol - s) : n;
+      size_t cap = n < 80 ? n : 80; /* a PEM header line is short */
+      const char *eol = memchr(s, '\n', cap);
+      size_t hl = eol ? (size_t)(eol - s) : cap;
       const char *pk = NULL;
       for (size_t k = 0; k + 11 <= hl && !pk; k++)
         if (!memcmp(s + k, "PRIVATE KEY", 11)) pk = s + k;
@@ -149,7 +154,7 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
     }
     if (starts(s, n, "://")) {
       size_t j = 3, colon = 0;
-      while (j < n && !strchr("@/ \t\r\n\"'<>`", s[j])) {
+      while (j < n && j < 512 && !strchr("@/ \t\r\n\"'<>`", s[j])) { /* userinfo is short */
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
@@ -168,18 +173,15 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
         continue;
       }
     }
-    if (i == 0 || !tokch((unsigned char)text[i - 1])) {
+    /* Prefixed tokens start at a word boundary ("key=AKIA…" counts); the
+     * entropy test looks at whole runs of base64-ish characters only. */
+    int c0 = i ? (unsigned char)text[i - 1] : ' ';
+    if (!(isalnum(c0) || c0 == '_' || c0 == '-')) {
       pol_redaction_kind k;
-      size_t l = token_secret(s, n, &k);
+      size_t l = token_secret(s, n, !tokch(c0), &k);
       if (l) {
         mark(&b, c, k);
         i += l;
-        continue;
-      }
-      size_t run = span(s, n, tokch);
-      if (run > 1) { /* not a secret: copy the whole token so suffixes are not re-scanned as words */
-        put(&b, s, run);
-        i += run;
         continue;
       }
     }
