@@ -196,9 +196,164 @@ int dmn_backend_sync(dmn_backend *b, dmn_job *j, const char *abs, cJSON **stats,
 
 /* ------------------------------------------------------------------ logs */
 
+#if DMN_HAVE_LOGS
+typedef struct logs_ud {
+  dmn_job *j;
+  double last;
+} logs_ud;
+
+static void on_ingest_progress(void *ud, uint64_t done, uint64_t total, uint64_t records) {
+  logs_ud *l = ud;
+  double now = kv_now();
+  if (now - l->last < 0.1) return;
+  l->last = now;
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return;
+  cJSON_AddNumberToObject(o, "id", l->j->req_id);
+  cJSON_AddStringToObject(o, "label", "ingest");
+  cJSON_AddNumberToObject(o, "done", (double)done);
+  cJSON_AddNumberToObject(o, "total", (double)total);
+  cJSON_AddNumberToObject(o, "records", (double)records);
+  dmn_job_notify(l->j, "progress", o);
+}
+
+static int64_t param_i64(const cJSON *p, const char *k) {
+  const cJSON *v = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, k) : NULL;
+  return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static int logs_ingest(dmn_job *j, log_db *db, cJSON *res, kv_err *err) {
+  const cJSON *paths = cJSON_IsObject(j->params) ? cJSON_GetObjectItemCaseSensitive(j->params, "paths") : NULL;
+  int n = cJSON_GetArraySize(paths);
+  if (!cJSON_IsArray(paths) || n < 1 || n > 4096)
+    return kv_err_set(err, IPC_ERR_PARAMS, "logs.ingest: param 'paths' must be an array of 1..4096 absolute paths");
+  const char **v = calloc((size_t)n, sizeof *v);
+  if (!v) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  for (int i = 0; i < n; i++) {
+    const cJSON *p = cJSON_GetArrayItem(paths, i);
+    if (!cJSON_IsString(p) || p->valuestring[0] != '/') {
+      free(v);
+      return kv_err_set(err, IPC_ERR_PARAMS, "logs.ingest: paths[%d] is not an absolute path (stdin is not supported through the daemon)", i);
+    }
+    v[i] = p->valuestring;
+  }
+  logs_ud ud = {j, 0};
+  log_ingest_opts o;
+  memset(&o, 0, sizeof o);
+  o.progress = on_ingest_progress;
+  o.progress_ud = &ud;
+  o.cancel = &j->cancel;
+  log_ingest_stats st;
+  memset(&st, 0, sizeof st);
+  int rc = log_ingest(db, v, n, &o, &st, err);
+  free(v);
+  if (rc) return rc;
+  cJSON_AddNumberToObject(res, "files", (double)st.files);
+  cJSON_AddNumberToObject(res, "bytes", (double)st.bytes);
+  cJSON_AddNumberToObject(res, "lines", (double)st.lines);
+  cJSON_AddNumberToObject(res, "records", (double)st.records);
+  cJSON_AddNumberToObject(res, "new_templates", (double)st.new_templates);
+  cJSON_AddNumberToObject(res, "seconds", st.seconds);
+  return 0;
+}
+
+static int logs_query(dmn_job *j, log_db *db, cJSON *res, kv_err *err) {
+  log_query q;
+  memset(&q, 0, sizeof q);
+  q.since_ms = param_i64(j->params, "since_ms");
+  q.until_ms = param_i64(j->params, "until_ms");
+  q.template_id = param_i64(j->params, "template_id");
+  q.limit = dmn_param_int(j->params, "limit", -1, 100);
+  q.text = dmn_param_str(j->params, "text", -1);
+  q.component = dmn_param_str(j->params, "component", -1);
+  q.param = dmn_param_str(j->params, "param", -1);
+  const char *lvl = dmn_param_str(j->params, "level", -1);
+  if (lvl) q.min_level = log_level_word(lvl, strlen(lvl));
+  log_result r;
+  memset(&r, 0, sizeof r);
+  int rc = log_query_run(db, &q, &r, err);
+  if (rc) return rc;
+  cJSON *rows = cJSON_AddArrayToObject(res, "rows");
+  for (size_t i = 0; i < r.n; i++) {
+    log_row *w = &r.rows[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)w->id);
+    cJSON_AddNumberToObject(o, "ts_ms", (double)w->ts_ms);
+    cJSON_AddStringToObject(o, "level", log_level_name(w->level));
+    cJSON_AddNumberToObject(o, "template_id", (double)w->template_id);
+    cJSON_AddStringToObject(o, "file", w->file ? w->file : "");
+    cJSON_AddNumberToObject(o, "line", (double)w->line_no);
+    if (w->component) cJSON_AddStringToObject(o, "component", w->component);
+    cJSON_AddStringToObject(o, "text", w->text ? w->text : "");
+    if (w->template_text) cJSON_AddStringToObject(o, "template", w->template_text);
+    cJSON_AddItemToArray(rows, o);
+  }
+  log_result_free(&r);
+  return 0;
+}
+
+static int logs_triage(dmn_job *j, log_db *db, cJSON *res, kv_err *err) {
+  log_triage_opts o;
+  memset(&o, 0, sizeof o);
+  o.since_ms = param_i64(j->params, "since_ms");
+  o.until_ms = param_i64(j->params, "until_ms");
+  o.limit = dmn_param_int(j->params, "limit", -1, 20);
+  o.nbins = dmn_param_int(j->params, "nbins", -1, 24);
+  log_triage t;
+  memset(&t, 0, sizeof t);
+  int rc = log_triage_run(db, &o, &t, err);
+  if (rc) return rc;
+  cJSON *items = cJSON_AddArrayToObject(res, "items");
+  for (size_t i = 0; i < t.n; i++) {
+    log_triage_item *it = &t.items[i];
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "kind", log_triage_kind(it->kind));
+    cJSON_AddNumberToObject(x, "score", it->score);
+    cJSON_AddNumberToObject(x, "template_id", (double)it->template_id);
+    cJSON_AddStringToObject(x, "template", it->template_text ? it->template_text : "");
+    cJSON_AddStringToObject(x, "level", log_level_name(it->level));
+    cJSON_AddNumberToObject(x, "count", (double)it->count);
+    cJSON_AddNumberToObject(x, "first_ts", (double)it->first_ts);
+    cJSON_AddNumberToObject(x, "last_ts", (double)it->last_ts);
+    cJSON_AddStringToObject(x, "file", it->first_file ? it->first_file : "");
+    cJSON_AddNumberToObject(x, "line", (double)it->first_line);
+    char spark[256];
+    log_sparkline(it->bins, it->nbins, spark, sizeof spark);
+    cJSON_AddStringToObject(x, "sparkline", spark);
+    cJSON_AddStringToObject(x, "why", it->why ? it->why : "");
+    cJSON_AddItemToArray(items, x);
+  }
+  log_triage_free(&t);
+  return 0;
+}
+#endif
+
 int dmn_job_logs(dmn_job *j, cJSON **result, kv_err *err) {
 #if DMN_HAVE_LOGS
-#error "wire logs here"
+  const char *name = dmn_param_str(j->params, "name", -1);
+  const char *store = dmn_param_str(j->params, "db", -1);
+  if (!name) name = "default";
+  if (strchr(name, '/') || name[0] == '.' || strlen(name) > 64)
+    return kv_err_set(err, IPC_ERR_PARAMS, "%s: param 'name' must be a plain store name", j->method);
+  char path[4096];
+  int rc = 0;
+  if (store) snprintf(path, sizeof path, "%s", store);
+  else if ((rc = log_db_path(path, sizeof path, name, err))) return rc;
+  log_db *db;
+  if ((rc = log_db_open(&db, path, err))) return rc;
+  cJSON *res = cJSON_CreateObject();
+  if (!res) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
+  else if (!strcmp(j->method, "logs.ingest")) rc = logs_ingest(j, db, res, err);
+  else if (!strcmp(j->method, "logs.query")) rc = logs_query(j, db, res, err);
+  else rc = logs_triage(j, db, res, err);
+  log_db_close(db);
+  if (rc) {
+    cJSON_Delete(res);
+    return rc;
+  }
+  cJSON_AddStringToObject(res, "db", path);
+  *result = res;
+  return 0;
 #else
   return kv_err_set(err, KV_EUNSUPPORTED, "%s: the logs store is not available in the daemon yet; use `kvasir logs` offline",
                     j->method);

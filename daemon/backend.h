@@ -11,13 +11,13 @@
 #define DMN_HAVE_INDEXER 1 /* idx_open, idx_sync, idx_search, idx_files, idx_read_lines */
 #endif
 #ifndef DMN_HAVE_REPOMAP
-#define DMN_HAVE_REPOMAP 0 /* idx_repomap */
+#define DMN_HAVE_REPOMAP 1 /* idx_repomap */
 #endif
 #ifndef DMN_HAVE_ENGINE
 #define DMN_HAVE_ENGINE 1  /* eng_model_open, eng_ctx_*, eng_chat_apply, eng_tokenize, eng_generate */
 #endif
 #ifndef DMN_HAVE_LOGS
-#define DMN_HAVE_LOGS 0    /* log_db_open, log_ingest, log_query_run, log_triage_run */
+#define DMN_HAVE_LOGS 1    /* log_db_open, log_ingest, log_query_run, log_triage_run */
 #endif
 #ifndef DMN_HAVE_POLICY
 #define DMN_HAVE_POLICY 1  /* pol_policy_open, pol_explain */
