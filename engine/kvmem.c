@@ -493,36 +493,45 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
     }
     exact = end > first ? end - first : 0;
   } else {
-    int ns = end < ly->n_sink ? end : ly->n_sink;
-    att_rows_f16(&a, ly->sk + hoff, ly->sv + hoff, kvd, ns, c->has_f16c);
-    int nw = end - ly->win_start;
-    if (nw > 0) att_rows_f16(&a, ly->wk + hoff, ly->wv + hoff, kvd, nw, c->has_f16c);
+    /* sinks and window rows inside [lo, end) */
+    int ns = end < ly->n_sink ? end : ly->n_sink, s0 = lo < ns ? lo : ns;
+    att_rows_f16(&a, ly->sk + (size_t)s0 * kvd + hoff, ly->sv + (size_t)s0 * kvd + hoff, kvd, ns - s0, c->has_f16c);
+    int w0 = lo > ly->win_start ? lo : ly->win_start, nw = end - w0;
+    if (nw > 0)
+      att_rows_f16(&a, ly->wk + (size_t)(w0 - ly->win_start) * kvd + hoff,
+                   ly->wv + (size_t)(w0 - ly->win_start) * kvd + hoff, kvd, nw, c->has_f16c);
     else nw = 0;
-    /* blocks that start at or before pos (all of them unless a batch longer
-     * than the window was appended before attending) */
+    ns -= s0;
+    /* blocks [b0, nb): those that start at or before pos (all of them unless
+     * a batch longer than the window was appended before attending) and end
+     * after lo (a sliding window cuts whole blocks only) */
     nb = ly->n_blocks;
     while (nb > 0 && ly->n_sink + (nb - 1) * B > pos) nb--;
+    int b0 = lo > ly->n_sink ? (lo - ly->n_sink) / B : 0;
+    if (b0 > nb) b0 = nb;
+    const uint8_t **blocks = ly->blocks + b0;
+    nb -= b0;
     if (nb > 0) {
       size_t ho = (size_t)h * c->L.head_bytes;
       if (k->top_k >= nb) {
         for (int b = 0; b < nb; b++) ch[b] = b;
         nc = nb;
       } else if (k->top_k > 0) {
-        for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, ly->blocks[b] + ho, q, gq, lohi);
+        for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, blocks[b] + ho, q, gq, lohi);
         nc = top_k_select(bscore, nb, k->top_k, ch);
       }
       memset(mark, 0, (size_t)nb);
       for (int i = 0; i < nc; i++) {
         mark[ch[i]] = 1;
-        block_dequant(c, ly->blocks[ch[i]] + ho, a.kt, a.vt, codes);
+        block_dequant(c, blocks[ch[i]] + ho, a.kt, a.vt, codes);
         att_fold(&a, B, 0.0f);
       }
       if (k->pooled && nc < nb) {
         int r = 0;
         for (int b = 0; b < nb; b++) {
           if (mark[b]) continue;
-          pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D);
-          pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D);
+          pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D);
+          pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D);
           if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
         }
         if (r) att_fold(&a, r, logf((float)B));

@@ -1,0 +1,228 @@
+/*
+ * kvmem_eng.c — the KV memory behind eng_kv_ops (engine.h). The engine
+ * appends a whole batch of K/V, then calls attend once per (token, query
+ * head) from several threads; each call takes one of a fixed set of scratch
+ * slots (lock-free, no allocation per token) and reads the positions
+ * <= pos of its layer. Contexts are created through kvm_eng_ctx_create so the
+ * policy can follow the model (Gemma 3's local layers keep only a window).
+ *
+ * Invariant: the adapter's cache always holds exactly the context's n_past
+ * positions in every layer (append is refused out of order).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/ctx_internal.h"
+#include "engine/kvmem_eng.h"
+#include "engine/kvmem_int.h"
+
+#define KVM_ENG_SLOTS 64
+#define KVM_ENG_BATCH 64 /* engine batch (context.c ENG_BATCH): local rings keep window + batch */
+
+typedef struct kvm_eng {
+  kvm_cache *c;
+  size_t scratch;
+  float *slot[KVM_ENG_SLOTS];
+  atomic_int busy[KVM_ENG_SLOTS];
+} kvm_eng;
+
+static void ke_free(void *kv) {
+  kvm_eng *e = kv;
+  if (!e) return;
+  kvm_cache_free(e->c);
+  for (int i = 0; i < KVM_ENG_SLOTS; i++) free(e->slot[i]);
+  free(e);
+}
+
+/* Install cache c (owned) and size the scratch slots for it. */
+static int ke_set_cache(kvm_eng *e, kvm_cache *c, kv_err *err) {
+  size_t need = kvm_attend_scratch_bytes(c);
+  if (need > e->scratch) {
+    for (int i = 0; i < KVM_ENG_SLOTS; i++) {
+      free(e->slot[i]);
+      e->slot[i] = malloc(need);
+      if (!e->slot[i]) {
+        e->scratch = 0;
+        kvm_cache_free(c);
+        return kv_err_set(err, KV_ENOMEM, "kvmem: attention scratch of %zu bytes", need);
+      }
+    }
+    e->scratch = need;
+  }
+  kvm_cache_free(e->c);
+  e->c = c;
+  return 0;
+}
+
+static int ke_append(void *kv, int layer, int pos, const float *k, const float *v) {
+  kvm_eng *e = kv;
+  if (layer < 0 || layer >= kvm_cache_config(e->c)->n_layers || pos != kvm_cache_len(e->c, layer)) return KV_EINVAL;
+  return kvm_cache_append(e->c, layer, k, v, NULL);
+}
+
+static void ke_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
+  kvm_eng *e = kv;
+  int s = -1;
+  for (int tries = 0; s < 0 && tries < 4; tries++)
+    for (int i = 0; i < KVM_ENG_SLOTS; i++)
+      if (atomic_exchange_explicit(&e->busy[i], 1, memory_order_acquire) == 0) {
+        s = i;
+        break;
+      }
+  if (s < 0) { /* more concurrent callers than slots: not expected */
+    void *tmp = malloc(e->scratch);
+    if (!tmp) {
+      memset(out, 0, sizeof(float) * (size_t)kvm_cache_config(e->c)->head_dim);
+      return;
+    }
+    kvm_cache_attend_head(e->c, layer, kvh, q, pos, window, scale, out, tmp);
+    free(tmp);
+    return;
+  }
+  kvm_cache_attend_head(e->c, layer, kvh, q, pos, window, scale, out, e->slot[s]);
+  atomic_store_explicit(&e->busy[s], 0, memory_order_release);
+}
+
+static void ke_truncate(void *kv, int n) {
+  kvm_eng *e = kv;
+  kvm_cache_truncate(e->c, n, NULL);
+}
+
+static int ke_copy_prefix(void *dst, const void *src, int n) {
+  kvm_eng *a = dst;
+  const kvm_eng *b = src;
+  if (!kvm_config_equal(kvm_cache_config(a->c), kvm_cache_config(b->c))) {
+    /* dst was made with the defaults (eng_ctx_save): take src's config */
+    kvm_cache *c;
+    if (kvm_cache_open(&c, kvm_cache_config(b->c), NULL) || ke_set_cache(a, c, NULL)) return KV_ENOMEM;
+  }
+  return kvm_cache_copy_prefix(a->c, b->c, n, NULL);
+}
+
+static const eng_kv_ops k_kvm_ops = {"kvmem", ke_append, ke_attend, ke_truncate, ke_copy_prefix, ke_free};
+
+static int ke_new(void **out, const kvm_config *cfg, const eng_kv_ops **ops, kv_err *err) {
+  *out = NULL;
+  kvm_eng *e = calloc(1, sizeof *e);
+  if (!e) return kv_err_set(err, KV_ENOMEM, "kvmem: adapter");
+  kvm_cache *c;
+  int rc = kvm_cache_open(&c, cfg, err);
+  if (!rc) rc = ke_set_cache(e, c, err);
+  if (rc) {
+    ke_free(e);
+    return rc;
+  }
+  *out = e;
+  *ops = &k_kvm_ops;
+  return 0;
+}
+
+int kvm_eng_create(void **out, const eng_kv_shape *s, const eng_kv_ops **ops, kv_err *err) {
+  kvm_config cfg;
+  kvm_config_default(&cfg, s->n_layer, s->n_head_kv, s->n_head_kv, s->head_dim, s->n_ctx, KVM_COMPRESSED);
+  return ke_new(out, &cfg, ops, err);
+}
+
+int kvm_eng_create_full(void **out, const eng_kv_shape *s, const eng_kv_ops **ops, kv_err *err) {
+  kvm_config cfg;
+  kvm_config_default(&cfg, s->n_layer, s->n_head_kv, s->n_head_kv, s->head_dim, s->n_ctx, KVM_FULL);
+  return ke_new(out, &cfg, ops, err);
+}
+
+int kvm_eng_kv_create_cfg(void **out, const kvm_config *cfg, const eng_kv_ops **ops, kv_err *err) {
+  return ke_new(out, cfg, ops, err);
+}
+
+void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mode) {
+  const eng_model_info *I = &m->info;
+  /* the engine calls attend per query head: n_heads = n_kv_heads here */
+  kvm_config_default(cfg, I->n_layer, I->n_head_kv, I->n_head_kv, I->head_dim, n_ctx, mode);
+  if (mode == KVM_COMPRESSED)
+    for (int l = 0; l < I->n_layer && l < KVM_MAX_LAYERS; l++)
+      if (m->layers[l].swa && m->n_swa > 0 && m->n_swa + KVM_ENG_BATCH < n_ctx) {
+        cfg->layer_mode[l] = KVM_LOCAL;
+        cfg->layer_window[l] = m->n_swa + KVM_ENG_BATCH;
+      }
+}
+
+int kvm_eng_ctx_create(eng_ctx **out, eng_model *m, const eng_ctx_params *p, const kvm_config *cfg, kv_err *err) {
+  eng_ctx_params pp;
+  if (p) pp = *p;
+  else eng_ctx_params_default(&pp);
+  pp.kv_create = kvm_eng_create;
+  int rc = eng_ctx_create(out, m, &pp, err);
+  if (rc) return rc;
+  eng_ctx *c = *out;
+  kvm_config def;
+  if (!cfg) {
+    kvm_eng_config(&def, m, c->n_ctx, KVM_COMPRESSED);
+    cfg = &def;
+  }
+  kvm_cache *cache;
+  if (cfg->n_layers != m->info.n_layer || cfg->n_kv_heads != m->info.n_head_kv || cfg->head_dim != m->info.head_dim ||
+      cfg->max_tokens < c->n_ctx)
+    rc = kv_err_set(err, KV_EINVAL, "kvm_eng_ctx_create: config shape (%d layers, %d kv heads of %d, %d tokens) "
+                    "does not fit the model/context", cfg->n_layers, cfg->n_kv_heads, cfg->head_dim, cfg->max_tokens);
+  if (!rc) rc = kvm_cache_open(&cache, cfg, err);
+  if (!rc) rc = ke_set_cache(c->kv, cache, err);
+  if (rc) {
+    eng_ctx_free(c);
+    *out = NULL;
+  }
+  return rc;
+}
+
+kvm_cache *kvm_eng_ctx_cache(eng_ctx *ctx) {
+  return ctx->kvo == &k_kvm_ops ? ((kvm_eng *)ctx->kv)->c : NULL;
+}
+
+int kvm_eng_ctx_detach(eng_ctx *ctx, kvm_cache **out, kv_err *err) {
+  *out = NULL;
+  if (ctx->kvo != &k_kvm_ops) return kv_err_set(err, KV_EINVAL, "kvm_eng_ctx_detach: context has another cache");
+  kvm_eng *e = ctx->kv;
+  kvm_cache *fresh;
+  int rc = kvm_cache_open(&fresh, kvm_cache_config(e->c), err);
+  if (rc) return rc;
+  *out = e->c;
+  e->c = fresh;
+  ctx->n_past = 0;
+  ctx->n_logits = 0;
+  return 0;
+}
+
+int kvm_eng_ctx_attach(eng_ctx *ctx, kvm_cache *cache, const int32_t *toks, size_t n, kv_err *err) {
+  if (ctx->kvo != &k_kvm_ops) {
+    kvm_cache_free(cache);
+    return kv_err_set(err, KV_EINVAL, "kvm_eng_ctx_attach: context has another cache");
+  }
+  const kvm_config *k = kvm_cache_config(cache);
+  for (int l = 0; l < k->n_layers; l++)
+    if ((size_t)kvm_cache_len(cache, l) != n) {
+      kvm_cache_free(cache);
+      return kv_err_set(err, KV_EINVAL, "kvm_eng_ctx_attach: layer %d holds %d positions, %zu tokens given", l,
+                        kvm_cache_len(cache, l), n);
+    }
+  if (n > (size_t)ctx->n_ctx || k->n_layers != ctx->m->info.n_layer) {
+    kvm_cache_free(cache);
+    return kv_err_set(err, KV_EINVAL, "kvm_eng_ctx_attach: %zu tokens / %d layers do not fit the context", n, k->n_layers);
+  }
+  int rc = ke_set_cache(ctx->kv, cache, err);
+  if (rc) return rc;
+  memcpy(ctx->toks, toks, n * sizeof *toks);
+  ctx->n_past = (int)n;
+  ctx->n_logits = 0;
+  return 0;
+}
+
+uint64_t kvm_eng_model_hash(const eng_model *m) {
+  const eng_model_info *I = &m->info;
+  uint64_t f[8] = {(uint64_t)I->n_vocab, (uint64_t)I->n_embd, (uint64_t)I->n_layer, (uint64_t)I->n_head,
+                   (uint64_t)I->n_head_kv, (uint64_t)I->head_dim, (uint64_t)I->file_size, (uint64_t)I->n_params};
+  uint64_t h = kvm_hash64(f, sizeof f, 0x6d6f64656c);
+  h = kvm_hash64(I->arch, strlen(I->arch), h);
+  const eng_tensor *t[2] = {m->tok_embd, m->output};
+  for (int i = 0; i < 2; i++)
+    if (t[i]) h = kvm_hash64(t[i]->data, t[i]->nbytes < 65536 ? t[i]->nbytes : 65536, h);
+  return h;
+}
