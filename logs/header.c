@@ -121,6 +121,14 @@ static int columns(const char *s, size_t n, col *cols, int year_hint) {
   return k;
 }
 
+/* Class of the first column only (cheap; used to pick the usual lines). */
+static int columns1(const char *s, size_t n, col *c) {
+  col tmp[HCOLS];
+  if (columns(s, n, tmp, 2000) <= 0) return 0;
+  c[0] = tmp[0];
+  return 1;
+}
+
 static int header_like(int c) { return c != C_W && c != C_NONE; }
 
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err) {
@@ -130,11 +138,24 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   unsigned have[HCOLS];
   memset(cnt, 0, sizeof cnt);
   memset(have, 0, sizeof have);
+  /* Lines whose first column differs from the usual one (stack frames,
+   * exception lines, junk) say nothing about the header: count the others. */
+  unsigned first[C_NCLASS] = {0};
+  for (size_t li = 0; li < n; li++) {
+    if (lens[li] == 0 || is_sp(lines[li][0])) continue;
+    col c1[1];
+    size_t l1 = lens[li] < 256 ? lens[li] : 256;
+    if (columns1(lines[li], l1, c1)) first[c1[0].cls]++;
+  }
+  int c0 = 1;
+  for (int c = 1; c < C_NCLASS; c++)
+    if (first[c] > first[c0]) c0 = c;
   size_t used = 0;
   for (size_t li = 0; li < n; li++) {
     if (lens[li] == 0 || is_sp(lines[li][0])) continue; /* continuation lines say nothing */
     col cols[HCOLS];
     int k = columns(lines[li], lens[li], cols, 2000);
+    if (k == 0 || cols[0].cls != c0) continue;
     for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
     used++;
   }

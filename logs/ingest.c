@@ -34,7 +34,7 @@
 #define HEAD_MAX 4096
 #define LEARN_LINES 2000
 #define MAX_PARAMS 32
-#define RECORD_MAX (1u << 20)
+#define RECORD_MAX ((1u << 20) + 2)
 
 typedef struct ing {
   log_db *db;
@@ -187,7 +187,8 @@ static int emit(ing *g, kv_err *err) {
 }
 
 static int append(ing *g, const char *p, size_t n) {
-  if (g->rlen + n + 1 > RECORD_MAX) return 0;
+  if (g->rlen + 2 > RECORD_MAX) return 0; /* record full: the rest is dropped */
+  if (g->rlen + n + 2 > RECORD_MAX) n = RECORD_MAX - g->rlen - 2;
   if (g->rlen + n + 1 > g->rcap) {
     size_t nc = g->rcap ? g->rcap : 4096;
     while (nc < g->rlen + n + 1) nc *= 2;

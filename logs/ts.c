@@ -60,6 +60,9 @@ static int wday_at(const char *s, size_t n, size_t i) {
 static int is_alnum_at(const char *s, size_t n, size_t i) { return i < n && isalnum((unsigned char)s[i]); }
 
 static int valid(int y, int mo, int d, int h, int mi, int sec) {
+  static const int DIM[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo >= 1 && mo <= 12 && d > DIM[mo - 1]) return 0;
+  if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 0;
   return y >= 1970 && y <= 2100 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h >= 0 && h <= 23 && mi >= 0 &&
          mi <= 59 && sec >= 0 && sec <= 60;
 }

@@ -1,0 +1,369 @@
+/* test_logs_ingest.c — ingest end to end: records and queries, resume and
+ * appends, rotation, gzip/zstd (and a truncated gzip), multi-line records,
+ * JSON lines, junk input (binary, invalid UTF-8, a 10 MB line, clock jumps,
+ * unparseable timestamps), and kill -9 in the middle of an ingest followed
+ * by a resume, compared with an uninterrupted ingest of the same file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "logs/logs.h"
+
+static char g_dir[256];
+
+static const char *loghub(void) {
+  const char *d = getenv("KVASIR_LOGHUB");
+  struct stat sb;
+  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
+  return d;
+}
+
+static char *read_sample(const char *sys, size_t *len) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s/%s_2k.log", loghub(), sys, sys);
+  char *b;
+  kv_err err;
+  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+  return b;
+}
+
+static void write_file(const char *path, const char *data, size_t n, const char *mode) {
+  FILE *f = fopen(path, mode);
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+static int64_t count(const char *db, const char *sql) {
+  sqlite3 *h;
+  assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(h, sql, -1, &st, NULL)) fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+  int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return v;
+}
+
+/* count() that tolerates a store still being created by another process */
+static int64_t try_count(const char *db, const char *sql) {
+  sqlite3 *h;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    sqlite3_close(h);
+    return -1;
+  }
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(h);
+  return v;
+}
+
+static int ingest(const char *db, const char *path, size_t batch, log_ingest_stats *st) {
+  log_db *d;
+  kv_err err = {0};
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  log_ingest_opts o = {0};
+  o.batch = batch;
+  const char *paths[1] = {path};
+  int rc = log_ingest(d, paths, 1, &o, st, &err);
+  if (rc) fprintf(stderr, "ingest %s: %s\n", path, err.msg);
+  log_db_close(d);
+  return rc;
+}
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", g_dir, name); }
+
+static void test_ingest_query(void **st) {
+  size_t len;
+  char *b = read_sample("HDFS", &len);
+  char f[512], db[512];
+  path_in(f, sizeof f, "hdfs.log");
+  path_in(db, sizeof db, "q.db");
+  write_file(f, b, len, "w");
+  free(b);
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.records, 2000);
+  assert_int_equal(count(db, "SELECT count(*) FROM records"), 2000);
+  assert_int_equal(count(db, "SELECT count(*) FROM records WHERE ts IS NULL"), 0);
+  /* templates: HDFS has 14 true groups; the miner should be close */
+  int64_t nt = count(db, "SELECT count(DISTINCT template_id) FROM patterns");
+  assert_true(nt >= 12 && nt <= 20);
+  log_db *d;
+  kv_err err;
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  log_query q = {0};
+  log_result r;
+  q.min_level = LOG_LVL_WARN;
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  int64_t warn = count(db, "SELECT count(*) FROM records WHERE text LIKE '% WARN %'");
+  assert_int_equal((int64_t)r.n, warn);
+  assert_true(r.n > 0);
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
+  q.text = "PacketResponder";
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  /* text search is over message templates (FTS5) first */
+  assert_int_equal((int64_t)r.n, count(db, "SELECT count(*) FROM records r JOIN patterns p ON p.id = r.pattern_id "
+                                           "JOIN templates t ON t.id = p.template_id "
+                                           "WHERE instr(t.text, 'PacketResponder') > 0"));
+  for (size_t i = 0; i < r.n; i++) assert_non_null(strstr(r.rows[i].template_text, "PacketResponder"));
+  int64_t tpl = r.rows[0].template_id;
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
+  q.template_id = tpl;
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  assert_true(r.n > 10);
+  for (size_t i = 0; i < r.n; i++) assert_int_equal(r.rows[i].template_id, tpl);
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
+  q.param = "10.251.73.220:50010";
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  assert_true(r.n >= 1);
+  for (size_t i = 0; i < r.n; i++) assert_non_null(strstr(r.rows[i].text, "10.251.73.220:50010"));
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
+  q.component = "dfs.FSNamesystem";
+  q.since_ms = 1226262975000LL; /* 2008-11-09 20:36:15 */
+  q.until_ms = 1226266575000LL; /* one hour later */
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  assert_int_equal((int64_t)r.n, count(db, "SELECT count(*) FROM records WHERE component='dfs.FSNamesystem' AND ts >= "
+                                           "1226262975000 AND ts < 1226266575000"));
+  for (size_t i = 1; i < r.n; i++) assert_true(r.rows[i].ts_ms >= r.rows[i - 1].ts_ms);
+  log_result_free(&r);
+  log_db_close(d);
+}
+
+static void test_resume_append_rotate(void **st) {
+  size_t len;
+  char *b = read_sample("Zookeeper", &len);
+  size_t half = 0;
+  for (int k = 0; k < 1000 && half < len; half++)
+    if (b[half] == '\n') k++;
+  char f[512], db[512];
+  path_in(f, sizeof f, "zk.log");
+  path_in(db, sizeof db, "resume.db");
+  write_file(f, b, half, "w");
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 100, &s), 0);
+  int64_t first = count(db, "SELECT count(*) FROM records");
+  assert_true(first > 900 && first <= 1000);
+  assert_int_equal(ingest(db, f, 100, &s), 0);
+  assert_int_equal(s.records, 0); /* nothing new */
+  write_file(f, b + half, len - half, "a");
+  assert_int_equal(ingest(db, f, 100, &s), 0);
+  assert_true(s.records > 0);
+  assert_int_equal(s.lines, 1000);
+  int64_t all = count(db, "SELECT count(*) FROM records");
+  assert_int_equal(count(db, "SELECT count(DISTINCT line_no) FROM records"), all);
+  assert_int_equal(count(db, "SELECT max(line_no) FROM files"), 2000);
+  /* rotation: a new file under the same name is read from its start */
+  char f2[512];
+  path_in(f2, sizeof f2, "zk.log.new");
+  write_file(f2, b, half, "w");
+  assert_int_equal(rename(f2, f), 0);
+  assert_int_equal(ingest(db, f, 100, &s), 0);
+  assert_int_equal(s.lines, 1000);
+  free(b);
+}
+
+static void test_compressed(void **st) {
+  size_t len;
+  char *b = read_sample("HDFS", &len);
+  char gz[512], zs[512], db[512];
+  path_in(gz, sizeof gz, "hdfs.log.gz");
+  path_in(zs, sizeof zs, "hdfs.log.zst");
+  path_in(db, sizeof db, "z.db");
+  gzFile g = gzopen(gz, "wb");
+  assert_non_null(g);
+  assert_int_equal(gzwrite(g, b, (unsigned)len), (int)len);
+  gzclose(g);
+  size_t cap = ZSTD_compressBound(len);
+  char *z = malloc(cap);
+  size_t zn = ZSTD_compress(z, cap, b, len, 3);
+  assert_false(ZSTD_isError(zn));
+  write_file(zs, z, zn, "w");
+  free(z);
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, gz, 0, &s), 0);
+  assert_int_equal(s.records, 2000);
+  assert_int_equal(s.truncated, 0);
+  assert_int_equal(ingest(db, zs, 0, &s), 0);
+  assert_int_equal(s.records, 2000);
+  assert_int_equal(s.truncated, 0);
+  /* a truncated gzip: what decodes is kept, the truncation is counted */
+  struct stat sb;
+  stat(gz, &sb);
+  assert_int_equal(truncate(gz, sb.st_size / 2), 0);
+  char db2[512];
+  path_in(db2, sizeof db2, "z2.db");
+  assert_int_equal(ingest(db2, gz, 0, &s), 0);
+  assert_int_equal(s.truncated, 1);
+  assert_true(s.records > 100 && s.records < 2000);
+  free(b);
+}
+
+static void test_multiline_json(void **st) {
+  const char *text =
+      "2024-01-01 10:00:00,000 INFO [main] a.B: start 1\n"
+      "2024-01-01 10:00:01,000 ERROR [main] a.B: failed to do x\n"
+      "java.lang.IllegalStateException: boom\n"
+      "\tat a.B.run(B.java:10)\n"
+      "\tat a.B.main(B.java:3)\n"
+      "Caused by: java.io.IOException: disk\n"
+      "\t... 2 more\n"
+      "2024-01-01 10:00:02,000 INFO [main] a.B: start 2\n"
+      "Traceback (most recent call last):\n"
+      "  File \"x.py\", line 1, in <module>\n"
+      "ValueError: bad\n"
+      "2024-01-01 10:00:03,000 INFO [main] a.B: done\n";
+  char f[512], db[512];
+  path_in(f, sizeof f, "ml.log");
+  path_in(db, sizeof db, "ml.db");
+  write_file(f, text, strlen(text), "w");
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.lines, 12);
+  assert_int_equal(s.records, 4);
+  assert_int_equal(count(db, "SELECT count(*) FROM records WHERE level = 6 AND instr(text, 'Caused by') > 0 AND "
+                             "line_no = 2"),
+                   1);
+  const char *js = "{\"time\":\"2024-03-01T00:00:00Z\",\"level\":\"info\",\"msg\":\"user 17 logged in\"}\n"
+                   "{\"time\":\"2024-03-01T00:00:05Z\",\"level\":\"error\",\"msg\":\"db timeout after 30s\"}\n"
+                   "{\"time\":\"2024-03-01T00:00:09Z\",\"level\":\"info\",\"msg\":\"user 18 logged in\"}\n";
+  path_in(f, sizeof f, "j.log");
+  write_file(f, js, strlen(js), "w");
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.records, 3);
+  assert_int_equal(count(db, "SELECT ts FROM records WHERE level = 6 AND instr(text, 'db timeout') > 0"),
+                   1709251205000LL);
+  assert_int_equal(count(db, "SELECT count(DISTINCT p.template_id) FROM records r JOIN patterns p ON p.id = "
+                             "r.pattern_id WHERE instr(r.text, 'logged in') > 0"),
+                   1);
+}
+
+static void test_junk(void **st) {
+  char f[512], db[512];
+  path_in(f, sizeof f, "junk.log");
+  path_in(db, sizeof db, "junk.db");
+  FILE *o = fopen(f, "w");
+  assert_non_null(o);
+  fprintf(o, "2015-07-29 17:41:44,747 - INFO  [main:A@1] - start 1\n");
+  fprintf(o, "2015-07-29 17:41:45,000 - INFO  [main:A@1] - bytes \xc3\x28 here\n");
+  static const char bin[] = "\x00\x01\x02\xff\xfe binary \x00\x00\x07\x08\n";
+  fwrite(bin, 1, sizeof bin - 1, o);
+  fprintf(o, "2015-07-27 10:00:00,000 - WARN  [main:A@2] - clock went back\n");
+  fprintf(o, "2015-99-99 99:99:99,000 - WARN  [main:A@2] - bad stamp\n");
+  fprintf(o, "2015-07-29 17:41:46,000 - INFO  [main:A@1] - long ");
+  for (int i = 0; i < 10 * 1024 * 1024 / 64; i++) fprintf(o, "%063d ", i);
+  fprintf(o, "\n2015-07-29 17:41:47,000 - INFO  [main:A@1] - after the long line\n");
+  fclose(o);
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.lines, 7);
+  assert_int_equal(s.long_lines, 1);
+  assert_true(s.invalid_utf8 >= 2);
+  assert_true(s.binary_lines >= 1);
+  assert_true(s.clock_jumps >= 1);
+  assert_true(s.no_timestamp >= 1);
+  assert_int_equal(count(db, "SELECT count(*) FROM records WHERE instr(text, 'after the long line') > 0"), 1);
+  assert_true(count(db, "SELECT max(length(text)) FROM records") <= (1 << 20));
+  /* not a file at all */
+  log_db *d;
+  kv_err err;
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  const char *missing[1] = {"/nonexistent/kvasir/x.log"};
+  assert_int_equal(log_ingest(d, missing, 1, NULL, &s, &err), KV_ENOTFOUND);
+  assert_non_null(strstr(err.msg, "/nonexistent/kvasir/x.log"));
+  log_db_close(d);
+}
+
+/* kill -9 during an ingest, then resume: same records as a clean ingest. */
+static void test_kill9_resume(void **st) {
+  size_t len;
+  char *b = read_sample("Hadoop", &len);
+  char f[512], dbr[512], dbk[512];
+  path_in(f, sizeof f, "big.log");
+  path_in(dbr, sizeof dbr, "ref.db");
+  path_in(dbk, sizeof dbk, "kill.db");
+  FILE *o = fopen(f, "w");
+  for (int i = 0; i < 40; i++) fwrite(b, 1, len, o);
+  fclose(o);
+  free(b);
+  log_ingest_stats s;
+  assert_int_equal(ingest(dbr, f, 2000, &s), 0);
+  int64_t ref = count(dbr, "SELECT count(*) FROM records");
+  assert_true(ref > 40000);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    ingest(dbk, f, 500, &s);
+    _exit(0);
+  }
+  /* wait until some batches are in, then kill it mid-flight */
+  for (int i = 0; i < 2000; i++) {
+    usleep(5000);
+    struct stat sb;
+    if (stat(dbk, &sb) == 0 && try_count(dbk, "SELECT count(*) FROM records") >= 5000) break;
+  }
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+  int64_t partial = count(dbk, "SELECT count(*) FROM records");
+  assert_true(partial > 0);
+  assert_true(partial < ref); /* it was really interrupted */
+  assert_int_equal(ingest(dbk, f, 500, &s), 0);
+  assert_int_equal(count(dbk, "SELECT count(*) FROM records"), ref);
+  assert_int_equal(count(dbk, "SELECT count(DISTINCT line_no) FROM records"), ref);
+  assert_int_equal(count(dbk, "SELECT sum(length(text)) FROM records"),
+                   count(dbr, "SELECT sum(length(text)) FROM records"));
+  assert_int_equal(count(dbk, "SELECT sum(line_no) FROM records"), count(dbr, "SELECT sum(line_no) FROM records"));
+  /* every record maps to a template */
+  assert_int_equal(count(dbk, "SELECT count(*) FROM records r LEFT JOIN patterns p ON p.id = r.pattern_id WHERE "
+                              "p.template_id IS NULL"),
+                   0);
+}
+
+static int setup(void **st) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/kvasir-logs-test-XXXXXX");
+  if (!mkdtemp(g_dir)) return -1;
+  return 0;
+}
+
+static int teardown(void **st) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ingest_query), cmocka_unit_test(test_resume_append_rotate),
+      cmocka_unit_test(test_compressed),   cmocka_unit_test(test_multiline_json),
+      cmocka_unit_test(test_junk),         cmocka_unit_test(test_kill9_resume),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

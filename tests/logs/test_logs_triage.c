@@ -1,0 +1,112 @@
+/* test_logs_triage.c — an anomaly burst injected into a real LogHub sample
+ * (Zookeeper) must rank in the top 5 of the triage report, point to its
+ * first line, and show its peak in the right time bin; the same sample
+ * without the burst must not report it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "logs/logs.h"
+
+static char *sample(size_t *len) {
+  const char *d = getenv("KVASIR_LOGHUB");
+  struct stat sb;
+  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/Zookeeper/Zookeeper_2k.log", d);
+  char *b;
+  kv_err err;
+  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+  return b;
+}
+
+static int run(const char *dir, const char *name, const char *data, size_t n, log_triage *t) {
+  char f[512], db[512];
+  snprintf(f, sizeof f, "%s/%s.log", dir, name);
+  snprintf(db, sizeof db, "%s/%s.db", dir, name);
+  FILE *o = fopen(f, "w");
+  assert_non_null(o);
+  fwrite(data, 1, n, o);
+  fclose(o);
+  log_db *d;
+  kv_err err = {0};
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  const char *paths[1] = {f};
+  log_ingest_stats s;
+  assert_int_equal(log_ingest(d, paths, 1, NULL, &s, &err), 0);
+  log_triage_opts o2 = {0};
+  o2.limit = 5;
+  int rc = log_triage_run(d, &o2, t, &err);
+  log_db_close(d);
+  return rc;
+}
+
+static int find_burst(const log_triage *t) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strstr(t->items[i].template_text, "No space left on device")) return (int)i;
+  return -1;
+}
+
+static void test_burst_in_top5(void **st) {
+  size_t len;
+  char *b = sample(&len);
+  /* split after line 1000 and copy its timestamp */
+  size_t cut = 0;
+  for (int k = 0; k < 1000 && cut < len; cut++)
+    if (b[cut] == '\n') k++;
+  char ts[20];
+  memcpy(ts, b + cut, 19); /* "2015-07-30 16:01:05" style */
+  ts[19] = 0;
+  size_t cap = len + 40 * 256;
+  char *inj = malloc(cap);
+  memcpy(inj, b, cut);
+  size_t k = cut;
+  for (int i = 0; i < 40; i++)
+    k += (size_t)snprintf(inj + k, cap - k,
+                          "%s,%03d - ERROR [SyncThread:0:FileTxnLog@334] - fsync of /var/zk/log.%x failed: No "
+                          "space left on device (errno 28)\n",
+                          ts, 100 + i * 20, 0x1a2b + i * 7);
+  memcpy(inj + k, b + cut, len - cut);
+  k += len - cut;
+  char dir[] = "/tmp/kvasir-triage-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  log_triage t;
+  assert_int_equal(run(dir, "base", b, len, &t), 0);
+  assert_int_equal(find_burst(&t), -1);
+  assert_true(t.n == 5);
+  log_triage_free(&t);
+  assert_int_equal(run(dir, "inj", inj, k, &t), 0);
+  int at = find_burst(&t);
+  for (size_t i = 0; i < t.n; i++)
+    printf("  %zu. %-5s %.1f %s\n", i + 1, log_triage_kind(t.items[i].kind), t.items[i].score, t.items[i].template_text);
+  assert_true(at >= 0 && at < 5);
+  const log_triage_item *it = &t.items[at];
+  assert_int_equal(it->count, 40);
+  assert_int_equal(it->level, LOG_LVL_ERROR);
+  assert_int_equal(it->first_line, 1001);
+  assert_non_null(strstr(it->first_file, "inj.log"));
+  uint32_t peak = 0;
+  for (int i = 0; i < it->nbins; i++)
+    if (it->bins[i] > peak) peak = it->bins[i];
+  assert_int_equal(peak, 40); /* all in one bin */
+  char spark[512];
+  log_sparkline(it->bins, it->nbins, spark, sizeof spark);
+  assert_non_null(strstr(spark, "\u2588"));
+  log_triage_free(&t);
+  free(inj);
+  free(b);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
