@@ -57,8 +57,10 @@ const char *krn_pool_isa(const krn_pool *p);
 
 /* ---- Matrix products. W is row-major [n_out][k] of `type` (a GGUF tensor
  * with ne0 = k), x is f32 [m][k], y is f32 [m][n_out]:  y = x · Wᵀ.
- * Activations are quantized internally as llama.cpp does (Q8_0 / Q8_K) for
- * quantized W, so results match llama.cpp's to float rounding. ---- */
+ * Activations are quantized internally as llama.cpp does (Q8_0 for Q4_0 Q5_0
+ * Q8_0, Q8_1 for Q4_1 Q5_1, Q8_K for K-quants; rounded to F16 / BF16 for F16 /
+ * BF16 weights; F32 as is), so results match llama.cpp's to float rounding
+ * (tests/kernels hold them to ggml's own vec_dot outputs). ---- */
 void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m,
                 float *y);
 /* Same, forced to the scalar reference path (tests compare SIMD against it). */

@@ -160,19 +160,19 @@ static float dot_f32(size_t n, const void *w, const void *a) {
   return sum;
 }
 
+/* F16 / BF16 weights meet activations rounded to the same type (as
+ * llama.cpp's vec_dot_type does); each product is exact in f32. */
 static float dot_f16(size_t n, const void *w, const void *a) {
-  const uint16_t *x = w;
-  const float *y = a;
+  const uint16_t *x = w, *y = a;
   float sum = 0.f;
-  for (size_t i = 0; i < n; i++) sum += krn__h2f(x[i]) * y[i];
+  for (size_t i = 0; i < n; i++) sum += krn__h2f(x[i]) * krn__h2f(y[i]);
   return sum;
 }
 
 static float dot_bf16(size_t n, const void *w, const void *a) {
-  const uint16_t *x = w;
-  const float *y = a;
+  const uint16_t *x = w, *y = a;
   float sum = 0.f;
-  for (size_t i = 0; i < n; i++) sum += krn__bits_f32((uint32_t)x[i] << 16) * y[i];
+  for (size_t i = 0; i < n; i++) sum += krn__bits_f32((uint32_t)x[i] << 16) * krn__bits_f32((uint32_t)y[i] << 16);
   return sum;
 }
 
@@ -198,7 +198,9 @@ int krn__act_type(int type) {
   case KRN_Q4_0: case KRN_Q5_0: case KRN_Q8_0: return KRN_Q8_0;
   case KRN_Q4_1: case KRN_Q5_1: return KRN_Q8_1;
   case KRN_Q4_K: case KRN_Q5_K: case KRN_Q6_K: return KRN_Q8_K;
-  case KRN_F32: case KRN_F16: case KRN_BF16: return KRN_F32;
+  case KRN_F32: return KRN_F32;
+  case KRN_F16: return KRN_F16;
+  case KRN_BF16: return KRN_BF16;
   default: return -1;
   }
 }

@@ -321,6 +321,7 @@ KX_INL float KX(load1)(int type, const void *w, size_t i) {
   return type == KRN_F16 ? KX(h2f)(h) : krn__bits_f32((uint32_t)h << 16);
 }
 
+/* Activations are in the weight's own type (F32, or rounded to F16 / BF16). */
 KX_INL void KX(rows_float)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -329,16 +330,16 @@ KX_INL void KX(rows_float)(int type, size_t n, const void *w, const void *a, siz
     const __m256 w0 = KX(load8)(type, w, i), w1 = KX(load8)(type, w, i + 8);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
-      const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride) + i;
-      acc[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[r]);
-      acc2[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[r]);
+      const void *x = (const uint8_t *)a + (size_t)r * stride;
+      acc[r] = _mm256_fmadd_ps(w0, KX(load8)(type, x, i), acc[r]);
+      acc2[r] = _mm256_fmadd_ps(w1, KX(load8)(type, x, i + 8), acc2[r]);
     }
   }
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) {
-    const float *x = (const float *)((const uint8_t *)a + (size_t)r * stride);
+    const void *x = (const uint8_t *)a + (size_t)r * stride;
     float s = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
-    for (size_t j = i; j < n; j++) s += KX(load1)(type, w, j) * x[j];
+    for (size_t j = i; j < n; j++) s += KX(load1)(type, w, j) * KX(load1)(type, x, j);
     out[r] = s;
   }
 }

@@ -3,6 +3,9 @@
  * (32-element blocks) and Q8_K (256-element blocks with 16-element sums), the
  * formats llama.cpp's CPU backend feeds its fused dot products.
  *
+ * For F16 / BF16 weights the activations are rounded to that type (IEEE
+ * round-to-nearest-even), again as llama.cpp does.
+ *
  * Rounding follows what llama.cpp does on x86 (the SIMD quantizers there):
  * Q8_0/Q8_1 use scale 127/amax and round-half-to-even; Q8_K uses the
  * reference quantizer (signed max, iscale = -127/max, nearest_int which is
@@ -73,8 +76,20 @@ void krn__quant_q8_k_ref(const float *x, void *dst, size_t n) {
   }
 }
 
+static void quant_f16(const float *x, void *dst, size_t n) {
+  uint16_t *h = dst;
+  for (size_t i = 0; i < n; i++) h[i] = krn__f2h(x[i]);
+}
+
+static void quant_bf16(const float *x, void *dst, size_t n) {
+  uint16_t *h = dst;
+  for (size_t i = 0; i < n; i++) h[i] = krn_f32_to_bf16(x[i]);
+}
+
 krn_quant_fn krn__quant_scalar(int act_type) {
   switch (act_type) {
+  case KRN_F16: return quant_f16;
+  case KRN_BF16: return quant_bf16;
   case KRN_Q8_0: return krn__quant_q8_0_ref;
   case KRN_Q8_1: return krn__quant_q8_1_ref;
   case KRN_Q8_K: return krn__quant_q8_k_ref;
