@@ -16,8 +16,10 @@
  */
 #include "kernels/cpu/krn_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +128,7 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
                        size_t m, float *y) {
   mm_job j = {.W = W, .n_out = n_out, .k = k, .m = m, .y = y, .x = x};
   if (!n_out || !m) return;
+  if (m > (size_t)INT_MAX || n_out > (size_t)INT_MAX || m > SIZE_MAX / n_out) return; /* cannot even fill y */
   j.w_stride = krn_row_bytes(type, k);
   if (!j.w_stride || krn__kernels(type, isa, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
   void *owned = NULL;
@@ -134,15 +137,17 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
     j.a_stride = k * sizeof(float);
   } else {
     j.a_stride = krn__act_row_bytes(j.kk.act_type, k);
-    if (!j.a_stride) { fill_nan(y, m * n_out); return; }
+    if (!j.a_stride || m > SIZE_MAX / j.a_stride) { fill_nan(y, m * n_out); return; }
     void *buf = p ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
     if (!buf) { fill_nan(y, m * n_out); return; }
     j.act = buf;
     if (m > 1) krn_pool_run(p, quant_task, &j, (int)m);
     else quant_task(&j, 0);
   }
+  /* 8 tasks per thread: claimed dynamically, so a thread that gets
+   * preempted (a shared machine) delays at most 1/8 of its share. */
   const int nt = krn_pool_threads(p);
-  size_t tasks = nt > 1 ? (size_t)nt * 4 : 1;
+  size_t tasks = nt > 1 ? (size_t)nt * 8 : 1;
   if (tasks > n_out) tasks = n_out;
   j.rows_per_task = (n_out + tasks - 1) / tasks;
   tasks = (n_out + j.rows_per_task - 1) / j.rows_per_task;
