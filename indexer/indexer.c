@@ -26,6 +26,8 @@ const char *idx_note_name(int n) { return n >= 0 && n < IDX_NOTE__COUNT ? note_n
 
 char *idx_strdup0(const char *s) { return strdup(s ? s : ""); }
 
+uint64_t idx_hash_bytes(const char *s, size_t n) { return idx_hash(s, n); }
+
 uint64_t idx_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;

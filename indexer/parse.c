@@ -187,6 +187,53 @@ int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap) 
   return 0;
 }
 
+static int ident_char(unsigned char c) { return isalnum(c) || c == '_' || c >= 0x80; }
+
+int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap) {
+  /* distinct words: a small open-addressing set of (offset, length) */
+  size_t slots = 64;
+  while (slots < n / 2) slots *= 2;
+  uint32_t(*set)[2] = calloc(slots, sizeof *set);
+  if (!set) return KV_ENOMEM;
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc;) {
+    while (i < n && !ident_char((unsigned char)s[i])) i++;
+    size_t a = i;
+    while (i < n && ident_char((unsigned char)s[i])) i++;
+    size_t w = i - a;
+    if (w < 3 || w > 200) continue;
+    size_t h = idx_hash_bytes(s + a, w) & (slots - 1);
+    int seen = 0;
+    while (set[h][1]) {
+      if (set[h][1] == w && memcmp(s + set[h][0], s + a, w) == 0) {
+        seen = 1;
+        break;
+      }
+      h = (h + 1) & (slots - 1);
+    }
+    if (seen) continue;
+    set[h][0] = (uint32_t)a;
+    set[h][1] = (uint32_t)w;
+    if (*len + w + 2 > *cap) {
+      size_t nc = *cap ? *cap * 2 : 256;
+      while (nc < *len + w + 2) nc *= 2;
+      char *t = realloc(*out, nc);
+      if (!t) {
+        rc = KV_ENOMEM;
+        break;
+      }
+      *out = t;
+      *cap = nc;
+    }
+    if (*len) (*out)[(*len)++] = ' ';
+    memcpy(*out + *len, s + a, w);
+    *len += w;
+    (*out)[*len] = 0;
+  }
+  free(set);
+  return rc;
+}
+
 /* ---- results ------------------------------------------------------------- */
 
 void idx_parsed_free(idx_parsed *r) {
@@ -377,15 +424,21 @@ static int add_atom(atoms *A, int r0, int r1) {
   return 0;
 }
 
-static int collect(TSNode n, atoms *A, int depth) {
+/* Atoms: nodes of at most CHUNK_LINES lines, descending into taller ones.
+ * Walks with a tree cursor (ts_node_child(i) is linear in i). */
+static int collect(TSTreeCursor *c, atoms *A, int depth) {
+  TSNode n = ts_tree_cursor_current_node(c);
   int r0 = (int)ts_node_start_point(n).row;
   TSPoint e = ts_node_end_point(n);
   int r1 = (int)e.row - (e.column == 0 && (int)e.row > r0 ? 1 : 0);
-  uint32_t nc = ts_node_child_count(n);
-  if (r1 - r0 + 1 <= CHUNK_LINES || nc == 0 || depth > 40) return add_atom(A, r0, r1);
-  for (uint32_t i = 0; i < nc; i++)
-    if (collect(ts_node_child(n, i), A, depth + 1)) return KV_ENOMEM;
-  return 0;
+  if (r1 - r0 + 1 <= CHUNK_LINES || depth > 40 || !ts_tree_cursor_goto_first_child(c))
+    return add_atom(A, r0, r1);
+  int rc = 0;
+  do {
+    rc = collect(c, A, depth + 1);
+  } while (!rc && ts_tree_cursor_goto_next_sibling(c));
+  ts_tree_cursor_goto_parent(c);
+  return rc;
 }
 
 static int is_blank_line(const char *t, size_t a, size_t b) {
@@ -486,7 +539,11 @@ int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_
     TSNode root = ts_tree_root_node(tree);
     if (ts_node_has_error(root) && !r->note) r->note = IDX_NOTE_PARSE_ERROR;
     if (l->query) rc = run_tags(p, l, root, r);
-    if (!rc) rc = collect(root, &A, 0);
+    if (!rc) {
+      TSTreeCursor cur = ts_tree_cursor_new(root);
+      rc = collect(&cur, &A, 0);
+      ts_tree_cursor_delete(&cur);
+    }
     ts_tree_delete(tree);
   } else {
     /* text: paragraphs (runs of non-blank lines) are the atoms */

@@ -63,4 +63,10 @@ void idx_parsed_free(idx_parsed *r);
  * token are emitted. Returns 0 or KV_ENOMEM. */
 int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap);
 
+/* The distinct identifier-like words (3..200 bytes of [A-Za-z0-9_] or
+ * non-ASCII) of s, space-separated, appended to *out: what the trigram
+ * table indexes for substring search. */
+int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap);
+uint64_t idx_hash_bytes(const char *s, size_t n);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * search.c — retrieval over the index: idx_search (ranked chunks for a
- * free-text or identifier query), idx_grep (literal substring through the
- * trigram table) and idx_symbols.
+ * free-text or identifier query), idx_grep (literal substring: candidates
+ * from the trigram table of chunk identifiers, checked with instr()) and idx_symbols.
  *
  * Ranking (idx_search), all computed on the reader connection:
  *   base   = -bm25(chunks_fts; text 1, sub-words 1.5, chunk symbol 4) over the
@@ -258,18 +258,24 @@ int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err 
   size_t n = needle ? strlen(needle) : 0;
   if (n < 3) return kv_err_set(err, KV_EINVAL, "grep: the needle needs at least 3 bytes");
   if (k == 0) k = 10;
-  /* every trigram quoted, AND-ed; then the exact substring is checked */
+  /* The trigram table holds each chunk's distinct identifiers, so the
+   * needle's identifier pieces of 3+ bytes give the candidates (every
+   * trigram of every piece, AND-ed) and instr() on the text checks the
+   * exact needle; a needle without such a piece scans the chunks. */
   char *fq = malloc(n * 12 + 16);
   if (!fq) return kv_err_set(err, KV_ENOMEM, "grep: out of memory");
   size_t fl = 0;
-  for (size_t i = 0; i + 3 <= n; i++) {
-    if (i) fl += (size_t)sprintf(fq + fl, " AND ");
-    fq[fl++] = '"';
-    for (size_t j = i; j < i + 3; j++) {
-      if (needle[j] == '"') fq[fl++] = '"';
-      fq[fl++] = needle[j];
+  for (size_t i = 0; i < n;) {
+    while (i < n && !(isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
+    size_t a = i;
+    while (i < n && (isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
+    for (size_t j = a; i - a >= 3 && j + 3 <= i; j++) {
+      if (fl) fl += (size_t)sprintf(fq + fl, " AND ");
+      fq[fl++] = '"';
+      memcpy(fq + fl, needle + j, 3);
+      fl += 3;
+      fq[fl++] = '"';
     }
-    fq[fl++] = '"';
   }
   fq[fl] = 0;
   cands C = {0};
@@ -277,11 +283,12 @@ int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err 
   pthread_mutex_lock(&ix->rlock);
   sqlite3 *db = idx_store_db(ix->r);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT " CHUNK_COLS " FROM chunks_tri JOIN chunks c ON c.id = chunks_tri.rowid"
+  const char *sql = fl ? "SELECT " CHUNK_COLS " FROM chunks_tri JOIN chunks c ON c.id = chunks_tri.rowid"
                          VIEW_JOIN "WHERE chunks_tri MATCH ?1 AND instr(c.text, ?2) > 0"
-                         " ORDER BY f.path, c.line0 LIMIT ?3",
-                         -1, &st, NULL) != SQLITE_OK) {
+                         " ORDER BY f.path, c.line0 LIMIT ?3"
+                       : "SELECT " CHUNK_COLS " FROM chunks c" VIEW_JOIN
+                         "WHERE ?1 = '' AND instr(c.text, ?2) > 0 ORDER BY f.path, c.line0 LIMIT ?3";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
     rc = kv_err_set(err, KV_EIO, "%s: grep: %s", ix->db_path, sqlite3_errmsg(db));
   } else {
     sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);

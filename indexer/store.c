@@ -38,8 +38,8 @@ static const char *const migrations[] = {
     "CREATE INDEX chunks_blob ON chunks(blob);"
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, symbol, content='chunks',"
     " content_rowid='id', tokenize=\"porter unicode61 tokenchars '_'\");"
-    "CREATE VIRTUAL TABLE chunks_tri USING fts5(text, content='chunks', content_rowid='id',"
-    " tokenize='trigram', detail='none');",
+    "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram',"
+    " detail='none');",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -99,7 +99,7 @@ int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err)
   sqlite3_busy_timeout(s->db, 10000);
   int rc = 0;
   if (!readonly) {
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;", NULL, NULL,
                      NULL) != SQLITE_OK)
       rc = db_err(s->db, err, path);
     if (!rc) rc = migrate(s, path, err);
@@ -108,7 +108,7 @@ int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err)
     if (!rc) rc = prep(s, &s->ref_put, "INSERT INTO refs(blob,name,kind,line) VALUES(?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->chunk_put, "INSERT INTO chunks(blob,line0,line1,symbol,text,sub) VALUES(?,?,?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->fts_put, "INSERT INTO chunks_fts(rowid,text,sub,symbol) VALUES(?,?,?,?)", err);
-    if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO chunks_tri(rowid,text) VALUES(?,?)", err);
+    if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO chunks_tri(rowid,idents) VALUES(?,?)", err);
     if (!rc) rc = prep(s, &s->file_put,
                        "INSERT INTO files(path,oid,head_oid,lang,size,skip,note,worktree,changed,gen)"
                        " VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET oid=excluded.oid,"
@@ -245,8 +245,8 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_int(st, 4, r->refs[i].line);
     if ((rc = step_done(s, st, err, "ref insert"))) return rc;
   }
-  char *sub = NULL;
-  size_t sublen = 0, subcap = 0;
+  char *sub = NULL, *ids = NULL;
+  size_t sublen = 0, subcap = 0, idslen = 0, idscap = 0;
   for (size_t i = 0; i < r->nchunks && !rc; i++) {
     const idx_pchunk *c = &r->chunks[i];
     sublen = 0;
@@ -271,12 +271,19 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_text(st, 3, sub ? sub : "", (int)sublen, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "fts insert"))) break;
+    idslen = 0;
+    if (ids) ids[0] = 0;
+    if (idx_idents(r->text + c->b0, c->b1 - c->b0, &ids, &idslen, &idscap)) {
+      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
+      break;
+    }
     st = s->tri_put;
     sqlite3_bind_int64(st, 1, cid);
-    sqlite3_bind_text(st, 2, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ids ? ids : "", (int)idslen, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "trigram insert"))) break;
   }
   free(sub);
+  free(ids);
   if (counts) {
     counts[0] += r->nsyms;
     counts[1] += r->nrefs;

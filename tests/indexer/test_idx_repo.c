@@ -307,6 +307,15 @@ static void test_search(void **state) {
   assert_int_equal(idx_grep(ix, "calloc(n, 2)", 5, &h, &err), 0);
   assert_int_equal(h.n, 0);
   idx_hits_free(&h);
+  assert_int_equal(idx_grep(ix, "uffer_ne", 5, &h, &err), 0); /* inside an identifier */
+  assert_int_equal(h.n, 1);
+  assert_int_equal(h.v[0].line0, 6);
+  idx_hits_free(&h);
+  assert_int_equal(idx_grep(ix, "(n, 1)", 5, &h, &err), 0); /* no identifier: scan */
+  assert_int_equal(h.n, 1);
+  assert_int_equal(h.v[0].line0, 8);
+  idx_hits_free(&h);
+  assert_int_equal(idx_grep(ix, "ab", 5, &h, &err), KV_EINVAL);
   /* symbols */
   idx_symbol_list sl;
   assert_int_equal(idx_symbols(ix, "area", 0, &sl, &err), 0);
