@@ -338,6 +338,7 @@ int cmd_ppl(int argc, char **argv) {
     }
     char extra[64];
     snprintf(extra, sizeof extra, "ppl %.4f", exp(nll / (double)count));
+    if (!o.json) fprintf(stderr, "[%d]%.4f%s", ch + 1, exp(nll / (double)count), ch + 1 == n_chunk ? "\n" : ",");
     kv_progress_update(&pr, (uint64_t)ch + 1, extra);
   }
   kv_progress_finish(&pr, NULL);

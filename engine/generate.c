@@ -65,6 +65,7 @@ int eng_generate(eng_ctx *c, eng_sampler *s, const int32_t *prompt, size_t n_pro
       break;
     }
     if (hit_stop(text, len, (size_t)pl, gp)) { res->stop_reason = ENG_STOP_STRING; break; }
+    if (gp->max_tokens > 0 && res->n_gen >= gp->max_tokens) { res->stop_reason = ENG_STOP_LENGTH; break; }
     if (c->n_past >= c->n_ctx) { res->stop_reason = ENG_STOP_CTX; break; }
     if ((rc = eng_ctx_eval(c, &tok, 1, 0, err))) { free(text); return rc; }
   }
