@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
       c.p = pn;
       const double gn = wbytes / best_of(reps, do_mm, &c) / 1e9;
       c.m = 8;
-      const double gb = 8.0 * wbytes / best_of(1, do_mm, &c) / 1e9;
+      const double gb = 8.0 * wbytes / best_of(reps, do_mm, &c) / 1e9;
       if (o.json)
         printf("%s{\"type\":\"%s\",\"isa\":\"%s\",\"gbs_1t\":%.2f,\"ratio_1t\":%.3f,\"gbs_nt\":%.2f,\"ratio_nt\":%.3f,"
                "\"m8_eff_gbs\":%.2f,\"ggml_gbs_1t\":%.2f}",
