@@ -14,6 +14,7 @@
 
 #define KX(name) name##_avx512
 #define KX_TGT "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+#define KX_MASK_BITS 1
 
 static inline __attribute__((always_inline, target(KX_TGT))) __m256i mulsum(__m256i ax, __m256i sy) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);

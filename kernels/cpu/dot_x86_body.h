@@ -6,6 +6,7 @@
  *   KX(name)   suffixes every function (name##_avx2, name##_avx512)
  *   KX_TGT     the target attribute string
  *   mulsum(ax, sy)  8 int32 sums of 4 adjacent u8×s8 products
+ *   KX_MASK_BITS    (optional) use AVX-512BW byte masks for Q5 high bits
  * before including this file. Not a public header; include nowhere else.
  *
  * Each kernel decodes a weight block once and uses it for NR activation rows
@@ -86,8 +87,15 @@ KX_INL void KX(block_q8_0_family)(int type, const void *w, size_t i, const void 
     dx = KX(h2f_pair)(&x->d);
   } else if (type == KRN_Q5_0) {
     const blk_q5_0 *x = (const blk_q5_0 *)w + i;
+#ifdef KX_MASK_BITS /* AVX-512: the 32 high bits are a byte mask as they are */
+    uint32_t hbits;
+    memcpy(&hbits, x->qh, 4);
+    const __m256i nib = KX(nib32)(x->qs);
+    qx = _mm256_mask_sub_epi8(nib, _cvtu32_mask32(~hbits), nib, _mm256_set1_epi8(16));
+#else
     /* nibble | (bit ? 0 : 0xF0) == nibble + 16*bit - 16 as int8 */
     qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_andnot_si256(KX(bits32)(x->qh), _mm256_set1_epi8((char)0xF0)));
+#endif
     dx = KX(h2f_pair)(&x->d);
   } else {
     const blk_q8_0 *x = (const blk_q8_0 *)w + i;
@@ -135,7 +143,14 @@ KX_INL void KX(block_q8_1_family)(int type, const void *w, size_t i, const void 
     dm = KX(h2f_pair)(&x->d);
   } else {
     const blk_q5_1 *x = (const blk_q5_1 *)w + i;
+#ifdef KX_MASK_BITS
+    uint32_t hbits;
+    memcpy(&hbits, x->qh, 4);
+    const __m256i nib = KX(nib32)(x->qs);
+    qx = _mm256_mask_add_epi8(nib, _cvtu32_mask32(hbits), nib, _mm256_set1_epi8(16));
+#else
     qx = _mm256_or_si256(KX(nib32)(x->qs), _mm256_and_si256(KX(bits32)(x->qh), _mm256_set1_epi8(0x10)));
+#endif
     dm = KX(h2f_pair)(&x->d);
   }
   _Pragma("GCC unroll 4")
