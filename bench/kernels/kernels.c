@@ -6,10 +6,11 @@
  * Also the batched case (m = 8, prompt-shaped) as effective weight GB/s
  * (bytes of W × m / time) to show the weight reuse of the multi-row kernels.
  *
- * usage: bench_kernels [--mb N] [--threads N] [--types Q4_1,Q8_0,...] [--json]
+ * usage: bench_kernels [--mb N] [--threads N] [--types Q4_1,Q8_0,...] [--k K] [--json]
  *   --mb N       weight working set per run in MiB (default 256: above the
  *                L2 and most of a shared L3; raise it past the L3 to be sure)
  *   --threads N  also run with an N-thread pool (default: online CPUs)
+ *   --k K        row length (default 4096; Gemma 3 270M's lm_head has 640)
  */
 #include <math.h>
 #include <pthread.h>
@@ -32,6 +33,7 @@ typedef struct {
   size_t mb;
   int threads, json;
   const char *types;
+  size_t k; /* row length (elements); default 4096 */
 } opts;
 
 static uint64_t g_sink; /* keeps the read loops alive; bench-local */
@@ -198,19 +200,20 @@ static void fill_weights(int type, uint8_t *w, size_t bytes) {
 }
 
 static void usage(void) {
-  puts("usage: bench_kernels [--mb N] [--threads N] [--types Q4_1,Q8_0,...] [--json]\n"
+  puts("usage: bench_kernels [--mb N] [--threads N] [--types Q4_1,Q8_0,...] [--k K] [--json]\n"
        "Matvec GB/s per GGUF type and ISA level, with the ratio to this machine's\n"
        "single-thread read bandwidth measured in the same run.");
 }
 
 int main(int argc, char **argv) {
-  opts o = {256, 0, 0, NULL};
+  opts o = {256, 0, 0, NULL, 4096};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(); return 0; }
     else if (!strcmp(argv[i], "--mb") && i + 1 < argc) o.mb = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--types") && i + 1 < argc) o.types = argv[++i];
     else if (!strcmp(argv[i], "--json")) o.json = 1;
+    else if (!strcmp(argv[i], "--k") && i + 1 < argc) o.k = (size_t)atol(argv[++i]);
     else { usage(); return 2; }
   }
   if (o.mb < 1) o.mb = 1;
@@ -251,7 +254,11 @@ int main(int argc, char **argv) {
   }
   static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K,
                               KRN_Q5_K, KRN_Q6_K, KRN_F16,  KRN_BF16, KRN_F32};
-  const size_t k = 4096;
+  const size_t k = o.k;
+  if (k % 256) {
+    fprintf(stderr, "bench_kernels: --k must be a multiple of 256\n");
+    return 2;
+  }
   float *x = malloc(8 * k * sizeof *x);
   uint32_t s = 7;
   for (size_t i = 0; i < 8 * k; i++) x[i] = (float)(xs(&s) % 2001) / 1000.f - 1.f;
