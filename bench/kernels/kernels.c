@@ -255,8 +255,8 @@ int main(int argc, char **argv) {
   static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K,
                               KRN_Q5_K, KRN_Q6_K, KRN_F16,  KRN_BF16, KRN_F32};
   const size_t k = o.k;
-  if (k % 256) {
-    fprintf(stderr, "bench_kernels: --k must be a multiple of 256\n");
+  if (k % 32 || k == 0) {
+    fprintf(stderr, "bench_kernels: --k must be a multiple of 32 (of 256 for K-quants, skipped otherwise)\n");
     return 2;
   }
   float *x = malloc(8 * k * sizeof *x);
@@ -266,6 +266,7 @@ int main(int argc, char **argv) {
   for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
     const int type = types[t];
     if (o.types && !strstr(o.types, krn_type_name(type))) continue;
+    if (k % krn_type_block_elems(type)) continue;
     const size_t rb = krn_row_bytes(type, k), n_out = bytes / rb, wbytes = n_out * rb;
     fill_weights(type, buf, wbytes);
     float *y = malloc(8 * n_out * sizeof *y);

@@ -27,7 +27,7 @@ void krn__quant_q8_0_ref(const float *x, void *dst, size_t n) {
   blk_q8_0 *y = dst;
   for (size_t i = 0; i < n / 32; i++, x += 32) {
     float amax = 0.f;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* NaN ignored, no libm call */
     const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
     y[i].d = krn__f2h(d);
     for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)round_even(x[j] * id);
@@ -38,7 +38,7 @@ void krn__quant_q8_1_ref(const float *x, void *dst, size_t n) {
   blk_q8_1 *y = dst;
   for (size_t i = 0; i < n / 32; i++, x += 32) {
     float amax = 0.f;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* NaN ignored, no libm call */
     const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
