@@ -75,10 +75,10 @@ static int classify(const char *s, size_t n) {
 }
 
 /* Cut the first HCOLS columns of a line. Returns the number of columns. */
-static int columns(const char *s, size_t n, col *cols, int year_hint) {
+static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols) {
   int k = 0;
   size_t i = 0;
-  while (k < HCOLS) {
+  while (k < maxcols && k < HCOLS) {
     while (i < n && is_sp(s[i])) i++;
     if (i >= n) break;
     int64_t ms;
@@ -124,7 +124,7 @@ static int columns(const char *s, size_t n, col *cols, int year_hint) {
 /* Class of the first column only (cheap; used to pick the usual lines). */
 static int columns1(const char *s, size_t n, col *c) {
   col tmp[HCOLS];
-  if (columns(s, n, tmp, 2000) <= 0) return 0;
+  if (columns(s, n, tmp, 2000, 1) <= 0) return 0;
   c[0] = tmp[0];
   return 1;
 }
@@ -154,7 +154,7 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   for (size_t li = 0; li < n; li++) {
     if (lens[li] == 0 || is_sp(lines[li][0])) continue; /* continuation lines say nothing */
     col cols[HCOLS];
-    int k = columns(lines[li], lens[li], cols, 2000);
+    int k = columns(lines[li], lens[li], cols, 2000, HCOLS);
     if (k == 0 || cols[0].cls != c0) continue;
     for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
     used++;
@@ -306,7 +306,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, out)) return;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   col cols[HCOLS];
-  int k = columns(s, n, cols, year_hint);
+  int k = columns(s, n, cols, year_hint, f->ncols + 3);
   if (k < f->core) return;
   int j;
   for (j = 0; j < f->core; j++) {

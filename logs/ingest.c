@@ -42,7 +42,7 @@ typedef struct ing {
   log_ingest_stats *st;
   sqlite3_stmt *ins, *upd;
   uint64_t total_bytes, done_bytes;
-  int in_txn;
+  int in_txn, saved_once;
   /* current file */
   int64_t file_id;
   log_fmt *fmt;
@@ -110,9 +110,13 @@ static int commit(ing *g, kv_err *err, uint64_t resume_off, int64_t resume_line)
   uint32_t np = log_miner_patterns(db->miner);
   log_miner_merge(db->miner);
   if ((rc = log_db_sync_templates(db, err))) return rc;
-  /* The miner changes with every merge; save it with the records. */
-  if ((rc = log_db_save_miner(db, err))) return rc;
-  db->saved_patterns = np;
+  /* The miner changes only when new patterns arrived (merge is a no-op
+   * otherwise); then it is saved in the same transaction as the records. */
+  if (np != db->saved_patterns || !g->saved_once) {
+    if ((rc = log_db_save_miner(db, err))) return rc;
+    db->saved_patterns = np;
+    g->saved_once = 1;
+  }
   if (g->file_id) {
     sqlite3_bind_int64(g->upd, 1, (sqlite3_int64)resume_off);
     sqlite3_bind_int64(g->upd, 2, resume_line);

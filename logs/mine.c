@@ -74,6 +74,7 @@ struct log_miner {
   uint32_t ccap, cn;
   leaf *lv;
   uint32_t nl, capl;
+  uint32_t merged_nl;  /* patterns when merge last ran: nothing new = no-op */
   /* (root template, split key) -> sub-template */
   hslot *subs;
   uint32_t subcap, subn;
@@ -207,6 +208,12 @@ static int is_hexword(const char *s, size_t n) {
 }
 
 static int type_of(const char *s, size_t n) {
+  if (n < 8) { /* fast path: short tokens without digits or slashes are words */
+    int plain = 1;
+    for (size_t i = 0; i < n && plain; i++)
+      if (isdigit((unsigned char)s[i]) || s[i] == '/' || s[i] == '\\' || s[i] == ':') plain = 0;
+    if (plain) return LOG_P_NONE;
+  }
   int digit = 0, alpha = 0, dots = 0, colons = 0, dashes = 0, slashes = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -268,7 +275,7 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
     size_t e = i;
     while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
     /* a path or URL stays whole; IPv6 and MAC addresses keep their colons */
-    int whole = type_of(s + i, e - i) == LOG_P_PATH;
+    int whole = memchr(s + i, '/', e - i) && type_of(s + i, e - i) == LOG_P_PATH;
     int colons = 0;
     for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
@@ -631,6 +638,8 @@ static void near_dups(log_miner *m, uint32_t ndrain) {
 }
 
 void log_miner_merge(log_miner *m) {
+  if (m->merged_nl == m->nl) return; /* no new pattern since the last merge */
+  m->merged_nl = m->nl;
   uint32_t ndrain = m->nt;
   /* 1. same length, compatible everywhere (equal or one side a variable) */
   for (uint32_t a = 1; a < ndrain; a++) {

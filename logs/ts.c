@@ -234,14 +234,16 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
 
 static const struct {
   const char *w;
+  unsigned char len;
   int lvl;
 } LEVELS[] = {
-    {"trace", LOG_LVL_TRACE},   {"debug", LOG_LVL_DEBUG},    {"dbg", LOG_LVL_DEBUG},     {"fine", LOG_LVL_DEBUG},
-    {"verbose", LOG_LVL_DEBUG}, {"info", LOG_LVL_INFO},      {"information", LOG_LVL_INFO},
-    {"notice", LOG_LVL_NOTICE}, {"warn", LOG_LVL_WARN},      {"warning", LOG_LVL_WARN},  {"error", LOG_LVL_ERROR},
-    {"err", LOG_LVL_ERROR},     {"severe", LOG_LVL_ERROR},   {"fatal", LOG_LVL_FATAL},   {"critical", LOG_LVL_FATAL},
-    {"crit", LOG_LVL_FATAL},    {"alert", LOG_LVL_FATAL},    {"emerg", LOG_LVL_FATAL},   {"panic", LOG_LVL_FATAL},
-    {"failure", LOG_LVL_ERROR},
+    {"trace", 5, LOG_LVL_TRACE},   {"debug", 5, LOG_LVL_DEBUG},    {"dbg", 3, LOG_LVL_DEBUG},
+    {"fine", 4, LOG_LVL_DEBUG},    {"verbose", 7, LOG_LVL_DEBUG},  {"info", 4, LOG_LVL_INFO},
+    {"information", 11, LOG_LVL_INFO}, {"notice", 6, LOG_LVL_NOTICE}, {"warn", 4, LOG_LVL_WARN},
+    {"warning", 7, LOG_LVL_WARN},  {"error", 5, LOG_LVL_ERROR},    {"err", 3, LOG_LVL_ERROR},
+    {"severe", 6, LOG_LVL_ERROR},  {"fatal", 5, LOG_LVL_FATAL},    {"critical", 8, LOG_LVL_FATAL},
+    {"crit", 4, LOG_LVL_FATAL},    {"alert", 5, LOG_LVL_FATAL},    {"emerg", 5, LOG_LVL_FATAL},
+    {"panic", 5, LOG_LVL_FATAL},   {"failure", 7, LOG_LVL_ERROR},
 };
 
 int log_level_word(const char *s, size_t n) {
@@ -264,8 +266,9 @@ int log_level_word(const char *s, size_t n) {
   int up = 0;
   for (size_t i = 1; i < n; i++) up += isupper((unsigned char)s[i]) != 0;
   if (up && up != (int)n - 1) return LOG_LVL_NONE;
+  int c0 = tolower((unsigned char)s[0]);
   for (size_t k = 0; k < sizeof LEVELS / sizeof LEVELS[0]; k++)
-    if (strlen(LEVELS[k].w) == n && !strncasecmp(LEVELS[k].w, s, n)) return LEVELS[k].lvl;
+    if (LEVELS[k].len == n && LEVELS[k].w[0] == c0 && !strncasecmp(LEVELS[k].w, s, n)) return LEVELS[k].lvl;
   return LOG_LVL_NONE;
 }
 
