@@ -28,7 +28,7 @@ static int usage(const char *cmd, int rc) {
     fprintf(o, "usage: kvasir chat [-m MODEL] [-n N] [--temp T] [--seed S] [-c CTX] [-t THREADS]\n"
                "  Interactive chat on stdin; one line per user turn, empty line or EOF ends.\n");
   else if (!strcmp(cmd, "ppl"))
-    fprintf(o, "usage: kvasir ppl [-m MODEL] -f FILE [-c CTX] [-t THREADS] [--json]\n"
+    fprintf(o, "usage: kvasir ppl [-m MODEL] -f FILE [-c CTX] [-n MAX_CHUNKS] [-t THREADS] [--json]\n"
                "  Perplexity as llama-perplexity computes it: chunks of CTX tokens (BOS first when the\n"
                "  model uses one), each scored on its second half.\n");
   else if (!strcmp(cmd, "bench"))
@@ -281,6 +281,20 @@ int cmd_tokenize(int argc, char **argv) {
   return rc;
 }
 
+typedef struct ppl_ui {
+  kv_progress pr;
+  int json;
+} ppl_ui;
+
+static int ppl_cb(void *user, int chunk, int n_chunks, double ppl) {
+  ppl_ui *u = user;
+  char extra[64];
+  snprintf(extra, sizeof extra, "ppl %.4f", ppl);
+  kv_progress_update(&u->pr, (uint64_t)chunk, extra);
+  if (!u->json) fprintf(stderr, "[%d]%.4f%s", chunk, ppl, chunk == n_chunks ? "\n" : ",");
+  return 0;
+}
+
 int cmd_ppl(int argc, char **argv) {
   opts o;
   int rc = parse("ppl", argc, argv, &o);
@@ -298,53 +312,21 @@ int cmd_ppl(int argc, char **argv) {
   eng_ctx *c = NULL;
   rc = 1;
   if (tokenize_all(m, buf, len, 1, 1, &toks, &n)) goto out;
-  if (n < 2 * (size_t)n_ctx) {
-    fprintf(stderr, "kvasir ppl: %s has %zu tokens; a context of %d needs at least %d\n", o.file, n, n_ctx, 2 * n_ctx);
-    goto out;
-  }
   eng_ctx_params cp = {n_ctx, o.threads, NULL, NULL};
   if (eng_ctx_create(&c, m, &cp, &err)) { fprintf(stderr, "kvasir ppl: %s\n", err.msg); goto out; }
-  int n_chunk = (int)(n / (size_t)n_ctx), first = n_ctx / 2;
-  const int V = eng_n_vocab(m);
-  double nll = 0;
-  long count = 0;
-  kv_progress pr;
-  kv_progress_init(&pr, stderr, "ppl", (uint64_t)n_chunk);
-  pr.quiet = o.json;
-  int add_bos = 0;
-  { /* llama-perplexity replaces each chunk's first token by BOS when the model adds BOS */
-    int32_t probe[2];
-    size_t np = 0;
-    eng_tokenize(m, "", 0, 1, 0, probe, 2, &np, NULL);
-    add_bos = np == 1;
+  ppl_ui ui;
+  kv_progress_init(&ui.pr, stderr, "ppl", (uint64_t)(n / (size_t)n_ctx));
+  ui.pr.quiet = o.json;
+  ui.json = o.json;
+  double t0 = kv_now(), ppl;
+  if (eng_perplexity(c, toks, n, o.n > 0 ? o.n : 0, ppl_cb, &ui, &ppl, &err)) {
+    fprintf(stderr, "kvasir ppl: %s: %s\n", o.file, err.msg);
+    goto out;
   }
-  double t0 = kv_now();
-  for (int ch = 0; ch < n_chunk; ch++) {
-    int32_t *chunk = toks + (size_t)ch * n_ctx;
-    int32_t saved = chunk[0];
-    eng_ctx_truncate(c, 0);
-    if (add_bos) chunk[0] = eng_token_bos(m);
-    int erc = eng_ctx_eval(c, chunk, (size_t)n_ctx, 1, &err);
-    chunk[0] = saved;
-    if (erc) { fprintf(stderr, "kvasir ppl: %s\n", err.msg); goto out; }
-    for (int i = first; i < n_ctx - 1; i++) {
-      const float *lg = eng_ctx_logits(c, (size_t)i);
-      float mx = lg[0];
-      for (int j = 1; j < V; j++) mx = lg[j] > mx ? lg[j] : mx;
-      double z = 0;
-      for (int j = 0; j < V; j++) z += exp((double)(lg[j] - mx));
-      nll += log(z) - (double)(lg[chunk[i + 1]] - mx);
-      count++;
-    }
-    char extra[64];
-    snprintf(extra, sizeof extra, "ppl %.4f", exp(nll / (double)count));
-    if (!o.json) fprintf(stderr, "[%d]%.4f%s", ch + 1, exp(nll / (double)count), ch + 1 == n_chunk ? "\n" : ",");
-    kv_progress_update(&pr, (uint64_t)ch + 1, extra);
-  }
-  kv_progress_finish(&pr, NULL);
-  double ppl = exp(nll / (double)count), dt = kv_now() - t0;
-  if (o.json) printf("{\"ppl\":%.6f,\"chunks\":%d,\"n_ctx\":%d,\"tokens_scored\":%ld,\"seconds\":%.3f}\n", ppl, n_chunk, n_ctx, count, dt);
-  else printf("Final estimate: PPL = %.4f (%d chunks of %d, %ld tokens scored, %.1f s)\n", ppl, n_chunk, n_ctx, count, dt);
+  kv_progress_finish(&ui.pr, NULL);
+  double dt = kv_now() - t0;
+  if (o.json) printf("{\"ppl\":%.6f,\"n_ctx\":%d,\"tokens\":%zu,\"seconds\":%.3f}\n", ppl, n_ctx, n, dt);
+  else printf("Final estimate: PPL = %.4f (n_ctx %d, %zu tokens, %.1f s)\n", ppl, n_ctx, n, dt);
   rc = 0;
 out:
   eng_ctx_free(c);

@@ -193,6 +193,13 @@ void eng_state_free(eng_state *s);
 /* Longest common prefix of the cached tokens and toks (to skip re-evaluation). */
 size_t eng_ctx_common_prefix(const eng_ctx *c, const int32_t *toks, size_t n);
 
+/* Perplexity as llama-perplexity computes it, with chunks of the context's
+ * n_ctx tokens (at most max_chunks, 0 = all); cb (may be NULL) sees the
+ * running value after each chunk and may cancel by returning non-zero. */
+typedef int (*eng_ppl_cb)(void *user, int chunk, int n_chunks, double ppl_so_far);
+int eng_perplexity(eng_ctx *c, const int32_t *toks, size_t n, int max_chunks, eng_ppl_cb cb, void *user,
+                   double *ppl, kv_err *err);
+
 /* ------------------------------------------------------------- sampler -- */
 typedef struct eng_sampler_params {
   float temp;           /* <= 0: greedy (argmax) */

@@ -48,6 +48,38 @@ int kvm_eng_ctx_attach(eng_ctx *ctx, kvm_cache *cache, const int32_t *toks, size
  * hash of the first bytes of the output and embedding tensors. */
 uint64_t kvm_eng_model_hash(const eng_model *m);
 
+/* ---- evaluations (kvmem_eval.c): shared by `kvasir eval` and bench/ ---- */
+typedef struct kvm_eval_result {
+  double accuracy;           /* needles whose answer was generated exactly (greedy), 0..1 */
+  double answer_logprob;     /* mean over needles of sum log p(answer tokens), teacher-forced */
+  double kv_bytes_per_token; /* cache bytes / positions, at the longest haystack */
+  double f16_bytes_per_token;
+  double decode_tok_s;       /* single-token evals at the longest haystack */
+  double ppl;                /* kvm_eval_ppl only */
+  int n_needles, n_correct, max_ctx;
+} kvm_eval_result;
+
+typedef struct kvm_needle_params {
+  int min_ctx, max_ctx; /* haystack lengths: min_ctx doubling up to max_ctx (inclusive) */
+  int n_depths;         /* needle depths spread over 0..100% (>= 1) */
+  int n_threads;        /* 0: all CPUs */
+  uint64_t seed;        /* picks keys and values */
+  int quiet;            /* no progress bar */
+} kvm_needle_params;
+
+/* Needle in a haystack built from the user's text (data, len): for each
+ * length and depth, plant "key K -> value V" at that depth, ask for V at
+ * the end, and score the answer; cfg NULL = full f16 memory (KVM_FULL).
+ * Copy-style needles (hex key, 5-digit value) that small models answer. */
+int kvm_eval_needle(eng_model *m, const char *data, size_t len, const kvm_needle_params *p, const kvm_config *cfg,
+                    kvm_eval_result *out, kv_err *err);
+
+/* Perplexity over toks[0..n) in one context (scored from position
+ * score_from on), then decode_n single-token steps: fills ppl,
+ * kv_bytes_per_token, f16_bytes_per_token and decode_tok_s. */
+int kvm_eval_ppl(eng_model *m, const int32_t *toks, size_t n, size_t score_from, int decode_n, int n_threads,
+                 const kvm_config *cfg, kvm_eval_result *out, kv_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -207,6 +207,38 @@ static int spm_piece(const eng_vocab *v, work *w, const char *p, size_t n, int p
   return 0;
 }
 
+/* Copy [p, p+n) to a buffer with invalid UTF-8 replaced by U+FFFD, one per
+ * bad byte, exactly as llama.cpp's unicode_cpts_from_utf8 does before BPE
+ * (lead and continuation bits only; no overlong or surrogate checks). */
+static char *utf8_fix(const char *p, size_t n, size_t *out_n) {
+  char *o = malloc(3 * n + 1);
+  if (!o) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    uint8_t c = (uint8_t)p[i];
+    size_t l = 0;
+    if (!(c & 0x80)) l = 1;
+    else if ((c & 0xe0) == 0xc0) l = 2;
+    else if ((c & 0xf0) == 0xe0) l = 3;
+    else if ((c & 0xf8) == 0xf0) l = 4;
+    if (l > 1 && (c & 0x40) == 0) l = 0;
+    if (l > n - i) l = 0;
+    for (size_t j = 1; j < l; j++)
+      if (((uint8_t)p[i + j] & 0xc0) != 0x80) l = 0;
+    if (!l) {
+      memcpy(o + k, "\xef\xbf\xbd", 3);
+      k += 3;
+      i++;
+      continue;
+    }
+    memcpy(o + k, p + i, l);
+    k += l;
+    i += l;
+  }
+  *out_n = k;
+  return o;
+}
+
 /* A fragment of the input: raw text span or a special token id. */
 typedef struct frag {
   size_t off, len;
@@ -267,7 +299,12 @@ int eng_tokenize(const eng_model *m, const char *text, size_t len, int add_speci
   int prev_special = 1;
   for (size_t i = 0; i < nf && !rc; i++) {
     if (f[i].id >= 0) { emit(&o, f[i].id); prev_special = 1; continue; }
-    if (v->kind == VOCAB_BPE) rc = bpe_split(v, &w, 0, text + f[i].off, f[i].len, &o, md);
+    if (v->kind == VOCAB_BPE) {
+      size_t fn;
+      char *fx = utf8_fix(text + f[i].off, f[i].len, &fn);
+      rc = fx ? bpe_split(v, &w, 0, fx, fn, &o, md) : KV_ENOMEM;
+      free(fx);
+    }
     else rc = spm_piece(v, &w, text + f[i].off, f[i].len, v->add_space_prefix && prev_special, &o);
     prev_special = 0;
   }
