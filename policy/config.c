@@ -63,6 +63,7 @@ static int get_str(ctx *c, const py_node *n, const char *field, char *buf, size_
     if (strlen(n->value) >= cap) return fail(c, n, field, "longer than %zu characters", cap - 1);
     strcpy(buf, n->value);
   }
+  if (dup && *dup) return fail(c, n, field, "given twice");
   if (dup && !(*dup = pol_strdup(n->value))) return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
   return 0;
 }

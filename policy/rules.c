@@ -110,7 +110,10 @@ static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request 
       if (req->files[i].path && pol_globs_match((const char *const *)r->paths.v, r->paths.n, req->files[i].path))
         hit = req->files[i].path;
     if (!hit) return snprintf(buf, n, "no context file matches paths (%zu files)", req->n_files), 0;
-    NOTE("path %s matches; ", hit);
+    const char *pat = "";
+    for (size_t j = 0; j < r->paths.n; j++) /* the pattern that decided: the last one matching */
+      if (pol_glob_match(r->paths.v[j][0] == '!' ? r->paths.v[j] + 1 : r->paths.v[j], hit)) pat = r->paths.v[j];
+    NOTE("path %s matches %s; ", hit, pat);
   }
   if (r->languages.n) {
     const char *hit = NULL;

@@ -4,7 +4,8 @@
  * schema error. Built on libyaml's event parser. Invariants: anchors are
  * ignored, aliases are refused (no billion-laughs expansion), nesting is
  * capped at PY_MAX_DEPTH and the node count at PY_MAX_NODES, so a hostile
- * file costs bounded memory and time; only the first document is read.
+ * file costs bounded memory and time; duplicate keys are an error; only the
+ * first document is read.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #define PY_MAX_DEPTH 32
 #define PY_MAX_NODES 100000
 #define PY_MAX_BYTES (1u << 20)
+#define PY_MAX_KEYS 1024
 
 void py_free(py_node *n) {
   if (!n) return;
@@ -49,6 +51,25 @@ static py_node *new_node(py_type t, const yaml_event_t *ev) {
   n->line = (int)ev->start_mark.line + 1;
   n->col = (int)ev->start_mark.column + 1;
   return n;
+}
+
+/* A mapping: at most PY_MAX_KEYS pairs, no key twice (a repeated key would
+ * silently override the first, which a policy file must never do). */
+static int check_keys(const py_node *map, const char *name, kv_err *err) {
+  size_t pairs = map->n / 2;
+  if (pairs > PY_MAX_KEYS)
+    return kv_err_set(err, KV_ELIMIT, "%s:%d:%d: more than %d keys in one mapping", name, map->line, map->col, PY_MAX_KEYS);
+  for (size_t i = 0; i < pairs; i++) {
+    const py_node *k = map->items[2 * i];
+    if (k->type != PY_SCALAR) continue;
+    for (size_t j = 0; j < i; j++) {
+      const py_node *e = map->items[2 * j];
+      if (e->type == PY_SCALAR && !strcmp(e->value, k->value))
+        return kv_err_set(err, KV_EFORMAT, "%s:%d:%d: duplicate key '%.64s' (first at line %d)", name, k->line, k->col,
+                          k->value, e->line);
+    }
+  }
+  return KV_OK;
 }
 
 int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_err *err) {
@@ -114,8 +135,10 @@ int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_e
         stack[depth++] = n;
       }
       break;
-    case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
+      if (depth > 0 && (rc = check_keys(stack[depth - 1], name, err)) != KV_OK) break;
+      /* fall through */
+    case YAML_SEQUENCE_END_EVENT:
       if (depth > 0) depth--;
       break;
     default: break;

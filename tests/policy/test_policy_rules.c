@@ -245,6 +245,8 @@ static void errors(void **state) {
                "config.yaml:2:3: tiers.flash: 'flash' is a local tier");
   expect_error("tiers:\n  flash: {context: ten}\n", NULL, "config.yaml:2:20: tiers.flash.context");
   expect_error("tiers: [1, 2]\n", NULL, "config.yaml:1:8: tiers: expected a mapping");
+  expect_error("tiers:\n  h:\n    model: a\n    model: b\n", NULL, "config.yaml:4:5: duplicate key 'model' (first at line 3)");
+  expect_error(CONFIG, "default: flash\noffline: true\ndefault: hosted-large\n", "policy.yaml:3:1: duplicate key 'default'");
 }
 
 static void write_file(const char *path, const char *text) {
