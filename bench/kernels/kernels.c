@@ -162,6 +162,30 @@ static void pool_latency(int nthreads, double *pool_ns, double *naive_ns) {
   *naive_ns = (kv_now() - t0) / niters * 1e9;
 }
 
+/* ---- decode-shaped: SmolLM2-135M's matvecs for one token ---- */
+typedef struct {
+  int type, n_out, k;
+} mv_shape;
+/* per layer: q, k, v, o (576x576, 192x576 x2, 576x576), gate, up (1536x576), down (576x1536) */
+static const mv_shape k_layer[] = {{KRN_Q4_1, 576, 576},  {KRN_Q4_1, 192, 576},  {KRN_Q4_1, 192, 576},
+                                   {KRN_Q4_1, 576, 576},  {KRN_Q4_1, 1536, 576}, {KRN_Q4_1, 1536, 576},
+                                   {KRN_Q4_1, 576, 1536}};
+
+/* ms per token of 30 layers + a Q8_0 49152x576 lm_head, on pool p. */
+static double decode_ms(krn_pool *p, uint8_t *const *wl, const uint8_t *head, const float *x, float *y, int reps) {
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double t0 = kv_now();
+    for (int l = 0; l < 30; l++)
+      for (size_t j = 0; j < sizeof k_layer / sizeof k_layer[0]; j++)
+        krn_matmul(p, k_layer[j].type, wl[l * 7 + j], (size_t)k_layer[j].n_out, (size_t)k_layer[j].k, x, 1, y);
+    krn_matmul(p, KRN_Q8_0, head, 49152, 576, x, 1, y);
+    double t = kv_now() - t0;
+    if (t < best) best = t;
+  }
+  return best * 1e3;
+}
+
 static uint32_t xs(uint32_t *s) {
   *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
   return *s;
@@ -308,9 +332,39 @@ int main(int argc, char **argv) {
     }
     free(y);
   }
+  /* decode simulation (weights ~93 MB like the model file) */
+  double dms1 = 0, dmsn = 0;
+  {
+    uint8_t *wl[30 * 7];
+    int ok = 1;
+    for (int l = 0; l < 30; l++)
+      for (int j = 0; j < 7; j++) {
+        const size_t bytes_j = krn_row_bytes(k_layer[j].type, (size_t)k_layer[j].k) * (size_t)k_layer[j].n_out;
+        wl[l * 7 + j] = malloc(bytes_j);
+        if (!wl[l * 7 + j]) ok = 0;
+        else fill_weights(k_layer[j].type, wl[l * 7 + j], bytes_j);
+      }
+    const size_t hb = krn_row_bytes(KRN_Q8_0, 576) * 49152;
+    uint8_t *head = malloc(hb);
+    float *yy = malloc(49152 * sizeof *yy);
+    if (ok && head && yy) {
+      fill_weights(KRN_Q8_0, head, hb);
+      decode_ms(p1, wl, head, x, yy, 1);
+      dms1 = decode_ms(p1, wl, head, x, yy, 5);
+      dmsn = decode_ms(pn, wl, head, x, yy, 5);
+    }
+    for (int i = 0; i < 30 * 7; i++) free(wl[i]);
+    free(head), free(yy);
+  }
+  if (!o.json)
+    printf("decode-shaped (SmolLM2-135M Q4_1 matvecs + Q8_0 lm_head, 211 matmuls): %.2f ms/token 1 thread, %.2f ms/token "
+           "%d threads (%.2fx)\n",
+           dms1, dmsn, nthreads, dmsn > 0 ? dms1 / dmsn : 0);
   double pns, nns;
   pool_latency(nthreads, &pns, &nns);
-  if (o.json) printf("],\"pool_ns\":%.0f,\"naive_threads_ns\":%.0f}\n", pns, nns);
+  if (o.json)
+    printf("],\"pool_ns\":%.0f,\"naive_threads_ns\":%.0f,\"decode_ms_1t\":%.3f,\"decode_ms_nt\":%.3f}\n", pns, nns,
+           dms1, dmsn);
   else
     printf("pool fork/join, %d threads, 8 tasks: %.0f ns per run; create+join threads per run: %.0f ns (%.1fx)\n",
            nthreads, pns, nns, nns / (pns > 0 ? pns : 1));

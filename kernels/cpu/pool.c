@@ -4,7 +4,9 @@
  * Decode runs a couple of hundred small matvecs per token, so waking
  * workers must cost microseconds, not a condvar round trip each time.
  * Workers spin on a sequence word for a short while after each job and only
- * then sleep on it with a futex; the caller wakes sleepers only when some
+ * then sleep on it with a futex; spinning threads call sched_yield every few
+ * hundred pauses so that on an oversubscribed machine they hand the core to
+ * whoever can use it (a preempted worker holding a task, the main thread); the caller wakes sleepers only when some
  * worker announced it is sleeping (seq_cst store/load pairs on both sides,
  * so either the caller sees the sleeper or the sleeper sees the new job).
  *
@@ -73,6 +75,7 @@ static void *worker_main(void *arg) {
     uint32_t s = atomic_load_explicit(&p->seq, memory_order_acquire);
     for (int i = 0; s == seen && i < SPIN_ITERS; i++) {
       cpu_relax();
+      if ((i & 127) == 127) sched_yield(); /* let runnable threads have this core */
       s = atomic_load_explicit(&p->seq, memory_order_acquire);
     }
     while (s == seen) {
@@ -158,9 +161,11 @@ void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_ta
   atomic_fetch_add(&p->seq, 1); /* seq_cst: pairs with the sleepers check */
   if (atomic_load(&p->sleepers) > 0) futex_wake_all(&p->seq);
   run_tasks(p);
+  /* Wait for tasks other threads claimed. Yield often: on a busy machine the
+   * thread holding the last task may be waiting for a core, maybe this one. */
   for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
-    if (i < SPIN_ITERS) cpu_relax();
-    else sched_yield();
+    cpu_relax();
+    if ((i & 31) == 31) sched_yield();
   }
 }
 
