@@ -60,3 +60,10 @@ cuda:
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(BUILD)-fuzz $(BUILD)-cuda
+
+# The VS Code extension (editors/vscode/kvasir.vsix): npm ci from the lock
+# file when needed, esbuild bundle, vsce package.
+.PHONY: vsix
+vsix:
+	@editors/vscode/scripts/ensure-deps
+	cd editors/vscode && npm run --silent package
