@@ -11,7 +11,8 @@
  *           log2(ratio) * log2(1 + peak) when ratio >= 4 and peak >= 5;
  *   rate  — second half vs first half count, |log2 ratio| >= 2, count >= 10;
  *   error — level >= ERROR (error clusters: one template = one cluster).
- * score = (rare + new + burst + rate + error) * (1.5 if WARN, 2 if ERROR+);
+ * score = (rare + new + burst + rate + error) * severity (WARN 1.5, ERROR 3,
+ * FATAL 4): an error cluster outranks a warning storm of the same shape;
  * the item's kind is its strongest signal. Every item points to its first
  * record (file, line) so a user can jump to it.
  */
@@ -159,7 +160,7 @@ int log_triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err
     double ch = log2((c2 + 1) / (c1 + 1));
     if (c >= 10 && fabs(ch) >= 2) rate = fabs(ch);
     if (it->level >= LOG_LVL_ERROR) errs = 2 + log2(1 + c) / 4;
-    double w = it->level >= LOG_LVL_ERROR ? 2 : it->level >= LOG_LVL_WARN ? 1.5 : 1;
+    double w = it->level >= LOG_LVL_FATAL ? 4 : it->level >= LOG_LVL_ERROR ? 3 : it->level >= LOG_LVL_WARN ? 1.5 : 1;
     it->score = (rare + fresh + burst + rate + errs) * w;
     double best = -1;
     const double sig[5] = {fresh, rare, burst, rate, errs};

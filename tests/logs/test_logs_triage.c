@@ -14,6 +14,18 @@
 
 #include "logs/logs.h"
 
+static char *sample_of(const char *sys, size_t *len) {
+  const char *d = getenv("KVASIR_LOGHUB");
+  struct stat sb;
+  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s/%s_2k.log", d, sys, sys);
+  char *b;
+  kv_err err;
+  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+  return b;
+}
+
 static char *sample(size_t *len) {
   const char *d = getenv("KVASIR_LOGHUB");
   struct stat sb;
@@ -106,7 +118,47 @@ static void test_burst_in_top5(void **st) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* A WARN-level burst (not an error) of a new template in HDFS. */
+static void test_warn_burst_hdfs(void **st) {
+  size_t len;
+  char *b = sample_of("HDFS", &len);
+  size_t cut = 0;
+  for (int k = 0; k < 1200 && cut < len; cut++)
+    if (b[cut] == '\n') k++;
+  char ts[14];
+  memcpy(ts, b + cut, 13); /* "081109 203615" */
+  ts[13] = 0;
+  size_t cap = len + 40 * 256, k = cut;
+  char *inj = malloc(cap);
+  memcpy(inj, b, cut);
+  for (int i = 0; i < 40; i++)
+    k += (size_t)snprintf(inj + k, cap - k,
+                          "%s %d WARN dfs.DataNode$BlockReceiver: Slow BlockReceiver write packet to mirror took "
+                          "%dms (threshold=300ms)\n",
+                          ts, 100 + i, 400 + i * 37);
+  memcpy(inj + k, b + cut, len - cut);
+  k += len - cut;
+  char dir[] = "/tmp/kvasir-triage-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  log_triage t;
+  assert_int_equal(run(dir, "hdfs", inj, k, &t), 0);
+  int at = -1;
+  for (size_t i = 0; i < t.n; i++) {
+    printf("  %zu. %-5s %.1f %s\n", i + 1, log_triage_kind(t.items[i].kind), t.items[i].score, t.items[i].template_text);
+    if (strstr(t.items[i].template_text, "Slow BlockReceiver")) at = (int)i;
+  }
+  assert_true(at >= 0 && at < 5);
+  assert_int_equal(t.items[at].count, 40);
+  assert_int_equal(t.items[at].first_line, 1201);
+  log_triage_free(&t);
+  free(inj);
+  free(b);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5), cmocka_unit_test(test_warn_burst_hdfs)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
