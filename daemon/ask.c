@@ -19,9 +19,11 @@
 
 #include "daemon/backend.h"
 
-#define MAX_CONTEXT_BYTES 6000  /* retrieved text given to the model */
-#define MAX_CHUNK_BYTES 1500
-#define MAX_PREFIX_BYTES 3000   /* repo map / file list in the resident prefix */
+/* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
+ * hundred tokens per second, so the prompt stays near 1500 tokens. */
+#define MAX_CONTEXT_BYTES 3000  /* retrieved text given to the model */
+#define MAX_CHUNK_BYTES 1000
+#define MAX_PREFIX_BYTES 1500   /* repo map / file list in the resident prefix */
 
 typedef struct sbuf {
   char *p;
@@ -274,7 +276,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
     rc = eng_ctx_create(&pre->ctx, model, &cp, err);
   }
   if (!rc && (int)n + a->max_tokens > eng_ctx_n_ctx(pre->ctx))
-    rc = kv_err_set(err, KV_ELIMIT, "ask: prompt of %zu tokens + %d to generate exceeds the context of %d", n,
+    rc = kv_err_set(err, KV_ELIMIT, "prompt of %zu tokens + %d to generate exceeds the context of %d", n,
                     a->max_tokens, eng_ctx_n_ctx(pre->ctx));
   eng_sampler *smp = NULL;
   eng_gen_result gr;
@@ -322,12 +324,12 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   ask_ctx a;
   memset(&a, 0, sizeof a);
   a.question = dmn_param_str(j->params, "question", 0);
-  if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "ask: missing string param 'question'");
+  if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "missing string param 'question'");
   a.file = dmn_param_str(j->params, "file", 1);
   a.max_tokens = dmn_param_int(j->params, "max_tokens", -1, 256);
-  a.k = dmn_param_int(j->params, "k", -1, 6);
+  a.k = dmn_param_int(j->params, "k", -1, 4);
   if (a.max_tokens < 1 || a.max_tokens > 4096) a.max_tokens = 256;
-  if (a.k < 1 || a.k > 32) a.k = 6;
+  if (a.k < 1 || a.k > 32) a.k = 4;
   const char *repo = dmn_param_str(j->params, "repo", -1);
   int rc = dmn_repos_resolve(dmn_server_repos(s), repo ? repo : a.file, a.repo, sizeof a.repo, err);
   if (rc) return rc;

@@ -1,0 +1,207 @@
+/*
+ * test_ask_e2e.c — the whole path: start the real kvasird (a subprocess)
+ * in temporary XDG directories, register a temporary git repository made of
+ * real code from this project (repo.add, waiting for the index), ask about a
+ * function, and check that the citations point at that function's file and
+ * lines — the lines found independently here by scanning the file for the
+ * definition. Then the same through the `kvasir ask` CLI, and a clean
+ * `kvasir shutdown`.
+ *
+ * The model: $KVASIR_MODEL when set (the answer is generated and streamed);
+ * otherwise the daemon's stub generator, so the test needs no model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc/ipc.h"
+
+static char root[64], repo[128];
+static pid_t daemon_pid;
+
+static void sh(const char *cmd) {
+  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
+}
+
+/* [l0, l1] of the C function whose definition line starts with `sig`. */
+static void find_function(const char *path, const char *sig, int *l0, int *l1) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[4096];
+  int n = 0;
+  *l0 = *l1 = 0;
+  while (fgets(line, sizeof line, f)) {
+    n++;
+    if (!*l0 && !strncmp(line, sig, strlen(sig))) *l0 = n;
+    else if (*l0 && !*l1 && !strcmp(line, "}\n")) *l1 = n;
+  }
+  fclose(f);
+  assert_true(*l0 > 0 && *l1 > *l0);
+}
+
+static int setup(void **st) {
+  snprintf(root, sizeof root, "/tmp/kvasir-e2e-XXXXXX");
+  if (!mkdtemp(root)) return 1;
+  const char *kinds[][2] = {{"XDG_RUNTIME_DIR", "run"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"},
+                            {"XDG_CACHE_HOME", "cache"}};
+  for (int i = 0; i < 4; i++) {
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", root, kinds[i][1]);
+    kv_mkdirs(p, 0700, NULL);
+    setenv(kinds[i][0], p, 1);
+  }
+  snprintf(repo, sizeof repo, "%s/repo", root);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s && cd %s && git init -q . && cp %s/ipc/crypto.c %s/ipc/frame.c %s/ipc/rpc.c %s/base/base.c . "
+           "&& git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
+           repo, repo, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR);
+  sh(cmd);
+  const char *model = getenv("KVASIR_MODEL");
+  int use_model = model && *model && access(model, R_OK) == 0;
+  daemon_pid = fork();
+  if (daemon_pid == 0) {
+    char exe[512], log[160];
+    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
+    snprintf(log, sizeof log, "%s/kvasird.log", root);
+    if (!freopen(log, "w", stderr)) _exit(127);
+    if (use_model) execl(exe, exe, "--foreground", "--no-watch", "--model", model, (char *)NULL);
+    else execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
+    _exit(127);
+  }
+  /* wait for the socket */
+  for (int i = 0; i < 200; i++) {
+    ipc_client *c;
+    kv_err e;
+    if (ipc_client_connect(&c, NULL, NULL, &e) == 0) {
+      ipc_client_close(c);
+      return 0;
+    }
+    struct timespec ts = {0, 25 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return 1;
+}
+
+static int teardown(void **st) {
+  if (daemon_pid > 0) {
+    kill(daemon_pid, SIGTERM);
+    int status;
+    waitpid(daemon_pid, &status, 0);
+  }
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+  if (system(cmd) != 0) return 1;
+  return 0;
+}
+
+typedef struct seen {
+  int tokens, progress, context;
+} seen;
+
+static int on_note(void *ud, const char *method, const cJSON *params) {
+  seen *s = ud;
+  if (!strcmp(method, "ask.token")) s->tokens++;
+  else if (!strcmp(method, "progress")) s->progress++;
+  else if (!strcmp(method, "ask.context")) s->context++;
+  return 0;
+}
+
+/* 1 when one citation is in `file` and overlaps [l0, l1]. */
+static int cites(const cJSON *r, const char *file, int l0, int l1) {
+  const cJSON *c;
+  cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "citations")) {
+    const char *p = cJSON_GetObjectItem(c, "path")->valuestring;
+    int a = cJSON_GetObjectItem(c, "start_line")->valueint, b = cJSON_GetObjectItem(c, "end_line")->valueint;
+    if (!strcmp(p, file) && a <= l1 && b >= l0) return 1;
+  }
+  return 0;
+}
+
+static void test_ask_cites_the_function(void **st) {
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "path", repo);
+  cJSON_AddBoolToObject(p, "wait", 1);
+  seen s = {0};
+  assert_int_equal(ipc_client_call(c, "repo.add", p, on_note, &s, 120000, &r, &e), 0);
+  assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "index"), "files_indexed")->valueint == 4);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+
+  struct {
+    const char *question, *file, *sig;
+  } cases[] = {
+      {"How does ipc_secret_load check the permissions of the secret key file?", "crypto.c", "int ipc_secret_load("},
+      {"What does kv_mkdirs do when creating directories?", "base.c", "int kv_mkdirs("},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char path[256];
+    int l0, l1;
+    snprintf(path, sizeof path, "%s/%s", repo, cases[i].file);
+    find_function(path, cases[i].sig, &l0, &l1);
+    p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "question", cases[i].question);
+    cJSON_AddStringToObject(p, "repo", repo);
+    cJSON_AddNumberToObject(p, "max_tokens", 24);
+    memset(&s, 0, sizeof s);
+    int rc = ipc_client_call(c, "ask", p, on_note, &s, 240000, &r, &e);
+    if (rc) fail_msg("ask: %s", e.msg);
+    if (!cites(r, cases[i].file, l0, l1)) {
+      char *t = cJSON_Print(cJSON_GetObjectItem(r, "citations"));
+      fail_msg("no citation of %s:%d-%d in %s", cases[i].file, l0, l1, t);
+    }
+    assert_int_equal(s.context, 1);
+    assert_true(s.tokens > 0); /* the answer streamed */
+    assert_true(strlen(cJSON_GetObjectItem(r, "answer")->valuestring) > 0);
+    cJSON_Delete(p);
+    cJSON_Delete(r);
+  }
+  ipc_client_close(c);
+}
+
+static void test_cli_ask_and_shutdown(void **st) {
+  char cmd[1024], out[8192] = "";
+  snprintf(cmd, sizeof cmd, "%s/cli/kvasir ask --repo %s --max-tokens 8 'where is kv_mkdirs defined' 2>&1",
+           KVASIR_BINARY_DIR, repo);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t n = fread(out, 1, sizeof out - 1, f);
+  out[n] = 0;
+  assert_int_equal(pclose(f), 0);
+  assert_non_null(strstr(out, "Sources"));
+  assert_non_null(strstr(out, "base.c:"));
+  snprintf(cmd, sizeof cmd, "%s/cli/kvasir status --json > /dev/null", KVASIR_BINARY_DIR);
+  sh(cmd);
+  snprintf(cmd, sizeof cmd, "%s/cli/kvasir shutdown > /dev/null", KVASIR_BINARY_DIR);
+  sh(cmd);
+  int status;
+  assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  daemon_pid = 0;
+  /* and the CLI says so clearly afterwards */
+  snprintf(cmd, sizeof cmd, "%s/cli/kvasir status 2>&1", KVASIR_BINARY_DIR);
+  f = popen(cmd, "r");
+  n = fread(out, 1, sizeof out - 1, f);
+  out[n] = 0;
+  assert_int_not_equal(pclose(f), 0);
+  assert_non_null(strstr(out, "not running"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ask_cites_the_function),
+      cmocka_unit_test(test_cli_ask_and_shutdown),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
