@@ -10,6 +10,8 @@
  * while no token has reached the caller; after that the result carries a
  * fallback signal naming the local tier and a note for the answer. Each
  * attempt is limited by timeout_ms (whole request) and connect_timeout_ms.
+ * A server that ignores "stream" and answers with one JSON completion is
+ * accepted too (its message arrives as a single token).
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -35,14 +37,17 @@ typedef struct stream {
   size_t errlen;
   uint64_t tokens;
   int done, aborted, overflow, bad_json;
+  char *raw;             /* the 200 body as received, for servers that ignore "stream" */
+  size_t raw_n;
 } stream;
 
-/* Deliver the content delta of one streamed JSON chunk. */
-static int deliver_json(stream *s, const char *json, size_t len) {
+/* Deliver the content of one JSON chunk: a streamed delta, or (whole) the
+ * message of a plain, non-streamed completion. */
+static int deliver_json(stream *s, const char *json, size_t len, int whole) {
   cJSON *root = cJSON_ParseWithLength(json, len);
   if (!root) { s->bad_json = 1; return 0; }
   cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
-  cJSON *m = cJSON_GetObjectItemCaseSensitive(ch, "delta");
+  cJSON *m = cJSON_GetObjectItemCaseSensitive(ch, whole ? "message" : "delta");
   cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
   int rc = 0;
   if (cJSON_IsString(c) && c->valuestring[0]) {
@@ -59,7 +64,7 @@ static int sse_line(stream *s, char *line, size_t n) {
   char *v = line + 5;
   if (*v == ' ') v++;
   if (!strcmp(v, "[DONE]")) { s->done = 1; return 0; }
-  return deliver_json(s, v, strlen(v));
+  return deliver_json(s, v, strlen(v), 0);
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
@@ -73,6 +78,10 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
     s->errlen += k;
     s->errbody[s->errlen] = 0;
     return len;
+  }
+  if (s->raw_n + len <= SSE_LINE_MAX) {
+    char *nr = realloc(s->raw, s->raw_n + len + 1);
+    if (nr) memcpy(nr + s->raw_n, ptr, len), s->raw = nr, s->raw_n += len, nr[s->raw_n] = 0;
   }
   for (size_t i = 0; i < len; i++) {
     if (s->n + 2 > s->cap) {
@@ -109,7 +118,7 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
                    long *http, char *why, size_t wn) {
   CURL *h = curl_easy_init();
   if (!h) return snprintf(why, wn, "curl init failed"), 2;
-  s->h = h, s->n = 0, s->errlen = 0, s->errbody[0] = 0, s->done = 0, s->bad_json = 0;
+  s->h = h, s->n = 0, s->errlen = 0, s->errbody[0] = 0, s->done = 0, s->bad_json = 0, s->raw_n = 0;
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -135,6 +144,9 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
     return (*http == 429 || *http >= 500) ? 1 : 2;
   }
   if (s->n) { s->line[s->n] = 0; sse_line(s, s->line, s->n); s->n = 0; } /* last line without '\n' */
+  if (!s->done && s->tokens == 0 && s->raw_n && s->raw[0] == '{') /* a plain JSON completion */
+    if (deliver_json(s, s->raw, s->raw_n, 1) == 0 && s->tokens) return 0;
+  if (s->aborted) return snprintf(why, wn, "canceled by the caller"), 2;
   if (!s->done && s->tokens == 0) return snprintf(why, wn, "stream ended without data"), 1;
   return 0;
 }
@@ -213,6 +225,7 @@ int pol_hosted_send(const pol_policy *p, pol_audit *audit, const pol_decision *d
   }
   curl_slist_free_all(hdrs);
   free(s.line);
+  free(s.raw);
   if (rc && outcome != 3) return rc; /* audit failure: nothing was sent */
   if (outcome == 0) return 0;
   if (outcome == 3) FALLBACK(KV_ELIMIT, "%s", why);

@@ -71,6 +71,12 @@ static void serve(mock *m, int c) {
     const char *resp = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 28\r\n"
                        "Connection: close\r\n\r\n{\"error\":{\"message\":\"boom\"}}";
     send_all(c, resp, strlen(resp));
+  } else if (m->mode == MOCK_JSON) {
+    const char *b = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"whole answer\"}}]}";
+    char resp[512];
+    int k = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s", strlen(b), b);
+    send_all(c, resp, (size_t)k);
   } else if (m->mode == MOCK_HANG) {
     char tmp[256];
     while (wait_readable(m, c) && recv(c, tmp, sizeof tmp, 0) > 0) {} /* until the client gives up */

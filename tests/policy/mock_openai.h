@@ -3,14 +3,14 @@
  * one loopback socket on an ephemeral port. It records every request body
  * and Authorization header exactly as received on the wire, and answers
  * /v1/chat/completions with an SSE stream of the given tokens (split into
- * awkward chunks), a 500, or nothing at all (a hang).
+ * awkward chunks), a plain JSON completion, a 500, or nothing at all (a hang).
  */
 #ifndef KVASIR_TEST_MOCK_OPENAI_H
 #define KVASIR_TEST_MOCK_OPENAI_H
 #include <pthread.h>
 #include <stddef.h>
 
-enum { MOCK_STREAM = 0, MOCK_500, MOCK_HANG };
+enum { MOCK_STREAM = 0, MOCK_500, MOCK_HANG, MOCK_JSON };
 #define MOCK_MAX_REQ 16
 
 typedef struct mock {

@@ -315,6 +315,28 @@ static void offline_makes_no_connection(void **state) {
   mock_free(&m);
 }
 
+static void plain_json_completion(void **state) {
+  (void)state;
+  mock m;
+  assert_int_equal(mock_start(&m, MOCK_JSON, NULL, 0), 0);
+  pol_policy *p = make_policy(m.port, NULL, HOSTED_POLICY);
+  pol_decision d;
+  decide_hosted(p, &d);
+  pol_request r = {.kind = POL_KIND_ASK, .depth = POL_DEPTH_THINK_MAX, .question = "q"};
+  pol_payload *pl;
+  kv_err err;
+  assert_int_equal(pol_payload_prepare(p, &r, "gpt-mock", 0, &pl, &err), 0);
+  collect c = {0};
+  pol_send_result res;
+  assert_int_equal(pol_hosted_send(p, NULL, &d, pl, on_tok, &c, &res, &err), 0);
+  assert_string_equal(c.text, "whole answer");
+  assert_int_equal(res.attempts, 1);
+  mock_stop(&m);
+  pol_payload_free(pl);
+  pol_policy_free(p);
+  mock_free(&m);
+}
+
 static void key_file_rules(void **state) {
   (void)state;
   mock m;
@@ -372,6 +394,7 @@ int main(void) {
       cmocka_unit_test(http_500_falls_back),
       cmocka_unit_test(hang_falls_back_within_timeout),
       cmocka_unit_test(offline_makes_no_connection),
+      cmocka_unit_test(plain_json_completion),
       cmocka_unit_test(key_file_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
