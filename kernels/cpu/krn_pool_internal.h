@@ -27,11 +27,16 @@ struct krn_pool {
   _Alignas(64) _Atomic uint32_t seq; /* futex word: bumped per job and at stop */
   _Atomic int sleepers;
   _Atomic int stop;
+  _Atomic int running;   /* a krn_pool_run job is open (nested/concurrent calls run inline) */
+  _Atomic int scratch_busy; /* a matmul owns `scratch` (others allocate their own) */
   /* caller-only scratch for quantized activations */
   void *scratch;
   size_t scratch_cap;
 };
 
+/* 1 if the caller now owns the scratch, 0 if another matmul holds it. */
+int krn__pool_scratch_acquire(krn_pool *p);
+void krn__pool_scratch_release(krn_pool *p);
 void *krn__pool_scratch(krn_pool *p, size_t bytes);
 
 #endif

@@ -132,14 +132,23 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
   j.w_stride = krn_row_bytes(type, k);
   if (!j.w_stride || krn__kernels(type, isa, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
   void *owned = NULL;
+  int held = 0;
   if (j.kk.act_type == KRN_F32) {
     j.act = (const uint8_t *)x;
     j.a_stride = k * sizeof(float);
   } else {
     j.a_stride = krn__act_row_bytes(j.kk.act_type, k);
     if (!j.a_stride || m > SIZE_MAX / j.a_stride) { fill_nan(y, m * n_out); return; }
-    void *buf = p ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
-    if (!buf) { fill_nan(y, m * n_out); return; }
+    /* The pool's scratch, unless a matmul on another thread (or an outer
+     * one, from inside a task) holds it: then a private buffer. */
+    const int own = p && krn__pool_scratch_acquire(p);
+    void *buf = own ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
+    if (!buf) {
+      if (own) krn__pool_scratch_release(p);
+      fill_nan(y, m * n_out);
+      return;
+    }
+    held = own;
     j.act = buf;
     if (m > 1) krn_pool_run(p, quant_task, &j, (int)m);
     else quant_task(&j, 0);
@@ -152,6 +161,7 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
   j.rows_per_task = (n_out + tasks - 1) / tasks;
   tasks = (n_out + j.rows_per_task - 1) / j.rows_per_task;
   krn_pool_run(p, mm_task, &j, (int)tasks);
+  if (held) krn__pool_scratch_release(p);
   free(owned);
 }
 

@@ -10,8 +10,8 @@
  * worker announced it is sleeping (seq_cst store/load pairs on both sides,
  * so either the caller sees the sleeper or the sleeper sees the new job).
  *
- * Invariants: one job at a time (krn_pool_run is not reentrant and must be
- * called from one thread at a time). Task indices are claimed with a CAS on
+ * Invariants: one job at a time; a krn_pool_run issued while a job is open
+ * (from inside a task, or from another thread) runs its tasks inline. Task indices are claimed with a CAS on
  * one 64-bit word `claim` = (job id | n_tasks | next index), so a claim
  * succeeds only while that job is open, and the claimer reads fn/ctx after
  * it; a worker that is late for job g can never run an index of job g+1 with
@@ -141,11 +141,15 @@ static void offset_run(void *ctx, int i) {
 
 void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_tasks) {
   if (n_tasks <= 0) return;
-  if (!p || p->n == 1 || n_tasks == 1) {
+  /* Inline when there is nothing to share, and when a job is already open:
+   * a task calling back into its own pool, or a second thread using it at
+   * the same time, gets correct (serial) execution instead of corruption. */
+  if (!p || p->n == 1 || n_tasks == 1 || atomic_exchange_explicit(&p->running, 1, memory_order_acquire)) {
     for (int i = 0; i < n_tasks; i++) fn(ctx, i);
     return;
   }
   if (n_tasks > MAX_TASKS) { /* the claim word holds 20-bit counts */
+    atomic_store_explicit(&p->running, 0, memory_order_release);
     for (int base = 0; base < n_tasks; base += MAX_TASKS) {
       offset_job oj = {fn, ctx, base};
       krn_pool_run(p, offset_run, &oj, n_tasks - base < MAX_TASKS ? n_tasks - base : MAX_TASKS);
@@ -167,10 +171,15 @@ void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_ta
     cpu_relax();
     if ((i & 31) == 31) sched_yield();
   }
+  atomic_store_explicit(&p->running, 0, memory_order_release);
 }
 
 /* Scratch memory owned by the pool (activations quantized for a matmul).
- * Grows, never shrinks; NULL on allocation failure. */
+ * Grows, never shrinks; NULL on allocation failure. The caller must hold
+ * scratch_busy (krn__pool_scratch_acquire). */
+int krn__pool_scratch_acquire(krn_pool *p) { return !atomic_exchange_explicit(&p->scratch_busy, 1, memory_order_acquire); }
+void krn__pool_scratch_release(krn_pool *p) { atomic_store_explicit(&p->scratch_busy, 0, memory_order_release); }
+
 void *krn__pool_scratch(krn_pool *p, size_t bytes) {
   if (p->scratch_cap < bytes) {
     void *s = NULL;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,58 @@ static void test_pool(void **st) {
   free(hits);
 }
 
+/* Misuse that must stay correct: a task calling back into its pool
+ * (krn_pool_run and krn_matmul nested), and threads sharing one pool. Each
+ * caller has its own activations, so mixing up jobs changes outputs. */
+enum { SH_OUT = 37, SH_K = 256, SH_M = 3, SH_SETS = 8 };
+typedef struct {
+  krn_pool *p;
+  const void *W;
+  float x[SH_SETS][SH_K * SH_M];
+  float want[SH_SETS][SH_OUT * SH_M];
+  _Atomic int bad;
+} share_ctx;
+
+static void nested_task(void *ctx, int i) {
+  share_ctx *c = ctx;
+  float y[SH_OUT * SH_M];
+  krn_matmul(c->p, KRN_Q4_K, c->W, SH_OUT, SH_K, c->x[i % SH_SETS], SH_M, y);
+  if (memcmp(y, c->want[i % SH_SETS], sizeof y)) atomic_fetch_add(&c->bad, 1);
+}
+
+typedef struct {
+  share_ctx *c;
+  int id;
+} share_arg;
+static void *share_thread(void *arg) {
+  share_arg *a = arg;
+  for (int r = 0; r < 40; r++) nested_task(a->c, a->id + 2 * r);
+  return NULL;
+}
+
+static void test_pool_nested_and_shared(void **st) {
+  (void)st;
+  uint32_t s = 11;
+  share_ctx *c = calloc(1, sizeof *c);
+  c->W = rand_weights(KRN_Q4_K, SH_OUT, SH_K, &s);
+  for (int k = 0; k < SH_SETS; k++)
+    for (int i = 0; i < SH_K * SH_M; i++) c->x[k][i] = rng_f(&s);
+  assert_int_equal(krn_pool_create(&c->p, 3), 0);
+  for (int k = 0; k < SH_SETS; k++) krn_matmul_ref(KRN_Q4_K, c->W, SH_OUT, SH_K, c->x[k], SH_M, c->want[k]);
+  /* the pool's own ISA may differ from the reference in the last bits */
+  for (int k = 0; k < SH_SETS; k++) krn_matmul(c->p, KRN_Q4_K, c->W, SH_OUT, SH_K, c->x[k], SH_M, c->want[k]);
+  for (int rep = 0; rep < 20; rep++) krn_pool_run(c->p, nested_task, c, 24); /* matmul from inside tasks */
+  pthread_t th[2];
+  share_arg args[3] = {{c, 0}, {c, 1}, {c, 5}};
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, share_thread, &args[i]), 0);
+  share_thread(&args[2]);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  assert_int_equal(atomic_load(&c->bad), 0);
+  krn_pool_free(c->p);
+  free((void *)c->W);
+  free(c);
+}
+
 static void test_bad_shapes_fill_nan(void **st) {
   (void)st;
   uint8_t W[144 * 2] = {0};
@@ -304,7 +357,7 @@ int main(void) {
       cmocka_unit_test(test_matmul_ref_vs_dequant), cmocka_unit_test(test_simd_vs_scalar),
       cmocka_unit_test(test_fast_paths_present),    cmocka_unit_test(test_pool),
       cmocka_unit_test(test_bad_shapes_fill_nan),   cmocka_unit_test(test_ops),
-      cmocka_unit_test(test_exp_and_softmax_simd),
+      cmocka_unit_test(test_exp_and_softmax_simd),  cmocka_unit_test(test_pool_nested_and_shared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
