@@ -414,7 +414,10 @@ int pol_policy_from_buffers(pol_policy **out, const char *config_yaml, size_t co
   if (!p) return kv_err_set(err, KV_ENOMEM, "out of memory");
   int rc = build(p, config_yaml, config_len, config_name, policy_yaml, policy_len, policy_name, err);
   if (rc) { free(p); return rc; }
-  if (project_dir) snprintf(p->project, sizeof p->project, "%s", project_dir);
+  if (project_dir) { /* canonical when it exists, so key-file and audit paths compare equal */
+    char abs[PATH_MAX];
+    snprintf(p->project, sizeof p->project, "%s", realpath(project_dir, abs) ? abs : project_dir);
+  }
   *out = p;
   return 0;
 }

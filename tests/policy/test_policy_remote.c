@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "mock_openai.h"
 #include "policy/policy.h"
@@ -370,6 +371,70 @@ static void key_file_rules(void **state) {
   mock_free(&m);
 }
 
+/* A key file inside the project would be committed with it: refused. */
+static void key_in_project_refused(void **state) {
+  (void)state;
+  mock m;
+  assert_int_equal(mock_start(&m, MOCK_STREAM, TOKENS, 1), 0);
+  char keyf[400], cfg[1024];
+  snprintf(keyf, sizeof keyf, "%s/inproj.key", tmpdir);
+  FILE *f = fopen(keyf, "w");
+  fputs("sk-committed-by-mistake-0123\n", f);
+  fclose(f);
+  chmod(keyf, 0600);
+  snprintf(cfg, sizeof cfg, "tiers:\n  hosted-large:\n    base_url: http://127.0.0.1:%d/v1\n    model: m\n    api_key_file: %s\n",
+           m.port, keyf);
+  pol_policy *p;
+  kv_err err;
+  assert_int_equal(pol_policy_from_buffers(&p, cfg, strlen(cfg), "config.yaml", HOSTED_POLICY, strlen(HOSTED_POLICY),
+                                           "policy.yaml", tmpdir, &err), 0);
+  pol_decision d;
+  decide_hosted(p, &d);
+  pol_request r = {.kind = POL_KIND_ASK, .depth = POL_DEPTH_THINK_MAX, .question = "q"};
+  pol_payload *pl;
+  assert_int_equal(pol_payload_prepare(p, &r, "m", 0, &pl, &err), 0);
+  pol_send_result res;
+  assert_int_equal(pol_hosted_send(p, NULL, &d, pl, NULL, NULL, &res, &err), KV_EDENIED);
+  assert_non_null(strstr(err.msg, "inside the project"));
+  assert_int_equal(res.fallback, 1);
+  mock_stop(&m);
+  assert_int_equal(m.connections, 0);
+  pol_payload_free(pl);
+  pol_policy_free(p);
+  mock_free(&m);
+}
+
+/* Decisions are audited too (the daemon records every one). */
+static void decisions_audited(void **state) {
+  (void)state;
+  char path[400];
+  snprintf(path, sizeof path, "%s/decisions.db", tmpdir);
+  pol_audit *a;
+  kv_err err;
+  assert_int_equal(pol_audit_open(&a, path, &err), 0);
+  pol_policy *p = make_policy(9, NULL, HOSTED_POLICY);
+  pol_request r = {.kind = POL_KIND_TRIAGE, .depth = POL_DEPTH_THINK_MAX, .context_tokens = 777};
+  pol_decision d;
+  assert_int_equal(pol_decide(p, &r, &d, &err), 0);
+  assert_int_equal(pol_audit_decision(a, "/proj/test", &r, &d, &err), 0);
+  pol_audit_close(a);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT project, kind, depth, rule, tier, context_tokens FROM decisions", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "/proj/test");
+  assert_string_equal((const char *)sqlite3_column_text(st, 1), "triage");
+  assert_string_equal((const char *)sqlite3_column_text(st, 2), "think-max");
+  assert_string_equal((const char *)sqlite3_column_text(st, 3), "deep-planning");
+  assert_string_equal((const char *)sqlite3_column_text(st, 4), "hosted-large");
+  assert_int_equal(sqlite3_column_int64(st, 5), 777);
+  assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  pol_policy_free(p);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kvasir-test-remote-XXXXXX");
@@ -396,6 +461,8 @@ int main(void) {
       cmocka_unit_test(offline_makes_no_connection),
       cmocka_unit_test(plain_json_completion),
       cmocka_unit_test(key_file_rules),
+      cmocka_unit_test(key_in_project_refused),
+      cmocka_unit_test(decisions_audited),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
