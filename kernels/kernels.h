@@ -49,7 +49,11 @@ int krn_pool_create(krn_pool **out, int n_threads);
 void krn_pool_free(krn_pool *p);
 int krn_pool_threads(const krn_pool *p);
 /* Run fn(ctx, i) for i in [0, n_tasks) across the pool (caller participates);
- * returns when all are done. p may be NULL (runs inline). */
+ * returns when all are done. p may be NULL (runs inline). A call made while
+ * the pool is busy (from inside a task, or from another thread) runs its
+ * tasks inline on the calling thread: correct, just not parallel. Workers
+ * spin briefly between jobs (then sleep on a futex) so back-to-back jobs
+ * start in about a microsecond. */
 void krn_pool_run(krn_pool *p, void (*fn)(void *ctx, int i), void *ctx, int n_tasks);
 /* The ISA level ("scalar", "avx2", "avx512") this pool's matmuls use: fixed
  * at krn_pool_create from krn_isa_name(). p NULL: the process-wide level. */
@@ -63,6 +67,9 @@ const char *krn_pool_isa(const krn_pool *p);
  * (tests/kernels hold them to ggml's own vec_dot outputs). ---- */
 void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m,
                 float *y);
+/* (krn_matmul: k must be a multiple of the type's block size and the type a
+ * weight type, else y is filled with NaN. Safe to call from several threads
+ * on one pool; only one of them runs in parallel at a time.) */
 /* Same, forced to the scalar reference path (tests compare SIMD against it). */
 void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y);
 /* Same, with the ISA capped at `isa` ("scalar", "avx2", "avx512"); for tests
