@@ -4,6 +4,7 @@
 // `kvasir bridge` when the CLI (KVASIR_CLI) implements it, otherwise the
 // node relay with the same contract (editors/vscode/dist/bridge.js).
 // Exit 0 = pass, 1 = fail, 77 = skipped (no nvim >= 0.7).
+//   node run.mjs [SPEC.lua] [--model GGUF]   (with --model: the real engine)
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -29,16 +30,20 @@ function bridgeCmd() {
   return [process.execPath, path.resolve(plugin, "../vscode/dist/bridge.js")];
 }
 
-const d = await startDaemon({ stubMs: 20 });
+const argv = process.argv.slice(2);
+const mi = argv.indexOf("--model");
+const model = mi >= 0 ? argv[mi + 1] : null;
+const spec = argv.find((a, i) => a.endsWith(".lua") && i !== mi + 1) || "ask_spec.lua";
+const d = await startDaemon(model ? { stubMs: 0, model } : { stubMs: 20 });
 let rc = 1;
 try {
   const cmd = bridgeCmd();
   console.log(`bridge: ${cmd.join(" ")}`);
   const env = { ...d.env, KVASIR_TEST_REPO: d.repo, KVASIR_TEST_BRIDGE: JSON.stringify(cmd) };
   const args = ["--headless", "-u", "NONE", "-i", "NONE", "-n", "--cmd", `set rtp^=${plugin}`,
-    "--cmd", "runtime plugin/kvasir.lua", "-c", `luafile ${path.join(here, "ask_spec.lua")}`];
+    "--cmd", "runtime plugin/kvasir.lua", "-c", `luafile ${path.join(here, spec)}`];
   const p = spawn(nvim, args, { env, stdio: ["ignore", "inherit", "inherit"] });
-  const timer = setTimeout(() => p.kill("SIGKILL"), 120000);
+  const timer = setTimeout(() => p.kill("SIGKILL"), model ? 240000 : 120000);
   rc = await new Promise((r) => p.on("exit", (code, sig) => r(code === null ? 1 : code)));
   clearTimeout(timer);
 } finally {

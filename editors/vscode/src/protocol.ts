@@ -110,34 +110,52 @@ export function frame(payload: Uint8Array): Buffer {
   return b;
 }
 
-/* Incremental decoder: push() bytes, then next() until it returns null. */
+/* Incremental decoder: push() bytes, then next() until it returns null.
+ * Chunks are joined only once a whole frame is buffered, so a large frame
+ * arriving in many pieces is copied O(1) times, not once per piece. */
 export class Framer {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private total = 0;
   consumed = 0;
   constructor(public max: number) {}
   push(data: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    if (data.length === 0) return;
+    this.chunks.push(data);
+    this.total += data.length;
     this.check();
   }
-  private check(): void {
-    if (this.buf.length >= 4) {
-      const n = this.buf.readUInt32BE(0);
-      if (n > this.max)
-        throw new KvasirError(Codes.ELIMIT, `frame at byte offset ${this.consumed}: length ${n} exceeds the cap of ${this.max} bytes`);
-    }
+  /* The first n buffered bytes as one contiguous buffer (n <= total). */
+  private head(n: number): Buffer {
+    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks, this.total)];
+    return this.chunks[0];
+  }
+  private check(): number {
+    if (this.total < 4) return -1;
+    const n = this.head(4).readUInt32BE(0);
+    if (n > this.max)
+      throw new KvasirError(Codes.ELIMIT, `frame at byte offset ${this.consumed}: length ${n} exceeds the cap of ${this.max} bytes`);
+    return n;
   }
   next(): Buffer | null {
-    if (this.buf.length < 4) return null;
-    this.check();
-    const n = this.buf.readUInt32BE(0);
-    if (this.buf.length - 4 < n) return null;
-    const p = this.buf.subarray(4, 4 + n);
-    this.buf = this.buf.subarray(4 + n);
+    const n = this.check();
+    if (n < 0 || this.total - 4 < n) return null;
+    const b = this.head(4 + n);
+    const p = b.subarray(4, 4 + n);
+    if (b.length === 4 + n) this.chunks.shift();
+    else this.chunks[0] = b.subarray(4 + n);
+    this.total -= 4 + n;
     this.consumed += 4 + n;
     return p;
   }
   pending(): number {
-    return this.buf.length;
+    return this.total;
+  }
+  /* Removes and returns everything buffered (handing over to another framer). */
+  drain(): Buffer {
+    const b = Buffer.concat(this.chunks, this.total);
+    this.chunks = [];
+    this.total = 0;
+    return b;
   }
 }
 
@@ -339,7 +357,7 @@ export class KvasirClient extends EventEmitter {
       });
       sock.write(frame(session.finish(reply)));
       const c = new KvasirClient(sock, session);
-      if (hs.pending()) c.onData(Buffer.from((hs as any).buf));
+      if (hs.pending()) c.onData(hs.drain());
       sock.on("data", (d: Buffer) => c.onData(d));
       sock.on("end", () => c.fail(session.peerFinal ? null : new KvasirError(Codes.EIO, "the daemon closed the connection without a final message")));
       sock.on("error", (e) => c.fail(new KvasirError(Codes.EIO, `daemon socket: ${e.message}`)));

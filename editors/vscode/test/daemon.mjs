@@ -35,7 +35,8 @@ export const REPO_FILES = {
   "README.md": "# demo\nA tiny repository for the editor tests.\n",
 };
 
-export async function startDaemon({ stubMs = 20, workers = 2 } = {}) {
+// model: a GGUF for the real engine (then stubMs should be 0).
+export async function startDaemon({ stubMs = 20, workers = 2, model = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvedt-"));
   const env = {
     ...process.env,
@@ -44,7 +45,7 @@ export async function startDaemon({ stubMs = 20, workers = 2 } = {}) {
     XDG_CONFIG_HOME: path.join(dir, "config"),
     XDG_DATA_HOME: path.join(dir, "data"),
     XDG_CACHE_HOME: path.join(dir, "cache"),
-    KVASIR_MODEL: path.join(dir, "no-model.gguf"),
+    KVASIR_MODEL: model || path.join(dir, "no-model.gguf"),
     GIT_CONFIG_NOSYSTEM: "1",
   };
   fs.mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
@@ -58,7 +59,8 @@ export async function startDaemon({ stubMs = 20, workers = 2 } = {}) {
   git("add", "-A");
   git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init");
   const bin = findKvasird();
-  const args = ["--foreground", "--no-watch", "--workers", String(workers), "--stub-generator", String(stubMs)];
+  const args = ["--foreground", "--no-watch", "--workers", String(workers)];
+  if (stubMs > 0) args.push("--stub-generator", String(stubMs));
   const proc = spawn(bin, args, { env, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => (log += d));

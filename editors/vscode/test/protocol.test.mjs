@@ -45,6 +45,19 @@ test("framer: partial feeds, several frames per chunk, size cap", () => {
   assert.equal(f.next().toString(), "world!");
   assert.equal(f.pending(), 0);
   assert.equal(f.consumed, all.length);
+  // one byte at a time, and a frame split over many pieces
+  const h = new Framer(1 << 20);
+  const big = Buffer.alloc(300000, 7);
+  big[299999] = 9;
+  const stream = Buffer.concat([frame(Buffer.from("x")), frame(big), frame(Buffer.alloc(0))]);
+  const got = [];
+  for (let i = 0; i < 10; i++) { h.push(stream.subarray(i, i + 1)); for (let f = h.next(); f; f = h.next()) got.push(f); }
+  for (let i = 10; i < stream.length; i += 4096) { h.push(stream.subarray(i, i + 4096)); for (let f = h.next(); f; f = h.next()) got.push(f); }
+  assert.equal(got.length, 3);
+  assert.equal(got[0].toString(), "x");
+  assert.ok(got[1].equals(big));
+  assert.equal(got[2].length, 0);
+  assert.equal(h.pending(), 0);
   const g = new Framer(16);
   assert.throws(() => g.push(Buffer.from([0, 0, 0, 17])), (e) => e.code === Codes.ELIMIT && /offset 0/.test(e.message));
 });

@@ -60,9 +60,9 @@ local function client()
   local c, err = rpc.start({
     cmd = config.cmd,
     env = config.env,
-    on_exit = function(code, text)
+    on_exit = function(code, text, had_pending)
       if state.client and state.client.closed then state.client = nil end
-      if code ~= 0 and text ~= "" then notify(explain_error(text), vim.log.levels.WARN) end
+      if code ~= 0 and text ~= "" and not had_pending then notify(explain_error(text), vim.log.levels.WARN) end
     end,
   })
   if not c then
@@ -443,6 +443,8 @@ local function ghost_request(buf)
     })
   end)
 end
+
+M._ghost_request = ghost_request -- tests: ask now, skipping the debounce
 
 -- Inserts the shown completion at the cursor.
 function M.ghost_accept()

@@ -30,7 +30,7 @@ end
 M.denil = denil
 
 -- Starts the bridge. opts: cmd (argv list), env (map, optional),
--- on_notify(method, params), on_exit(code, stderr_text).
+-- on_notify(method, params), on_exit(code, stderr_text, had_pending).
 function M.start(opts)
   local self = setmetatable({
     pending = {}, next_id = 0, closed = false, stderr = {},
@@ -156,10 +156,12 @@ end
 
 function Client:_exited(code, signal)
   local text = table.concat(self.stderr):gsub("%s+$", "")
+  local had_pending = next(self.pending) ~= nil
   self:_fail(text ~= "" and text or ("the bridge exited (status %d)"):format(code))
   if self.stdin and not self.stdin:is_closing() then self.stdin:close() end
   if self.handle and not self.handle:is_closing() then self.handle:close() end
-  if self.on_exit then self.on_exit(code, text) end
+  -- had_pending: the requests' callbacks already reported the failure
+  if self.on_exit then self.on_exit(code, text, had_pending) end
 end
 
 -- Closes stdin (the bridge then closes the session cleanly and exits).
