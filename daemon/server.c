@@ -75,6 +75,8 @@ struct dmn_server {
   dmn_jobs *jobs;
   dmn_repos *repos;
   dmn_backend *backend;
+  pthread_t loop_thread; /* set by dmn_server_run: posts from it skip the outbox */
+  int loop_running;
   double t_start;
   uint64_t n_accepted, n_rejected, n_bad_frames, n_requests, n_truncated;
 };
@@ -218,6 +220,13 @@ static dmn_conn *conn_find(dmn_server *s, uint64_t id) {
 
 void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) {
   if (conn_id == 0) {
+    free(msg);
+    return;
+  }
+  if (__atomic_load_n(&s->loop_running, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), s->loop_thread)) {
+    /* Inline answers from the loop thread go straight out: no outbox hop. */
+    dmn_conn *c = conn_find(s, conn_id);
+    if (c) conn_send(c, msg, n, 0);
     free(msg);
     return;
   }
@@ -679,7 +688,10 @@ fail:
 }
 
 int dmn_server_run(dmn_server *s, kv_err *err) {
+  s->loop_thread = pthread_self();
+  __atomic_store_n(&s->loop_running, 1, __ATOMIC_RELEASE);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  __atomic_store_n(&s->loop_running, 0, __ATOMIC_RELEASE);
   dmn_log(s, DMN_INFO, "daemon.exit", "stopped cleanly after %.1f s", kv_now() - s->t_start);
   return 0;
 }
