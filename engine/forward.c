@@ -28,6 +28,19 @@ static float gelu_tanh(float x) {
   return h16(y);
 }
 
+/* RMSNorm rounded exactly as ggml's RMS_NORM followed by MUL: squares in
+ * f32 summed in double, mean and scale in f32, then x*scale, then *w. In
+ * place is allowed. (krn_rmsnorm sums differently; in these small models
+ * 1e-7 differences are amplified into visible logit changes, and the
+ * reference we are held to is llama.cpp.) */
+static void rmsnorm(float *out, const float *x, const float *w, size_t n, float eps) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+  const float mean = (float)(sum / (double)n);
+  const float scale = 1.0f / sqrtf(mean + eps);
+  for (size_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
 /* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN). */
 static void rope(float *x, int rope_dim, int pos, float base, int neox) {
   const float theta_scale = powf(base, -2.0f / (float)rope_dim);
@@ -87,7 +100,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
   }
   for (int il = 0; il < I->n_layer; il++) {
     const eng_layer *L = &M->layers[il];
-    for (int t = 0; t < m; t++) krn_rmsnorm(c->xn + t * d, c->x + t * d, L->attn_norm->data, d, M->eps, 0.f);
+    for (int t = 0; t < m; t++) rmsnorm(c->xn + t * d, c->x + t * d, L->attn_norm->data, d, M->eps);
     mm(c, L->wq, c->xn, (size_t)m, c->q);
     mm(c, L->wk, c->xn, (size_t)m, c->k);
     mm(c, L->wv, c->xn, (size_t)m, c->v);
@@ -98,14 +111,14 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     for (int t = 0; t < m; t++) {
       for (int hh = 0; hh < I->n_head; hh++) {
         float *q = c->q + t * nq + (size_t)hh * hd;
-        if (L->q_norm) krn_rmsnorm(q, q, L->q_norm->data, hd, M->eps, 0.f);
+        if (L->q_norm) rmsnorm(q, q, L->q_norm->data, hd, M->eps);
         rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
         if (M->arch == ARCH_GEMMA3)
           for (size_t i = 0; i < hd; i++) q[i] *= M->attn_scale; /* gemma scales Q, then kq_scale = 1 */
       }
       for (int hh = 0; hh < I->n_head_kv; hh++) {
         float *k = c->k + t * nkv + (size_t)hh * hd;
-        if (L->k_norm) krn_rmsnorm(k, k, L->k_norm->data, hd, M->eps, 0.f);
+        if (L->k_norm) rmsnorm(k, k, L->k_norm->data, hd, M->eps);
         rope(k, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
       }
       int rc = c->kvo->append(c->kv, il, pos0 + t, c->k + t * nkv, c->v + t * nkv);
@@ -117,9 +130,9 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     mm(c, L->wo, c->att, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {
       float *o = c->o + t * d, *x = c->x + t * d;
-      if (L->post_attn_norm) krn_rmsnorm(o, o, L->post_attn_norm->data, d, M->eps, 0.f);
+      if (L->post_attn_norm) rmsnorm(o, o, L->post_attn_norm->data, d, M->eps);
       for (size_t i = 0; i < d; i++) x[i] += o[i];
-      krn_rmsnorm(c->xn + t * d, x, L->ffn_norm->data, d, M->eps, 0.f);
+      rmsnorm(c->xn + t * d, x, L->ffn_norm->data, d, M->eps);
     }
     mm(c, L->ffn_gate, c->xn, (size_t)m, c->g);
     mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
@@ -130,13 +143,13 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     mm(c, L->ffn_down, c->g, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {
       float *o = c->o + t * d, *x = c->x + t * d;
-      if (L->post_ffn_norm) krn_rmsnorm(o, o, L->post_ffn_norm->data, d, M->eps, 0.f);
+      if (L->post_ffn_norm) rmsnorm(o, o, L->post_ffn_norm->data, d, M->eps);
       for (size_t i = 0; i < d; i++) x[i] += o[i];
     }
   }
   if (!logits) return 0;
   int r0 = all ? 0 : m - 1;
-  for (int t = r0; t < m; t++) krn_rmsnorm(c->xn + (t - r0) * d, c->x + t * d, M->out_norm->data, d, M->eps, 0.f);
+  for (int t = r0; t < m; t++) rmsnorm(c->xn + (t - r0) * d, c->x + t * d, M->out_norm->data, d, M->eps);
   mm(c, M->output, c->xn, (size_t)(m - r0), logits);
   return 0;
 }

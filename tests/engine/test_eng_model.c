@@ -1,0 +1,203 @@
+/*
+ * test_eng_model.c — the forward pass against llama.cpp (goldens from
+ * tests/reference/engine/make_goldens.py, llama.cpp built from source here):
+ *  - perplexity on ppl_text.txt, -c 128, first 4 chunks, within 0.5%;
+ *  - greedy 64-token continuations of 5 prompts identical for >= 4 of 5;
+ * for SmolLM2 (llama) and Gemma 3 (gemma3), plus context mechanics that no
+ * golden covers: a callback cancel stops within one token, a saved state or
+ * a copied prefix gives the same logits as evaluating from scratch, and a
+ * full context is an error, not a crash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "eng_test_util.h"
+
+static eng_model *g_m[2];
+static const char *const g_names[2] = {"smollm2", "gemma3"};
+
+static int setup(void **st) {
+  for (int i = 0; i < 2; i++) {
+    char path[4096];
+    kv_err err = {0};
+    if (eng_test_model(g_names[i], path, sizeof path)) return -1;
+    if (eng_model_open(&g_m[i], path, &err)) { fprintf(stderr, "%s\n", err.msg); return -1; }
+  }
+  return 0;
+}
+static int teardown(void **st) {
+  for (int i = 0; i < 2; i++) eng_model_free(g_m[i]);
+  return 0;
+}
+
+static void check_ppl(int w) {
+  cJSON *g = eng_test_golden(g_names[w]);
+  assert_non_null(g);
+  cJSON *p = cJSON_GetObjectItem(g, "ppl");
+  int ctx = cJSON_GetObjectItem(p, "ctx")->valueint, chunks = cJSON_GetObjectItem(p, "chunks")->valueint;
+  double want = cJSON_GetObjectItem(p, "value")->valuedouble;
+  char path[4096], *buf;
+  size_t len, n;
+  kv_err err = {0};
+  snprintf(path, sizeof path, "%s/tests/reference/engine/ppl_text.txt", eng_src_dir());
+  assert_int_equal(kv_read_file(path, 1 << 20, &buf, &len, &err), 0);
+  int32_t *toks = malloc((len + 8) * sizeof *toks);
+  assert_int_equal(eng_tokenize(g_m[w], buf, len, 1, 1, toks, len + 8, &n, &err), 0);
+  eng_ctx_params cp = {ctx, 2, NULL, NULL};
+  eng_ctx *c;
+  assert_int_equal(eng_ctx_create(&c, g_m[w], &cp, &err), 0);
+  double got;
+  assert_int_equal(eng_perplexity(c, toks, n, chunks, NULL, NULL, &got, &err), 0);
+  fprintf(stderr, "%s: ppl %.4f, llama.cpp %.4f (%+.2f%%)\n", g_names[w], got, want, 100 * (got / want - 1));
+  assert_true(fabs(got / want - 1) <= 0.005);
+  eng_ctx_free(c);
+  free(toks);
+  free(buf);
+  cJSON_Delete(g);
+}
+static void test_ppl_smollm2(void **st) { check_ppl(0); }
+static void test_ppl_gemma3(void **st) { check_ppl(1); }
+
+typedef struct text_buf {
+  char s[4096];
+  size_t n;
+} text_buf;
+static int collect(void *user, int32_t tok, const char *piece, size_t len) {
+  text_buf *t = user;
+  if (t->n + len < sizeof t->s) {
+    memcpy(t->s + t->n, piece, len);
+    t->n += len;
+    t->s[t->n] = 0;
+  }
+  return 0;
+}
+
+static void check_greedy(int w) {
+  cJSON *g = eng_test_golden(g_names[w]);
+  assert_non_null(g);
+  cJSON *it;
+  int same = 0, total = 0;
+  kv_err err = {0};
+  eng_ctx *c;
+  eng_ctx_params cp = {256, 2, NULL, NULL};
+  assert_int_equal(eng_ctx_create(&c, g_m[w], &cp, &err), 0);
+  eng_sampler *s;
+  assert_int_equal(eng_sampler_create(&s, NULL, eng_n_vocab(g_m[w]), &err), 0);
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(g, "greedy")) {
+    const char *prompt = cJSON_GetObjectItem(it, "prompt")->valuestring;
+    const char *want = cJSON_GetObjectItem(it, "continuation")->valuestring;
+    int32_t toks[256];
+    size_t n;
+    assert_int_equal(eng_tokenize(g_m[w], prompt, strlen(prompt), 1, 1, toks, 256, &n, &err), 0);
+    eng_ctx_truncate(c, 0);
+    eng_gen_params gp = {0};
+    gp.max_tokens = 64;
+    text_buf tb = {{0}, 0};
+    gp.on_token = collect;
+    gp.user = &tb;
+    eng_gen_result r;
+    assert_int_equal(eng_generate(c, s, toks, n, &gp, &r, &err), 0);
+    const char *got = tb.s;
+    int ok = !strcmp(got, want);
+    fprintf(stderr, "%s greedy %d: %s\n", g_names[w], total + 1, ok ? "same" : "DIFFERENT");
+    if (!ok) fprintf(stderr, "  got:  %s\n  want: %s\n", got, want);
+    same += ok;
+    total++;
+  }
+  eng_sampler_free(s);
+  eng_ctx_free(c);
+  cJSON_Delete(g);
+  assert_int_equal(total, 5);
+  assert_true(same >= 4);
+}
+static void test_greedy_smollm2(void **st) { check_greedy(0); }
+static void test_greedy_gemma3(void **st) { check_greedy(1); }
+
+typedef struct cb_state {
+  int calls, stop_at;
+} cb_state;
+static int stop_cb(void *user, int32_t tok, const char *piece, size_t len) {
+  cb_state *s = user;
+  return ++s->calls >= s->stop_at;
+}
+
+static void test_cancel_and_state(void **st) {
+  eng_model *m = g_m[0];
+  kv_err err = {0};
+  eng_ctx *c, *d;
+  eng_ctx_params cp = {128, 2, NULL, NULL};
+  assert_int_equal(eng_ctx_create(&c, m, &cp, &err), 0);
+  assert_int_equal(eng_ctx_create(&d, m, &cp, &err), 0);
+  eng_sampler *s;
+  assert_int_equal(eng_sampler_create(&s, NULL, eng_n_vocab(m), &err), 0);
+  int32_t toks[64];
+  size_t n;
+  const char *p = "The quick brown fox jumps over the lazy dog because";
+  assert_int_equal(eng_tokenize(m, p, strlen(p), 1, 1, toks, 64, &n, &err), 0);
+  cb_state cs = {0, 3};
+  eng_gen_params gp = {0};
+  gp.max_tokens = 50;
+  gp.on_token = stop_cb;
+  gp.user = &cs;
+  eng_gen_result r;
+  assert_int_equal(eng_generate(c, s, toks, n, &gp, &r, &err), 0);
+  assert_int_equal(r.stop_reason, ENG_STOP_CALLBACK);
+  assert_int_equal(r.n_gen, 3);
+  assert_int_equal(cs.calls, 3);
+  assert_true(r.mean_logprob < 0 && r.mean_logprob > -20);
+  /* the prompt's cached prefix is reused by the next request */
+  assert_int_equal(eng_generate(c, s, toks, n, &gp, &r, &err), 0);
+  assert_int_equal(r.n_reused, (int)n - 1);
+
+  /* save -> evaluate more -> restore == the saved logits path */
+  eng_ctx_truncate(c, 0);
+  assert_int_equal(eng_ctx_eval(c, toks, n - 2, 0, &err), 0);
+  eng_state *saved;
+  assert_int_equal(eng_ctx_save(c, &saved, &err), 0);
+  assert_int_equal(eng_ctx_eval(c, toks + n - 2, 2, 0, &err), 0);
+  float *ref = malloc((size_t)eng_n_vocab(m) * sizeof *ref);
+  memcpy(ref, eng_ctx_logits(c, 0), (size_t)eng_n_vocab(m) * sizeof *ref);
+  int32_t other[3] = {100, 200, 300};
+  assert_int_equal(eng_ctx_eval(c, other, 3, 0, &err), 0);
+  assert_int_equal(eng_ctx_restore(c, saved, &err), 0);
+  assert_int_equal(eng_ctx_n_past(c), (int)n - 2);
+  assert_int_equal(eng_ctx_eval(c, toks + n - 2, 2, 0, &err), 0);
+  assert_memory_equal(eng_ctx_logits(c, 0), ref, (size_t)eng_n_vocab(m) * sizeof *ref);
+  /* a copied prefix in another context gives the same logits too */
+  assert_int_equal(eng_ctx_copy_prefix(d, c, (int)n - 2, &err), 0);
+  assert_int_equal(eng_ctx_eval(d, toks + n - 2, 2, 0, &err), 0);
+  assert_memory_equal(eng_ctx_logits(d, 0), ref, (size_t)eng_n_vocab(m) * sizeof *ref);
+  /* batch split does not change the result: one token at a time from scratch */
+  eng_ctx_truncate(d, 0);
+  for (size_t i = 0; i < n; i++) assert_int_equal(eng_ctx_eval(d, toks + i, 1, 0, &err), 0);
+  const float *l1 = eng_ctx_logits(d, 0);
+  double maxd = 0;
+  for (int i = 0; i < eng_n_vocab(m); i++) maxd = fmax(maxd, fabs(l1[i] - ref[i]));
+  assert_true(maxd < 1e-3);
+  /* full context: KV_ELIMIT, state unchanged */
+  int32_t many[200];
+  for (int i = 0; i < 200; i++) many[i] = toks[i % n];
+  int before = eng_ctx_n_past(d);
+  assert_int_equal(eng_ctx_eval(d, many, 200, 0, &err), KV_ELIMIT);
+  assert_int_equal(eng_ctx_n_past(d), before);
+  int32_t bad = -5;
+  assert_int_equal(eng_ctx_eval(d, &bad, 1, 0, &err), KV_EINVAL);
+  free(ref);
+  eng_state_free(saved);
+  eng_sampler_free(s);
+  eng_ctx_free(d);
+  eng_ctx_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cancel_and_state), cmocka_unit_test(test_ppl_smollm2), cmocka_unit_test(test_ppl_gemma3),
+      cmocka_unit_test(test_greedy_smollm2),   cmocka_unit_test(test_greedy_gemma3),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
