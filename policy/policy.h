@@ -215,13 +215,18 @@ typedef struct pol_send_result {
   uint64_t tokens_streamed;
 } pol_send_result;
 
-/* Send pl to the hosted tier of decision d, streaming content to cb.
- * Refuses (KV_EDENIED, no connection) when offline or d is not hosted;
- * KV_ELIMIT when the budget is exhausted; every attempt is written to
- * audit (may be NULL only in tests that do not check it) with the sha256
- * of the exact body. Returns 0 on success, or a negative code with
- * res->fallback set when the endpoint failed after bounded retries
- * (5xx, 429, connection errors, timeouts). */
+/* Send pl to the hosted tier of decision d, streaming content deltas to cb
+ * in order (cb may be NULL). Never connects when: the project is offline
+ * (KV_EDENIED, even for a forged decision), d is not a hosted tier
+ * (KV_EDENIED), the key is missing / not 0600 / inside the project, or the
+ * per-day budget would be exceeded (KV_ELIMIT, budget named in err). Every
+ * attempt is written to audit first (may be NULL only where budgets are not
+ * used) with the length and sha256 of the exact body. Connection errors,
+ * timeouts, 429 and 5xx are retried up to the tier's `retries` with
+ * doubling backoff while no token has reached cb; worst case before giving
+ * up: (retries + 1) * timeout_ms + backoffs. Returns 0 on success. On any
+ * refusal or failure except KV_ECANCELED (cb returned nonzero) res->fallback
+ * is 1: answer with res->fallback_tier and show res->note in the answer. */
 int pol_hosted_send(const pol_policy *p, pol_audit *audit, const pol_decision *d, const pol_payload *pl,
                     pol_token_cb cb, void *user, pol_send_result *res, kv_err *err);
 
