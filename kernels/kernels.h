@@ -87,6 +87,10 @@ float krn_f16_to_f32(uint16_t h);
 uint16_t krn_f32_to_f16(float f);
 float krn_bf16_to_f32(uint16_t h);
 uint16_t krn_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+/* Whole rows (F16C/AVX2 where present; bit-identical to the scalar calls). */
+void krn_f16_to_f32_row(const uint16_t *h, float *x, size_t n);
+void krn_f32_to_f16_row(const float *x, uint16_t *h, size_t n);
+void krn_bf16_to_f32_row(const uint16_t *h, float *x, size_t n);
 
 #ifdef __cplusplus
 }
