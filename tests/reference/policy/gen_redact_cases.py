@@ -78,6 +78,10 @@ NEGATIVE = [
     "sk-learn is a nickname; see https://scikit-learn.org/stable/",
     "https://user@example.com/path has a user but no password",
     "version_2024_11_23_release_candidate_final",
+    "uint8_t tag = final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;",
+    'snprintf(path, sizeof path, "%s/models/DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf", dir);',
+    "`-m` defaults to `$XDG_CACHE_HOME/kvasir/models/SmolLM2-135M-Instruct.Q4_1.gguf`.",
+    '"integrity": "sha512-Fy4iLvBgGXmFZnDP8ClchaY0Em4NIlyi17xVEEi9zGbRTNDIGiP6pCRuqQ5hWRnEX6xUBBfr8nq1cWHFDFSlLQ==",',
 ]
 
 with default_settings():
@@ -99,6 +103,17 @@ with default_settings():
     for t in NEGATIVE:
         lines.append({"text": t, "kind": "none", "secret": "", "detect_secrets": None})
 
+# Recall sample for the high-entropy detector: random base64 / base64url
+# tokens of 24-64 characters, kept only when detect-secrets' Base64 plugin
+# flags them too.
+random_tokens = []
+with default_settings():
+    while len(random_tokens) < 400:
+        raw = rng.randbytes(rng.choice([18, 21, 24, 30, 36, 48]))
+        tok = base64.b64encode(raw).decode() if rng.random() < 0.5 else b64u(raw)
+        if "Base64 High Entropy String" in {x.type for x in scan_line(f'secret = "{tok}"')}:
+            random_tokens.append(tok)
+
 samples = ["", "a", "aaaa", "ab", "abcd", "hello world", "3f786850e387550fdab836ed7e6dc881de23001b",
            "ThisIsAVeryLongCamelCaseIdentifierName"] + [base64.b64encode(rng.randbytes(n)).decode() for n in (8, 24, 48)]
 ent = []
@@ -106,4 +121,5 @@ for s in samples:
     c = Counter(s)
     h = -sum(v / len(s) * math.log2(v / len(s)) for v in c.values()) if s else 0.0
     ent.append({"s": s, "bits": h})
-json.dump({"generator": "gen_redact_cases.py + detect-secrets 1.5.0", "lines": lines, "entropy": ent}, sys.stdout, indent=0)
+json.dump({"generator": "gen_redact_cases.py + detect-secrets 1.5.0", "lines": lines, "entropy": ent,
+           "random_tokens": random_tokens}, sys.stdout, indent=0)
