@@ -112,10 +112,15 @@ krn_vec_dot_multi_fn krn__dot_multi_avx512(int type);
 
 /* Activation rows as matmul lays them out in its scratch. Q8_0 / Q8_1 rows
  * are the GGUF blocks, then (at krn__act_ds_offset) f32 pairs (d, s) per
- * block (s = 0 for Q8_0), so the SIMD kernels convert no f16 per row; the
- * scalar kernels read only the blocks. Q8_K rows are the blocks alone.
- * Rows are 64-byte multiples. */
+ * block, then (at krn__act_qs_offset) all the int8 quants contiguously.
+ * s is fp16(d * Σq) for Q8_1 (as GGUF stores it) and the exact Σq for Q8_0.
+ * SIMD kernels convert no f16 per row and the 512-bit ones load two blocks'
+ * quants at once; the scalar kernels read only the blocks. Q8_K rows are the
+ * blocks alone. Rows are 64-byte multiples. */
 static inline size_t krn__act_ds_offset(size_t nb) { return (nb * sizeof(blk_q8_1) + 63) & ~(size_t)63; }
+static inline size_t krn__act_qs_offset(size_t nb) {
+  return krn__act_ds_offset(nb) + ((nb * 2 * sizeof(float) + 63) & ~(size_t)63);
+}
 size_t krn__act_row_bytes(int act_type, size_t k);
 /* Quantize one row of k floats into that layout. */
 void krn__act_quant_row(int act_type, krn_quant_fn q, const float *x, void *dst, size_t k);

@@ -100,7 +100,7 @@ krn_quant_fn krn__quant_scalar(int act_type) {
 size_t krn__act_row_bytes(int act_type, size_t k) {
   if (act_type == KRN_Q8_0 || act_type == KRN_Q8_1) {
     if (k % 32) return 0;
-    return (krn__act_ds_offset(k / 32) + (k / 32) * 2 * sizeof(float) + 63) & ~(size_t)63;
+    return (krn__act_qs_offset(k / 32) + k + 63) & ~(size_t)63;
   }
   return krn_row_bytes(act_type, k);
 }
@@ -110,11 +110,20 @@ void krn__act_quant_row(int act_type, krn_quant_fn q, const float *x, void *dst,
   if (act_type != KRN_Q8_0 && act_type != KRN_Q8_1) return;
   const size_t nb = k / 32;
   float *ds = (float *)((uint8_t *)dst + krn__act_ds_offset(nb));
+  int8_t *qs = (int8_t *)dst + krn__act_qs_offset(nb);
   if (act_type == KRN_Q8_0) {
     const blk_q8_0 *b = dst;
-    for (size_t i = 0; i < nb; i++) ds[2 * i] = krn__h2f(b[i].d), ds[2 * i + 1] = 0.f;
+    for (size_t i = 0; i < nb; i++) {
+      int sum = 0;
+      for (int j = 0; j < 32; j++) sum += b[i].qs[j];
+      ds[2 * i] = krn__h2f(b[i].d), ds[2 * i + 1] = (float)sum;
+      memcpy(qs + 32 * i, b[i].qs, 32);
+    }
   } else {
     const blk_q8_1 *b = dst;
-    for (size_t i = 0; i < nb; i++) ds[2 * i] = krn__h2f(b[i].d), ds[2 * i + 1] = krn__h2f(b[i].s);
+    for (size_t i = 0; i < nb; i++) {
+      ds[2 * i] = krn__h2f(b[i].d), ds[2 * i + 1] = krn__h2f(b[i].s);
+      memcpy(qs + 32 * i, b[i].qs, 32);
+    }
   }
 }
