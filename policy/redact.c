@@ -151,6 +151,7 @@ static int conventional(const char *s, size_t n) {
 static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
   static const char *const AWS[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
   static const char *const GH[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
+  if (!n || !strchr("Aygxse", s[0])) goto entropy; /* no prefixed kind starts with another letter */
   for (size_t i = 0; i < sizeof AWS / sizeof *AWS; i++)
     if (starts(s, n, AWS[i]) && span(s + 4, n - 4, upalnum) >= 16) return *kind = POL_RED_AWS, 4 + span(s + 4, n - 4, upalnum);
   if (starts(s, n, "AIza") && span(s + 4, n - 4, b64url) >= 30) return *kind = POL_RED_GCP, 4 + span(s + 4, n - 4, b64url);
@@ -173,6 +174,7 @@ static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction
       }
     }
   }
+entropy:
   /* Subresource-integrity digests (package-lock.json) are hashes, not secrets. */
   if (starts(s, n, "sha512-") || starts(s, n, "sha384-") || starts(s, n, "sha256-") || starts(s, n, "sha1-")) return 0;
   size_t run = whole_run ? span(s, n, tokch) : 0;
@@ -194,11 +196,12 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
   pol_redactions *c = counts ? counts : &local;
   buf b = {0};
   put(&b, "", 0);
-  size_t i = 0;
+  size_t i = 0, from = 0; /* text[from..i) is clean and not yet copied */
+#define FLUSH() (put(&b, text + from, i - from), from = i)
   while (i < len && !b.oom) {
     const char *s = text + i;
     size_t n = len - i;
-    if (starts(s, n, "-----BEGIN ")) {
+    if (*s == '-' && starts(s, n, "-----BEGIN ")) {
       size_t cap = n < 80 ? n : 80; /* a PEM header line is short */
       const char *eol = memchr(s, '\n', cap);
       size_t hl = eol ? (size_t)(eol - s) : cap;
@@ -217,29 +220,32 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
             e = close ? (size_t)(close - s) : n;
             break;
           }
+        FLUSH();
         mark(&b, c, POL_RED_PRIVATE_KEY);
-        i += e;
+        i += e, from = i;
         continue;
       }
     }
-    if (starts(s, n, "://")) {
+    if (*s == ':' && starts(s, n, "://")) {
       size_t j = 3, colon = 0;
       while (j < n && j < 512 && !strchr("@/ \t\r\n\"'<>`", s[j])) { /* userinfo is short */
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
       if (j < n && s[j] == '@' && colon && colon + 1 < j) {
+        FLUSH();
         put(&b, s, colon + 1);
         mark(&b, c, POL_RED_URL_PASSWORD);
-        i += j;
+        i += j, from = i;
         continue;
       }
     }
-    if (starts(s, n, "hooks.slack.com/services/")) {
+    if (*s == 'h' && starts(s, n, "hooks.slack.com/services/")) {
       size_t j = 25 + span(s + 25, n - 25, tokch);
       if (j > 35) {
+        FLUSH();
         mark(&b, c, POL_RED_SLACK);
-        i += j;
+        i += j, from = i;
         continue;
       }
     }
@@ -250,14 +256,16 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
       pol_redaction_kind k;
       size_t l = token_secret(s, n, !tokch(c0), &k);
       if (l) {
+        FLUSH();
         mark(&b, c, k);
-        i += l;
+        i += l, from = i;
         continue;
       }
     }
-    put(&b, s, 1);
     i++;
   }
+  FLUSH();
+#undef FLUSH
   if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "redact: out of memory"); }
   *out = b.p;
   if (out_len) *out_len = b.n;
