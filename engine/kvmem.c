@@ -139,6 +139,10 @@ int kvm_cache_alloc_shell(kvm_cache **out, const kvm_config *cfg, kv_err *err) {
   c->kvd = cfg->n_kv_heads * cfg->head_dim;
   c->tile = cfg->block > 64 ? cfg->block : 64;
   c->has_f16c = kvm_cpu_has_f16c();
+  for (int b = 0; b < 256; b++) {
+    for (int j = 0; j < 2; j++) c->u4[b][j] = (float)((b >> (4 * j)) & 15);
+    for (int j = 0; j < 4; j++) c->u2[b][j] = (float)((b >> (2 * j)) & 3);
+  }
   c->layers = calloc((size_t)cfg->n_layers, sizeof *c->layers);
   if (!c->layers) {
     free(c);
@@ -371,25 +375,73 @@ static void att_rows_f16(att *a, const uint16_t *kr, const uint16_t *vr, size_t 
   }
 }
 
-/* Dequantize head h of a block into kt/vt ([B][D] each). */
-static void block_dequant(const kvm_cache *c, const uint8_t *hb, float *kt, float *vt, uint8_t *codes) {
+/* Unpack n codes (n % 8 == 0) to floats through the cache's tables. */
+static void codes_to_f32(const kvm_cache *c, const uint8_t *codes, int n, int bits, float *out) {
+  if (bits == 8) {
+    for (int i = 0; i < n; i++) out[i] = (float)codes[i];
+  } else if (bits == 4) {
+    for (int i = 0; i < n / 2; i++) memcpy(out + 2 * i, c->u4[codes[i]], 8);
+  } else {
+    for (int i = 0; i < n / 4; i++) memcpy(out + 4 * i, c->u2[codes[i]], 16);
+  }
+}
+
+/* Fold one compressed block (head slice hb) into the state of the g heads
+ * without materializing K: logit_t = sum_c q_c*lo_c + sum_c (q_c*s_c)*code_ct
+ * over channel-major key codes, and acc += sum_t p_t*lo_t + sum_t (p_t*s_t)*code_t
+ * over token-major value codes. */
+static void fold_block(const kvm_cache *c, att *a, const uint8_t *hb) {
   const kvm_blk_layout *L = &c->L;
-  int B = c->cfg.block, D = c->cfg.head_dim, kq = (1 << c->cfg.key_bits) - 1, vq = (1 << c->cfg.val_bits) - 1;
+  int B = c->cfg.block, D = a->D, g = a->g, kb = c->cfg.key_bits, vb = c->cfg.val_bits;
+  float kq = (float)((1 << kb) - 1), vq = (float)((1 << vb) - 1), *row = a->kt, *lg = a->logit;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
   const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
   const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
   const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  float *lo = a->vt, *hi = a->vt + D; /* scratch: ranges as f32 */
+  kvm_f16_row_to_f32(kmin, lo, D, c->has_f16c);
+  kvm_f16_row_to_f32(kmax, hi, D, c->has_f16c);
+  for (int j = 0; j < g; j++) {
+    const float *q = a->q + (size_t)j * D;
+    float base = 0;
+    for (int ch = 0; ch < D; ch++) base += q[ch] * lo[ch];
+    for (int t = 0; t < B; t++) lg[(size_t)j * B + t] = base;
+  }
   for (int ch = 0; ch < D; ch++) {
-    float lo = kvm_f16_to_f32(kmin[ch]), s = (kvm_f16_to_f32(kmax[ch]) - lo) / (float)kq;
-    kvm_unpack_codes(hb + L->kcodes + (size_t)ch * L->krow, B, c->cfg.key_bits, codes);
-    for (int t = 0; t < B; t++) kt[(size_t)t * D + ch] = lo + s * (float)codes[t];
+    codes_to_f32(c, hb + L->kcodes + (size_t)ch * L->krow, B, kb, row);
+    float s = (hi[ch] - lo[ch]) / kq;
+    for (int j = 0; j < g; j++) axpy_f32(lg + (size_t)j * B, a->q[(size_t)j * D + ch] * s, row, B);
+  }
+  float *vl = a->vt + 2 * D, *vh = a->vt + 2 * D + B, *losum = a->vt + 2 * D + 2 * B;
+  kvm_f16_row_to_f32(vlo, vl, B, c->has_f16c);
+  kvm_f16_row_to_f32(vhi, vh, B, c->has_f16c);
+  for (int j = 0; j < g; j++) {
+    float *l = lg + (size_t)j * B, mx = -INFINITY;
+    for (int t = 0; t < B; t++) {
+      l[t] *= a->scale;
+      if (l[t] > mx) mx = l[t];
+    }
+    float *acc = a->acc + (size_t)j * D;
+    if (mx > a->m[j]) {
+      float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
+      for (int d = 0; d < D; d++) acc[d] *= f;
+      a->l[j] *= f;
+      a->m[j] = mx;
+    }
+    losum[j] = 0;
+    for (int t = 0; t < B; t++) {
+      l[t] = expf(l[t] - a->m[j]);
+      a->l[j] += l[t];
+      losum[j] += l[t] * vl[t];
+    }
   }
   for (int t = 0; t < B; t++) {
-    float lo = kvm_f16_to_f32(vlo[t]), s = (kvm_f16_to_f32(vhi[t]) - lo) / (float)vq;
-    kvm_unpack_codes(hb + L->vcodes + (size_t)t * L->vrow, D, c->cfg.val_bits, codes);
-    float *o = vt + (size_t)t * D;
-    for (int d = 0; d < D; d++) o[d] = lo + s * (float)codes[d];
+    codes_to_f32(c, hb + L->vcodes + (size_t)t * L->vrow, D, vb, row);
+    float s = (vh[t] - vl[t]) / vq;
+    for (int j = 0; j < g; j++) axpy_f32(a->acc + (size_t)j * D, lg[(size_t)j * B + t] * s, row, D);
   }
+  for (int j = 0; j < g; j++)
+    for (int d = 0; d < D; d++) a->acc[(size_t)j * D + d] += losum[j];
 }
 
 static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o) {
@@ -459,7 +511,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   if (lo < 0) lo = 0;
   size_t kvd = (size_t)c->kvd, hoff = (size_t)h * D;
   att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q};
-  a.logit = sc; sc += T;
+  a.logit = sc; sc += (size_t)gq * T;
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
   a.acc = sc; sc += (size_t)gq * D;
@@ -468,8 +520,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   float *bscore = sc; sc += max_blocks(k);
   int *ch = (int *)sc; sc += max_blocks(k); /* chosen block indexes */
   uint8_t *mark = (uint8_t *)sc; sc += max_blocks(k) / 4 + 1;
-  float *lohi = sc; sc += 2 * (size_t)D;
-  uint8_t *codes = (uint8_t *)sc;
+  float *lohi = sc;
   memset(a.acc, 0, (size_t)gq * D * sizeof(float));
   for (int j = 0; j < gq; j++) { a.m[j] = -INFINITY; a.l[j] = 0; }
   int exact = 0, nc = 0, nb = 0;
@@ -523,8 +574,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
       memset(mark, 0, (size_t)nb);
       for (int i = 0; i < nc; i++) {
         mark[ch[i]] = 1;
-        block_dequant(c, blocks[ch[i]] + ho, a.kt, a.vt, codes);
-        att_fold(&a, B, 0.0f);
+        fold_block(c, &a, blocks[ch[i]] + ho);
       }
       if (k->pooled && nc < nb) {
         int r = 0;

@@ -55,6 +55,7 @@ struct kvm_cache {
   int kvd;               /* n_kv_heads * head_dim */
   int tile;              /* rows per attention tile */
   int has_f16c;
+  float u4[256][2], u2[256][4]; /* byte -> its 4-bit / 2-bit codes as floats */
   kvm_layer *layers;
   kvm_prefix *parent;    /* kept alive while this cache points into it */
 };

@@ -1,0 +1,166 @@
+/*
+ * bench_kvmem — the compressed KV memory against full f16 memory, measured
+ * in the same run on the same machine:
+ *   1. synthetic: per-head attention time at the context length, with the
+ *      model's KV shape (no model compute in the way), and bytes/token;
+ *   2. model: perplexity over a long file (one context of --ctx tokens,
+ *      scored over its second half, where long context matters), KV
+ *      bytes/token, and decode tokens/s for --decode tokens at that depth.
+ * Prints each number for full and compressed and the ratios the issue's
+ * bars are about (bytes <= 0.25, ppl within 1%, decode >= 1.5x).
+ *
+ * usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS]
+ *                    [--synthetic-only] [--top-k K] [--key-bits B] [--val-bits B]
+ */
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kvmem_eng.h"
+
+static double attend_us(const kvm_config *cf, int n, int reps) {
+  kvm_cache *c;
+  kv_err e;
+  if (kvm_cache_open(&c, cf, &e)) return -1;
+  int kvd = cf->n_kv_heads * cf->head_dim;
+  float *k = malloc(sizeof(float) * kvd), *v = malloc(sizeof(float) * kvd), *q = malloc(sizeof(float) * cf->head_dim),
+        *o = malloc(sizeof(float) * cf->head_dim);
+  unsigned s = 7;
+  for (int t = 0; t < n; t++) {
+    for (int i = 0; i < kvd; i++) {
+      s = s * 1103515245u + 12345u;
+      k[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f + (i % 7 == 0 ? 2.0f : 0.0f);
+      v[i] = (float)((s >> 4) & 0xffff) / 32768.0f - 1.0f;
+    }
+    kvm_cache_append(c, 0, k, v, &e);
+  }
+  for (int i = 0; i < cf->head_dim; i++) q[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+  void *sc = malloc(kvm_attend_scratch_bytes(c));
+  double t0 = kv_now();
+  for (int r = 0; r < reps; r++)
+    for (int h = 0; h < cf->n_kv_heads; h++) kvm_cache_attend_head(c, 0, h, q, n - 1, 0, 0.125f, o, sc);
+  double us = (kv_now() - t0) * 1e6 / (reps * cf->n_kv_heads);
+  free(sc); free(k); free(v); free(q); free(o);
+  kvm_cache_free(c);
+  return us;
+}
+
+static char *default_text(size_t *len) {
+  glob_t g;
+  char *buf = NULL;
+  *len = 0;
+  if (glob(KVASIR_SOURCE_DIR "/*/*.[ch]", 0, NULL, &g)) return NULL;
+  for (size_t i = 0; i < g.gl_pathc; i++) {
+    char *t;
+    size_t tl;
+    kv_err e;
+    if (kv_read_file(g.gl_pathv[i], 1 << 22, &t, &tl, &e)) continue;
+    char *nb = realloc(buf, *len + tl + 1);
+    if (!nb) { free(t); break; }
+    buf = nb;
+    memcpy(buf + *len, t, tl);
+    *len += tl;
+    buf[*len] = 0;
+    free(t);
+  }
+  globfree(&g);
+  return buf;
+}
+
+int main(int argc, char **argv) {
+  const char *model = NULL, *file = NULL;
+  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, top_k = -1, kb = 0, vb = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : "";
+    if (!strcmp(argv[i], "-m")) model = v, i++;
+    else if (!strcmp(argv[i], "-f")) file = v, i++;
+    else if (!strcmp(argv[i], "--ctx")) ctx = atoi(v), i++;
+    else if (!strcmp(argv[i], "--decode")) decode = atoi(v), i++;
+    else if (!strcmp(argv[i], "-t")) threads = atoi(v), i++;
+    else if (!strcmp(argv[i], "--top-k")) top_k = atoi(v), i++;
+    else if (!strcmp(argv[i], "--key-bits")) kb = atoi(v), i++;
+    else if (!strcmp(argv[i], "--val-bits")) vb = atoi(v), i++;
+    else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
+    else {
+      fprintf(stderr, "usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS] [--synthetic-only]\n"
+                      "                   [--top-k K] [--key-bits B] [--val-bits B]\n");
+      return 2;
+    }
+  }
+  char mpath[4096];
+  if (!model && eng_default_model_path(mpath, sizeof mpath) == 0) model = mpath;
+  kv_err err;
+  eng_model *m = NULL;
+  if (eng_model_open(&m, model, &err)) {
+    fprintf(stderr, "bench_kvmem: %s\n", err.msg);
+    return 1;
+  }
+  const eng_model_info *I = eng_model_get_info(m);
+  if (I->n_ctx_train > 0 && ctx > I->n_ctx_train) ctx = I->n_ctx_train;
+  printf("bench_kvmem: model %s (%s, %d layers, %d KV heads of %d), context %d\n", I->name, I->arch, I->n_layer,
+         I->n_head_kv, I->head_dim, ctx);
+  kvm_config full, comp;
+  kvm_eng_config(&full, m, ctx + decode + 1, KVM_FULL);
+  kvm_eng_config(&comp, m, ctx + decode + 1, KVM_COMPRESSED);
+  if (top_k >= 0) comp.top_k = top_k;
+  if (kb) comp.key_bits = kb;
+  if (vb) comp.val_bits = vb;
+  printf("compressed config: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d, pooled %d\n", comp.sinks,
+         comp.window, comp.block, comp.top_k, comp.key_bits, comp.val_bits, comp.pooled);
+
+  /* 1. synthetic attention, one global layer of the model's shape */
+  kvm_config sf = full, sc = comp;
+  sf.n_layers = sc.n_layers = 1;
+  sf.layer_mode[0] = KVM_FULL;
+  sc.layer_mode[0] = KVM_COMPRESSED;
+  double uf = attend_us(&sf, ctx, 20), uc = attend_us(&sc, ctx, 20);
+  printf("synthetic attention at %d tokens: full %.1f us/head, compressed %.1f us/head, speedup %.2fx\n", ctx, uf, uc,
+         uf / uc);
+  if (synth_only) {
+    eng_model_free(m);
+    return 0;
+  }
+
+  /* 2. the model on a long file */
+  size_t len;
+  char *text = NULL;
+  if (file) {
+    if (kv_read_file(file, 256u << 20, &text, &len, &err)) { fprintf(stderr, "bench_kvmem: %s\n", err.msg); return 1; }
+  } else {
+    text = default_text(&len);
+  }
+  if (!text) { fprintf(stderr, "bench_kvmem: no text\n"); return 1; }
+  size_t cap = (size_t)ctx + 1024, n;
+  int32_t *toks = malloc(sizeof(int32_t) * cap);
+  int rc = eng_tokenize(m, text, len < (size_t)ctx * 8 ? len : (size_t)ctx * 8, 1, 0, toks, cap, &n, &err);
+  if (rc == KV_ELIMIT) n = cap, rc = 0;
+  if (rc || n < (size_t)ctx) {
+    fprintf(stderr, "bench_kvmem: %s\n", rc ? err.msg : "text too short for the context");
+    return 1;
+  }
+  kvm_eval_result rf, rcp;
+  double t0 = kv_now();
+  if (kvm_eval_ppl(m, toks, (size_t)ctx, (size_t)ctx / 2, decode, threads, &full, &rf, &err)) {
+    fprintf(stderr, "bench_kvmem: %s\n", err.msg);
+    return 1;
+  }
+  double t1 = kv_now();
+  if (kvm_eval_ppl(m, toks, (size_t)ctx, (size_t)ctx / 2, decode, threads, &comp, &rcp, &err)) {
+    fprintf(stderr, "bench_kvmem: %s\n", err.msg);
+    return 1;
+  }
+  double t2 = kv_now();
+  printf("%-11s %10s %14s %12s %12s\n", "memory", "ppl", "KV bytes/tok", "of f16", "decode tok/s");
+  printf("%-11s %10.4f %14.1f %11.1f%% %12.2f   (prefill+score %.0f s)\n", "full", rf.ppl, rf.kv_bytes_per_token,
+         100 * rf.kv_bytes_per_token / rf.f16_bytes_per_token, rf.decode_tok_s, t1 - t0);
+  printf("%-11s %10.4f %14.1f %11.1f%% %12.2f   (prefill+score %.0f s)\n", "compressed", rcp.ppl, rcp.kv_bytes_per_token,
+         100 * rcp.kv_bytes_per_token / rcp.f16_bytes_per_token, rcp.decode_tok_s, t2 - t1);
+  printf("ratio bytes/token compressed/full: %.3f  (bar <= 0.25)\n", rcp.kv_bytes_per_token / rf.kv_bytes_per_token);
+  printf("ratio ppl compressed/full:         %.4f (bar <= 1.01)\n", rcp.ppl / rf.ppl);
+  printf("ratio decode tok/s compressed/full: %.2f  (bar >= 1.5)\n", rcp.decode_tok_s / rf.decode_tok_s);
+  free(toks);
+  free(text);
+  eng_model_free(m);
+  return 0;
+}
