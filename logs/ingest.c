@@ -55,6 +55,8 @@ typedef struct ing {
   uint64_t rstart;   /* decoded offset of its first line */
   int64_t rline;     /* its line number (1-based) */
   int have;
+  log_line pl; /* parsed first line of the pending record; offsets below */
+  size_t pl_content, pl_comp, pl_thread;
   size_t since_commit;
   char *clean;
   size_t cleancap;
@@ -147,8 +149,11 @@ static int emit(ing *g, kv_err *err) {
   g->have = 0;
   int rc = begin(g, err);
   if (rc) return rc;
-  log_line ln;
-  log_line_parse(g->fmt, g->rec, g->first_len, g->year, &ln);
+  /* the first line's fields, parsed when it was read, rebased onto rec */
+  log_line ln = g->pl;
+  ln.content = g->rec + g->pl_content;
+  if (ln.comp) ln.comp = g->rec + g->pl_comp;
+  if (ln.thread) ln.thread = g->rec + g->pl_thread;
   int64_t ts = ln.ts_ms;
   if (ts == INT64_MIN) {
     g->st->no_timestamp++;
@@ -358,9 +363,9 @@ static int ingest_file(ing *g, const char *path, kv_err *err) {
     if (binary) g->st->binary_lines++;
     log_line ln;
     int cont = 0;
+    log_line_parse(g->fmt, g->clean, n, g->year, &ln);
     if (g->have) {
       if (headered) {
-        log_line_parse(g->fmt, g->clean, n, g->year, &ln);
         cont = !ln.has_header && log_is_continuation(g->clean, n);
         if (!ln.has_header && !cont && n > 0 && (g->clean[0] == ' ' || g->clean[0] == '\t')) cont = 1;
       } else {
@@ -385,6 +390,14 @@ static int ingest_file(ing *g, const char *path, kv_err *err) {
     g->rlen = 0;
     if ((rc = append(g, g->clean, n))) break;
     g->first_len = g->rlen;
+    g->pl = ln;
+    g->pl_content = (size_t)(ln.content - g->clean);
+    if (g->pl_content > g->rlen) g->pl_content = g->rlen; /* a cut record */
+    if (ln.content_len > g->rlen - g->pl_content) g->pl.content_len = g->rlen - g->pl_content;
+    if (ln.comp && (size_t)(ln.comp - g->clean) + ln.comp_len > g->rlen) g->pl.comp = NULL, g->pl.comp_len = 0;
+    if (ln.thread && (size_t)(ln.thread - g->clean) + ln.thread_len > g->rlen) g->pl.thread = NULL;
+    g->pl_comp = ln.comp ? (size_t)(ln.comp - g->clean) : 0;
+    g->pl_thread = ln.thread ? (size_t)(ln.thread - g->clean) : 0;
     g->rstart = start;
     g->rline = line;
     g->have = 1;

@@ -15,6 +15,8 @@
  *         mapping changes when the miner merges, records never do.
  *   templates(id, text)  + templates_fts(text) (FTS5 trigram, rowid = id).
  *   meta(key, value)              — 'miner': the serialised miner (blob).
+ * A log_db is used by one thread at a time (SQLITE_OPEN_NOMUTEX): the daemon
+ * runs each store's work on one worker.
  * Invariant: records, patterns, templates, the miner blob and the files
  * resume point are written in the same transaction, so a crash at any point
  * leaves a store whose resume points match its records exactly.
@@ -82,7 +84,7 @@ int log_db_open(log_db **out, const char *path, kv_err *err) {
   log_db *db = calloc(1, sizeof *db);
   if (!db) return kv_err_set(err, KV_ENOMEM, "logs: out of memory opening %s", path);
   snprintf(db->path, sizeof db->path, "%s", path);
-  if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     int rc = kv_err_set(err, KV_EIO, "%s: cannot open: %s", path, db->db ? sqlite3_errmsg(db->db) : "?");
     sqlite3_close(db->db);
     free(db);
