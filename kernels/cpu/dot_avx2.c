@@ -29,6 +29,3 @@ krn_vec_dot_fn krn__dot_avx2(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx2(int type) { (void)type; return NULL; }
 #endif
 
-/* The scalar quantizers are cheap next to the weight reads (k floats per
- * row vs n_out·k weights) and are the bytes the tests pin; no SIMD copy. */
-krn_quant_fn krn__quant_avx2(int act_type) { (void)act_type; return NULL; }
