@@ -22,71 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VAR 0u /* token id of a variable */
+#include "logs/mine_int.h"
 
-typedef struct tok {
-  uint32_t off, len;
-  uint8_t space; /* whitespace before it */
-  uint8_t type;  /* LOG_P_* or NONE */
-} tok;
-
-typedef struct tpl {
-  uint32_t n;
-  uint32_t *ids;  /* token ids, VAR for variables */
-  uint8_t *space;
-  uint32_t parent; /* union-find; == own id when a root */
-  uint32_t next;   /* next template in the same bucket; UINT32_MAX = sub-template */
-  uint64_t bkey;   /* bucket it was created in */
-  uint64_t size;
-} tpl;
-
-/* A pattern: one exact masked token sequence, and the template it maps to. */
-typedef struct leaf {
-  uint32_t tpl;    /* Drain cluster it joined (resolve through find()) */
-  uint32_t final;  /* template after the last merge, 0 = use find(tpl) */
-  uint32_t n;
-  uint32_t *ids;
-  uint64_t count;
-} leaf;
-
-typedef struct hslot {
-  uint64_t h;
-  uint32_t v;
-} hslot;
-
-struct log_miner {
-  double sim;
-  int max_tokens;
-  /* interned strings */
-  char **str;
-  uint32_t *slen;
-  uint32_t nstr, capstr;
-  hslot *shash;
-  uint32_t shcap;
-  /* templates, index 0 unused */
-  tpl *t;
-  uint32_t nt, capt;
-  /* buckets: key hash -> first template */
-  hslot *bucket;
-  uint32_t bcap, bn;
-  /* exact masked sequence -> pattern (leaf), index 0 unused */
-  hslot *cache;
-  uint32_t ccap, cn;
-  leaf *lv;
-  uint32_t nl, capl;
-  uint32_t merged_nl;  /* patterns when merge last ran: nothing new = no-op */
-  /* (root template, split key) -> sub-template */
-  hslot *subs;
-  uint32_t subcap, subn;
-  /* scratch */
-  tok *toks;
-  uint32_t *ids;
-  uint32_t captok;
-  char *text;
-  size_t captext;
-};
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+uint64_t log_m_fnv(const void *p, size_t n, uint64_t h) {
   const unsigned char *s = p;
   for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
   return h;
@@ -112,8 +50,8 @@ static int map_grow(hslot **tab, uint32_t *cap) {
 
 /* ---- interning ----------------------------------------------------------- */
 
-static int intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
-  uint64_t h = fnv(s, n, 1469598103934665603ULL) | 1;
+int log_m_intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
+  uint64_t h = log_m_fnv(s, n, 1469598103934665603ULL) | 1;
   if (m->shcap == 0 || (m->nstr + 1) * 2 > m->shcap)
     if (map_grow(&m->shash, &m->shcap)) return KV_ENOMEM;
   uint32_t j = (uint32_t)h & (m->shcap - 1);
@@ -161,7 +99,7 @@ int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
   m->lv = calloc(1, sizeof *m->lv);
   m->capl = 1;
   m->nl = 1;
-  if (!m->t || !m->lv || intern(m, "<*>", 3, &dummy)) { /* id 0 == VAR */
+  if (!m->t || !m->lv || log_m_intern(m, "<*>", 3, &dummy)) { /* id 0 == VAR */
     log_miner_free(m);
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
   }
@@ -323,7 +261,7 @@ uint32_t log_miner_resolve(const log_miner *m, uint32_t pat) {
 
 uint32_t log_miner_patterns(const log_miner *m) { return m ? m->nl - 1 : 0; }
 
-static int new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out) {
+int log_m_new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out) {
   if (m->nl == m->capl) {
     uint32_t nc = m->capl * 2;
     leaf *nv = realloc(m->lv, nc * sizeof *nv);
@@ -344,7 +282,7 @@ static int new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t 
 
 static uint64_t bucket_key(uint32_t n, uint32_t first) { return (((uint64_t)n << 32) ^ first ^ 0x9e3779b97f4a7c15ULL) | 1; }
 
-static hslot *map_find(hslot *tab, uint32_t cap, uint64_t h) {
+hslot *log_m_map_find(hslot *tab, uint32_t cap, uint64_t h) {
   if (!cap) return NULL;
   uint32_t j = (uint32_t)h & (cap - 1);
   while (tab[j].h) {
@@ -354,9 +292,9 @@ static hslot *map_find(hslot *tab, uint32_t cap, uint64_t h) {
   return &tab[j];
 }
 
-static int map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v) {
+int log_m_map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v) {
   if ((*cnt + 1) * 2 > *cap && map_grow(tab, cap)) return KV_ENOMEM;
-  hslot *s = map_find(*tab, *cap, h);
+  hslot *s = log_m_map_find(*tab, *cap, h);
   if (!s->h) (*cnt)++;
   s->h = h;
   s->v = v;
@@ -405,13 +343,13 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
   uint64_t h = 1469598103934665603ULL;
   for (uint32_t i = 0; i < k; i++) {
     if (m->toks[i].type != LOG_P_NONE) m->ids[i] = VAR;
-    else if (intern(m, s + m->toks[i].off, m->toks[i].len, &m->ids[i]))
+    else if (log_m_intern(m, s + m->toks[i].off, m->toks[i].len, &m->ids[i]))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory interning tokens");
-    h = fnv(&m->ids[i], sizeof m->ids[i], h);
+    h = log_m_fnv(&m->ids[i], sizeof m->ids[i], h);
   }
-  h = fnv(&k, sizeof k, h) | 1;
+  h = log_m_fnv(&k, sizeof k, h) | 1;
   uint32_t pat = 0, id;
-  hslot *c = map_find(m->cache, m->ccap, h);
+  hslot *c = log_m_map_find(m->cache, m->ccap, h);
   if (c && c->h) {
     pat = c->v;
     if (m->lv[pat].n != k || memcmp(m->lv[pat].ids, m->ids, k * sizeof *m->ids)) pat = 0; /* collision */
@@ -419,7 +357,7 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
   if (!pat) {
     id = 0;
     uint64_t bk = bucket_key(k, k ? m->ids[0] : 0);
-    hslot *b = map_find(m->bucket, m->bcap, bk);
+    hslot *b = log_m_map_find(m->bucket, m->bcap, bk);
     uint32_t best = 0;
     double bsim = -1;
     int bvars = -1;
@@ -441,12 +379,12 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
       id = best;
     } else {
       if (new_template(m, m->ids, m->toks, k, &id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-      hslot *b2 = map_find(m->bucket, m->bcap, bk);
+      hslot *b2 = log_m_map_find(m->bucket, m->bcap, bk);
       m->t[id].next = b2 && b2->h ? b2->v : 0;
       m->t[id].bkey = bk;
-      if (map_put(&m->bucket, &m->bcap, &m->bn, bk, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      if (log_m_map_put(&m->bucket, &m->bcap, &m->bn, bk, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
     }
-    if (new_leaf(m, id, m->ids, k, &pat) || map_put(&m->cache, &m->ccap, &m->cn, h, pat))
+    if (log_m_new_leaf(m, id, m->ids, k, &pat) || log_m_map_put(&m->cache, &m->ccap, &m->cn, h, pat))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   }
   m->lv[pat].count++;
@@ -509,7 +447,7 @@ static uint64_t skeleton(const log_miner *m, const tpl *p) {
     if (p->ids[i] == VAR) continue;
     /* "<*>,<*>": a list separator between variables belongs to them */
     if (i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR && m_is_sep(m, p->ids[i])) continue;
-    h = fnv(&p->ids[i], sizeof p->ids[i], h);
+    h = log_m_fnv(&p->ids[i], sizeof p->ids[i], h);
     consts++;
   }
   (void)comma;
@@ -571,11 +509,11 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
     leaf *l = &m->lv[pats[i]];
     l->final = r;
     if (!any || l->n != n) continue;
-    uint64_t h = fnv(&r, sizeof r, 1469598103934665603ULL);
+    uint64_t h = log_m_fnv(&r, sizeof r, 1469598103934665603ULL);
     for (uint32_t p = 0; p < n; p++)
-      if (splitpos[p]) h = fnv(&l->ids[p], sizeof l->ids[p], fnv(&p, sizeof p, h));
+      if (splitpos[p]) h = log_m_fnv(&l->ids[p], sizeof l->ids[p], log_m_fnv(&p, sizeof p, h));
     h |= 1;
-    hslot *sl = map_find(m->subs, m->subcap, h);
+    hslot *sl = log_m_map_find(m->subs, m->subcap, h);
     uint32_t sub = sl && sl->h ? sl->v : 0;
     if (!sub) {
       if (m->nt == m->capt) {
@@ -599,7 +537,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       S->parent = m->nt;
       S->next = UINT32_MAX; /* a sub-template: not in any bucket, never united */
       sub = m->nt++;
-      if (map_put(&m->subs, &m->subcap, &m->subn, h, sub)) break;
+      if (log_m_map_put(&m->subs, &m->subcap, &m->subn, h, sub)) break;
     }
     l->final = sub;
   }
@@ -619,9 +557,9 @@ static void near_dups(log_miner *m, uint32_t ndrain) {
       const tpl *t = &m->t[a];
       if (find(m, a) != a || t->next == UINT32_MAX || t->n <= p || t->ids[p] == VAR) continue;
       if (t->n < 3 || !m_is_ident(m, t->ids[p])) continue;
-      uint64_t h = fnv(&t->n, sizeof t->n, 1469598103934665603ULL);
+      uint64_t h = log_m_fnv(&t->n, sizeof t->n, 1469598103934665603ULL);
       for (uint32_t i = 0; i < t->n; i++)
-        if (i != p) h = fnv(&t->ids[i], sizeof t->ids[i], h);
+        if (i != p) h = log_m_fnv(&t->ids[i], sizeof t->ids[i], h);
       e[k].h = h | 1, e[k].t = a, k++;
     }
     if (k < 2) continue;
@@ -665,9 +603,9 @@ void log_miner_merge(log_miner *m) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
     uint64_t h = skeleton(m, &m->t[a]);
     if (!h) continue;
-    hslot *s = map_find(tab, cap, h);
+    hslot *s = log_m_map_find(tab, cap, h);
     if (s && s->h) unite(m, s->v, a);
-    else if (map_put(&tab, &cap, &cnt, h, a)) break;
+    else if (log_m_map_put(&tab, &cap, &cnt, h, a)) break;
   }
   free(tab);
   /* 3. frequency rule, per root over its patterns */
@@ -726,174 +664,3 @@ const char *log_ptype_name(int t) {
   return t >= 0 && t <= LOG_P_TIME ? N[t] : "";
 }
 
-/* ---- persistence ----------------------------------------------------------
- * Format "KVLM" version 1, host byte order (x86-64 and arm64: little endian):
- *   magic[8] = "KVLM\1\0\0\0"
- *   u32 nstr, then nstr-1 strings (id 0 is "<*>"): u32 len, bytes
- *   u32 nt,   then nt-1 templates: u32 n, parent, next; u64 bkey, size; u32 ids[n]; u8 space[n]
- *   u32 nl,   then nl-1 patterns:  u32 tpl, final, n; u64 count; u32 ids[n]
- *   u32 nsub, then nsub pairs:     u64 key; u32 template
- * Hash tables are rebuilt on load. Every count and id is checked on load. */
-
-typedef struct wbuf {
-  uint8_t *p;
-  size_t n, cap;
-  int oom;
-} wbuf;
-
-static void wput(wbuf *w, const void *d, size_t n) {
-  if (w->oom) return;
-  if (w->n + n > w->cap) {
-    size_t nc = w->cap ? w->cap * 2 : 65536;
-    while (nc < w->n + n) nc *= 2;
-    uint8_t *np = realloc(w->p, nc);
-    if (!np) {
-      w->oom = 1;
-      return;
-    }
-    w->p = np, w->cap = nc;
-  }
-  memcpy(w->p + w->n, d, n);
-  w->n += n;
-}
-
-int log_miner_save(const log_miner *m, void **out, size_t *len, kv_err *err) {
-  wbuf w = {0};
-  wput(&w, "KVLM\1\0\0\0", 8);
-  wput(&w, &m->nstr, 4);
-  for (uint32_t i = 1; i < m->nstr; i++) wput(&w, &m->slen[i], 4), wput(&w, m->str[i], m->slen[i]);
-  wput(&w, &m->nt, 4);
-  for (uint32_t i = 1; i < m->nt; i++) {
-    const tpl *t = &m->t[i];
-    wput(&w, &t->n, 4), wput(&w, &t->parent, 4), wput(&w, &t->next, 4);
-    wput(&w, &t->bkey, 8), wput(&w, &t->size, 8);
-    wput(&w, t->ids, 4 * (size_t)t->n), wput(&w, t->space, t->n);
-  }
-  wput(&w, &m->nl, 4);
-  for (uint32_t i = 1; i < m->nl; i++) {
-    const leaf *l = &m->lv[i];
-    wput(&w, &l->tpl, 4), wput(&w, &l->final, 4), wput(&w, &l->n, 4), wput(&w, &l->count, 8);
-    wput(&w, l->ids, 4 * (size_t)l->n);
-  }
-  wput(&w, &m->subn, 4);
-  for (uint32_t i = 0; i < m->subcap; i++)
-    if (m->subs[i].h) wput(&w, &m->subs[i].h, 8), wput(&w, &m->subs[i].v, 4);
-  if (w.oom) {
-    free(w.p);
-    return kv_err_set(err, KV_ENOMEM, "logs: out of memory saving the template miner");
-  }
-  *out = w.p;
-  *len = w.n;
-  return 0;
-}
-
-typedef struct rbuf {
-  const uint8_t *p;
-  size_t n, off;
-  int bad;
-} rbuf;
-
-static void rget(rbuf *r, void *d, size_t n) {
-  if (r->bad || n > r->n - r->off) {
-    r->bad = 1;
-    memset(d, 0, n);
-    return;
-  }
-  memcpy(d, r->p + r->off, n);
-  r->off += n;
-}
-
-int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err) {
-  log_miner *m;
-  int rc = log_miner_new(&m, NULL, err);
-  if (rc) return rc;
-  rbuf r = {data, len, 0, 0};
-  char magic[8];
-  rget(&r, magic, 8);
-  if (r.bad || memcmp(magic, "KVLM\1\0\0\0", 8)) goto bad;
-  uint32_t ns, nt, nl, nsub, n;
-  rget(&r, &ns, 4);
-  if (r.bad || ns == 0 || ns > len) goto bad;
-  for (uint32_t i = 1; i < ns; i++) {
-    rget(&r, &n, 4);
-    if (r.bad || n > len - r.off) goto bad;
-    uint32_t id;
-    if (intern(m, (const char *)r.p + r.off, n, &id)) goto oom;
-    if (id != i) goto bad; /* duplicate string */
-    r.off += n;
-  }
-  rget(&r, &nt, 4);
-  if (r.bad || nt == 0 || nt > len) goto bad;
-  for (uint32_t i = 1; i < nt; i++) {
-    tpl t;
-    memset(&t, 0, sizeof t);
-    rget(&r, &t.n, 4), rget(&r, &t.parent, 4), rget(&r, &t.next, 4);
-    rget(&r, &t.bkey, 8), rget(&r, &t.size, 8);
-    if (r.bad || t.n > (len - r.off) / 5 || t.parent >= nt || (t.next >= nt && t.next != UINT32_MAX)) goto bad;
-    uint32_t id;
-    if (m->nt == m->capt) {
-      tpl *np = realloc(m->t, m->capt * 2 * sizeof *np);
-      if (!np) goto oom;
-      m->t = np, m->capt *= 2;
-    }
-    id = m->nt;
-    t.ids = malloc((t.n ? t.n : 1) * sizeof *t.ids);
-    t.space = malloc(t.n ? t.n : 1);
-    if (!t.ids || !t.space) {
-      free(t.ids), free(t.space);
-      goto oom;
-    }
-    rget(&r, t.ids, 4 * (size_t)t.n), rget(&r, t.space, t.n);
-    m->t[m->nt++] = t;
-    for (uint32_t k = 0; k < t.n; k++)
-      if (t.ids[k] >= ns) goto bad;
-    if (t.next != UINT32_MAX && map_put(&m->bucket, &m->bcap, &m->bn, t.bkey, id)) goto oom;
-  }
-  rget(&r, &nl, 4);
-  if (r.bad || nl == 0 || nl > len) goto bad;
-  for (uint32_t i = 1; i < nl; i++) {
-    uint32_t tp, fin;
-    uint64_t cnt;
-    rget(&r, &tp, 4), rget(&r, &fin, 4), rget(&r, &n, 4), rget(&r, &cnt, 8);
-    if (r.bad || tp == 0 || tp >= nt || fin >= nt || n > (len - r.off) / 4) goto bad;
-    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) goto oom;
-    rget(&r, ids, 4 * (size_t)n);
-    uint64_t h = 1469598103934665603ULL;
-    for (uint32_t k = 0; k < n; k++) {
-      if (ids[k] >= ns) {
-        free(ids);
-        goto bad;
-      }
-      h = fnv(&ids[k], sizeof ids[k], h);
-    }
-    h = fnv(&n, sizeof n, h) | 1;
-    uint32_t pat;
-    if (new_leaf(m, tp, ids, n, &pat)) {
-      free(ids);
-      goto oom;
-    }
-    free(ids);
-    m->lv[pat].final = fin;
-    m->lv[pat].count = cnt;
-    if (map_put(&m->cache, &m->ccap, &m->cn, h, pat)) goto oom;
-  }
-  rget(&r, &nsub, 4);
-  if (r.bad || nsub > len) goto bad;
-  for (uint32_t i = 0; i < nsub; i++) {
-    uint64_t h;
-    uint32_t v;
-    rget(&r, &h, 8), rget(&r, &v, 4);
-    if (r.bad || v >= nt || !h) goto bad;
-    if (map_put(&m->subs, &m->subcap, &m->subn, h, v)) goto oom;
-  }
-  if (r.off != len) goto bad;
-  *out = m;
-  return 0;
-bad:
-  log_miner_free(m);
-  return kv_err_set(err, KV_EFORMAT, "logs: saved template miner is corrupt near byte %zu of %zu", r.off, len);
-oom:
-  log_miner_free(m);
-  return kv_err_set(err, KV_ENOMEM, "logs: out of memory loading the template miner");
-}
