@@ -13,6 +13,7 @@
  *                    [--synthetic-only] [--top-k K] [--key-bits B] [--val-bits B]
  */
 #include <glob.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,73 @@ static double attend_us(const kvm_config *cf, int n, int reps) {
   free(sc); free(k); free(v); free(q); free(o);
   kvm_cache_free(c);
   return us;
+}
+
+/* Trade-off curve on synthetic data with the model's KV shape: for a
+ * config, bytes/token at n tokens, the RMS error of the attention output
+ * against full f16 memory for a random query (in units of the values' RMS), and retrieval of a
+ * planted key (a key aligned with the query at a random depth, its value a
+ * marker): hit when the output's cosine with the marker exceeds 0.5. */
+static void curve_point(const kvm_config *base, int n, int kb, int vb, int top_k) {
+  kvm_config cf = *base, ff = *base;
+  cf.n_layers = ff.n_layers = 1;
+  cf.layer_mode[0] = KVM_COMPRESSED;
+  ff.layer_mode[0] = KVM_FULL;
+  cf.key_bits = kb;
+  cf.val_bits = vb;
+  cf.top_k = top_k;
+  int D = cf.head_dim, kvd = cf.n_kv_heads * D, trials = 20, hits = 0;
+  double err_sum = 0;
+  float *k = malloc(sizeof(float) * kvd), *v = malloc(sizeof(float) * kvd), *q = malloc(sizeof(float) * D),
+        *qr = malloc(sizeof(float) * D), *o1 = malloc(sizeof(float) * D), *o2 = malloc(sizeof(float) * D);
+  unsigned s = 11;
+  size_t bytes = 0;
+  for (int tr = 0; tr < trials; tr++) {
+    kvm_cache *a, *b;
+    kv_err e;
+    if (kvm_cache_open(&a, &cf, &e) || kvm_cache_open(&b, &ff, &e)) return;
+    for (int i = 0; i < D; i++) {
+      s = s * 1103515245u + 12345u;
+      q[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+      qr[i] = (float)((s >> 3) & 0xffff) / 16384.0f - 2.0f; /* a random query, moderately peaked */
+    }
+    int plant = 4 + (int)((unsigned)(tr * 2654435761u) % (unsigned)(n - 300));
+    for (int t = 0; t < n; t++) {
+      for (int i = 0; i < kvd; i++) {
+        s = s * 1103515245u + 12345u;
+        float r = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+        k[i] = r * (i % 5 == 0 ? 2.0f : 0.7f) + (i % 7 == 0 ? 2.0f : 0.0f);
+        v[i] = (float)((s >> 3) & 0xffff) / 32768.0f - 1.0f;
+      }
+      if (t == plant)
+        for (int i = 0; i < D; i++) { k[i] = 1.6f * q[i]; v[i] = (i % 2) ? 1.0f : -1.0f; }
+      kvm_cache_append(a, 0, k, v, &e);
+      kvm_cache_append(b, 0, k, v, &e);
+    }
+    void *sc = malloc(kvm_attend_scratch_bytes(b));
+    double num = 0, den = 0, dot = 0, nn = 0;
+    kvm_cache_attend_head(a, 0, 0, qr, n - 1, 0, 0.35f, o1, sc);
+    kvm_cache_attend_head(b, 0, 0, qr, n - 1, 0, 0.35f, o2, sc);
+    for (int i = 0; i < D; i++) {
+      num += (o1[i] - o2[i]) * (double)(o1[i] - o2[i]);
+      den += (double)o2[i] * o2[i];
+    }
+    kvm_cache_attend_head(a, 0, 0, q, n - 1, 0, 0.35f, o1, sc);
+    for (int i = 0; i < D; i++) {
+      dot += o1[i] * ((i % 2) ? 1.0 : -1.0);
+      nn += (double)o1[i] * o1[i];
+    }
+    err_sum += sqrt(num / D) / 0.57735; /* RMS error in units of the values' RMS (uniform [-1,1]) */
+    (void)den;
+    hits += nn > 0 && dot / sqrt(nn * D) > 0.5;
+    bytes = kvm_cache_bytes(a);
+    free(sc);
+    kvm_cache_free(a);
+    kvm_cache_free(b);
+  }
+  printf("  k%d/v%d top-%-3d %6.1f%% of f16   output RMS error %.4f   planted-key hits %d/%d\n", kb, vb, top_k,
+         100.0 * (double)bytes / (double)kvm_f16_bytes(&cf, n), err_sum / trials, hits, trials);
+  free(k); free(v); free(q); free(qr); free(o1); free(o2);
 }
 
 static char *default_text(size_t *len) {
@@ -117,6 +185,9 @@ int main(int argc, char **argv) {
   double uf = attend_us(&sf, ctx, 20), uc = attend_us(&sc, ctx, 20);
   printf("synthetic attention at %d tokens: full %.1f us/head, compressed %.1f us/head, speedup %.2fx\n", ctx, uf, uc,
          uf / uc);
+  printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
+  int curve[][3] = {{8, 8, 8}, {4, 4, 8}, {4, 2, 8}, {4, 2, 4}, {4, 2, 16}, {2, 2, 8}, {8, 4, 8}};
+  for (size_t i = 0; i < sizeof curve / sizeof curve[0]; i++) curve_point(&comp, ctx, curve[i][0], curve[i][1], curve[i][2]);
   if (synth_only) {
     eng_model_free(m);
     return 0;
