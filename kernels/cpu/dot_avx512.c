@@ -4,8 +4,11 @@
  * of maddubs+madd) where the CPU has VNNI; without VNNI this level adds
  * nothing over AVX2 and the table returns NULL (the AVX2 kernels stay).
  * Integer results are identical to the AVX2 path (no saturation occurs for
- * the value ranges documented in dot_x86_body.h). The K-quants (Q4_K, Q5_K,
- * Q6_K) get 512-bit kernels below, 64 elements per register.
+ * the value ranges documented in dot_x86_body.h). Every quantized type then
+ * gets a 512-bit kernel below (K-quants: 64 elements per register; 32-element
+ * blocks: two blocks per register); F32 / F16 / BF16 keep the 256-bit body.
+ * The level is offered only with VNNI (krn_cpu: avx512vnni), which every
+ * AVX-512 CPU kvasir has met also has; without it the AVX2 kernels stay.
  */
 #include "kernels/cpu/krn_internal.h"
 
