@@ -134,19 +134,20 @@ static float dot_q6_k(size_t n, const void *w, const void *a) {
   const blk_q8_k *y = a;
   float sum = 0.f;
   for (size_t i = 0; i < n / QK_K; i++) {
-    const uint8_t *ql = x[i].ql, *qh = x[i].qh;
-    const int8_t *sc = x[i].scales, *q8 = y[i].qs;
     int32_t sumi = 0;
-    for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, q8 += 128) {
-      int s[8] = {0};
-      for (int l = 0; l < 32; l++) {
-        const int is = l / 16;
-        s[is + 0] += (((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32) * q8[l];
-        s[is + 2] += (((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32) * q8[l + 32];
-        s[is + 4] += (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * q8[l + 64];
-        s[is + 6] += (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * q8[l + 96];
-      }
-      for (int k = 0; k < 8; k++) sumi += sc[k] * s[k];
+    for (int h = 0; h < 2; h++) { /* 128-element halves */
+      const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+      const int8_t *sc = x[i].scales + 8 * h, *q8 = y[i].qs + 128 * h;
+      /* group g of 32: low (g < 2) or high nibbles of ql[32*(g&1) ..], qh bits 2g..2g+1 */
+      for (int g = 0; g < 4; g++)
+        for (int b = 0; b < 2; b++) { /* 16-element sub-block, scale sc[2g + b] */
+          int s16 = 0;
+          for (int l = 16 * b; l < 16 * b + 16; l++) {
+            const int q = ((ql[l + 32 * (g & 1)] >> (4 * (g >> 1))) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4);
+            s16 += (q - 32) * q8[32 * g + l];
+          }
+          sumi += sc[2 * g + b] * s16;
+        }
     }
     sum += krn__h2f(x[i].d) * y[i].d * (float)sumi;
   }
