@@ -40,7 +40,7 @@ typedef struct ing {
   log_db *db;
   const log_ingest_opts *o;
   log_ingest_stats *st;
-  sqlite3_stmt *ins, *upd;
+  sqlite3_stmt *ins, *upd, *pins;
   uint64_t total_bytes, done_bytes;
   int in_txn, saved_once;
   /* current file */
@@ -61,6 +61,7 @@ typedef struct ing {
   char *clean;
   size_t cleancap;
   char params[8192];
+  char pidx[8192];
 } ing;
 
 static uint64_t hash_bytes(const void *p, size_t n) {
@@ -190,6 +191,24 @@ static int emit(ing *g, kv_err *err) {
   if (sqlite3_step(s) != SQLITE_DONE)
     rc = kv_err_set(err, KV_EIO, "%s: inserting a record: %s", g->db->path, sqlite3_errmsg(g->db->db));
   sqlite3_reset(s);
+  /* Identifier-like values (ip, hex, uuid, path, ids, words) go to the
+   * parameter index; plain numbers, durations and times do not (too many,
+   * rarely looked up; a query for one scans instead). */
+  size_t ik = 0;
+  for (int i = 0; i < np && !rc; i++) {
+    int t = pr[i].type;
+    if (t == LOG_P_NUM || t == LOG_P_DURATION || t == LOG_P_TIME || ik + pr[i].len + 2 >= sizeof g->pidx) continue;
+    if (ik) g->pidx[ik++] = ' ';
+    memcpy(g->pidx + ik, pr[i].val, pr[i].len);
+    ik += pr[i].len;
+  }
+  if (!rc && ik > 0) {
+    sqlite3_bind_int64(g->pins, 1, sqlite3_last_insert_rowid(g->db->db));
+    sqlite3_bind_text(g->pins, 2, g->pidx, (int)ik, SQLITE_STATIC);
+    if (sqlite3_step(g->pins) != SQLITE_DONE)
+      rc = kv_err_set(err, KV_EIO, "%s: indexing parameters: %s", g->db->path, sqlite3_errmsg(g->db->db));
+    sqlite3_reset(g->pins);
+  }
   g->st->records++;
   g->since_commit++;
   return rc;
@@ -531,9 +550,11 @@ int log_ingest(log_db *db, const char *const *paths, int npaths, const log_inges
                         "INSERT INTO records(file_id, line_no, ts, level, component, pid, pattern_id, text, params) "
                         "VALUES(?,?,?,?,?,?,?,?,?)",
                         err);
+  if (!rc) rc = log_db_prepare(db, &g.pins, "INSERT INTO params_fts(rowid, params) VALUES(?, ?)", err);
   if (!rc) rc = log_db_prepare(db, &g.upd, "UPDATE files SET offset=?, line_no=?, updated_ms=? WHERE id=?", err);
   for (int i = 0; i < npaths && !rc; i++) rc = walk(&g, paths[i], 0, err);
   sqlite3_finalize(g.ins);
+  sqlite3_finalize(g.pins);
   sqlite3_finalize(g.upd);
   free(g.rec);
   free(g.clean);

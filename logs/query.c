@@ -5,7 +5,8 @@
  * Text search first asks the trigram FTS5 index of template texts; records
  * whose template matches are returned, and if no template matches, record
  * texts are scanned (instr) so a value inside a parameter is still found.
- * A parameter filter matches one variable value exactly.
+ * A parameter filter matches one variable value exactly: identifier-like
+ * values through the params_fts index, plain numbers by a scan.
  */
 #include "logs/store_int.h"
 
@@ -76,7 +77,17 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   if (q->min_level) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.level >= :lvl");
   if (q->template_id) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND p.template_id = :tpl");
   if (q->component) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.component = :comp");
-  if (q->param) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.params, :param) > 0");
+  int pnum = 0;
+  if (q->param) {
+    /* numbers are not in the parameter index (see ingest.c): scan for them */
+    pnum = 1;
+    for (const char *c = q->param; *c; c++)
+      if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == ',' || *c == '-' || *c == '+')) pnum = 0;
+    if (!pnum)
+      k += (size_t)snprintf(sql + k, sizeof sql - k,
+                            " AND r.id IN (SELECT rowid FROM params_fts WHERE params_fts MATCH :pfts)");
+    k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.params, :param) > 0");
+  }
   if (q->text) {
     int hits;
     int rc = template_hits(db, q->text, &hits, err);
@@ -92,7 +103,7 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   sqlite3_stmt *st;
   int rc = log_db_prepare(db, &st, sql, err);
   if (rc) return rc;
-  char *ph = NULL, *pv = NULL;
+  char *ph = NULL, *pv = NULL, *pph = NULL;
 #define BIND(name, call)                                        \
   do {                                                          \
     int ix = sqlite3_bind_parameter_index(st, name);            \
@@ -115,6 +126,15 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
     pv[l + 1] = '\x1f';
     pv[l + 2] = 0;
     BIND(":param", sqlite3_bind_text(st, ix, pv, -1, SQLITE_STATIC));
+    if (!pnum) {
+      pph = fts_phrase(q->param);
+      if (!pph) {
+        sqlite3_finalize(st);
+        free(pv);
+        return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      }
+      BIND(":pfts", sqlite3_bind_text(st, ix, pph, -1, SQLITE_STATIC));
+    }
   }
   if (q->text) {
     ph = fts_phrase(q->text);
@@ -151,6 +171,7 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   sqlite3_finalize(st);
   free(ph);
   free(pv);
+  free(pph);
   if (rc) log_result_free(out);
   return rc;
 }

@@ -11,6 +11,9 @@
  *           text, params)         — one per record (a header line plus its
  *         continuation lines); params = "\x1f"-joined variable values with
  *         leading and trailing "\x1f" so instr() finds exact values.
+ *   params_fts(params)            — contentless FTS5 (rowid = record id) over
+ *         the variable values, each value one token where possible
+ *         (tokenchars . : - _ / @ +), so a parameter lookup is an index hit.
  *   patterns(id, template_id)     — exact masked sequence -> template; the
  *         mapping changes when the miner merges, records never do.
  *   templates(id, text)  + templates_fts(text) (FTS5 trigram, rowid = id).
@@ -43,6 +46,8 @@ static const char *SCHEMA =
     " text TEXT NOT NULL, params TEXT);"
     "CREATE INDEX IF NOT EXISTS records_ts ON records(ts);"
     "CREATE INDEX IF NOT EXISTS records_pattern ON records(pattern_id);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS params_fts USING fts5(params, content='', detail=none,"
+    " tokenize=\"unicode61 tokenchars '.:-_/@+'\");"
     "CREATE TABLE IF NOT EXISTS patterns(id INTEGER PRIMARY KEY, template_id INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS patterns_template ON patterns(template_id);"
     "CREATE TABLE IF NOT EXISTS templates(id INTEGER PRIMARY KEY, text TEXT NOT NULL);"

@@ -143,6 +143,7 @@ int main(int argc, char **argv) {
     }
   }
   kv_err err;
+  setvbuf(stdout, NULL, _IOLBF, 0);
   if (kv_mkdirs(out, 0700, &err)) {
     fprintf(stderr, "bench_logs: %s\n", err.msg);
     return 1;
@@ -239,13 +240,25 @@ int main(int argc, char **argv) {
   lat("component", db, q, NQ);
   memset(q, 0, sizeof q);
   for (int i = 0; i < NQ; i++) {
-    /* a number that occurs in some record's text: its first digit run */
+    /* an identifier-like value of some record: a token with a digit and a
+     * dot, colon, underscore or letter (ip, block id, hex), else a number */
     const char *t = sample.rows[rng_next(&seed) % sample.n].text;
-    const char *d = t + strlen(t) / 2;
-    while (*d && !(*d >= '0' && *d <= '9')) d++;
-    size_t l = 0;
-    while (d[l] >= '0' && d[l] <= '9' && l < 100) l++;
-    snprintf(par[i], sizeof par[i], "%.*s", (int)(l ? l : 1), l ? d : "0");
+    const char *best = NULL;
+    size_t bl = 0;
+    for (const char *c = t; *c && !best;) {
+      while (*c == ' ' || *c == '(' || *c == '[' || *c == '"' || *c == '\'') c++;
+      size_t l = 0;
+      int dig = 0, idc = 0;
+      while (c[l] && c[l] != ' ' && c[l] != ',' && c[l] != ')' && c[l] != ']' && c[l] != '"' && c[l] != '\'') {
+        dig |= c[l] >= '0' && c[l] <= '9';
+        idc |= c[l] == '.' || c[l] == ':' || c[l] == '_' || (c[l] >= 'a' && c[l] <= 'z');
+        l++;
+      }
+      if (dig && idc && l > 4 && l < 100 && c > t + 24) best = c, bl = l;
+      c += l ? l : 1;
+    }
+    if (best) snprintf(par[i], sizeof par[i], "%.*s", (int)bl, best);
+    else snprintf(par[i], sizeof par[i], "0");
     q[i].param = par[i], q[i].limit = 100;
   }
   lat("param", db, q, NQ);

@@ -145,6 +145,18 @@ static void test_ingest_query(void **st) {
   for (size_t i = 0; i < r.n; i++) assert_non_null(strstr(r.rows[i].text, "10.251.73.220:50010"));
   log_result_free(&r);
   memset(&q, 0, sizeof q);
+  q.param = "67108864"; /* a plain number: not indexed, found by a scan */
+  q.limit = 5000;
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  assert_int_equal((int64_t)r.n, count(db, "SELECT count(*) FROM records WHERE instr(text, ' 67108864') > 0"));
+  assert_true(r.n > 10);
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
+  q.param = "10.251.73"; /* a prefix is not a value */
+  assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+  assert_int_equal(r.n, 0);
+  log_result_free(&r);
+  memset(&q, 0, sizeof q);
   q.component = "dfs.FSNamesystem";
   q.since_ms = 1226262975000LL; /* 2008-11-09 20:36:15 */
   q.until_ms = 1226266575000LL; /* one hour later */
