@@ -84,6 +84,14 @@ static size_t span(const char *s, size_t n, int (*ok)(int)) {
   return i;
 }
 
+/* A run of tokch characters that stops before "--" (the dashes of a PEM
+ * "-----BEGIN" line are never part of a token next to it). */
+static size_t tokrun(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && tokch((unsigned char)s[i]) && !(s[i] == '-' && i + 1 < n && s[i + 1] == '-')) i++;
+  return i;
+}
+
 static int upalnum(int c) { return isupper(c) || isdigit(c); }
 
 /* Shannon entropy in bits per character of s[0..n). */
@@ -148,7 +156,7 @@ static int conventional(const char *s, size_t n) {
 /* A token starting at s (a word boundary): which kind of secret, and how
  * long. 0 = not a secret. whole_run: s also starts a run of tokch
  * characters, so the entropy test applies. */
-static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
+static size_t token_secret_(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
   static const char *const AWS[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
   static const char *const GH[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
   if (!n || !strchr("Aygxse", s[0])) goto entropy; /* no prefixed kind starts with another letter */
@@ -177,7 +185,7 @@ static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction
 entropy:
   /* Subresource-integrity digests (package-lock.json) are hashes, not secrets. */
   if (starts(s, n, "sha512-") || starts(s, n, "sha384-") || starts(s, n, "sha256-") || starts(s, n, "sha1-")) return 0;
-  size_t run = whole_run ? span(s, n, tokch) : 0;
+  size_t run = whole_run ? tokrun(s, n) : 0;
   while (run && run < n && s[run] == '=' && run < 4096) run++; /* padding */
   if (run >= ENTROPY_MIN_LEN) {
     int alpha = 0, digit = 0;
@@ -191,23 +199,42 @@ entropy:
   return 0;
 }
 
+/* A prefixed secret takes the rest of the word glued to it with it
+ * ("AKIA…XYZpi_ke…"): what follows without a boundary is never left behind. */
+static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
+  size_t l = token_secret_(s, n, whole_run, kind);
+  if (l && *kind != POL_RED_ENTROPY) l += span(s + l, n - l, b64url);
+  return l;
+}
+
 int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err) {
   pol_redactions local = {{0}, 0};
   pol_redactions *c = counts ? counts : &local;
   buf b = {0};
   put(&b, "", 0);
   size_t i = 0, from = 0; /* text[from..i) is clean and not yet copied */
+  size_t pw_from = (size_t)-1, pw_to = 0; /* a URL password ahead, found at its "://" */
 #define FLUSH() (put(&b, text + from, i - from), from = i)
   while (i < len && !b.oom) {
     const char *s = text + i;
     size_t n = len - i;
+    if (i >= pw_from) { /* the user name before it was scanned like any text */
+      if (i == pw_from) {
+        FLUSH();
+        mark(&b, c, POL_RED_URL_PASSWORD);
+        i = pw_to, from = i;
+      }
+      pw_from = (size_t)-1;
+      continue;
+    }
     if (*s == '-' && starts(s, n, "-----BEGIN ")) {
-      size_t cap = n < 80 ? n : 80; /* a PEM header line is short */
-      const char *eol = memchr(s, '\n', cap);
-      size_t hl = eol ? (size_t)(eol - s) : cap;
-      const char *pk = NULL;
-      for (size_t k = 0; k + 11 <= hl && !pk; k++)
-        if (!memcmp(s + k, "PRIVATE KEY", 11)) pk = s + k;
+      /* "-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*": the label alone decides, so the
+       * verdict never depends on what follows it. */
+      size_t k = 11;
+      while (k < n && k < 64 && (isupper((unsigned char)s[k]) || isdigit((unsigned char)s[k]) || s[k] == ' ')) k++;
+      int pk = 0; /* anywhere in the label: "PGP PRIVATE KEY BLOCK" too */
+      for (size_t q = 11; q + 11 <= k && !pk; q++) pk = !memcmp(s + q, "PRIVATE KEY", 11);
+      size_t hl = k;
       if (pk) {
         size_t e = n;
         for (size_t k = hl; k + 9 <= n; k++)
@@ -228,15 +255,13 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
     }
     if (*s == ':' && starts(s, n, "://")) {
       size_t j = 3, colon = 0;
-      while (j < n && j < 512 && !strchr("@/ \t\r\n\"'<>`", s[j])) { /* userinfo is short */
+      while (j < n && j < 512 && !strchr("@/[] \t\r\n\"'<>`", s[j])) { /* userinfo: short, no gen-delims */
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
       if (j < n && s[j] == '@' && colon && colon + 1 < j) {
-        FLUSH();
-        put(&b, s, colon + 1);
-        mark(&b, c, POL_RED_URL_PASSWORD);
-        i += j, from = i;
+        pw_from = i + colon + 1, pw_to = i + j;
+        i += 3;
         continue;
       }
     }

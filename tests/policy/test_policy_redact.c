@@ -147,6 +147,10 @@ static void counts_accumulate(void **state) {
   assert_int_equal(c.total, 4);
   assert_string_equal(out, "a=[REDACTED:aws] b=[REDACTED:aws] c=https://u:[REDACTED:url_password]@h/x d=[REDACTED:github]");
   free(out);
+  const char *pgp = "a\n-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----\nb";
+  assert_int_equal(pol_redact(pgp, strlen(pgp), &out, NULL, NULL, &err), 0);
+  assert_string_equal(out, "a\n[REDACTED:private_key]\nb");
+  free(out);
   /* An unterminated key block is redacted to the end, not leaked. */
   const char *k = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow...\nno end";
   assert_int_equal(pol_redact(k, strlen(k), &out, NULL, NULL, &err), 0);
