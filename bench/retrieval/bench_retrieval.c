@@ -3,6 +3,7 @@
  * doc comment when the comment itself is not in the index?
  *
  *   bench_retrieval [TREE QUERIES.tsv]...   (default: bench/retrieval/prepare)
+ *   KVASIR_BENCH_DB=DIR keeps the indexes in DIR/<tree>.db across runs.
  *
  * QUERIES.tsv rows are `query, path, line, name` (make_queries.py). A result
  * is a hit when its chunk contains the documented definition: the given path
@@ -132,8 +133,14 @@ static int run_one(const char *tree, const char *qfile, double *r5_out) {
   if (load_queries(qfile, &Q, &nq) != 0 || nq == 0) return -1;
   char tmp[] = "/tmp/kvasir-bench-ret.XXXXXX";
   if (!mkdtemp(tmp)) return -1;
-  char db[256];
-  snprintf(db, sizeof db, "%s/index.db", tmp);
+  char db[4200];
+  const char *keep = getenv("KVASIR_BENCH_DB"); /* reuse an index across runs: DIR */
+  if (keep) {
+    const char *b = strrchr(tree, '/');
+    snprintf(db, sizeof db, "%s/%s.db", keep, b ? b + 1 : tree);
+  } else {
+    snprintf(db, sizeof db, "%s/index.db", tmp);
+  }
   idx_options o = {0};
   o.db_path = db;
   idx_index *ix;

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """make_queries.py — turn doc comments of a real codebase into retrieval queries.
 
-usage: make_queries.py TREE python|js OUT.tsv [MAX]
+usage: make_queries.py TREE python|js OUT.tsv [MAX] [SEED]
 
 Every doc comment in TREE is removed in place (its lines become blank, so line
 numbers do not move; a Python body left empty gets `pass`), and for a
-deterministic sample (seed 42) of at most MAX (default 300) documented
+deterministic sample (SEED, default 42) of at most MAX (default 300) documented
 functions it writes `query <TAB> path <TAB> line <TAB> name`: the comment's
 description (first paragraph, markup and @tags dropped), where the function is
 defined and its name (a hit elsewhere that defines the same name also counts:
@@ -122,10 +122,11 @@ def main():
         return 2
     tree, lang, out = sys.argv[1], sys.argv[2], sys.argv[3]
     mx = int(sys.argv[4]) if len(sys.argv) > 4 else 300
+    seed = int(sys.argv[5]) if len(sys.argv) > 5 else 42
     found = []
     (do_python if lang == "python" else do_js)(tree, found)
     found.sort(key=lambda t: (t[1], t[2]))
-    random.Random(42).shuffle(found)
+    random.Random(seed).shuffle(found)
     with open(out, "w", encoding="utf-8") as f:
         for q, p, ln, name in found[:mx]:
             f.write(f"{q.replace(chr(9), ' ')}\t{p}\t{ln}\t{name}\n")

@@ -336,24 +336,35 @@ KX_INL float KX(load1)(int type, const void *w, size_t i) {
   return type == KRN_F16 ? KX(h2f)(h) : krn__bits_f32((uint32_t)h << 16);
 }
 
-/* Activations are in the weight's own type (F32, or rounded to F16 / BF16). */
+/* Activations are in the weight's own type (F32, or rounded to F16 / BF16).
+ * Four independent accumulators per row for one row (FMA latency, not
+ * loads, bounds a single chain), two per row for several rows (registers). */
 KX_INL void KX(rows_float)(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const int NA = NR == 1 ? 4 : 2;
+  __m256 acc[4][4];
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < 4; r++)
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m256 w0 = KX(load8)(type, w, i), w1 = KX(load8)(type, w, i + 8);
+  for (; i + 8 * (size_t)NA <= n; i += 8 * (size_t)NA) {
+    __m256 wv[4];
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < NA; c++) wv[c] = KX(load8)(type, w, i + 8 * (size_t)c);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const void *x = (const uint8_t *)a + (size_t)r * stride;
-      acc[r] = _mm256_fmadd_ps(w0, KX(load8)(type, x, i), acc[r]);
-      acc2[r] = _mm256_fmadd_ps(w1, KX(load8)(type, x, i + 8), acc2[r]);
+      _Pragma("GCC unroll 4")
+      for (int c = 0; c < NA; c++) acc[r][c] = _mm256_fmadd_ps(wv[c], KX(load8)(type, x, i + 8 * (size_t)c), acc[r][c]);
     }
   }
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) {
     const void *x = (const uint8_t *)a + (size_t)r * stride;
-    float s = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
+    __m256 t = acc[r][0];
+    _Pragma("GCC unroll 4")
+    for (int c = 1; c < NA; c++) t = _mm256_add_ps(t, acc[r][c]);
+    float s = KX(hsum_ps)(t);
     for (size_t j = i; j < n; j++) s += KX(load1)(type, w, j) * KX(load1)(type, x, j);
     out[r] = s;
   }
