@@ -4,13 +4,17 @@
  * from the trigram table of chunk identifiers, checked with instr()) and idx_symbols.
  *
  * Ranking (idx_search), all computed on the reader connection:
- *   base   = -bm25(chunks_fts; text 1, sub-words 1.5, chunk symbol 4) over the
- *            query's words and their camelCase/snake_case parts, OR-ed;
- *   + 6    when a definition in the chunk is named exactly like a query word
+ *   base   = -bm25(chunks_fts; text 1, sub-words 0.5, names of the chunk's
+ *            definitions and their parts 6) over the query's words and their
+ *            camelCase/snake_case parts, OR-ed;
+ *   x 0.5  for prose (files without a grammar);
+ *   + 2    when a definition in the chunk is named exactly like a query word
  *          (chunks holding such a definition are added even if BM25 missed them);
  *   + 1.5  per query word (3+ chars) found in the file's path;
  *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest).
  * Only chunks of blobs in the current view (files with worktree < 2) count.
+ * The weights were chosen on bench/retrieval (Django and lodash, seed 42)
+ * and checked on a held-out sample (seed 7); see docs/index.md.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "internal.h"
@@ -87,6 +91,7 @@ void idx_hits_free(idx_hits *h) {
 
 typedef struct cand {
   int64_t id, blob, changed;
+  int prose;
   idx_hit h;
 } cand;
 
@@ -101,7 +106,7 @@ static cand *cand_find(cands *C, int64_t id) {
   return NULL;
 }
 
-/* Row: c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed [, score] */
+/* Row: c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed, b.lang [, score] */
 static int cand_add(cands *C, sqlite3_stmt *st, double score) {
   int64_t id = sqlite3_column_int64(st, 0);
   cand *c = cand_find(C, id);
@@ -126,6 +131,8 @@ static int cand_add(cands *C, sqlite3_stmt *st, double score) {
   c->h.text = idx_strdup0((const char *)sqlite3_column_text(st, 5));
   c->h.path = idx_strdup0((const char *)sqlite3_column_text(st, 6));
   c->changed = sqlite3_column_int64(st, 7);
+  const unsigned char *lang = sqlite3_column_text(st, 8);
+  c->prose = !lang || !*lang;
   c->h.score = score;
   C->n++;
   if (!c->h.symbol || !c->h.text || !c->h.path) return KV_ENOMEM;
@@ -148,7 +155,7 @@ static int cmp_hit(const void *a, const void *b) {
   return c ? c : x->h.line0 - y->h.line0;
 }
 
-#define CHUNK_COLS "c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed"
+#define CHUNK_COLS "c.id, c.blob, c.line0, c.line1, c.symbol, c.text, f.path, f.changed, b.lang"
 #define VIEW_JOIN " JOIN blobs b ON b.id = c.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0 "
 
 static int hand_out(cands *C, size_t k, idx_hits *out) {
@@ -197,7 +204,7 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
   sqlite3_stmt *st = NULL;
   int lim = (int)(k * 8 < 64 ? 64 : k * 8);
   if (sqlite3_prepare_v2(db,
-                         "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 1.0, 1.5, 4.0) FROM chunks_fts"
+                         "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 1.0, 0.5, 6.0) FROM chunks_fts"
                          " JOIN chunks c ON c.id = chunks_fts.rowid" VIEW_JOIN
                          "WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2",
                          -1, &st, NULL) != SQLITE_OK) {
@@ -206,8 +213,9 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
   }
   sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, lim);
+  const double sb = 2.0; /* exact definition name */
   int s;
-  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) rc = cand_add(&C, st, sqlite3_column_double(st, 8));
+  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) rc = cand_add(&C, st, sqlite3_column_double(st, 9));
   sqlite3_finalize(st);
   st = NULL;
   /* exact definitions: add their chunks, boost them */
@@ -222,8 +230,8 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
       sqlite3_bind_text(st, 1, W.v[i], -1, SQLITE_STATIC);
       while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         cand *c = cand_find(&C, sqlite3_column_int64(st, 0));
-        if (c) c->h.score += 6.0;
-        else rc = cand_add(&C, st, 6.0);
+        if (c) c->h.score += sb;
+        else rc = cand_add(&C, st, sb);
       }
     }
     sqlite3_finalize(st);
@@ -233,6 +241,10 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     kv_err_set(err, rc, "search: out of memory");
     goto out;
   }
+  /* prose (files without a grammar: docs, text) counts half: a query is
+   * usually after code, and prose shares a docstring's vocabulary */
+  for (size_t i = 0; i < C.n; i++)
+    if (C.v[i].prose) C.v[i].h.score *= 0.5;
   /* path and recency */
   int64_t tmin = INT64_MAX, tmax = INT64_MIN;
   for (size_t i = 0; i < C.n; i++) {

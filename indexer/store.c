@@ -34,9 +34,9 @@ static const char *const migrations[] = {
     "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);"
     "CREATE INDEX refs_blob ON refs(blob);"
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
-    " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT);"
+    " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);"
     "CREATE INDEX chunks_blob ON chunks(blob);"
-    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, symbol, content='chunks',"
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, defs, content='chunks',"
     " content_rowid='id', tokenize=\"porter unicode61 tokenchars '_'\");"
     "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram',"
     " detail='none');",
@@ -106,8 +106,8 @@ int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err)
     if (!rc) rc = prep(s, &s->blob_put, "INSERT INTO blobs(oid,lang,size,skip,note,nlines) VALUES(?,?,?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->sym_put, "INSERT INTO symbols(blob,name,kind,scope,sig,line0,line1) VALUES(?,?,?,?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->ref_put, "INSERT INTO refs(blob,name,kind,line) VALUES(?,?,?,?)", err);
-    if (!rc) rc = prep(s, &s->chunk_put, "INSERT INTO chunks(blob,line0,line1,symbol,text,sub) VALUES(?,?,?,?,?,?)", err);
-    if (!rc) rc = prep(s, &s->fts_put, "INSERT INTO chunks_fts(rowid,text,sub,symbol) VALUES(?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->chunk_put, "INSERT INTO chunks(blob,line0,line1,symbol,text,sub,defs) VALUES(?,?,?,?,?,?,?)", err);
+    if (!rc) rc = prep(s, &s->fts_put, "INSERT INTO chunks_fts(rowid,text,sub,defs) VALUES(?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO chunks_tri(rowid,idents) VALUES(?,?)", err);
     if (!rc) rc = prep(s, &s->file_put,
                        "INSERT INTO files(path,oid,head_oid,lang,size,skip,note,worktree,changed,gen)"
@@ -245,8 +245,8 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_int(st, 4, r->refs[i].line);
     if ((rc = step_done(s, st, err, "ref insert"))) return rc;
   }
-  char *sub = NULL, *ids = NULL;
-  size_t sublen = 0, subcap = 0, idslen = 0, idscap = 0;
+  char *sub = NULL, *ids = NULL, *syms = NULL;
+  size_t sublen = 0, subcap = 0, idslen = 0, idscap = 0, symlen = 0, symcap = 0;
   for (size_t i = 0; i < r->nchunks && !rc; i++) {
     const idx_pchunk *c = &r->chunks[i];
     sublen = 0;
@@ -256,6 +256,28 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
       break;
     }
     const char *sym = c->sym >= 0 ? r->syms[c->sym].name : "";
+    /* defs: every definition starting in the chunk, and its parts */
+    symlen = 0;
+    if (syms) syms[0] = 0;
+    for (int j = c->sym; j >= 0 && (size_t)j < r->nsyms && r->syms[j].line0 <= c->line1 && !rc; j++) {
+      size_t nl = strlen(r->syms[j].name);
+      if (symlen + nl + 2 > symcap) {
+        size_t ncap = (symcap ? symcap * 2 : 256) + nl;
+        char *t = realloc(syms, ncap);
+        if (!t) rc = KV_ENOMEM;
+        else syms = t, symcap = ncap;
+      }
+      if (!rc) {
+        if (symlen) syms[symlen++] = ' ';
+        memcpy(syms + symlen, r->syms[j].name, nl + 1);
+        symlen += nl;
+        rc = idx_subwords(r->syms[j].name, nl, &syms, &symlen, &symcap);
+      }
+    }
+    if (rc) {
+      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
+      break;
+    }
     st = s->chunk_put;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, c->line0);
@@ -263,13 +285,14 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
     sqlite3_bind_text(st, 6, sub ? sub : "", (int)sublen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, syms ? syms : "", (int)symlen, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "chunk insert"))) break;
     int64_t cid = sqlite3_last_insert_rowid(s->db);
     st = s->fts_put;
     sqlite3_bind_int64(st, 1, cid);
     sqlite3_bind_text(st, 2, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
     sqlite3_bind_text(st, 3, sub ? sub : "", (int)sublen, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, syms ? syms : "", (int)symlen, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "fts insert"))) break;
     idslen = 0;
     if (ids) ids[0] = 0;
@@ -284,6 +307,7 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
   }
   free(sub);
   free(ids);
+  free(syms);
   if (counts) {
     counts[0] += r->nsyms;
     counts[1] += r->nrefs;
