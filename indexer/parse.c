@@ -397,7 +397,7 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
     r->nsyms++;
   }
   /* scopes: sort by start, longest first; a stack of open definitions */
-  qsort(r->syms, r->nsyms, sizeof *r->syms, cmp_sym);
+  if (r->nsyms > 1) qsort(r->syms, r->nsyms, sizeof *r->syms, cmp_sym);
   size_t stack[64], sp = 0;
   for (size_t i = 0; i < r->nsyms; i++) {
     while (sp > 0 && r->syms[stack[sp - 1]].b1 <= r->syms[i].b0) sp--;

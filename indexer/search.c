@@ -159,7 +159,7 @@ static int cmp_hit(const void *a, const void *b) {
 #define VIEW_JOIN " JOIN blobs b ON b.id = c.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0 "
 
 static int hand_out(cands *C, size_t k, idx_hits *out) {
-  qsort(C->v, C->n, sizeof *C->v, cmp_hit);
+  if (C->n > 1) qsort(C->v, C->n, sizeof *C->v, cmp_hit);
   size_t m = C->n < k ? C->n : k;
   out->v = calloc(m ? m : 1, sizeof *out->v);
   if (!out->v) return KV_ENOMEM;

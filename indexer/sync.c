@@ -113,7 +113,7 @@ static int cmp_op(const void *a, const void *b) {
 
 /* Keep only the last op per path, in path order. */
 static void plan_dedupe(plan *P) {
-  qsort(P->v, P->n, sizeof *P->v, cmp_op);
+  if (P->n > 1) qsort(P->v, P->n, sizeof *P->v, cmp_op);
   size_t k = 0;
   for (size_t i = 0; i < P->n; i++) {
     if (i + 1 < P->n && strcmp(P->v[i].path, P->v[i + 1].path) == 0) {
