@@ -5,7 +5,8 @@
  * search.c and repomap.c.
  *
  * Invariant: an open handle always has a writer connection whose schema is
- * at IDX_SCHEMA_VERSION and a reader connection on the same file.
+ * at IDX_SCHEMA_VERSION and a reader connection on the same file. The
+ * grammars' queries are compiled on the first sync (readers never need them).
  */
 #include "internal.h"
 
@@ -145,7 +146,6 @@ int idx_open(idx_index **out, const char *repo_path, const idx_options *opt, kv_
   }
   if ((rc = idx_store_open(&ix->w, ix->db_path, 0, err))) goto fail;
   if ((rc = idx_store_open(&ix->r, ix->db_path, 1, err))) goto fail;
-  if ((rc = idx_langset_new(&ix->langs, err))) goto fail;
   *out = ix;
   return 0;
 fail:

@@ -693,7 +693,8 @@ int idx_sync(idx_index *ix, int flags, idx_progress_fn fn, void *ud, const volat
   pthread_mutex_init(&C.mu, NULL);
   pthread_cond_init(&C.cv, NULL);
   pthread_mutex_lock(&ix->wlock);
-  int rc = sync_locked(&C, flags, fn, ud, cancel, err);
+  int rc = ix->langs ? 0 : idx_langset_new(&ix->langs, err);
+  if (!rc) rc = sync_locked(&C, flags, fn, ud, cancel, err);
   /* totals of the current view */
   sqlite3_stmt *q;
   memset(st->skipped, 0, sizeof st->skipped);

@@ -496,6 +496,37 @@ static void test_cancel(void **state) {
   idx_close(ix);
 }
 
+/* A bare clone and a linked worktree index like the original. */
+static void test_bare_and_worktree(void **state) {
+  (void)state;
+  char d[512], bare[600], wt[600];
+  new_repo(d, sizeof d, "orig");
+  write_file(d, "m.py", "def from_main():\n    pass\n");
+  write_file(d, "n.go", "package n\n\nfunc FromGo() {}\n");
+  sh(d, "git add -A && git commit -qm one && git clone -q --bare . ../orig-bare.git && git worktree add -q ../orig-wt -b side");
+  snprintf(bare, sizeof bare, "%s/orig-bare.git", g_tmp);
+  snprintf(wt, sizeof wt, "%s/orig-wt", g_tmp);
+  write_file(wt, "side.py", "def only_in_worktree():\n    pass\n");
+  idx_index *ix = open_ix(bare, "bare", 0);
+  idx_sync_stats st = sync_ok(ix);
+  assert_int_equal(st.files_indexed, 2);
+  kv_err err;
+  char *txt;
+  size_t n;
+  assert_int_equal(idx_read_lines(ix, "n.go", 3, 3, 1, &txt, &n, &err), 0); /* bare: from HEAD */
+  assert_string_equal(txt, "func FromGo() {}\n");
+  free(txt);
+  idx_close(ix);
+  ix = open_ix(wt, "wt", 0);
+  st = sync_ok(ix);
+  assert_int_equal(st.files_indexed, 3);
+  idx_symbol_list sl;
+  assert_int_equal(idx_symbols(ix, "only_in_worktree", 0, &sl, &err), 0);
+  assert_int_equal(sl.n, 1);
+  idx_symbol_list_free(&sl);
+  idx_close(ix);
+}
+
 static void test_not_a_repo(void **state) {
   (void)state;
   idx_index *ix = NULL;
@@ -522,7 +553,7 @@ int main(void) {
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_skips),
       cmocka_unit_test(test_search),      cmocka_unit_test(test_recency_and_map),
       cmocka_unit_test(test_kill9),       cmocka_unit_test(test_cancel),
-      cmocka_unit_test(test_not_a_repo),
+      cmocka_unit_test(test_bare_and_worktree), cmocka_unit_test(test_not_a_repo),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[300];
