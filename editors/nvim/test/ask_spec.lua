@@ -124,6 +124,31 @@ case(":KvasirExplain shows the tier and the reasons", function()
   end
 end)
 
+case(":KvasirTriage ranks the log's clusters and sends the anomaly to quickfix", function()
+  local log_file = os.getenv("KVASIR_TEST_LOG")
+  vim.fn.setqflist({}, "r")
+  vim.cmd("KvasirTriage " .. log_file)
+  wait_for(15000, function()
+    local t = vim.fn.getqflist({ title = 1 }).title
+    return t:find("Triage", 1, true) ~= nil
+  end, "the triage")
+  local qf = vim.fn.getqflist()
+  check(#qf == 2, "clusters: " .. #qf)
+  -- the 3 ERROR lines start at line 51 and must rank first
+  check(vim.fn.fnamemodify(vim.fn.bufname(qf[1].bufnr), ":p") == log_file, "file " .. vim.fn.bufname(qf[1].bufnr))
+  check(qf[1].lnum == 51, "line " .. qf[1].lnum)
+  check(qf[1].text:find("ERROR db connection to <*> refused after <*> retries", 1, true), qf[1].text)
+  local shown
+  for _, w in ipairs(vim.api.nvim_list_wins()) do
+    local t = buf_text(vim.api.nvim_win_get_buf(w))
+    if t:find("53 records", 1, true) then shown = t end
+  end
+  check(shown and shown:find("1. [", 1, true), "float: " .. tostring(shown))
+  for _, w in ipairs(vim.api.nvim_list_wins()) do
+    if vim.api.nvim_win_get_config(w).relative ~= "" then vim.api.nvim_win_close(w, true) end
+  end
+end)
+
 case("daemon down: a clear message with the way out", function()
   kv.shutdown()
   kv.setup({ env = { XDG_RUNTIME_DIR = repo .. "/no-daemon-here" } })

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { startDaemon } from "../../vscode/test/daemon.mjs";
+import { startDaemon, writeTestLog } from "../../vscode/test/daemon.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const plugin = path.resolve(here, "..");
@@ -39,7 +39,9 @@ let rc = 1;
 try {
   const cmd = bridgeCmd();
   console.log(`bridge: ${cmd.join(" ")}`);
-  const env = { ...d.env, KVASIR_TEST_REPO: d.repo, KVASIR_TEST_BRIDGE: JSON.stringify(cmd) };
+  const logFile = path.join(d.dir, "app.log");
+  writeTestLog(logFile);
+  const env = { ...d.env, KVASIR_TEST_REPO: d.repo, KVASIR_TEST_BRIDGE: JSON.stringify(cmd), KVASIR_TEST_LOG: logFile };
   const args = ["--headless", "-u", "NONE", "-i", "NONE", "-n", "--cmd", `set rtp^=${plugin}`,
     "--cmd", "runtime plugin/kvasir.lua", "-c", `luafile ${path.join(here, spec)}`];
   const p = spawn(nvim, args, { env, stdio: ["ignore", "inherit", "inherit"] });

@@ -18,7 +18,7 @@ import { Codes } from "./protocol";
 import { Daemon } from "./daemon";
 import { ChatView, FromView } from "./chat";
 import { Completions } from "./complete";
-import { AskScope, askParams, answeredBy, errorText, linkify, parseCitations } from "./logic";
+import { AskScope, askParams, answeredBy, errorText, linkify, logStoreName, parseCitations, triageView } from "./logic";
 
 let daemon: Daemon;
 let chat: ChatView;
@@ -238,16 +238,18 @@ async function triage(uri?: vscode.Uri): Promise<void> {
   current = { id, ac };
   try {
     const cl = await daemon.get();
-    const r = await cl.call("logs.triage", { path: file, file }, {
+    const name = logStoreName(file);
+    const ing = await cl.call("logs.ingest", { paths: [file], name }, {
       signal: ac.signal,
       onNotify: (m, p) => {
-        if (m === "progress" && p.total) chat.post({ type: "done", id, footer: `${p.done}/${p.total}` });
+        if (m === "progress" && p.total) chat.post({ type: "done", id, footer: `reading ${Math.round((100 * p.done) / p.total)}%` });
       },
     });
-    const body = r && typeof r === "object" ? r.text || r.summary : undefined;
-    const lines = typeof body === "string" ? body.split("\n") : JSON.stringify(r, null, 2).split("\n");
-    chat.post({ type: "info", id, title: `Triage of ${path.basename(file)}`, lines, citations: parseCitations(r && r.citations), repo: repoRoot(file) });
-    chat.post({ type: "done", id, footer: "" });
+    const r = await cl.call("logs.triage", { name, limit: 20 }, { signal: ac.signal });
+    const t = triageView(r);
+    /* citations point into the log itself: its directory is the allowed root */
+    chat.post({ type: "info", id, title: `Triage of ${path.basename(file)}`, lines: t.lines, citations: t.citations, repo: path.dirname(file) });
+    chat.post({ type: "done", id, footer: `${ing && ing.records != null ? ing.records : "?"} records, ${t.citations.length} cluster(s)` });
   } catch (e: any) {
     if (e && e.code === Codes.ECANCELED) chat.post({ type: "done", id, footer: "canceled" });
     else {

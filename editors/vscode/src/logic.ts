@@ -139,3 +139,33 @@ export function errorText(e: any): { text: string; canStart: boolean } {
   const canStart = code === -5 && /not running|key is missing/.test(msg);
   return { text: msg, canStart };
 }
+
+/* The daemon's log store for a file: "editor-<basename>", a plain name
+ * (no '/', no leading '.', <= 64 bytes) as logs.* requires. */
+export function logStoreName(file: string): string {
+  const base = (file.split("/").pop() || "log").replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 48);
+  return "editor-" + (base || "log");
+}
+
+/* A logs.triage result as text lines (best first) and citations (file:line
+ * of each cluster's first occurrence). */
+export function triageView(r: any): { lines: string[]; citations: Citation[] } {
+  const items: any[] = r && Array.isArray(r.items) ? r.items : [];
+  const lines: string[] = [];
+  const citations: Citation[] = [];
+  if (!items.length) lines.push("nothing stands out in this log");
+  items.forEach((it, i) => {
+    if (!it || typeof it !== "object") return;
+    const count = typeof it.count === "number" ? ` ×${it.count}` : "";
+    lines.push(`${i + 1}. [${it.kind || "?"}] ${it.level || ""}${count}  ${it.template || ""}`.replace(/\s+$/, ""));
+    if (typeof it.why === "string" && it.why) lines.push(`   ${it.why}`);
+    if (typeof it.sparkline === "string" && it.sparkline.trim()) lines.push(`   ${it.sparkline}`);
+    if (typeof it.file === "string" && it.file) {
+      const l = Math.max(1, Math.floor(Number(it.line) || 1));
+      const cit: Citation = { path: it.file, start_line: l, end_line: l };
+      if (typeof it.template === "string") cit.symbol = it.template.slice(0, 60);
+      citations.push(cit);
+    }
+  });
+  return { lines, citations };
+}

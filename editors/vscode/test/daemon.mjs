@@ -87,3 +87,13 @@ export async function startDaemon({ stubMs = 20, workers = 2, model = null } = {
     },
   };
 }
+
+// A log whose one anomaly is known: 50 INFO lines, then 3 ERROR lines
+// starting at line 51 (triage must rank that cluster first).
+export function writeTestLog(file) {
+  let s = "";
+  for (let i = 0; i < 50; i++) s += `2026-11-23 10:00:${String(i).padStart(2, "0")} INFO worker ${i} finished job ${i * 7} in ${i}ms\n`;
+  for (let i = 0; i < 3; i++) s += `2026-11-23 10:01:0${i} ERROR db connection to 10.0.0.${i} refused after ${i} retries\n`;
+  fs.writeFileSync(file, s);
+  return { errorLine: 51, template: "db connection to <*> refused after <*> retries" };
+}

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import Module, { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { startDaemon } from "./daemon.mjs";
+import { startDaemon, writeTestLog } from "./daemon.mjs";
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -182,4 +182,19 @@ test("inline completions: debounced, cancellable, sent to the daemon", async () 
   const items = await provider.provideInlineCompletionItems(doc, new vscode.Position(0, 10), {}, new vscode.CancellationTokenSource().token);
   assert.deepEqual(items, []);
   assert.equal(await stats(), c0 + 1);
+});
+
+test("triage a log file: clusters ranked, the anomaly first, its line cited and openable", async () => {
+  const file = path.join(d.dir, "app.log");
+  const want = writeTestLog(file);
+  const n = posts.length;
+  await vscode.commands.executeCommand("kvasir.triageLog", vscode.Uri.file(file));
+  const info = since(n).find((m) => m.type === "info");
+  assert.ok(info, JSON.stringify(since(n)));
+  assert.match(info.lines[0], /^1\. \[\w+\] ERROR ×3  db connection to <\*> refused after <\*> retries$/);
+  assert.deepEqual(info.citations[0], { path: file, start_line: want.errorLine, end_line: want.errorLine, symbol: want.template });
+  assert.match(since(n).filter((m) => m.type === "done").at(-1).footer, /^53 records, 2 cluster\(s\)$/);
+  onMessage({ type: "open", path: info.citations[0].path, line: info.citations[0].start_line, repo: info.repo });
+  await until(() => vscode.__log.shown.some((x) => x.file === file), 5000, "the log opened");
+  assert.equal(vscode.__log.shown.at(-1).line, want.errorLine - 1);
 });

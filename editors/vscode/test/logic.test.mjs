@@ -87,3 +87,25 @@ test("answeredBy and errorText", () => {
   assert.equal(L.errorText({ code: -5, message: "/x is not inside a registered repository" }).canStart, false);
   assert.equal(L.errorText(new Error("boom")).text, "boom");
 });
+
+test("logStoreName makes a plain store name", () => {
+  assert.equal(L.logStoreName("/var/log/app.log"), "editor-app.log");
+  assert.equal(L.logStoreName("/x/.hidden log?.txt"), "editor-.hidden_log_.txt");
+  assert.ok(L.logStoreName("/x/" + "a".repeat(200)).length <= 64);
+  assert.doesNotMatch(L.logStoreName("/a/b/c"), /\//);
+});
+
+test("triageView lists clusters and cites their first line", () => {
+  const v = L.triageView({ items: [
+    { kind: "new", score: 25.7, template: "db <*> refused", level: "ERROR", count: 3, file: "/l/app.log", line: 51, sparkline: "  █", why: "rare" },
+    { kind: "burst", template: "x", level: "INFO", count: 50, file: "/l/app.log", line: 0, sparkline: "   ", why: "" },
+    null,
+  ] });
+  assert.deepEqual(v.lines, ["1. [new] ERROR ×3  db <*> refused", "   rare", "     █", "2. [burst] INFO ×50  x"]);
+  assert.deepEqual(v.citations, [
+    { path: "/l/app.log", start_line: 51, end_line: 51, symbol: "db <*> refused" },
+    { path: "/l/app.log", start_line: 1, end_line: 1, symbol: "x" },
+  ]);
+  assert.deepEqual(L.triageView({ items: [] }).lines, ["nothing stands out in this log"]);
+  assert.deepEqual(L.triageView(null).citations, []);
+});

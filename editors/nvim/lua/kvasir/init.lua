@@ -313,7 +313,35 @@ function M.explain(question, opts)
   return a
 end
 
--- :KvasirTriage — clusters and likely causes in a log file.
+-- The daemon's log store for a file (a plain name, as logs.* requires).
+local function store_name(path)
+  local base = vim.fn.fnamemodify(path, ":t"):gsub("[^%w._-]", "_"):sub(1, 48)
+  return "editor-" .. (base ~= "" and base or "log")
+end
+
+-- logs.triage items to float lines and quickfix items (best first).
+local function triage_view(r)
+  local lines, qf = {}, {}
+  local items = type(r) == "table" and r.items or {}
+  if #items == 0 then lines[1] = "nothing stands out in this log" end
+  for i, it in ipairs(items) do
+    local head = ("%d. [%s] %s ×%s  %s"):format(i, tostring(it.kind or "?"), tostring(it.level or ""),
+      tostring(it.count or "?"), tostring(it.template or ""))
+    lines[#lines + 1] = head
+    if type(it.why) == "string" and it.why ~= "" then lines[#lines + 1] = "   " .. it.why end
+    if type(it.sparkline) == "string" and it.sparkline:match("%S") then lines[#lines + 1] = "   " .. it.sparkline end
+    if type(it.file) == "string" then
+      qf[#qf + 1] = { filename = it.file, lnum = math.max(1, tonumber(it.line) or 1), col = 1,
+        text = ("[%s] %s %s"):format(tostring(it.kind or "?"), tostring(it.level or ""), tostring(it.template or "")) }
+    end
+  end
+  return lines, qf
+end
+M._triage_view = triage_view
+
+-- :KvasirTriage — ingest a log file into its store, then rank its clusters
+-- (new, bursting, rare, error-level); the float lists them, the quickfix
+-- list jumps to each cluster's first line.
 function M.triage(path, opts)
   opts = opts or {}
   local c = client()
@@ -323,27 +351,30 @@ function M.triage(path, opts)
     notify("no log file: give a path or open the log", vim.log.levels.WARN)
     return
   end
+  local title = "Triage " .. vim.fn.fnamemodify(path, ":~:.")
   local a = { done = false }
-  local buf = show_result("Triage " .. vim.fn.fnamemodify(path, ":~:."), { "(working…)" }, a)
-  a.id = c:request("logs.triage", { path = path, file = path }, function(err, r)
-    a.done, a.error, a.result = true, err, r
-    if err then
-      set_lines(buf, { "# Triage", "", "[error] " .. explain_error(err) })
-    else
-      local lines = { "# Triage " .. vim.fn.fnamemodify(path, ":~:."), "" }
-      local body = type(r) == "table" and (r.text or r.summary) or nil
-      if body then
-        vim.list_extend(lines, vim.split(tostring(body), "\n", { plain = true }))
-      else
-        vim.list_extend(lines, vim.split(vim.inspect(r), "\n", { plain = true }))
-      end
-      set_lines(buf, lines)
-      if type(r) == "table" and type(r.citations) == "table" then set_quickfix("triage", nil, r.citations) end
-    end
+  local buf = show_result(title, { "(reading…)" }, a)
+  local name = store_name(path)
+  local function fail(err)
+    a.done, a.error = true, err
+    set_lines(buf, { "# " .. title, "", "[error] " .. explain_error(err) })
     if opts.on_done then opts.on_done(a) end
+  end
+  a.id = c:request("logs.ingest", { paths = { path }, name = name }, function(err, ing)
+    if err then return fail(err) end
+    a.id = c:request("logs.triage", { name = name, limit = 20 }, function(err2, r)
+      if err2 then return fail(err2) end
+      a.done, a.result = true, r
+      local lines, qf = triage_view(r)
+      local out = { "# " .. title, "", ("%s records"):format(tostring(ing.records or "?")), "" }
+      vim.list_extend(out, lines)
+      set_lines(buf, out)
+      vim.fn.setqflist({}, " ", { title = "kvasir: " .. title, items = qf })
+      if opts.on_done then opts.on_done(a) end
+    end)
   end, function(method, p)
-    if method == "progress" and p.done and p.total then
-      set_lines(buf, { "# Triage", "", ("(%d / %d)"):format(p.done, p.total) })
+    if method == "progress" and p.total and p.total > 0 then
+      set_lines(buf, { "# " .. title, "", ("(reading %d%%)"):format(math.floor(100 * p.done / p.total)) })
     end
   end)
   return a
