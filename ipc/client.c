@@ -90,8 +90,8 @@ int ipc_client_connect(ipc_client **out, const char *sock_path, const char *secr
     rc = kv_err_set(err, KV_ELIMIT, "%s: socket path longer than %zu bytes", sock_path, sizeof addr.sun_path - 1);
     goto fail;
   }
-  strcpy(addr.sun_path, sock_path);
-  snprintf(c->path, sizeof c->path, "%s", sock_path);
+  memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
+  memcpy(c->path, sock_path, strlen(sock_path) + 1);
   ipc_secret secret;
   if ((rc = ipc_secret_load(&secret, secret_path, 0, err))) goto fail;
   c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
