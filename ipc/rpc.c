@@ -95,6 +95,38 @@ static int validate(rd *r, int depth, kv_err *err) {
   return 0;
 }
 
+/* Duplicate keys make a map ambiguous (which value wins differs between
+ * implementations), so they are refused. A hash set over the entries keeps
+ * this linear: a map may hold millions of entries within the frame cap. */
+static int check_unique_keys(const msgpack_object_map *m, kv_err *err) {
+  if (m->size < 2) return 0;
+  size_t cap = 4;
+  while (cap < 2 * (size_t)m->size) cap <<= 1;
+  uint32_t *slot = calloc(cap, sizeof *slot);
+  if (!slot) return kv_err_set(err, KV_ENOMEM, "msgpack: out of memory");
+  int rc = 0;
+  for (uint32_t i = 0; i < m->size && !rc; i++) {
+    const msgpack_object *k = &m->ptr[i].key;
+    if (k->type != MSGPACK_OBJECT_STR) continue; /* reported by the caller */
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t b = 0; b < k->via.str.size; b++) h = (h ^ (uint8_t)k->via.str.ptr[b]) * 1099511628211ull;
+    for (size_t at = (size_t)h & (cap - 1);; at = (at + 1) & (cap - 1)) {
+      if (!slot[at]) {
+        slot[at] = i + 1;
+        break;
+      }
+      const msgpack_object *o = &m->ptr[slot[at] - 1].key;
+      if (o->via.str.size == k->via.str.size &&
+          (k->via.str.size == 0 || !memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size))) {
+        rc = kv_err_set(err, KV_EFORMAT, "msgpack: map key %u duplicates key %u", i, slot[at] - 1);
+        break;
+      }
+    }
+  }
+  free(slot);
+  return rc;
+}
+
 static int to_json(const msgpack_object *o, cJSON **out, kv_err *err) {
   cJSON *v = NULL;
   switch (o->type) {
@@ -129,7 +161,9 @@ static int to_json(const msgpack_object *o, cJSON **out, kv_err *err) {
         cJSON_AddItemToArray(v, c);
       }
       break;
-    case MSGPACK_OBJECT_MAP:
+    case MSGPACK_OBJECT_MAP: {
+      int rc = check_unique_keys(&o->via.map, err);
+      if (rc) return rc;
       v = cJSON_CreateObject();
       for (uint32_t i = 0; v && i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
@@ -138,12 +172,13 @@ static int to_json(const msgpack_object *o, cJSON **out, kv_err *err) {
           return kv_err_set(err, KV_EFORMAT, "msgpack: map key %u is not a string", i);
         }
         char key[256];
-        if (kv->key.via.str.size >= sizeof key || memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
+        size_t kn = kv->key.via.str.size; /* an empty key may come with a NULL pointer */
+        if (kn >= sizeof key || (kn && memchr(kv->key.via.str.ptr, 0, kn))) {
           cJSON_Delete(v);
           return kv_err_set(err, KV_EFORMAT, "msgpack: map key %u is longer than 255 bytes or has a NUL", i);
         }
-        memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-        key[kv->key.via.str.size] = 0;
+        if (kn) memcpy(key, kv->key.via.str.ptr, kn);
+        key[kn] = 0;
         cJSON *c;
         int rc = to_json(&kv->val, &c, err);
         if (rc) {
@@ -153,6 +188,7 @@ static int to_json(const msgpack_object *o, cJSON **out, kv_err *err) {
         cJSON_AddItemToObject(v, key, c);
       }
       break;
+    }
     default: return kv_err_set(err, KV_EFORMAT, "msgpack: unsupported object type %d", (int)o->type);
   }
   if (!v) return kv_err_set(err, KV_ENOMEM, "msgpack: out of memory");

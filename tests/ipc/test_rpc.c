@@ -144,6 +144,14 @@ static void test_decode_rejects(void **st) {
   expect_bad((const uint8_t *)"\xc1", 1, "0xc1");
   /* map with an integer key */
   expect_bad((const uint8_t *)"\x94\x00\x01\xa1x\x81\x01\x02", 8, "key");
+  /* duplicate map keys are ambiguous: refused */
+  expect_bad((const uint8_t *)"\x94\x00\x01\xa1x\x82\xa1k\x01\xa1k\x02", 12, "duplicates");
+  /* an empty key is fine (found by libFuzzer: NULL pointer with size 0) */
+  ipc_msg m;
+  kv_err e;
+  assert_int_equal(ipc_msg_decode((const uint8_t *)"\x94\x00\x01\xa1x\x81\xa0\x01", 8, &m, &e), 0);
+  assert_int_equal(cJSON_GetObjectItem(m.params, "")->valueint, 1);
+  ipc_msg_clear(&m);
   /* NUL inside a string */
   expect_bad((const uint8_t *)"\x94\x00\x01\xa2x\x00\x90", 7, "NUL");
   /* nesting 100 deep */
