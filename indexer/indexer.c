@@ -100,6 +100,7 @@ int idx_open(idx_index **out, const char *repo_path, const idx_options *opt, kv_
   if (opt) ix->opt = *opt;
   if (!ix->opt.max_file_bytes) ix->opt.max_file_bytes = 1u << 20;
   if (!ix->opt.history_commits) ix->opt.history_commits = 2000;
+  if (ix->opt.batch_files <= 0) ix->opt.batch_files = 2048;
   ix->opt.db_path = NULL;
   int rc = 0;
   if (git_repository_open_ext(&ix->repo, repo_path, 0, NULL) != 0) {

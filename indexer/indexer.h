@@ -38,6 +38,8 @@ typedef struct idx_options {
   size_t max_file_bytes;    /* files above are skipped ("too-large"); 0 = 1 MiB */
   int threads;              /* parse threads; 0 = one per core (at most 8) */
   int history_commits;      /* commits walked for recency; 0 = 2000 */
+  int batch_files;          /* files per write transaction (also at most 2 s);
+                               0 = 2048. What a kill can lose. */
 } idx_options;
 
 /* Open (creating or migrating) the index of the git repository that contains

@@ -132,6 +132,23 @@ int idx_classify_content(const char *buf, size_t len, int *note) {
   return IDX_SKIP_NONE;
 }
 
+/* Append s (n bytes) as is, space-separated. */
+static int put_raw(char **out, size_t *len, size_t *cap, const char *s, size_t n) {
+  if (*len + n + 2 > *cap) {
+    size_t nc = (*cap ? *cap * 2 : 256);
+    while (nc < *len + n + 2) nc *= 2;
+    char *t = realloc(*out, nc);
+    if (!t) return KV_ENOMEM;
+    *out = t;
+    *cap = nc;
+  }
+  if (*len) (*out)[(*len)++] = ' ';
+  memcpy(*out + *len, s, n);
+  *len += n;
+  (*out)[*len] = 0;
+  return 0;
+}
+
 /* ---- sub-words ----------------------------------------------------------- */
 
 static int put(char **out, size_t *len, size_t *cap, const char *s, size_t n) {
@@ -244,6 +261,11 @@ void idx_parsed_free(idx_parsed *r) {
     free(r->syms[i].sig);
   }
   for (size_t i = 0; i < r->nrefs; i++) free(r->refs[i].name);
+  for (size_t i = 0; i < r->nchunks; i++) {
+    free(r->chunks[i].sub);
+    free(r->chunks[i].defs);
+    free(r->chunks[i].ids);
+  }
   free(r->syms);
   free(r->refs);
   free(r->chunks);
@@ -476,6 +498,7 @@ static int make_chunks(idx_parsed *r, const atoms *A, const size_t *off) {
       return KV_ENOMEM;
     }
     idx_pchunk *c = &r->chunks[r->nchunks++];
+    memset(c, 0, sizeof *c);
     c->line0 = l0 + 1;
     c->line1 = l1 + 1;
     c->b0 = off[l0];
@@ -487,6 +510,25 @@ static int make_chunks(idx_parsed *r, const atoms *A, const size_t *off) {
   for (size_t i = 0; i < r->nchunks; i++) {
     while (j < r->nsyms && r->syms[j].line0 < r->chunks[i].line0) j++;
     if (j < r->nsyms && r->syms[j].line0 <= r->chunks[i].line1) r->chunks[i].sym = (int)j;
+  }
+  return 0;
+}
+
+/* The FTS side strings of every chunk (see idx_pchunk). */
+static int chunk_strings(idx_parsed *r) {
+  for (size_t i = 0; i < r->nchunks; i++) {
+    idx_pchunk *c = &r->chunks[i];
+    size_t cap = 0;
+    if (idx_subwords(r->text + c->b0, c->b1 - c->b0, &c->sub, &c->nsub, &cap)) return KV_ENOMEM;
+    cap = 0;
+    if (idx_idents(r->text + c->b0, c->b1 - c->b0, &c->ids, &c->nids, &cap)) return KV_ENOMEM;
+    cap = 0;
+    for (int j = c->sym; j >= 0 && (size_t)j < r->nsyms && r->syms[j].line0 <= c->line1; j++) {
+      const char *nm = r->syms[j].name;
+      size_t nl = strlen(nm);
+      if (put_raw(&c->defs, &c->ndefs, &cap, nm, nl) || idx_subwords(nm, nl, &c->defs, &c->ndefs, &cap))
+        return KV_ENOMEM;
+    }
   }
   return 0;
 }
@@ -555,6 +597,7 @@ int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_
     }
   }
   if (!rc && r->nlines > 0) rc = make_chunks(r, &A, off);
+  if (!rc) rc = chunk_strings(r);
   free(A.v);
   free(off);
   return rc;

@@ -30,6 +30,11 @@ typedef struct idx_pchunk {
   int line0, line1;
   size_t b0, b1;      /* byte range in text */
   int sym;            /* index of the first definition starting inside, or -1 */
+  /* what the FTS tables get besides the text, built by the parse thread so
+   * the writer only writes: sub-words of the identifiers, the names of the
+   * definitions starting here (+ their parts), the distinct identifiers */
+  char *sub, *defs, *ids;
+  size_t nsub, ndefs, nids;
 } idx_pchunk;
 
 typedef struct idx_parsed {

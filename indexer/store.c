@@ -30,9 +30,7 @@ static const char *const migrations[] = {
     "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL,"
     " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);"
     "CREATE INDEX symbols_name ON symbols(name);"
-    "CREATE INDEX symbols_blob ON symbols(blob);"
     "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);"
-    "CREATE INDEX refs_blob ON refs(blob);"
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
     " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);"
     "CREATE INDEX chunks_blob ON chunks(blob);"
@@ -245,69 +243,30 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_int(st, 4, r->refs[i].line);
     if ((rc = step_done(s, st, err, "ref insert"))) return rc;
   }
-  char *sub = NULL, *ids = NULL, *syms = NULL;
-  size_t sublen = 0, subcap = 0, idslen = 0, idscap = 0, symlen = 0, symcap = 0;
   for (size_t i = 0; i < r->nchunks && !rc; i++) {
     const idx_pchunk *c = &r->chunks[i];
-    sublen = 0;
-    if (sub) sub[0] = 0;
-    if (idx_subwords(r->text + c->b0, c->b1 - c->b0, &sub, &sublen, &subcap)) {
-      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
-      break;
-    }
     const char *sym = c->sym >= 0 ? r->syms[c->sym].name : "";
-    /* defs: every definition starting in the chunk, and its parts */
-    symlen = 0;
-    if (syms) syms[0] = 0;
-    for (int j = c->sym; j >= 0 && (size_t)j < r->nsyms && r->syms[j].line0 <= c->line1 && !rc; j++) {
-      size_t nl = strlen(r->syms[j].name);
-      if (symlen + nl + 2 > symcap) {
-        size_t ncap = (symcap ? symcap * 2 : 256) + nl;
-        char *t = realloc(syms, ncap);
-        if (!t) rc = KV_ENOMEM;
-        else syms = t, symcap = ncap;
-      }
-      if (!rc) {
-        if (symlen) syms[symlen++] = ' ';
-        memcpy(syms + symlen, r->syms[j].name, nl + 1);
-        symlen += nl;
-        rc = idx_subwords(r->syms[j].name, nl, &syms, &symlen, &symcap);
-      }
-    }
-    if (rc) {
-      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
-      break;
-    }
     st = s->chunk_put;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, c->line0);
     sqlite3_bind_int(st, 3, c->line1);
     sqlite3_bind_text(st, 4, sym, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, sub ? sub : "", (int)sublen, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, syms ? syms : "", (int)symlen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, c->sub ? c->sub : "", (int)c->nsub, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, c->defs ? c->defs : "", (int)c->ndefs, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "chunk insert"))) break;
     int64_t cid = sqlite3_last_insert_rowid(s->db);
     st = s->fts_put;
     sqlite3_bind_int64(st, 1, cid);
     sqlite3_bind_text(st, 2, r->text + c->b0, (int)(c->b1 - c->b0), SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, sub ? sub : "", (int)sublen, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, syms ? syms : "", (int)symlen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->sub ? c->sub : "", (int)c->nsub, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->defs ? c->defs : "", (int)c->ndefs, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "fts insert"))) break;
-    idslen = 0;
-    if (ids) ids[0] = 0;
-    if (idx_idents(r->text + c->b0, c->b1 - c->b0, &ids, &idslen, &idscap)) {
-      rc = kv_err_set(err, KV_ENOMEM, "index: out of memory");
-      break;
-    }
     st = s->tri_put;
     sqlite3_bind_int64(st, 1, cid);
-    sqlite3_bind_text(st, 2, ids ? ids : "", (int)idslen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->ids ? c->ids : "", (int)c->nids, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "trigram insert"))) break;
   }
-  free(sub);
-  free(ids);
-  free(syms);
   if (counts) {
     counts[0] += r->nsyms;
     counts[1] += r->nrefs;

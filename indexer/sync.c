@@ -14,8 +14,10 @@
  *    object header or stat, never reading the bytes).
  * 3. Parse the remaining distinct blobs on worker threads (each with its own
  *    libgit2 handle and parser) while this thread writes results in plan
- *    order, committing every 256 files or 0.5 s, so a kill or a cancel loses
- *    at most one batch and a rerun resumes (blobs written are reused).
+ *    order, committing every batch_files files (default 2048) or 2 s — each
+ *    commit flushes FTS5 segments, so fewer is faster — so a kill or a
+ *    cancel loses at most one batch and a rerun resumes (blobs written are
+ *    reused).
  * 4. Recency: walk the new commits (all, up to history_commits, on a full
  *    sync) and record for every path the time of the last commit touching it.
  * 5. Record HEAD's tree/commit, the ignore hash and the generation in meta.
@@ -632,7 +634,7 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
       pthread_cond_broadcast(&C->cv);
       pthread_mutex_unlock(&C->mu);
     }
-    if (!rc && (++batch >= 256 || kv_now() - tcommit > 0.5)) {
+    if (!rc && (++batch >= (size_t)ix->opt.batch_files || kv_now() - tcommit > 2.0)) {
       rc = idx_store_commit(ix->w, err);
       if (!rc) rc = idx_store_begin(ix->w, err);
       batch = 0;

@@ -425,6 +425,7 @@ static void test_kill9(void **state) {
     idx_options o = {0};
     o.db_path = db;
     o.threads = 1;
+    o.batch_files = 64;
     idx_index *ix;
     kv_err err;
     if (idx_open(&ix, d, &o, &err) != 0) _exit(2);
