@@ -43,7 +43,7 @@ static void th_env(th *h) {
   }
 }
 
-static int th_start(th *h, int stub_ms, int workers, kv_err *e) {
+static __attribute__((unused)) int th_start(th *h, int stub_ms, int workers, kv_err *e) {
   dmn_config c;
   dmn_config_default(&c);
   c.stub_token_ms = stub_ms;

@@ -1,0 +1,160 @@
+/*
+ * test_watch.c — a registered repository is re-indexed when a file is saved
+ * and when HEAD moves (a commit), through the daemon's debounced fs watches;
+ * and logs.ingest / logs.query / logs.triage work through the daemon.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <time.h>
+
+#include "tests/daemon/harness.h"
+
+static th H;
+
+static void *run(void *arg) {
+  kv_err e;
+  dmn_server_run(((th *)arg)->s, &e);
+  return NULL;
+}
+
+static int setup(void **st) {
+  kv_err e;
+  th_env(&H);
+  const char *files[] = {"ipc/frame.c"};
+  if (th_make_repo(&H, files, 1)) return 1;
+  dmn_config c;
+  dmn_config_default(&c);
+  c.watch = 1;
+  c.stub_token_ms = 1;
+  if (dmn_server_new(&H.s, &c, &e) || pthread_create(&H.t, NULL, run, &H)) return 1;
+  ipc_client *cl;
+  if (ipc_client_connect(&cl, NULL, NULL, &e)) return 1;
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "path", H.repo);
+  cJSON_AddBoolToObject(p, "wait", 1);
+  int rc = ipc_client_call(cl, "repo.add", p, NULL, NULL, 60000, &r, &e);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+  ipc_client_close(cl);
+  return rc ? 1 : 0;
+}
+
+static int teardown(void **st) {
+  th_stop(&H);
+  th_cleanup(&H);
+  return 0;
+}
+
+static double syncs(void) {
+  ipc_client *c;
+  kv_err e;
+  if (ipc_client_connect(&c, NULL, NULL, &e)) return -1;
+  cJSON *r = NULL;
+  ipc_client_call(c, "repo.list", NULL, NULL, NULL, 5000, &r, &e);
+  ipc_client_close(c);
+  double n = th_num(cJSON_GetArrayItem(r, 0), "syncs");
+  cJSON_Delete(r);
+  return n;
+}
+
+static int wait_syncs_above(double n0) {
+  for (int i = 0; i < 150; i++) { /* debounce 400 ms + sync; 6 s at most */
+    struct timespec ts = {0, 40 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (syncs() > n0) return 1;
+  }
+  return 0;
+}
+
+static void test_save_triggers_sync(void **st) {
+  double n0 = syncs();
+  assert_true(n0 >= 1);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "printf 'int added_by_test(void) { return 42; }\\n' >> '%s/frame.c'", H.repo);
+  assert_int_equal(system(cmd), 0);
+  assert_true(wait_syncs_above(n0));
+  /* the new function is searchable */
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "question", "added_by_test");
+  cJSON_AddStringToObject(p, "repo", H.repo);
+  cJSON_AddNumberToObject(p, "max_tokens", 1);
+  assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 10000, &r, &e), 0);
+  /* the top citation covers the appended line (the file's last) */
+  snprintf(cmd, sizeof cmd, "%s/frame.c", H.repo);
+  FILE *f = fopen(cmd, "r");
+  int lines = 0, ch;
+  while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
+  fclose(f);
+  const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "citations"), 0);
+  assert_non_null(c0);
+  assert_string_equal(cJSON_GetObjectItem(c0, "path")->valuestring, "frame.c");
+  assert_true(th_num(c0, "start_line") <= lines && th_num(c0, "end_line") >= lines);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+  ipc_client_close(c);
+}
+
+static void test_commit_triggers_sync(void **st) {
+  struct timespec ts = {1, 0};
+  nanosleep(&ts, NULL); /* let the previous burst settle */
+  double n0 = syncs();
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "cd '%s' && git -c user.name=t -c user.email=t@e commit -qam more >/dev/null", H.repo);
+  assert_int_equal(system(cmd), 0);
+  assert_true(wait_syncs_above(n0));
+}
+
+static void test_logs_through_daemon(void **st) {
+  char log[256];
+  snprintf(log, sizeof log, "%s/app.log", H.root);
+  FILE *f = fopen(log, "w");
+  assert_non_null(f);
+  for (int i = 0; i < 50; i++)
+    fprintf(f, "2026-11-23 10:%02d:%02d INFO worker started job %d in %d ms\n", i / 60, i % 60, i, 10 + i);
+  fprintf(f, "2026-11-23 10:01:00 ERROR disk full on /var/lib/data\n");
+  fclose(f);
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON *paths = cJSON_AddArrayToObject(p, "paths");
+  cJSON_AddItemToArray(paths, cJSON_CreateString(log));
+  int rc = ipc_client_call(c, "logs.ingest", p, NULL, NULL, 30000, &r, &e);
+  if (rc) fail_msg("logs.ingest: %s", e.msg);
+  assert_true(th_num(r, "records") == 51);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+  p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "text", "disk full");
+  assert_int_equal(ipc_client_call(c, "logs.query", p, NULL, NULL, 30000, &r, &e), 0);
+  const cJSON *rows = cJSON_GetObjectItem(r, "rows");
+  assert_int_equal(cJSON_GetArraySize(rows), 1);
+  assert_true(th_num(cJSON_GetArrayItem(rows, 0), "line") == 51);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+  assert_int_equal(ipc_client_call(c, "logs.triage", NULL, NULL, NULL, 30000, &r, &e), 0);
+  assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(r, "items")) >= 1);
+  cJSON_Delete(r);
+  /* relative paths (and stdin) are refused with the field named */
+  p = cJSON_CreateObject();
+  paths = cJSON_AddArrayToObject(p, "paths");
+  cJSON_AddItemToArray(paths, cJSON_CreateString("app.log"));
+  assert_int_equal(ipc_client_call(c, "logs.ingest", p, NULL, NULL, 30000, &r, &e), IPC_ERR_PARAMS);
+  assert_non_null(strstr(e.msg, "paths[0]"));
+  cJSON_Delete(p);
+  ipc_client_close(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_save_triggers_sync),
+      cmocka_unit_test(test_commit_triggers_sync),
+      cmocka_unit_test(test_logs_through_daemon),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
