@@ -381,18 +381,21 @@ int cmd_bridge(int argc, char **argv) {
       break;
     }
     if (pf[1].revents) {
-      uint8_t *m;
-      size_t n;
-      int r = ipc_client_recv(c, &m, &n, 0, &e);
-      if (r == KV_ECANCELED) break;
+      int r = 0, w = 0;
+      do { /* one read may carry several messages: relay all buffered ones */
+        uint8_t *m;
+        size_t n;
+        r = ipc_client_recv(c, &m, &n, 0, &e);
+        if (r) break;
+        w = write_all(1, m, n);
+        free(m);
+      } while (!w && ipc_client_buffered(c));
+      if (r == KV_ECANCELED || w) break;
       if (r) {
         fprintf(stderr, "kvasir bridge: %s\n", e.msg);
         rc = 1;
         break;
       }
-      int w = write_all(1, m, n);
-      free(m);
-      if (w) break;
     }
     if (pf[0].revents) {
       if (!msgpack_unpacker_reserve_buffer(&up, 65536)) {

@@ -30,6 +30,7 @@ struct ipc_client {
 };
 
 int ipc_client_fd(const ipc_client *c) { return c->fd; }
+int ipc_client_buffered(const ipc_client *c) { return !c->broken && ipc_framer_ready(c->fr); }
 uint32_t ipc_client_next_id(ipc_client *c) { return ++c->next_id; }
 
 static int write_all(int fd, const uint8_t *p, size_t n, kv_err *err) {

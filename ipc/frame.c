@@ -65,6 +65,11 @@ void ipc_framer_free(ipc_framer *f) {
 
 void ipc_framer_set_max(ipc_framer *f, size_t max) { f->max = max; }
 size_t ipc_framer_pending(const ipc_framer *f) { return f->end - f->start; }
+
+int ipc_framer_ready(const ipc_framer *f) {
+  size_t avail = f->end - f->start;
+  return avail >= 4 && avail - 4 >= be32(f->buf + f->start);
+}
 uint64_t ipc_framer_offset(const ipc_framer *f) { return f->consumed; }
 
 /* Checks the header at the head of the buffer (if complete) against max. */

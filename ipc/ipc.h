@@ -66,6 +66,8 @@ int ipc_framer_feed(ipc_framer *f, const uint8_t *data, size_t n, kv_err *err);
 /* 1 and the next frame's payload (valid until the next feed/next call),
  * 0 when no complete frame is buffered, negative on error. */
 int ipc_framer_next(ipc_framer *f, const uint8_t **payload, size_t *len, kv_err *err);
+/* 1 when a whole frame is buffered (next() would return it without I/O). */
+int ipc_framer_ready(const ipc_framer *f);
 /* Bytes buffered but not yet returned (a partial frame at EOF = truncation). */
 size_t ipc_framer_pending(const ipc_framer *f);
 /* Total bytes consumed so far (for error offsets). */
@@ -189,6 +191,9 @@ int ipc_client_send(ipc_client *c, const uint8_t *msg, size_t n, kv_err *err);
 /* Receives one decrypted message (malloc'd). 0 ok, KV_ECANCELED on a clean
  * close by the daemon, KV_EBUSY on timeout, other negatives on error. */
 int ipc_client_recv(ipc_client *c, uint8_t **msg, size_t *n, int timeout_ms, kv_err *err);
+/* 1 when a whole message is already buffered: poll() on the fd will not say
+ * so, so an event loop must drain these before waiting again. */
+int ipc_client_buffered(const ipc_client *c);
 
 #ifdef __cplusplus
 }

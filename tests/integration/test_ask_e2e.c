@@ -183,6 +183,24 @@ static void test_cli_ask_and_shutdown(void **st) {
   assert_non_null(strstr(out, "base.c:"));
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir status --json > /dev/null", KVASIR_BINARY_DIR);
   sh(cmd);
+  /* the editor bridge: plain msgpack-rpc in, plain msgpack-rpc out */
+  char bout[256];
+  snprintf(bout, sizeof bout, "%s/bridge.out", root);
+  snprintf(cmd, sizeof cmd, "(printf '\\224\\000\\007\\246status\\220'; sleep 1) | %s/cli/kvasir bridge > %s",
+           KVASIR_BINARY_DIR, bout);
+  sh(cmd);
+  char *raw;
+  size_t rn;
+  kv_err e;
+  assert_int_equal(kv_read_file(bout, 1 << 20, &raw, &rn, &e), 0);
+  ipc_msg m;
+  if (ipc_msg_decode((const uint8_t *)raw, rn, &m, &e)) fail_msg("bridge output: %s", e.msg);
+  assert_int_equal(m.type, IPC_RESPONSE);
+  assert_int_equal(m.id, 7);
+  assert_null(m.error);
+  assert_true(cJSON_GetObjectItem(m.result, "protocol")->valueint == IPC_PROTOCOL_VERSION);
+  ipc_msg_clear(&m);
+  free(raw);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir shutdown > /dev/null", KVASIR_BINARY_DIR);
   sh(cmd);
   int status;
