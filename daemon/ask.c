@@ -111,7 +111,7 @@ static int on_engine_token(void *user, int32_t token, const char *piece, size_t 
 
 /* --------------------------------------------------------------- retrieval */
 
-static __attribute__((unused)) cJSON *citation(const char *path, int l0, int l1, const char *symbol, double score) {
+static cJSON *citation(const char *path, int l0, int l1, const char *symbol, double score) {
   cJSON *c = cJSON_CreateObject();
   cJSON_AddStringToObject(c, "path", path);
   cJSON_AddNumberToObject(c, "start_line", l0);
@@ -184,6 +184,57 @@ typedef struct ask_ctx {
   sbuf context;      /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
 } ask_ctx;
+
+/* The editor's focus: lines of `file` around the cursor or the selection
+ * (from the "text" param when the buffer is unsaved, else from disk) go
+ * first into the prompt and into the citations, path relative to the repo. */
+static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
+  if (!a->file) return 0;
+  const cJSON *sel = cJSON_IsObject(j->params) ? cJSON_GetObjectItemCaseSensitive(j->params, "selection") : NULL;
+  const cJSON *cur = cJSON_IsObject(j->params) ? cJSON_GetObjectItemCaseSensitive(j->params, "cursor") : NULL;
+  int l0 = dmn_param_int(sel, "start_line", -1, 0), l1 = dmn_param_int(sel, "end_line", -1, 0);
+  int line = dmn_param_int(cur, "line", -1, dmn_param_int(j->params, "line", -1, 0));
+  if (l0 <= 0 && line <= 0) return 0; /* a file alone only picks the repo */
+  if (l0 <= 0) l0 = line - 10, l1 = line + 10;
+  if (l0 < 1) l0 = 1;
+  if (l1 < l0) l1 = l0;
+  if (l1 - l0 > 200) l1 = l0 + 200;
+  const char *text = dmn_param_str(j->params, "text", -1);
+  char *owned = NULL;
+  size_t len;
+  if (!text) {
+    kv_err fe;
+    if (kv_read_file(a->file, 16 << 20, &owned, &len, &fe)) return 0; /* retrieval still answers */
+    text = owned;
+  }
+  const char *p = text;
+  for (int l = 1; l < l0 && *p; l++) {
+    const char *nl = strchr(p, '\n');
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  const char *q = p;
+  int last = l0 - 1;
+  for (int l = l0; l <= l1 && *q; l++) {
+    const char *nl = strchr(q, '\n');
+    q = nl ? nl + 1 : q + strlen(q);
+    last = l;
+  }
+  if (last >= l0) {
+    size_t rl = strlen(a->repo);
+    const char *rel = !strncmp(a->file, a->repo, rl) && a->file[rl] == '/' ? a->file + rl + 1 : a->file;
+    size_t n = (size_t)(q - p) > MAX_CHUNK_BYTES * 2 ? utf8_complete(p, MAX_CHUNK_BYTES * 2) : (size_t)(q - p);
+    int rc = sb_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
+    if (!rc) rc = sb_add(&a->context, p, n);
+    if (!rc) rc = sb_add(&a->context, "\n```\n\n", 6);
+    if (rc) {
+      free(owned);
+      return kv_err_set(err, KV_ENOMEM, "out of memory");
+    }
+    cJSON_AddItemToArray(a->cites, citation(rel, l0, last, "", 0));
+  }
+  free(owned);
+  return 0;
+}
 
 static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
 #if DMN_HAVE_INDEXER
@@ -338,7 +389,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   pthread_mutex_unlock(&b->mu);
   a.cites = cJSON_CreateArray();
   if (!a.cites) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  if ((rc = retrieve(j, &a, err))) goto out;
+  if ((rc = editor_context(j, &a, err)) || (rc = retrieve(j, &a, err))) goto out;
   cJSON *ctxn = cJSON_CreateObject();
   cJSON_AddNumberToObject(ctxn, "id", j->req_id);
   cJSON_AddItemToObject(ctxn, "citations", cJSON_Duplicate(a.cites, 1));

@@ -91,6 +91,35 @@ static void test_ask_citations(void **st) {
   ipc_client_close(c);
 }
 
+/* The editor's cursor / selection: those lines come first in the citations. */
+static void test_ask_editor_context(void **st) {
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  char file[256];
+  snprintf(file, sizeof file, "%s/base.c", H.repo);
+  cJSON *p = ask_params("what does this code do", 2), *r = NULL;
+  cJSON_AddStringToObject(p, "file", file);
+  cJSON *cur = cJSON_AddObjectToObject(p, "cursor");
+  cJSON_AddNumberToObject(cur, "line", 50);
+  assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 30000, &r, &e), 0);
+  const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "citations"), 0);
+  assert_string_equal(cJSON_GetObjectItem(c0, "path")->valuestring, "base.c");
+  assert_true(th_num(c0, "start_line") == 40 && th_num(c0, "end_line") == 60);
+  cJSON_Delete(r);
+  cJSON_DeleteItemFromObject(p, "cursor");
+  cJSON *sel = cJSON_AddObjectToObject(p, "selection");
+  cJSON_AddNumberToObject(sel, "start_line", 3);
+  cJSON_AddNumberToObject(sel, "end_line", 7);
+  cJSON_AddStringToObject(p, "text", "l1\nl2\nl3\nl4\nl5\n"); /* unsaved buffer: 5 lines */
+  assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 30000, &r, &e), 0);
+  c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "citations"), 0);
+  assert_true(th_num(c0, "start_line") == 3 && th_num(c0, "end_line") == 5); /* clamped to the buffer */
+  cJSON_Delete(r);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+}
+
 /* Cancel after the 3rd token: at most one more token may arrive (the one in
  * flight), and the job reports how many it generated. */
 static void test_cancel_within_one_token(void **st) {
@@ -227,6 +256,7 @@ static void test_repo_list_remove(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ask_citations),
+      cmocka_unit_test(test_ask_editor_context),
       cmocka_unit_test(test_cancel_within_one_token),
       cmocka_unit_test(test_disconnect_frees_job),
       cmocka_unit_test(test_priority_order),
