@@ -26,8 +26,8 @@ static ipc_client *connect_or_explain(const char *cmd) {
   kv_err e;
   int rc = ipc_client_connect(&c, getenv("KVASIR_SOCKET"), NULL, &e);
   if (rc == 0) return c;
-  if (rc == KV_ENOTFOUND)
-    fprintf(stderr, "kvasir %s: the daemon is not running; start it with `kvasir daemon` (%s)\n", cmd, e.msg);
+  if (rc == KV_ENOTFOUND) /* e.msg: "the daemon is not running (...); start it with `kvasir daemon`" */
+    fprintf(stderr, "kvasir %s: %s\n", cmd, e.msg);
   else
     fprintf(stderr, "kvasir %s: cannot talk to the daemon: %s\n", cmd, e.msg);
   return NULL;

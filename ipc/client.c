@@ -94,7 +94,7 @@ int ipc_client_connect(ipc_client **out, const char *sock_path, const char *secr
   memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
   memcpy(c->path, sock_path, strlen(sock_path) + 1);
   ipc_secret secret;
-  if ((rc = ipc_secret_load(&secret, secret_path, 0, err))) goto fail;
+  memset(&secret, 0, sizeof secret);
   c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c->fd < 0) {
     rc = kv_err_set(err, KV_EIO, "socket: %s", strerror(errno));
@@ -112,6 +112,9 @@ int ipc_client_connect(ipc_client **out, const char *sock_path, const char *secr
     rc = kv_err_set(err, KV_ECRYPTO, "%s: the process behind the socket does not run as this user", sock_path);
     goto fail;
   }
+  /* The secret is read after connecting so that "not running" wins over
+   * "no secret yet" (the daemon creates it on its first start). */
+  if ((rc = ipc_secret_load(&secret, secret_path, 0, err))) goto fail;
   if ((rc = ipc_framer_new(&c->fr, IPC_HANDSHAKE_MAX, err))) goto fail;
   if ((rc = ipc_session_new(&c->sess, IPC_CLIENT, &secret, err))) goto fail;
   memset(&secret, 0, sizeof secret);
