@@ -35,7 +35,7 @@ static const char *const migrations[] = {
     " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);"
     "CREATE INDEX chunks_blob ON chunks(blob);"
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, defs, content='chunks',"
-    " content_rowid='id', tokenize=\"porter unicode61 tokenchars '_'\");"
+    " content_rowid='id', detail='column', tokenize=\"porter unicode61 tokenchars '_'\");"
     "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram',"
     " detail='none');",
 };
