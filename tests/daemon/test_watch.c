@@ -1,7 +1,8 @@
 /*
  * test_watch.c — a registered repository is re-indexed when a file is saved
  * and when HEAD moves (a commit), through the daemon's debounced fs watches;
- * and logs.ingest / logs.query / logs.triage work through the daemon.
+ * and the methods that reach other modules work through the daemon:
+ * logs.ingest / logs.query / logs.triage, policy.explain, cache.stats, complete.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,11 +151,46 @@ static void test_logs_through_daemon(void **st) {
   ipc_client_close(c);
 }
 
+/* policy.explain (the policy module's decision for the repo), cache.stats,
+ * and complete (no model here: an empty completion with a note). */
+static void test_policy_cache_complete(void **st) {
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "repo", H.repo);
+  cJSON_AddStringToObject(p, "question", "what does ipc_framer_next return");
+  int rc = ipc_client_call(c, "policy.explain", p, NULL, NULL, 30000, &r, &e);
+  if (rc) fail_msg("policy.explain: %s", e.msg);
+  assert_non_null(cJSON_GetObjectItem(r, "tier"));
+  assert_string_equal(cJSON_GetObjectItem(r, "project")->valuestring, H.repo);
+  cJSON_Delete(r);
+  cJSON_AddStringToObject(p, "kind", "no-such-kind");
+  assert_int_equal(ipc_client_call(c, "policy.explain", p, NULL, NULL, 30000, &r, &e), IPC_ERR_PARAMS);
+  cJSON_Delete(p);
+  assert_int_equal(ipc_client_call(c, "cache.stats", NULL, NULL, NULL, 30000, &r, &e), 0);
+  assert_true(th_num(r, "asks") >= 1); /* test_save_triggers_sync asked once */
+  cJSON_Delete(r);
+  p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "text", "int main(void) {\n  return\n}\n");
+  cJSON_AddNumberToObject(p, "line", 2);
+  cJSON_AddNumberToObject(p, "col", 8);
+  assert_int_equal(ipc_client_call(c, "complete", p, NULL, NULL, 30000, &r, &e), 0);
+  assert_string_equal(cJSON_GetObjectItem(r, "text")->valuestring, "");
+  assert_non_null(cJSON_GetObjectItem(r, "note"));
+  cJSON_Delete(r);
+  cJSON_DeleteItemFromObject(p, "line");
+  assert_int_equal(ipc_client_call(c, "complete", p, NULL, NULL, 30000, &r, &e), IPC_ERR_PARAMS);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_save_triggers_sync),
       cmocka_unit_test(test_commit_triggers_sync),
       cmocka_unit_test(test_logs_through_daemon),
+      cmocka_unit_test(test_policy_cache_complete),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
