@@ -64,6 +64,36 @@ static int open_index(const args *a, const char *repo, idx_index **ix) {
   return 0;
 }
 
+/* JSON strings must be UTF-8: paths and chunk text need not be (they are
+ * stored as git has them), so invalid bytes become U+FFFD here. */
+static cJSON *add_str(cJSON *o, const char *key, const char *v) {
+  const unsigned char *p = (const unsigned char *)(v ? v : "");
+  size_t n = strlen((const char *)p);
+  char *buf = malloc(n * 3 + 1), *q = buf;
+  if (!buf) return cJSON_AddStringToObject(o, key, "");
+  while (*p) {
+    size_t k = 0;
+    if (*p < 0x80) k = 1;
+    else if ((*p & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80 && *p >= 0xC2) k = 2;
+    else if ((*p & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) k = 3;
+    else if ((*p & 0xF8) == 0xF0 && *p <= 0xF4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+             (p[3] & 0xC0) == 0x80) k = 4;
+    if (k) {
+      memcpy(q, p, k);
+      q += k;
+      p += k;
+    } else {
+      memcpy(q, "\xEF\xBF\xBD", 3);
+      q += 3;
+      p++;
+    }
+  }
+  *q = 0;
+  cJSON *r = cJSON_AddStringToObject(o, key, buf);
+  free(buf);
+  return r;
+}
+
 static void print_json(cJSON *j) {
   char *s = cJSON_PrintUnformatted(j);
   if (s) puts(s);
@@ -127,8 +157,8 @@ int cmd_index(int argc, char **argv) {
   idx_files(ix, IDX_FILES_SKIPPED, &sk, &err);
   if (a.json) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "repo", idx_repo_root(ix));
-    cJSON_AddStringToObject(j, "db", idx_db_path(ix));
+    add_str(j, "repo", idx_repo_root(ix));
+    add_str(j, "db", idx_db_path(ix));
     cJSON_AddNumberToObject(j, "files", (double)st.files);
     cJSON_AddNumberToObject(j, "files_indexed", (double)st.files_indexed);
     cJSON_AddNumberToObject(j, "bytes_indexed", (double)st.bytes_indexed);
@@ -150,7 +180,7 @@ int cmd_index(int argc, char **argv) {
     cJSON *arr = cJSON_AddArrayToObject(j, "skipped_files");
     for (size_t i = 0; i < sk.n; i++) {
       cJSON *f = cJSON_CreateObject();
-      cJSON_AddStringToObject(f, "path", sk.v[i].path);
+      add_str(f, "path", sk.v[i].path);
       cJSON_AddStringToObject(f, "reason", idx_skip_name(sk.v[i].skip));
       cJSON_AddNumberToObject(f, "size", (double)sk.v[i].size);
       cJSON_AddItemToArray(arr, f);
@@ -212,12 +242,12 @@ int cmd_search(int argc, char **argv) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < h.n; i++) {
       cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "path", h.v[i].path);
+      add_str(o, "path", h.v[i].path);
       cJSON_AddNumberToObject(o, "line", h.v[i].line0);
       cJSON_AddNumberToObject(o, "end_line", h.v[i].line1);
-      cJSON_AddStringToObject(o, "symbol", h.v[i].symbol);
+      add_str(o, "symbol", h.v[i].symbol);
       cJSON_AddNumberToObject(o, "score", h.v[i].score);
-      cJSON_AddStringToObject(o, "text", h.v[i].text);
+      add_str(o, "text", h.v[i].text);
       cJSON_AddItemToArray(arr, o);
     }
     print_json(arr);
@@ -254,11 +284,11 @@ int cmd_symbols(int argc, char **argv) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < l.n; i++) {
       cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "name", l.v[i].name);
+      add_str(o, "name", l.v[i].name);
       cJSON_AddStringToObject(o, "kind", l.v[i].kind);
-      cJSON_AddStringToObject(o, "scope", l.v[i].scope);
-      cJSON_AddStringToObject(o, "signature", l.v[i].signature);
-      cJSON_AddStringToObject(o, "path", l.v[i].path);
+      add_str(o, "scope", l.v[i].scope);
+      add_str(o, "signature", l.v[i].signature);
+      add_str(o, "path", l.v[i].path);
       cJSON_AddStringToObject(o, "lang", l.v[i].lang);
       cJSON_AddNumberToObject(o, "line", l.v[i].line0);
       cJSON_AddNumberToObject(o, "end_line", l.v[i].line1);
@@ -298,7 +328,7 @@ int cmd_repomap(int argc, char **argv) {
   }
   if (a.json) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "map", map);
+    add_str(o, "map", map);
     cJSON_AddNumberToObject(o, "tokens_estimate", (double)(strlen(map) / 4));
     print_json(o);
   } else {
