@@ -92,7 +92,7 @@ static int add_op(plan *P, const char *path, const char *oid, const char *head_o
   o->kind = kind;
   o->worktree = worktree;
   o->mode = mode;
-  o->seq = P->n;
+  o->seq = ((size_t)1 << 30) + P->n; /* HEAD ops; resets go below, overrides above */
   o->job = -1;
   P->n++;
   return 0;
@@ -179,7 +179,6 @@ static int plan_worktree(sync_ctx *C, git_tree *tree, kv_err *err) {
   idx_index *ix = C->ix;
   sqlite3 *db = idx_store_db(ix->w);
   sqlite3_stmt *st;
-  idx_strset old = {0};
   int rc = 0;
   if (sqlite3_prepare_v2(db, "SELECT path, head_oid, oid, worktree FROM files WHERE worktree<>0", -1, &st, NULL) != SQLITE_OK)
     return kv_err_set(err, KV_EIO, "%s: %s", ix->db_path, sqlite3_errmsg(db));
@@ -230,7 +229,6 @@ static int plan_worktree(sync_ctx *C, git_tree *tree, kv_err *err) {
   }
   git_status_list_free(sl);
 out:
-  idx_strset_free(&old);
   return rc;
 }
 
@@ -412,12 +410,7 @@ static int write_op(sync_ctx *C, op *o, kv_err *err) {
   idx_filerow f = {o->path, o->oid, o->head_oid[0] ? o->head_oid : NULL, o->lang, o->size,
                    o->skip, o->note, o->worktree, o->worktree ? (int64_t)time(NULL) : 0};
   if (o->kind == OP_WT_DELETED) f.skip = 0;
-  if ((rc = idx_file_put(ix->w, &f, C->gen, err))) return rc;
-  if (o->kind == OP_PUT) {
-    st->skipped[o->skip < IDX_SKIP__COUNT ? o->skip : 0] += o->skip != 0;
-    st->noted[o->note < IDX_NOTE__COUNT ? o->note : 0] += o->note != 0;
-  }
-  return 0;
+  return idx_file_put(ix->w, &f, C->gen, err);
 }
 
 /* ---- 4. recency -------------------------------------------------------------------- */

@@ -163,6 +163,18 @@ static void test_incremental(void **state) {
   assert_int_equal(idx_symbols(ix, "epsilonWorktree", 0, &sl, &err), 0);
   assert_int_equal(sl.n, 0);
   idx_symbol_list_free(&sl);
+  /* an override that gets committed: HEAD's new blob wins over the reset */
+  write_file(d, "web/c2.js", "function gamma() { return 3; }\nfunction zetaCommitted() {}\n");
+  sync_ok(ix);
+  sh(d, "git commit -qam zeta");
+  st = sync_ok(ix);
+  assert_int_equal(st.blobs_parsed, 0); /* the worktree sync had parsed it */
+  assert_int_equal(idx_symbols(ix, "zetaCommitted", 0, &sl, &err), 0);
+  assert_int_equal(sl.n, 1);
+  idx_symbol_list_free(&sl);
+  assert_int_equal(idx_files(ix, IDX_FILES_ALL, &fl, &err), 0);
+  assert_int_equal(find_file(&fl, "web/c2.js")->worktree, 0);
+  idx_file_list_free(&fl);
   /* deleted in the worktree: gone from the view; restored: back, unparsed */
   sh(d, "rm a.py");
   sync_ok(ix);
