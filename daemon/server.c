@@ -75,6 +75,7 @@ struct dmn_server {
   dmn_jobs *jobs;
   dmn_repos *repos;
   dmn_backend *backend;
+  char rbuf[READ_CHUNK]; /* the loop reads into one buffer: on_read consumes it before the next read */
   pthread_t loop_thread; /* set by dmn_server_run: posts from it skip the outbox */
   int loop_running;
   double t_start;
@@ -391,17 +392,16 @@ static void handle_frame(dmn_conn *c, const uint8_t *p, size_t n) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
+  dmn_conn *c = h->data;
   (void)suggested;
-  buf->base = malloc(READ_CHUNK);
-  buf->len = buf->base ? READ_CHUNK : 0;
+  buf->base = c->srv->rbuf; /* libuv calls read_cb before the next alloc_cb */
+  buf->len = READ_CHUNK;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   dmn_conn *c = st->data;
   kv_err e;
   if (nread < 0) {
-    free(buf->base);
     if (c->closing) return;
     if (nread == UV_EOF) {
       if (ipc_session_established(c->sess) && !ipc_session_peer_closed(c->sess)) {
@@ -430,7 +430,6 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
       if (!c->closing && rc < 0) conn_reject(c, "oversize frame", &e);
     }
   }
-  free(buf->base);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
