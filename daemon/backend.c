@@ -21,12 +21,10 @@
 #include "policy/policy.h"
 #endif
 
-int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err) {
-  dmn_backend *b = calloc(1, sizeof *b);
-  if (!b) return kv_err_set(err, KV_ENOMEM, "backend: out of memory");
-  b->srv = s;
-  pthread_mutex_init(&b->mu, NULL);
-  const dmn_config *c = dmn_server_config(s);
+/* The model path: --model, else $KVASIR_MODEL, else the engine's default
+ * when that file exists (else empty). Called with b->mu held or before use. */
+static void resolve_model_path(dmn_backend *b) {
+  const dmn_config *c = dmn_server_config(b->srv);
   const char *env = getenv("KVASIR_MODEL");
   if (c->model_path) snprintf(b->model_path, sizeof b->model_path, "%s", c->model_path);
   else if (env && *env) snprintf(b->model_path, sizeof b->model_path, "%s", env);
@@ -34,8 +32,27 @@ int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err) {
   else if (eng_default_model_path(b->model_path, sizeof b->model_path) || access(b->model_path, R_OK) != 0)
     b->model_path[0] = 0;
 #endif
+}
+
+int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err) {
+  dmn_backend *b = calloc(1, sizeof *b);
+  if (!b) return kv_err_set(err, KV_ENOMEM, "backend: out of memory");
+  b->srv = s;
+  pthread_mutex_init(&b->mu, NULL);
+  resolve_model_path(b);
   *out = b;
   return 0;
+}
+
+void dmn_backend_reload(dmn_backend *b) {
+  pthread_mutex_lock(&b->mu);
+  if (b->model_state < 0) { /* e.g. the model was fetched after the daemon started */
+    b->model_state = 0;
+    resolve_model_path(b);
+    dmn_log(b->srv, DMN_INFO, "daemon.reload", "model will be loaded again on the next ask (%s)",
+            b->model_path[0] ? b->model_path : "no model found");
+  }
+  pthread_mutex_unlock(&b->mu);
 }
 
 void dmn_backend_free(dmn_backend *b) {

@@ -134,6 +134,8 @@ int dmn_job_repo_sync(dmn_job *j, cJSON **result, kv_err *err);
 int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err);
 void dmn_backend_free(dmn_backend *b);
 void dmn_backend_status(dmn_backend *b, cJSON *out);
+/* SIGHUP: retry a model that failed to load (path resolved again). */
+void dmn_backend_reload(dmn_backend *b);
 cJSON *dmn_backend_cache_stats(dmn_backend *b);
 int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err);
 int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err);
