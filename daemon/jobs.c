@@ -71,26 +71,41 @@ static void job_finish(dmn_job *j, int rc, const kv_err *err, cJSON *result) {
   cJSON_Delete(result);
 }
 
-static int can_take(dmn_jobs *q, int prio) {
-  if (!q->q[prio]) return 0;
-  if (prio == DMN_PRIO_INTERACTIVE) return 1;
-  /* keep one worker for interactive work (unless there is only one) */
-  return q->n_workers == 1 || q->n_running[DMN_PRIO_BACKGROUND] < q->n_workers - 1;
+/* Whether a job on the same repository is running: the indexer has one
+ * writer per index, so two syncs of one repo never run at once. */
+static int repo_busy(const dmn_jobs *q, const dmn_job *j) {
+  if (!j->repo[0]) return 0;
+  for (const dmn_job *r = q->running; r; r = r->next)
+    if (!strcmp(r->repo, j->repo)) return 1;
+  return 0;
+}
+
+/* The link to the first queued job of prio that may start now, or NULL.
+ * Background jobs leave one worker free for interactive ones. (Locked.) */
+static dmn_job **next_startable(dmn_jobs *q, int prio) {
+  if (prio == DMN_PRIO_BACKGROUND && q->n_workers > 1 && q->n_running[DMN_PRIO_BACKGROUND] >= q->n_workers - 1)
+    return NULL;
+  for (dmn_job **pp = &q->q[prio]; *pp; pp = &(*pp)->next)
+    if (!repo_busy(q, *pp)) return pp;
+  return NULL;
 }
 
 static void *worker(void *arg) {
   dmn_jobs *q = arg;
   pthread_mutex_lock(&q->mu);
   for (;;) {
-    while (!q->stopping && !can_take(q, 0) && !can_take(q, 1)) pthread_cond_wait(&q->cv, &q->mu);
-    if (q->stopping && !q->q[0] && !q->q[1]) break;
-    int prio = can_take(q, 0) ? 0 : 1;
-    if (!q->q[prio]) { /* stopping with only background jobs the reserve rule blocks */
-      prio = q->q[0] ? 0 : 1;
+    dmn_job **pp;
+    while (!(pp = next_startable(q, DMN_PRIO_INTERACTIVE)) && !(pp = next_startable(q, DMN_PRIO_BACKGROUND))) {
+      if (q->stopping && !q->q[0] && !q->q[1]) goto out;
+      pthread_cond_wait(&q->cv, &q->mu);
     }
-    dmn_job *j = q->q[prio];
-    q->q[prio] = j->next;
-    if (!q->q[prio]) q->q_tail[prio] = NULL;
+    dmn_job *j = *pp;
+    int prio = j->prio;
+    *pp = j->next;
+    if (q->q_tail[prio] == j) { /* removed the tail: find the new one */
+      q->q_tail[prio] = NULL;
+      for (dmn_job *t = q->q[prio]; t; t = t->next) q->q_tail[prio] = t;
+    }
     q->n_queued[prio]--;
     q->n_running[prio]++;
     j->running = 1;
@@ -118,8 +133,9 @@ static void *worker(void *arg) {
     if (rc == KV_ECANCELED) q->canceled++;
     else q->done++;
     job_free(j);
-    pthread_cond_broadcast(&q->cv); /* a background slot may have opened */
+    pthread_cond_broadcast(&q->cv); /* a background slot or a repo may have freed up */
   }
+out:
   pthread_mutex_unlock(&q->mu);
   return NULL;
 }

@@ -224,6 +224,54 @@ static void test_priority_order(void **st) {
   assert_int_equal(order[2], 2);
 }
 
+/* Two syncs of one repository never overlap (one index writer); a job on
+ * another repository runs beside them. */
+static int inflight_same, max_same, other_overlapped;
+static volatile int other_running;
+
+static int job_sync_like(dmn_job *j, cJSON **result, kv_err *err) {
+  int same = !strcmp(j->repo, "/repo/a");
+  if (same) {
+    int now = __atomic_add_fetch(&inflight_same, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&order_mu);
+    if (now > max_same) max_same = now;
+    pthread_mutex_unlock(&order_mu);
+  } else {
+    __atomic_store_n(&other_running, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&inflight_same, __ATOMIC_SEQ_CST)) __atomic_store_n(&other_overlapped, 1, __ATOMIC_SEQ_CST);
+  }
+  struct timespec ts = {0, 100 * 1000000L};
+  nanosleep(&ts, NULL);
+  if (same) __atomic_sub_fetch(&inflight_same, 1, __ATOMIC_SEQ_CST);
+  else __atomic_store_n(&other_running, 0, __ATOMIC_SEQ_CST);
+  return 0;
+}
+
+static void test_one_sync_per_repo(void **st) {
+  dmn_jobs *q;
+  kv_err e;
+  assert_int_equal(dmn_jobs_new(&q, NULL, 3, &e), 0); /* 2 background slots */
+  for (int i = 0; i < 3; i++) {
+    dmn_job *j = dmn_job_new(NULL, 0, (uint32_t)(10 + i), "repo.sync", DMN_PRIO_BACKGROUND, NULL, job_sync_like);
+    snprintf(j->repo, sizeof j->repo, "/repo/a");
+    assert_int_equal(dmn_jobs_submit(q, j, &e), 0);
+  }
+  dmn_job *o = dmn_job_new(NULL, 0, 20, "repo.sync", DMN_PRIO_BACKGROUND, NULL, job_sync_like);
+  snprintf(o->repo, sizeof o->repo, "/repo/b");
+  assert_int_equal(dmn_jobs_submit(q, o, &e), 0);
+  dmn_job_counts c;
+  for (int i = 0; i < 200; i++) {
+    dmn_jobs_counts(q, &c);
+    if (c.done == 4) break;
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  dmn_jobs_free(q);
+  assert_int_equal(c.done, 4);
+  assert_int_equal(max_same, 1);
+  assert_int_equal(other_overlapped, 1); /* /repo/b ran beside a /repo/a sync */
+}
+
 static void test_repo_list_remove(void **st) {
   ipc_client *c;
   kv_err e;
@@ -260,6 +308,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_within_one_token),
       cmocka_unit_test(test_disconnect_frees_job),
       cmocka_unit_test(test_priority_order),
+      cmocka_unit_test(test_one_sync_per_repo),
       cmocka_unit_test(test_repo_list_remove),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
