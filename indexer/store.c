@@ -5,7 +5,8 @@
  * entries) are written in one transaction, so a blob present in `blobs` is
  * complete; `blobs.oid` and `files.path` are unique, so re-running a sync
  * after a crash can never duplicate rows. The schema version lives in
- * PRAGMA user_version; migrations run in order inside one transaction.
+ * PRAGMA user_version: a new database gets the current schema at once, an
+ * older one runs the upgrades in order, all inside one transaction.
  */
 #include "store.h"
 
@@ -18,28 +19,41 @@ struct idx_store {
       *file_put, *file_del, *file_changed, *meta_get, *meta_set;
 };
 
-/* Migration i takes the schema from version i to i+1. */
-static const char *const migrations[] = {
-    /* 0 -> 1 */
+/* The derived tables (everything a blob's parse produces). */
+#define DERIVED_TABLES \
+  "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL," \
+  " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);" \
+  "CREATE INDEX symbols_name ON symbols(name);" \
+  "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);" \
+  "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER," \
+  " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);" \
+  "CREATE INDEX chunks_blob ON chunks(blob);" \
+  "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, defs, content='chunks'," \
+  " content_rowid='id', detail='column', tokenize=\"porter unicode61 tokenchars '_'\");" \
+  "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram'," \
+  " detail='none');"
+
+/* A new database gets the current schema in one step. */
+static const char schema_current[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
     "CREATE TABLE blobs(id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, lang TEXT,"
     " size INTEGER, skip INTEGER, note INTEGER, nlines INTEGER);"
     "CREATE TABLE files(path TEXT PRIMARY KEY, oid TEXT NOT NULL, head_oid TEXT, lang TEXT,"
     " size INTEGER, skip INTEGER, note INTEGER, worktree INTEGER, changed INTEGER, gen INTEGER);"
-    "CREATE INDEX files_oid ON files(oid);"
-    "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL,"
-    " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);"
-    "CREATE INDEX symbols_name ON symbols(name);"
-    "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);"
-    "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
-    " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);"
-    "CREATE INDEX chunks_blob ON chunks(blob);"
-    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, defs, content='chunks',"
-    " content_rowid='id', detail='column', tokenize=\"porter unicode61 tokenchars '_'\");"
-    "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram',"
-    " detail='none');",
+    "CREATE INDEX files_oid ON files(oid);" DERIVED_TABLES;
+
+/* upgrades[v - 1] takes an existing database from version v to v + 1. */
+static const char *const upgrades[] = {
+    /* 1 -> 2: chunks gained `defs` (definition names for ranking), the FTS
+     * table indexes it with detail='column', the trigram table holds
+     * identifiers (contentless). The derived data is rebuilt: blobs, files
+     * and meta are cleared so the next sync parses everything again. */
+    "DROP TABLE IF EXISTS chunks_fts; DROP TABLE IF EXISTS chunks_tri;"
+    "DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS symbols; DROP TABLE IF EXISTS refs;"
+    "DELETE FROM blobs; DELETE FROM files; DELETE FROM meta;" DERIVED_TABLES,
 };
-#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+#define NUPGRADES (sizeof upgrades / sizeof upgrades[0])
+_Static_assert(NUPGRADES + 1 == IDX_SCHEMA_VERSION, "one upgrade per version step");
 
 static int db_err(sqlite3 *db, kv_err *err, const char *what) {
   return kv_err_set(err, KV_EIO, "index: %s: %s", what, db ? sqlite3_errmsg(db) : "no database");
@@ -65,11 +79,12 @@ static int migrate(idx_store *s, const char *path, kv_err *err) {
   if (v == IDX_SCHEMA_VERSION) return 0;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return db_err(s->db, err, path);
-  for (int i = v; i < (int)NMIGRATIONS; i++) {
+  for (int i = v; i < IDX_SCHEMA_VERSION; i = i ? i + 1 : IDX_SCHEMA_VERSION) {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, migrations[i], NULL, NULL, &msg) != SQLITE_OK) {
-      kv_err_set(err, KV_EIO, "%s: migration %d -> %d failed: %s", path, i, i + 1,
-                 msg ? msg : "?");
+    const char *sql = i == 0 ? schema_current : upgrades[i - 1];
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+      kv_err_set(err, KV_EIO, "%s: migration %d -> %d failed: %s", path, i,
+                 i ? i + 1 : IDX_SCHEMA_VERSION, msg ? msg : "?");
       sqlite3_free(msg);
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       return KV_EIO;

@@ -540,6 +540,62 @@ static void test_bare_and_worktree(void **state) {
   idx_close(ix);
 }
 
+/* Schema version 1 (the first layout) is upgraded; a newer one is refused. */
+static void test_migrations(void **state) {
+  (void)state;
+  char d[512], db[600];
+  new_repo(d, sizeof d, "mig");
+  write_file(d, "x.py", "def migrated():\n    pass\n");
+  sh(d, "git add -A && git commit -qm one");
+  snprintf(db, sizeof db, "%s/mig.db", g_tmp);
+  sqlite3 *s;
+  assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
+  const char *v1 =
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
+      "CREATE TABLE blobs(id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, lang TEXT,"
+      " size INTEGER, skip INTEGER, note INTEGER, nlines INTEGER);"
+      "CREATE TABLE files(path TEXT PRIMARY KEY, oid TEXT NOT NULL, head_oid TEXT, lang TEXT,"
+      " size INTEGER, skip INTEGER, note INTEGER, worktree INTEGER, changed INTEGER, gen INTEGER);"
+      "CREATE INDEX files_oid ON files(oid);"
+      "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL,"
+      " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);"
+      "CREATE INDEX symbols_name ON symbols(name); CREATE INDEX symbols_blob ON symbols(blob);"
+      "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);"
+      "CREATE INDEX refs_blob ON refs(blob);"
+      "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
+      " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT);"
+      "CREATE INDEX chunks_blob ON chunks(blob);"
+      "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, symbol, content='chunks',"
+      " content_rowid='id', tokenize=\"porter unicode61 tokenchars '_'\");"
+      "CREATE VIRTUAL TABLE chunks_tri USING fts5(text, content='chunks', content_rowid='id',"
+      " tokenize='trigram', detail='none');"
+      "INSERT INTO blobs(oid, lang) VALUES('deadbeef', 'c');"
+      "INSERT INTO meta VALUES('head_tree', 'deadbeef');"
+      "PRAGMA user_version=1;";
+  assert_int_equal(sqlite3_exec(s, v1, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(s);
+  idx_index *ix = open_ix(d, "mig", 0);
+  idx_sync_stats st = sync_ok(ix);
+  assert_true(st.full_walk);
+  assert_int_equal(st.blobs_parsed, 1);
+  kv_err err;
+  idx_hits h;
+  assert_int_equal(idx_search(ix, "migrated", 3, &h, &err), 0);
+  assert_int_equal(h.n, 1);
+  idx_hits_free(&h);
+  idx_close(ix);
+  assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
+  assert_int_equal(q1(s, "PRAGMA user_version"), 2);
+  assert_int_equal(q1(s, "SELECT count(*) FROM blobs WHERE oid='deadbeef'"), 0);
+  assert_int_equal(sqlite3_exec(s, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(s);
+  idx_options o = {0};
+  o.db_path = db;
+  assert_int_equal(idx_open(&ix, d, &o, &err), KV_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "mig.db"));
+  assert_non_null(strstr(err.msg, "99"));
+}
+
 static void test_not_a_repo(void **state) {
   (void)state;
   idx_index *ix = NULL;
@@ -566,7 +622,8 @@ int main(void) {
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_skips),
       cmocka_unit_test(test_search),      cmocka_unit_test(test_recency_and_map),
       cmocka_unit_test(test_kill9),       cmocka_unit_test(test_cancel),
-      cmocka_unit_test(test_bare_and_worktree), cmocka_unit_test(test_not_a_repo),
+      cmocka_unit_test(test_bare_and_worktree), cmocka_unit_test(test_migrations),
+      cmocka_unit_test(test_not_a_repo),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[300];
