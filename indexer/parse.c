@@ -311,6 +311,8 @@ static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end)
       e = i;
       break;
     }
+  if (e > len) e = len;
+  if (e < d0) e = d0; /* a name captured outside its definition */
   if (e - d0 > SIG_MAX * 2) e = d0 + SIG_MAX * 2;
   char *s = malloc(SIG_MAX + 1);
   if (!s) return NULL;
@@ -322,9 +324,9 @@ static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end)
       sp = k > 0;
       continue;
     }
-    if (sp && k < SIG_MAX) s[k++] = ' ';
+    if (sp) s[k++] = ' ';
     sp = 0;
-    s[k++] = (char)c;
+    if (k < SIG_MAX) s[k++] = (char)c;
   }
   while (k > 0 && (s[k - 1] == '{' || s[k - 1] == ' ')) k--;
   s[k] = 0;
