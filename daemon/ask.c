@@ -236,6 +236,36 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
   return 0;
 }
 
+#if DMN_HAVE_INDEXER
+/* The repo's prefix text, rebuilt only when the index changed since it was
+ * built (the registry's sync count), so asks between syncs share the exact
+ * same prefix and its KV cache stays valid. Copies it into a->prefix_text. */
+static int prefix_text(dmn_job *j, ask_ctx *a, idx_index *ix, kv_err *err) {
+  dmn_backend *b = dmn_server_backend(j->srv);
+  dmn_prefix *pre;
+  int rc = dmn_backend_prefix(b, a->repo, &pre, err);
+  if (rc) return rc;
+  uint64_t syncs = dmn_repos_syncs(dmn_server_repos(j->srv), a->repo);
+  pthread_mutex_lock(&b->mu);
+  if (pre->text && pre->index_syncs == syncs) {
+    a->prefix_text = strdup(pre->text);
+    b->prefix_hits++;
+  }
+  pthread_mutex_unlock(&b->mu);
+  if (a->prefix_text) return 0;
+  char *text = NULL;
+  if ((rc = build_prefix_text(a->repo, ix, &text, err))) return rc;
+  a->prefix_text = strdup(text);
+  pthread_mutex_lock(&b->mu);
+  free(pre->text);
+  pre->text = text;
+  pre->index_syncs = syncs;
+  b->prefix_builds++;
+  pthread_mutex_unlock(&b->mu);
+  return a->prefix_text ? 0 : kv_err_set(err, KV_ENOMEM, "out of memory");
+}
+#endif
+
 static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
 #if DMN_HAVE_INDEXER
   idx_index *ix;
@@ -259,7 +289,7 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
     }
   }
   idx_hits_free(&hits);
-  rc = build_prefix_text(a->repo, ix, &a->prefix_text, err);
+  rc = prefix_text(j, a, ix, err);
   idx_close(ix);
   return rc;
 #else
@@ -357,8 +387,6 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   b->tokens_prompt += (uint64_t)gr.n_prompt;
   b->tokens_reused += (uint64_t)gr.n_reused;
   b->tokens_gen += (uint64_t)gr.n_gen;
-  if (gr.n_reused > 0) b->prefix_hits++;
-  else b->prefix_builds++;
   pthread_mutex_unlock(&b->mu);
   cJSON_AddNumberToObject(res, "prompt_tokens", gr.n_prompt);
   cJSON_AddNumberToObject(res, "reused_tokens", gr.n_reused);
@@ -426,7 +454,11 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   cJSON_AddItemToObject(res, "citations", a.cites);
   a.cites = NULL;
   cJSON_AddNumberToObject(res, "retrieved", nc);
-  if (nc == 0) cJSON_AddStringToObject(res, "retrieval", "retrieval found nothing in the index for this question");
+  if (nc == 0)
+    cJSON_AddStringToObject(res, "retrieval",
+                            dmn_repos_syncs(dmn_server_repos(s), a.repo) == 0
+                                ? "retrieval found nothing: the repository is still being indexed (try again shortly)"
+                                : "retrieval found nothing in the index for this question");
   cJSON_AddStringToObject(res, "generator", gen);
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
   free(g.answer.p);

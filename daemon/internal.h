@@ -121,6 +121,8 @@ int dmn_repos_resolve(dmn_repos *r, const char *path, char *abs, size_t n, kv_er
 int dmn_repos_queue_sync(dmn_repos *r, const char *abs, kv_err *err);
 /* Loop thread: re-read repos.json (SIGHUP). */
 int dmn_repos_reload(dmn_repos *r, kv_err *err);
+/* Completed syncs of a registered repo (0: not indexed yet, or unknown). Any thread. */
+uint64_t dmn_repos_syncs(dmn_repos *r, const char *abs);
 /* Worker: record the outcome of a sync. */
 void dmn_repos_synced(dmn_repos *r, const char *abs, const cJSON *stats);
 /* Loop thread: stop watchers (shutdown). */

@@ -395,6 +395,14 @@ int dmn_repos_reload(dmn_repos *rs, kv_err *err) {
   return load(rs, err);
 }
 
+uint64_t dmn_repos_syncs(dmn_repos *rs, const char *abs) {
+  pthread_mutex_lock(&rs->mu);
+  repo *r = find(rs, abs);
+  uint64_t n = r ? r->syncs : 0;
+  pthread_mutex_unlock(&rs->mu);
+  return n;
+}
+
 void dmn_repos_synced(dmn_repos *rs, const char *abs, const cJSON *stats) {
   pthread_mutex_lock(&rs->mu);
   repo *r = find(rs, abs);

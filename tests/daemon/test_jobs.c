@@ -88,6 +88,12 @@ static void test_ask_citations(void **st) {
   assert_non_null(strstr(cJSON_GetObjectItem(r, "retrieval")->valuestring, "found nothing"));
   cJSON_Delete(r);
   cJSON_Delete(p);
+  /* both asks used the same resident prefix: built once, then reused */
+  assert_int_equal(ipc_client_call(c, "cache.stats", NULL, NULL, NULL, 30000, &r, &e), 0);
+  assert_true(th_num(r, "prefix_builds") == 1);
+  assert_true(th_num(r, "prefix_hits") >= 1);
+  assert_true(th_num(r, "prefixes") == 1);
+  cJSON_Delete(r);
   ipc_client_close(c);
 }
 
