@@ -12,23 +12,23 @@
 
 #include "daemon/internal.h"
 
+/* params may be a map, [map] (rpcrequest-style argument lists) or positional
+ * [a, b, ...] where `index` names the position (-1: no positional form). */
+static const cJSON *param(const cJSON *params, const char *key, int index) {
+  if (cJSON_IsObject(params)) return cJSON_GetObjectItemCaseSensitive(params, key);
+  if (!cJSON_IsArray(params)) return NULL;
+  const cJSON *first = cJSON_GetArrayItem(params, 0);
+  if (cJSON_IsObject(first)) return cJSON_GetObjectItemCaseSensitive(first, key);
+  return index >= 0 ? cJSON_GetArrayItem(params, index) : NULL;
+}
+
 const char *dmn_param_str(const cJSON *params, const char *key, int index) {
-  const cJSON *v = NULL;
-  if (cJSON_IsObject(params)) v = cJSON_GetObjectItemCaseSensitive(params, key);
-  else if (cJSON_IsArray(params) && index >= 0) {
-    v = cJSON_GetArrayItem(params, index);
-    if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, key); /* [ {key: ...} ] (Neovim style) */
-  }
+  const cJSON *v = param(params, key, index);
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 int dmn_param_int(const cJSON *params, const char *key, int index, int def) {
-  const cJSON *v = NULL;
-  if (cJSON_IsObject(params)) v = cJSON_GetObjectItemCaseSensitive(params, key);
-  else if (cJSON_IsArray(params) && index >= 0) {
-    v = cJSON_GetArrayItem(params, index);
-    if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, key);
-  }
+  const cJSON *v = param(params, key, index);
   if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
   if (!cJSON_IsNumber(v) || v->valuedouble < -2e9 || v->valuedouble > 2e9) return def;
   return (int)v->valuedouble;

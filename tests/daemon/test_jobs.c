@@ -81,9 +81,11 @@ static void test_ask_citations(void **st) {
   assert_string_equal(cJSON_GetObjectItem(r, "generator")->valuestring, "stub");
   cJSON_Delete(r);
   cJSON_Delete(p);
-  /* nothing matches: the answer says so */
-  p = ask_params("zzqqxxyy", 3);
+  /* nothing matches: the answer says so (params as [map], rpcrequest style) */
+  p = cJSON_CreateArray();
+  cJSON_AddItemToArray(p, ask_params("zzqqxxyy", 3));
   assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 30000, &r, &e), 0);
+  assert_string_equal(cJSON_GetObjectItem(r, "repo")->valuestring, H.repo);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "citations")), 0);
   assert_non_null(strstr(cJSON_GetObjectItem(r, "retrieval")->valuestring, "found nothing"));
   cJSON_Delete(r);
