@@ -63,7 +63,10 @@ case("a real-model ask streams text and cites src/ledger.c", function()
   vim.cmd("edit " .. repo .. "/src/ledger.c")
   vim.fn.setqflist({}, "r")
   local q = kv.ask("where are the quarterly ledger totals reconciled?")
-  wait_for(120000, function() return q.done end, "the answer")
+  local ok = vim.wait(120000, function() return q.done end, 20)
+  local cl = kv._state.client
+  check(ok, ("no answer: %d tokens, context=%s, pending=%s, closed=%s"):format(#q.text, tostring(q.citations ~= nil),
+    vim.inspect(vim.tbl_keys(cl and cl.pending or {})), tostring(cl and cl.closed)))
   check(q.error == nil, vim.inspect(q.error))
   check(q.result.generator == "engine", "generator " .. tostring(q.result.generator))
   check(#table.concat(q.text) > 0 and table.concat(q.text) == q.result.answer, "streamed text")
