@@ -40,7 +40,8 @@ function repoRoot(file?: string): string | undefined {
     if (wf) return wf.uri.fsPath;
   }
   const f = vscode.workspace.workspaceFolders;
-  return f && f.length ? repoRoot(path.join(f[0].uri.fsPath, ".")) || f[0].uri.fsPath : undefined;
+  /* a name inside the folder, so the walk starts at the folder itself */
+  return f && f.length ? repoRoot(path.join(f[0].uri.fsPath, ".kvasir")) || f[0].uri.fsPath : undefined;
 }
 
 function activeFile(): { editor: vscode.TextEditor; file: string } | undefined {

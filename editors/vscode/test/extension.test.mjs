@@ -198,3 +198,14 @@ test("triage a log file: clusters ranked, the anomaly first, its line cited and 
   await until(() => vscode.__log.shown.some((x) => x.file === file), 5000, "the log opened");
   assert.equal(vscode.__log.shown.at(-1).line, want.errorLine - 1);
 });
+
+test("ask about the repository with no editor open uses the workspace folder's git root", async () => {
+  vscode.window.activeTextEditor = undefined;
+  vscode.workspace.workspaceFolders = [{ uri: vscode.Uri.file(path.join(d.repo, "src")) }];
+  const n = posts.length;
+  await vscode.commands.executeCommand("kvasir.askText", "ledger totals", "repository");
+  const ctx = since(n).filter((m) => m.type === "context").at(-1);
+  assert.equal(ctx.repo, d.repo);
+  assert.match(since(n).find((m) => m.type === "done").footer, /answered by stub/);
+  vscode.workspace.workspaceFolders = [];
+});
