@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -44,11 +45,26 @@ static int write_all(int fd, const uint8_t *p, size_t n, kv_err *err) {
   return 0;
 }
 
+/* Header and payload leave in one sendmsg: two writes would wake the
+ * daemon once for the 4-byte header alone. */
 static int send_frame(int fd, const uint8_t *p, size_t n, kv_err *err) {
   uint8_t hdr[4];
   ipc_frame_header(hdr, (uint32_t)n);
-  int rc = write_all(fd, hdr, 4, err);
-  return rc ? rc : write_all(fd, p, n, err);
+  struct iovec iov[2] = {{hdr, 4}, {(void *)p, n}};
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+  ssize_t w;
+  do w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) return kv_err_set(err, KV_EIO, "daemon socket: write failed: %s", strerror(errno));
+  if ((size_t)w == n + 4) return 0;
+  /* a partial write (large frames): finish with plain writes */
+  size_t done = (size_t)w;
+  if (done < 4) {
+    int rc = write_all(fd, hdr + done, 4 - done, err);
+    if (rc) return rc;
+    done = 4;
+  }
+  return write_all(fd, p + (done - 4), n - (done - 4), err);
 }
 
 /* Reads until one whole frame is buffered; returns it via payload/len. */
