@@ -246,12 +246,21 @@ static void on_sigint(int sig) {
 }
 
 typedef struct ask_ud {
-  int json, streamed;
+  int json, streamed, status_shown;
 } ask_ud;
 
 static int on_ask_note(void *ud, const char *method, const cJSON *params) {
   ask_ud *a = ud;
-  if (!strcmp(method, "ask.token") && !a->json) {
+  if (!strcmp(method, "ask.context") && !a->json && isatty(2)) {
+    /* the prompt may take seconds to evaluate: say what is happening */
+    fprintf(stderr, "[%d source(s) retrieved; generating...]", cJSON_GetArraySize(cJSON_GetObjectItem(params, "citations")));
+    fflush(stderr);
+    a->status_shown = 1;
+  } else if (!strcmp(method, "ask.token") && !a->json) {
+    if (a->status_shown) {
+      fputs("\r\033[K", stderr);
+      a->status_shown = 0;
+    }
     fputs(str(params, "text"), stdout);
     fflush(stdout);
     a->streamed = 1;
@@ -311,13 +320,14 @@ int cmd_ask(int argc, char **argv) {
   struct sigaction sa = {0}, old;
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, &old);
-  ask_ud ud = {json, 0};
+  ask_ud ud = {json, 0, 0};
   cJSON *r = NULL;
   kv_err e;
   int rc = ipc_client_call(c, "ask", params, on_ask_note, &ud, 0, &r, &e);
   sigaction(SIGINT, &old, NULL);
   ipc_client_close(c);
   cJSON_Delete(params);
+  if (ud.status_shown) fputs("\r\033[K", stderr);
   if (rc) {
     if (ud.streamed) putchar('\n');
     fprintf(stderr, "kvasir ask: %s\n", e.msg);
