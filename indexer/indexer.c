@@ -261,8 +261,12 @@ int idx_read_lines(idx_index *ix, const char *path, int line0, int line1, int fr
   if (!path || !*path || path[0] == '/' || strstr(path, "..") == path || strstr(path, "/../"))
     return kv_err_set(err, KV_EINVAL, "read_lines: bad path '%s'", path ? path : "");
   if (from_worktree && !ix->bare) {
-    char full[8192];
-    if (snprintf(full, sizeof full, "%s%s", ix->root, path) < (int)sizeof full) {
+    char full[8192], real[PATH_MAX], root[PATH_MAX];
+    /* the resolved file must stay inside the working tree (a symlink in
+     * the repository must not turn a citation into a read of ~/.ssh) */
+    if (snprintf(full, sizeof full, "%s%s", ix->root, path) < (int)sizeof full &&
+        realpath(full, real) && realpath(ix->root, root) &&
+        strncmp(real, root, strlen(root)) == 0 && real[strlen(root)] == '/') {
       char *buf;
       size_t n;
       kv_err e2;

@@ -146,7 +146,9 @@ int idx_files(idx_index *ix, int flags, idx_file_list *out, kv_err *err);
 void idx_file_list_free(idx_file_list *l);
 
 /* Lines [line0, line1] (1-based, inclusive; clamped) of path, from the working
- * tree when from_worktree and the file exists there, else from HEAD. */
+ * tree when from_worktree and the file exists there (and resolves inside the
+ * working tree: symlinks out of it are not followed), else from HEAD.
+ * Absolute paths and ".." are refused (KV_EINVAL). */
 int idx_read_lines(idx_index *ix, const char *path, int line0, int line1, int from_worktree,
                    char **out, size_t *len, kv_err *err);
 

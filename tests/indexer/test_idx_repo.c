@@ -351,6 +351,8 @@ static void test_search(void **state) {
   assert_string_equal(txt, "#include <stdlib.h>\n");
   free(txt);
   assert_int_equal(idx_read_lines(ix, "../etc/passwd", 1, 1, 1, &txt, &n, &err), KV_EINVAL);
+  sh(d, "ln -s /etc/hostname outside");  /* an untracked symlink out of the tree */
+  assert_int_equal(idx_read_lines(ix, "outside", 1, 1, 1, &txt, &n, &err), KV_ENOTFOUND);
   assert_int_equal(idx_read_lines(ix, "nope.c", 1, 1, 0, &txt, &n, &err), KV_ENOTFOUND);
   idx_close(ix);
 }
