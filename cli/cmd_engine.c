@@ -211,25 +211,22 @@ int cmd_chat(int argc, char **argv) {
     size_t nt;
     if (tokenize_all(m, text, strlen(text), 1, 1, &toks, &nt)) { free(text); goto out; }
     free(text);
-    size_t cap_out = 4096, len = 0;
-    char *reply = malloc(cap_out);
+    size_t len = 0;
     eng_gen_params gp = {0};
     gp.max_tokens = o.n < 0 ? 512 : o.n;
     gp.on_token = print_cb;
     eng_gen_result res;
     int grc = eng_generate(c, s, toks, nt, &gp, &res, &err);
     free(toks);
-    if (grc) { free(reply); fprintf(stderr, "kvasir chat: %s\n", err.msg); goto out; }
+    if (grc) { fprintf(stderr, "kvasir chat: %s\n", err.msg); goto out; }
     /* the reply text is re-derived from the cache's tokens after the prompt */
     char *rt = NULL;
     const int32_t *all = eng_ctx_tokens(c);
     int n_past = eng_ctx_n_past(c);
     if (n_past > (int)nt) eng_detokenize(m, all + nt, (size_t)(n_past - (int)nt), &rt, &len, &err);
-    free(reply);
     msgs[nmsg].role = "assistant";
     msgs[nmsg++].content = rt ? rt : strdup("");
     printf("\n");
-    (void)cap_out;
   }
   rc = 0;
 out:
@@ -319,7 +316,7 @@ int cmd_ppl(int argc, char **argv) {
   ui.pr.quiet = o.json;
   ui.json = o.json;
   double t0 = kv_now(), ppl;
-  if (eng_perplexity(c, toks, n, o.n > 0 ? o.n : 0, ppl_cb, &ui, &ppl, &err)) {
+  if (eng_perplexity(c, toks, n, o.n > 0 ? o.n : 0, ppl_cb, &ui, &ppl, NULL, NULL, &err)) {
     fprintf(stderr, "kvasir ppl: %s: %s\n", o.file, err.msg);
     goto out;
   }

@@ -195,10 +195,13 @@ size_t eng_ctx_common_prefix(const eng_ctx *c, const int32_t *toks, size_t n);
 
 /* Perplexity as llama-perplexity computes it, with chunks of the context's
  * n_ctx tokens (at most max_chunks, 0 = all); cb (may be NULL) sees the
- * running value after each chunk and may cancel by returning non-zero. */
+ * running value after each chunk and may cancel by returning non-zero.
+ * token_nll / token_top (may be NULL; n_chunks * (n_ctx - 1 - n_ctx/2)
+ * entries) receive each scored token's negative log-likelihood and the
+ * model's most likely token at that position. */
 typedef int (*eng_ppl_cb)(void *user, int chunk, int n_chunks, double ppl_so_far);
 int eng_perplexity(eng_ctx *c, const int32_t *toks, size_t n, int max_chunks, eng_ppl_cb cb, void *user,
-                   double *ppl, kv_err *err);
+                   double *ppl, float *token_nll, int32_t *token_top, kv_err *err);
 
 /* ------------------------------------------------------------- sampler -- */
 typedef struct eng_sampler_params {

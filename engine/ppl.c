@@ -12,7 +12,7 @@
 #include "engine/ctx_internal.h"
 
 int eng_perplexity(eng_ctx *c, const int32_t *toks, size_t n, int max_chunks, eng_ppl_cb cb, void *user,
-                   double *ppl, kv_err *err) {
+                   double *ppl, float *token_nll, int32_t *token_top, kv_err *err) {
   const int n_ctx = c->n_ctx, first = n_ctx / 2, V = c->m->info.n_vocab;
   if (n < 2 * (size_t)n_ctx)
     return kv_err_set(err, KV_EINVAL, "perplexity: %zu tokens; a context of %d needs at least %d", n, n_ctx, 2 * n_ctx);
@@ -30,11 +30,16 @@ int eng_perplexity(eng_ctx *c, const int32_t *toks, size_t n, int max_chunks, en
     if (rc) { free(chunk); return rc; }
     for (int i = first; i < n_ctx - 1; i++) {
       const float *lg = eng_ctx_logits(c, (size_t)i);
-      float mx = lg[0];
-      for (int j = 1; j < V; j++) mx = lg[j] > mx ? lg[j] : mx;
+      int top = 0;
+      for (int j = 1; j < V; j++)
+        if (lg[j] > lg[top]) top = j;
+      const float mx = lg[top];
       double z = 0;
       for (int j = 0; j < V; j++) z += exp((double)(lg[j] - mx));
-      nll += log(z) - (double)(lg[chunk[i + 1]] - mx);
+      double t = log(z) - (double)(lg[chunk[i + 1]] - mx);
+      if (token_nll) token_nll[count] = (float)t;
+      if (token_top) token_top[count] = top;
+      nll += t;
       count++;
     }
     if (cb && cb(user, ch + 1, n_chunk, exp(nll / (double)count))) {
