@@ -135,7 +135,12 @@ static int to_json(const msgpack_object *o, cJSON **out, kv_err *err) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER: v = cJSON_CreateNumber((double)o->via.u64); break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: v = cJSON_CreateNumber((double)o->via.i64); break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: v = cJSON_CreateNumber(o->via.f64); break;
+    case MSGPACK_OBJECT_FLOAT64:
+      /* NaN and infinities mean nothing in this protocol and would reach
+       * float-to-int conversions downstream: refused */
+      if (!isfinite(o->via.f64)) return kv_err_set(err, KV_EFORMAT, "msgpack: non-finite float (NaN or infinity)");
+      v = cJSON_CreateNumber(o->via.f64);
+      break;
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN: {
       const char *p = o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr;

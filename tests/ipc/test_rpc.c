@@ -152,6 +152,9 @@ static void test_decode_rejects(void **st) {
   assert_int_equal(ipc_msg_decode((const uint8_t *)"\x94\x00\x01\xa1x\x81\xa0\x01", 8, &m, &e), 0);
   assert_int_equal(cJSON_GetObjectItem(m.params, "")->valueint, 1);
   ipc_msg_clear(&m);
+  /* NaN (found by libFuzzer: it would reach (int) conversions) and infinity */
+  expect_bad((const uint8_t *)"\x94\x00\x01\xa1x\x91\xcb\xff\xff\xff\xff\xff\xff\xff\xff", 15, "non-finite");
+  expect_bad((const uint8_t *)"\x94\x00\x01\xa1x\x91\xca\x7f\x80\x00\x00", 11, "non-finite");
   /* NUL inside a string */
   expect_bad((const uint8_t *)"\x94\x00\x01\xa2x\x00\x90", 7, "NUL");
   /* nesting 100 deep */
