@@ -404,6 +404,9 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   memset(&a, 0, sizeof a);
   a.question = dmn_param_str(j->params, "question", 0);
   if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "missing string param 'question'");
+  if (strlen(a.question) > 16384)
+    return kv_err_set(err, IPC_ERR_PARAMS, "param 'question' is %zu bytes; the limit is 16384 (send code as 'file' + 'selection')",
+                      strlen(a.question));
   a.file = dmn_param_str(j->params, "file", 1);
   a.max_tokens = dmn_param_int(j->params, "max_tokens", -1, 256);
   a.k = dmn_param_int(j->params, "k", -1, 4);
