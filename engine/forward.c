@@ -18,14 +18,11 @@
 #include "engine/ctx_internal.h"
 #include "kernels/kernels.h"
 
-static float h16(float x) { return krn_f16_to_f32(krn_f32_to_f16(x)); }
-
-static float gelu_tanh(float x) {
+/* GELU-tanh as ggml computes it: through the half-precision table. */
+static float gelu_tab(const uint16_t *tab, float x) {
   if (x <= -10.f) return 0.f;
   if (x >= 10.f) return x;
-  float v = h16(x);
-  float y = 0.5f * v * (1.0f + tanhf(0.79788456080286535587989211986876f * v * (1.0f + 0.044715f * v * v)));
-  return h16(y);
+  return eng_h2f(tab[eng_f2h(x)]);
 }
 
 /* RMSNorm rounded exactly as ggml's RMS_NORM followed by MUL: squares in
@@ -138,7 +135,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
     for (size_t i = 0; i < (size_t)m * ff; i++) {
       float g = c->g[i];
-      c->g[i] = (M->arch == ARCH_GEMMA3 ? gelu_tanh(g) : g / (1.0f + expf(-g))) * c->u[i];
+      c->g[i] = (M->gelu_tab ? gelu_tab(M->gelu_tab, g) : g / (1.0f + expf(-g))) * c->u[i];
     }
     mm(c, L->ffn_down, c->g, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {

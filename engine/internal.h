@@ -6,7 +6,42 @@
  */
 #ifndef KVASIR_ENGINE_INTERNAL_H
 #define KVASIR_ENGINE_INTERNAL_H
+#include <string.h>
+
 #include "engine/engine.h"
+
+/* IEEE half <-> float, round to nearest even (the same results as F16C and
+ * as ggml's software path), inline because the forward pass rounds every
+ * K/V element and every GELU input through half. */
+static inline float eng_h2f(uint16_t h) {
+  const uint32_t w = (uint32_t)h << 16, sign = w & 0x80000000u, two_w = w + w;
+  uint32_t r, a = (two_w >> 4) + (0xE0u << 23), b = (two_w >> 17) | (126u << 23);
+  float fa, fb;
+  memcpy(&fa, &a, 4);
+  memcpy(&fb, &b, 4);
+  fa *= 0x1.0p-112f;
+  fb -= 0.5f;
+  float f = two_w < (1u << 27) ? fb : fa;
+  memcpy(&r, &f, 4);
+  r |= sign;
+  memcpy(&f, &r, 4);
+  return f;
+}
+static inline uint16_t eng_f2h(float f) {
+  float a = f < 0 ? -f : f, base = (a * 0x1.0p+112f) * 0x1.0p-110f, t;
+  uint32_t w, bias, bits;
+  memcpy(&w, &f, 4);
+  const uint32_t shl1_w = w + w, sign = w & 0x80000000u;
+  bias = shl1_w & 0xFF000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  bits = (bias >> 1) + 0x07800000u;
+  memcpy(&t, &bits, 4);
+  base = t + base;
+  memcpy(&bits, &base, 4);
+  const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+static inline float eng_round_h(float x) { return eng_h2f(eng_f2h(x)); }
 
 enum { VOCAB_BPE = 1, VOCAB_SPM = 2 };
 enum { PRE_GPT2 = 0, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
@@ -52,6 +87,7 @@ struct eng_model {
   eng_vocab vocab;
   char *chat_template; /* NUL-terminated copy, or NULL */
   int chat_kind;       /* 0 chatml, 1 gemma */
+  uint16_t *gelu_tab;  /* gemma3: GELU(tanh) of every half value, as ggml's table */
 };
 
 int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
+#include "engine/internal.h"
 #include "kernels/kernels.h"
 
 typedef struct kv_dense {
@@ -19,7 +19,7 @@ typedef struct kv_dense {
   float *k, *v;
 } kv_dense;
 
-static float h(float x) { return krn_f16_to_f32(krn_f32_to_f16(x)); }
+static float h(float x) { return eng_round_h(x); }
 
 static int kd_append(void *kv, int layer, int pos, const float *k, const float *v) {
   kv_dense *d = kv;

@@ -163,6 +163,14 @@ static int load(eng_model *m, kv_err *err) {
     memcpy(m->chat_template, s.p, s.n);
     m->chat_template[s.n] = 0;
   }
+  if (m->arch == ARCH_GEMMA3) { /* ggml evaluates GELU through a half-precision table */
+    if (!(m->gelu_tab = malloc(65536 * sizeof *m->gelu_tab))) return kv_err_set(err, KV_ENOMEM, "out of memory");
+    for (uint32_t h = 0; h < 65536; h++) {
+      float x = eng_h2f((uint16_t)h);
+      float y = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * (1.0f + 0.044715f * x * x)));
+      m->gelu_tab[h] = eng_f2h(y);
+    }
+  }
   if (m->chat_template) m->chat_kind = strstr(m->chat_template, "<start_of_turn>") ? 1 : 0;
   else m->chat_kind = m->arch == ARCH_GEMMA3 ? 1 : 0;
   return 0;
@@ -194,6 +202,7 @@ void eng_model_free(eng_model *m) {
   eng_vocab_free(&m->vocab);
   free(m->layers);
   free(m->chat_template);
+  free(m->gelu_tab);
   eng_gguf_free(m->g);
   free(m);
 }
