@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "daemon/backend.h"
+#include "daemon/gate.h"
 
 /* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
  * hundred tokens per second, so the prompt stays near 1500 tokens. */
@@ -103,6 +104,8 @@ static int gen_token(gen_ud *g, const char *piece, size_t len) {
   return dmn_job_canceled(g->j);
 }
 
+static int on_gate_token(void *user, const char *piece, size_t len) { return gen_token(user, piece, len); }
+
 #if DMN_HAVE_ENGINE
 static int on_engine_token(void *user, int32_t token, const char *piece, size_t len) {
   return gen_token(user, piece, len);
@@ -183,6 +186,7 @@ typedef struct ask_ctx {
   cJSON *cites;      /* array */
   sbuf context;      /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
+  dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
 } ask_ctx;
 
 /* The editor's focus: lines of `file` around the cursor or the selection
@@ -226,6 +230,7 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
     int rc = sb_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
     if (!rc) rc = sb_add(&a->context, p, n);
     if (!rc) rc = sb_add(&a->context, "\n```\n\n", 6);
+    if (!rc) rc = dmn_gate_add(&a->gate, rel, p, n);
     if (rc) {
       free(owned);
       return kv_err_set(err, KV_ENOMEM, "out of memory");
@@ -286,6 +291,7 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
       sb_printf(&a->context, "### %s:%d-%d\n```\n", h->path, h->line0, h->line1);
       sb_add(&a->context, h->text, tl);
       sb_add(&a->context, "\n```\n\n", 6);
+      dmn_gate_add(&a->gate, h->path, h->text, tl);
     }
   }
   idx_hits_free(&hits);
@@ -432,7 +438,18 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   eng_model *model = NULL;
   kv_err me;
   int stub_ms = dmn_server_config(s)->stub_token_ms;
-  if (stub_ms > 0) {
+  /* The project's policy decides before anything is generated or sent. */
+  int answered = 0;
+  dmn_gate_io gio = {on_gate_token, &g};
+  rc = dmn_gate_run(a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio, res, &answered, err);
+  if (rc) {
+    cJSON_Delete(res);
+    free(g.answer.p);
+    goto out;
+  }
+  if (answered) {
+    gen = "hosted";
+  } else if (stub_ms > 0) {
     gen = "stub";
     rc = generate_stub(j, &a, &g, stub_ms);
   } else if (dmn_backend_model(b, &model, &me) == 0) {
@@ -467,6 +484,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   free(g.answer.p);
   *result = res;
 out:
+  dmn_gate_ctx_free(&a.gate);
   cJSON_Delete(a.cites);
   free(a.context.p);
   free(a.prefix_text);

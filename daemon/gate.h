@@ -1,0 +1,40 @@
+/*
+ * gate.h — the daemon's policy gate (gate.c): decide, audit, refuse or send
+ * to a hosted tier before any generation. Internal to the daemon.
+ */
+#ifndef KVASIR_DAEMON_GATE_H
+#define KVASIR_DAEMON_GATE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "daemon/backend.h"
+
+#define DMN_GATE_MAX_FILES 40
+
+/* The context an ask would give a model: one excerpt per file, by path
+ * relative to the repository (what never_send globs are matched against). */
+typedef struct dmn_gate_ctx {
+  size_t n;
+  char *path[DMN_GATE_MAX_FILES];
+  char *text[DMN_GATE_MAX_FILES];
+  size_t len[DMN_GATE_MAX_FILES];
+} dmn_gate_ctx;
+
+typedef struct dmn_gate_io {
+  int (*on_token)(void *user, const char *piece, size_t len); /* nonzero = canceled */
+  void *user;
+} dmn_gate_io;
+
+int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len);
+void dmn_gate_ctx_free(dmn_gate_ctx *g);
+
+/* Decide for an ask on `repo`; adds "tier" and "rule" (and "fallback" when
+ * a hosted tier failed) to res. *answered = 1 when a hosted tier streamed
+ * the answer through io; 0 = answer locally. KV_EDENIED when the policy
+ * refuses (message names the rule) or cannot be loaded. */
+int dmn_gate_run(const char *repo, const char *question, const char *depth, const dmn_gate_ctx *gc,
+                 dmn_gate_io *io, cJSON *res, int *answered, kv_err *err);
+
+#endif

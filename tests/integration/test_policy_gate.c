@@ -1,0 +1,262 @@
+/*
+ * test_policy_gate.c — the daemon passes the project's policy before every
+ * generation. A real kvasird (stub generator, temporary XDG dirs) serves a
+ * temporary repository whose .kvasir/policy.yaml refuses asks touching
+ * infra/, sends think-max asks to a hosted tier (a mock OpenAI-compatible
+ * endpoint on loopback, from tests/policy/mock_openai.c) and never sends
+ * secrets/. Checked on the wire and in the answers:
+ *   - a plain ask is answered locally (tier flash, rule default);
+ *   - an ask whose context holds infra/ is refused, naming the rule;
+ *   - a think-max ask streams the mock's tokens in order, and the body the
+ *     mock received holds neither the never_send file's canary nor the
+ *     planted API key, while the key reached the Authorization header;
+ *   - the hosted endpoint failing (500) falls back to local, said in the
+ *     result.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc/ipc.h"
+#include "mock_openai.h"
+
+#define CANARY "CANARY_7f3a9_DO_NOT_SEND"
+#define API_KEY "sk-test-PLANTED0123456789abcdefABCDEF"
+
+static char root[64], repo[128];
+static pid_t daemon_pid;
+static mock m;
+static const char *const TOKENS[] = {"Hosted", " answer", " in", " order", "."};
+
+static void sh(const char *cmd) {
+  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static int start_daemon(void) {
+  daemon_pid = fork();
+  if (daemon_pid == 0) {
+    char exe[512], log[160];
+    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
+    snprintf(log, sizeof log, "%s/kvasird.log", root);
+    if (!freopen(log, "a", stderr)) _exit(127);
+    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
+    _exit(127);
+  }
+  for (int i = 0; i < 200; i++) {
+    ipc_client *c;
+    kv_err e;
+    if (ipc_client_connect(&c, NULL, NULL, &e) == 0) {
+      ipc_client_close(c);
+      return 0;
+    }
+    struct timespec ts = {0, 25 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return 1;
+}
+
+static int setup(void **st) {
+  snprintf(root, sizeof root, "/tmp/kvasir-gate-XXXXXX");
+  if (!mkdtemp(root)) return 1;
+  const char *kinds[][2] = {{"XDG_RUNTIME_DIR", "run"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"},
+                            {"XDG_CACHE_HOME", "cache"}};
+  for (int i = 0; i < 4; i++) {
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", root, kinds[i][1]);
+    kv_mkdirs(p, 0700, NULL);
+    setenv(kinds[i][0], p, 1);
+  }
+  if (mock_start(&m, MOCK_STREAM, TOKENS, 5)) return 1;
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "%s/cfg/kvasir", root);
+  kv_mkdirs(cfg, 0700, NULL);
+  strcat(cfg, "/config.yaml");
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "tiers:\n"
+           "  hosted-large:\n"
+           "    base_url: http://127.0.0.1:%d/v1\n"
+           "    model: mock-large\n"
+           "    api_key_env: KVASIR_TEST_GATE_KEY\n"
+           "    timeout_ms: 3000\n"
+           "    retries: 0\n",
+           m.port);
+  FILE *f = fopen(cfg, "w");
+  if (!f) return 1;
+  fputs(yaml, f);
+  fclose(f);
+  setenv("KVASIR_TEST_GATE_KEY", API_KEY, 1);
+
+  snprintf(repo, sizeof repo, "%s/repo", root);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "mkdir -p %s/src %s/infra %s/secrets %s/.kvasir", repo, repo, repo, repo);
+  sh(cmd);
+  char p[256];
+  snprintf(p, sizeof p, "%s/src/ledger.c", repo);
+  write_file(p, "/* Sum the ledger entries. */\nint reconcile_ledger(const int *v, int n) {\n  int s = 0;\n"
+                "  for (int i = 0; i < n; i++) s += v[i];\n  return s;\n}\n");
+  snprintf(p, sizeof p, "%s/infra/deploy.sh", repo);
+  write_file(p, "#!/bin/sh\n# provision the cluster\nprovision_cluster_nodes() {\n  echo provisioning\n}\n");
+  snprintf(p, sizeof p, "%s/secrets/rotate.c", repo);
+  write_file(p, "/* rotate the master key */\nconst char *rotate_master_key(void) {\n  return \"" CANARY "\";\n}\n");
+  snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo);
+  write_file(p, "default: flash\n"
+                "rules:\n"
+                "  - name: infra-refused\n"
+                "    paths: [\"infra/**\"]\n"
+                "    tier: refuse\n"
+                "  - name: deep-planning\n"
+                "    depth: think-max\n"
+                "    tier: hosted-large\n"
+                "never_send: [\"secrets/**\"]\n");
+  snprintf(cmd, sizeof cmd,
+           "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
+           repo);
+  sh(cmd);
+  if (start_daemon()) return 1;
+  ipc_client *c;
+  kv_err e;
+  if (ipc_client_connect(&c, NULL, NULL, &e)) return 1;
+  cJSON *prm = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(prm, "path", repo);
+  cJSON_AddBoolToObject(prm, "wait", 1);
+  int rc = ipc_client_call(c, "repo.add", prm, NULL, NULL, 120000, &r, &e);
+  cJSON_Delete(prm);
+  cJSON_Delete(r);
+  ipc_client_close(c);
+  return rc ? 1 : 0;
+}
+
+static int teardown(void **st) {
+  if (daemon_pid > 0) {
+    kill(daemon_pid, SIGTERM);
+    int status;
+    waitpid(daemon_pid, &status, 0);
+  }
+  mock_stop(&m);
+  mock_free(&m);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+  return system(cmd) != 0;
+}
+
+typedef struct seen {
+  char text[4096];
+} seen;
+
+static int on_note(void *ud, const char *method, const cJSON *params) {
+  seen *s = ud;
+  if (!strcmp(method, "ask.token")) {
+    const cJSON *t = cJSON_GetObjectItem(params, "text");
+    if (cJSON_IsString(t) && strlen(s->text) + strlen(t->valuestring) < sizeof s->text)
+      strcat(s->text, t->valuestring);
+  }
+  return 0;
+}
+
+/* ask; returns the call's rc, the result in *out (caller frees). */
+static int ask(const char *question, const char *depth, seen *s, cJSON **out, kv_err *e) {
+  ipc_client *c;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, e), 0);
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "question", question);
+  cJSON_AddStringToObject(p, "repo", repo);
+  cJSON_AddNumberToObject(p, "max_tokens", 4);
+  cJSON_AddNumberToObject(p, "k", 8);
+  if (depth) cJSON_AddStringToObject(p, "depth", depth);
+  memset(s, 0, sizeof *s);
+  *out = NULL;
+  int rc = ipc_client_call(c, "ask", p, on_note, s, 60000, out, e);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+  return rc;
+}
+
+static const char *str(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void test_local_default(void **st) {
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_string_equal(str(r, "rule"), "default");
+  assert_string_equal(str(r, "generator"), "stub");
+  cJSON_Delete(r);
+  assert_int_equal(mock_connections(&m), 0); /* nothing left the machine */
+}
+
+static void test_infra_refused(void **st) {
+  seen s;
+  cJSON *r;
+  kv_err e;
+  int rc = ask("provision_cluster_nodes provision the cluster", NULL, &s, &r, &e);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(e.msg, "infra-refused"));
+  assert_string_equal(s.text, ""); /* nothing generated */
+  cJSON_Delete(r);
+  assert_int_equal(mock_connections(&m), 0);
+}
+
+static void test_hosted_strips_and_streams(void **st) {
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("how does rotate_master_key rotate the master key and reconcile_ledger", "think-max", &s, &r, &e),
+                   0);
+  assert_string_equal(str(r, "tier"), "hosted-large");
+  assert_string_equal(str(r, "rule"), "deep-planning");
+  assert_string_equal(str(r, "generator"), "hosted");
+  assert_string_equal(s.text, "Hosted answer in order.");
+  assert_string_equal(str(r, "answer"), "Hosted answer in order.");
+  pthread_mutex_lock(&m.mu);
+  assert_int_equal(m.n_req, 1);
+  assert_non_null(m.body[0]);
+  assert_null(strstr(m.body[0], CANARY));          /* never_send file stripped */
+  assert_null(strstr(m.body[0], API_KEY));         /* the key is not in the body */
+  assert_non_null(strstr(m.body[0], "reconcile_ledger")); /* the allowed context was sent */
+  assert_non_null(strstr(m.auth[0], API_KEY));     /* it went where it belongs */
+  pthread_mutex_unlock(&m.mu);
+  cJSON_Delete(r);
+}
+
+static void test_hosted_failure_falls_back(void **st) {
+  m.mode = MOCK_500;
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("plan how reconcile_ledger should change", "think-max", &s, &r, &e), 0);
+  assert_string_equal(str(r, "generator"), "stub"); /* answered locally */
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_true(strlen(str(r, "fallback")) > 0);
+  cJSON_Delete(r);
+  m.mode = MOCK_STREAM;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_local_default),
+      cmocka_unit_test(test_infra_refused),
+      cmocka_unit_test(test_hosted_strips_and_streams),
+      cmocka_unit_test(test_hosted_failure_falls_back),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
