@@ -67,27 +67,29 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   memset(out, 0, sizeof *out);
   char sql[2048];
   size_t k = 0;
-  k += (size_t)snprintf(sql + k, sizeof sql - k,
-                        "SELECT r.id, r.ts, p.template_id, r.line_no, r.level, f.path, r.component, r.text, t.text "
-                        "FROM records r JOIN patterns p ON p.id = r.pattern_id "
-                        "LEFT JOIN templates t ON t.id = p.template_id JOIN files f ON f.id = r.file_id WHERE 1");
-  int fts = 0;
-  if (q->since_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts >= :since");
-  if (q->until_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts < :until");
-  if (q->min_level) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.level >= :lvl");
-  if (q->template_id) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND p.template_id = :tpl");
-  if (q->component) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.component = :comp");
   int pnum = 0;
   if (q->param) {
     /* numbers are not in the parameter index (see ingest.c): scan for them */
     pnum = 1;
     for (const char *c = q->param; *c; c++)
       if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == ',' || *c == '-' || *c == '+')) pnum = 0;
-    if (!pnum)
-      k += (size_t)snprintf(sql + k, sizeof sql - k,
-                            " AND r.id IN (SELECT rowid FROM params_fts WHERE params_fts MATCH :pfts)");
-    k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.params, :param) > 0");
   }
+  /* An indexed parameter drives the query (CROSS JOIN keeps that order);
+   * otherwise the planner picks from the ts/pattern indexes. */
+  k += (size_t)snprintf(sql + k, sizeof sql - k,
+                        "SELECT r.id, r.ts, p.template_id, r.line_no, r.level, f.path, r.component, r.text, t.text "
+                        "FROM %s JOIN patterns p ON p.id = r.pattern_id "
+                        "LEFT JOIN templates t ON t.id = p.template_id JOIN files f ON f.id = r.file_id WHERE 1",
+                        q->param && !pnum ? "(SELECT rowid AS rid FROM params_fts WHERE params_fts MATCH :pfts) m "
+                                            "CROSS JOIN records r ON r.id = m.rid"
+                                          : "records r");
+  int fts = 0;
+  if (q->since_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts >= :since");
+  if (q->until_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts < :until");
+  if (q->min_level) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.level >= :lvl");
+  if (q->template_id) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND p.template_id = :tpl");
+  if (q->component) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.component = :comp");
+  if (q->param) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.params, :param) > 0");
   if (q->text) {
     int hits;
     int rc = template_hits(db, q->text, &hits, err);

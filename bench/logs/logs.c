@@ -257,7 +257,12 @@ int main(int argc, char **argv) {
       if (dig && idc && l > 4 && l < 100 && c > t + 24) best = c, bl = l;
       c += l ? l : 1;
     }
-    if (best) snprintf(par[i], sizeof par[i], "%.*s", (int)bl, best);
+    /* the tokenizer splits "key=value" and "key:value": keep the value */
+    for (size_t j = 0; best && j + 1 < bl; j++)
+      if (best[j] == '=' || (best[j] == ':' && j > 0 && best[j - 1] >= 'a' && best[j - 1] <= 'z'))
+        bl -= j + 1, best += j + 1, j = 0;
+    while (bl && (best[bl - 1] == '.' || best[bl - 1] == ':' || best[bl - 1] == ';')) bl--;
+    if (best && bl) snprintf(par[i], sizeof par[i], "%.*s", (int)bl, best);
     else snprintf(par[i], sizeof par[i], "0");
     q[i].param = par[i], q[i].limit = 100;
   }
