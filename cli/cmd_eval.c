@@ -147,7 +147,7 @@ static int needle(int argc, char **argv) {
   if (len < 1024) { fprintf(stderr, "kvasir eval: %s holds only %zu bytes of text\n", data, len); goto out; }
   kvm_needle_params np = {min_ctx, ctx, depths, threads, (uint64_t)seed, json};
   kvm_config cfg;
-  kvm_eng_config(&cfg, m, ctx + 64, KVM_COMPRESSED);
+  kvm_eng_config(&cfg, m, ctx, KVM_COMPRESSED);
   if (over.top_k >= 0) cfg.top_k = over.top_k;
   if (over.key_bits) cfg.key_bits = over.key_bits;
   if (over.val_bits) cfg.val_bits = over.val_bits;

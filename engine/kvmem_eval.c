@@ -123,7 +123,7 @@ int kvm_eval_needle(eng_model *m, const char *data, size_t len, const kvm_needle
   if (!rc && n == 0) rc = kv_err_set(err, KV_EINVAL, "eval needle: the data has no tokens");
   for (nh = n; !rc && nh < want; nh++) hay[nh] = hay[nh % n];
   eng_ctx *c = NULL;
-  if (!rc) rc = make_ctx(&c, m, p->max_ctx + 64, p->n_threads, cfg, err);
+  if (!rc) rc = make_ctx(&c, m, p->max_ctx, p->n_threads, cfg, err); /* prompt + answer fit in max_ctx */
   int V = eng_n_vocab(m);
   uint64_t rs = p->seed ? p->seed : 0x6b766d6e6565646cULL;
   int n_len = 0;

@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   const eng_model_info *I = eng_model_get_info(m);
-  if (I->n_ctx_train > 0 && ctx > I->n_ctx_train) ctx = I->n_ctx_train;
+  if (I->n_ctx_train > 0 && ctx + decode + 1 > I->n_ctx_train) ctx = I->n_ctx_train - decode - 1; /* room to decode */
   printf("bench_kvmem: model %s (%s, %d layers, %d KV heads of %d), context %d\n", I->name, I->arch, I->n_layer,
          I->n_head_kv, I->head_dim, ctx);
   kvm_config full, comp;
