@@ -56,6 +56,7 @@ static const char *verdict(int ok) { return ok ? "PASS" : "MISS"; }
 
 int main(int argc, char **argv) {
   char tree[4096];
+  int made_tree = argc <= 1; /* ours to delete at the end */
   if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     printf("usage: bench_indexer [TREE]   (a git repository; default: prepare-tree django)\n");
     return 0;
@@ -185,5 +186,9 @@ int main(int argc, char **argv) {
   idx_file_list_free(&fl);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
   if (system(cmd) != 0) return 1;
+  if (made_tree) {
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tree);
+    if (system(cmd) != 0) return 1;
+  }
   return 0;
 }
