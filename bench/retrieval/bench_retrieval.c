@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
       if (!slash || strncmp(pairs[i][0], "/tmp/kvasir-bench-retrieval.", 28) != 0) continue;
       *slash = 0;
       char cmd[4200];
-      snprintf(cmd, sizeof cmd, "rm -rf '%s'", pairs[i][0]);
+      snprintf(cmd, sizeof cmd, "rm -rf '%.4000s'", pairs[i][0]);
       if (system(cmd) != 0) return 1;
     }
   return 0;
