@@ -110,8 +110,8 @@ test("ask about selection streams into the chat view with citations", async () =
   const link = final.find((s) => s.path === "src/ledger.c");
   assert.ok(link, JSON.stringify(final));
   assert.equal(link.line, cite.start_line);
-  assert.match(got.find((m) => m.type === "done").footer, /answered by stub/);
-  assert.match(vscode.window._status.text, /stub/);
+  assert.match(got.find((m) => m.type === "done").footer, /answered by flash/);  // the policy tier that answered
+  assert.match(vscode.window._status.text, /flash/);
   assert.equal(vscode.__log.contexts["kvasir.asking"], false);
 });
 
@@ -206,6 +206,6 @@ test("ask about the repository with no editor open uses the workspace folder's g
   await vscode.commands.executeCommand("kvasir.askText", "ledger totals", "repository");
   const ctx = since(n).filter((m) => m.type === "context").at(-1);
   assert.equal(ctx.repo, d.repo);
-  assert.match(since(n).find((m) => m.type === "done").footer, /answered by stub/);
+  assert.match(since(n).find((m) => m.type === "done").footer, /answered by flash/);  // the policy tier that answered
   vscode.workspace.workspaceFolders = [];
 });
