@@ -138,7 +138,7 @@ static char *default_text(size_t *len) {
 
 int main(int argc, char **argv) {
   const char *model = NULL, *file = NULL;
-  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, top_k = -1, kb = 0, vb = 0;
+  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, top_k = -1, kb = 0, vb = 0;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(argv[i], "-m")) model = v, i++;
@@ -150,6 +150,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--key-bits")) kb = atoi(v), i++;
     else if (!strcmp(argv[i], "--val-bits")) vb = atoi(v), i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
+    else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
     else {
       fprintf(stderr, "usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS] [--synthetic-only]\n"
                       "                   [--top-k K] [--key-bits B] [--val-bits B]\n");
@@ -185,9 +186,9 @@ int main(int argc, char **argv) {
   double uf = attend_us(&sf, ctx, 20), uc = attend_us(&sc, ctx, 20);
   printf("synthetic attention at %d tokens: full %.1f us/head, compressed %.1f us/head, speedup %.2fx\n", ctx, uf, uc,
          uf / uc);
-  printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
+  if (!skip_full) printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
   int curve[][3] = {{8, 8, 8}, {4, 4, 8}, {4, 2, 8}, {4, 2, 4}, {4, 2, 16}, {2, 2, 8}, {8, 4, 8}};
-  for (size_t i = 0; i < sizeof curve / sizeof curve[0]; i++) curve_point(&comp, ctx, curve[i][0], curve[i][1], curve[i][2]);
+  for (size_t i = 0; i < sizeof curve / sizeof curve[0] && !skip_full; i++) curve_point(&comp, ctx, curve[i][0], curve[i][1], curve[i][2]);
   if (synth_only) {
     eng_model_free(m);
     return 0;
@@ -212,7 +213,8 @@ int main(int argc, char **argv) {
   }
   kvm_eval_result rf, rcp;
   double t0 = kv_now();
-  if (kvm_eval_ppl(m, toks, (size_t)ctx, (size_t)ctx / 2, decode, threads, &full, &rf, &err)) {
+  memset(&rf, 0, sizeof rf);
+  if (!skip_full && kvm_eval_ppl(m, toks, (size_t)ctx, (size_t)ctx / 2, decode, threads, &full, &rf, &err)) {
     fprintf(stderr, "bench_kvmem: %s\n", err.msg);
     return 1;
   }
