@@ -7,15 +7,18 @@
  *   gemma3: embeddings scaled by sqrt(n_embd), QK-norm, post-attention and
  *           post-FFN norms, GELU-tanh gate, sliding-window layers (5 of 6)
  *           with their own RoPE base.
- * Numerics follow llama.cpp's CPU path where it matters for matching it:
- * activations quantized inside krn_matmul, K/V and Q rounded to f16 in the
- * cache, GELU through f16 like ggml's table.
+ * Numerics follow llama.cpp's CPU path op for op (bit-identical on
+ * SmolLM2): activations quantized inside krn_matmul, K/V and Q rounded to
+ * f16 in the cache, attention sums in ggml's order (kv_dense.c), RoPE with
+ * the FMAs ggml's -march=native build contracts to, SiLU through ggml's
+ * vector expf (ggml_math.h), GELU through f16 like ggml's table.
  * All buffers come from the context; nothing is allocated per token.
  */
 #include <math.h>
 #include <string.h>
 
 #include "engine/ctx_internal.h"
+#include "engine/ggml_math.h"
 #include "kernels/kernels.h"
 
 /* GELU-tanh as ggml computes it: through the half-precision table. */
@@ -46,8 +49,8 @@ static void rope(float *x, int rope_dim, int pos, float base, int neox) {
     const float c = cosf(theta), s = sinf(theta);
     int a = neox ? i : 2 * i, b = neox ? i + rope_dim / 2 : 2 * i + 1;
     const float x0 = x[a], x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    x[a] = fmaf(x0, c, -(x1 * s)); /* ggml's build contracts these to FMA */
+    x[b] = fmaf(x0, s, x1 * c);
     theta *= theta_scale;
   }
 }
@@ -95,6 +98,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     if (M->emb_scale != 1.0f)
       for (size_t i = 0; i < d; i++) c->x[t * d + i] *= M->emb_scale;
   }
+  eng__kv_dense_batch(c->kvo, c->kv, m);
   for (int il = 0; il < I->n_layer; il++) {
     const eng_layer *L = &M->layers[il];
     for (int t = 0; t < m; t++) rmsnorm(c->xn + t * d, c->x + t * d, L->attn_norm->data, d, M->eps);
@@ -135,7 +139,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
     for (size_t i = 0; i < (size_t)m * ff; i++) {
       float g = c->g[i];
-      c->g[i] = (M->gelu_tab ? gelu_tab(M->gelu_tab, g) : g / (1.0f + expf(-g))) * c->u[i];
+      c->g[i] = (M->gelu_tab ? gelu_tab(M->gelu_tab, g) : eng_ggml_silu(g)) * c->u[i];
     }
     mm(c, L->ffn_down, c->g, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {

@@ -43,6 +43,11 @@ static inline uint16_t eng_f2h(float f) {
 }
 static inline float eng_round_h(float x) { return eng_h2f(eng_f2h(x)); }
 
+/* Tell the dense cache (a no-op for other caches) how many tokens the batch
+ * being evaluated has: llama.cpp's attention sums in a different order for
+ * one token than for several, and kv_dense follows it. */
+void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens);
+
 enum { VOCAB_BPE = 1, VOCAB_SPM = 2 };
 enum { PRE_GPT2 = 0, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };

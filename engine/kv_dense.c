@@ -9,13 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/ggml_math.h"
 #include "engine/internal.h"
 #include "kernels/kernels.h"
 
 typedef struct kv_dense {
   eng_kv_shape s;
-  size_t row; /* n_head_kv * head_dim */
-  int n;      /* positions held */
+  size_t row;  /* n_head_kv * head_dim */
+  int n;       /* positions held */
+  int n_batch; /* tokens in the batch being evaluated (set by begin_batch) */
   float *k, *v;
 } kv_dense;
 
@@ -30,20 +32,69 @@ static int kd_append(void *kv, int layer, int pos, const float *k, const float *
   return 0;
 }
 
+
+/* llama.cpp (no flash attention) computes K·Q and V·softmax as two f16
+ * matrix products. With one token in the batch ggml_vec_dot_f16 does them:
+ * four 16-lane accumulators over 64-element steps, summed pairwise, reduced,
+ * the rest added in double. With two or more, llamafile's tinyBLAS: one
+ * 16-lane accumulator over 16-element steps, then reduced. Products of two
+ * halves are exact in float, so only the summation order matters; it is
+ * reproduced here with element e of a product in lane e % 16 (and, for
+ * vec_dot, accumulator (e / 16) % 4). n_lead elements before x[0] are zero
+ * (masked positions: they only shift the lanes). */
+static float dot_ggml(const float *a, size_t sa, const float *b, size_t sb, int n_lead, int n, int n_total, int batch) {
+  float acc[4][16] = {{0}};
+  if (batch > 1) {
+    for (int e = 0; e < n; e++) acc[0][(n_lead + e) & 15] += a[(size_t)e * sa] * b[(size_t)e * sb];
+    return eng_reduce16(acc[0]);
+  }
+  const int np = n_total & ~63;
+  double tail = 0;
+  for (int e = 0; e < n; e++) {
+    const int g = n_lead + e;
+    const float p = a[(size_t)e * sa] * b[(size_t)e * sb];
+    if (g < np) acc[(g >> 4) & 3][g & 15] += p;
+    else tail += (double)p;
+  }
+  for (int l = 0; l < 16; l++) {
+    acc[0][l] += acc[2][l];
+    acc[1][l] += acc[3][l];
+  }
+  for (int l = 0; l < 16; l++) acc[0][l] += acc[1][l];
+  return (float)((double)eng_reduce16(acc[0]) + tail);
+}
+
 static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
   const kv_dense *d = kv;
   const int hd = d->s.head_dim;
   int p0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0, n = pos - p0 + 1;
+  /* llama.cpp's attention row covers cells [0, n_kv), n_kv = used cells rounded up to 32 */
+  int used = d->n_batch > 1 ? d->n : pos + 1, n_kv = (used + 31) & ~31;
+  if (n_kv > d->s.n_ctx) n_kv = d->s.n_ctx;
+  const int batch = d->n_batch > 1 && hd % 16 == 0 ? 2 : 1;
   float qh[1024], stackbuf[4096];
   float *sc = n <= 4096 ? stackbuf : malloc((size_t)n * sizeof *sc);
   if (!sc) { memset(out, 0, (size_t)hd * sizeof *out); return; }
   for (int i = 0; i < hd; i++) qh[i] = h(q[i]); /* llama.cpp multiplies f16 K by f16 Q */
   const float *K = d->k + (size_t)layer * d->s.n_ctx * d->row + (size_t)kvh * hd;
   const float *V = d->v + (size_t)layer * d->s.n_ctx * d->row + (size_t)kvh * hd;
-  for (int j = 0; j < n; j++) sc[j] = krn_dot_f32(qh, K + (size_t)(p0 + j) * d->row, (size_t)hd) * scale;
-  krn_softmax(sc, (size_t)n);
-  memset(out, 0, (size_t)hd * sizeof *out);
-  for (int j = 0; j < n; j++) krn_axpy_f32(out, h(sc[j]), V + (size_t)(p0 + j) * d->row, (size_t)hd);
+  float mx = -INFINITY;
+  for (int j = 0; j < n; j++) {
+    sc[j] = dot_ggml(qh, 1, K + (size_t)(p0 + j) * d->row, 1, 0, hd, hd, batch) * scale;
+    if (sc[j] > mx) mx = sc[j];
+  }
+  /* ggml_vec_soft_max_f32: v_expf over 16-cell chunks, each chunk reduced
+   * in float and added in double; then scaled by (float)(1 / sum). */
+  double sum = 0;
+  for (int j = 0; j < n;) {
+    float lanes[16] = {0};
+    const int c0 = (p0 + j) & ~15;
+    for (; j < n && ((p0 + j) & ~15) == c0; j++) lanes[(p0 + j) & 15] = sc[j] = eng_ggml_expf(sc[j] - mx);
+    sum += (double)eng_reduce16(lanes);
+  }
+  const float inv = (float)(1.0 / sum);
+  for (int j = 0; j < n; j++) sc[j] = h(sc[j] * inv);
+  for (int i = 0; i < hd; i++) out[i] = dot_ggml(V + (size_t)p0 * d->row + i, d->row, sc, 1, p0, n, n_kv, batch);
   if (sc != stackbuf) free(sc);
 }
 
@@ -73,6 +124,10 @@ static void kd_free(void *kv) {
 }
 
 static const eng_kv_ops k_dense_ops = {"dense-f16", kd_append, kd_attend, kd_truncate, kd_copy_prefix, kd_free};
+
+void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens) {
+  if (ops == &k_dense_ops) ((kv_dense *)kv)->n_batch = n_tokens;
+}
 
 int eng_kv_dense_create(void **out, const eng_kv_shape *s, const eng_kv_ops **ops, kv_err *err) {
   *out = NULL;

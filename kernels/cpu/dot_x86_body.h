@@ -115,20 +115,16 @@ KX_INL void KX(block_q8_0_family)(int type, const void *w, size_t i, const void 
 
 KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
+  /* one accumulator per row, blocks in order: ggml's vec_dot order, so the
+   * engine's results are bit-identical to llama.cpp's (engine/backend.c) */
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
-  size_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
-    KX(block_q8_0_family)(type, w, i + 1, a, stride, NR, ds, acc2);
-  }
-  if (i < nb) KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
+  for (size_t i = 0; i < nb; i++) KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
   _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r]));
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
 }
 
 /* ---- 32-element blocks with a min, against Q8_1 (unsigned weights) ---- */
@@ -166,25 +162,16 @@ KX_INL void KX(block_q8_1_family)(int type, const void *w, size_t i, const void 
 
 KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
+  /* one accumulator per row, blocks in order: ggml's vec_dot order */
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m256 acc2[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-  __m128 accm2[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const size_t nb = n / 32;
   const float *ds[4];
   _Pragma("GCC unroll 4")
   for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
-  size_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
-    KX(block_q8_1_family)(type, w, i + 1, a, stride, NR, ds, acc2, accm2);
-  }
-  if (i < nb) KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
+  for (size_t i = 0; i < nb; i++) KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
   _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) {
-    const __m128 m = _mm_add_ps(accm[r], accm2[r]);
-    out[r] = KX(hsum_ps)(_mm256_add_ps(acc[r], acc2[r])) + _mm_cvtss_f32(_mm_movehdup_ps(m));
-  }
+  for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
 }
 
 /* ---- Q4_K / Q5_K against Q8_K ---- */
