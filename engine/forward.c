@@ -41,6 +41,11 @@ static void rmsnorm(float *out, const float *x, const float *w, size_t n, float 
   for (size_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
 }
 
+/* g = silu(g) * u as ggml_vec_swiglu_f32 (its vector SiLU). */
+ENG_FMA_CLONES static void silu_mul(float *g, const float *u, size_t n) {
+  for (size_t i = 0; i < n; i++) g[i] = eng_ggml_silu(g[i]) * u[i];
+}
+
 /* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN). */
 static void rope(float *x, int rope_dim, int pos, float base, int neox) {
   const float theta_scale = powf(base, -2.0f / (float)rope_dim);
@@ -137,10 +142,10 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     }
     mm(c, L->ffn_gate, c->xn, (size_t)m, c->g);
     mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
-    for (size_t i = 0; i < (size_t)m * ff; i++) {
-      float g = c->g[i];
-      c->g[i] = (M->gelu_tab ? gelu_tab(M->gelu_tab, g) : eng_ggml_silu(g)) * c->u[i];
-    }
+    if (M->gelu_tab)
+      for (size_t i = 0; i < (size_t)m * ff; i++) c->g[i] = gelu_tab(M->gelu_tab, c->g[i]) * c->u[i];
+    else
+      silu_mul(c->g, c->u, (size_t)m * ff);
     mm(c, L->ffn_down, c->g, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {
       float *o = c->o + t * d, *x = c->x + t * d;

@@ -10,11 +10,15 @@
  *  - the dot-product orders of ggml_vec_dot_f16 (decode, one token) and of
  *    llamafile's tinyBLAS (a batch of two or more tokens) live in
  *    kv_dense.c, which uses these.
- * Engine-private; included by forward.c and kv_dense.c only.
+ * Engine-private; included by forward.c and kv_dense.c only. Their callers
+ * are compiled twice (target_clones: FMA and baseline) so fmaf is one
+ * instruction where the CPU has it; the results are the same either way.
  */
 #ifndef KVASIR_ENGINE_GGML_MATH_H
 #define KVASIR_ENGINE_GGML_MATH_H
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static inline float eng_ggml_expf(float x) {
   const float r = 0x1.8p23f;
@@ -25,6 +29,12 @@ static inline float eng_ggml_expf(float x) {
   const float u = b * b;
   const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
                        fmaf(0x1.ffffecp-1f, b, 1.0f));
+  if (n > -126.f && n < 127.f) { /* j * 2^n is exact when normal: build 2^n */
+    const uint32_t bits = (uint32_t)((int)n + 127) << 23;
+    float p2;
+    memcpy(&p2, &bits, 4);
+    return j * p2;
+  }
   return ldexpf(j, (int)n);
 }
 
@@ -38,4 +48,10 @@ static inline float eng_reduce16(const float *a) {
   for (int i = 0; i < 4; i++) t6[i] = t3[4 + i] + t3[i];
   return (t6[0] + t6[2]) + (t6[1] + t6[3]);
 }
+/* callers that loop over these: an FMA build and a baseline build */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ENG_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define ENG_FMA_CLONES
+#endif
 #endif

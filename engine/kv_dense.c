@@ -64,7 +64,64 @@ static float dot_ggml(const float *a, size_t sa, const float *b, size_t sb, int 
   return (float)((double)eng_reduce16(acc[0]) + tail);
 }
 
-static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
+/* The same orders, vectorizable, for head_dim % 16 == 0 (every real model):
+ * K·q over the head dimension, and V·p over positions 16 dimensions at a
+ * time with one accumulator lane per position lane. */
+static inline float kq_ggml(const float *q, const float *k, int hd, int batch) {
+  float acc[4][16] = {{0}};
+  if (batch > 1) {
+    for (int c = 0; c < hd; c += 16)
+      for (int l = 0; l < 16; l++) acc[0][l] += q[c + l] * k[c + l];
+    return eng_reduce16(acc[0]);
+  }
+  const int np = hd & ~63;
+  double tail = 0;
+  for (int c = 0; c < np; c += 64)
+    for (int g = 0; g < 4; g++)
+      for (int l = 0; l < 16; l++) acc[g][l] += q[c + 16 * g + l] * k[c + 16 * g + l];
+  for (int e = np; e < hd; e++) tail += (double)(q[e] * k[e]);
+  for (int l = 0; l < 16; l++) {
+    acc[0][l] += acc[2][l];
+    acc[1][l] += acc[3][l];
+  }
+  for (int l = 0; l < 16; l++) acc[0][l] += acc[1][l];
+  return (float)((double)eng_reduce16(acc[0]) + tail);
+}
+
+static inline void kqv_ggml(const float *V, size_t row, const float *p, int p0, int n, int n_total, int batch, int hd,
+                            float *out) {
+  const int np = batch > 1 ? p0 + n : n_total & ~63;
+  for (int i0 = 0; i0 < hd; i0 += 16) {
+    float A[4][16][16];
+    double tail[16] = {0};
+    memset(A, 0, sizeof A);
+    for (int j = 0; j < n; j++) {
+      const int g = p0 + j;
+      const float *v = V + (size_t)g * row + i0;
+      const float pj = p[j];
+      if (g < np) {
+        float *a = A[batch > 1 ? 0 : (g >> 4) & 3][g & 15];
+        for (int e = 0; e < 16; e++) a[e] += v[e] * pj;
+      } else {
+        for (int e = 0; e < 16; e++) tail[e] += (double)(v[e] * pj);
+      }
+    }
+    if (batch <= 1)
+      for (int l = 0; l < 16; l++)
+        for (int e = 0; e < 16; e++) {
+          A[0][l][e] += A[2][l][e];
+          A[1][l][e] += A[3][l][e];
+          A[0][l][e] += A[1][l][e];
+        }
+    for (int e = 0; e < 16; e++) {
+      float lanes[16];
+      for (int l = 0; l < 16; l++) lanes[l] = A[0][l][e];
+      out[i0 + e] = batch > 1 ? eng_reduce16(lanes) : (float)((double)eng_reduce16(lanes) + tail[e]);
+    }
+  }
+}
+
+ENG_FMA_CLONES static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
   const kv_dense *d = kv;
   const int hd = d->s.head_dim;
   int p0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0, n = pos - p0 + 1;
@@ -80,7 +137,8 @@ static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int
   const float *V = d->v + (size_t)layer * d->s.n_ctx * d->row + (size_t)kvh * hd;
   float mx = -INFINITY;
   for (int j = 0; j < n; j++) {
-    sc[j] = dot_ggml(qh, 1, K + (size_t)(p0 + j) * d->row, 1, 0, hd, hd, batch) * scale;
+    const float *kj = K + (size_t)(p0 + j) * d->row;
+    sc[j] = (hd % 16 ? dot_ggml(qh, 1, kj, 1, 0, hd, hd, batch) : kq_ggml(qh, kj, hd, batch)) * scale;
     if (sc[j] > mx) mx = sc[j];
   }
   /* ggml_vec_soft_max_f32: v_expf over 16-cell chunks, each chunk reduced
@@ -94,7 +152,9 @@ static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int
   }
   const float inv = (float)(1.0 / sum);
   for (int j = 0; j < n; j++) sc[j] = h(sc[j] * inv);
-  for (int i = 0; i < hd; i++) out[i] = dot_ggml(V + (size_t)p0 * d->row + i, d->row, sc, 1, p0, n, n_kv, batch);
+  if (hd % 16 == 0) kqv_ggml(V, d->row, sc, p0, n, n_kv, batch, hd, out);
+  else
+    for (int i = 0; i < hd; i++) out[i] = dot_ggml(V + (size_t)p0 * d->row + i, d->row, sc, 1, p0, n, n_kv, batch);
   if (sc != stackbuf) free(sc);
 }
 
