@@ -1,9 +1,11 @@
 /*
  * test_eng_model.c — the forward pass against llama.cpp (goldens from
  * tests/reference/engine/make_goldens.py, llama.cpp built from source here):
- *  - perplexity on ppl_text.txt, -c 128, first 4 chunks, within 0.5%;
- *  - greedy 64-token continuations of 5 prompts: how many are identical is
- *    printed (the issue's bar: 4 of 5); asserted is the teacher-forced form,
+ *  - perplexity on ppl_text.txt, -c 128, first 4 chunks: SmolLM2 within
+ *    0.5% (it is bit-identical), Gemma 3 by the statistical bars below;
+ *  - greedy 64-token continuations of 5 prompts: SmolLM2 >= 4 of 5
+ *    identical (measured 5/5; Gemma 3 3/5, printed); asserted for both is
+ *    the teacher-forced form,
  *    robust to float-rounding chaos: along llama.cpp's continuation our
  *    argmax is its next token at >= 95% of steps, and every disagreement is a
  *    near-tie (llama.cpp's token within 1 nat of our top logit);
@@ -18,9 +20,11 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "engine/engine.h"
 #include "eng_test_util.h"
+#include "kernels/kernels.h"
 
 static eng_model *g_m[2];
 static const char *const g_names[2] = {"smollm2", "gemma3"};
@@ -86,6 +90,12 @@ static void check_ppl(int w) {
   assert_true(fabs(mean) <= 3 * se);
   assert_true(same >= 0.93 * nt); /* reference top-1 is read from llama.cpp's 16-bit log-probs: near-ties are approximate */
   assert_true(fabs(got / want - 1) <= 0.015);
+  /* SmolLM2 (Q4_1/Q8_0 weights) follows ggml's CPU numerics op for op: the
+   * issue's bar, 0.5%, holds (measured: equal to the 4th decimal). Gemma 3's
+   * Q4_K weights are repacked by llama.cpp (another summation order), so it
+   * is held to the statistical bars above only. The scalar kernels sum in
+   * another order, hence the ISA condition. */
+  if (w == 0 && strcmp(krn_isa_name(), "scalar")) assert_true(fabs(got / want - 1) <= 0.005);
   eng_ctx_free(c);
   free(toks);
   free(top);
@@ -180,6 +190,7 @@ static void check_greedy(int w) {
           g_names[w], same, agree_all, steps_all, worst_all);
   assert_true(agree_all >= 0.95 * steps_all);
   assert_true(worst_all < 1.0);
+  if (w == 0 && strcmp(krn_isa_name(), "scalar")) assert_true(same >= 4); /* the bar; measured 5 of 5 */
 }
 static void test_greedy_smollm2(void **st) { check_greedy(0); }
 static void test_greedy_gemma3(void **st) { check_greedy(1); }
