@@ -52,7 +52,7 @@ typedef struct kvm_config {
   int sinks;         /* S, default 4 */
   int window;        /* W, default 128 */
   int block;         /* B tokens per compressed block, default 64 (even, >= 8) */
-  int top_k;         /* blocks attended exactly per KV head, default 8 */
+  int top_k;         /* blocks attended exactly per KV head, default 32 */
   int key_bits;      /* 8, 4 or 2; default 4 */
   int val_bits;      /* 8, 4 or 2; default 2 */
   int pooled;        /* 1 (default): unchosen blocks contribute their pooled summary */
