@@ -13,18 +13,49 @@
 
 #include "cli/cli.h"
 #include "engine/kvmem_eng.h"
+#include "policy/policy.h"
+#include <limits.h>
+#include <unistd.h>
+
+/* --record: one evaluation per haystack length (min_ctx doubling to
+ * max_ctx), each accuracy stored with pol_calibration_record for the
+ * project around the current directory. The memory measured is full f16
+ * unless only the compressed mode was asked for (cfg != NULL). */
+static int calibrate(eng_model *m, const char *buf, size_t len, const kvm_needle_params *np, const kvm_config *cfg,
+                     const char *as, int json, kv_err *err) {
+  char cwd[PATH_MAX], project[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return kv_err_set(err, KV_EIO, "getcwd failed");
+  kv_err fe;
+  if (pol_find_project(cwd, project, sizeof project, &fe)) snprintf(project, sizeof project, "%s", cwd);
+  for (int L = np->min_ctx; L <= np->max_ctx; L = L * 2 > np->max_ctx && L < np->max_ctx ? np->max_ctx : L * 2) {
+    kvm_needle_params one = *np;
+    one.min_ctx = one.max_ctx = L;
+    kvm_eval_result r;
+    memset(&r, 0, sizeof r);
+    int rc = kvm_eval_needle(m, buf, len, &one, cfg, &r, err);
+    if (!rc) rc = pol_calibration_record(as, project, (uint64_t)L, r.accuracy, err);
+    if (rc) return rc;
+    fprintf(json ? stderr : stdout, "recorded: %s @ %s ctx %d accuracy %.3f\n", as, project, L, r.accuracy);
+    if (L == np->max_ctx) break;
+  }
+  return 0;
+}
 
 static void usage(FILE *o) {
   fprintf(o,
           "usage: kvasir eval needle [-m MODEL] --data FILE|DIR [--ctx N] [--min-ctx N] [--depths N]\n"
           "                          [--mode both|full|compressed] [--top-k K] [--key-bits 2|4|8]\n"
           "                          [--val-bits 2|4|8] [--window W] [--block B] [--sinks S]\n"
-          "                          [-t THREADS] [--seed N] [--json]\n"
+          "                          [-t THREADS] [--seed N] [--json] [--record [--as TIER_MODEL]]\n"
           "  Long-context retrieval on your own data: needles 'key 7f3a9 -> value 91824' planted at\n"
           "  depths 0-100%% of haystacks from --min-ctx (default 1024) doubling to --ctx (default: the\n"
           "  model's context), asked back at the end. Reports for full f16 and compressed KV memory:\n"
           "  accuracy (0-1), answer_logprob, kv_bytes_per_token, decode_tok_s.\n"
-          "  --json prints {\"full\": {...}, \"compressed\": {...}}.\n");
+          "  --json prints {\"full\": {...}, \"compressed\": {...}}.\n"
+          "  --record runs each haystack length on its own and stores its accuracy for this project\n"
+          "  (.kvasir/policy.yaml found upward from the current directory, else the current directory)\n"
+          "  under the local tier's model name (--as, default \"flash\"), where a policy rule with\n"
+          "  `max_context: calibrated` reads it.\n");
 }
 
 /* Append the text files under dir (sorted, recursive; hidden and build*
@@ -83,7 +114,8 @@ static void print_result(const char *name, const kvm_eval_result *r, int json, i
 
 static int needle(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *mode = "both";
-  int ctx = 0, min_ctx = 1024, depths = 5, threads = 0, json = 0;
+  int ctx = 0, min_ctx = 1024, depths = 5, threads = 0, json = 0, record = 0;
+  const char *as = "flash";
   long seed = 0;
   kvm_config over;
   memset(&over, 0, sizeof over);
@@ -92,6 +124,8 @@ static int needle(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEXT_INT(dst) do { if (!v) goto bad; dst = atoi(v); i++; } while (0)
     if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--record")) record = 1;
+    else if (!strcmp(a, "--as")) { if (!v) goto bad; as = v; i++; }
     else if (!strcmp(a, "-m")) { if (!v) goto bad; model = v; i++; }
     else if (!strcmp(a, "--data")) { if (!v) goto bad; data = v; i++; }
     else if (!strcmp(a, "--mode")) { if (!v) goto bad; mode = v; i++; }
@@ -160,6 +194,10 @@ static int needle(int argc, char **argv) {
   memset(&comp, 0, sizeof comp);
   if (do_full && kvm_eval_needle(m, buf, len, &np, NULL, &full, &err)) { fprintf(stderr, "kvasir eval: %s\n", err.msg); goto out; }
   if (do_comp && kvm_eval_needle(m, buf, len, &np, &cfg, &comp, &err)) { fprintf(stderr, "kvasir eval: %s\n", err.msg); goto out; }
+  if (record && calibrate(m, buf, len, &np, do_full ? NULL : &cfg, as, json, &err)) {
+    fprintf(stderr, "kvasir eval: %s\n", err.msg);
+    goto out;
+  }
   if (json) printf("{");
   if (do_full) print_result("full", &full, json, !do_comp);
   if (do_comp) print_result("compressed", &comp, json, 1);
