@@ -240,7 +240,7 @@ int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_pref
   }
   /* A snapshot on disk may cover more (evicted, or from an earlier run). */
   DIR *d = opendir(s->dir);
-  char want[40], path[PATH_MAX + 64], best_path[PATH_MAX + 64] = "";
+  char want[40], path[PATH_MAX + 320], best_path[PATH_MAX + 320] = "";
   snprintf(want, sizeof want, "%016" PRIx64 "-", s->model_hash);
   int dm = bm;
   for (struct dirent *e; d && (e = readdir(d));) {
