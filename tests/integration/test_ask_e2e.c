@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "itest.h"
 
 static char root[64], repo[128];
 static pid_t daemon_pid;
@@ -48,16 +49,7 @@ static void find_function(const char *path, const char *sig, int *l0, int *l1) {
 }
 
 static int setup(void **st) {
-  snprintf(root, sizeof root, "/tmp/kvasir-e2e-XXXXXX");
-  if (!mkdtemp(root)) return 1;
-  const char *kinds[][2] = {{"XDG_RUNTIME_DIR", "run"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"},
-                            {"XDG_CACHE_HOME", "cache"}};
-  for (int i = 0; i < 4; i++) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", root, kinds[i][1]);
-    kv_mkdirs(p, 0700, NULL);
-    setenv(kinds[i][0], p, 1);
-  }
+  if (itest_xdg_root(root, sizeof root, "/tmp/kvasir-e2e-XXXXXX")) return 1;
   snprintf(repo, sizeof repo, "%s/repo", root);
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
@@ -77,18 +69,7 @@ static int setup(void **st) {
     else execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
     _exit(127);
   }
-  /* wait for the socket */
-  for (int i = 0; i < 200; i++) {
-    ipc_client *c;
-    kv_err e;
-    if (ipc_client_connect(&c, NULL, NULL, &e) == 0) {
-      ipc_client_close(c);
-      return 0;
-    }
-    struct timespec ts = {0, 25 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  return 1;
+  return itest_wait_daemon();
 }
 
 static int teardown(void **st) {

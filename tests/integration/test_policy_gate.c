@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "itest.h"
 #include "mock_openai.h"
 
 #define CANARY "CANARY_7f3a9_DO_NOT_SEND"
@@ -57,30 +58,11 @@ static int start_daemon(void) {
     execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
     _exit(127);
   }
-  for (int i = 0; i < 200; i++) {
-    ipc_client *c;
-    kv_err e;
-    if (ipc_client_connect(&c, NULL, NULL, &e) == 0) {
-      ipc_client_close(c);
-      return 0;
-    }
-    struct timespec ts = {0, 25 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  return 1;
+  return itest_wait_daemon();
 }
 
 static int setup(void **st) {
-  snprintf(root, sizeof root, "/tmp/kvasir-gate-XXXXXX");
-  if (!mkdtemp(root)) return 1;
-  const char *kinds[][2] = {{"XDG_RUNTIME_DIR", "run"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"},
-                            {"XDG_CACHE_HOME", "cache"}};
-  for (int i = 0; i < 4; i++) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", root, kinds[i][1]);
-    kv_mkdirs(p, 0700, NULL);
-    setenv(kinds[i][0], p, 1);
-  }
+  if (itest_xdg_root(root, sizeof root, "/tmp/kvasir-gate-XXXXXX")) return 1;
   if (mock_start(&m, MOCK_STREAM, TOKENS, 5)) return 1;
   char cfg[4096];
   snprintf(cfg, sizeof cfg, "%s/cfg/kvasir", root);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "itest.h"
 
 static char root[64], repo[128];
 static pid_t daemon_pid; /* killed by teardown if a check failed midway */
@@ -79,16 +80,7 @@ static void *long_ask(void *arg) {
 }
 
 static void test_daemon_lifecycle(void **st) {
-  snprintf(root, sizeof root, "/tmp/kvasir-sig-XXXXXX");
-  assert_non_null(mkdtemp(root));
-  const char *kinds[][2] = {{"XDG_RUNTIME_DIR", "run"}, {"XDG_CONFIG_HOME", "cfg"}, {"XDG_DATA_HOME", "data"},
-                            {"XDG_CACHE_HOME", "cache"}};
-  for (int i = 0; i < 4; i++) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", root, kinds[i][1]);
-    kv_mkdirs(p, 0700, NULL);
-    setenv(kinds[i][0], p, 1);
-  }
+  assert_int_equal(itest_xdg_root(root, sizeof root, "/tmp/kvasir-sig-XXXXXX"), 0);
   snprintf(repo, sizeof repo, "%s/repo", root);
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
