@@ -17,26 +17,20 @@
 #include <limits.h>
 #include <unistd.h>
 
-/* --record: one evaluation per haystack length (min_ctx doubling to
- * max_ctx), each accuracy stored with pol_calibration_record for the
- * project around the current directory. The memory measured is full f16
- * unless only the compressed mode was asked for (cfg != NULL). */
-static int calibrate(eng_model *m, const char *buf, size_t len, const kvm_needle_params *np, const kvm_config *cfg,
-                     const char *as, int json, kv_err *err) {
+/* --record: the accuracy the evaluation measured at each haystack length,
+ * stored with pol_calibration_record for the project around the current
+ * directory (r is the full-memory result unless only the compressed memory
+ * was evaluated). */
+static int calibrate(const kvm_eval_result *r, const char *as, int json, kv_err *err) {
   char cwd[PATH_MAX], project[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return kv_err_set(err, KV_EIO, "getcwd failed");
   kv_err fe;
   if (pol_find_project(cwd, project, sizeof project, &fe)) snprintf(project, sizeof project, "%s", cwd);
-  for (int L = np->min_ctx; L <= np->max_ctx; L = L * 2 > np->max_ctx && L < np->max_ctx ? np->max_ctx : L * 2) {
-    kvm_needle_params one = *np;
-    one.min_ctx = one.max_ctx = L;
-    kvm_eval_result r;
-    memset(&r, 0, sizeof r);
-    int rc = kvm_eval_needle(m, buf, len, &one, cfg, &r, err);
-    if (!rc) rc = pol_calibration_record(as, project, (uint64_t)L, r.accuracy, err);
+  for (int i = 0; i < r->n_lens; i++) {
+    double acc = r->len_needles[i] ? (double)r->len_correct[i] / r->len_needles[i] : 0;
+    int rc = pol_calibration_record(as, project, (uint64_t)r->len_ctx[i], acc, err);
     if (rc) return rc;
-    fprintf(json ? stderr : stdout, "recorded: %s @ %s ctx %d accuracy %.3f\n", as, project, L, r.accuracy);
-    if (L == np->max_ctx) break;
+    fprintf(json ? stderr : stdout, "recorded: %s @ %s ctx %d accuracy %.3f\n", as, project, r->len_ctx[i], acc);
   }
   return 0;
 }
@@ -52,7 +46,7 @@ static void usage(FILE *o) {
           "  model's context), asked back at the end. Reports for full f16 and compressed KV memory:\n"
           "  accuracy (0-1), answer_logprob, kv_bytes_per_token, decode_tok_s.\n"
           "  --json prints {\"full\": {...}, \"compressed\": {...}}.\n"
-          "  --record runs each haystack length on its own and stores its accuracy for this project\n"
+          "  --record stores the accuracy measured at each haystack length for this project\n"
           "  (.kvasir/policy.yaml found upward from the current directory, else the current directory)\n"
           "  under the local tier's model name (--as, default \"flash\"), where a policy rule with\n"
           "  `max_context: calibrated` reads it.\n");
@@ -194,7 +188,7 @@ static int needle(int argc, char **argv) {
   memset(&comp, 0, sizeof comp);
   if (do_full && kvm_eval_needle(m, buf, len, &np, NULL, &full, &err)) { fprintf(stderr, "kvasir eval: %s\n", err.msg); goto out; }
   if (do_comp && kvm_eval_needle(m, buf, len, &np, &cfg, &comp, &err)) { fprintf(stderr, "kvasir eval: %s\n", err.msg); goto out; }
-  if (record && calibrate(m, buf, len, &np, do_full ? NULL : &cfg, as, json, &err)) {
+  if (record && calibrate(do_full ? &full : &comp, as, json, &err)) {
     fprintf(stderr, "kvasir eval: %s\n", err.msg);
     goto out;
   }

@@ -49,6 +49,7 @@ int kvm_eng_ctx_attach(eng_ctx *ctx, kvm_cache *cache, const int32_t *toks, size
 uint64_t kvm_eng_model_hash(const eng_model *m);
 
 /* ---- evaluations (kvmem_eval.c): shared by `kvasir eval` and bench/ ---- */
+#define KVM_EVAL_MAX_LENS 24 /* 256 doubling 23 times is past any model context */
 typedef struct kvm_eval_result {
   double accuracy;           /* needles whose answer was generated exactly (greedy), 0..1 */
   double answer_logprob;     /* mean over needles of sum log p(answer tokens), teacher-forced */
@@ -57,6 +58,10 @@ typedef struct kvm_eval_result {
   double decode_tok_s;       /* single-token evals at the longest haystack */
   double ppl;                /* kvm_eval_ppl only */
   int n_needles, n_correct, max_ctx;
+  /* kvm_eval_needle, per haystack length (min_ctx doubling): what a
+   * calibration records without running the evaluation again */
+  int n_lens;
+  int len_ctx[KVM_EVAL_MAX_LENS], len_needles[KVM_EVAL_MAX_LENS], len_correct[KVM_EVAL_MAX_LENS];
 } kvm_eval_result;
 
 typedef struct kvm_needle_params {

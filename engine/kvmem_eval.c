@@ -128,12 +128,15 @@ int kvm_eval_needle(eng_model *m, const char *data, size_t len, const kvm_needle
   uint64_t rs = p->seed ? p->seed : 0x6b766d6e6565646cULL;
   int n_len = 0;
   for (int L = p->min_ctx; L <= p->max_ctx; L *= 2) n_len++;
+  if (n_len > KVM_EVAL_MAX_LENS) rc = kv_err_set(err, KV_EINVAL, "eval needle: more than %d lengths", KVM_EVAL_MAX_LENS);
   kv_progress pr;
   kv_progress_init(&pr, stderr, cfg ? "needle (compressed)" : "needle (full)", (uint64_t)(n_len * p->n_depths));
   pr.quiet = p->quiet;
   double lp_sum = 0, dec_t = 0;
   int dec_n = 0, trial = 0;
   for (int L = p->min_ctx; L <= p->max_ctx && !rc; L *= 2) {
+    int li = out->n_lens++;
+    out->len_ctx[li] = L;
     for (int di = 0; di < p->n_depths && !rc; di++, trial++) {
       char key[8], val[8], needle[96], question[192], answer[16];
       snprintf(key, sizeof key, "%05x", (unsigned)(rnd(&rs) % 0xfffff));
@@ -172,6 +175,8 @@ int kvm_eval_needle(eng_model *m, const char *data, size_t len, const kvm_needle
       if (rc) break;
       out->n_needles++;
       out->n_correct += ok;
+      out->len_needles[li]++;
+      out->len_correct[li] += ok;
       lp_sum += lp;
       if (L * 2 > p->max_ctx) cache_bytes(c, m, eng_ctx_n_past(c), out);
       char extra[64];
