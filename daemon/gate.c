@@ -74,7 +74,11 @@ int dmn_gate_run(const char *repo, const char *question, const char *depth, cons
 
   pol_policy *p = NULL;
   int rc = pol_policy_open(&p, repo, err);
-  if (rc) return kv_err_set(err, KV_EDENIED, "policy: %s (fix the policy; nothing was generated or sent)", err->msg);
+  if (rc) {
+    char why[sizeof err->msg]; /* err->msg can't be both the format's source and its destination */
+    snprintf(why, sizeof why, "%s", err->msg);
+    return kv_err_set(err, KV_EDENIED, "policy: %.400s (fix the policy; nothing was generated or sent)", why);
+  }
   pol_decision dec;
   if ((rc = pol_decide(p, &req, &dec, err))) goto out;
   pol_audit *audit = NULL;

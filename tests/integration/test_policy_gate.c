@@ -233,12 +233,29 @@ static void test_hosted_failure_falls_back(void **st) {
   m.mode = MOCK_STREAM;
 }
 
+/* A policy that fails to parse refuses the ask (never widens what may be
+ * sent), and the error names the file. */
+static void test_broken_policy_refuses(void **st) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo);
+  write_file(p, "default: flash\nrules: [name: oops\n");
+  seen s;
+  cJSON *r;
+  kv_err e;
+  int rc = ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e);
+  cJSON_Delete(r);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(e.msg, "policy.yaml"));
+  assert_string_equal(s.text, "");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_local_default),
       cmocka_unit_test(test_infra_refused),
       cmocka_unit_test(test_hosted_strips_and_streams),
       cmocka_unit_test(test_hosted_failure_falls_back),
+      cmocka_unit_test(test_broken_policy_refuses),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
