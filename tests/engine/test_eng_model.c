@@ -24,24 +24,9 @@
 
 #include "engine/engine.h"
 #include "eng_test_util.h"
+#include "eng_test_models.h"
 #include "kernels/kernels.h"
 
-static eng_model *g_m[2];
-static const char *const g_names[2] = {"smollm2", "gemma3"};
-
-static int setup(void **st) {
-  for (int i = 0; i < 2; i++) {
-    char path[4096];
-    kv_err err = {0};
-    if (eng_test_model(g_names[i], path, sizeof path)) return -1;
-    if (eng_model_open(&g_m[i], path, &err)) { fprintf(stderr, "%s\n", err.msg); return -1; }
-  }
-  return 0;
-}
-static int teardown(void **st) {
-  for (int i = 0; i < 2; i++) eng_model_free(g_m[i]);
-  return 0;
-}
 
 /* The bar from the issue is |ppl/ppl_llama - 1| <= 0.5%. In these small
  * models per-token log-likelihoods of two implementations that differ only in
@@ -289,5 +274,5 @@ int main(void) {
       cmocka_unit_test(test_cancel_and_state), cmocka_unit_test(test_ppl_smollm2), cmocka_unit_test(test_ppl_gemma3),
       cmocka_unit_test(test_greedy_smollm2),   cmocka_unit_test(test_greedy_gemma3),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, eng_test_open_models, eng_test_close_models);
 }

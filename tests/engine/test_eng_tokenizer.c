@@ -15,23 +15,8 @@
 
 #include "engine/engine.h"
 #include "eng_test_util.h"
+#include "eng_test_models.h"
 
-static eng_model *g_m[2];
-static const char *const g_names[2] = {"smollm2", "gemma3"};
-
-static int setup(void **st) {
-  for (int i = 0; i < 2; i++) {
-    char path[4096];
-    kv_err err = {0};
-    if (eng_test_model(g_names[i], path, sizeof path)) return -1;
-    if (eng_model_open(&g_m[i], path, &err)) { fprintf(stderr, "%s\n", err.msg); return -1; }
-  }
-  return 0;
-}
-static int teardown(void **st) {
-  for (int i = 0; i < 2; i++) eng_model_free(g_m[i]);
-  return 0;
-}
 
 static void check_golden_tokens(int which) {
   cJSON *g = eng_test_golden(g_names[which]);
@@ -225,5 +210,5 @@ int main(void) {
       cmocka_unit_test(test_tokens_bpe), cmocka_unit_test(test_tokens_spm),      cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_invalid_utf8),
       cmocka_unit_test(test_special_and_limits), cmocka_unit_test(test_chat), cmocka_unit_test(test_sampler),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, eng_test_open_models, eng_test_close_models);
 }
