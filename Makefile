@@ -1,6 +1,6 @@
 # Thin wrapper over CMake + ctest; every target installs what it needs first.
 #   make run    set up, build, start the daemon, index this repo, ask a question
-#   make test   set up, build, run the tests (not slow/gpu), then the ASan+UBSan unit tests
+#   make test   set up, build, CUDA compile check, ASan+UBSan unit tests, then all tests (not slow/gpu)
 BUILD   ?= build
 ASAN    ?= build-asan
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -25,10 +25,11 @@ build: deps $(BUILD)/Makefile
 run: build
 	@scripts/run-demo $(BUILD)
 
+# The full suite runs last so its summary is the last thing printed.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'slow|gpu'
-	$(MAKE) sanitize
 	@if [ -x /usr/local/cuda/bin/nvcc ]; then $(MAKE) cuda-check; fi
+	$(MAKE) sanitize
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'slow|gpu'
 
 # Compile the CUDA kernels once (nvcc present) and run the gpu tests, which
 # skip cleanly without a GPU.
