@@ -188,6 +188,8 @@ static int type_of(const char *s, size_t n) {
   return LOG_P_ID;
 }
 
+int log_m_type(const char *s, size_t n) { return n ? type_of(s, n) : LOG_P_NONE; }
+
 /* Cut content into tokens; returns the count (<= max). */
 static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
   uint32_t k = 0;

@@ -78,4 +78,7 @@ hslot *log_m_map_find(hslot *tab, uint32_t cap, uint64_t h);
 int log_m_map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v);
 int log_m_new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out);
 
+/* The type masking gives a token on its own (LOG_P_NONE for a word). */
+int log_m_type(const char *s, size_t n);
+
 #endif

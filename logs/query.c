@@ -1,13 +1,27 @@
 /*
  * query.c — record queries and their JSON rendering.
  *
- * Filters combine with AND; all values are bound, never spliced into SQL.
- * Text search first asks the trigram FTS5 index of template texts; records
- * whose template matches are returned, and if no template matches, record
- * texts are scanned (instr) so a value inside a parameter is still found.
- * A parameter filter matches one variable value exactly: identifier-like
- * values through the params_fts index, plain numbers by a scan.
+ * Filters combine with AND; values are bound, never spliced into SQL. The
+ * records live in blocks (block.c); a query works on the in-memory block
+ * summaries:
+ *   1. filters become sets: a template (and/or the templates whose text
+ *      the trigram FTS5 index matches) -> the set of patterns mapped to
+ *      them; a component -> its id; an identifier-like parameter value ->
+ *      the blocks whose bloom filter may hold it;
+ *   2. every block that can hold a match gets a lower bound on the time of
+ *      its first match (the earliest ts of a matching level, pattern and
+ *      component in its summary, and `since`);
+ *   3. blocks are decoded in order of that bound, each record is checked
+ *      exactly, and the `limit` earliest (ts, id) are kept; the scan stops
+ *      at the first block whose bound is past the last kept record.
+ * Text search asks the template index first; if no template matches, the
+ * record texts are scanned (a substring), so a value inside a parameter is
+ * still found. A parameter filter matches one variable value exactly;
+ * plain numbers are not indexed and are found by a scan. Results are
+ * ordered by (ts, id), records without a timestamp first.
  */
+#define _GNU_SOURCE
+#include "logs/mine_int.h"
 #include "logs/store_int.h"
 
 #include <cjson/cJSON.h>
@@ -47,133 +61,358 @@ static char *fts_phrase(const char *s) {
   return o;
 }
 
-static int template_hits(log_db *db, const char *text, int *hits, kv_err *err) {
-  *hits = 0;
-  if (strlen(text) < 3) return 0; /* trigram index needs 3 characters */
-  char *ph = fts_phrase(text);
-  if (!ph) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+/* A bitmap over pattern ids. */
+typedef struct pset {
+  uint64_t *w;
+  size_t nbits;
+} pset;
+
+static int pset_has(const pset *s, uint32_t p) { return p < s->nbits && (s->w[p >> 6] >> (p & 63)) & 1; }
+
+/* Patterns of the templates a SELECT of template ids returns. */
+static int pset_from(log_db *db, pset *s, const char *tsql, const char *bind_text, int64_t bind_id, kv_err *err) {
   sqlite3_stmt *st;
-  int rc = log_db_prepare(db, &st, "SELECT count(*) FROM templates_fts WHERE templates_fts MATCH ?", err);
-  if (!rc) {
-    sqlite3_bind_text(st, 1, ph, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) == SQLITE_ROW) *hits = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+  int rc = log_db_prepare(db, &st, "SELECT coalesce(max(id), 0) FROM patterns", err);
+  if (rc) return rc;
+  int64_t mx = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  s->nbits = (size_t)(mx > 0 ? mx : 0) + 1;
+  s->w = calloc((s->nbits + 63) / 64, sizeof *s->w);
+  if (!s->w) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  char sql[512];
+  snprintf(sql, sizeof sql, "SELECT id FROM patterns WHERE template_id IN (%s)", tsql);
+  if ((rc = log_db_prepare(db, &st, sql, err))) return rc;
+  if (bind_text) sqlite3_bind_text(st, 1, bind_text, -1, SQLITE_STATIC);
+  else sqlite3_bind_int64(st, 1, bind_id);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    int64_t p = sqlite3_column_int64(st, 0);
+    if (p >= 0 && (size_t)p < s->nbits) s->w[p >> 6] |= 1ULL << (p & 63);
   }
-  free(ph);
+  sqlite3_finalize(st);
+  return 0;
+}
+
+/* A kept record: (ts, id) orders; blk/rec say where it is. */
+typedef struct hit {
+  int64_t ts, id;
+  uint32_t blk, rec;
+} hit;
+
+static int hit_lt(const hit *a, const hit *b) { return a->ts < b->ts || (a->ts == b->ts && a->id < b->id); }
+
+/* max-heap of the best k */
+static void heap_push(hit *h, size_t *n, size_t k, hit x) {
+  if (*n == k) {
+    if (!hit_lt(&x, &h[0])) return;
+    size_t i = 0;
+    for (;;) {
+      size_t l = 2 * i + 1, r = l + 1, m = i;
+      if (l < k && hit_lt(&x, &h[l])) m = l;
+      if (r < k && hit_lt(m == i ? &x : &h[m], &h[r])) m = r;
+      if (m == i) break;
+      h[i] = h[m];
+      i = m;
+    }
+    h[i] = x;
+    return;
+  }
+  size_t i = (*n)++;
+  while (i > 0 && hit_lt(&h[(i - 1) / 2], &x)) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = x;
+}
+
+static int cmp_hit(const void *a, const void *b) {
+  const hit *x = a, *y = b;
+  return hit_lt(x, y) ? -1 : hit_lt(y, x) ? 1 : 0;
+}
+
+typedef struct cand {
+  int64_t lb, id;
+  uint32_t blk;
+} cand;
+
+static int cmp_cand(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Block reader: the columns of one block, and on demand one text frame. */
+typedef struct breader {
+  log_db *db;
+  sqlite3_stmt *qm, *qd;
+  blk_cols *c;
+  lbuf data;
+  size_t toff[BLK_FRAME], poff[BLK_FRAME];
+  uint32_t r0, r1; /* records of the frame in data */
+  int64_t id;      /* block whose columns are in c */
+  int64_t did;     /* block whose frame is in data */
+} breader;
+
+static int br_open(breader *r, log_db *db, kv_err *err) {
+  memset(r, 0, sizeof *r);
+  r->db = db;
+  r->id = r->did = -1;
+  r->c = malloc(sizeof *r->c);
+  if (!r->c) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  int rc = log_db_prepare(db, &r->qm, "SELECT meta FROM bdata WHERE id = ?", err);
+  if (!rc) rc = log_db_prepare(db, &r->qd, "SELECT data FROM bdata WHERE id = ?", err);
   return rc;
+}
+
+static void br_close(breader *r) {
+  sqlite3_finalize(r->qm);
+  sqlite3_finalize(r->qd);
+  free(r->c);
+  lbuf_free(&r->data);
+}
+
+static int br_meta(breader *r, int64_t id, kv_err *err) {
+  if (r->id == id) return 0;
+  r->id = -1;
+  sqlite3_bind_int64(r->qm, 1, id);
+  int rc;
+  if (sqlite3_step(r->qm) != SQLITE_ROW)
+    rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", r->db->path, (long long)id);
+  else
+    rc = blk_meta_decode(r->c, sqlite3_column_blob(r->qm, 0), (size_t)sqlite3_column_bytes(r->qm, 0), r->db->dc, id, err);
+  sqlite3_reset(r->qm);
+  if (!rc) r->id = id;
+  return rc;
+}
+
+/* Text and params of record i of block id (after br_meta(id)). */
+static int br_rec(breader *r, int64_t id, uint32_t i, const uint8_t **text, const uint8_t **par, kv_err *err) {
+  if (r->did != id || i < r->r0 || i >= r->r1) {
+    r->did = -1;
+    sqlite3_bind_int64(r->qd, 1, id);
+    int rc;
+    if (sqlite3_step(r->qd) != SQLITE_ROW)
+      rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", r->db->path, (long long)id);
+    else
+      rc = blk_frame_decode(r->c, sqlite3_column_blob(r->qd, 0), (size_t)sqlite3_column_bytes(r->qd, 0), i, r->db->dc,
+                            &r->data, &r->r0, &r->r1, r->toff, r->poff, id, err);
+    sqlite3_reset(r->qd);
+    if (rc) return rc;
+    r->did = id;
+  }
+  *text = r->data.p + r->toff[i - r->r0];
+  *par = r->data.p + r->poff[i - r->r0];
+  return 0;
+}
+
+static int cmp_hit_pos(const void *a, const void *b) {
+  const hit *x = a, *y = b;
+  if (x->blk != y->blk) return x->blk < y->blk ? -1 : 1;
+  return (x->rec > y->rec) - (x->rec < y->rec);
+}
+
+static int has_sub(const uint8_t *h, size_t hn, const char *n, size_t nn) {
+  return nn == 0 || (nn <= hn && memmem(h, hn, n, nn) != NULL);
 }
 
 int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) {
   memset(out, 0, sizeof *out);
-  char sql[2048];
-  size_t k = 0;
-  int pnum = 0;
-  if (q->param) {
-    /* numbers are not in the parameter index (see ingest.c): scan for them */
-    pnum = 1;
-    for (const char *c = q->param; *c; c++)
-      if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == ',' || *c == '-' || *c == '+')) pnum = 0;
-  }
-  /* An indexed parameter drives the query (CROSS JOIN keeps that order);
-   * otherwise the planner picks from the ts/pattern indexes. */
-  k += (size_t)snprintf(sql + k, sizeof sql - k,
-                        "SELECT r.id, r.ts, p.template_id, r.line_no, r.level, f.path, r.component, r.text, t.text "
-                        "FROM %s JOIN patterns p ON p.id = r.pattern_id "
-                        "LEFT JOIN templates t ON t.id = p.template_id JOIN files f ON f.id = r.file_id WHERE 1",
-                        q->param && !pnum ? "(SELECT rowid AS rid FROM params_fts WHERE params_fts MATCH :pfts) m "
-                                            "CROSS JOIN records r ON r.id = m.rid"
-                                          : "records r");
-  int fts = 0;
-  if (q->since_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts >= :since");
-  if (q->until_ms) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.ts < :until");
-  if (q->min_level) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.level >= :lvl");
-  if (q->template_id) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND p.template_id = :tpl");
-  if (q->component) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND r.component = :comp");
-  if (q->param) k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.params, :param) > 0");
-  if (q->text) {
-    int hits;
-    int rc = template_hits(db, q->text, &hits, err);
-    if (rc) return rc;
-    fts = hits > 0;
-    if (fts)
-      k += (size_t)snprintf(sql + k, sizeof sql - k,
-                            " AND p.template_id IN (SELECT rowid FROM templates_fts WHERE templates_fts MATCH :fts)");
-    else
-      k += (size_t)snprintf(sql + k, sizeof sql - k, " AND instr(r.text, :text) > 0");
-  }
-  k += (size_t)snprintf(sql + k, sizeof sql - k, " ORDER BY r.ts, r.id LIMIT :lim");
-  sqlite3_stmt *st;
-  int rc = log_db_prepare(db, &st, sql, err);
+  int rc = log_db_sums(db, err);
   if (rc) return rc;
-  char *ph = NULL, *pv = NULL, *pph = NULL;
-#define BIND(name, call)                                        \
-  do {                                                          \
-    int ix = sqlite3_bind_parameter_index(st, name);            \
-    if (ix) call;                                               \
-  } while (0)
-  BIND(":since", sqlite3_bind_int64(st, ix, q->since_ms));
-  BIND(":until", sqlite3_bind_int64(st, ix, q->until_ms));
-  BIND(":lvl", sqlite3_bind_int(st, ix, q->min_level));
-  BIND(":tpl", sqlite3_bind_int64(st, ix, q->template_id));
-  BIND(":comp", sqlite3_bind_text(st, ix, q->component, -1, SQLITE_STATIC));
+  size_t k = q->limit > 0 ? (size_t)q->limit : 100;
+  pset ps = {0}, ps2 = {0};
+  int use_ps = 0, textscan = 0, none = 0, use_bloom = 0;
+  uint32_t comp = 0;
+  char *pv = NULL, *ph = NULL;
+  size_t pvn = 0;
+  cand *cs = NULL;
+  hit *heap = NULL;
+  size_t nh = 0;
+  breader br;
+  memset(&br, 0, sizeof br);
+  if (q->template_id) {
+    if ((rc = pset_from(db, &ps, "?", NULL, q->template_id, err))) goto done;
+    use_ps = 1;
+  }
+  if (q->text) {
+    int hits = 0;
+    if (strlen(q->text) >= 3) { /* the trigram index needs 3 characters */
+      if (!(ph = fts_phrase(q->text))) {
+        rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+        goto done;
+      }
+      sqlite3_stmt *st;
+      if ((rc = log_db_prepare(db, &st, "SELECT count(*) FROM templates_fts WHERE templates_fts MATCH ?", err))) goto done;
+      sqlite3_bind_text(st, 1, ph, -1, SQLITE_STATIC);
+      if (sqlite3_step(st) == SQLITE_ROW) hits = sqlite3_column_int(st, 0);
+      sqlite3_finalize(st);
+    }
+    if (hits) {
+      if ((rc = pset_from(db, use_ps ? &ps2 : &ps, "SELECT rowid FROM templates_fts WHERE templates_fts MATCH ?", ph, 0,
+                          err)))
+        goto done;
+      if (use_ps)
+        for (size_t i = 0; i < (ps.nbits + 63) / 64; i++) ps.w[i] &= i < (ps2.nbits + 63) / 64 ? ps2.w[i] : 0;
+      use_ps = 1;
+    } else {
+      textscan = 1;
+    }
+  }
+  if (q->component) {
+    sqlite3_stmt *st;
+    if ((rc = log_db_prepare(db, &st, "SELECT id FROM comps WHERE name = ?", err))) goto done;
+    sqlite3_bind_text(st, 1, q->component, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) comp = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (!comp) none = 1;
+  }
   if (q->param) {
     size_t l = strlen(q->param);
-    pv = malloc(l + 3);
-    if (!pv) {
-      sqlite3_finalize(st);
-      return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    if (!(pv = malloc(l + 3))) {
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      goto done;
     }
     pv[0] = '\x1f';
     memcpy(pv + 1, q->param, l);
     pv[l + 1] = '\x1f';
     pv[l + 2] = 0;
-    BIND(":param", sqlite3_bind_text(st, ix, pv, -1, SQLITE_STATIC));
-    if (!pnum) {
-      pph = fts_phrase(q->param);
-      if (!pph) {
-        sqlite3_finalize(st);
-        free(pv);
-        return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    pvn = l + 2;
+    /* numbers, durations and times are not in the parameter index (see
+     * ingest.c): scan for them */
+    int ty = log_m_type(q->param, l);
+    int64_t tsv;
+    use_bloom = ty != LOG_P_NUM && ty != LOG_P_DURATION && !log_ts_parse(q->param, l, 2000, &tsv);
+  }
+  if (none || db->nsums == 0) goto done;
+  /* candidate blocks with the lower bound of their first match */
+  if (!(cs = malloc(db->nsums * sizeof *cs)) || !(heap = malloc(k * sizeof *heap))) {
+    rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    goto done;
+  }
+  size_t nc = 0;
+  int lmin = q->min_level > 0 ? (q->min_level > 7 ? 7 : q->min_level) : 0;
+  for (size_t i = 0; i < db->nsums; i++) {
+    const blk_sum *b = &db->sums[i];
+    if (q->since_ms && b->ts_max < q->since_ms) continue;
+    if (q->until_ms && b->ts_min >= q->until_ms) continue;
+    if (use_bloom && !blk_bloom_has(b, pv + 1, pvn - 2)) continue;
+    int64_t lb = b->ts_min;
+    if (lmin) {
+      int64_t m = INT64_MAX;
+      for (int l = lmin; l < 8; l++)
+        if (b->lvl_min[l] < m) m = b->lvl_min[l];
+      if (m == INT64_MAX) continue;
+      if (m > lb) lb = m;
+    }
+    if (use_ps) {
+      int64_t m = INT64_MAX;
+      for (uint32_t j = 0; j < b->npat; j++)
+        if (b->pat_min[j] < m && pset_has(&ps, b->pat[j])) m = b->pat_min[j];
+      if (m == INT64_MAX) continue;
+      if (m > lb) lb = m;
+    }
+    if (comp) {
+      int64_t m = INT64_MAX;
+      for (uint32_t j = 0; j < b->ncomp; j++)
+        if (b->comp[j] == comp) m = b->comp_min[j];
+      if (m == INT64_MAX) continue;
+      if (m > lb) lb = m;
+    }
+    if (q->since_ms && lb < q->since_ms) lb = q->since_ms;
+    if (q->until_ms && lb >= q->until_ms) continue;
+    cs[nc].lb = lb, cs[nc].id = b->id, cs[nc].blk = (uint32_t)i;
+    nc++;
+  }
+  qsort(cs, nc, sizeof *cs, cmp_cand);
+  if ((rc = br_open(&br, db, err))) goto done;
+  int need_data = textscan || q->param;
+  size_t tl = q->text ? strlen(q->text) : 0, ndec = 0;
+  for (size_t ci = 0; ci < nc && !rc; ci++) {
+    if (nh == k && (cs[ci].lb > heap[0].ts || (cs[ci].lb == heap[0].ts && cs[ci].id > heap[0].id))) break;
+    const blk_sum *b = &db->sums[cs[ci].blk];
+    if ((rc = br_meta(&br, b->id, err))) break;
+    ndec++;
+    const blk_cols *c = br.c;
+    for (uint32_t i = 0; i < c->n && !rc; i++) {
+      int64_t ts = c->ts[i];
+      if (q->since_ms && (ts == INT64_MIN || ts < q->since_ms)) continue;
+      if (q->until_ms && (ts == INT64_MIN || ts >= q->until_ms)) continue;
+      if (lmin && c->lvl[i] < lmin) continue;
+      if (use_ps && !pset_has(&ps, c->pat[i])) continue;
+      if (comp && c->comp[i] != comp) continue;
+      hit h = {ts, b->id + i, cs[ci].blk, i};
+      if (nh == k && !hit_lt(&h, &heap[0])) continue;
+      if (need_data) {
+        const uint8_t *tx, *pa;
+        if ((rc = br_rec(&br, b->id, i, &tx, &pa, err))) break;
+        if (textscan && !has_sub(tx, c->tlen[i], q->text, tl)) continue;
+        if (q->param && !has_sub(pa, c->plen[i], pv, pvn)) continue;
       }
-      BIND(":pfts", sqlite3_bind_text(st, ix, pph, -1, SQLITE_STATIC));
+      heap_push(heap, &nh, k, h);
     }
   }
-  if (q->text) {
-    ph = fts_phrase(q->text);
-    if (fts) BIND(":fts", sqlite3_bind_text(st, ix, ph, -1, SQLITE_STATIC));
-    else BIND(":text", sqlite3_bind_text(st, ix, q->text, -1, SQLITE_STATIC));
+  if (rc) goto done;
+  if (getenv("KV_QDEBUG")) fprintf(stderr, "query: %zu blocks, %zu candidates, %zu decoded [%s]\n", db->nsums, nc, ndec, q->param ? q->param : "");
+  qsort(heap, nh, sizeof *heap, cmp_hit);
+  if (nh && !(out->rows = calloc(nh, sizeof *out->rows))) {
+    rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    goto done;
   }
-  BIND(":lim", sqlite3_bind_int(st, ix, q->limit > 0 ? q->limit : 100));
-#undef BIND
-  size_t cap = 0;
-  int s;
-  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-    if (out->n == cap) {
-      cap = cap ? cap * 2 : 64;
-      log_row *nr = realloc(out->rows, cap * sizeof *nr);
-      if (!nr) {
-        rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-        break;
-      }
-      out->rows = nr;
+  out->n = nh;
+  /* rows: texts from their blocks (each block read once), file paths,
+   * component names and template texts */
+  for (size_t i = 0; i < nh; i++) {
+    long bi = log_db_block_of(db, heap[i].id);
+    heap[i].blk = (uint32_t)(bi < 0 ? 0 : bi);
+    heap[i].rec = (uint32_t)(heap[i].id - db->sums[heap[i].blk].id);
+    heap[i].ts = (int64_t)i; /* position in the result */
+  }
+  qsort(heap, nh, sizeof *heap, cmp_hit_pos);
+  sqlite3_stmt *tq = NULL, *cq = NULL;
+  if ((rc = log_db_prepare(db, &tq,
+                           "SELECT p.template_id, coalesce(t.text, '') FROM patterns p LEFT JOIN templates t "
+                           "ON t.id = p.template_id WHERE p.id = ?",
+                           err)) ||
+      (rc = log_db_prepare(db, &cq, "SELECT name FROM comps WHERE id = ?", err))) {
+    sqlite3_finalize(tq);
+    goto done;
+  }
+  int64_t fid = -1;
+  char fpath[4096] = "";
+  for (size_t i = 0; i < nh && !rc; i++) {
+    const blk_sum *b = &db->sums[heap[i].blk];
+    if ((rc = br_meta(&br, b->id, err))) break;
+    uint32_t j = heap[i].rec;
+    const uint8_t *tx, *pa;
+    if ((rc = br_rec(&br, b->id, j, &tx, &pa, err))) break;
+    log_row *r = &out->rows[heap[i].ts];
+    r->id = heap[i].id;
+    r->ts_ms = br.c->ts[j];
+    r->line_no = br.c->line[j];
+    r->level = br.c->lvl[j];
+    if (b->file_id != fid) log_db_file_path(db, fid = b->file_id, fpath, sizeof fpath);
+    r->file = strdup(fpath);
+    r->text = strndup((const char *)tx, br.c->tlen[j]);
+    if (br.c->comp[j]) {
+      sqlite3_bind_int64(cq, 1, br.c->comp[j]);
+      if (sqlite3_step(cq) == SQLITE_ROW) r->component = dupcol(cq, 0);
+      sqlite3_reset(cq);
     }
-    log_row *r = &out->rows[out->n++];
-    r->id = sqlite3_column_int64(st, 0);
-    r->ts_ms = sqlite3_column_type(st, 1) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 1);
-    r->template_id = sqlite3_column_int64(st, 2);
-    r->line_no = sqlite3_column_int64(st, 3);
-    r->level = sqlite3_column_int(st, 4);
-    r->file = dupcol(st, 5);
-    r->component = dupcol(st, 6);
-    r->text = dupcol(st, 7);
-    r->template_text = dupcol(st, 8);
+    if (!r->component) r->component = strdup("");
+    sqlite3_bind_int64(tq, 1, br.c->pat[j]);
+    if (sqlite3_step(tq) == SQLITE_ROW) {
+      r->template_id = sqlite3_column_int64(tq, 0);
+      r->template_text = dupcol(tq, 1);
+    } else {
+      r->template_text = strdup("");
+    }
+    sqlite3_reset(tq);
+    if (!r->file || !r->text || !r->component || !r->template_text) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   }
-  if (!rc && s != SQLITE_DONE)
-    rc = kv_err_set(err, KV_EIO, "%s: query: %s", db->path, sqlite3_errmsg(db->db));
-  sqlite3_finalize(st);
-  free(ph);
-  free(pv);
-  free(pph);
+  sqlite3_finalize(tq);
+  sqlite3_finalize(cq);
+done:
+  br_close(&br);
+  free(ps.w), free(ps2.w), free(pv), free(ph), free(cs), free(heap);
   if (rc) log_result_free(out);
   return rc;
 }

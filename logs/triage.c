@@ -15,6 +15,11 @@
  * FATAL 4): an error cluster outranks a warning storm of the same shape;
  * the item's kind is its strongest signal. Every item points to its first
  * record (file, line) so a user can jump to it.
+ *
+ * Counting reads the columns of every block in the range (block.c) —
+ * timestamps, levels, patterns; never the texts — in one pass after the
+ * range's first and last time are known (from the block summaries where a
+ * block lies wholly inside the range, else from its columns).
  */
 #include "logs/store_int.h"
 
@@ -46,120 +51,145 @@ static int cmp_score(const void *a, const void *b) {
   return (x->score < y->score) - (x->score > y->score);
 }
 
-static void range_sql(char *buf, size_t n, const log_triage_opts *o) {
-  snprintf(buf, n, "%s%s", o && o->since_ms ? " AND r.ts >= :since" : "", o && o->until_ms ? " AND r.ts < :until" : "");
+/* the columns of block i (meta blob) */
+static int read_cols(log_db *db, sqlite3_stmt *qm, size_t i, blk_cols *c, kv_err *err) {
+  int64_t id = db->sums[i].id;
+  sqlite3_bind_int64(qm, 1, id);
+  int rc;
+  if (sqlite3_step(qm) != SQLITE_ROW)
+    rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", db->path, (long long)id);
+  else
+    rc = blk_meta_decode(c, sqlite3_column_blob(qm, 0), (size_t)sqlite3_column_bytes(qm, 0), db->dc, id, err);
+  sqlite3_reset(qm);
+  return rc;
 }
 
-static void bind_range(sqlite3_stmt *st, const log_triage_opts *o) {
-  int ix;
-  if (o && o->since_ms && (ix = sqlite3_bind_parameter_index(st, ":since"))) sqlite3_bind_int64(st, ix, o->since_ms);
-  if (o && o->until_ms && (ix = sqlite3_bind_parameter_index(st, ":until"))) sqlite3_bind_int64(st, ix, o->until_ms);
-}
+typedef struct tacc {
+  uint64_t count;
+  int64_t first_ts, last_ts, first_id;
+  int level;
+} tacc;
 
 int log_triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err *err) {
   memset(out, 0, sizeof *out);
   int nb = o && o->nbins > 0 ? (o->nbins > 512 ? 512 : o->nbins) : 24;
   int limit = o && o->limit > 0 ? o->limit : 20;
-  char rng[128], sql[1024];
-  range_sql(rng, sizeof rng, o);
-  sqlite3_stmt *st;
-  snprintf(sql, sizeof sql, "SELECT min(r.ts), max(r.ts), count(*) FROM records r WHERE r.ts IS NOT NULL%s", rng);
-  int rc = log_db_prepare(db, &st, sql, err);
+  int64_t since = o ? o->since_ms : 0, until = o ? o->until_ms : 0;
+  int rc = log_db_sums(db, err);
   if (rc) return rc;
-  bind_range(st, o);
-  int64_t t0 = 0, t1 = 0, total = 0;
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    t0 = sqlite3_column_int64(st, 0), t1 = sqlite3_column_int64(st, 1), total = sqlite3_column_int64(st, 2);
+  uint32_t *p2t = NULL;
+  size_t np2t = 0, nt = 1;
+  tacc *acc = NULL;
+  uint32_t *bins = NULL;
+  blk_cols *c = malloc(sizeof *c);
+  sqlite3_stmt *qm = NULL;
+  if (!c) return kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
+  if ((rc = log_db_pattern_map(db, &p2t, &np2t, err))) goto fail;
+  for (size_t i = 0; i < np2t; i++)
+    if (p2t[i] + 1 > nt) nt = p2t[i] + 1;
+  if ((rc = log_db_prepare(db, &qm, "SELECT meta FROM bdata WHERE id = ?", err))) goto fail;
+  /* pass 1: first and last time, record count */
+  int64_t t0 = INT64_MAX, t1 = INT64_MIN, total = 0;
+  for (size_t i = 0; i < db->nsums && !rc; i++) {
+    const blk_sum *b = &db->sums[i];
+    if ((since && b->ts_max < since) || (until && b->ts_min >= until) || b->ts_max == INT64_MIN) continue;
+    if (b->ts_min != INT64_MIN && (!since || b->ts_min >= since) && (!until || b->ts_max < until)) {
+      if (b->ts_min < t0) t0 = b->ts_min;
+      if (b->ts_max > t1) t1 = b->ts_max;
+      total += b->n;
+      continue;
+    }
+    if ((rc = read_cols(db, qm, i, c, err))) break;
+    for (uint32_t j = 0; j < c->n; j++) {
+      int64_t ts = c->ts[j];
+      if (ts == INT64_MIN || (since && ts < since) || (until && ts >= until)) continue;
+      if (ts < t0) t0 = ts;
+      if (ts > t1) t1 = ts;
+      total++;
+    }
   }
-  sqlite3_finalize(st);
+  if (rc) goto fail;
+  if (total == 0) {
+    out->t0 = out->t1 = 0;
+    goto done;
+  }
   out->t0 = t0, out->t1 = t1;
-  if (total == 0) return 0;
   int64_t span = t1 - t0 + 1;
-  snprintf(sql, sizeof sql,
-           "SELECT p.template_id, count(*), min(r.ts), max(r.ts), max(r.level), min(r.id), t.text "
-           "FROM records r JOIN patterns p ON p.id = r.pattern_id LEFT JOIN templates t ON t.id = p.template_id "
-           "WHERE r.ts IS NOT NULL%s GROUP BY p.template_id",
-           rng);
-  if ((rc = log_db_prepare(db, &st, sql, err))) return rc;
-  bind_range(st, o);
+  /* pass 2: per template count, first/last time, worst level, first record, bins */
+  acc = calloc(nt, sizeof *acc);
+  bins = calloc(nt * (size_t)nb, sizeof *bins);
+  if (!acc || !bins) {
+    rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
+    goto fail;
+  }
+  for (size_t i = 0; i < db->nsums && !rc; i++) {
+    const blk_sum *b = &db->sums[i];
+    if ((since && b->ts_max < since) || (until && b->ts_min >= until) || b->ts_max == INT64_MIN) continue;
+    if ((rc = read_cols(db, qm, i, c, err))) break;
+    for (uint32_t j = 0; j < c->n; j++) {
+      int64_t ts = c->ts[j];
+      if (ts == INT64_MIN || (since && ts < since) || (until && ts >= until)) continue;
+      uint32_t t = c->pat[j] < np2t ? p2t[c->pat[j]] : 0;
+      tacc *a = &acc[t];
+      if (!a->count) a->first_ts = a->last_ts = ts, a->first_id = b->id + j;
+      a->count++;
+      if (ts < a->first_ts) a->first_ts = ts;
+      if (ts > a->last_ts) a->last_ts = ts;
+      if (c->lvl[j] > a->level) a->level = c->lvl[j];
+      int64_t bi = (int64_t)(((__int128)(ts - t0) * nb) / span);
+      if (bi >= 0 && bi < nb) bins[(size_t)t * (size_t)nb + (size_t)bi]++;
+    }
+  }
+  if (rc) goto fail;
   size_t cap = 0;
-  int64_t maxid = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
+  for (size_t t = 1; t < nt; t++) {
+    if (!acc[t].count) continue;
     if (out->n == cap) {
       cap = cap ? cap * 2 : 256;
       log_triage_item *ni = realloc(out->items, cap * sizeof *ni);
       if (!ni) {
         rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
-        break;
+        goto fail;
       }
       out->items = ni;
     }
     log_triage_item *it = &out->items[out->n++];
     memset(it, 0, sizeof *it);
-    it->template_id = sqlite3_column_int64(st, 0);
-    it->count = (uint64_t)sqlite3_column_int64(st, 1);
-    it->first_ts = sqlite3_column_int64(st, 2);
-    it->last_ts = sqlite3_column_int64(st, 3);
-    it->level = sqlite3_column_int(st, 4);
-    it->first_record = sqlite3_column_int64(st, 5);
-    const unsigned char *tx = sqlite3_column_text(st, 6);
-    it->template_text = strdup(tx ? (const char *)tx : "");
+    it->template_id = (int64_t)t;
+    it->count = acc[t].count;
+    it->first_ts = acc[t].first_ts;
+    it->last_ts = acc[t].last_ts;
+    it->level = acc[t].level;
+    it->first_record = acc[t].first_id;
     it->nbins = nb;
-    it->bins = calloc((size_t)nb, sizeof *it->bins);
-    if (!it->template_text || !it->bins) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
-    if (it->template_id > maxid) maxid = it->template_id;
-    if (rc) break;
+    it->bins = malloc((size_t)nb * sizeof *it->bins);
+    if (!it->bins) {
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
+      goto fail;
+    }
+    memcpy(it->bins, bins + t * (size_t)nb, (size_t)nb * sizeof *it->bins);
   }
-  sqlite3_finalize(st);
-  if (rc) goto fail;
-  /* template id -> item index */
-  int64_t *ix = malloc((size_t)(maxid + 1) * sizeof *ix);
-  if (!ix) {
-    rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
-    goto fail;
-  }
-  for (int64_t i = 0; i <= maxid; i++) ix[i] = -1;
-  for (size_t i = 0; i < out->n; i++) ix[out->items[i].template_id] = (int64_t)i;
-  snprintf(sql, sizeof sql,
-           "SELECT p.template_id, ((r.ts - :t0) * :nb) / :span AS b, count(*) FROM records r "
-           "JOIN patterns p ON p.id = r.pattern_id WHERE r.ts IS NOT NULL%s GROUP BY 1, 2",
-           rng);
-  if ((rc = log_db_prepare(db, &st, sql, err))) {
-    free(ix);
-    goto fail;
-  }
-  bind_range(st, o);
-  sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":t0"), t0);
-  sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":nb"), nb);
-  sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":span"), span);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    int64_t tid = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
-    if (tid < 0 || tid > maxid || ix[tid] < 0 || b < 0 || b >= nb) continue;
-    out->items[ix[tid]].bins[b] += (uint32_t)sqlite3_column_int64(st, 2);
-  }
-  sqlite3_finalize(st);
-  free(ix);
   /* score */
   double N = (double)total;
   for (size_t i = 0; i < out->n; i++) {
     log_triage_item *it = &out->items[i];
     double rare = 0, fresh = 0, burst = 0, rate = 0, errs = 0;
-    double c = (double)it->count;
-    if (c <= fmax(3, N / 1000)) rare = log2(N / c) / 2;
+    double cnt = (double)it->count;
+    if (cnt <= fmax(3, N / 1000)) rare = log2(N / cnt) / 2;
     if (span > 1 && it->first_ts >= t0 + (span * 4) / 5 && out->n > 1) fresh = 4;
     uint32_t peak = 0;
     int pb = 0;
     for (int b = 0; b < nb; b++)
       if (it->bins[b] > peak) peak = it->bins[b], pb = b;
-    double others = (c - peak) / (nb > 1 ? nb - 1 : 1);
+    double others = (cnt - peak) / (nb > 1 ? nb - 1 : 1);
     double ratio = peak / fmax(1.0, others);
     if (peak >= 5 && ratio >= 4) burst = log2(ratio) * log2(1 + peak) / 2;
     it->burst_ts = t0 + (span * pb) / nb;
     double c1 = 0, c2 = 0;
     for (int b = 0; b < nb; b++) *(b < nb / 2 ? &c1 : &c2) += it->bins[b];
     double ch = log2((c2 + 1) / (c1 + 1));
-    if (c >= 10 && fabs(ch) >= 2) rate = fabs(ch);
-    if (it->level >= LOG_LVL_ERROR) errs = 2 + log2(1 + c) / 4;
+    if (cnt >= 10 && fabs(ch) >= 2) rate = fabs(ch);
+    if (it->level >= LOG_LVL_ERROR) errs = 2 + log2(1 + cnt) / 4;
     double w = it->level >= LOG_LVL_FATAL ? 4 : it->level >= LOG_LVL_ERROR ? 3 : it->level >= LOG_LVL_WARN ? 1.5 : 1;
     it->score = (rare + fresh + burst + rate + errs) * w;
     double best = -1;
@@ -182,22 +212,33 @@ int log_triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err
     log_triage_item *it = &out->items[--out->n];
     free(it->template_text), free(it->bins), free(it->why), free(it->first_file);
   }
-  /* where each item starts */
-  if ((rc = log_db_prepare(db, &st, "SELECT f.path, r.line_no FROM records r JOIN files f ON f.id = r.file_id WHERE r.id = ?",
-                           err)))
-    goto fail;
-  for (size_t i = 0; i < out->n; i++) {
-    sqlite3_bind_int64(st, 1, out->items[i].first_record);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      const unsigned char *p = sqlite3_column_text(st, 0);
-      out->items[i].first_file = strdup(p ? (const char *)p : "");
-      out->items[i].first_line = sqlite3_column_int64(st, 1);
-    }
+  /* template texts, and where each item starts */
+  sqlite3_stmt *st;
+  if ((rc = log_db_prepare(db, &st, "SELECT text FROM templates WHERE id = ?", err))) goto fail;
+  for (size_t i = 0; i < out->n && !rc; i++) {
+    log_triage_item *it = &out->items[i];
+    sqlite3_bind_int64(st, 1, it->template_id);
+    const unsigned char *tx = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    it->template_text = strdup(tx ? (const char *)tx : "");
     sqlite3_reset(st);
+    long bi = log_db_block_of(db, it->first_record);
+    char path[4096] = "";
+    if (bi >= 0) {
+      log_db_file_path(db, db->sums[bi].file_id, path, sizeof path);
+      if (!(rc = read_cols(db, qm, (size_t)bi, c, err))) it->first_line = c->line[it->first_record - db->sums[bi].id];
+    }
+    it->first_file = strdup(path);
+    if (!it->template_text || !it->first_file || !it->why) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
   }
   sqlite3_finalize(st);
+  if (rc) goto fail;
+done:
+  sqlite3_finalize(qm);
+  free(p2t), free(acc), free(bins), free(c);
   return 0;
 fail:
+  sqlite3_finalize(qm);
+  free(p2t), free(acc), free(bins), free(c);
   log_triage_free(out);
   return rc;
 }

@@ -13,10 +13,14 @@
  * 3. Loads the same files headless in lnav (`lnav -n -c ';SELECT count(*)
  *    FROM all_logs' FILES`, which makes it index every line) and prints
  *    its MB/s and our ratio.
- * 4. Query latency p50/p99 per kind (time range, level, template,
- *    component, parameter, text), 30 queries each with varied values.
+ * 4. Triage time, then query latency p50/p99 per kind (time range, level,
+ *    template, component, parameter (indexed kinds), param# (a plain
+ *    number: a scan), text), 30 queries each with values from records
+ *    spread over the store's time range.
  * 5. Peak RSS of this process (ingest + queries) and of lnav.
- * Nothing generated is committed; --keep leaves the files for inspection.
+ * Nothing generated is committed; --keep leaves the files and the store,
+ * --reuse measures the queries again on them (the ingest finds nothing new);
+ * --ingest-only stops after the ingest (for profiling).
  */
 #define _GNU_SOURCE
 #include "logs/logs.h"
@@ -130,15 +134,17 @@ static void lat(const char *kind, log_db *db, log_query *qs, int n) {
 int main(int argc, char **argv) {
   double mb = 1024;
   const char *loghub = KVASIR_LOGHUB_DIR, *out = "/tmp/kvasir-bench-logs";
-  int no_lnav = 0, keep = 0;
+  int no_lnav = 0, keep = 0, ingest_only = 0, reuse = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = atof(argv[++i]);
     else if (!strcmp(argv[i], "--loghub") && i + 1 < argc) loghub = argv[++i];
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if (!strcmp(argv[i], "--no-lnav")) no_lnav = 1;
     else if (!strcmp(argv[i], "--keep")) keep = 1;
+    else if (!strcmp(argv[i], "--ingest-only")) ingest_only = 1, no_lnav = 1;
+    else if (!strcmp(argv[i], "--reuse")) reuse = 1, keep = 1, no_lnav = 1;
     else {
-      printf("usage: bench_logs [--mb N] [--loghub DIR] [--out DIR] [--no-lnav] [--keep]\n");
+      printf("usage: bench_logs [--mb N] [--loghub DIR] [--out DIR] [--no-lnav] [--keep] [--ingest-only] [--reuse]\n");
       return strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
@@ -151,12 +157,24 @@ int main(int argc, char **argv) {
   char files[12][512], dbp[600];
   uint64_t bytes;
   double t0 = kv_now();
-  if (gen(loghub, out, mb, files, &bytes)) return 1;
+  if (reuse) {
+    /* files and store from an earlier --keep run: the ingest only checks them */
+    struct stat sb;
+    bytes = 0;
+    for (int s = 0; s < 12; s++) {
+      snprintf(files[s], 512, "%s/%s.log", out, SYS[s]);
+      if (stat(files[s], &sb)) {
+        fprintf(stderr, "bench_logs: --reuse: %s missing (run with --keep first)\n", files[s]);
+        return 1;
+      }
+      bytes += (uint64_t)sb.st_size;
+    }
+  } else if (gen(loghub, out, mb, files, &bytes)) return 1;
   printf("generated %.1f MB in 12 files under %s (%.1fs)\n", bytes / 1e6, out, kv_now() - t0);
   snprintf(dbp, sizeof dbp, "%s/bench.db", out);
   char rm[2000];
   snprintf(rm, sizeof rm, "rm -f '%s' '%s-wal' '%s-shm'", dbp, dbp, dbp);
-  if (system(rm)) return 1;
+  if (!reuse && system(rm)) return 1;
   log_db *db;
   if (log_db_open(&db, dbp, &err)) {
     fprintf(stderr, "bench_logs: %s\n", err.msg);
@@ -209,16 +227,47 @@ int main(int argc, char **argv) {
              bytes / 1e6 / lc, (st.bytes / 1e6 / cpu) / (bytes / 1e6 / lc));
     }
   }
-  /* query latency */
-  enum { NQ = 30 };
+  if (ingest_only) {
+    log_db_close(db);
+    printf("peak RSS (ingest): %.0f MB\n", kv_peak_rss() / 1048576.0);
+    return 0;
+  }
+  /* triage first: its time range spreads the query sample over the store */
+  log_triage tr;
+  log_triage_opts to = {0};
+  double tt = kv_now(), tri_ms = -1;
+  size_t tri_n = 0;
+  int64_t t0s = 0, t1s = 0;
+  if (!log_triage_run(db, &to, &tr, &err)) {
+    tri_ms = (kv_now() - tt) * 1e3, tri_n = tr.n, t0s = tr.t0, t1s = tr.t1;
+    log_triage_free(&tr);
+  }
+  /* query latency; the sample: 40 windows of 50 records spread over time
+   * (the generated files repeat their samples, so the earliest records
+   * alone would be copies of a few lines) */
+  enum { NQ = 30, NW = 40 };
   log_query q[NQ];
   uint64_t seed = 42;
-  log_result sample;
-  log_query all = {0};
-  all.limit = 2000;
-  all.since_ms = 1;
-  log_query_run(db, &all, &sample, &err);
-  static char comp[NQ][128], par[NQ][128], txt[NQ][128];
+  log_result sample = {0};
+  for (int w = 0; w < NW; w++) {
+    log_query one = {0};
+    log_result part;
+    one.limit = 50;
+    one.since_ms = t0s + (int64_t)((double)(t1s - t0s) * w / NW);
+    if (one.since_ms == 0) one.since_ms = 1;
+    if (log_query_run(db, &one, &part, &err)) continue;
+    log_row *nr = realloc(sample.rows, (sample.n + part.n + 1) * sizeof *nr);
+    if (!nr) return 1;
+    sample.rows = nr;
+    memcpy(sample.rows + sample.n, part.rows, part.n * sizeof *nr);
+    sample.n += part.n;
+    free(part.rows);
+  }
+  if (!sample.n) {
+    fprintf(stderr, "bench_logs: empty store\n");
+    return 1;
+  }
+  static char comp[NQ][128], par[NQ][128], num[NQ][128], txt[NQ][128];
   printf("query latency (store of %llu records):\n", (unsigned long long)st.records);
   memset(q, 0, sizeof q);
   for (int i = 0; i < NQ; i++) {
@@ -241,32 +290,57 @@ int main(int argc, char **argv) {
   memset(q, 0, sizeof q);
   for (int i = 0; i < NQ; i++) {
     /* an identifier-like value of some record: a token with a digit and a
-     * dot, colon, underscore or letter (ip, block id, hex), else a number */
-    const char *t = sample.rows[rng_next(&seed) % sample.n].text;
+     * dot, colon, underscore or letter (ip, block id, hex), not a
+     * timestamp; tried on up to 50 records, else a number */
     const char *best = NULL;
     size_t bl = 0;
-    for (const char *c = t; *c && !best;) {
-      while (*c == ' ' || *c == '(' || *c == '[' || *c == '"' || *c == '\'') c++;
-      size_t l = 0;
-      int dig = 0, idc = 0;
-      while (c[l] && c[l] != ' ' && c[l] != ',' && c[l] != ')' && c[l] != ']' && c[l] != '"' && c[l] != '\'') {
-        dig |= c[l] >= '0' && c[l] <= '9';
-        idc |= c[l] == '.' || c[l] == ':' || c[l] == '_' || (c[l] >= 'a' && c[l] <= 'z');
-        l++;
+    for (int tries = 0; tries < 50 && !best; tries++) {
+      const char *t = sample.rows[rng_next(&seed) % sample.n].text;
+      for (const char *c = t; *c && !best;) {
+        while (*c == ' ' || *c == '(' || *c == '[' || *c == '"' || *c == '\'' || *c == '{') c++;
+        size_t l = 0;
+        int dig = 0, idc = 0, odd = 0;
+        while (c[l] && c[l] != ' ' && c[l] != ',' && c[l] != ')' && c[l] != ']' && c[l] != '"' && c[l] != '\'') {
+          dig |= c[l] >= '0' && c[l] <= '9';
+          idc |= c[l] == '.' || c[l] == ':' || c[l] == '_' || (c[l] >= 'a' && c[l] <= 'z');
+          odd |= c[l] == '{' || c[l] == '}' || c[l] == '=' || c[l] == ';';
+          l++;
+        }
+        int64_t ms;
+        if (dig && idc && !odd && l > 4 && l < 100 && c > t + 24 && !log_ts_parse(c, l, 2000, &ms)) best = c, bl = l;
+        c += l ? l : 1;
       }
-      if (dig && idc && l > 4 && l < 100 && c > t + 24) best = c, bl = l;
-      c += l ? l : 1;
+      /* the tokenizer splits "key=value" and "key:value": keep the value */
+      for (size_t j = 0; best && j + 1 < bl; j++)
+        if (best[j] == '=' || (best[j] == ':' && j > 0 && best[j - 1] >= 'a' && best[j - 1] <= 'z'))
+          bl -= j + 1, best += j + 1, j = 0;
+      while (best && bl && (best[bl - 1] == '.' || best[bl - 1] == ':' || best[bl - 1] == ';')) bl--;
+      if (best && bl < 5) best = NULL;
     }
-    /* the tokenizer splits "key=value" and "key:value": keep the value */
-    for (size_t j = 0; best && j + 1 < bl; j++)
-      if (best[j] == '=' || (best[j] == ':' && j > 0 && best[j - 1] >= 'a' && best[j - 1] <= 'z'))
-        bl -= j + 1, best += j + 1, j = 0;
-    while (bl && (best[bl - 1] == '.' || best[bl - 1] == ':' || best[bl - 1] == ';')) bl--;
-    if (best && bl) snprintf(par[i], sizeof par[i], "%.*s", (int)bl, best);
+    if (best) snprintf(par[i], sizeof par[i], "%.*s", (int)bl, best);
     else snprintf(par[i], sizeof par[i], "0");
     q[i].param = par[i], q[i].limit = 100;
   }
   lat("param", db, q, NQ);
+  memset(q, 0, sizeof q);
+  for (int i = 0; i < NQ; i++) {
+    /* a plain number of some record (not indexed: found by a scan) */
+    snprintf(num[i], sizeof num[i], "0");
+    for (int tries = 0; tries < 20 && !strcmp(num[i], "0"); tries++) {
+      const char *t = sample.rows[rng_next(&seed) % sample.n].text;
+      for (const char *c = t + (strlen(t) > 24 ? 24 : 0); *c; c++) {
+        if (c[-1] != ' ' || *c < '0' || *c > '9') continue;
+        size_t l = 0;
+        while (c[l] >= '0' && c[l] <= '9') l++;
+        if (l >= 3 && l < 20 && (c[l] == ' ' || c[l] == 0)) {
+          snprintf(num[i], sizeof num[i], "%.*s", (int)l, c);
+          break;
+        }
+      }
+    }
+    q[i].param = num[i], q[i].limit = 100;
+  }
+  lat("param#", db, q, NQ);
   memset(q, 0, sizeof q);
   for (int i = 0; i < NQ; i++) {
     const char *t = sample.rows[rng_next(&seed) % sample.n].template_text;
@@ -280,13 +354,7 @@ int main(int argc, char **argv) {
   }
   lat("text", db, q, NQ);
   log_result_free(&sample);
-  log_triage tr;
-  log_triage_opts to = {0};
-  double tt = kv_now();
-  if (!log_triage_run(db, &to, &tr, &err)) {
-    printf("  triage     %8.2f ms (%zu items)\n", (kv_now() - tt) * 1e3, tr.n);
-    log_triage_free(&tr);
-  }
+  if (tri_ms >= 0) printf("  triage     %8.2f ms (%zu items)\n", tri_ms, tri_n);
   log_db_close(db);
   printf("peak RSS (ingest + queries): %.0f MB (goal <= 512 MB)\n", kv_peak_rss() / 1048576.0);
   if (!keep) {

@@ -1,0 +1,403 @@
+/*
+ * block.c — blocks of records: the unit of storage.
+ *
+ * A block is a run of at most BLK_MAX consecutive records of one file (a
+ * commit closes the block in progress, so blocks never straddle a resume
+ * point). It is stored as two rows:
+ *
+ *   bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ)   small, scanned
+ *   bdata(id, meta, data)                                   compressed
+ *
+ * id is the id of the block's first record; record ids are consecutive
+ * (id .. id+n-1) and global over the store. Formats (version BLK_FORMAT,
+ * first byte of summ and of the decompressed meta; uv = LEB128 varint,
+ * zz = zigzag varint, "delta" = difference from the previous value in
+ * two's-complement 64-bit arithmetic, the first from 0; ts INT64_MIN means
+ * "no timestamp" and takes part in the arithmetic like any value):
+ *
+ *   summ: 1, uv npat, npat x (uv pattern, uv ts-ts_min),
+ *            uv ncomp, ncomp x (uv comp, uv ts-ts_min),
+ *            for each bit L set in lvl_mask (low to high): uv ts-ts_min,
+ *            uv log2(bloom bits) (0 = no bloom), the bloom's bytes
+ *         — each the earliest ts of that pattern / component / level in
+ *         the block: a lower bound that lets a query skip or postpone it;
+ *         the bloom filter holds the block's identifier-like parameter
+ *         values (exact bytes; 4 probes from one 64-bit FNV-1a hash; about
+ *         10 bits a value, so ~1 % false positives), the parameter index.
+ *   meta: zstd of 1, uv n, n x zz ts delta, n x level byte, n x uv comp,
+ *            n x zz pid, n x uv pattern, n x zz line delta, n x uv text
+ *            length, n x uv params length.
+ *   data: 1, uv nframes, nframes x (uv records, uv compressed size), then
+ *         the frames: each zstd of the texts of its (up to BLK_FRAME)
+ *         records, then their params ("\x1f"-joined variable values with a
+ *         leading and trailing "\x1f", so an exact value is a substring
+ *         "\x1fVALUE\x1f"). Frames keep reading one record cheap.
+ *
+ * Every decoder checks counts and lengths against the blob it reads and
+ * names the block on error.
+ */
+#include "logs/block.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int lbuf_reserve(lbuf *b, size_t add) {
+  if (b->n + add <= b->cap) return 0;
+  size_t nc = b->cap ? b->cap : 4096;
+  while (nc < b->n + add) nc *= 2;
+  uint8_t *np = realloc(b->p, nc);
+  if (!np) return KV_ENOMEM;
+  b->p = np, b->cap = nc;
+  return 0;
+}
+
+int lbuf_put(lbuf *b, const void *p, size_t n) {
+  if (lbuf_reserve(b, n)) return KV_ENOMEM;
+  if (n) memcpy(b->p + b->n, p, n);
+  b->n += n;
+  return 0;
+}
+
+int lbuf_uv(lbuf *b, uint64_t v) {
+  if (lbuf_reserve(b, 10)) return KV_ENOMEM;
+  while (v >= 0x80) {
+    b->p[b->n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  b->p[b->n++] = (uint8_t)v;
+  return 0;
+}
+
+void lbuf_free(lbuf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+int blk_get_uv(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t r = 0;
+  const uint8_t *q = *p;
+  for (int s = 0; s < 64; s += 7) {
+    if (q >= end) return -1;
+    uint8_t c = *q++;
+    r |= (uint64_t)(c & 0x7f) << s;
+    if (!(c & 0x80)) {
+      *v = r, *p = q;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static uint64_t zz(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzz(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+void blk_reset(lblock *b, int64_t id, int64_t file_id) {
+  b->id = id, b->file_id = file_id;
+  b->c.n = 0;
+  b->text.n = b->par.n = b->fts.n = 0;
+  b->summ.n = b->meta.n = b->data.n = 0;
+}
+
+void blk_free(lblock *b) {
+  if (!b) return;
+  lbuf_free(&b->text), lbuf_free(&b->par), lbuf_free(&b->fts);
+  lbuf_free(&b->summ), lbuf_free(&b->meta), lbuf_free(&b->data);
+}
+
+/* distinct keys of a block with the earliest ts of each (open addressing) */
+typedef struct kmin {
+  uint32_t key[2 * BLK_MAX];
+  int64_t min[2 * BLK_MAX];
+  uint8_t used[2 * BLK_MAX];
+  uint32_t order[BLK_MAX], n;
+} kmin;
+
+static void kmin_add(kmin *k, uint32_t key, int64_t ts) {
+  uint32_t j = (key * 2654435761u) & (2 * BLK_MAX - 1);
+  while (k->used[j] && k->key[j] != key) j = (j + 1) & (2 * BLK_MAX - 1);
+  if (!k->used[j]) {
+    k->used[j] = 1, k->key[j] = key, k->min[j] = ts;
+    k->order[k->n++] = j;
+  } else if (ts < k->min[j]) {
+    k->min[j] = ts;
+  }
+}
+
+static int kmin_put(lbuf *o, const kmin *k, int64_t base) {
+  int rc = lbuf_uv(o, k->n);
+  for (uint32_t i = 0; i < k->n && !rc; i++) {
+    uint32_t j = k->order[i];
+    rc = lbuf_uv(o, k->key[j]);
+    if (!rc) rc = lbuf_uv(o, (uint64_t)k->min[j] - (uint64_t)base);
+  }
+  return rc;
+}
+
+static uint64_t fnv(const void *p, size_t n) {
+  const uint8_t *s = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+  return h;
+}
+
+static void bloom_set(uint8_t *bl, uint32_t bits, uint64_t h) {
+  uint32_t a = (uint32_t)h, d = (uint32_t)(h >> 32) | 1;
+  for (int k = 0; k < 4; k++, a += d) bl[(a & (bits - 1)) >> 3] |= (uint8_t)(1u << (a & 7));
+}
+
+/* the bloom of the "\x1f"-joined values in v, appended to the summary */
+static int bloom_put(lbuf *s, const lbuf *v) {
+  size_t nv = 0;
+  for (size_t i = 0; i < v->n; i++) nv += v->p[i] == 0x1f;
+  if (v->n) nv++;
+  if (!nv) return lbuf_uv(s, 0);
+  uint32_t lg = 9;
+  while (lg < 16 && ((size_t)1 << lg) < nv * 10) lg++;
+  uint32_t bits = 1u << lg;
+  if (lbuf_uv(s, lg) || lbuf_reserve(s, bits / 8)) return KV_ENOMEM;
+  uint8_t *bl = s->p + s->n;
+  memset(bl, 0, bits / 8);
+  size_t st = 0;
+  for (size_t i = 0; i <= v->n; i++)
+    if (i == v->n || v->p[i] == 0x1f) {
+      bloom_set(bl, bits, fnv(v->p + st, i - st));
+      st = i + 1;
+    }
+  s->n += bits / 8;
+  return 0;
+}
+
+int blk_bloom_has(const blk_sum *s, const char *v, size_t n) {
+  if (!s->bloom) return 0;
+  uint64_t h = fnv(v, n);
+  uint32_t a = (uint32_t)h, d = (uint32_t)(h >> 32) | 1;
+  for (int k = 0; k < 4; k++, a += d) {
+    uint32_t bit = a & (s->bloom_bits - 1);
+    if (!(s->bloom[bit >> 3] & (1u << (bit & 7)))) return 0;
+  }
+  return 1;
+}
+
+static int zput(lbuf *out, const lbuf *in, ZSTD_CCtx *cc, int64_t id, kv_err *err) {
+  size_t bound = ZSTD_compressBound(in->n);
+  out->n = 0;
+  if (lbuf_reserve(out, bound)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory compressing block %lld", (long long)id);
+  size_t z = ZSTD_compressCCtx(cc, out->p, bound, in->p, in->n, 1);
+  if (ZSTD_isError(z))
+    return kv_err_set(err, KV_EIO, "logs: compressing block %lld: %s", (long long)id, ZSTD_getErrorName(z));
+  out->n = z;
+  return 0;
+}
+
+int blk_encode(lblock *b, ZSTD_CCtx *cc, kv_err *err) {
+  const blk_cols *c = &b->c;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  int64_t lmin[8];
+  uint32_t mask = 0;
+  for (int l = 0; l < 8; l++) lmin[l] = INT64_MAX;
+  kmin *kp = malloc(sizeof *kp), *kc = malloc(sizeof *kc);
+  if (!kp || !kc) {
+    free(kp), free(kc);
+    return kv_err_set(err, KV_ENOMEM, "logs: out of memory encoding block %lld", (long long)b->id);
+  }
+  memset(kp->used, 0, sizeof kp->used), kp->n = 0;
+  memset(kc->used, 0, sizeof kc->used), kc->n = 0;
+  for (uint32_t i = 0; i < c->n; i++) {
+    int64_t t = c->ts[i];
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+    int l = c->lvl[i] & 7;
+    mask |= 1u << l;
+    if (t < lmin[l]) lmin[l] = t;
+    kmin_add(kp, c->pat[i], t);
+    if (c->comp[i]) kmin_add(kc, c->comp[i], t);
+  }
+  b->ts_min = lo, b->ts_max = hi, b->lvl_mask = mask;
+  lbuf *s = &b->summ;
+  s->n = 0;
+  int rc = lbuf_uv(s, BLK_FORMAT);
+  if (!rc) rc = kmin_put(s, kp, lo);
+  if (!rc) rc = kmin_put(s, kc, lo);
+  for (int l = 0; l < 8 && !rc; l++)
+    if (mask & (1u << l)) rc = lbuf_uv(s, (uint64_t)lmin[l] - (uint64_t)lo);
+  free(kp), free(kc);
+  if (!rc) rc = bloom_put(s, &b->fts);
+  /* meta, raw then compressed (the summary buffer's neighbour serves as scratch) */
+  lbuf raw = {0};
+  if (!rc) rc = lbuf_reserve(&raw, 16 + (size_t)c->n * 40);
+  if (!rc) {
+    lbuf_uv(&raw, BLK_FORMAT);
+    lbuf_uv(&raw, c->n);
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz((int64_t)((uint64_t)c->ts[i] - (uint64_t)prev))), prev = c->ts[i];
+    lbuf_put(&raw, c->lvl, c->n);
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->comp[i]);
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz(c->pid[i]));
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->pat[i]);
+    prev = 0;
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz((int64_t)((uint64_t)c->line[i] - (uint64_t)prev))), prev = c->line[i];
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->tlen[i]);
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->plen[i]);
+    if (raw.n > raw.cap) rc = kv_err_set(err, KV_ENOMEM, "logs: block %lld: meta overflow", (long long)b->id);
+  }
+  if (!rc) rc = zput(&b->meta, &raw, cc, b->id, err);
+  /* data: frames of BLK_FRAME records, each its texts then its params */
+  uint32_t nf = (c->n + BLK_FRAME - 1) / BLK_FRAME;
+  lbuf *d = &b->data, z = {0};
+  d->n = 0;
+  if (!rc) rc = lbuf_uv(d, BLK_FORMAT);
+  if (!rc) rc = lbuf_uv(d, nf);
+  size_t to = 0, po = 0;
+  lbuf zs = {0}; /* the compressed frames, appended after the frame table */
+  for (uint32_t f = 0; f < nf && !rc; f++) {
+    uint32_t r0 = f * BLK_FRAME, r1 = r0 + BLK_FRAME < c->n ? r0 + BLK_FRAME : c->n;
+    size_t tn = 0, pn = 0;
+    for (uint32_t i = r0; i < r1; i++) tn += c->tlen[i], pn += c->plen[i];
+    raw.n = 0;
+    if (lbuf_put(&raw, b->text.p + to, tn) || lbuf_put(&raw, b->par.p + po, pn)) {
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory encoding block %lld", (long long)b->id);
+      break;
+    }
+    to += tn, po += pn;
+    if ((rc = zput(&z, &raw, cc, b->id, err))) break;
+    if (lbuf_uv(d, r1 - r0) || lbuf_uv(d, z.n) || lbuf_put(&zs, z.p, z.n))
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory encoding block %lld", (long long)b->id);
+  }
+  if (!rc && lbuf_put(d, zs.p, zs.n)) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory encoding block %lld", (long long)b->id);
+  lbuf_free(&z);
+  lbuf_free(&zs);
+  lbuf_free(&raw);
+  return rc;
+}
+
+static int bad(kv_err *err, int64_t id, const char *what) {
+  return kv_err_set(err, KV_EFORMAT, "logs: block %lld: corrupt %s", (long long)id, what);
+}
+
+int blk_sum_decode(blk_sum *s, const void *p, size_t n, kv_err *err) {
+  const uint8_t *q = p, *end = q + n;
+  uint64_t v, np, nc;
+  s->pat = NULL, s->pat_min = NULL, s->comp = NULL, s->comp_min = NULL;
+  if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, s->id, "summary (format)");
+  if (blk_get_uv(&q, end, &np) || np > BLK_MAX) return bad(err, s->id, "summary (patterns)");
+  const uint8_t *pq = q;
+  for (uint64_t i = 0; i < 2 * np; i++)
+    if (blk_get_uv(&q, end, &v)) return bad(err, s->id, "summary (patterns)");
+  if (blk_get_uv(&q, end, &nc) || nc > BLK_MAX) return bad(err, s->id, "summary (components)");
+  void *mem = malloc((size_t)(np + nc) * (sizeof(uint32_t) + sizeof(int64_t)) + 1);
+  if (!mem) return kv_err_set(err, KV_ENOMEM, "logs: out of memory reading block %lld", (long long)s->id);
+  s->pat_min = mem;
+  s->comp_min = s->pat_min + np;
+  s->pat = (uint32_t *)(s->comp_min + nc);
+  s->comp = s->pat + np;
+  s->npat = (uint32_t)np, s->ncomp = (uint32_t)nc;
+  for (uint64_t i = 0; i < np; i++) {
+    blk_get_uv(&pq, end, &v), s->pat[i] = (uint32_t)v;
+    blk_get_uv(&pq, end, &v), s->pat_min[i] = (int64_t)((uint64_t)s->ts_min + v);
+  }
+  for (uint64_t i = 0; i < nc; i++) {
+    uint64_t k;
+    if (blk_get_uv(&q, end, &k) || blk_get_uv(&q, end, &v)) goto fail;
+    s->comp[i] = (uint32_t)k, s->comp_min[i] = (int64_t)((uint64_t)s->ts_min + v);
+  }
+  for (int l = 0; l < 8; l++) {
+    s->lvl_min[l] = INT64_MAX;
+    if (!(s->lvl_mask & (1u << l))) continue;
+    if (blk_get_uv(&q, end, &v)) goto fail;
+    s->lvl_min[l] = (int64_t)((uint64_t)s->ts_min + v);
+  }
+  s->bloom = NULL, s->bloom_bits = 0;
+  if (blk_get_uv(&q, end, &v) || (v != 0 && (v < 3 || v > 20))) goto fail;
+  if (v) {
+    size_t nb = ((size_t)1 << v) / 8;
+    if ((size_t)(end - q) < nb || !(s->bloom = malloc(nb))) goto fail;
+    memcpy(s->bloom, q, nb);
+    s->bloom_bits = 1u << v;
+  }
+  return 0;
+fail:
+  blk_sum_free(s);
+  return bad(err, s->id, "summary");
+}
+
+void blk_sum_free(blk_sum *s) {
+  free(s->pat_min);
+  free(s->bloom);
+  s->bloom = NULL;
+  s->pat_min = NULL, s->pat = NULL, s->comp = NULL, s->comp_min = NULL;
+}
+
+int blk_meta_decode(blk_cols *c, const void *z, size_t zn, ZSTD_DCtx *dc, int64_t id, kv_err *err) {
+  uint8_t raw[16 + BLK_MAX * 64];
+  size_t rn = ZSTD_decompressDCtx(dc, raw, sizeof raw, z, zn);
+  if (ZSTD_isError(rn)) return bad(err, id, "columns (zstd)");
+  const uint8_t *q = raw, *end = raw + rn;
+  uint64_t v, n;
+  if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, id, "columns (format)");
+  if (blk_get_uv(&q, end, &n) || n > BLK_MAX) return bad(err, id, "columns (count)");
+  c->n = (uint32_t)n;
+  int64_t prev = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (ts)");
+    c->ts[i] = prev = (int64_t)((uint64_t)prev + (uint64_t)unzz(v));
+  }
+  if ((size_t)(end - q) < n) return bad(err, id, "columns (level)");
+  memcpy(c->lvl, q, n);
+  q += n;
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (component)");
+    c->comp[i] = (uint32_t)v;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (pid)");
+    c->pid[i] = unzz(v);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (pattern)");
+    c->pat[i] = (uint32_t)v;
+  }
+  prev = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (line)");
+    c->line[i] = prev = (int64_t)((uint64_t)prev + (uint64_t)unzz(v));
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v) || v > (1u << 30)) return bad(err, id, "columns (text length)");
+    c->tlen[i] = (uint32_t)v;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (blk_get_uv(&q, end, &v) || v > (1u << 30)) return bad(err, id, "columns (params length)");
+    c->plen[i] = (uint32_t)v;
+  }
+  return 0;
+}
+
+int blk_frame_decode(const blk_cols *c, const void *z, size_t zn, uint32_t rec, ZSTD_DCtx *dc, lbuf *out,
+                     uint32_t *r0, uint32_t *r1, size_t *toff, size_t *poff, int64_t id, kv_err *err) {
+  const uint8_t *q = z, *end = q + zn;
+  uint64_t v, nf;
+  if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, id, "texts (format)");
+  if (blk_get_uv(&q, end, &nf) || nf > BLK_MAX) return bad(err, id, "texts (frames)");
+  uint64_t at = 0, skip = 0, zlen = 0, nrec = 0;
+  int found = 0;
+  for (uint64_t f = 0; f < nf; f++) {
+    uint64_t nr, zl;
+    if (blk_get_uv(&q, end, &nr) || blk_get_uv(&q, end, &zl) || nr > BLK_MAX || zl > zn) return bad(err, id, "texts (frame table)");
+    if (!found && rec >= at && rec < at + nr) found = 1, *r0 = (uint32_t)at, nrec = nr, zlen = zl;
+    else if (!found) skip += zl;
+    at += nr;
+  }
+  if (!found || at != c->n || (size_t)(end - q) < skip + zlen) return bad(err, id, "texts (frame table)");
+  *r1 = *r0 + (uint32_t)nrec;
+  size_t tt = 0, pt = 0;
+  for (uint32_t i = *r0; i < *r1; i++) toff[i - *r0] = tt, tt += c->tlen[i];
+  for (uint32_t i = *r0; i < *r1; i++) poff[i - *r0] = tt + pt, pt += c->plen[i];
+  out->n = 0;
+  if (lbuf_reserve(out, tt + pt + 1))
+    return kv_err_set(err, KV_ENOMEM, "logs: out of memory reading block %lld", (long long)id);
+  size_t rn = ZSTD_decompressDCtx(dc, out->p, tt + pt + 1, q + skip, zlen);
+  if (ZSTD_isError(rn) || rn != tt + pt) return bad(err, id, "texts");
+  out->n = rn;
+  out->p[rn] = 0;
+  return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * block.h — private to the logs module: blocks of records, the unit of
+ * storage (see block.c for the on-disk format), and the growable byte
+ * buffer they are built in.
+ */
+#ifndef KVASIR_LOGS_BLOCK_H
+#define KVASIR_LOGS_BLOCK_H
+#include "base/base.h"
+
+#include <stdint.h>
+#include <zstd.h>
+
+#define BLK_MAX 1024                 /* records per block */
+#define BLK_TEXT_MAX (256u << 10)    /* a block closes once its texts pass this */
+#define BLK_FRAME 64                 /* records per compressed text frame */
+#define BLK_FORMAT 1                 /* first byte of every meta and summary blob */
+
+typedef struct lbuf {
+  uint8_t *p;
+  size_t n, cap;
+} lbuf;
+
+int lbuf_reserve(lbuf *b, size_t add);
+int lbuf_put(lbuf *b, const void *p, size_t n);
+int lbuf_uv(lbuf *b, uint64_t v);
+void lbuf_free(lbuf *b);
+/* Bounds-checked varint read: 0 on success, -1 past end or overlong. */
+int blk_get_uv(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
+/* Per-record columns of one block (a run of consecutive records of one
+ * file). ts INT64_MIN = none, pid -1 = none, comp 0 = none. */
+typedef struct blk_cols {
+  uint32_t n;
+  int64_t ts[BLK_MAX], pid[BLK_MAX], line[BLK_MAX];
+  uint32_t pat[BLK_MAX], comp[BLK_MAX], tlen[BLK_MAX], plen[BLK_MAX];
+  uint8_t lvl[BLK_MAX];
+} blk_cols;
+
+/* A block being built (ingest) and, after blk_encode, its blobs. */
+typedef struct lblock {
+  int64_t id, file_id;  /* id = id of its first record */
+  blk_cols c;
+  lbuf text, par, fts;  /* texts, "\x1f"-joined params, "\x1f"-joined indexed values */
+  /* set by blk_encode */
+  int64_t ts_min, ts_max;
+  uint32_t lvl_mask;
+  lbuf summ, meta, data;
+} lblock;
+
+void blk_reset(lblock *b, int64_t id, int64_t file_id);
+void blk_free(lblock *b);
+/* Compress the columns and texts and build the summary. */
+int blk_encode(lblock *b, ZSTD_CCtx *cc, kv_err *err);
+
+/* Decoded summary of a block, kept in memory by the query side. */
+typedef struct blk_sum {
+  int64_t id, file_id, ts_min, ts_max;
+  uint32_t n, lvl_mask, npat, ncomp;
+  int64_t lvl_min[8];   /* earliest ts of each level present */
+  uint32_t *pat;        /* distinct patterns ... */
+  int64_t *pat_min;     /* ... and the earliest ts of each */
+  uint32_t *comp;
+  int64_t *comp_min;
+  uint8_t *bloom;       /* indexed parameter values (blk_bloom_has), or NULL */
+  uint32_t bloom_bits;
+} blk_sum;
+
+/* 1 if the block may hold the parameter value (exact bytes), 0 if not. */
+int blk_bloom_has(const blk_sum *s, const char *v, size_t n);
+
+int blk_sum_decode(blk_sum *s, const void *p, size_t n, kv_err *err);
+void blk_sum_free(blk_sum *s);
+/* Decompress and decode the columns of a block (meta blob). */
+int blk_meta_decode(blk_cols *c, const void *z, size_t zn, ZSTD_DCtx *dc, int64_t id, kv_err *err);
+/* Decompress the text frame holding record `rec` into out: it covers
+ * records [*r0, *r1); record i's text is at toff[i - *r0] (c->tlen[i]
+ * bytes), its params at poff[i - *r0] (c->plen[i] bytes). toff and poff
+ * hold BLK_FRAME entries. */
+int blk_frame_decode(const blk_cols *c, const void *z, size_t zn, uint32_t rec, ZSTD_DCtx *dc, lbuf *out,
+                     uint32_t *r0, uint32_t *r1, size_t *toff, size_t *poff, int64_t id, kv_err *err);
+
+#endif
