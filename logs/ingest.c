@@ -2,21 +2,19 @@
  * ingest.c — streaming ingest of files, directories, globs, .gz/.zst and
  * stdin into a log store.
  *
- * Two threads. The calling thread reads, splits lines, learns each file's
- * header from its first 2000 lines, joins continuation lines (stack
- * traces, indented lines) to the record above, mines templates, and fills
- * blocks of records (block.c); every `batch` records it closes the block
- * in progress, merges the miner and hands the writer thread one batch:
- * the blocks, pattern/template rows that changed, the miner blob (when it
- * changed), new component names and the file's resume point = offset of
- * the first line of the record still being assembled. The writer
- * compresses the blocks and writes the whole batch in one transaction, so
- * after kill -9 the store holds exactly the records before its resume
- * point and the next ingest starts there: nothing lost, nothing twice. At
- * most two batches wait, which bounds memory. The SQLite connection is
- * used by the writer only, except at the start of each file, when the
- * reader waits for the writer to finish and reads/updates the files row
- * itself.
+ * Three threads (ingest_int.h). This one, the caller's, reads, splits
+ * lines, learns each file's header from its first 2000 lines, parses each
+ * line's header, joins continuation lines (stack traces, indented lines)
+ * to the record above and hands records over in batches, with a commit
+ * marker every `batch` records carrying the resume point = offset of the
+ * first line of the record still being assembled. The mining stage mines
+ * templates and fills blocks, the writer stage writes each commit's
+ * records, templates, miner and resume point in one transaction, so after
+ * kill -9 the store holds exactly the records before its resume point and
+ * the next ingest starts there: nothing lost, nothing twice. The SQLite
+ * connection belongs to the writer, except at the start of each file,
+ * when this thread waits for both stages to finish and reads/updates the
+ * files row itself.
  *
  * A file is recognised by (dev, inode) and a hash of its first head_len
  * (<= 4096) bytes; if those changed (rotated, rewritten), it is read again
@@ -26,13 +24,12 @@
  * truncated compressed streams.
  */
 #define _GNU_SOURCE
+#include "logs/ingest_int.h"
 #include "logs/source.h"
-#include "logs/store_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <glob.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,55 +38,14 @@
 
 #define HEAD_MAX 4096
 #define LEARN_LINES 2000
-#define MAX_PARAMS 32
 #define RECORD_MAX ((1u << 20) + 2)
-
-/* One transaction's worth of work for the writer. */
-typedef struct batch {
-  lblock **blk;
-  size_t nblk, cblk;
-  log_tpl_ops ops;
-  void *miner;
-  size_t miner_len;
-  uint32_t *comp_id;
-  char **comp_name;
-  size_t ncomp, ccomp;
-  int64_t file_id, resume_line;
-  uint64_t resume_off;
-  struct batch *next;
-} batch;
-
-/* The writer thread and its queue. */
-typedef struct writer {
-  log_db *db;
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  batch *head, *tail;
-  int queued, busy, stop, started, rc;
-  kv_err err;
-  sqlite3_stmt *bsum, *bdata, *upd, *cins;
-  ZSTD_CCtx *cc;
-} writer;
-
-/* component name -> id (open addressing) */
-typedef struct compmap {
-  char **name;
-  uint32_t *id;
-  uint64_t *h;
-  size_t cap, n;
-  uint32_t next;
-} compmap;
 
 typedef struct ing {
   log_db *db;
   const log_ingest_opts *o;
   log_ingest_stats *st;
-  writer *w;
-  batch *b;        /* batch being filled */
-  lblock *cur;     /* block being filled */
-  int64_t next_id; /* id of the next record */
-  compmap comps;
+  ipipe *pipe;
+  rbatch *rb;      /* records not yet handed to the mining stage */
   uint64_t total_bytes, done_bytes;
   /* current file */
   int64_t file_id;
@@ -108,7 +64,6 @@ typedef struct ing {
   size_t since_commit;
   char *clean;
   size_t cleancap;
-  char params[8192];
 } ing;
 
 static uint64_t hash_bytes(const void *p, size_t n) {
@@ -154,359 +109,47 @@ static size_t sanitize(const char *s, size_t n, char *o, int *binary) {
   return bad;
 }
 
-/* ---- the writer thread ----------------------------------------------------- */
+/* ---- handing records over ----------------------------------------------------- */
 
-static void batch_free(batch *b) {
-  if (!b) return;
-  for (size_t i = 0; i < b->nblk; i++) {
-    blk_free(b->blk[i]);
-    free(b->blk[i]);
-  }
-  free(b->blk);
-  log_tpl_ops_free(&b->ops);
-  free(b->miner);
-  for (size_t i = 0; i < b->ncomp; i++) free(b->comp_name[i]);
-  free(b->comp_id), free(b->comp_name);
-  free(b);
+#define RB_RECORDS 8192
+#define RB_BYTES (2u << 20)
+
+static int flush(ing *g, kv_err *err) {
+  if (!g->rb || !g->rb->n) return 0;
+  rbatch *b = g->rb;
+  g->rb = NULL;
+  return ipipe_push(g->pipe, b, err);
 }
 
-static int wstep(writer *w, sqlite3_stmt *st, const char *what, kv_err *err) {
-  int rc = 0;
-  if (sqlite3_step(st) != SQLITE_DONE) rc = kv_err_set(err, KV_EIO, "%s: %s: %s", w->db->path, what, sqlite3_errmsg(w->db->db));
-  sqlite3_reset(st);
-  return rc;
+static rrec *add(ing *g, int kind, kv_err *err) {
+  if (!g->rb && !(g->rb = rbatch_new())) {
+    kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    return NULL;
+  }
+  rrec *r = rbatch_add(g->rb, kind);
+  if (!r) kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  return r;
 }
 
-/* Write one batch in one transaction. */
-static int write_batch(writer *w, batch *b, kv_err *err) {
-  log_db *db = w->db;
-  int rc = log_db_exec(db, "BEGIN IMMEDIATE", err);
-  if (rc) return rc;
-  static double tenc, tins, tcom;
-  double t0 = kv_now();
-  for (size_t i = 0; i < b->nblk && !rc; i++) {
-    lblock *k = b->blk[i];
-    double a = kv_now();
-    if ((rc = blk_encode(k, w->cc, err))) break;
-    tenc += kv_now() - a;
-    a = kv_now();
-    sqlite3_bind_int64(w->bsum, 1, k->id);
-    sqlite3_bind_int64(w->bsum, 2, k->file_id);
-    sqlite3_bind_int64(w->bsum, 3, k->c.n);
-    sqlite3_bind_int64(w->bsum, 4, k->ts_min);
-    sqlite3_bind_int64(w->bsum, 5, k->ts_max);
-    sqlite3_bind_int64(w->bsum, 6, k->lvl_mask);
-    sqlite3_bind_blob(w->bsum, 7, k->summ.p, (int)k->summ.n, SQLITE_STATIC);
-    if ((rc = wstep(w, w->bsum, "writing a block summary", err))) break;
-    sqlite3_bind_int64(w->bdata, 1, k->id);
-    sqlite3_bind_blob(w->bdata, 2, k->meta.p, (int)k->meta.n, SQLITE_STATIC);
-    sqlite3_bind_blob(w->bdata, 3, k->data.p, (int)k->data.n, SQLITE_STATIC);
-    if ((rc = wstep(w, w->bdata, "writing a block", err))) break;
-    tins += kv_now() - a;
-  }
-  double tc = kv_now();
-  for (size_t i = 0; i < b->ncomp && !rc; i++) {
-    sqlite3_bind_int64(w->cins, 1, b->comp_id[i]);
-    sqlite3_bind_text(w->cins, 2, b->comp_name[i], -1, SQLITE_STATIC);
-    rc = wstep(w, w->cins, "writing a component", err);
-  }
-  if (!rc) rc = log_db_write_template_ops(db, &b->ops, err);
-  if (!rc && b->miner) rc = log_db_write_miner(db, b->miner, b->miner_len, err);
-  if (!rc && b->file_id) {
-    sqlite3_bind_int64(w->upd, 1, (sqlite3_int64)b->resume_off);
-    sqlite3_bind_int64(w->upd, 2, b->resume_line);
-    sqlite3_bind_int64(w->upd, 3, (sqlite3_int64)time(NULL) * 1000);
-    sqlite3_bind_int64(w->upd, 4, b->file_id);
-    rc = wstep(w, w->upd, "updating the resume point", err);
-  }
-  if (!rc) rc = log_db_exec(db, "COMMIT", err);
-  else log_db_exec(db, "ROLLBACK", NULL);
-  tcom += kv_now() - tc;
-  if (getenv("KV_IDEBUG")) fprintf(stderr, "writer: enc %.2f ins %.2f rest+commit %.2f (batch %.3f)\n", tenc, tins, tcom, kv_now() - t0);
-  return rc;
-}
-
-static void *writer_main(void *arg) {
-  writer *w = arg;
-  pthread_mutex_lock(&w->mu);
-  for (;;) {
-    while (!w->head && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
-    if (!w->head) break;
-    batch *b = w->head;
-    w->head = b->next;
-    if (!w->head) w->tail = NULL;
-    w->busy = 1;
-    int failed = w->rc;
-    pthread_mutex_unlock(&w->mu);
-    kv_err e = {0};
-    int rc = failed ? 0 : write_batch(w, b, &e);
-    batch_free(b);
-    pthread_mutex_lock(&w->mu);
-    if (rc && !w->rc) w->rc = rc, w->err = e;
-    w->queued--;
-    w->busy = 0;
-    pthread_cond_broadcast(&w->cv);
-  }
-  pthread_mutex_unlock(&w->mu);
-  return NULL;
-}
-
-static int writer_fail(writer *w, kv_err *err) {
-  if (err) *err = w->err;
-  return w->rc;
-}
-
-/* Hand a batch over; waits while two are queued. Returns the writer's
- * error, if it has failed (the batch is then dropped). */
-static int writer_push(writer *w, batch *b, kv_err *err) {
-  pthread_mutex_lock(&w->mu);
-  while (w->queued >= 2 && !w->rc) pthread_cond_wait(&w->cv, &w->mu);
-  int rc = w->rc;
-  if (!rc) {
-    b->next = NULL;
-    if (w->tail) w->tail->next = b;
-    else w->head = b;
-    w->tail = b;
-    w->queued++;
-    pthread_cond_broadcast(&w->cv);
-  }
-  pthread_mutex_unlock(&w->mu);
-  if (rc) {
-    batch_free(b);
-    return writer_fail(w, err);
-  }
-  return 0;
-}
-
-/* Wait until everything handed over is written; the caller may then use
- * the connection until its next writer_push. */
-static int writer_drain(writer *w, kv_err *err) {
-  pthread_mutex_lock(&w->mu);
-  while (w->queued > 0 || w->busy) pthread_cond_wait(&w->cv, &w->mu);
-  int rc = w->rc;
-  pthread_mutex_unlock(&w->mu);
-  return rc ? writer_fail(w, err) : 0;
-}
-
-static int writer_start(writer *w, log_db *db, kv_err *err) {
-  memset(w, 0, sizeof *w);
-  w->db = db;
-  int rc = log_db_prepare(db, &w->bsum,
-                          "INSERT INTO bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ) VALUES(?,?,?,?,?,?,?)", err);
-  if (!rc) rc = log_db_prepare(db, &w->bdata, "INSERT INTO bdata(id, meta, data) VALUES(?,?,?)", err);
-  if (!rc) rc = log_db_prepare(db, &w->upd, "UPDATE files SET offset=?, line_no=?, updated_ms=? WHERE id=?", err);
-  if (!rc) rc = log_db_prepare(db, &w->cins, "INSERT OR REPLACE INTO comps(id, name) VALUES(?, ?)", err);
-  if (!rc && !(w->cc = ZSTD_createCCtx())) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  if (!rc) {
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->th, NULL, writer_main, w)) {
-      rc = kv_err_set(err, KV_EIO, "logs: cannot start the writer thread");
-      pthread_mutex_destroy(&w->mu);
-      pthread_cond_destroy(&w->cv);
-    } else {
-      w->started = 1;
-    }
-  }
-  return rc;
-}
-
-/* Drain, stop and free the writer; returns its error if it failed. */
-static int writer_stop(writer *w, kv_err *err) {
-  int rc = 0;
-  if (w->started) {
-    rc = writer_drain(w, err);
-    pthread_mutex_lock(&w->mu);
-    w->stop = 1;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->th, NULL);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-  }
-  sqlite3_finalize(w->bsum);
-  sqlite3_finalize(w->bdata);
-  sqlite3_finalize(w->upd);
-  sqlite3_finalize(w->cins);
-  ZSTD_freeCCtx(w->cc);
-  return rc;
-}
-
-/* ---- components ------------------------------------------------------------- */
-
-static uint64_t hash_str(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-  return h | 1;
-}
-
-static int comp_insert(compmap *m, const char *s, size_t n, uint32_t id, uint64_t h) {
-  if ((m->n + 1) * 2 > m->cap) {
-    size_t nc = m->cap ? m->cap * 2 : 256;
-    char **nn = calloc(nc, sizeof *nn);
-    uint32_t *ni = calloc(nc, sizeof *ni);
-    uint64_t *nh = calloc(nc, sizeof *nh);
-    if (!nn || !ni || !nh) {
-      free(nn), free(ni), free(nh);
-      return KV_ENOMEM;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-      if (!m->h[i]) continue;
-      size_t j = m->h[i] & (nc - 1);
-      while (nh[j]) j = (j + 1) & (nc - 1);
-      nh[j] = m->h[i], nn[j] = m->name[i], ni[j] = m->id[i];
-    }
-    free(m->name), free(m->id), free(m->h);
-    m->name = nn, m->id = ni, m->h = nh, m->cap = nc;
-  }
-  size_t j = h & (m->cap - 1);
-  while (m->h[j]) j = (j + 1) & (m->cap - 1);
-  char *c = malloc(n + 1);
-  if (!c) return KV_ENOMEM;
-  memcpy(c, s, n);
-  c[n] = 0;
-  m->h[j] = h, m->name[j] = c, m->id[j] = id;
-  m->n++;
-  if (id >= m->next) m->next = id + 1;
-  return 0;
-}
-
-static void comp_free(compmap *m) {
-  for (size_t i = 0; i < m->cap; i++) free(m->name[i]);
-  free(m->name), free(m->id), free(m->h);
-  memset(m, 0, sizeof *m);
-}
-
-static int comp_load(ing *g, kv_err *err) {
-  sqlite3_stmt *st;
-  int rc = log_db_prepare(g->db, &st, "SELECT id, name FROM comps", err);
-  if (rc) return rc;
-  g->comps.next = 1;
-  while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    const char *s = (const char *)sqlite3_column_text(st, 1);
-    int64_t id = sqlite3_column_int64(st, 0);
-    if (!s || id < 1 || id > UINT32_MAX - 1) continue;
-    size_t n = strlen(s);
-    if (comp_insert(&g->comps, s, n, (uint32_t)id, hash_str(s, n))) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
-/* id of a component name, adding it (and a row for the batch) if new */
-static int comp_id(ing *g, const char *s, size_t n, uint32_t *out) {
-  compmap *m = &g->comps;
-  uint64_t h = hash_str(s, n);
-  if (m->cap) {
-    size_t j = h & (m->cap - 1);
-    while (m->h[j]) {
-      if (m->h[j] == h && !strncmp(m->name[j], s, n) && m->name[j][n] == 0) {
-        *out = m->id[j];
-        return 0;
-      }
-      j = (j + 1) & (m->cap - 1);
-    }
-  }
-  uint32_t id = m->next;
-  batch *b = g->b;
-  if (b->ncomp == b->ccomp) {
-    size_t nc = b->ccomp ? b->ccomp * 2 : 16;
-    uint32_t *ni = realloc(b->comp_id, nc * sizeof *ni);
-    if (!ni) return KV_ENOMEM;
-    b->comp_id = ni;
-    char **nn = realloc(b->comp_name, nc * sizeof *nn);
-    if (!nn) return KV_ENOMEM;
-    b->comp_name = nn, b->ccomp = nc;
-  }
-  char *c = malloc(n + 1);
-  if (!c) return KV_ENOMEM;
-  memcpy(c, s, n);
-  c[n] = 0;
-  if (comp_insert(m, s, n, id, h)) {
-    free(c);
-    return KV_ENOMEM;
-  }
-  b->comp_id[b->ncomp] = id, b->comp_name[b->ncomp++] = c;
-  *out = id;
-  return 0;
-}
-
-/* ---- the reading side ------------------------------------------------------- */
-
-static int close_block(ing *g) {
-  lblock *k = g->cur;
-  if (!k) return 0;
-  g->cur = NULL;
-  if (k->c.n == 0) {
-    blk_free(k);
-    free(k);
-    return 0;
-  }
-  batch *b = g->b;
-  if (b->nblk == b->cblk) {
-    size_t nc = b->cblk ? b->cblk * 2 : 64;
-    lblock **nb = realloc(b->blk, nc * sizeof *nb);
-    if (!nb) {
-      blk_free(k);
-      free(k);
-      return KV_ENOMEM;
-    }
-    b->blk = nb, b->cblk = nc;
-  }
-  b->blk[b->nblk++] = k;
-  return 0;
-}
-
-static int new_batch(ing *g, kv_err *err) {
-  if (g->b) return 0;
-  g->b = calloc(1, sizeof *g->b);
-  return g->b ? 0 : kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-}
-
-/* Close the batch at a record boundary: merge the miner, collect what
- * changed and hand it all to the writer with the resume point. */
+/* A commit point before the record still being assembled: the resume point
+ * is where it starts. */
 static int commit(ing *g, kv_err *err, uint64_t resume_off, int64_t resume_line) {
-  log_db *db = g->db;
-  int rc = new_batch(g, err);
+  rrec *r = add(g, RR_COMMIT, err);
+  if (!r) return KV_ENOMEM;
+  r->off = resume_off;
+  r->line = resume_line;
+  int rc = flush(g, err);
   if (rc) return rc;
-  if (close_block(g)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  batch *b = g->b;
-  uint32_t np = log_miner_patterns(db->miner);
-  log_miner_merge(db->miner);
-  if ((rc = log_db_template_ops(db, &b->ops, err))) return rc;
-  /* The miner changes only when new patterns arrived (merge is a no-op
-   * otherwise); then it is saved in the same transaction as the records. */
-  if (np != db->saved_patterns) {
-    if ((rc = log_miner_save(db->miner, &b->miner, &b->miner_len, err))) return rc;
-    db->saved_patterns = np;
-  }
-  b->file_id = g->file_id;
-  b->resume_off = resume_off;
-  b->resume_line = resume_line;
-  g->b = NULL;
-  if ((rc = writer_push(g->w, b, err))) return rc;
   g->since_commit = 0;
   if (g->o && g->o->progress) g->o->progress(g->o->progress_ud, g->done_bytes, g->total_bytes, g->st->records);
   return 0;
 }
 
-/* Add the pending record to the block in progress. */
+/* Hand the pending record over. */
 static int emit(ing *g, kv_err *err) {
   if (!g->have) return 0;
   g->have = 0;
-  int rc = new_batch(g, err);
-  if (rc) return rc;
-  if (!g->cur) {
-    if (!(g->cur = calloc(1, sizeof *g->cur))) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    blk_reset(g->cur, g->next_id, g->file_id);
-  }
-  lblock *k = g->cur;
-  /* the first line's fields, parsed when it was read, rebased onto rec */
-  log_line ln = g->pl;
-  ln.content = g->rec + g->pl_content;
-  if (ln.comp) ln.comp = g->rec + g->pl_comp;
-  if (ln.thread) ln.thread = g->rec + g->pl_thread;
-  int64_t ts = ln.ts_ms;
+  int64_t ts = g->pl.ts_ms;
   if (ts == INT64_MIN) {
     g->st->no_timestamp++;
     ts = g->last_ts;
@@ -514,46 +157,21 @@ static int emit(ing *g, kv_err *err) {
     g->st->clock_jumps++;
   }
   if (ts != INT64_MIN) g->last_ts = ts;
-  uint32_t pat, comp = 0;
-  log_param pr[MAX_PARAMS];
-  int np = 0;
-  if ((rc = log_miner_add(g->db->miner, ln.content, ln.content_len, &pat, pr, MAX_PARAMS, &np, err))) return rc;
-  if (ln.comp && ln.comp_len && comp_id(g, ln.comp, ln.comp_len, &comp))
-    return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  size_t pk = 0;
-  g->params[pk++] = '\x1f';
-  for (int i = 0; i < np; i++) {
-    if (pk + pr[i].len + 2 >= sizeof g->params) break;
-    memcpy(g->params + pk, pr[i].val, pr[i].len);
-    pk += pr[i].len;
-    g->params[pk++] = '\x1f';
-  }
-  uint32_t i = k->c.n;
-  k->c.ts[i] = ts;
-  k->c.lvl[i] = (uint8_t)(ln.level & 7);
-  k->c.comp[i] = comp;
-  k->c.pid[i] = ln.pid >= 0 ? ln.pid : -1;
-  k->c.pat[i] = pat;
-  k->c.line[i] = g->rline;
-  k->c.tlen[i] = (uint32_t)g->rlen;
-  k->c.plen[i] = (uint32_t)pk;
-  if (lbuf_put(&k->text, g->rec, g->rlen) || lbuf_put(&k->par, g->params, pk))
-    return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  /* Identifier-like values (ip, hex, uuid, path, ids, words) go to the
-   * parameter index; plain numbers, durations and times do not (too many,
-   * rarely looked up; a query for one scans instead). */
-  for (int j = 0; j < np; j++) {
-    int t = pr[j].type;
-    if (t == LOG_P_NUM || t == LOG_P_DURATION || t == LOG_P_TIME) continue;
-    if ((k->fts.n && lbuf_put(&k->fts, "\x1f", 1)) || lbuf_put(&k->fts, pr[j].val, pr[j].len))
-      return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  }
-  k->c.n++;
-  g->next_id++;
+  rrec *r = add(g, RR_REC, err);
+  if (!r) return KV_ENOMEM;
+  lbuf *a = &g->rb->arena;
+  uint32_t base = (uint32_t)a->n;
+  if (lbuf_put(a, g->rec, g->rlen)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  r->ts = ts;
+  r->level = (uint8_t)g->pl.level;
+  r->pid = g->pl.pid >= 0 ? g->pl.pid : -1;
+  r->line = g->rline;
+  r->text = base, r->tlen = (uint32_t)g->rlen;
+  r->content = base + (uint32_t)g->pl_content, r->clen = (uint32_t)g->pl.content_len;
+  if (g->pl.comp && g->pl.comp_len) r->comp = base + (uint32_t)g->pl_comp, r->complen = (uint32_t)g->pl.comp_len;
   g->st->records++;
   g->since_commit++;
-  if (k->c.n == BLK_MAX || k->text.n >= BLK_TEXT_MAX)
-    if (close_block(g)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  if (g->rb->n >= RB_RECORDS || a->n >= RB_BYTES) return flush(g, err);
   return 0;
 }
 
@@ -631,7 +249,7 @@ static int ingest_file(ing *g, const char *path, kv_err *err) {
   int64_t line = 0;
   sqlite3_stmt *q;
   /* the connection is the writer's while it works: wait for it */
-  if ((rc = writer_drain(g->w, err))) goto out_src;
+  if ((rc = flush(g, err)) || (rc = ipipe_drain(g->pipe, err))) goto out_src;
   if ((rc = log_db_prepare(g->db, &q,
                            "SELECT id, dev, inode, offset, head_len, head_hash, line_no FROM files WHERE path = ?",
                            err)))
@@ -690,6 +308,14 @@ out_txn:
     goto out_src;
   }
   if ((rc = log_db_exec(g->db, "COMMIT", err))) goto out_src;
+  {
+    rrec *fr = add(g, RR_FILE, err);
+    if (!fr) {
+      rc = KV_ENOMEM;
+      goto out_src;
+    }
+    fr->line = g->file_id;
+  }
   if (!is_stdin && off > 0 && off == (uint64_t)sb.st_size && s.kind == SRC_PLAIN) {
     g->st->files_skipped++; /* nothing new */
     goto out_src;
@@ -784,12 +410,12 @@ out_txn:
 out_lines:
   lines_free(&L);
 out_src:
-  /* what was not handed over is dropped, as a rolled back transaction */
-  if (g->cur) blk_free(g->cur);
-  free(g->cur);
-  g->cur = NULL;
-  batch_free(g->b);
-  g->b = NULL;
+  if (rc && rc != KV_ECANCELED && g->pipe) {
+    /* what was not committed is dropped, as a rolled back transaction */
+    rbatch_free(g->rb);
+    g->rb = NULL;
+    if (add(g, RR_ABORT, NULL)) flush(g, NULL);
+  }
   g->have = 0;
   g->since_commit = 0;
   log_fmt_free(g->fmt);
@@ -896,38 +522,29 @@ int log_ingest(log_db *db, const char *const *paths, int npaths, const log_inges
   int rc = log_db_miner(db, err);
   if (rc) return rc;
   ing g;
-  writer w;
   memset(&g, 0, sizeof g);
   g.db = db;
   g.o = opts;
   g.st = stats;
-  g.w = &w;
   uint32_t nt0 = log_miner_count(db->miner);
   for (int i = 0; i < npaths; i++) total_size(paths[i], &g.total_bytes, 0);
   rc = log_db_exec(db, "PRAGMA cache_size=-65536", err);
-  if (!rc) rc = comp_load(&g, err);
-  if (!rc) {
-    sqlite3_stmt *st;
-    if (!(rc = log_db_prepare(db, &st, "SELECT coalesce(max(id + n), 1) FROM bsum", err))) {
-      g.next_id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-      sqlite3_finalize(st);
-    }
-  }
-  int wrc = 0;
-  if (!rc) rc = writer_start(&w, db, err);
-  else memset(&w, 0, sizeof w);
+  if (!rc) rc = ipipe_start(&g.pipe, db, err);
   for (int i = 0; i < npaths && !rc; i++) rc = walk(&g, paths[i], 0, err);
-  kv_err werr = {0};
-  wrc = writer_stop(&w, &werr);
-  if (wrc && (!rc || rc == KV_ECANCELED)) {
-    rc = wrc;
-    if (err) *err = werr;
+  kv_err perr = {0};
+  int prc = flush(&g, &perr);
+  rbatch_free(g.rb);
+  int src = ipipe_stop(g.pipe, prc ? NULL : &perr);
+  if (!prc) prc = src;
+  if (prc && (!rc || rc == KV_ECANCELED)) {
+    rc = prc;
+    if (err) *err = perr;
   }
+  uint32_t nt1 = db->miner ? log_miner_count(db->miner) : nt0;
   if (rc && rc != KV_ECANCELED) log_db_forget(db);
   free(g.rec);
   free(g.clean);
-  comp_free(&g.comps);
-  stats->new_templates = db->miner ? log_miner_count(db->miner) - nt0 : 0;
+  stats->new_templates = nt1 - nt0;
   stats->seconds = kv_now() - t0;
   return rc;
 }

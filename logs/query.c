@@ -17,7 +17,7 @@
  * Text search asks the template index first; if no template matches, the
  * record texts are scanned (a substring), so a value inside a parameter is
  * still found. A parameter filter matches one variable value exactly;
- * plain numbers are not indexed and are found by a scan. Results are
+ * plain numbers and durations are not indexed and are found by a scan. Results are
  * ordered by (ts, id), records without a timestamp first.
  */
 #define _GNU_SOURCE
@@ -276,11 +276,10 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
     pv[l + 1] = '\x1f';
     pv[l + 2] = 0;
     pvn = l + 2;
-    /* numbers, durations and times are not in the parameter index (see
-     * ingest.c): scan for them */
+    /* numbers and durations are not in the parameter index (see
+     * ingest_pipe.c): scan for them */
     int ty = log_m_type(q->param, l);
-    int64_t tsv;
-    use_bloom = ty != LOG_P_NUM && ty != LOG_P_DURATION && !log_ts_parse(q->param, l, 2000, &tsv);
+    use_bloom = ty != LOG_P_NUM && ty != LOG_P_DURATION;
   }
   if (none || db->nsums == 0) goto done;
   /* candidate blocks with the lower bound of their first match */

@@ -295,7 +295,17 @@ int main(int argc, char **argv) {
     const char *best = NULL;
     size_t bl = 0;
     for (int tries = 0; tries < 50 && !best; tries++) {
-      const char *t = sample.rows[rng_next(&seed) % sample.n].text;
+      const log_row *row = &sample.rows[rng_next(&seed) % sample.n];
+      const char *t = row->text, *from = t + 24;
+      /* the message starts near the template's first constant words (the
+       * header before it holds no parameters) */
+      char lead[64];
+      size_t ll = 0;
+      while (row->template_text[ll] && row->template_text[ll] != '<' && ll + 1 < sizeof lead)
+        lead[ll] = row->template_text[ll], ll++;
+      lead[ll] = 0;
+      const char *at = ll >= 4 ? strstr(t, lead) : NULL;
+      if (at) from = at;
       for (const char *c = t; *c && !best;) {
         while (*c == ' ' || *c == '(' || *c == '[' || *c == '"' || *c == '\'' || *c == '{') c++;
         size_t l = 0;
@@ -307,7 +317,7 @@ int main(int argc, char **argv) {
           l++;
         }
         int64_t ms;
-        if (dig && idc && !odd && l > 4 && l < 100 && c > t + 24 && !log_ts_parse(c, l, 2000, &ms)) best = c, bl = l;
+        if (dig && idc && !odd && l > 4 && l < 100 && c >= from && !log_ts_parse(c, l, 2000, &ms)) best = c, bl = l;
         c += l ? l : 1;
       }
       /* the tokenizer splits "key=value" and "key:value": keep the value */
