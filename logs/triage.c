@@ -196,7 +196,7 @@ int log_triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err
     const double sig[5] = {fresh, rare, burst, rate, errs};
     for (int k = 0; k < 5; k++)
       if (sig[k] > best) best = sig[k], it->kind = k + 1;
-    char why[256];
+    char why[256] = "";
     int k = 0;
     if (fresh > 0) k += snprintf(why + k, sizeof why - (size_t)k, "new in the last fifth; ");
     if (rare > 0 && k < 200) k += snprintf(why + k, sizeof why - (size_t)k, "rare (%llu of %lld); ",
