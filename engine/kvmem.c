@@ -60,6 +60,7 @@ void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads
   c->top_k = 32;
   c->key_bits = 4;
   c->val_bits = 2;
+  c->val_rot = 1;
   c->pooled = 1;
   for (int l = 0; l < KVM_MAX_LAYERS; l++) c->layer_mode[l] = (uint8_t)mode;
 }
@@ -98,7 +99,8 @@ int kvm_config_check(const kvm_config *c, kv_err *err) {
 int kvm_config_equal(const kvm_config *a, const kvm_config *b) {
   if (a->n_layers != b->n_layers || a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
       a->head_dim != b->head_dim || a->sinks != b->sinks || a->window != b->window || a->block != b->block ||
-      a->key_bits != b->key_bits || a->val_bits != b->val_bits)
+      a->key_bits != b->key_bits || a->val_bits != b->val_bits ||
+      a->val_rot != b->val_rot)
     return 0;
   for (int l = 0; l < a->n_layers; l++) {
     if (a->layer_mode[l] != b->layer_mode[l]) return 0;
@@ -113,7 +115,7 @@ static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1
 static size_t scratch_floats(const kvm_cache *c) {
   const kvm_config *k = &c->cfg;
   size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
-  return g * T + 2 * T * D + g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
+  return g * T + 2 * T * D + 2 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
 }
 
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
@@ -248,8 +250,17 @@ static int spill_block(kvm_cache *c, kvm_layer *ly, int layer, kv_err *err) {
     uint16_t *vlo = (uint16_t *)(void *)(hb + L->vlo), *vhi = (uint16_t *)(void *)(hb + L->vhi);
     for (int ch = 0; ch < D; ch++)
       kvm_quant_group(K + ch, B, D, k->key_bits, &kmin[ch], &kmax[ch], hb + L->kcodes + (size_t)ch * L->krow);
-    for (int t = 0; t < B; t++)
-      kvm_quant_group(V + (size_t)t * D, D, 1, k->val_bits, &vlo[t], &vhi[t], hb + L->vcodes + (size_t)t * L->vrow);
+    float *vr = ly->sc + (size_t)2 * B * D; /* one rotated row */
+    for (int t = 0; t < B; t++) {
+      uint8_t *codes = hb + L->vcodes + (size_t)t * L->vrow;
+      if (k->val_rot) {
+        memcpy(vr, V + (size_t)t * D, (size_t)D * sizeof(float));
+        kvm_hadamard(vr, D);
+        kvm_quant_group_mse(vr, D, k->val_bits, &vlo[t], &vhi[t], codes);
+      } else {
+        kvm_quant_group(V + (size_t)t * D, D, 1, k->val_bits, &vlo[t], &vhi[t], codes);
+      }
+    }
     /* pooled means, symmetric int8 */
     for (int which = 0; which < 2; which++) {
       const float *X = which ? V : K;
@@ -332,6 +343,7 @@ typedef struct att {
   float scale;
   const float *q;    /* [g][D] */
   float *acc;        /* [g][D] */
+  float *dv;         /* [g][D] scratch: a block's rotated value sum */
   float *m, *l;      /* [g] */
   float *logit;      /* [T] */
   float *kt, *vt;    /* [T][D] tiles */
@@ -435,13 +447,21 @@ static void fold_block(const kvm_cache *c, att *a, const uint8_t *hb) {
       losum[j] += l[t] * vl[t];
     }
   }
+  /* rotated values: sum into dv, rotate back once per block and head */
+  float *dst = c->cfg.val_rot ? a->dv : a->acc;
+  if (c->cfg.val_rot) memset(dst, 0, (size_t)g * D * sizeof(float));
   for (int t = 0; t < B; t++) {
     codes_to_f32(c, hb + L->vcodes + (size_t)t * L->vrow, D, vb, row);
     float s = (vh[t] - vl[t]) / vq;
-    for (int j = 0; j < g; j++) axpy_f32(a->acc + (size_t)j * D, lg[(size_t)j * B + t] * s, row, D);
+    for (int j = 0; j < g; j++) axpy_f32(dst + (size_t)j * D, lg[(size_t)j * B + t] * s, row, D);
   }
   for (int j = 0; j < g; j++)
-    for (int d = 0; d < D; d++) a->acc[(size_t)j * D + d] += losum[j];
+    for (int d = 0; d < D; d++) dst[(size_t)j * D + d] += losum[j];
+  if (c->cfg.val_rot)
+    for (int j = 0; j < g; j++) {
+      kvm_hadamard(dst + (size_t)j * D, D);
+      for (int d = 0; d < D; d++) a->acc[(size_t)j * D + d] += dst[(size_t)j * D + d];
+    }
 }
 
 static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o) {
@@ -515,6 +535,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
   a.acc = sc; sc += (size_t)gq * D;
+  a.dv = sc; sc += (size_t)gq * D;
   a.m = sc; sc += gq;
   a.l = sc; sc += gq;
   float *bscore = sc; sc += max_blocks(k);

@@ -55,6 +55,7 @@ typedef struct kvm_config {
   int top_k;         /* blocks attended exactly per KV head, default 32 */
   int key_bits;      /* 8, 4 or 2; default 4 */
   int val_bits;      /* 8, 4 or 2; default 2 */
+  int val_rot;       /* 1 (default): values Hadamard-rotated per head, range clipped for least squared error */
   int pooled;        /* 1 (default): unchosen blocks contribute their pooled summary */
   uint8_t layer_mode[KVM_MAX_LAYERS];  /* kvm_mode per layer, default KVM_COMPRESSED */
   int layer_window[KVM_MAX_LAYERS];    /* KVM_LOCAL: tokens kept (model's sliding window) */
@@ -136,6 +137,13 @@ void kvm_dequant_group(const uint8_t *codes, int n, int bits, uint16_t lo16, uin
 float kvm_f16_to_f32(uint16_t h);
 uint16_t kvm_f32_to_f16(float f);              /* round to nearest even */
 uint16_t kvm_f32_to_f16_dir(float f, int up);  /* round toward +inf (up=1) or -inf (up=0) */
+/* In-place orthonormal Walsh-Hadamard transform of x[n] (n % 8 == 0), in
+ * chunks of the largest power of two dividing n; its own inverse. */
+void kvm_hadamard(float *x, int n);
+/* Like kvm_quant_group (stride 1), but the range is [min,max] shrunk toward
+ * its centre by the factor (1.0, 0.95 .. 0.5) with the least squared error;
+ * values outside it clip. Returns that squared error. */
+double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint16_t *hi16, uint8_t *codes);
 
 /* ---- Hashing (snapshot checksums, token and segment hashes) ---- */
 /* 64-bit, 4 lanes of multiply-rotate over 8-byte words; every step is a

@@ -57,6 +57,7 @@ void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *d
     memcpy(&lo, hb + L->vlo + 2 * (size_t)t, 2);
     memcpy(&hi, hb + L->vhi + 2 * (size_t)t, 2);
     kvm_dequant_group(hb + L->vcodes + (size_t)t * L->vrow, D, c->cfg.val_bits, lo, hi, tmp);
+    if (c->cfg.val_rot) kvm_hadamard(tmp, D);
     for (int d = 0; d < D; d++) dv[(size_t)h * D + d] = kvm_f32_to_f16(tmp[d]);
   }
 }

@@ -140,6 +140,70 @@ void kvm_quant_group(const float *x, int n, int stride, int bits, uint16_t *lo16
   }
 }
 
+void kvm_hadamard(float *x, int n) {
+  int p = n & -n;
+  float s = 1.0f / sqrtf((float)p);
+  for (int o = 0; o < n; o += p) {
+    float *y = x + o;
+    for (int h = 1; h < p; h <<= 1)
+      for (int i = 0; i < p; i += 2 * h)
+        for (int j = i; j < i + h; j++) {
+          float a = y[j], b = y[j + h];
+          y[j] = a + b;
+          y[j + h] = a - b;
+        }
+    for (int i = 0; i < p; i++) y[i] *= s;
+  }
+}
+
+/* Codes of x[n] for the range [lof, hif] (f16 values); squared error. */
+static double encode_range(const float *x, int n, int bits, float lof, float hif, uint8_t *codes) {
+  int qmax = (1 << bits) - 1;
+  float s = (hif - lof) / (float)qmax;
+  double err = 0;
+  if (codes) memset(codes, 0, kvm_codes_bytes(n, bits));
+  for (int i = 0; i < n; i++) {
+    int q = 0;
+    if (s > 0) {
+      q = (int)rintf((x[i] - lof) / s);
+      if (q < 0) q = 0;
+      if (q > qmax) q = qmax;
+    }
+    float d = x[i] - (lof + s * (float)q);
+    err += (double)d * d;
+    if (!codes) continue;
+    if (bits == 8) codes[i] = (uint8_t)q;
+    else if (bits == 4) codes[i >> 1] |= (uint8_t)(q << ((i & 1) * 4));
+    else codes[i >> 2] |= (uint8_t)(q << ((i & 3) * 2));
+  }
+  return err;
+}
+
+double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint16_t *hi16, uint8_t *codes) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; i++) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  float c = 0.5f * (lo + hi), w = 0.5f * (hi - lo);
+  double best = INFINITY;
+  uint16_t bl = kvm_f32_to_f16_dir(lo, 0), bh = kvm_f32_to_f16_dir(hi, 1);
+  for (int k = 0; k <= 10; k++) {
+    float r = 1.0f - 0.05f * (float)k;
+    uint16_t l16 = k ? kvm_f32_to_f16(c - r * w) : kvm_f32_to_f16_dir(lo, 0);
+    uint16_t h16 = k ? kvm_f32_to_f16(c + r * w) : kvm_f32_to_f16_dir(hi, 1);
+    double e = encode_range(x, n, bits, kvm_f16_to_f32(l16), kvm_f16_to_f32(h16), NULL);
+    if (e < best) {
+      best = e;
+      bl = l16;
+      bh = h16;
+    }
+  }
+  *lo16 = bl;
+  *hi16 = bh;
+  return encode_range(x, n, bits, kvm_f16_to_f32(bl), kvm_f16_to_f32(bh), codes);
+}
+
 void kvm_unpack_codes(const uint8_t *codes, int n, int bits, uint8_t *out) {
   if (bits == 8) {
     memcpy(out, codes, (size_t)n);

@@ -10,7 +10,7 @@
  * bars are about (bytes <= 0.25, ppl within 1%, decode >= 1.5x).
  *
  * usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS]
- *                    [--synthetic-only] [--top-k K] [--key-bits B] [--val-bits B]
+ *                    [--synthetic-only] [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1]
  */
 #include <glob.h>
 #include <math.h>
@@ -138,7 +138,7 @@ static char *default_text(size_t *len) {
 
 int main(int argc, char **argv) {
   const char *model = NULL, *file = NULL;
-  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, top_k = -1, kb = 0, vb = 0;
+  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, no_curve = 0, top_k = -1, kb = 0, vb = 0, vrot = -1;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(argv[i], "-m")) model = v, i++;
@@ -149,11 +149,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--top-k")) top_k = atoi(v), i++;
     else if (!strcmp(argv[i], "--key-bits")) kb = atoi(v), i++;
     else if (!strcmp(argv[i], "--val-bits")) vb = atoi(v), i++;
+    else if (!strcmp(argv[i], "--val-rot")) vrot = atoi(v), i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
     else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
+    else if (!strcmp(argv[i], "--no-curve")) no_curve = 1;   /* skip the synthetic trade-off curve */
     else {
       fprintf(stderr, "usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS] [--synthetic-only]\n"
-                      "                   [--top-k K] [--key-bits B] [--val-bits B]\n");
+                      "                   [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1] [--no-curve] [--skip-full]\n");
       return 2;
     }
   }
@@ -175,8 +177,10 @@ int main(int argc, char **argv) {
   if (top_k >= 0) comp.top_k = top_k;
   if (kb) comp.key_bits = kb;
   if (vb) comp.val_bits = vb;
-  printf("compressed config: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d, pooled %d\n", comp.sinks,
-         comp.window, comp.block, comp.top_k, comp.key_bits, comp.val_bits, comp.pooled);
+  if (vrot >= 0) comp.val_rot = vrot;
+  printf("compressed config: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d%s, pooled %d\n",
+         comp.sinks, comp.window, comp.block, comp.top_k, comp.key_bits, comp.val_bits,
+         comp.val_rot ? " (rotated, clipped)" : "", comp.pooled);
 
   /* 1. synthetic attention, one global layer of the model's shape */
   kvm_config sf = full, sc = comp;
@@ -186,9 +190,10 @@ int main(int argc, char **argv) {
   double uf = attend_us(&sf, ctx, 20), uc = attend_us(&sc, ctx, 20);
   printf("synthetic attention at %d tokens: full %.1f us/head, compressed %.1f us/head, speedup %.2fx\n", ctx, uf, uc,
          uf / uc);
-  if (!skip_full) printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
+  if (skip_full) no_curve = 1;
+  if (!no_curve) printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
   int curve[][3] = {{8, 8, 8}, {4, 4, 8}, {4, 2, 8}, {4, 2, 4}, {4, 2, 16}, {2, 2, 8}, {8, 4, 8}};
-  for (size_t i = 0; i < sizeof curve / sizeof curve[0] && !skip_full; i++) curve_point(&comp, ctx, curve[i][0], curve[i][1], curve[i][2]);
+  for (size_t i = 0; i < sizeof curve / sizeof curve[0] && !no_curve; i++) curve_point(&comp, ctx, curve[i][0], curve[i][1], curve[i][2]);
   if (synth_only) {
     eng_model_free(m);
     return 0;
