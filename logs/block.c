@@ -182,7 +182,7 @@ static int zput(lbuf *out, const lbuf *in, ZSTD_CCtx *cc, int64_t id, kv_err *er
   size_t bound = ZSTD_compressBound(in->n);
   out->n = 0;
   if (lbuf_reserve(out, bound)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory compressing block %lld", (long long)id);
-  size_t z = ZSTD_compressCCtx(cc, out->p, bound, in->p, in->n, 1);
+  size_t z = ZSTD_compressCCtx(cc, out->p, bound, in->p, in->n, BLK_ZLEVEL);
   if (ZSTD_isError(z))
     return kv_err_set(err, KV_EIO, "logs: compressing block %lld: %s", (long long)id, ZSTD_getErrorName(z));
   out->n = z;

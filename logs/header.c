@@ -38,6 +38,7 @@ struct log_fmt {
 typedef struct col {
   size_t b, e;  /* byte range [b, e) */
   int cls;
+  int64_t ms;   /* C_T: the time parsed when the column was cut */
 } col;
 
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
@@ -86,10 +87,12 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
     size_t t = log_ts_parse(s + i + off, n - i - off, year_hint, &ms);
     size_t e;
     int cls;
+    cols[k].ms = INT64_MIN;
     if (t >= 6) {
       e = i + off + t;
       while (e < n && !is_sp(s[e])) e++;
       cls = C_T;
+      cols[k].ms = ms;
     } else if (s[i] == '[') {
       int depth = 0;
       e = i;
@@ -343,7 +346,8 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
       if (out->ts_ms == INT64_MIN) {
         int64_t ms;
         size_t off = b[0] == '[' ? 1 : 0;
-        if (log_ts_parse(b + off, n - cols[j].b - off, year_hint, &ms)) out->ts_ms = ms;
+        if (cols[j].cls == C_T) out->ts_ms = cols[j].ms; /* parsed when cut */
+        else if (log_ts_parse(b + off, n - cols[j].b - off, year_hint, &ms)) out->ts_ms = ms;
       }
       break;
     case C_L:

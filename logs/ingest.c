@@ -78,6 +78,16 @@ static uint64_t hash_bytes(const void *p, size_t n) {
 static size_t sanitize(const char *s, size_t n, char *o, int *binary) {
   size_t bad = 0, ctl = 0;
   for (size_t i = 0; i < n;) {
+    /* fast path: 8 printable ASCII bytes (no high bit, none below 0x20) */
+    if (i + 8 <= n) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (!((w | ((w - 0x2020202020202020ULL) & ~w)) & 0x8080808080808080ULL)) {
+        memcpy(o + i, &w, 8);
+        i += 8;
+        continue;
+      }
+    }
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
       if (c < 0x20 && c != '\t') {

@@ -122,6 +122,9 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
   int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
   size_t i = 0;
   if (n == 0 || !s) return 0;
+  /* every format starts with a digit or with a day or month name followed
+   * by ' ' or ',' (F, E below): reject the rest at once */
+  if (!isdigit((unsigned char)s[0]) && (n < 5 || (s[3] != ' ' && s[3] != ','))) return 0;
   if (year_hint < 1970 || year_hint > 2100) year_hint = 2000;
   /* A. YYYY-MM-DD[ T_-]HH:MM:SS[.f][zone]  (also / and . separators) */
   if (digits(s, n, &i, 4, 4, &y) && i < n && (s[i] == '-' || s[i] == '/' || s[i] == '.')) {
