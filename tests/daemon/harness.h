@@ -7,6 +7,7 @@
 #define KVASIR_TESTS_DAEMON_HARNESS_H
 
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ typedef struct th {
 static void *th_run(void *arg) {
   th *h = arg;
   kv_err e;
+  prctl(PR_SET_NAME, "dmn-loop"); /* the loop thread, for perf / top -H */
   dmn_server_run(h->s, &e);
   return NULL;
 }
