@@ -55,7 +55,7 @@ K5_INL __m512i spread4(__m512i scales, int base) {
 }
 
 K5_INL void rows512_qk45(int type, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
   const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
   const size_t nb = n / QK_K;
@@ -101,9 +101,12 @@ K5_INL void rows512_qk45(int type, size_t n, const void *w, const void *a, size_
                                13, 14, 15, 14, 15));
       const __m256i pm = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)y->bsums));
       const __m128 f = _mm_mul_ps(ddmin, _mm_set1_ps(y->d)); /* [d*dy, dmin*dy] */
-      acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(f), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+      /* ggml's vec_dot lanes: the two 32-element halves folded into 8
+       * int32 lanes; mins pairwise, lane j = mn[2j]·S[2j] + mn[2j+1]·S[2j+1] */
+      const __m256i s256 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(s256), acc[r]);
       accm[r] = _mm_fmadd_ps(_mm_shuffle_ps(f, f, 0x55),
-                             _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1))),
+                             _mm_cvtepi32_ps(_mm_hadd_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1))),
                              accm[r]);
     }
   }
@@ -111,13 +114,13 @@ K5_INL void rows512_qk45(int type, size_t n, const void *w, const void *a, size_
   for (int r = 0; r < NR; r++) {
     __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
     m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
+    out[r] = hsum_ps_avx512(acc[r]) - _mm_cvtss_f32(m);
   }
 }
 
 K5_INL void rows512_q6_k(size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3), m32 = _mm512_set1_epi8(32);
   /* per-half shifts of the broadcast qh bytes: (0 | 2) for q0|q1, (4 | 6) for q2|q3 */
   const __m512i shA = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
   const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
@@ -142,18 +145,18 @@ K5_INL void rows512_q6_k(size_t n, const void *w, const void *a, size_t stride, 
       _Pragma("GCC unroll 4")
       for (int r = 0; r < NR; r++) {
         const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 128 * h;
-        const __m512i pa = _mm512_madd_epi16(sA, _mm512_maddubs_epi16(A, _mm512_loadu_si512((const void *)q8)));
-        const __m512i pb = _mm512_madd_epi16(sB, _mm512_maddubs_epi16(B, _mm512_loadu_si512((const void *)(q8 + 64))));
+        const __m512i ya = _mm512_loadu_si512((const void *)q8), yb = _mm512_loadu_si512((const void *)(q8 + 64));
+        const __m512i pa = _mm512_madd_epi16(sA, _mm512_sub_epi16(_mm512_maddubs_epi16(A, ya), _mm512_maddubs_epi16(m32, ya)));
+        const __m512i pb = _mm512_madd_epi16(sB, _mm512_sub_epi16(_mm512_maddubs_epi16(B, yb), _mm512_maddubs_epi16(m32, yb)));
         sumi[r] = _mm512_add_epi32(sumi[r], _mm512_add_epi32(pa, pb));
       }
     }
     _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
-      const __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
+      /* lane k + lane k+8: the 32-element chunks' lanes folded as ggml's 256-bit lanes */
       const __m256i s256 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r]), _mm512_extracti64x4_epi64(sumi[r], 1));
-      const __m256i tot = _mm256_sub_epi32(s256, _mm256_slli_epi32(corr, 5));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(tot), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(s256), acc[r]);
     }
   }
   _Pragma("GCC unroll 4")

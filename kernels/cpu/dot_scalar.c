@@ -7,6 +7,8 @@
  */
 #include "kernels/cpu/krn_internal.h"
 
+#include <math.h>
+
 static float dot_q4_0(size_t n, const void *w, const void *a) {
   const blk_q4_0 *x = w;
   const blk_q8_0 *y = a;
@@ -104,6 +106,52 @@ static float dot_q4_k(size_t n, const void *w, const void *a) {
   return sum;
 }
 
+/* Q4_K in llama.cpp's repacked order. On x86 with AVX2, llama.cpp repacks
+ * Q4_K matrices with a multiple of 8 rows into block_q4_Kx8 (ggml-cpu
+ * repack.cpp) and sums each output as two f32 FMA chains, one over the
+ * scales, one over the mins, subtracted at the end. Its gemv (single rows)
+ * adds one exact integer per super-block; its gemm (batch rows in groups of
+ * 4) one per 64 elements (two sub-blocks). The products fp16(d)·dy and
+ * fp16(dmin)·dy are rounded before each FMA, as there. */
+static float q4_k_r8(int per64, size_t n, const void *w, const void *a) {
+  const blk_q4_k *x = w;
+  const blk_q8_k *y = a;
+  float acc = 0.f, accm = 0.f;
+  for (size_t i = 0; i < n / QK_K; i++) {
+    const float dd = krn__h2f(x[i].d) * y[i].d, dm = krn__h2f(x[i].dmin) * y[i].d;
+    int32_t tot = 0, totm = 0;
+    for (int j = 0; j < 4; j++) {
+      const uint8_t *q = x[i].qs + 32 * j;
+      const int8_t *q8 = y[i].qs + 64 * j;
+      uint8_t sc0, m0, sc1, m1;
+      krn__scale_min_k4(2 * j, x[i].scales, &sc0, &m0);
+      krn__scale_min_k4(2 * j + 1, x[i].scales, &sc1, &m1);
+      int32_t s0 = 0, s1 = 0;
+      for (int l = 0; l < 32; l++) {
+        s0 += (q[l] & 0xF) * q8[l];
+        s1 += (q[l] >> 4) * q8[l + 32];
+      }
+      const int32_t is = sc0 * s0 + sc1 * s1;
+      const int32_t im = m0 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) + m1 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
+      if (per64) {
+        acc = fmaf((float)is, dd, acc);
+        accm = fmaf((float)im, dm, accm);
+      } else {
+        tot += is;
+        totm += im;
+      }
+    }
+    if (!per64) {
+      acc = fmaf((float)tot, dd, acc);
+      accm = fmaf((float)totm, dm, accm);
+    }
+  }
+  return acc - accm;
+}
+
+static float dot_q4_k_r8(size_t n, const void *w, const void *a) { return q4_k_r8(0, n, w, a); }
+static float dot_q4_k_r8_gemm(size_t n, const void *w, const void *a) { return q4_k_r8(1, n, w, a); }
+
 static float dot_q5_k(size_t n, const void *w, const void *a) {
   const blk_q5_k *x = w;
   const blk_q8_k *y = a;
@@ -190,6 +238,8 @@ krn_vec_dot_fn krn__dot_scalar(int type) {
   case KRN_Q4_K: return dot_q4_k;
   case KRN_Q5_K: return dot_q5_k;
   case KRN_Q6_K: return dot_q6_k;
+  case KRN__Q4_K_R8: return dot_q4_k_r8;
+  case KRN__Q4_K_R8_GEMM: return dot_q4_k_r8_gemm;
   default: return NULL;
   }
 }
@@ -198,7 +248,7 @@ int krn__act_type(int type) {
   switch (type) {
   case KRN_Q4_0: case KRN_Q5_0: case KRN_Q8_0: return KRN_Q8_0;
   case KRN_Q4_1: case KRN_Q5_1: return KRN_Q8_1;
-  case KRN_Q4_K: case KRN_Q5_K: case KRN_Q6_K: return KRN_Q8_K;
+  case KRN_Q4_K: case KRN_Q5_K: case KRN_Q6_K: case KRN__Q4_K_R8: case KRN__Q4_K_R8_GEMM: return KRN_Q8_K;
   case KRN_F32: return KRN_F32;
   case KRN_F16: return KRN_F16;
   case KRN_BF16: return KRN_BF16;

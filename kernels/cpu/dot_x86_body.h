@@ -242,8 +242,9 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
       const __m128 dy = _mm_set1_ps(y->d);
       const __m128 f = _mm_mul_ps(ddmin, dy); /* [d*dy, dmin*dy] */
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-      accm[r] = _mm_fmadd_ps(_mm_shuffle_ps(f, f, 0x55), _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(pm),
-                                                                               _mm256_extracti128_si256(pm, 1))),
+      /* ggml's lanes: lane j = mn[2j]·S[2j] + mn[2j+1]·S[2j+1] (S: 32-element sums) */
+      accm[r] = _mm_fmadd_ps(_mm_shuffle_ps(f, f, 0x55), _mm_cvtepi32_ps(_mm_hadd_epi32(_mm256_castsi256_si128(pm),
+                                                                                _mm256_extracti128_si256(pm, 1))),
                              accm[r]);
     }
   }
@@ -255,11 +256,83 @@ KX_INL void KX(rows_qk45)(int type, size_t n, const void *w, const void *a, size
   }
 }
 
-/* ---- Q6_K against Q8_K: Σ sc·(q-32)·y = Σ sc·q·y - 32·Σ sc·bsum ---- */
+/* ---- Q4_K in llama.cpp's repacked orders (dot_scalar.c q4_k_r8) ----
+ * Exact integer sums of the scales part and the mins part, per super-block
+ * (per64 = 0, its gemv) or per 64 elements (per64 = 1, its gemm), go into
+ * lanes 0 and 1 of one FMA chain per row: acc = fma([is, im], [d·dy, dmin·dy],
+ * acc); the result is acc[0] - acc[1]. */
+KX_INL void KX(rows_q4_k_r8)(int per64, size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
+  __m128 acc[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i pair16 = _mm256_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11,
+                                          12, 13, 12, 13, 14, 15, 14, 15);
+  const size_t nb = n / QK_K;
+  for (size_t i = 0; i < nb; i++) {
+    const blk_q4_k *x = (const blk_q4_k *)w + i;
+    const __m256i sm = _mm256_cvtepu8_epi16(KX(unpack_k4)(x->scales)); /* 8 scales | 8 mins as int16 */
+    const __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00), mn = _mm256_permute2x128_si256(sm, sm, 0x11);
+    const __m128 ddmin = KX(h2f_pair)(&x->d); /* [d, dmin, 0, 0] */
+    __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                       _mm256_setzero_si256()};
+    __m128i h01[4], h23[4], q0[4];
+    for (int r = 0; r < 4; r++) h01[r] = h23[r] = q0[r] = _mm_setzero_si128();
+    _Pragma("GCC unroll 4")
+    for (int j = 0; j < 4; j++) {
+      const __m256i bits = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+      const __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      const __m256i sl = BCAST16(sc, 2 * j), sh = BCAST16(sc, 2 * j + 1);
+      _Pragma("GCC unroll 4")
+      for (int r = 0; r < NR; r++) {
+        const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 64 * j;
+        const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)));
+        const __m256i ph =
+            _mm256_madd_epi16(sh, _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32))));
+        const __m256i p = _mm256_add_epi32(pl, ph);
+        if (!per64) {
+          sumi[r] = _mm256_add_epi32(sumi[r], p);
+        } else { /* fold to 4 lanes, then pairwise: h = [is0, is1, is2, is3] */
+          const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+          if (j == 0 || j == 2) q0[r] = q;
+          else if (j == 1) h01[r] = _mm_hadd_epi32(q0[r], q);
+          else h23[r] = _mm_hadd_epi32(q0[r], q);
+        }
+      }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NR; r++) {
+      const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
+      /* lane s: mn[s]·(bsums[2s] + bsums[2s+1]); pairs of lanes: im per 64 */
+      const __m256i pm = _mm256_madd_epi16(_mm256_shuffle_epi8(mn, pair16), _mm256_loadu_si256((const __m256i *)y->bsums));
+      const __m128i im = _mm_hadd_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+      const __m128 f = _mm_mul_ps(ddmin, _mm_set1_ps(y->d)); /* [d·dy, dmin·dy, 0, 0] */
+      if (!per64) {
+        const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(sumi[r]), _mm256_extracti128_si256(sumi[r], 1));
+        const __m128i h = _mm_hadd_epi32(q, im);                      /* [q01, q23, m01, m23] */
+        const __m128 v = _mm_cvtepi32_ps(_mm_hadd_epi32(h, h));      /* [is, im, is, im] */
+        acc[r] = _mm_fmadd_ps(v, f, acc[r]);
+      } else {
+        const __m128i is = _mm_hadd_epi32(h01[r], h23[r]);
+        const __m128 lo = _mm_cvtepi32_ps(_mm_unpacklo_epi32(is, im)); /* [is0, im0, is1, im1] */
+        const __m128 hi = _mm_cvtepi32_ps(_mm_unpackhi_epi32(is, im)); /* [is2, im2, is3, im3] */
+        acc[r] = _mm_fmadd_ps(lo, f, acc[r]);
+        acc[r] = _mm_fmadd_ps(_mm_movehl_ps(lo, lo), f, acc[r]);
+        acc[r] = _mm_fmadd_ps(hi, f, acc[r]);
+        acc[r] = _mm_fmadd_ps(_mm_movehl_ps(hi, hi), f, acc[r]);
+      }
+    }
+  }
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < NR; r++) out[r] = _mm_cvtss_f32(_mm_sub_ss(acc[r], _mm_movehdup_ps(acc[r])));
+}
+
+/* ---- Q6_K against Q8_K: ggml's vec_dot order. The -32 offset is taken
+ * off each pair of products (maddubs(q, y) - maddubs(32, y), exact in
+ * int16), so every int32 lane holds the same partial sum as ggml's lane
+ * before the per-super-block FMA. ---- */
 
 KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride, int NR, float *out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
   const size_t nb = n / QK_K;
   for (size_t i = 0; i < nb; i++) {
     const blk_q6_k *x = (const blk_q6_k *)w + i;
@@ -291,7 +364,8 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
         _Pragma("GCC unroll 4")
         for (int r = 0; r < NR; r++) {
           const int8_t *q8 = ROW(blk_q8_k, a, stride, r, i)->qs + 128 * h + 32 * k;
-          const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
+          const __m256i y8 = _mm256_loadu_si256((const __m256i *)q8);
+          const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], y8), _mm256_maddubs_epi16(m32, y8));
           sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(s, p));
         }
       }
@@ -299,9 +373,7 @@ KX_INL void KX(rows_q6_k)(size_t n, const void *w, const void *a, size_t stride,
     _Pragma("GCC unroll 4")
     for (int r = 0; r < NR; r++) {
       const blk_q8_k *y = ROW(blk_q8_k, a, stride, r, i);
-      const __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
-      const __m256i tot = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(corr, 5));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(tot), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
   }
   _Pragma("GCC unroll 4")
@@ -369,6 +441,8 @@ KX_INL void KX(rows)(int type, size_t n, const void *w, const void *a, size_t st
   case KRN_Q4_K: KX(rows_qk45)(KRN_Q4_K, n, w, a, stride, NR, out); break;
   case KRN_Q5_K: KX(rows_qk45)(KRN_Q5_K, n, w, a, stride, NR, out); break;
   case KRN_Q6_K: KX(rows_q6_k)(n, w, a, stride, NR, out); break;
+  case KRN__Q4_K_R8: KX(rows_q4_k_r8)(0, n, w, a, stride, NR, out); break;
+  case KRN__Q4_K_R8_GEMM: KX(rows_q4_k_r8)(1, n, w, a, stride, NR, out); break;
   case KRN_F32: KX(rows_float)(KRN_F32, n, w, a, stride, NR, out); break;
   case KRN_F16: KX(rows_float)(KRN_F16, n, w, a, stride, NR, out); break;
   case KRN_BF16: KX(rows_float)(KRN_BF16, n, w, a, stride, NR, out); break;
@@ -400,6 +474,8 @@ KX_DEFINE(KRN_Q8_0, q8_0)
 KX_DEFINE(KRN_Q4_K, q4_k)
 KX_DEFINE(KRN_Q5_K, q5_k)
 KX_DEFINE(KRN_Q6_K, q6_k)
+KX_DEFINE(KRN__Q4_K_R8, q4_k_r8)
+KX_DEFINE(KRN__Q4_K_R8_GEMM, q4_k_r8_gemm)
 KX_DEFINE(KRN_F32, f32)
 KX_DEFINE(KRN_F16, f16)
 KX_DEFINE(KRN_BF16, bf16)
@@ -414,6 +490,8 @@ static krn_vec_dot_fn KX(dot_table)(int type) {
   case KRN_Q4_K: return KX(dot_q4_k);
   case KRN_Q5_K: return KX(dot_q5_k);
   case KRN_Q6_K: return KX(dot_q6_k);
+  case KRN__Q4_K_R8: return KX(dot_q4_k_r8);
+  case KRN__Q4_K_R8_GEMM: return KX(dot_q4_k_r8_gemm);
   case KRN_F32: return KX(dot_f32);
   case KRN_F16: return KX(dot_f16);
   case KRN_BF16: return KX(dot_bf16);
@@ -431,6 +509,8 @@ static krn_vec_dot_multi_fn KX(multi_table)(int type) {
   case KRN_Q4_K: return KX(multi_q4_k);
   case KRN_Q5_K: return KX(multi_q5_k);
   case KRN_Q6_K: return KX(multi_q6_k);
+  case KRN__Q4_K_R8: return KX(multi_q4_k_r8);
+  case KRN__Q4_K_R8_GEMM: return KX(multi_q4_k_r8_gemm);
   case KRN_F32: return KX(multi_f32);
   case KRN_F16: return KX(multi_f16);
   case KRN_BF16: return KX(multi_bf16);

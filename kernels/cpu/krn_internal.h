@@ -84,6 +84,13 @@ static inline void krn__scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_
 
 /* ---- ISA levels and dispatch ---- */
 enum { KRN_ISA_SCALAR = 0, KRN_ISA_AVX2 = 1, KRN_ISA_AVX512 = 2 };
+
+/* Kernel ids beyond GGUF's types, for the kernel tables only (never valid
+ * in the public API): Q4_K summed in llama.cpp's repacked (block_q4_Kx8)
+ * orders, gemv (one FMA per super-block) and gemm (one per 64 elements).
+ * matmul.c uses them for Q4_K matrices whose row count is a multiple of 8,
+ * the ones llama.cpp repacks on x86 (see dot_scalar.c). */
+enum { KRN__Q4_K_R8 = 64, KRN__Q4_K_R8_GEMM = 65 };
 int krn__isa_level(void); /* from krn_isa_name(): honours KVASIR_ISA */
 
 typedef float (*krn_vec_dot_fn)(size_t n, const void *w, const void *a);
@@ -131,6 +138,10 @@ typedef struct krn_kernels {
   krn_vec_dot_multi_fn dot_multi; /* may be NULL: fall back to dot per row */
   krn_quant_fn quant;             /* NULL for f32 activations */
   int act_type;
+  /* Batch rows in complete groups of 4 (m >= 4) where llama.cpp sums them
+   * in another order than single rows (its repacked gemm); NULL: as dot. */
+  krn_vec_dot_fn dot_g4;
+  krn_vec_dot_multi_fn dot_multi_g4;
 } krn_kernels;
 int krn__kernels(int type, int isa, krn_kernels *k);
 

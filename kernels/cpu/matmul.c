@@ -10,6 +10,9 @@
  * it walks the rows in small tiles and, where the ISA has one, uses a
  * multi-row kernel that loads each weight block once for up to 4 activation
  * rows, so prompt processing reads W from memory about m/4 times less.
+ * Q4_K matrices with a multiple of 8 rows are summed in the orders of
+ * llama.cpp's repacked kernels (single rows and the last m % 4 rows as its
+ * gemv, complete groups of 4 rows as its gemm; dot_scalar.c q4_k_r8).
  *
  * Contract violations (k not a multiple of the block size, a type with no
  * kernel, out of memory with no pool) fill y with NaN: loud, never UB.
@@ -65,7 +68,23 @@ int krn__kernels(int type, int isa, krn_kernels *k) {
   return 0;
 }
 
-int krn_type_is_weight(int type) { return krn__act_type(type) >= 0 && krn__dot_scalar(type) != NULL; }
+int krn_type_is_weight(int type) {
+  return type >= 0 && type < KRN_TYPE_COUNT && krn__act_type(type) >= 0 && krn__dot_scalar(type) != NULL;
+}
+
+/* Kernels for a matmul of `type` with n_out rows: Q4_K matrices that
+ * llama.cpp repacks (n_out a multiple of 8) get its repacked summation
+ * orders, so the engine's results stay bit-identical to llama.cpp's. */
+static int matmul_kernels(int type, int isa, size_t n_out, krn_kernels *k) {
+  if (type == KRN_Q4_K && n_out % 8 == 0) {
+    krn_kernels g;
+    if (krn__kernels(KRN__Q4_K_R8, isa, k) || krn__kernels(KRN__Q4_K_R8_GEMM, isa, &g)) return -1;
+    k->dot_g4 = g.dot;
+    k->dot_multi_g4 = g.dot_multi;
+    return 0;
+  }
+  return krn__kernels(type, isa, k);
+}
 
 const char *krn_pool_isa(const krn_pool *p) {
   int l = p ? p->isa : krn__isa_level();
@@ -103,7 +122,12 @@ static void mm_task(void *ctx, int t) {
       const uint8_t *a = j->act + c * j->a_stride;
       for (size_t r = rt; r < re; r++) {
         const uint8_t *w = j->W + r * j->w_stride;
-        if (j->kk.dot_multi && nr > 1) {
+        if (nr == 4 && j->kk.dot_g4) {
+          if (j->kk.dot_multi_g4) j->kk.dot_multi_g4(j->k, w, a, j->a_stride, 4, out);
+          else
+            for (int i = 0; i < 4; i++) out[i] = j->kk.dot_g4(j->k, w, a + i * j->a_stride);
+          for (int i = 0; i < 4; i++) j->y[(c + i) * j->n_out + r] = out[i];
+        } else if (j->kk.dot_multi && nr > 1) {
           j->kk.dot_multi(j->k, w, a, j->a_stride, nr, out);
           for (int i = 0; i < nr; i++) j->y[(c + i) * j->n_out + r] = out[i];
         } else {
@@ -130,7 +154,7 @@ static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_o
   if (!n_out || !m) return;
   if (m > (size_t)INT_MAX || n_out > (size_t)INT_MAX || m > SIZE_MAX / n_out) return; /* cannot even fill y */
   j.w_stride = krn_row_bytes(type, k);
-  if (!j.w_stride || krn__kernels(type, isa, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
+  if (!j.w_stride || matmul_kernels(type, isa, n_out, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
   void *owned = NULL;
   int held = 0;
   if (j.kk.act_type == KRN_F32) {

@@ -1,11 +1,12 @@
 /*
  * test_eng_model.c — the forward pass against llama.cpp (goldens from
  * tests/reference/engine/make_goldens.py, llama.cpp built from source here):
- *  - perplexity on ppl_text.txt, -c 128, first 4 chunks: SmolLM2 within
- *    0.5% (it is bit-identical), Gemma 3 by the statistical bars below;
- *  - greedy 64-token continuations of 5 prompts: SmolLM2 >= 4 of 5
- *    identical (measured 5/5; Gemma 3 3/5, printed); asserted for both is
- *    the teacher-forced form,
+ *  - perplexity on ppl_text.txt, -c 128, first 4 chunks: within 0.5% of
+ *    llama.cpp's for both models (both are bit-identical: equal to the 4th
+ *    decimal), besides the statistical bars below;
+ *  - greedy 64-token continuations of 5 prompts: >= 4 of 5 identical for
+ *    both (measured 5/5 for both); asserted as well is the teacher-forced
+ *    form,
  *    robust to float-rounding chaos: along llama.cpp's continuation our
  *    argmax is its next token at >= 95% of steps, and every disagreement is a
  *    near-tie (llama.cpp's token within 1 nat of our top logit);
@@ -75,12 +76,21 @@ static void check_ppl(int w) {
   assert_true(fabs(mean) <= 3 * se);
   assert_true(same >= 0.93 * nt); /* reference top-1 is read from llama.cpp's 16-bit log-probs: near-ties are approximate */
   assert_true(fabs(got / want - 1) <= 0.015);
-  /* SmolLM2 (Q4_1/Q8_0 weights) follows ggml's CPU numerics op for op: the
-   * issue's bar, 0.5%, holds (measured: equal to the 4th decimal). Gemma 3's
-   * Q4_K weights are repacked by llama.cpp (another summation order), so it
-   * is held to the statistical bars above only. The scalar kernels sum in
+  /* Both models follow ggml's CPU numerics op for op (Gemma 3's Q4_K in
+   * llama.cpp's repacked orders): the issue's bar, 0.5%, holds (measured:
+   * equal to the 4th decimal for both, and every per-token NLL equal to the
+   * precision llama.cpp's 16-bit log-probs keep). The scalar kernels sum in
    * another order, hence the ISA condition. */
-  if (w == 0 && strcmp(krn_isa_name(), "scalar")) assert_true(fabs(got / want - 1) <= 0.005);
+  if (strcmp(krn_isa_name(), "scalar")) {
+    assert_true(fabs(got / want - 1) <= 0.005);
+    double worst = 0;
+    for (int i = 0; i < nt; i++) {
+      const double d = fabs(nll[i] - cJSON_GetArrayItem(ref_nll, i)->valuedouble);
+      if (d > worst) worst = d;
+    }
+    fprintf(stderr, "%s: worst per-token |NLL - llama.cpp's| %.2g\n", g_names[w], worst);
+    assert_true(worst < 1e-3); /* the reference keeps NLLs to ~1e-4 */
+  }
   eng_ctx_free(c);
   free(toks);
   free(top);
@@ -175,7 +185,7 @@ static void check_greedy(int w) {
           g_names[w], same, agree_all, steps_all, worst_all);
   assert_true(agree_all >= 0.95 * steps_all);
   assert_true(worst_all < 1.0);
-  if (w == 0 && strcmp(krn_isa_name(), "scalar")) assert_true(same >= 4); /* the bar; measured 5 of 5 */
+  if (strcmp(krn_isa_name(), "scalar")) assert_true(same >= 4); /* the bar; measured 5 of 5 for both */
 }
 static void test_greedy_smollm2(void **st) { check_greedy(0); }
 static void test_greedy_gemma3(void **st) { check_greedy(1); }

@@ -186,6 +186,81 @@ static void test_fast_paths_present(void **st) {
   }
 }
 
+/* Q4_K matrices with a multiple of 8 rows are summed in llama.cpp's
+ * repacked orders (dot_scalar.c q4_k_r8): at every ISA, single rows and the
+ * last m % 4 rows of a batch as its gemv, complete groups of 4 rows of a
+ * batch of >= 4 as its gemm — each output bit-identical to the scalar
+ * kernel of that order. */
+static void test_q4k_repacked_order(void **st) {
+  (void)st;
+  const krn_cpu *c = krn_cpu_features();
+  const char *isas[] = {"scalar", "avx2", "avx512"};
+  const int have[] = {1, c->avx2 && c->fma, c->avx512f && c->avx512bw};
+  const krn_vec_dot_fn gemv = krn__dot_scalar(KRN__Q4_K_R8), gemm = krn__dot_scalar(KRN__Q4_K_R8_GEMM);
+  assert_non_null(gemv);
+  assert_non_null(gemm);
+  uint32_t s = 4242;
+  const size_t k = 1024, rb = krn_row_bytes(KRN_Q4_K, k), ab = krn_row_bytes(KRN_Q8_K, k);
+  int orders_differ = 0;
+  for (int ii = 0; ii < 3; ii++) {
+    if (!have[ii]) continue;
+    for (int th = 1; th <= 2; th++) {
+      krn_pool *p;
+      assert_int_equal(krn_pool_create(&p, th), 0);
+      for (size_t n_out = 8; n_out <= 24; n_out += 16)
+        for (size_t m = 1; m <= 9; m++) {
+          uint8_t *W = rand_weights(KRN_Q4_K, n_out, k, &s), *aq = malloc(ab);
+          float *x = malloc(m * k * sizeof *x), *y = malloc(m * n_out * sizeof *y);
+          for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s) * (i % 7 == 0 ? 8.f : 1.f);
+          krn_matmul_isa(p, isas[ii], KRN_Q4_K, W, n_out, k, x, m, y);
+          for (size_t row = 0; row < m; row++) {
+            krn__quant_scalar(KRN_Q8_K)(x + row * k, aq, k);
+            const int g4 = m >= 4 && row < m - m % 4;
+            for (size_t r = 0; r < n_out; r++) {
+              const float want = (g4 ? gemm : gemv)(k, W + r * rb, aq);
+              const float other = (g4 ? gemv : gemm)(k, W + r * rb, aq);
+              orders_differ += want != other;
+              if (memcmp(&want, &y[row * n_out + r], sizeof want))
+                fail_msg("%s th=%d n_out=%zu m=%zu row %zu out %zu: got %.9g want %.9g (%s order)", isas[ii], th, n_out,
+                         m, row, r, y[row * n_out + r], want, g4 ? "gemm" : "gemv");
+            }
+          }
+          free(W), free(aq), free(x), free(y);
+        }
+      krn_pool_free(p);
+    }
+  }
+  /* the two orders are distinct sums (else this test could not tell them apart) */
+  assert_true(orders_differ > 0);
+}
+
+/* Types summed in ggml's vec_dot order at every SIMD level give the same
+ * bits at AVX2 and AVX-512 (Q4_K with a row count llama.cpp does not
+ * repack, Q6_K). */
+static void test_ggml_order_same_across_isas(void **st) {
+  (void)st;
+  const krn_cpu *c = krn_cpu_features();
+  if (!(c->avx2 && c->fma && c->avx512f && c->avx512bw && c->avx512vnni)) skip();
+  static const int types[] = {KRN_Q4_K, KRN_Q6_K};
+  uint32_t s = 777;
+  const size_t k = 768, n_out = 13;
+  krn_pool *p;
+  assert_int_equal(krn_pool_create(&p, 2), 0);
+  for (size_t t = 0; t < 2; t++)
+    for (size_t m = 1; m <= 9; m++) {
+      void *W = rand_weights(types[t], n_out, k, &s);
+      float *x = malloc(m * k * sizeof *x), *y2 = malloc(m * n_out * 4), *y5 = malloc(m * n_out * 4);
+      for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s) * (i % 5 == 0 ? 16.f : 1.f);
+      krn_matmul_isa(p, "avx2", types[t], W, n_out, k, x, m, y2);
+      krn_matmul_isa(p, "avx512", types[t], W, n_out, k, x, m, y5);
+      for (size_t i = 0; i < m * n_out; i++)
+        if (memcmp(&y2[i], &y5[i], 4))
+          fail_msg("%s m=%zu out %zu: avx2 %.9g avx512 %.9g", krn_type_name(types[t]), m, i, y2[i], y5[i]);
+      free(W), free(x), free(y2), free(y5);
+    }
+  krn_pool_free(p);
+}
+
 typedef struct {
   _Atomic int *hits;
 } pool_ctx;
@@ -358,6 +433,7 @@ int main(void) {
       cmocka_unit_test(test_fast_paths_present),    cmocka_unit_test(test_pool),
       cmocka_unit_test(test_bad_shapes_fill_nan),   cmocka_unit_test(test_ops),
       cmocka_unit_test(test_exp_and_softmax_simd),  cmocka_unit_test(test_pool_nested_and_shared),
+      cmocka_unit_test(test_q4k_repacked_order),    cmocka_unit_test(test_ggml_order_same_across_isas),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
