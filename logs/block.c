@@ -24,6 +24,9 @@
  *         the bloom filter holds the block's identifier-like parameter
  *         values (exact bytes; 4 probes from one 64-bit FNV-1a hash; about
  *         10 bits a value, so ~1 % false positives), the parameter index.
+ *   bsum.nbloom: the same kind of filter, 6+ bits a value (~5 % false
+ *         positives), over the numbers and durations, which are too many
+ *         to keep in memory: read from the table by a query for a number.
  *   meta: zstd of 1, uv n, n x zz ts delta, n x level byte, n x uv comp,
  *            n x zz pid, n x uv pattern, n x zz line delta, n x uv text
  *            length, n x uv params length.
@@ -94,14 +97,14 @@ static int64_t unzz(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); 
 void blk_reset(lblock *b, int64_t id, int64_t file_id) {
   b->id = id, b->file_id = file_id;
   b->c.n = 0;
-  b->text.n = b->par.n = b->fts.n = 0;
-  b->summ.n = b->meta.n = b->data.n = 0;
+  b->text.n = b->par.n = b->fts.n = b->nums.n = 0;
+  b->summ.n = b->meta.n = b->data.n = b->nbloom.n = 0;
 }
 
 void blk_free(lblock *b) {
   if (!b) return;
-  lbuf_free(&b->text), lbuf_free(&b->par), lbuf_free(&b->fts);
-  lbuf_free(&b->summ), lbuf_free(&b->meta), lbuf_free(&b->data);
+  lbuf_free(&b->text), lbuf_free(&b->par), lbuf_free(&b->fts), lbuf_free(&b->nums);
+  lbuf_free(&b->summ), lbuf_free(&b->meta), lbuf_free(&b->data), lbuf_free(&b->nbloom);
 }
 
 /* distinct keys of a block with the earliest ts of each (open addressing) */
@@ -145,16 +148,17 @@ static void bloom_set(uint8_t *bl, uint32_t bits, uint64_t h) {
   for (int k = 0; k < 4; k++, a += d) bl[(a & (bits - 1)) >> 3] |= (uint8_t)(1u << (a & 7));
 }
 
-/* the bloom of the "\x1f"-joined values in v, appended to the summary */
-static int bloom_put(lbuf *s, const lbuf *v) {
+/* the bloom of the "\x1f"-joined values in v (bpv bits a value), appended
+ * to s; with `lgout` its log2 size first as a varint */
+static int bloom_build(lbuf *s, const lbuf *v, size_t bpv, int lgout) {
   size_t nv = 0;
   for (size_t i = 0; i < v->n; i++) nv += v->p[i] == 0x1f;
   if (v->n) nv++;
-  if (!nv) return lbuf_uv(s, 0);
+  if (!nv) return lgout ? lbuf_uv(s, 0) : 0;
   uint32_t lg = 9;
-  while (lg < 16 && ((size_t)1 << lg) < nv * 10) lg++;
+  while (lg < 17 && ((size_t)1 << lg) < nv * bpv) lg++;
   uint32_t bits = 1u << lg;
-  if (lbuf_uv(s, lg) || lbuf_reserve(s, bits / 8)) return KV_ENOMEM;
+  if ((lgout && lbuf_uv(s, lg)) || lbuf_reserve(s, bits / 8)) return KV_ENOMEM;
   uint8_t *bl = s->p + s->n;
   memset(bl, 0, bits / 8);
   size_t st = 0;
@@ -167,16 +171,19 @@ static int bloom_put(lbuf *s, const lbuf *v) {
   return 0;
 }
 
-int blk_bloom_has(const blk_sum *s, const char *v, size_t n) {
-  if (!s->bloom) return 0;
+int blk_bloom_test(const uint8_t *bl, size_t bytes, const char *v, size_t n) {
+  if (!bl || bytes == 0 || (bytes & (bytes - 1))) return 0;
+  uint32_t bits = (uint32_t)(bytes * 8);
   uint64_t h = fnv(v, n);
   uint32_t a = (uint32_t)h, d = (uint32_t)(h >> 32) | 1;
   for (int k = 0; k < 4; k++, a += d) {
-    uint32_t bit = a & (s->bloom_bits - 1);
-    if (!(s->bloom[bit >> 3] & (1u << (bit & 7)))) return 0;
+    uint32_t bit = a & (bits - 1);
+    if (!(bl[bit >> 3] & (1u << (bit & 7)))) return 0;
   }
   return 1;
 }
+
+int blk_bloom_has(const blk_sum *s, const char *v, size_t n) { return blk_bloom_test(s->bloom, s->bloom_bits / 8, v, n); }
 
 static int zput(lbuf *out, const lbuf *in, ZSTD_CCtx *cc, int64_t id, kv_err *err) {
   size_t bound = ZSTD_compressBound(in->n);
@@ -221,7 +228,9 @@ int blk_encode(lblock *b, ZSTD_CCtx *cc, kv_err *err) {
   for (int l = 0; l < 8 && !rc; l++)
     if (mask & (1u << l)) rc = lbuf_uv(s, (uint64_t)lmin[l] - (uint64_t)lo);
   free(kp), free(kc);
-  if (!rc) rc = bloom_put(s, &b->fts);
+  if (!rc) rc = bloom_build(s, &b->fts, 10, 1);
+  b->nbloom.n = 0;
+  if (!rc) rc = bloom_build(&b->nbloom, &b->nums, 6, 0);
   /* meta, raw then compressed (the summary buffer's neighbour serves as scratch) */
   lbuf raw = {0};
   if (!rc) rc = lbuf_reserve(&raw, 16 + (size_t)c->n * 40);

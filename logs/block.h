@@ -42,10 +42,11 @@ typedef struct lblock {
   int64_t id, file_id;  /* id = id of its first record */
   blk_cols c;
   lbuf text, par, fts;  /* texts, "\x1f"-joined params, "\x1f"-joined indexed values */
+  lbuf nums;            /* "\x1f"-joined numbers and durations (the second bloom) */
   /* set by blk_encode */
   int64_t ts_min, ts_max;
   uint32_t lvl_mask;
-  lbuf summ, meta, data;
+  lbuf summ, meta, data, nbloom;
 } lblock;
 
 void blk_reset(lblock *b, int64_t id, int64_t file_id);
@@ -68,6 +69,9 @@ typedef struct blk_sum {
 
 /* 1 if the block may hold the parameter value (exact bytes), 0 if not. */
 int blk_bloom_has(const blk_sum *s, const char *v, size_t n);
+/* The same test on a bloom of `bytes` bytes (a power of two), e.g. the
+ * numbers bloom (bsum.nbloom). */
+int blk_bloom_test(const uint8_t *bl, size_t bytes, const char *v, size_t n);
 
 int blk_sum_decode(blk_sum *s, const void *p, size_t n, kv_err *err);
 void blk_sum_free(blk_sum *s);

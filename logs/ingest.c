@@ -132,7 +132,7 @@ static int flush(ing *g, kv_err *err) {
 }
 
 static rrec *add(ing *g, int kind, kv_err *err) {
-  if (!g->rb && !(g->rb = rbatch_new())) {
+  if (!g->rb && !(g->rb = ipipe_rbatch(g->pipe))) {
     kv_err_set(err, KV_ENOMEM, "logs: out of memory");
     return NULL;
   }

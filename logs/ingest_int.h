@@ -42,6 +42,8 @@ typedef struct ipipe ipipe;
 
 /* Start the mining and writer stages on db (its miner loaded). */
 int ipipe_start(ipipe **out, log_db *db, kv_err *err);
+/* An empty record batch (a recycled one when there is one), or NULL. */
+rbatch *ipipe_rbatch(ipipe *p);
 /* Hand over a batch (taken in all cases); waits while the queue is full.
  * Returns a stage's error once one has failed. */
 int ipipe_push(ipipe *p, rbatch *b, kv_err *err);

@@ -50,6 +50,30 @@ rrec *rbatch_add(rbatch *b, int kind) {
   return r;
 }
 
+/* ---- pools: buffers go back to the stage that fills them ------------------------ */
+
+typedef struct pool {
+  pthread_mutex_t mu;
+  void *it[64];
+  int n;
+} pool;
+
+static void *pool_get(pool *p) {
+  pthread_mutex_lock(&p->mu);
+  void *v = p->n ? p->it[--p->n] : NULL;
+  pthread_mutex_unlock(&p->mu);
+  return v;
+}
+
+/* 0 if the pool is full (the caller frees v) */
+static int pool_put(pool *p, void *v) {
+  pthread_mutex_lock(&p->mu);
+  int ok = p->n < (int)(sizeof p->it / sizeof p->it[0]);
+  if (ok) p->it[p->n++] = v;
+  pthread_mutex_unlock(&p->mu);
+  return ok;
+}
+
 /* ---- a stage: one thread, a queue of at most two items (plus the one in work) ---- */
 
 typedef struct stage {
@@ -161,6 +185,7 @@ typedef struct batch {
 
 typedef struct writer {
   log_db *db;
+  pool *blocks;     /* written blocks, for the mining stage to fill again */
   sqlite3_stmt *bsum, *bdata, *upd, *cins;
   ZSTD_CCtx *cc;
 } writer;
@@ -179,6 +204,7 @@ typedef struct compmap {
 typedef struct miner_st {
   log_db *db;
   stage *ws;        /* the writer stage */
+  pool *blocks, *rbs;
   batch *b;         /* batch being filled */
   lblock *cur;      /* block being filled */
   int64_t next_id;  /* id of the next record */
@@ -192,11 +218,13 @@ struct ipipe {
   writer w;
   miner_st m;
   stage ws, ms;
+  pool blocks, rbs;
 };
 
 static void batch_free(batch *b) {
   if (!b) return;
   for (size_t i = 0; i < b->nblk; i++) {
+    if (!b->blk[i]) continue;
     blk_free(b->blk[i]);
     free(b->blk[i]);
   }
@@ -230,6 +258,8 @@ static int write_batch(writer *w, batch *b, kv_err *err) {
     sqlite3_bind_int64(w->bsum, 5, k->ts_max);
     sqlite3_bind_int64(w->bsum, 6, k->lvl_mask);
     sqlite3_bind_blob(w->bsum, 7, k->summ.p, (int)k->summ.n, SQLITE_STATIC);
+    if (k->nbloom.n) sqlite3_bind_blob(w->bsum, 8, k->nbloom.p, (int)k->nbloom.n, SQLITE_STATIC);
+    else sqlite3_bind_null(w->bsum, 8);
     if ((rc = wstep(w, w->bsum, "writing a block summary", err))) break;
     sqlite3_bind_int64(w->bdata, 1, k->id);
     sqlite3_bind_blob(w->bdata, 2, k->meta.p, (int)k->meta.n, SQLITE_STATIC);
@@ -256,8 +286,12 @@ static int write_batch(writer *w, batch *b, kv_err *err) {
 }
 
 static int writer_work(void *ctx, void *item, kv_err *err) {
-  int rc = write_batch(ctx, item, err);
-  batch_free(item);
+  writer *w = ctx;
+  batch *b = item;
+  int rc = write_batch(w, b, err);
+  for (size_t i = 0; i < b->nblk; i++)
+    if (pool_put(w->blocks, b->blk[i])) b->blk[i] = NULL;
+  batch_free(b);
   return rc;
 }
 
@@ -423,7 +457,8 @@ static int m_record(miner_st *g, const rbatch *rb, const rrec *r, kv_err *err) {
   int rc = new_batch(g, err);
   if (rc) return rc;
   if (!g->cur) {
-    if (!(g->cur = calloc(1, sizeof *g->cur))) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    if (!(g->cur = pool_get(g->blocks)) && !(g->cur = calloc(1, sizeof *g->cur)))
+      return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
     blk_reset(g->cur, g->next_id, g->file_id);
   }
   lblock *k = g->cur;
@@ -453,13 +488,13 @@ static int m_record(miner_st *g, const rbatch *rb, const rrec *r, kv_err *err) {
   if (lbuf_put(&k->text, a + r->text, r->tlen) || lbuf_put(&k->par, g->params, pk))
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   /* Identifier-like values (ip, hex, uuid, path, ids, words, times) go to
-   * the parameter index; plain numbers and durations do not (too many and
-   * too alike for a filter; a query for one scans instead). The query side
-   * decides with the same context-free typing (log_m_type). */
+   * the in-memory parameter index; plain numbers and durations, too many
+   * to keep in memory, to the second filter the query reads from the table.
+   * The query side decides with the same context-free typing (log_m_type). */
   for (int j = 0; j < np; j++) {
     int t = pr[j].type;
-    if (t == LOG_P_NUM || t == LOG_P_DURATION) continue;
-    if ((k->fts.n && lbuf_put(&k->fts, "\x1f", 1)) || lbuf_put(&k->fts, pr[j].val, pr[j].len))
+    lbuf *to = t == LOG_P_NUM || t == LOG_P_DURATION ? &k->nums : &k->fts;
+    if ((to->n && lbuf_put(to, "\x1f", 1)) || lbuf_put(to, pr[j].val, pr[j].len))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   }
   k->c.n++;
@@ -501,7 +536,8 @@ static int miner_work(void *ctx, void *item, kv_err *err) {
       g->file_id = r->line;
     }
   }
-  rbatch_free(rb);
+  rb->n = 0, rb->arena.n = 0;
+  if (!pool_put(g->rbs, rb)) rbatch_free(rb);
   return rc;
 }
 
@@ -511,10 +547,13 @@ int ipipe_start(ipipe **out, log_db *db, kv_err *err) {
   ipipe *p = calloc(1, sizeof *p);
   if (!p) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   p->db = db;
+  pthread_mutex_init(&p->blocks.mu, NULL);
+  pthread_mutex_init(&p->rbs.mu, NULL);
   writer *w = &p->w;
   w->db = db;
+  w->blocks = &p->blocks;
   int rc = log_db_prepare(db, &w->bsum,
-                          "INSERT INTO bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ) VALUES(?,?,?,?,?,?,?)", err);
+                          "INSERT INTO bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ, nbloom) VALUES(?,?,?,?,?,?,?,?)", err);
   if (!rc) rc = log_db_prepare(db, &w->bdata, "INSERT INTO bdata(id, meta, data) VALUES(?,?,?)", err);
   if (!rc) rc = log_db_prepare(db, &w->upd, "UPDATE files SET offset=?, line_no=?, updated_ms=? WHERE id=?", err);
   if (!rc) rc = log_db_prepare(db, &w->cins, "INSERT OR REPLACE INTO comps(id, name) VALUES(?, ?)", err);
@@ -522,6 +561,8 @@ int ipipe_start(ipipe **out, log_db *db, kv_err *err) {
   miner_st *m = &p->m;
   m->db = db;
   m->ws = &p->ws;
+  m->blocks = &p->blocks;
+  m->rbs = &p->rbs;
   if (!rc) rc = comp_load(m, err);
   if (!rc) {
     sqlite3_stmt *st;
@@ -538,6 +579,11 @@ int ipipe_start(ipipe **out, log_db *db, kv_err *err) {
   }
   *out = p;
   return 0;
+}
+
+rbatch *ipipe_rbatch(ipipe *p) {
+  rbatch *b = pool_get(&p->rbs);
+  return b ? b : rbatch_new();
 }
 
 int ipipe_push(ipipe *p, rbatch *b, kv_err *err) {
@@ -572,6 +618,13 @@ int ipipe_stop(ipipe *p, kv_err *err) {
   sqlite3_finalize(w->upd);
   sqlite3_finalize(w->cins);
   ZSTD_freeCCtx(w->cc);
+  for (int i = 0; i < p->blocks.n; i++) {
+    blk_free(p->blocks.it[i]);
+    free(p->blocks.it[i]);
+  }
+  for (int i = 0; i < p->rbs.n; i++) rbatch_free(p->rbs.it[i]);
+  pthread_mutex_destroy(&p->blocks.mu);
+  pthread_mutex_destroy(&p->rbs.mu);
   free(p);
   return rc ? rc : wrc;
 }

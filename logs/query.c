@@ -6,8 +6,9 @@
  * summaries:
  *   1. filters become sets: a template (and/or the templates whose text
  *      the trigram FTS5 index matches) -> the set of patterns mapped to
- *      them; a component -> its id; an identifier-like parameter value ->
- *      the blocks whose bloom filter may hold it;
+ *      them; a component -> its id; a parameter value -> the blocks whose
+ *      bloom filter may hold it (identifier-like values: the filter in the
+ *      summary; numbers and durations: bsum.nbloom, read for the query);
  *   2. every block that can hold a match gets a lower bound on the time of
  *      its first match (the earliest ts of a matching level, pattern and
  *      component in its summary, and `since`);
@@ -16,8 +17,8 @@
  *      at the first block whose bound is past the last kept record.
  * Text search asks the template index first; if no template matches, the
  * record texts are scanned (a substring), so a value inside a parameter is
- * still found. A parameter filter matches one variable value exactly;
- * plain numbers and durations are not indexed and are found by a scan. Results are
+ * still found. A parameter filter matches one variable value exactly (the
+ * bloom filters only narrow the blocks to read). Results are
  * ordered by (ts, id), records without a timestamp first.
  */
 #define _GNU_SOURCE
@@ -221,6 +222,8 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   size_t k = q->limit > 0 ? (size_t)q->limit : 100;
   pset ps = {0}, ps2 = {0};
   int use_ps = 0, textscan = 0, none = 0, use_bloom = 0;
+  int64_t *nblk = NULL; /* numbers: candidate blocks (sorted ids) */
+  size_t nnb = 0, nbi = 0;
   uint32_t comp = 0;
   char *pv = NULL, *ph = NULL;
   size_t pvn = 0;
@@ -280,6 +283,24 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
      * ingest_pipe.c): scan for them */
     int ty = log_m_type(q->param, l);
     use_bloom = ty != LOG_P_NUM && ty != LOG_P_DURATION;
+    if (!use_bloom) {
+      /* numbers: the blocks whose numbers filter may hold the value */
+      sqlite3_stmt *st;
+      if ((rc = log_db_prepare(db, &st, "SELECT id, nbloom FROM bsum WHERE nbloom IS NOT NULL ORDER BY id", err))) goto done;
+      size_t cap = 0;
+      while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        if (!blk_bloom_test(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), q->param, l)) continue;
+        if (nnb == cap) {
+          cap = cap ? cap * 2 : 256;
+          int64_t *nn = realloc(nblk, cap * sizeof *nn);
+          if (!nn) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+          else nblk = nn;
+        }
+        if (!rc) nblk[nnb++] = sqlite3_column_int64(st, 0);
+      }
+      sqlite3_finalize(st);
+      if (rc) goto done;
+    }
   }
   if (none || db->nsums == 0) goto done;
   /* candidate blocks with the lower bound of their first match */
@@ -293,7 +314,16 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
     const blk_sum *b = &db->sums[i];
     if (q->since_ms && b->ts_max < q->since_ms) continue;
     if (q->until_ms && b->ts_min >= q->until_ms) continue;
-    if (use_bloom && !blk_bloom_has(b, pv + 1, pvn - 2)) continue;
+    if (q->param) {
+      /* a value the tokenizer typed otherwise (an epoch stamp is a time)
+       * is in the other filter: a number is looked up in both */
+      int in = blk_bloom_has(b, pv + 1, pvn - 2);
+      if (!in && !use_bloom) {
+        while (nbi < nnb && nblk[nbi] < b->id) nbi++;
+        in = nbi < nnb && nblk[nbi] == b->id;
+      }
+      if (!in) continue;
+    }
     int64_t lb = b->ts_min;
     if (lmin) {
       int64_t m = INT64_MAX;
@@ -324,12 +354,11 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   qsort(cs, nc, sizeof *cs, cmp_cand);
   if ((rc = br_open(&br, db, err))) goto done;
   int need_data = textscan || q->param;
-  size_t tl = q->text ? strlen(q->text) : 0, ndec = 0;
+  size_t tl = q->text ? strlen(q->text) : 0;
   for (size_t ci = 0; ci < nc && !rc; ci++) {
     if (nh == k && (cs[ci].lb > heap[0].ts || (cs[ci].lb == heap[0].ts && cs[ci].id > heap[0].id))) break;
     const blk_sum *b = &db->sums[cs[ci].blk];
     if ((rc = br_meta(&br, b->id, err))) break;
-    ndec++;
     const blk_cols *c = br.c;
     for (uint32_t i = 0; i < c->n && !rc; i++) {
       int64_t ts = c->ts[i];
@@ -350,7 +379,6 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
     }
   }
   if (rc) goto done;
-  if (getenv("KV_QDEBUG")) fprintf(stderr, "query: %zu blocks, %zu candidates, %zu decoded [%s]\n", db->nsums, nc, ndec, q->param ? q->param : "");
   qsort(heap, nh, sizeof *heap, cmp_hit);
   if (nh && !(out->rows = calloc(nh, sizeof *out->rows))) {
     rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
@@ -411,7 +439,7 @@ int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) 
   sqlite3_finalize(cq);
 done:
   br_close(&br);
-  free(ps.w), free(ps2.w), free(pv), free(ph), free(cs), free(heap);
+  free(ps.w), free(ps2.w), free(pv), free(ph), free(cs), free(heap), free(nblk);
   if (rc) log_result_free(out);
   return rc;
 }

@@ -7,7 +7,7 @@
  *         byte offset of the first record not yet stored (in decompressed
  *         bytes for .gz/.zst), the line number there, and a hash of the
  *         first head_len (<= 4096) bytes to notice a replaced file.
- *   bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ) and
+ *   bsum(id, file_id, n, ts_min, ts_max, lvl_mask, summ, nbloom) and
  *   bdata(id, meta, data)         — the records, in blocks of up to 1024
  *         consecutive records of one file (format in block.c); record ids
  *         are global and consecutive, a block's id is its first record's.
@@ -48,7 +48,7 @@ static const char *SCHEMA =
     " head_hash INTEGER NOT NULL DEFAULT 0, line_no INTEGER NOT NULL DEFAULT 0, year INTEGER,"
     " updated_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS bsum(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL, n INTEGER NOT NULL,"
-    " ts_min INTEGER NOT NULL, ts_max INTEGER NOT NULL, lvl_mask INTEGER NOT NULL, summ BLOB NOT NULL);"
+    " ts_min INTEGER NOT NULL, ts_max INTEGER NOT NULL, lvl_mask INTEGER NOT NULL, summ BLOB NOT NULL, nbloom BLOB);"
     "CREATE TABLE IF NOT EXISTS bdata(id INTEGER PRIMARY KEY, meta BLOB NOT NULL, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS comps(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);"
     "CREATE TABLE IF NOT EXISTS patterns(id INTEGER PRIMARY KEY, template_id INTEGER NOT NULL);"

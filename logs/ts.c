@@ -265,13 +265,14 @@ int log_level_word(const char *s, size_t n) {
     }
   }
   if (n < 3 || n > 11) return LOG_LVL_NONE;
-  /* all-lower, all-upper or Capitalised only: "Error" yes, "eRRor" no */
-  int up = 0;
-  for (size_t i = 1; i < n; i++) up += isupper((unsigned char)s[i]) != 0;
-  if (up && up != (int)n - 1) return LOG_LVL_NONE;
   int c0 = tolower((unsigned char)s[0]);
   for (size_t k = 0; k < sizeof LEVELS / sizeof LEVELS[0]; k++)
-    if (LEVELS[k].len == n && LEVELS[k].w[0] == c0 && !strncasecmp(LEVELS[k].w, s, n)) return LEVELS[k].lvl;
+    if (LEVELS[k].len == n && LEVELS[k].w[0] == c0 && !strncasecmp(LEVELS[k].w, s, n)) {
+      /* all-lower, all-upper or Capitalised only: "Error" yes, "eRRor" no */
+      int up = 0;
+      for (size_t i = 1; i < n; i++) up += isupper((unsigned char)s[i]) != 0;
+      return up && up != (int)n - 1 ? LOG_LVL_NONE : LEVELS[k].lvl;
+    }
   return LOG_LVL_NONE;
 }
 

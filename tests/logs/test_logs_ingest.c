@@ -436,6 +436,43 @@ static void test_junk(void **st) {
   log_db_close(d);
 }
 
+/* parameter lookups of every typing: an id, a number, a duration, and an
+ * epoch stamp (a time to the tokenizer, a number to the query side) */
+static void test_param_kinds(void **st) {
+  char f[512], db[512];
+  path_in(f, sizeof f, "par.log");
+  path_in(db, sizeof db, "par.db");
+  FILE *o = fopen(f, "w");
+  assert_non_null(o);
+  for (int i = 0; i < 3000; i++)
+    fprintf(o, "2024-01-01 10:%02d:%02d,000 INFO [main] a.B: job %d at %lld took %dms on 10.0.%d.7:%d\n",
+            (i / 60) % 60, i % 60, 1000 + i, 1445000000LL + i * 7, i % 50, i % 97, 8000 + i);
+  fclose(o);
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.records, 3000);
+  log_db *d;
+  kv_err err;
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  struct {
+    const char *v;
+    size_t want;
+  } cases[] = {{"1777", 1},          {"1445007000", 1}, {"1445000007", 1}, {"7ms", 60},
+               {"10.0.3.7:9003", 0}, {"10.0.3.7:8100", 1}, {"8100", 0},       {"1445000008", 0}};
+  /* 10.0.3.7:9003 does not occur (1003 % 97 != 3); 8100 is inside a longer value, not a value */
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    log_query q = {0};
+    log_result r;
+    q.param = cases[c].v;
+    q.limit = 5000;
+    assert_int_equal(log_query_run(d, &q, &r, &err), 0);
+    if (r.n != cases[c].want) fail_msg("param %s: %zu rows, want %zu", cases[c].v, r.n, cases[c].want);
+    for (size_t i = 0; i < r.n; i++) assert_non_null(strstr(r.rows[i].text, cases[c].v));
+    log_result_free(&r);
+  }
+  log_db_close(d);
+}
+
 /* kill -9 during an ingest, then resume: same records as a clean ingest. */
 static void test_kill9_resume(void **st) {
   size_t len;
@@ -508,7 +545,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ingest_query), cmocka_unit_test(test_resume_append_rotate),
       cmocka_unit_test(test_compressed),   cmocka_unit_test(test_multiline_json),
-      cmocka_unit_test(test_junk),         cmocka_unit_test(test_kill9_resume),
+      cmocka_unit_test(test_junk),         cmocka_unit_test(test_param_kinds),
+      cmocka_unit_test(test_kill9_resume),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
