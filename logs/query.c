@@ -215,7 +215,16 @@ static int has_sub(const uint8_t *h, size_t hn, const char *n, size_t nn) {
   return nn == 0 || (nn <= hn && memmem(h, hn, n, nn) != NULL);
 }
 
+static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *err);
+
 int log_query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) {
+  int began = log_db_read_begin(db);
+  int rc = query_run(db, q, out, err);
+  log_db_read_end(db, began);
+  return rc;
+}
+
+static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *err) {
   memset(out, 0, sizeof *out);
   int rc = log_db_sums(db, err);
   if (rc) return rc;

@@ -323,6 +323,15 @@ int log_db_sums(log_db *db, kv_err *err) {
   return rc;
 }
 
+int log_db_read_begin(log_db *db) {
+  if (!sqlite3_get_autocommit(db->db)) return 0;
+  return sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+void log_db_read_end(log_db *db, int began) {
+  if (began) sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+}
+
 long log_db_block_of(const log_db *db, int64_t id) {
   size_t lo = 0, hi = db->nsums;
   while (lo < hi) {

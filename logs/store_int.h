@@ -48,6 +48,10 @@ int log_db_write_template_ops(log_db *db, const log_tpl_ops *ops, kv_err *err);
 void log_tpl_ops_free(log_tpl_ops *o);
 /* Load the summaries of blocks written since the last call. */
 int log_db_sums(log_db *db, kv_err *err);
+/* One read transaction around a query's many statements (one snapshot,
+ * one lock): begin returns 1 if it started one, end commits it. */
+int log_db_read_begin(log_db *db);
+void log_db_read_end(log_db *db, int began);
 /* Index in db->sums of the block holding record `id`, or -1. */
 long log_db_block_of(const log_db *db, int64_t id);
 /* pattern -> template for every pattern (caller frees); *n = array size. */

@@ -70,7 +70,16 @@ typedef struct tacc {
   int level;
 } tacc;
 
+static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err *err);
+
 int log_triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err *err) {
+  int began = log_db_read_begin(db);
+  int rc = triage_run(db, o, out, err);
+  log_db_read_end(db, began);
+  return rc;
+}
+
+static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_err *err) {
   memset(out, 0, sizeof *out);
   int nb = o && o->nbins > 0 ? (o->nbins > 512 ? 512 : o->nbins) : 24;
   int limit = o && o->limit > 0 ? o->limit : 20;
