@@ -128,10 +128,11 @@ void log_miner_free(log_miner *m) {
 
 /* ---- tokenizing and typing ---------------------------------------------- */
 
-static int is_split(char c) {
-  return c == ',' || c == ';' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' ||
-         c == '"' || c == '\'' || c == '<' || c == '>' || c == '|';
-}
+/* , ; ( ) [ ] { } " ' < > | */
+static const uint8_t SPLIT[256] = {[','] = 1, [';'] = 1, ['('] = 1, [')'] = 1, ['['] = 1, [']'] = 1, ['{'] = 1,
+                                   ['}'] = 1, ['"'] = 1, ['\''] = 1, ['<'] = 1, ['>'] = 1, ['|'] = 1};
+
+static int is_split(char c) { return SPLIT[(unsigned char)c]; }
 
 static int is_hexword(const char *s, size_t n) {
   if (n >= 3 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
