@@ -12,9 +12,9 @@
 
 #define BLK_MAX 1024                 /* records per block */
 #define BLK_TEXT_MAX (256u << 10)    /* a block closes once its texts pass this */
-#define BLK_FRAME 64                 /* records per compressed text frame */
+#define BLK_FRAME 256                /* records per compressed text frame */
 #define BLK_FORMAT 1                 /* first byte of every meta and summary blob */
-#define BLK_ZLEVEL (-1)              /* zstd level: fast; the store is not the bottleneck */
+#define BLK_ZLEVEL 1                 /* zstd level */
 
 typedef struct lbuf {
   uint8_t *p;
