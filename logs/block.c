@@ -15,12 +15,15 @@
  * two's-complement 64-bit arithmetic, the first from 0; ts INT64_MIN means
  * "no timestamp" and takes part in the arithmetic like any value):
  *
- *   summ: 1, uv npat, npat x (uv pattern, uv ts-ts_min),
+ *   summ: 1, uv npat, npat x (uv pattern, uv ts-ts_min, uv count,
+ *                                uv latest ts-ts_min, uv first index << 3 | worst level),
  *            uv ncomp, ncomp x (uv comp, uv ts-ts_min),
  *            for each bit L set in lvl_mask (low to high): uv ts-ts_min,
  *            uv log2(bloom bits) (0 = no bloom), the bloom's bytes
  *         — each the earliest ts of that pattern / component / level in
- *         the block: a lower bound that lets a query skip or postpone it;
+ *         the block: a lower bound that lets a query skip or postpone it
+ *         (and for patterns what triage counts, so a block that falls in
+ *         one of its time bins is counted without being decoded);
  *         the bloom filter holds the block's identifier-like parameter
  *         values (exact bytes; 4 probes from one 64-bit hash, fnv() below; about
  *         10 bits a value, so ~1 % false positives), the parameter index.
@@ -107,31 +110,39 @@ void blk_free(lblock *b) {
   lbuf_free(&b->summ), lbuf_free(&b->meta), lbuf_free(&b->data), lbuf_free(&b->nbloom);
 }
 
-/* distinct keys of a block with the earliest ts of each (open addressing) */
+/* distinct keys of a block with the earliest ts of each and, for patterns,
+ * count, latest ts, first record and worst level (open addressing) */
 typedef struct kmin {
-  uint32_t key[2 * BLK_MAX];
-  int64_t min[2 * BLK_MAX];
+  uint32_t key[2 * BLK_MAX], cnt[2 * BLK_MAX], fl[2 * BLK_MAX];
+  int64_t min[2 * BLK_MAX], max[2 * BLK_MAX];
   uint8_t used[2 * BLK_MAX];
   uint32_t order[BLK_MAX], n;
 } kmin;
 
-static void kmin_add(kmin *k, uint32_t key, int64_t ts) {
+static void kmin_add(kmin *k, uint32_t key, int64_t ts, uint32_t idx, int lvl) {
   uint32_t j = (key * 2654435761u) & (2 * BLK_MAX - 1);
   while (k->used[j] && k->key[j] != key) j = (j + 1) & (2 * BLK_MAX - 1);
   if (!k->used[j]) {
-    k->used[j] = 1, k->key[j] = key, k->min[j] = ts;
+    k->used[j] = 1, k->key[j] = key, k->min[j] = k->max[j] = ts, k->cnt[j] = 1;
+    k->fl[j] = idx << 3 | (uint32_t)lvl;
     k->order[k->n++] = j;
-  } else if (ts < k->min[j]) {
-    k->min[j] = ts;
+    return;
   }
+  if (ts < k->min[j]) k->min[j] = ts;
+  if (ts > k->max[j]) k->max[j] = ts;
+  k->cnt[j]++;
+  if ((uint32_t)lvl > (k->fl[j] & 7)) k->fl[j] = (k->fl[j] & ~7u) | (uint32_t)lvl;
 }
 
-static int kmin_put(lbuf *o, const kmin *k, int64_t base) {
+static int kmin_put(lbuf *o, const kmin *k, int64_t base, int full) {
   int rc = lbuf_uv(o, k->n);
   for (uint32_t i = 0; i < k->n && !rc; i++) {
     uint32_t j = k->order[i];
     rc = lbuf_uv(o, k->key[j]);
     if (!rc) rc = lbuf_uv(o, (uint64_t)k->min[j] - (uint64_t)base);
+    if (!rc && full) rc = lbuf_uv(o, k->cnt[j]);
+    if (!rc && full) rc = lbuf_uv(o, (uint64_t)k->max[j] - (uint64_t)base);
+    if (!rc && full) rc = lbuf_uv(o, k->fl[j]);
   }
   return rc;
 }
@@ -228,15 +239,15 @@ int blk_encode(lblock *b, ZSTD_CCtx *cc, kv_err *err) {
     int l = c->lvl[i] & 7;
     mask |= 1u << l;
     if (t < lmin[l]) lmin[l] = t;
-    kmin_add(kp, c->pat[i], t);
-    if (c->comp[i]) kmin_add(kc, c->comp[i], t);
+    kmin_add(kp, c->pat[i], t, i, l);
+    if (c->comp[i]) kmin_add(kc, c->comp[i], t, i, l);
   }
   b->ts_min = lo, b->ts_max = hi, b->lvl_mask = mask;
   lbuf *s = &b->summ;
   s->n = 0;
   int rc = lbuf_uv(s, BLK_FORMAT);
-  if (!rc) rc = kmin_put(s, kp, lo);
-  if (!rc) rc = kmin_put(s, kc, lo);
+  if (!rc) rc = kmin_put(s, kp, lo, 1);
+  if (!rc) rc = kmin_put(s, kc, lo, 0);
   for (int l = 0; l < 8 && !rc; l++)
     if (mask & (1u << l)) rc = lbuf_uv(s, (uint64_t)lmin[l] - (uint64_t)lo);
   free(kp), free(kc);
@@ -302,19 +313,27 @@ int blk_sum_decode(blk_sum *s, const void *p, size_t n, kv_err *err) {
   if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, s->id, "summary (format)");
   if (blk_get_uv(&q, end, &np) || np > BLK_MAX) return bad(err, s->id, "summary (patterns)");
   const uint8_t *pq = q;
-  for (uint64_t i = 0; i < 2 * np; i++)
+  for (uint64_t i = 0; i < 5 * np; i++)
     if (blk_get_uv(&q, end, &v)) return bad(err, s->id, "summary (patterns)");
   if (blk_get_uv(&q, end, &nc) || nc > BLK_MAX) return bad(err, s->id, "summary (components)");
-  void *mem = malloc((size_t)(np + nc) * (sizeof(uint32_t) + sizeof(int64_t)) + 1);
+  /* one allocation: 8-byte arrays first, then the 4-byte ones */
+  void *mem = malloc((size_t)np * 28 + (size_t)nc * 12 + 1);
   if (!mem) return kv_err_set(err, KV_ENOMEM, "logs: out of memory reading block %lld", (long long)s->id);
   s->pat_min = mem;
-  s->comp_min = s->pat_min + np;
+  s->pat_max = s->pat_min + np;
+  s->comp_min = s->pat_max + np;
   s->pat = (uint32_t *)(s->comp_min + nc);
-  s->comp = s->pat + np;
+  s->pat_cnt = s->pat + np;
+  s->pat_fl = s->pat_cnt + np;
+  s->comp = s->pat_fl + np;
   s->npat = (uint32_t)np, s->ncomp = (uint32_t)nc;
   for (uint64_t i = 0; i < np; i++) {
     blk_get_uv(&pq, end, &v), s->pat[i] = (uint32_t)v;
     blk_get_uv(&pq, end, &v), s->pat_min[i] = (int64_t)((uint64_t)s->ts_min + v);
+    blk_get_uv(&pq, end, &v), s->pat_cnt[i] = (uint32_t)v;
+    blk_get_uv(&pq, end, &v), s->pat_max[i] = (int64_t)((uint64_t)s->ts_min + v);
+    blk_get_uv(&pq, end, &v), s->pat_fl[i] = (uint32_t)v;
+    if (s->pat_cnt[i] == 0 || s->pat_cnt[i] > s->n || (s->pat_fl[i] >> 3) >= s->n) goto fail;
   }
   for (uint64_t i = 0; i < nc; i++) {
     uint64_t k;

@@ -60,7 +60,10 @@ typedef struct blk_sum {
   uint32_t n, lvl_mask, npat, ncomp;
   int64_t lvl_min[8];   /* earliest ts of each level present */
   uint32_t *pat;        /* distinct patterns ... */
-  int64_t *pat_min;     /* ... and the earliest ts of each */
+  int64_t *pat_min;     /* ... the earliest ts of each, */
+  int64_t *pat_max;     /* the latest, */
+  uint32_t *pat_cnt;    /* their records, */
+  uint32_t *pat_fl;     /* index of the first << 3 | worst level */
   uint32_t *comp;
   int64_t *comp_min;
   uint8_t *bloom;       /* indexed parameter values (blk_bloom_has), or NULL */

@@ -16,10 +16,12 @@
  * the item's kind is its strongest signal. Every item points to its first
  * record (file, line) so a user can jump to it.
  *
- * Counting reads the columns of every block in the range (block.c) —
- * timestamps, levels, patterns; never the texts — in one pass after the
- * range's first and last time are known (from the block summaries where a
- * block lies wholly inside the range, else from its columns).
+ * Counting uses a block's summary when the block lies wholly inside the
+ * range and inside one time bin (per pattern: count, first/last time,
+ * first record, worst level — block.c), and otherwise reads its columns
+ * (timestamps, levels, patterns; never the texts); either way the result
+ * is the same. The range's first and last time come first, from the
+ * summaries where a block lies wholly inside the range, else its columns.
  */
 #include "logs/store_int.h"
 
@@ -134,6 +136,26 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   for (size_t i = 0; i < db->nsums && !rc; i++) {
     const blk_sum *b = &db->sums[i];
     if ((since && b->ts_max < since) || (until && b->ts_min >= until) || b->ts_max == INT64_MIN) continue;
+    int64_t b0 = (int64_t)(((__int128)(b->ts_min - t0) * nb) / span);
+    int64_t b1 = (int64_t)(((__int128)(b->ts_max - t0) * nb) / span);
+    if (b->ts_min != INT64_MIN && (!since || b->ts_min >= since) && (!until || b->ts_max < until) && b0 == b1 &&
+        b0 >= 0 && b0 < nb) {
+      /* every record of the block is in the range and in bin b0: its
+       * summary has the counts (the same result as decoding it) */
+      for (uint32_t j = 0; j < b->npat; j++) {
+        uint32_t t = b->pat[j] < np2t ? p2t[b->pat[j]] : 0;
+        tacc *a = &acc[t];
+        int64_t id = b->id + (b->pat_fl[j] >> 3);
+        if (!a->count) a->first_ts = b->pat_min[j], a->last_ts = b->pat_max[j], a->first_id = id;
+        if (id < a->first_id) a->first_id = id;
+        if (b->pat_min[j] < a->first_ts) a->first_ts = b->pat_min[j];
+        if (b->pat_max[j] > a->last_ts) a->last_ts = b->pat_max[j];
+        if ((int)(b->pat_fl[j] & 7) > a->level) a->level = (int)(b->pat_fl[j] & 7);
+        a->count += b->pat_cnt[j];
+        bins[(size_t)t * (size_t)nb + (size_t)b0] += b->pat_cnt[j];
+      }
+      continue;
+    }
     if ((rc = read_cols(db, qm, i, c, err))) break;
     for (uint32_t j = 0; j < c->n; j++) {
       int64_t ts = c->ts[j];

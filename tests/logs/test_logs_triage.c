@@ -1,7 +1,8 @@
 /* test_logs_triage.c — an anomaly burst injected into a real LogHub sample
  * (Zookeeper) must rank in the top 5 of the triage report, point to its
  * first line, and show its peak in the right time bin; the same sample
- * without the burst must not report it. */
+ * without the burst must not report it; triage's counts agree with a count
+ * over every record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,7 +159,93 @@ static void test_warn_burst_hdfs(void **st) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Triage's counts (from block summaries where a block falls in one bin,
+ * else from its columns) against a count over every record the query API
+ * returns, for coarse and fine bins and a sub-range. */
+static void test_counts_match_records(void **st) {
+  char dir[] = "/tmp/kvasir-triage-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char f[600], db[600];
+  snprintf(f, sizeof f, "%s/mix.log", dir);
+  snprintf(db, sizeof db, "%s/mix.db", dir);
+  size_t len;
+  char *b = sample_of("Zookeeper", &len);
+  FILE *o = fopen(f, "w");
+  assert_non_null(o);
+  for (int i = 0; i < 3; i++) { /* 6000 records, 6 blocks, times repeating */
+    fwrite(b, 1, len, o);
+    if (len && b[len - 1] != '\n') fputc('\n', o);
+  }
+  fclose(o);
+  free(b);
+  log_db *d;
+  kv_err err = {0};
+  assert_int_equal(log_db_open(&d, db, &err), 0);
+  const char *paths[1] = {f};
+  log_ingest_stats s;
+  assert_int_equal(log_ingest(d, paths, 1, NULL, &s, &err), 0);
+  log_query q = {0};
+  log_result all;
+  q.limit = 100000;
+  assert_int_equal(log_query_run(d, &q, &all, &err), 0);
+  assert_int_equal(all.n, 6000);
+  int64_t lo = all.rows[0].ts_ms, hi = all.rows[all.n - 1].ts_ms;
+  struct {
+    int nb;
+    int64_t since, until;
+  } cases[] = {{1, 0, 0}, {2, 0, 0}, {24, 0, 0}, {7, lo + (hi - lo) / 3, lo + (hi - lo) * 2 / 3}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    log_triage_opts to = {0};
+    to.nbins = cases[c].nb, to.limit = 100000, to.since_ms = cases[c].since, to.until_ms = cases[c].until;
+    log_triage t;
+    assert_int_equal(log_triage_run(d, &to, &t, &err), 0);
+    int64_t t0 = INT64_MAX, t1 = INT64_MIN;
+    for (size_t i = 0; i < all.n; i++) {
+      int64_t ts = all.rows[i].ts_ms;
+      if ((to.since_ms && ts < to.since_ms) || (to.until_ms && ts >= to.until_ms)) continue;
+      if (ts < t0) t0 = ts;
+      if (ts > t1) t1 = ts;
+    }
+    assert_int_equal(t.t0, t0);
+    assert_int_equal(t.t1, t1);
+    size_t seen = 0;
+    for (size_t k = 0; k < t.n; k++) {
+      const log_triage_item *it = &t.items[k];
+      uint64_t cnt = 0;
+      int64_t first = INT64_MAX, last = INT64_MIN, first_id = INT64_MAX;
+      uint32_t bins[24] = {0};
+      for (size_t i = 0; i < all.n; i++) {
+        const log_row *r = &all.rows[i];
+        if (r->template_id != it->template_id) continue;
+        if ((to.since_ms && r->ts_ms < to.since_ms) || (to.until_ms && r->ts_ms >= to.until_ms)) continue;
+        cnt++;
+        if (r->ts_ms < first) first = r->ts_ms;
+        if (r->ts_ms > last) last = r->ts_ms;
+        if (r->id < first_id) first_id = r->id;
+        bins[(r->ts_ms - t0) * to.nbins / (t1 - t0 + 1)]++;
+      }
+      assert_int_equal(it->count, cnt);
+      assert_int_equal(it->first_ts, first);
+      assert_int_equal(it->last_ts, last);
+      assert_int_equal(it->first_record, first_id);
+      for (int i = 0; i < to.nbins; i++) assert_int_equal(it->bins[i], bins[i]);
+      seen += cnt;
+    }
+    size_t want = 0;
+    for (size_t i = 0; i < all.n; i++)
+      want += !((to.since_ms && all.rows[i].ts_ms < to.since_ms) || (to.until_ms && all.rows[i].ts_ms >= to.until_ms));
+    assert_int_equal(seen, want); /* every record counted once */
+    log_triage_free(&t);
+  }
+  log_result_free(&all);
+  log_db_close(d);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5), cmocka_unit_test(test_warn_burst_hdfs)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5), cmocka_unit_test(test_warn_burst_hdfs),
+                                     cmocka_unit_test(test_counts_match_records)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
