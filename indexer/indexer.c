@@ -9,6 +9,7 @@
  * grammars' queries are compiled on the first sync (readers never need them).
  */
 #include "internal.h"
+#include "rank.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -156,6 +157,7 @@ fail:
 
 void idx_close(idx_index *ix) {
   if (!ix) return;
+  idx_ranker_free(ix->ranker);
   idx_store_close(ix->r);
   idx_store_close(ix->w);
   idx_langset_free(ix->langs);

@@ -25,6 +25,8 @@ struct idx_index {
   git_repository *repo;   /* writer's */
   git_repository *rrepo;  /* readers' (under rlock) */
   idx_store *w, *r;
+  struct idx_ranker *ranker;  /* search's second stage on r (under rlock), made on first use */
+  int ranker_failed;
   idx_langset *langs;
   pthread_mutex_t wlock, rlock;
   atomic_uint_fast64_t parsed;

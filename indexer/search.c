@@ -4,22 +4,27 @@
  * from the trigram table of chunk identifiers, checked with instr()) and idx_symbols.
  *
  * Ranking (idx_search), all computed on the reader connection:
- *   base   = -bm25(chunks_fts; text 1, sub-words 0.5, names of the chunk's
- *            definitions and their parts 6) over the query's words and their
- *            camelCase/snake_case parts, OR-ed;
+ *   pool   the 500 best chunks by -bm25(chunks_fts; text 1, sub-words 0.5,
+ *          names of the chunk's definitions and their parts 6) over the
+ *          query's words and their camelCase/snake_case parts, OR-ed, plus
+ *          every chunk holding a definition named exactly like a query word;
+ *   base   the best score among the definitions in the chunk, each scored
+ *          as its own document (rank.c: name, class, body, synonyms, name
+ *          coverage); the first-stage BM25 when rank.c is unavailable;
+ *   + 2    per query word that names a definition in the chunk exactly;
  *   x 0.5  for prose (files without a grammar);
- *   + 2    when a definition in the chunk is named exactly like a query word
- *          (chunks holding such a definition are added even if BM25 missed them);
  *   + 1.5  per query word (3+ chars) found in the file's path;
  *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest).
  * Only chunks of blobs in the current view (files with worktree < 2) count.
- * The weights were chosen on bench/retrieval (Django and lodash, seed 42)
- * and checked on a held-out sample (seed 7); see docs/index.md.
+ * The weights were chosen on bench/retrieval (Django and lodash, seed 42,
+ * tune half / held-out half); see docs/index.md.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "internal.h"
+#include "rank.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -28,6 +33,8 @@ static const char *const stop[] = {
     "the", "a", "an", "of", "to", "in", "for", "and", "or", "is", "are", "be", "by", "with",
     "that", "this", "it", "its", "on", "as", "at", "from", "if", "into", "which", "when", "was",
     "all", "not", "no", "can", "will", "then", "than", "so", "we", "do", "does", "has", "have"};
+
+#define POOL 500 /* first-stage candidates re-ranked by rank.c */
 
 static int is_stop(const char *w) {
   for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
@@ -91,7 +98,7 @@ void idx_hits_free(idx_hits *h) {
 
 typedef struct cand {
   int64_t id, blob, changed;
-  int prose;
+  int prose, exact;
   idx_hit h;
 } cand;
 
@@ -171,6 +178,27 @@ static int hand_out(cands *C, size_t k, idx_hits *out) {
   return 0;
 }
 
+/* Second stage (rank.c): each pooled chunk gets the score of its best
+ * definition. Without FTS5's tokenizer API the first-stage scores stand. */
+static void rerank(idx_index *ix, const words *W, cands *C) {
+  if (!ix->ranker && !ix->ranker_failed && idx_ranker_new(&ix->ranker, idx_store_db(ix->r)) != 0)
+    ix->ranker_failed = 1;
+  if (!ix->ranker || C->n == 0) return;
+  double *sc = malloc(C->n * sizeof *sc);
+  if (!sc) return;
+  int rc = idx_rank_begin(ix->ranker, W->v, W->n);
+  for (size_t i = 0; i < C->n && !rc; i++) {
+    sc[i] = -HUGE_VAL;
+    rc = idx_rank_add(ix->ranker, i, C->v[i].blob, C->v[i].h.line0, C->v[i].h.line1, C->v[i].h.text);
+  }
+  if (!rc) {
+    idx_rank_scores(ix->ranker, sc, C->n);
+    for (size_t i = 0; i < C->n; i++) C->v[i].h.score = sc[i] > -HUGE_VAL ? sc[i] : 0;
+  }
+  idx_rank_end(ix->ranker);
+  free(sc);
+}
+
 int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err *err) {
   memset(out, 0, sizeof *out);
   if (!query) return kv_err_set(err, KV_EINVAL, "search: no query");
@@ -202,11 +230,11 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
   pthread_mutex_lock(&ix->rlock);
   sqlite3 *db = idx_store_db(ix->r);
   sqlite3_stmt *st = NULL;
-  int lim = (int)(k * 8 < 64 ? 64 : k * 8);
+  int lim = (int)(k * 8 < POOL ? POOL : k * 8);
   if (sqlite3_prepare_v2(db,
                          "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 1.0, 0.5, 6.0) FROM chunks_fts"
                          " JOIN chunks c ON c.id = chunks_fts.rowid" VIEW_JOIN
-                         "WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+                         "WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts, 1.0, 0.5, 6.0) LIMIT ?2",
                          -1, &st, NULL) != SQLITE_OK) {
     rc = kv_err_set(err, KV_EIO, "%s: search: %s", ix->db_path, sqlite3_errmsg(db));
     goto out;
@@ -230,8 +258,8 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
       sqlite3_bind_text(st, 1, W.v[i], -1, SQLITE_STATIC);
       while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         cand *c = cand_find(&C, sqlite3_column_int64(st, 0));
-        if (c) c->h.score += sb;
-        else rc = cand_add(&C, st, sb);
+        if (!c && !(rc = cand_add(&C, st, 0))) c = &C.v[C.n - 1];
+        if (c) c->exact++;
       }
     }
     sqlite3_finalize(st);
@@ -241,10 +269,13 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     kv_err_set(err, rc, "search: out of memory");
     goto out;
   }
+  rerank(ix, &W, &C);
   /* prose (files without a grammar: docs, text) counts half: a query is
    * usually after code, and prose shares a docstring's vocabulary */
-  for (size_t i = 0; i < C.n; i++)
+  for (size_t i = 0; i < C.n; i++) {
+    C.v[i].h.score += sb * C.v[i].exact;
     if (C.v[i].prose) C.v[i].h.score *= 0.5;
+  }
   /* path and recency */
   int64_t tmin = INT64_MAX, tmax = INT64_MIN;
   for (size_t i = 0; i < C.n; i++) {

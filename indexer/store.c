@@ -40,7 +40,8 @@ static const char schema_current[] =
     " size INTEGER, skip INTEGER, note INTEGER, nlines INTEGER);"
     "CREATE TABLE files(path TEXT PRIMARY KEY, oid TEXT NOT NULL, head_oid TEXT, lang TEXT,"
     " size INTEGER, skip INTEGER, note INTEGER, worktree INTEGER, changed INTEGER, gen INTEGER);"
-    "CREATE INDEX files_oid ON files(oid);" DERIVED_TABLES;
+    "CREATE INDEX files_oid ON files(oid);" DERIVED_TABLES
+    "CREATE INDEX symbols_blob ON symbols(blob, line0);";
 
 /* upgrades[v - 1] takes an existing database from version v to v + 1. */
 static const char *const upgrades[] = {
@@ -51,6 +52,9 @@ static const char *const upgrades[] = {
     "DROP TABLE IF EXISTS chunks_fts; DROP TABLE IF EXISTS chunks_tri;"
     "DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS symbols; DROP TABLE IF EXISTS refs;"
     "DELETE FROM blobs; DELETE FROM files; DELETE FROM meta;" DERIVED_TABLES,
+    /* 2 -> 3: search's second stage (rank.c) reads the definitions of each
+     * candidate chunk by blob and line; the data is kept. */
+    "CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(blob, line0);",
 };
 #define NUPGRADES (sizeof upgrades / sizeof upgrades[0])
 _Static_assert(NUPGRADES + 1 == IDX_SCHEMA_VERSION, "one upgrade per version step");

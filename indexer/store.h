@@ -12,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#define IDX_SCHEMA_VERSION 2
+#define IDX_SCHEMA_VERSION 3
 
 typedef struct idx_store idx_store;
 

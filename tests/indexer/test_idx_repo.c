@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "indexer/indexer.h"
+#include "indexer/rank.h" /* private: the search's second stage */
 
 #include <signal.h>
 #include <sqlite3.h>
@@ -357,6 +358,63 @@ static void test_search(void **state) {
   idx_close(ix);
 }
 
+/* Search's second stage (rank.c): query words become the index's own
+ * (porter) terms plus code synonyms of docstring verbs, and a definition
+ * whose name the query spells out ("return the year" -> get_year) beats a
+ * chunk that merely uses the same words in its body. */
+static void test_rank(void **state) {
+  (void)state;
+  char d[512];
+  new_repo(d, sizeof d, "rank");
+  write_file(d, "views/dates.py",
+             "class YearMixin:\n    def get_year(self):\n        y = self.year\n        return y\n\n"
+             "    def get_week(self):\n        return self.week\n");
+  write_file(d, "render/show.py",
+             "def show(view, data, year):\n    # display the data of the view for a year\n"
+             "    return view.display(data, year)\n");
+  static const char *const filler[] = {"alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"};
+  for (size_t i = 0; i < sizeof filler / sizeof filler[0]; i++) {
+    char rel[64], body[256];
+    snprintf(rel, sizeof rel, "lib/%s.py", filler[i]);
+    snprintf(body, sizeof body, "def %s_parse(text):\n    tokens = text.split()\n    return [t.strip() for t in tokens]\n",
+             filler[i]);
+    write_file(d, rel, body);
+  }
+  sh(d, "git add -A && git commit -qm one");
+  idx_index *ix = open_ix(d, "rank", 0);
+  sync_ok(ix);
+  kv_err err;
+  idx_hits h;
+  assert_int_equal(idx_search(ix, "Return the year for which this view should display data.", 5, &h, &err), 0);
+  assert_true(h.n >= 2);
+  assert_string_equal(h.v[0].path, "views/dates.py");
+  assert_true(h.v[0].line0 <= 2 && 2 <= h.v[0].line1);
+  assert_string_equal(h.v[1].path, "render/show.py");
+  idx_hits_free(&h);
+  /* the terms: stems as the FTS table holds them, synonyms flagged */
+  char db[600];
+  snprintf(db, sizeof db, "%s/rank.db", g_tmp);
+  sqlite3 *s;
+  assert_int_equal(sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  idx_ranker *r;
+  assert_int_equal(idx_ranker_new(&r, s), 0);
+  char *words[] = {"Returns", "users", "Initializes", "parseHTTP"};
+  assert_int_equal(idx_rank_begin(r, words, 4), 0);
+  const char *want[][2] = {{"return", "0"}, {"user", "0"}, {"initi", "0"}, {"parsehttp", "0"},
+                           {"get", "1"}, {"init", "1"}};
+  size_t nt = 0;
+  for (int syn; idx_rank_term(r, nt, &syn); nt++) {
+    assert_true(nt < sizeof want / sizeof want[0]);
+    assert_string_equal(idx_rank_term(r, nt, &syn), want[nt][0]);
+    assert_int_equal(syn, want[nt][1][0] == '1');
+  }
+  assert_int_equal(nt, sizeof want / sizeof want[0]);
+  idx_rank_end(r);
+  idx_ranker_free(r);
+  sqlite3_close(s);
+  idx_close(ix);
+}
+
 /* ---- recency and repo map ---------------------------------------------------- */
 
 static void test_recency_and_map(void **state) {
@@ -587,7 +645,8 @@ static void test_migrations(void **state) {
   idx_hits_free(&h);
   idx_close(ix);
   assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
-  assert_int_equal(q1(s, "PRAGMA user_version"), 2);
+  assert_int_equal(q1(s, "PRAGMA user_version"), 3);
+  assert_int_equal(q1(s, "SELECT count(*) FROM sqlite_master WHERE name='symbols_blob' AND sql LIKE '%line0%'"), 1);
   assert_int_equal(q1(s, "SELECT count(*) FROM blobs WHERE oid='deadbeef'"), 0);
   assert_int_equal(sqlite3_exec(s, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(s);
@@ -622,7 +681,8 @@ int main(void) {
   setenv("HOME", g_tmp, 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_skips),
-      cmocka_unit_test(test_search),      cmocka_unit_test(test_recency_and_map),
+      cmocka_unit_test(test_search),      cmocka_unit_test(test_rank),
+      cmocka_unit_test(test_recency_and_map),
       cmocka_unit_test(test_kill9),       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_bare_and_worktree), cmocka_unit_test(test_migrations),
       cmocka_unit_test(test_not_a_repo),
