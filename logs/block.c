@@ -30,9 +30,9 @@
  *   bsum.nbloom: the same kind of filter, 6+ bits a value (~5 % false
  *         positives), over the numbers and durations, which are too many
  *         to keep in memory: read from the table by a query for a number.
- *   meta: zstd of 1, uv n, n x zz ts delta, n x level byte, n x uv comp,
- *            n x zz pid, n x uv pattern, n x zz line delta, n x uv text
- *            length, n x uv params length.
+ *   meta: (uncompressed) 1, uv n, n x zz ts delta, n x level byte, n x uv comp,
+ *            n x uv pattern, n x zz pid, n x zz line delta, n x uv text
+ *            length, n x uv params length (what filters need first).
  *   data: 1, uv nframes, nframes x (uv records, uv compressed size), then
  *         the frames: each zstd of the texts of its (up to BLK_FRAME)
  *         records, then their params ("\x1f"-joined variable values with a
@@ -264,15 +264,19 @@ int blk_encode(lblock *b, ZSTD_CCtx *cc, kv_err *err) {
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz((int64_t)((uint64_t)c->ts[i] - (uint64_t)prev))), prev = c->ts[i];
     lbuf_put(&raw, c->lvl, c->n);
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->comp[i]);
-    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz(c->pid[i]));
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->pat[i]);
+    for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz(c->pid[i]));
     prev = 0;
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, zz((int64_t)((uint64_t)c->line[i] - (uint64_t)prev))), prev = c->line[i];
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->tlen[i]);
     for (uint32_t i = 0; i < c->n; i++) lbuf_uv(&raw, c->plen[i]);
     if (raw.n > raw.cap) rc = kv_err_set(err, KV_ENOMEM, "logs: block %lld: meta overflow", (long long)b->id);
   }
-  if (!rc) rc = zput(&b->meta, &raw, cc, b->id, err);
+  /* meta stays uncompressed: queries decode many blocks' columns, and
+   * varints are already compact (zstd took half of a query's time) */
+  b->meta.n = 0;
+  if (!rc && lbuf_put(&b->meta, raw.p, raw.n))
+    rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory encoding block %lld", (long long)b->id);
   /* data: frames of BLK_FRAME records, each its texts then its params */
   uint32_t nf = (c->n + BLK_FRAME - 1) / BLK_FRAME;
   lbuf *d = &b->data, z = {0};
@@ -367,75 +371,135 @@ void blk_sum_free(blk_sum *s) {
   s->pat_min = NULL, s->pat = NULL, s->comp = NULL, s->comp_min = NULL;
 }
 
+/* varint read, one-byte values inline */
+#define GET_UV(q, end, v, fail)                 \
+  do {                                          \
+    if ((q) < (end) && *(q) < 0x80) {           \
+      (v) = *(q)++;                             \
+    } else if (blk_get_uv(&(q), (end), &(v))) { \
+      goto fail;                                \
+    }                                           \
+  } while (0)
+
 int blk_meta_decode(blk_cols *c, const void *z, size_t zn, ZSTD_DCtx *dc, int64_t id, kv_err *err) {
-  uint8_t raw[16 + BLK_MAX * 64];
-  size_t rn = ZSTD_decompressDCtx(dc, raw, sizeof raw, z, zn);
-  if (ZSTD_isError(rn)) return bad(err, id, "columns (zstd)");
-  const uint8_t *q = raw, *end = raw + rn;
+  const size_t cap = 16 + (size_t)BLK_MAX * 64;
+  c->full = 0, c->rn = 0;
+  if (!c->raw && !(c->raw = malloc(cap))) return kv_err_set(err, KV_ENOMEM, "logs: out of memory reading block %lld", (long long)id);
+  (void)dc;
+  if (zn > cap) return bad(err, id, "columns (size)");
+  memcpy(c->raw, z, zn);
+  size_t rn = zn;
+  const uint8_t *q = c->raw, *end = c->raw + rn;
   uint64_t v, n;
-  if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, id, "columns (format)");
-  if (blk_get_uv(&q, end, &n) || n > BLK_MAX) return bad(err, id, "columns (count)");
+  const char *what = "format";
+  GET_UV(q, end, v, fail);
+  if (v != BLK_FORMAT) goto fail;
+  what = "count";
+  GET_UV(q, end, n, fail);
+  if (n > BLK_MAX) goto fail;
   c->n = (uint32_t)n;
-  int64_t prev = 0;
+  uint64_t prev = 0;
+  what = "ts";
   for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (ts)");
-    c->ts[i] = prev = (int64_t)((uint64_t)prev + (uint64_t)unzz(v));
+    GET_UV(q, end, v, fail);
+    prev += (uint64_t)unzz(v);
+    c->ts[i] = (int64_t)prev;
   }
-  if ((size_t)(end - q) < n) return bad(err, id, "columns (level)");
+  what = "level";
+  if ((size_t)(end - q) < n) goto fail;
   memcpy(c->lvl, q, n);
   q += n;
+  what = "component";
   for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (component)");
+    GET_UV(q, end, v, fail);
     c->comp[i] = (uint32_t)v;
   }
+  what = "pattern";
   for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (pid)");
-    c->pid[i] = unzz(v);
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (pattern)");
+    GET_UV(q, end, v, fail);
     c->pat[i] = (uint32_t)v;
   }
-  prev = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v)) return bad(err, id, "columns (line)");
-    c->line[i] = prev = (int64_t)((uint64_t)prev + (uint64_t)unzz(v));
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v) || v > (1u << 30)) return bad(err, id, "columns (text length)");
-    c->tlen[i] = (uint32_t)v;
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    if (blk_get_uv(&q, end, &v) || v > (1u << 30)) return bad(err, id, "columns (params length)");
-    c->plen[i] = (uint32_t)v;
-  }
+  c->rn = rn, c->rest = (size_t)(q - c->raw);
   return 0;
+fail:
+  return kv_err_set(err, KV_EFORMAT, "logs: block %lld: corrupt columns (%s)", (long long)id, what);
 }
 
-int blk_frame_decode(const blk_cols *c, const void *z, size_t zn, uint32_t rec, ZSTD_DCtx *dc, lbuf *out,
-                     uint32_t *r0, uint32_t *r1, size_t *toff, size_t *poff, int64_t id, kv_err *err) {
-  const uint8_t *q = z, *end = q + zn;
+int blk_meta_rest(blk_cols *c, int64_t id, kv_err *err) {
+  if (c->full) return 0;
+  if (!c->raw || c->rest > c->rn) return bad(err, id, "columns (state)");
+  const uint8_t *q = c->raw + c->rest, *end = c->raw + c->rn;
+  uint64_t v, prev = 0;
+  uint32_t n = c->n;
+  const char *what = "pid";
+  for (uint32_t i = 0; i < n; i++) {
+    GET_UV(q, end, v, fail);
+    c->pid[i] = unzz(v);
+  }
+  what = "line";
+  for (uint32_t i = 0; i < n; i++) {
+    GET_UV(q, end, v, fail);
+    prev += (uint64_t)unzz(v);
+    c->line[i] = (int64_t)prev;
+  }
+  what = "text length";
+  for (uint32_t i = 0; i < n; i++) {
+    GET_UV(q, end, v, fail);
+    if (v > (1u << 30)) goto fail;
+    c->tlen[i] = (uint32_t)v;
+  }
+  what = "params length";
+  for (uint32_t i = 0; i < n; i++) {
+    GET_UV(q, end, v, fail);
+    if (v > (1u << 30)) goto fail;
+    c->plen[i] = (uint32_t)v;
+  }
+  c->full = 1;
+  return 0;
+fail:
+  return kv_err_set(err, KV_EFORMAT, "logs: block %lld: corrupt columns (%s)", (long long)id, what);
+}
+
+void blk_cols_free(blk_cols *c) {
+  free(c->raw);
+  c->raw = NULL;
+  c->full = 0, c->rn = c->rest = 0;
+}
+
+int blk_frame_find(blk_cols *c, const void *hdr, size_t hn, size_t total, uint32_t rec, uint32_t *r0, uint32_t *r1,
+                   size_t *off, size_t *zlen, int64_t id, kv_err *err) {
+  int rc = blk_meta_rest(c, id, err);
+  if (rc) return rc;
+  const uint8_t *q = hdr, *end = q + hn;
   uint64_t v, nf;
   if (blk_get_uv(&q, end, &v) || v != BLK_FORMAT) return bad(err, id, "texts (format)");
   if (blk_get_uv(&q, end, &nf) || nf > BLK_MAX) return bad(err, id, "texts (frames)");
-  uint64_t at = 0, skip = 0, zlen = 0, nrec = 0;
+  uint64_t at = 0, skip = 0, zl0 = 0, nrec = 0;
   int found = 0;
   for (uint64_t f = 0; f < nf; f++) {
     uint64_t nr, zl;
-    if (blk_get_uv(&q, end, &nr) || blk_get_uv(&q, end, &zl) || nr > BLK_MAX || zl > zn) return bad(err, id, "texts (frame table)");
-    if (!found && rec >= at && rec < at + nr) found = 1, *r0 = (uint32_t)at, nrec = nr, zlen = zl;
+    if (blk_get_uv(&q, end, &nr) || blk_get_uv(&q, end, &zl) || nr > BLK_MAX || zl > total)
+      return hn < total ? 1 : bad(err, id, "texts (frame table)"); /* 1: read more of the header */
+    if (!found && rec >= at && rec < at + nr) found = 1, *r0 = (uint32_t)at, nrec = nr, zl0 = zl;
     else if (!found) skip += zl;
     at += nr;
   }
-  if (!found || at != c->n || (size_t)(end - q) < skip + zlen) return bad(err, id, "texts (frame table)");
+  size_t table = (size_t)(q - (const uint8_t *)hdr);
+  if (!found || at != c->n || total - table < skip + zl0) return bad(err, id, "texts (frame table)");
   *r1 = *r0 + (uint32_t)nrec;
+  *off = table + skip, *zlen = zl0;
+  return 0;
+}
+
+int blk_frame_unpack(const blk_cols *c, const void *z, size_t zlen, uint32_t r0, uint32_t r1, ZSTD_DCtx *dc, lbuf *out,
+                     size_t *toff, size_t *poff, int64_t id, kv_err *err) {
   size_t tt = 0, pt = 0;
-  for (uint32_t i = *r0; i < *r1; i++) toff[i - *r0] = tt, tt += c->tlen[i];
-  for (uint32_t i = *r0; i < *r1; i++) poff[i - *r0] = tt + pt, pt += c->plen[i];
+  for (uint32_t i = r0; i < r1; i++) toff[i - r0] = tt, tt += c->tlen[i];
+  for (uint32_t i = r0; i < r1; i++) poff[i - r0] = tt + pt, pt += c->plen[i];
   out->n = 0;
   if (lbuf_reserve(out, tt + pt + 1))
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory reading block %lld", (long long)id);
-  size_t rn = ZSTD_decompressDCtx(dc, out->p, tt + pt + 1, q + skip, zlen);
+  size_t rn = ZSTD_decompressDCtx(dc, out->p, tt + pt + 1, z, zlen);
   if (ZSTD_isError(rn) || rn != tt + pt) return bad(err, id, "texts");
   out->n = rn;
   out->p[rn] = 0;

@@ -35,6 +35,11 @@ typedef struct blk_cols {
   int64_t ts[BLK_MAX], pid[BLK_MAX], line[BLK_MAX];
   uint32_t pat[BLK_MAX], comp[BLK_MAX], tlen[BLK_MAX], plen[BLK_MAX];
   uint8_t lvl[BLK_MAX];
+  /* decoding: the decompressed columns, of which pid, line, tlen and plen
+   * are decoded only on demand (blk_meta_rest) */
+  uint8_t *raw;
+  size_t rn, rest;
+  int full;
 } blk_cols;
 
 /* A block being built (ingest) and, after blk_encode, its blobs. */
@@ -78,13 +83,22 @@ int blk_bloom_test(const uint8_t *bl, size_t bytes, const char *v, size_t n);
 
 int blk_sum_decode(blk_sum *s, const void *p, size_t n, kv_err *err);
 void blk_sum_free(blk_sum *s);
-/* Decompress and decode the columns of a block (meta blob). */
+/* Read the columns of a block (meta blob) and decode ts, lvl, comp
+ * and pat; pid, line, tlen and plen wait for blk_meta_rest. c->raw is
+ * allocated on first use: free it with blk_cols_free. */
 int blk_meta_decode(blk_cols *c, const void *z, size_t zn, ZSTD_DCtx *dc, int64_t id, kv_err *err);
-/* Decompress the text frame holding record `rec` into out: it covers
- * records [*r0, *r1); record i's text is at toff[i - *r0] (c->tlen[i]
- * bytes), its params at poff[i - *r0] (c->plen[i] bytes). toff and poff
- * hold BLK_FRAME entries. */
-int blk_frame_decode(const blk_cols *c, const void *z, size_t zn, uint32_t rec, ZSTD_DCtx *dc, lbuf *out,
-                     uint32_t *r0, uint32_t *r1, size_t *toff, size_t *poff, int64_t id, kv_err *err);
+int blk_meta_rest(blk_cols *c, int64_t id, kv_err *err);
+void blk_cols_free(blk_cols *c);
+/* The text frame holding record `rec`, from the head of the data blob
+ * (hn of its `total` bytes): it covers records [*r0, *r1) and lies at
+ * [*off, *off + *zlen) of the blob. Returns 1 if hn was too short for the
+ * frame table (read more and call again). Decodes c's lengths first. */
+int blk_frame_find(blk_cols *c, const void *hdr, size_t hn, size_t total, uint32_t rec, uint32_t *r0, uint32_t *r1,
+                   size_t *off, size_t *zlen, int64_t id, kv_err *err);
+/* Decompress a frame found by blk_frame_find into out: record i's text is
+ * at toff[i - r0] (c->tlen[i] bytes), its params at poff[i - r0] (c->plen[i]
+ * bytes). toff and poff hold BLK_FRAME entries. */
+int blk_frame_unpack(const blk_cols *c, const void *z, size_t zlen, uint32_t r0, uint32_t r1, ZSTD_DCtx *dc, lbuf *out,
+                     size_t *toff, size_t *poff, int64_t id, kv_err *err);
 
 #endif

@@ -144,7 +144,9 @@ static int cmp_cand(const void *a, const void *b) {
 /* Block reader: the columns of one block, and on demand one text frame. */
 typedef struct breader {
   log_db *db;
-  sqlite3_stmt *qm, *qd;
+  sqlite3_stmt *qm;
+  sqlite3_blob *blob; /* bdata.data, read a frame at a time */
+  lbuf z;             /* a compressed frame */
   blk_cols *c;
   lbuf data;
   size_t toff[BLK_FRAME], poff[BLK_FRAME];
@@ -157,16 +159,16 @@ static int br_open(breader *r, log_db *db, kv_err *err) {
   memset(r, 0, sizeof *r);
   r->db = db;
   r->id = r->did = -1;
-  r->c = malloc(sizeof *r->c);
+  r->c = calloc(1, sizeof *r->c);
   if (!r->c) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-  int rc = log_db_prepare(db, &r->qm, "SELECT meta FROM bdata WHERE id = ?", err);
-  if (!rc) rc = log_db_prepare(db, &r->qd, "SELECT data FROM bdata WHERE id = ?", err);
-  return rc;
+  return log_db_prepare(db, &r->qm, "SELECT meta FROM bdata WHERE id = ?", err);
 }
 
 static void br_close(breader *r) {
   sqlite3_finalize(r->qm);
-  sqlite3_finalize(r->qd);
+  if (r->blob) sqlite3_blob_close(r->blob);
+  lbuf_free(&r->z);
+  if (r->c) blk_cols_free(r->c);
   free(r->c);
   lbuf_free(&r->data);
 }
@@ -185,19 +187,35 @@ static int br_meta(breader *r, int64_t id, kv_err *err) {
   return rc;
 }
 
-/* Text and params of record i of block id (after br_meta(id)). */
+/* Text and params of record i of block id (after br_meta(id)): only the
+ * frame table and the one compressed frame are read from the blob. */
 static int br_rec(breader *r, int64_t id, uint32_t i, const uint8_t **text, const uint8_t **par, kv_err *err) {
   if (r->did != id || i < r->r0 || i >= r->r1) {
     r->did = -1;
-    sqlite3_bind_int64(r->qd, 1, id);
+    int s = r->blob ? sqlite3_blob_reopen(r->blob, id)
+                    : sqlite3_blob_open(r->db->db, "main", "bdata", "data", id, 0, &r->blob);
+    if (s != SQLITE_OK)
+      return kv_err_set(err, KV_EFORMAT, "%s: block %lld: cannot read its texts: %s", r->db->path, (long long)id,
+                        sqlite3_errmsg(r->db->db));
+    size_t total = (size_t)sqlite3_blob_bytes(r->blob), hn = total < 64 ? total : 64, off = 0, zlen = 0;
     int rc;
-    if (sqlite3_step(r->qd) != SQLITE_ROW)
-      rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", r->db->path, (long long)id);
-    else
-      rc = blk_frame_decode(r->c, sqlite3_column_blob(r->qd, 0), (size_t)sqlite3_column_bytes(r->qd, 0), i, r->db->dc,
-                            &r->data, &r->r0, &r->r1, r->toff, r->poff, id, err);
-    sqlite3_reset(r->qd);
+    for (;;) {
+      if (lbuf_reserve(&r->z, hn)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      if (sqlite3_blob_read(r->blob, r->z.p, (int)hn, 0) != SQLITE_OK)
+        return kv_err_set(err, KV_EIO, "%s: block %lld: reading texts: %s", r->db->path, (long long)id,
+                          sqlite3_errmsg(r->db->db));
+      rc = blk_frame_find(r->c, r->z.p, hn, total, i, &r->r0, &r->r1, &off, &zlen, id, err);
+      if (rc != 1) break;
+      hn = total; /* a long frame table: read it all */
+    }
     if (rc) return rc;
+    r->z.n = 0;
+    if (lbuf_reserve(&r->z, zlen + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    if (sqlite3_blob_read(r->blob, r->z.p, (int)zlen, (int)off) != SQLITE_OK)
+      return kv_err_set(err, KV_EIO, "%s: block %lld: reading texts: %s", r->db->path, (long long)id,
+                        sqlite3_errmsg(r->db->db));
+    if ((rc = blk_frame_unpack(r->c, r->z.p, zlen, r->r0, r->r1, r->db->dc, &r->data, r->toff, r->poff, id, err)))
+      return rc;
     r->did = id;
   }
   *text = r->data.p + r->toff[i - r->r0];

@@ -92,7 +92,7 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   size_t np2t = 0, nt = 1;
   tacc *acc = NULL;
   uint32_t *bins = NULL;
-  blk_cols *c = malloc(sizeof *c);
+  blk_cols *c = calloc(1, sizeof *c);
   sqlite3_stmt *qm = NULL;
   if (!c) return kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
   if ((rc = log_db_pattern_map(db, &p2t, &np2t, err))) goto fail;
@@ -256,7 +256,8 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
     char path[4096] = "";
     if (bi >= 0) {
       log_db_file_path(db, db->sums[bi].file_id, path, sizeof path);
-      if (!(rc = read_cols(db, qm, (size_t)bi, c, err))) it->first_line = c->line[it->first_record - db->sums[bi].id];
+      if (!(rc = read_cols(db, qm, (size_t)bi, c, err)) && !(rc = blk_meta_rest(c, db->sums[bi].id, err)))
+        it->first_line = c->line[it->first_record - db->sums[bi].id];
     }
     it->first_file = strdup(path);
     if (!it->template_text || !it->first_file || !it->why) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
@@ -265,10 +266,12 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   if (rc) goto fail;
 done:
   sqlite3_finalize(qm);
+  blk_cols_free(c);
   free(p2t), free(acc), free(bins), free(c);
   return 0;
 fail:
   sqlite3_finalize(qm);
+  blk_cols_free(c);
   free(p2t), free(acc), free(bins), free(c);
   log_triage_free(out);
   return rc;

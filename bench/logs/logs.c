@@ -268,7 +268,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   static char comp[NQ][128], par[NQ][128], num[NQ][128], txt[NQ][128];
-  printf("query latency (store of %llu records):\n", (unsigned long long)st.records);
+  if (reuse) printf("query latency (the store under %s):\n", out);
+  else printf("query latency (store of %llu records):\n", (unsigned long long)st.records);
   memset(q, 0, sizeof q);
   for (int i = 0; i < NQ; i++) {
     const log_row *r = &sample.rows[rng_next(&seed) % (sample.n ? sample.n : 1)];
