@@ -25,6 +25,9 @@
 #define MAX_CONTEXT_BYTES 3000  /* retrieved text given to the model */
 #define MAX_CHUNK_BYTES 1000
 #define MAX_PREFIX_BYTES 1500   /* repo map / file list in the resident prefix */
+#define STABLE_BYTES 1200       /* heads of stable files in the resident prefix */
+#define STABLE_FILE_BYTES 400   /* ... at most this much of each */
+#define STABLE_LINES 24
 
 typedef struct sbuf {
   char *p;
@@ -125,6 +128,48 @@ static cJSON *citation(const char *path, int l0, int l1, const char *symbol, dou
 }
 
 #if DMN_HAVE_INDEXER
+#if DMN_HAVE_REPOMAP
+/* 1 when path heads a section of the repo map ("path:" on its own line). */
+static int in_map(const char *map, const char *path) {
+  size_t n = strlen(path);
+  for (const char *p = strstr(map, path); p; p = strstr(p + 1, path))
+    if ((p == map || p[-1] == '\n') && p[n] == ':' && p[n + 1] == '\n') return 1;
+  return 0;
+}
+
+/* The stable files of the resident prefix: the heads (as committed) of the
+ * repo map's files, least recently changed first, so an edit to a recent
+ * file changes only the tail of the prefix and the cached KV of the rest
+ * survives. Best effort: a file that cannot be read is left out. */
+static void stable_files(sbuf *s, idx_index *ix, const char *map) {
+  idx_file_list fl = {0};
+  kv_err e;
+  if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, &e)) return;
+  size_t used = 0;
+  int n = 0;
+  for (size_t i = 0; i < fl.n && used + 64 < STABLE_BYTES; i++) {
+    if (fl.v[i].worktree || !in_map(map, fl.v[i].path)) continue;
+    char *txt = NULL;
+    size_t tl = 0;
+    if (idx_read_lines(ix, fl.v[i].path, 1, STABLE_LINES, 0, &txt, &tl, &e) || !tl) {
+      free(txt);
+      continue;
+    }
+    size_t take = tl < STABLE_FILE_BYTES ? tl : STABLE_FILE_BYTES;
+    if (take > STABLE_BYTES - used) take = STABLE_BYTES - used;
+    while (take < tl && take > 0 && txt[take - 1] != '\n') take--; /* whole lines */
+    if (take > 0) {
+      if (!n++) sb_add(s, "\nStable files (least recently changed first, as committed):\n", 60);
+      sb_printf(s, "--- file %s\n", fl.v[i].path);
+      sb_add(s, txt, take);
+      used += take;
+    }
+    free(txt);
+  }
+  idx_file_list_free(&fl);
+}
+#endif
+
 /* Builds the resident prefix text for a repo from its index. */
 static int build_prefix_text(const char *repo, idx_index *ix, char **out, kv_err *err) {
   sbuf s = {0};
@@ -138,6 +183,7 @@ static int build_prefix_text(const char *repo, idx_index *ix, char **out, kv_err
   if (idx_repomap(ix, MAX_PREFIX_BYTES / 4, NULL, NULL, &map, err) == 0 && map) {
     sb_add(&s, "Repository map:\n", 16);
     sb_add(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
+    stable_files(&s, ix, map);
     free(map);
   }
 #else

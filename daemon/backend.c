@@ -140,6 +140,14 @@ cJSON *dmn_backend_cache_stats(dmn_backend *b) {
     cJSON_AddNumberToObject(e, "tokens", (double)p->tokens);
     cJSON_AddNumberToObject(e, "uses", (double)p->uses);
     cJSON_AddBoolToObject(e, "resident_kv", p->ctx != NULL);
+    cJSON *sf = cJSON_AddArrayToObject(e, "stable_files"); /* as headed in the text (ask.c) */
+    for (const char *t = p->text ? strstr(p->text, "\nStable files (") : NULL; sf && t && (t = strstr(t, "\n--- file "));) {
+      t += 10;
+      size_t len = strcspn(t, "\n");
+      char path[1024];
+      snprintf(path, sizeof path, "%.*s", (int)(len < sizeof path ? len : sizeof path - 1), t);
+      cJSON_AddItemToArray(sf, cJSON_CreateString(path));
+    }
     cJSON_AddItemToArray(arr, e);
   }
   cJSON_AddNumberToObject(o, "prefixes", (double)n);

@@ -148,6 +148,25 @@ static void test_ask_cites_the_function(void **st) {
     cJSON_Delete(p);
     cJSON_Delete(r);
   }
+  /* The resident prefix: repo map + stable files, each one of the repo's. */
+  assert_int_equal(ipc_client_call(c, "cache.stats", NULL, NULL, NULL, 30000, &r, &e), 0);
+  const cJSON *pe, *f;
+  int found = 0;
+  cJSON_ArrayForEach(pe, cJSON_GetObjectItem(r, "entries")) {
+    if (strcmp(cJSON_GetObjectItem(pe, "repo")->valuestring, repo)) continue;
+    found = 1;
+    int n = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(pe, "stable_files")) {
+      const char *fp = f->valuestring;
+      assert_true(!strcmp(fp, "crypto.c") || !strcmp(fp, "frame.c") || !strcmp(fp, "rpc.c") || !strcmp(fp, "base.c"));
+      n++;
+    }
+    assert_true(n >= 1);
+  }
+  assert_true(found);
+  assert_true(cJSON_GetObjectItem(r, "prefix_builds")->valueint == 1); /* built once, */
+  assert_true(cJSON_GetObjectItem(r, "prefix_hits")->valueint >= 1);   /* reused by the second ask */
+  cJSON_Delete(r);
   ipc_client_close(c);
 }
 
