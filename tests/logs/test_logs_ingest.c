@@ -473,6 +473,24 @@ static void test_param_kinds(void **st) {
   log_db_close(d);
 }
 
+/* a store of the old format (records as rows) is refused by name */
+static void test_old_format(void **st) {
+  char db[512];
+  path_in(db, sizeof db, "v1.db");
+  sqlite3 *h;
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "CREATE TABLE records(id INTEGER PRIMARY KEY, text TEXT); PRAGMA user_version=1;", NULL,
+                                NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(h);
+  log_db *d = NULL;
+  kv_err err = {0};
+  assert_int_equal(log_db_open(&d, db, &err), KV_EUNSUPPORTED);
+  assert_null(d);
+  assert_non_null(strstr(err.msg, "v1.db"));
+  assert_non_null(strstr(err.msg, "ingest again"));
+}
+
 /* kill -9 during an ingest, then resume: same records as a clean ingest. */
 static void test_kill9_resume(void **st) {
   size_t len;
@@ -546,7 +564,7 @@ int main(void) {
       cmocka_unit_test(test_ingest_query), cmocka_unit_test(test_resume_append_rotate),
       cmocka_unit_test(test_compressed),   cmocka_unit_test(test_multiline_json),
       cmocka_unit_test(test_junk),         cmocka_unit_test(test_param_kinds),
-      cmocka_unit_test(test_kill9_resume),
+      cmocka_unit_test(test_old_format),   cmocka_unit_test(test_kill9_resume),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
