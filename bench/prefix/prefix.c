@@ -6,10 +6,15 @@
  *   disk: a new store (as after a restart) finds the snapshot, mmaps and
  *         verifies it, forks, evaluates the question.
  * Prints both ratios against cold (bars: RAM <= 5%, disk <= 15%). The disk
- * case reads the snapshot through the page cache (it was just written).
+ * case runs twice: with the snapshot in the page cache (it was just
+ * written) and with its pages evicted first (fdatasync + POSIX_FADV_DONTNEED
+ * on every file of the snapshot directory), so it is read from the device
+ * as after a reboot.
  *
  * usage: bench_prefix [-m MODEL] [--tokens N] [--dir REPO] [--mode full|compressed] [-t THREADS] [--reps N]
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +24,22 @@
 #include "engine/kvmem_eng.h"
 
 static const char *QUESTION = "\n\nQuestion: which file writes the KV snapshot header?\nAnswer:";
+
+/* Drops the page-cache pages of every file in dir (best effort). */
+static void evict_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+  if (d) closedir(d);
+}
 
 int main(int argc, char **argv) {
   const char *model = NULL, *dir = KVASIR_SOURCE_DIR, *mode = "compressed";
@@ -82,7 +103,7 @@ int main(int argc, char **argv) {
          nt, ns, nq, mode);
   if (!mkdtemp(snapdir)) { perror("mkdtemp"); return 1; }
   uint64_t mh = kvm_eng_model_hash(m);
-  double cold = 1e30, ram = 1e30, disk = 1e30;
+  double cold = 1e30, ram = 1e30, disk = 1e30, disk_cold = 1e30;
   int32_t *all = malloc(sizeof(int32_t) * (nt + nq));
   memcpy(all, toks, nt * sizeof *all);
   memcpy(all + nt, q, nq * sizeof *all);
@@ -118,7 +139,9 @@ int main(int argc, char **argv) {
     kvm_prefix_unref(px);
   }
   kvm_store_free(st);
-  for (int r = 0; r < reps; r++) { /* disk, a fresh store each time */
+  for (int r = 0; r < 2 * reps; r++) { /* disk, a fresh store each time; evicted first in odd runs */
+    int evicted = r & 1;
+    if (evicted) evict_dir(snapdir);
     t0 = kv_now();
     kvm_prefix *px;
     int mseg;
@@ -131,16 +154,19 @@ int main(int argc, char **argv) {
       return 1;
     }
     double dt = kv_now() - t0;
-    if (dt < disk) disk = dt;
+    if (evicted && dt < disk_cold) disk_cold = dt;
+    if (!evicted && dt < disk) disk = dt;
     if (!kvm_prefix_from_disk(px)) fprintf(stderr, "bench_prefix: expected a disk snapshot\n");
     kvm_prefix_unref(px);
     eng_ctx_truncate(c, 0);
     kvm_store_free(st);
   }
   printf("resident prefix: %.1f MiB (%.0f bytes/token)\n", resident / 1048576.0, (double)resident / nt);
-  printf("time to first token: cold %.3f s, from RAM %.4f s, from disk snapshot %.4f s\n", cold, ram, disk);
+  printf("time to first token: cold %.3f s, from RAM %.4f s, from disk snapshot %.4f s (page cache warm), %.4f s "
+         "(evicted)\n",
+         cold, ram, disk, disk_cold);
   printf("ratio RAM/cold:  %.4f (bar <= 0.05)\n", ram / cold);
-  printf("ratio disk/cold: %.4f (bar <= 0.15)\n", disk / cold);
+  printf("ratio disk/cold: %.4f (bar <= 0.15; page cache warm), %.4f (evicted)\n", disk / cold, disk_cold / cold);
   eng_ctx_free(c);
   char cmd[256];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", snapdir);
