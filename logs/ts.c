@@ -125,6 +125,17 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
   /* every format starts with a digit or with a day or month name followed
    * by ' ' or ',' (F, E below): reject the rest at once */
   if (!isdigit((unsigned char)s[0]) && (n < 5 || (s[3] != ' ' && s[3] != ','))) return 0;
+  if (isdigit((unsigned char)s[0])) {
+    /* and one starting with a digit has 4 (A), 2 or 1 (B, D, G), 6 (C),
+     * 10 or 13 (H) of them, followed by what that format needs: most
+     * numbers are rejected here */
+    size_t k = 0;
+    while (k < n && k < 14 && isdigit((unsigned char)s[k])) k++;
+    char nx = k < n ? s[k] : 0;
+    int maybe = (k == 4 && (nx == '-' || nx == '/' || nx == '.')) || (k == 2 && (nx == '/' || nx == '-')) ||
+                (k == 1 && nx == '/') || (k == 6 && nx == ' ') || k == 10 || k == 13;
+    if (!maybe) return 0;
+  }
   if (year_hint < 1970 || year_hint > 2100) year_hint = 2000;
   /* A. YYYY-MM-DD[ T_-]HH:MM:SS[.f][zone]  (also / and . separators) */
   if (digits(s, n, &i, 4, 4, &y) && i < n && (s[i] == '-' || s[i] == '/' || s[i] == '.')) {
