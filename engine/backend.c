@@ -4,22 +4,16 @@
  * same table; the forward pass only ever calls through it.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "engine/engine.h"
 #include "kernels/kernels.h"
 
-/* llama.cpp's CPU backend computes the 32-element block types (Q4_0 Q4_1
- * Q5_0 Q5_1 Q8_0) with 256-bit code even on AVX-512 machines: one 8-lane
- * accumulator over the blocks. kvasir's AVX2 level sums in that order, its
- * AVX-512 level (two blocks per step) does not, and in these small models
- * the last-bit difference grows into different greedy text, so the engine
- * caps these types at AVX2 to be bit-identical to its reference. */
+/* Every kernel level sums as llama.cpp's CPU backend does (ggml's vec_dot
+ * order, its repacked Q4_K orders), so the engine runs at the pool's best
+ * ISA and stays bit-identical to its reference. */
 static void cpu_matmul(void *st, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m,
                        float *y) {
-  const int blk32 = type == KRN_Q4_0 || type == KRN_Q4_1 || type == KRN_Q5_0 || type == KRN_Q5_1 || type == KRN_Q8_0;
-  if (blk32 && !strcmp(krn_pool_isa(st), "avx512")) krn_matmul_isa(st, "avx2", type, W, n_out, k, x, m, y);
-  else krn_matmul(st, type, W, n_out, k, x, m, y);
+  krn_matmul(st, type, W, n_out, k, x, m, y);
 }
 static void cpu_parallel(void *st, void (*fn)(void *, int), void *ctx, int n) { krn_pool_run(st, fn, ctx, n); }
 static void cpu_dequant(void *st, int type, const void *src, float *dst, size_t n) {

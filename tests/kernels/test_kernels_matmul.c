@@ -235,18 +235,20 @@ static void test_q4k_repacked_order(void **st) {
 }
 
 /* Types summed in ggml's vec_dot order at every SIMD level give the same
- * bits at AVX2 and AVX-512 (Q4_K with a row count llama.cpp does not
- * repack, Q6_K). */
+ * bits at AVX2 and AVX-512: the 32-element block types (AVX-512: two
+ * outputs per register, matvec over 4 weight rows, batch over 4 activation
+ * rows; row counts that leave partial groups), Q4_K with a row count
+ * llama.cpp does not repack, Q6_K. */
 static void test_ggml_order_same_across_isas(void **st) {
   (void)st;
   const krn_cpu *c = krn_cpu_features();
   if (!(c->avx2 && c->fma && c->avx512f && c->avx512bw && c->avx512vnni)) skip();
-  static const int types[] = {KRN_Q4_K, KRN_Q6_K};
+  static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K, KRN_Q6_K};
   uint32_t s = 777;
   const size_t k = 768, n_out = 13;
   krn_pool *p;
   assert_int_equal(krn_pool_create(&p, 2), 0);
-  for (size_t t = 0; t < 2; t++)
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
     for (size_t m = 1; m <= 9; m++) {
       void *W = rand_weights(types[t], n_out, k, &s);
       float *x = malloc(m * k * sizeof *x), *y2 = malloc(m * n_out * 4), *y5 = malloc(m * n_out * 4);
