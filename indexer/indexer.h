@@ -108,6 +108,11 @@ typedef struct idx_sync_stats {
   int head_moved;            /* HEAD's tree differs from the last sync */
   int full_walk;             /* the whole tree was walked (first sync or FULL) */
   double seconds;
+  /* where the CPU went (thread CPU seconds): plan + classify (git walk,
+   * status, blob headers), parse (all parse threads: read, tree-sitter,
+   * tags, chunks, FTS side strings), write (the writer: SQLite inserts, FTS
+   * tokenizing, commits), recency + meta */
+  double cpu_plan, cpu_parse, cpu_write, cpu_finish;
 } idx_sync_stats;
 
 /* Bring the index up to date with HEAD and the working tree. cancel (may be

@@ -253,19 +253,43 @@ int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap) {
 
 /* ---- results ------------------------------------------------------------- */
 
+/* Strings of one parse live in a few large blocks: a blob has hundreds of
+ * small names, and freeing them one by one (on the writer thread, memory
+ * malloc'd by a parse thread) cost the writer more than its SQLite work. */
+struct idx_arena {
+  idx_arena *next;
+  size_t used, cap;
+  char buf[];
+};
+
+static char *arena_dup(idx_parsed *r, const char *s, size_t n) {
+  idx_arena *a = r->arena;
+  if (!a || a->used + n + 1 > a->cap) {
+    size_t cap = n + 1 > 32768 ? n + 1 : 32768;
+    if (!(a = malloc(sizeof *a + cap))) return NULL;
+    a->next = r->arena;
+    a->used = 0;
+    a->cap = cap;
+    r->arena = a;
+  }
+  char *p = a->buf + a->used;
+  memcpy(p, s, n);
+  p[n] = 0;
+  a->used += n + 1;
+  return p;
+}
+
 void idx_parsed_free(idx_parsed *r) {
   if (!r) return;
-  for (size_t i = 0; i < r->nsyms; i++) {
-    free(r->syms[i].name);
-    free(r->syms[i].scope);
-    free(r->syms[i].sig);
+  for (idx_arena *a = r->arena, *n; a; a = n) {
+    n = a->next;
+    free(a);
   }
-  for (size_t i = 0; i < r->nrefs; i++) free(r->refs[i].name);
   for (size_t i = 0; i < r->nchunks; i++) {
     free(r->chunks[i].sub);
     free(r->chunks[i].defs);
-    free(r->chunks[i].ids);
   }
+  free(r->ids);
   free(r->syms);
   free(r->refs);
   free(r->chunks);
@@ -283,18 +307,14 @@ static int grow(void **v, size_t *cap, size_t n, size_t elt) {
   return 0;
 }
 
-static char *dup_range(const char *s, size_t a, size_t b) {
-  char *r = malloc(b - a + 1);
-  if (!r) return NULL;
-  memcpy(r, s + a, b - a);
-  r[b - a] = 0;
-  return r;
+static char *dup_range(idx_parsed *r, const char *s, size_t a, size_t b) {
+  return arena_dup(r, s + a, b - a);
 }
 
 /* One line of signature: the definition's first line; when the name sits on a
  * later line (return type above a C function name) through the name's line,
  * if that is at most 3 lines down; a '{' after the name ends it. Whitespace collapsed, cut at SIG_MAX. */
-static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end) {
+static char *make_sig(idx_parsed *r, const char *t, size_t len, uint32_t d0, uint32_t name_end) {
   size_t e = d0;
   while (e < len && t[e] != '\n') e++;
   if (name_end > e) {
@@ -314,8 +334,7 @@ static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end)
   if (e > len) e = len;
   if (e < d0) e = d0; /* a name captured outside its definition */
   if (e - d0 > SIG_MAX * 2) e = d0 + SIG_MAX * 2;
-  char *s = malloc(SIG_MAX + 1);
-  if (!s) return NULL;
+  char s[SIG_MAX + 1];
   size_t k = 0;
   int sp = 0;
   for (size_t i = d0; i < e && k < SIG_MAX; i++) {
@@ -329,8 +348,7 @@ static char *make_sig(const char *t, size_t len, uint32_t d0, uint32_t name_end)
     if (k < SIG_MAX) s[k++] = (char)c;
   }
   while (k > 0 && (s[k - 1] == '{' || s[k - 1] == ' ')) k--;
-  s[k] = 0;
-  return s;
+  return arena_dup(r, s, k);
 }
 
 /* C/C++ tags point at the declarator; widen to the whole definition. */
@@ -390,7 +408,7 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
     if (role == 3) {
       if (grow((void **)&r->refs, &r->caprefs, r->nrefs, sizeof *r->refs)) return KV_ENOMEM;
       idx_pref *f = &r->refs[r->nrefs];
-      if (!(f->name = dup_range(t, a, b))) return KV_ENOMEM;
+      if (!(f->name = dup_range(r, t, a, b))) return KV_ENOMEM;
       f->kind = kind;
       f->line = (int)ts_node_start_point(name).row + 1;
       r->nrefs++;
@@ -414,7 +432,7 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
     TSPoint e = ts_node_end_point(def);
     s->line1 = (int)e.row + (e.column > 0 || e.row == 0 ? 1 : 0);
     if (s->line1 < s->line0) s->line1 = s->line0;
-    if (!(s->name = dup_range(t, a, b)) || !(s->sig = make_sig(t, r->len, d0, b))) {
+    if (!(s->name = dup_range(r, t, a, b)) || !(s->sig = make_sig(r, t, r->len, d0, b))) {
       r->nsyms++;
       return KV_ENOMEM;
     }
@@ -426,7 +444,8 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
   for (size_t i = 0; i < r->nsyms; i++) {
     while (sp > 0 && r->syms[stack[sp - 1]].b1 <= r->syms[i].b0) sp--;
     if (sp > 0 && !(r->syms[stack[sp - 1]].b0 == r->syms[i].b0 && r->syms[stack[sp - 1]].b1 == r->syms[i].b1)) {
-      if (!(r->syms[i].scope = strdup(r->syms[stack[sp - 1]].name))) return KV_ENOMEM;
+      const char *up = r->syms[stack[sp - 1]].name;
+      if (!(r->syms[i].scope = arena_dup(r, up, strlen(up)))) return KV_ENOMEM;
     }
     if (sp < 64) stack[sp++] = i;
   }
@@ -523,8 +542,6 @@ static int chunk_strings(idx_parsed *r) {
     size_t cap = 0;
     if (idx_subwords(r->text + c->b0, c->b1 - c->b0, &c->sub, &c->nsub, &cap)) return KV_ENOMEM;
     cap = 0;
-    if (idx_idents(r->text + c->b0, c->b1 - c->b0, &c->ids, &c->nids, &cap)) return KV_ENOMEM;
-    cap = 0;
     for (int j = c->sym; j >= 0 && (size_t)j < r->nsyms && r->syms[j].line0 <= c->line1; j++) {
       const char *nm = r->syms[j].name;
       size_t nl = strlen(nm);
@@ -600,6 +617,10 @@ int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_
   }
   if (!rc && r->nlines > 0) rc = make_chunks(r, &A, off);
   if (!rc) rc = chunk_strings(r);
+  if (!rc) {
+    size_t cap = 0;
+    rc = idx_idents(r->text, r->len, &r->ids, &r->nids, &cap);
+  }
   free(A.v);
   free(off);
   return rc;

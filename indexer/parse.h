@@ -30,18 +30,23 @@ typedef struct idx_pchunk {
   int line0, line1;
   size_t b0, b1;      /* byte range in text */
   int sym;            /* index of the first definition starting inside, or -1 */
-  /* what the FTS tables get besides the text, built by the parse thread so
+  /* what the FTS table gets besides the text, built by the parse thread so
    * the writer only writes: sub-words of the identifiers, the names of the
-   * definitions starting here (+ their parts), the distinct identifiers */
-  char *sub, *defs, *ids;
-  size_t nsub, ndefs, nids;
+   * definitions starting here (+ their parts) */
+  char *sub, *defs;
+  size_t nsub, ndefs;
 } idx_pchunk;
+
+typedef struct idx_arena idx_arena;
 
 typedef struct idx_parsed {
   int skip, note;
+  idx_arena *arena;   /* the names, scopes and signatures of syms and refs */
   char *text;         /* the indexed text (invalid UTF-8 replaced by '?'); owned */
   size_t len;
   int nlines;
+  char *ids;          /* the blob's distinct identifiers, space-separated (idx_idents) */
+  size_t nids;
   idx_psym *syms;  size_t nsyms, capsyms;
   idx_pref *refs;  size_t nrefs, caprefs;
   idx_pchunk *chunks; size_t nchunks, capchunks;

@@ -1,7 +1,8 @@
 /*
  * search.c — retrieval over the index: idx_search (ranked chunks for a
- * free-text or identifier query), idx_grep (literal substring: candidates
- * from the trigram table of chunk identifiers, checked with instr()) and idx_symbols.
+ * free-text or identifier query), idx_grep (literal substring: identifiers
+ * holding it from the trigram table of distinct identifiers, their chunks
+ * from chunks_fts, checked with instr()) and idx_symbols.
  *
  * Ranking (idx_search), all computed on the reader connection:
  *   pool   the 500 best chunks by -bm25(chunks_fts; text 1, sub-words 0.5,
@@ -296,45 +297,117 @@ out:
   return rc;
 }
 
+#define GREP_MAX_IDENTS 1000 /* more identifiers hold the needle: scan the chunks instead */
+
+/* The chunks_fts query for grep: the identifiers of the index that contain
+ * the needle's longest identifier piece (trigrams of idents, then instr),
+ * as `text : ("a" OR "b" ...)`. *fq = NULL when the needle has no piece of
+ * 3+ bytes or too many identifiers hold it (the caller scans); "" when no
+ * identifier holds it (no hit possible). */
+static int grep_query(sqlite3 *db, const char *needle, size_t n, char **fq) {
+  *fq = NULL;
+  size_t pa = 0, pn = 0;
+  for (size_t i = 0; i < n;) {
+    while (i < n && !(isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
+    size_t a = i;
+    while (i < n && (isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
+    if (i - a > pn) pa = a, pn = i - a;
+  }
+  if (pn < 3 || pn > 200) return 0;
+  char *tq = malloc(pn * 12 + 16), *piece = malloc(pn + 1);
+  if (!tq || !piece) {
+    free(tq);
+    free(piece);
+    return KV_ENOMEM;
+  }
+  memcpy(piece, needle + pa, pn);
+  piece[pn] = 0;
+  size_t tl = 0;
+  for (size_t j = 0; j + 3 <= pn; j++) {
+    if (tl) tl += (size_t)sprintf(tq + tl, " AND ");
+    tq[tl++] = '"';
+    memcpy(tq + tl, piece + j, 3);
+    tl += 3;
+    tq[tl++] = '"';
+  }
+  tq[tl] = 0;
+  sqlite3_stmt *st;
+  int rc = 0;
+  size_t cap = 64, len = 0, count = 0;
+  char *q = malloc(cap);
+  if (!q) rc = KV_ENOMEM;
+  else if (sqlite3_prepare_v2(db, "SELECT i.name FROM idents_tri JOIN idents i ON i.id = idents_tri.rowid"
+                                  " WHERE idents_tri MATCH ?1 AND instr(i.name, ?2) > 0 LIMIT ?3",
+                              -1, &st, NULL) != SQLITE_OK) {
+    rc = KV_EIO;
+  } else {
+    sqlite3_bind_text(st, 1, tq, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, piece, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, GREP_MAX_IDENTS + 1);
+    len = (size_t)sprintf(q, "text : (");
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+      const char *nm = (const char *)sqlite3_column_text(st, 0);
+      size_t nl = nm ? strlen(nm) : 0;
+      if (!nl || strchr(nm, '"')) continue;
+      if (len + nl + 8 > cap) {
+        while (len + nl + 8 > cap) cap *= 2;
+        char *nq = realloc(q, cap);
+        if (!nq) {
+          rc = KV_ENOMEM;
+          break;
+        }
+        q = nq;
+      }
+      len += (size_t)sprintf(q + len, "%s\"%s\"", count ? " OR " : "", nm);
+      count++;
+    }
+    sqlite3_finalize(st);
+  }
+  free(tq);
+  free(piece);
+  if (rc || count > GREP_MAX_IDENTS) {
+    free(q);
+    return rc;
+  }
+  if (count == 0) {
+    q[0] = 0;
+  } else {
+    q[len++] = ')';
+    q[len] = 0;
+  }
+  *fq = q;
+  return 0;
+}
+
 int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err) {
   memset(out, 0, sizeof *out);
   size_t n = needle ? strlen(needle) : 0;
   if (n < 3) return kv_err_set(err, KV_EINVAL, "grep: the needle needs at least 3 bytes");
   if (k == 0) k = 10;
-  /* The trigram table holds each chunk's distinct identifiers, so the
-   * needle's identifier pieces of 3+ bytes give the candidates (every
-   * trigram of every piece, AND-ed) and instr() on the text checks the
-   * exact needle; a needle without such a piece scans the chunks. */
-  char *fq = malloc(n * 12 + 16);
-  if (!fq) return kv_err_set(err, KV_ENOMEM, "grep: out of memory");
-  size_t fl = 0;
-  for (size_t i = 0; i < n;) {
-    while (i < n && !(isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
-    size_t a = i;
-    while (i < n && (isalnum((unsigned char)needle[i]) || needle[i] == '_' || (unsigned char)needle[i] >= 0x80)) i++;
-    for (size_t j = a; i - a >= 3 && j + 3 <= i; j++) {
-      if (fl) fl += (size_t)sprintf(fq + fl, " AND ");
-      fq[fl++] = '"';
-      memcpy(fq + fl, needle + j, 3);
-      fl += 3;
-      fq[fl++] = '"';
-    }
-  }
-  fq[fl] = 0;
   cands C = {0};
   int rc = 0;
   pthread_mutex_lock(&ix->rlock);
   sqlite3 *db = idx_store_db(ix->r);
+  /* Candidates: chunks holding an identifier that contains the needle's
+   * longest identifier piece (idents + idents_tri, then chunks_fts), checked
+   * with instr() for the exact needle; without a usable piece, a scan. */
+  char *fq = NULL;
+  if ((rc = grep_query(db, needle, n, &fq))) {
+    rc = rc == KV_ENOMEM ? kv_err_set(err, rc, "grep: out of memory")
+                         : kv_err_set(err, rc, "%s: grep: %s", ix->db_path, sqlite3_errmsg(db));
+    goto out;
+  }
+  if (fq && !fq[0]) goto out; /* no identifier holds it */
   sqlite3_stmt *st;
-  const char *sql = fl ? "SELECT " CHUNK_COLS " FROM chunks_tri JOIN chunks c ON c.id = chunks_tri.rowid"
-                         VIEW_JOIN "WHERE chunks_tri MATCH ?1 AND instr(c.text, ?2) > 0"
+  const char *sql = fq ? "SELECT " CHUNK_COLS " FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
+                         VIEW_JOIN "WHERE chunks_fts MATCH ?1 AND instr(c.text, ?2) > 0"
                          " ORDER BY f.path, c.line0 LIMIT ?3"
                        : "SELECT " CHUNK_COLS " FROM chunks c" VIEW_JOIN
                          "WHERE ?1 = '' AND instr(c.text, ?2) > 0 ORDER BY f.path, c.line0 LIMIT ?3";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
     rc = kv_err_set(err, KV_EIO, "%s: grep: %s", ix->db_path, sqlite3_errmsg(db));
   } else {
-    sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, fq ? fq : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, needle, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)k);
     double sc = 1e9;
@@ -348,9 +421,10 @@ int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err 
       for (const char *q = C.v[i].h.text; q < p; q++) line += *q == '\n';
       C.v[i].h.line0 = line;
     }
-    if (!rc && hand_out(&C, k, out)) rc = KV_ENOMEM;
     if (rc) kv_err_set(err, rc, "grep: out of memory");
   }
+out:
+  if (!rc && hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "grep: out of memory");
   pthread_mutex_unlock(&ix->rlock);
   cands_free(&C);
   free(fq);

@@ -10,17 +10,52 @@
  */
 #include "store.h"
 
+#include "parse.h" /* idx_hash_bytes */
+
 #include <stdlib.h>
 #include <string.h>
 
 struct idx_store {
   sqlite3 *db;
-  sqlite3_stmt *blob_get, *blob_put, *sym_put, *ref_put, *chunk_put, *fts_put, *tri_put,
-      *file_put, *file_del, *file_changed, *meta_get, *meta_set;
+  sqlite3_stmt *blob_get, *blob_put, *sym_put, *ref_put, *chunk_put, *fts_put, *ident_put,
+      *tri_put, *file_put, *file_del, *file_changed, *meta_get, *meta_set;
+  /* identifiers written by this sync (idx_store_forget), by 64-bit hash:
+   * open addressing, 0 = empty. Two identifiers sharing a hash (odds about
+   * n^2 / 2^65: 1e-9 for Django's 150k) would leave the second out of
+   * idents, so grep could miss it; strings would cost the writer 10%. */
+  uint64_t *seen;
+  size_t nseen, capseen;
 };
 
-/* The derived tables (everything a blob's parse produces). */
-#define DERIVED_TABLES \
+/* 1 if h was added, 0 if present, KV_ENOMEM. */
+static int seen_add(idx_store *s, uint64_t h) {
+  if (h == 0) h = 1;
+  if ((s->nseen + 1) * 2 > s->capseen) {
+    size_t nc = s->capseen ? s->capseen * 2 : 4096;
+    uint64_t *nv = calloc(nc, sizeof *nv);
+    if (!nv) return KV_ENOMEM;
+    for (size_t i = 0; i < s->capseen; i++)
+      if (s->seen[i]) {
+        size_t j = (size_t)s->seen[i] & (nc - 1);
+        while (nv[j]) j = (j + 1) & (nc - 1);
+        nv[j] = s->seen[i];
+      }
+    free(s->seen);
+    s->seen = nv;
+    s->capseen = nc;
+  }
+  size_t j = (size_t)h & (s->capseen - 1);
+  while (s->seen[j]) {
+    if (s->seen[j] == h) return 0;
+    j = (j + 1) & (s->capseen - 1);
+  }
+  s->seen[j] = h;
+  s->nseen++;
+  return 1;
+}
+
+/* The derived tables of schema version 2 (the 1 -> 2 step creates them). */
+#define DERIVED_TABLES_V2 \
   "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL," \
   " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);" \
   "CREATE INDEX symbols_name ON symbols(name);" \
@@ -33,6 +68,25 @@ struct idx_store {
   "CREATE VIRTUAL TABLE chunks_tri USING fts5(idents, content='', tokenize='trigram'," \
   " detail='none');"
 
+/* The derived tables of the current schema (everything a blob's parse
+ * produces). `idents` holds every distinct identifier of the index once, and
+ * idents_tri its trigrams: grep finds the identifiers holding a needle there,
+ * then their chunks through chunks_fts (a trigram row per chunk cost the
+ * writer more than all the rest of SQLite together). */
+#define DERIVED_TABLES \
+  "CREATE TABLE symbols(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, name TEXT NOT NULL," \
+  " kind TEXT, scope TEXT, sig TEXT, line0 INTEGER, line1 INTEGER);" \
+  "CREATE INDEX symbols_name ON symbols(name);" \
+  "CREATE INDEX symbols_blob ON symbols(blob, line0);" \
+  "CREATE TABLE refs(blob INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT, line INTEGER);" \
+  "CREATE TABLE chunks(id INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER," \
+  " line1 INTEGER, symbol TEXT, text TEXT, sub TEXT, defs TEXT);" \
+  "CREATE INDEX chunks_blob ON chunks(blob);" \
+  "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, sub, defs, content='chunks'," \
+  " content_rowid='id', detail='column', tokenize=\"porter unicode61 tokenchars '_'\");" \
+  "CREATE TABLE idents(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);" \
+  "CREATE VIRTUAL TABLE idents_tri USING fts5(name, content='', tokenize='trigram', detail='none');"
+
 /* A new database gets the current schema in one step. */
 static const char schema_current[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
@@ -40,8 +94,7 @@ static const char schema_current[] =
     " size INTEGER, skip INTEGER, note INTEGER, nlines INTEGER);"
     "CREATE TABLE files(path TEXT PRIMARY KEY, oid TEXT NOT NULL, head_oid TEXT, lang TEXT,"
     " size INTEGER, skip INTEGER, note INTEGER, worktree INTEGER, changed INTEGER, gen INTEGER);"
-    "CREATE INDEX files_oid ON files(oid);" DERIVED_TABLES
-    "CREATE INDEX symbols_blob ON symbols(blob, line0);";
+    "CREATE INDEX files_oid ON files(oid);" DERIVED_TABLES;
 
 /* upgrades[v - 1] takes an existing database from version v to v + 1. */
 static const char *const upgrades[] = {
@@ -51,10 +104,17 @@ static const char *const upgrades[] = {
      * and meta are cleared so the next sync parses everything again. */
     "DROP TABLE IF EXISTS chunks_fts; DROP TABLE IF EXISTS chunks_tri;"
     "DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS symbols; DROP TABLE IF EXISTS refs;"
-    "DELETE FROM blobs; DELETE FROM files; DELETE FROM meta;" DERIVED_TABLES,
+    "DELETE FROM blobs; DELETE FROM files; DELETE FROM meta;" DERIVED_TABLES_V2,
     /* 2 -> 3: search's second stage (rank.c) reads the definitions of each
      * candidate chunk by blob and line; the data is kept. */
     "CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(blob, line0);",
+    /* 3 -> 4: the per-chunk trigram table gives way to one row per distinct
+     * identifier (idents, idents_tri). Rebuilt like 1 -> 2: the next sync
+     * parses everything again. */
+    "DROP TABLE IF EXISTS chunks_fts; DROP TABLE IF EXISTS chunks_tri;"
+    "DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS symbols; DROP TABLE IF EXISTS refs;"
+    "DROP TABLE IF EXISTS idents; DROP TABLE IF EXISTS idents_tri;"
+    "DELETE FROM blobs; DELETE FROM files; DELETE FROM meta;" DERIVED_TABLES,
 };
 #define NUPGRADES (sizeof upgrades / sizeof upgrades[0])
 _Static_assert(NUPGRADES + 1 == IDX_SCHEMA_VERSION, "one upgrade per version step");
@@ -125,7 +185,8 @@ int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err)
     if (!rc) rc = prep(s, &s->ref_put, "INSERT INTO refs(blob,name,kind,line) VALUES(?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->chunk_put, "INSERT INTO chunks(blob,line0,line1,symbol,text,sub,defs) VALUES(?,?,?,?,?,?,?)", err);
     if (!rc) rc = prep(s, &s->fts_put, "INSERT INTO chunks_fts(rowid,text,sub,defs) VALUES(?,?,?,?)", err);
-    if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO chunks_tri(rowid,idents) VALUES(?,?)", err);
+    if (!rc) rc = prep(s, &s->ident_put, "INSERT OR IGNORE INTO idents(name) VALUES(?)", err);
+    if (!rc) rc = prep(s, &s->tri_put, "INSERT INTO idents_tri(rowid,name) VALUES(?,?)", err);
     if (!rc) rc = prep(s, &s->file_put,
                        "INSERT INTO files(path,oid,head_oid,lang,size,skip,note,worktree,changed,gen)"
                        " VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET oid=excluded.oid,"
@@ -160,9 +221,10 @@ int idx_store_open(idx_store **out, const char *path, int readonly, kv_err *err)
 void idx_store_close(idx_store *s) {
   if (!s) return;
   sqlite3_stmt *all[] = {s->blob_get, s->blob_put, s->sym_put, s->ref_put, s->chunk_put,
-                         s->fts_put, s->tri_put, s->file_put, s->file_del, s->file_changed,
-                         s->meta_get, s->meta_set};
+                         s->fts_put, s->ident_put, s->tri_put, s->file_put, s->file_del,
+                         s->file_changed, s->meta_get, s->meta_set};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  free(s->seen);
   sqlite3_close(s->db);
   free(s);
 }
@@ -230,6 +292,38 @@ int idx_blob_get(idx_store *s, const char *oid, idx_blobinfo *bi, kv_err *err) {
   return 0;
 }
 
+/* The blob's distinct identifiers (space-separated) into idents and its
+ * trigram table, each identifier once per index: the set skips the ones
+ * this sync already wrote, INSERT OR IGNORE the ones earlier syncs did. */
+static int put_idents(idx_store *s, const char *ids, size_t n, kv_err *err) {
+  char w[256];
+  for (size_t i = 0; i < n;) {
+    while (i < n && ids[i] == ' ') i++;
+    size_t a = i;
+    while (i < n && ids[i] != ' ') i++;
+    if (i == a || i - a >= sizeof w) continue;
+    memcpy(w, ids + a, i - a);
+    w[i - a] = 0;
+    int added = seen_add(s, idx_hash_bytes(w, i - a));
+    if (added < 0) return kv_err_set(err, KV_ENOMEM, "index: out of memory");
+    if (added == 0) continue;
+    sqlite3_bind_text(s->ident_put, 1, w, (int)(i - a), SQLITE_STATIC);
+    int rc = step_done(s, s->ident_put, err, "identifier insert");
+    if (rc) return rc;
+    if (sqlite3_changes(s->db) != 1) continue;
+    sqlite3_bind_int64(s->tri_put, 1, sqlite3_last_insert_rowid(s->db));
+    sqlite3_bind_text(s->tri_put, 2, w, (int)(i - a), SQLITE_STATIC);
+    if ((rc = step_done(s, s->tri_put, err, "trigram insert"))) return rc;
+  }
+  return 0;
+}
+
+void idx_store_forget(idx_store *s) {
+  free(s->seen);
+  s->seen = NULL;
+  s->nseen = s->capseen = 0;
+}
+
 int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size, int skip,
                  int note, const idx_parsed *r, uint64_t counts[3], kv_err *err) {
   sqlite3_stmt *st = s->blob_put;
@@ -281,11 +375,8 @@ int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size,
     sqlite3_bind_text(st, 3, c->sub ? c->sub : "", (int)c->nsub, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, c->defs ? c->defs : "", (int)c->ndefs, SQLITE_STATIC);
     if ((rc = step_done(s, st, err, "fts insert"))) break;
-    st = s->tri_put;
-    sqlite3_bind_int64(st, 1, cid);
-    sqlite3_bind_text(st, 2, c->ids ? c->ids : "", (int)c->nids, SQLITE_STATIC);
-    if ((rc = step_done(s, st, err, "trigram insert"))) break;
   }
+  if (!rc) rc = put_idents(s, r->ids, r->nids, err);
   if (counts) {
     counts[0] += r->nsyms;
     counts[1] += r->nrefs;

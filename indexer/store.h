@@ -12,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#define IDX_SCHEMA_VERSION 3
+#define IDX_SCHEMA_VERSION 4
 
 typedef struct idx_store idx_store;
 
@@ -45,6 +45,8 @@ int idx_meta_set(idx_store *s, const char *key, const char *val, kv_err *err);
 /* 1 and *bi filled when the blob is known, 0 when not, <0 on error. */
 int idx_blob_get(idx_store *s, const char *oid, idx_blobinfo *bi, kv_err *err);
 /* Insert a blob with what parsing gave (r may be NULL for a skipped blob). */
+/* Forget which identifiers this sync wrote (the end of a sync). */
+void idx_store_forget(idx_store *s);
 int idx_blob_put(idx_store *s, const char *oid, const char *lang, uint64_t size, int skip,
                  int note, const idx_parsed *r, uint64_t counts[3], kv_err *err);
 

@@ -70,10 +70,17 @@ typedef struct sync_ctx {
   pthread_cond_t cv;
   size_t next_job, written_upto;
   int stop, werr;
+  double cpu_parse;           /* summed by the parse threads as they exit */
   idx_sync_stats *st;
 } sync_ctx;
 
 #define AHEAD 256   /* jobs parsed ahead of the writer at most */
+
+static double thread_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int add_op(plan *P, const char *path, const char *oid, const char *head_oid, int kind,
                   int worktree, int mode) {
@@ -341,6 +348,7 @@ static void run_job(sync_ctx *C, git_repository *repo, idx_parser *ps, job *j) {
 
 static void *worker(void *arg) {
   sync_ctx *C = arg;
+  double c0 = thread_cpu();
   git_repository *repo = NULL;
   idx_parser *ps = NULL;
   if (git_repository_open(&repo, C->ix->gitdir) != 0 || idx_parser_new(&ps, C->ix->langs) != 0) {
@@ -370,6 +378,9 @@ static void *worker(void *arg) {
   }
   idx_parser_free(ps);
   git_repository_free(repo);
+  pthread_mutex_lock(&C->mu);
+  C->cpu_parse += thread_cpu() - c0;
+  pthread_mutex_unlock(&C->mu);
   return NULL;
 }
 
@@ -503,6 +514,7 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
                        const volatile int *cancel, kv_err *err) {
   idx_index *ix = C->ix;
   idx_sync_stats *st = C->st;
+  double c0 = thread_cpu();
   char meta_tree[64] = "", meta_commit[64] = "", meta_ign[32] = "", meta_cap[32] = "", meta_gen[32] = "0";
   idx_meta_get(ix->w, "head_tree", meta_tree, sizeof meta_tree);
   idx_meta_get(ix->w, "head_commit", meta_commit, sizeof meta_commit);
@@ -598,7 +610,8 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
     rc = kv_err_set(err, KV_ENOMEM, "sync: cannot start parse threads");
     goto out;
   }
-  double last = 0, tcommit = kv_now();
+  double last = 0, tcommit = kv_now(), c1 = thread_cpu();
+  st->cpu_plan = c1 - c0;
   uint64_t bytes = 0;
   size_t batch = 0;
   rc = idx_store_begin(ix->w, err);
@@ -645,6 +658,9 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
     int crc = idx_store_commit(ix->w, rc ? &e2 : err);
     if (!rc) rc = crc;
   }
+  st->cpu_parse = C->cpu_parse;
+  c0 = thread_cpu();
+  st->cpu_write = c0 - c1;
   if (rc) goto out;
 
   /* 4-5: recency, stale rows of a full walk, meta */
@@ -669,7 +685,9 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
     kv_err e2;
     idx_store_commit(ix->w, &e2);
   }
+  st->cpu_finish = thread_cpu() - c0;
 out:
+  idx_store_forget(ix->w);
   git_tree_free(tree);
   git_tree_free(old_tree);
   return rc;

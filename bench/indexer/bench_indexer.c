@@ -174,6 +174,9 @@ int main(int argc, char **argv) {
   if (have_ctags)
     printf("ratio kvasir/ctags: wall %.2fx, cpu %.2fx   goal <= 1.5x wall: %s\n", kv_wall / ct_wall,
            kv_cpu / ct_cpu, verdict(kv_wall <= 1.5 * ct_wall));
+  printf("time split of the full index (thread CPU s): plan+classify %.2f, parse threads %.2f,"
+         " writer (SQLite + FTS) %.2f, recency+meta %.2f\n",
+         full.cpu_plan, full.cpu_parse, full.cpu_write, full.cpu_finish);
   printf("diagnostic: parsing alone (1 thread, no SQLite) %.2f s cpu = %.2fx ctags' cpu\n", parse_cpu,
          have_ctags ? parse_cpu / ct_cpu : 0.0);
   printf("peak RSS: %.0f MB   goal <= 1024 MB: %s\n", (double)rss / 1048576.0, verdict(rss <= (1u << 30)));

@@ -329,6 +329,17 @@ static void test_search(void **state) {
   assert_int_equal(h.v[0].line0, 8);
   idx_hits_free(&h);
   assert_int_equal(idx_grep(ix, "ab", 5, &h, &err), KV_EINVAL);
+  /* an identifier of several files is stored once and finds all of them */
+  assert_int_equal(idx_grep(ix, "return ", 5, &h, &err), 0);
+  assert_int_equal(h.n, 3);
+  assert_string_equal(h.v[0].path, "geo/shapes.py");
+  assert_string_equal(h.v[1].path, "net/http.go");
+  assert_string_equal(h.v[2].path, "src/buf.c");
+  assert_int_equal(h.v[2].line0, 10);
+  idx_hits_free(&h);
+  assert_int_equal(idx_grep(ix, "CALLOC", 5, &h, &err), 0); /* grep is case-sensitive */
+  assert_int_equal(h.n, 0);
+  idx_hits_free(&h);
   /* symbols */
   idx_symbol_list sl;
   assert_int_equal(idx_symbols(ix, "area", 0, &sl, &err), 0);
@@ -645,8 +656,10 @@ static void test_migrations(void **state) {
   idx_hits_free(&h);
   idx_close(ix);
   assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
-  assert_int_equal(q1(s, "PRAGMA user_version"), 3);
+  assert_int_equal(q1(s, "PRAGMA user_version"), 4);
   assert_int_equal(q1(s, "SELECT count(*) FROM sqlite_master WHERE name='symbols_blob' AND sql LIKE '%line0%'"), 1);
+  assert_int_equal(q1(s, "SELECT count(*) FROM sqlite_master WHERE name='chunks_tri'"), 0);
+  assert_int_equal(q1(s, "SELECT count(*) FROM idents WHERE name='migrated'"), 1);
   assert_int_equal(q1(s, "SELECT count(*) FROM blobs WHERE oid='deadbeef'"), 0);
   assert_int_equal(sqlite3_exec(s, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(s);
