@@ -554,6 +554,16 @@ static int chunk_strings(idx_parsed *r) {
 
 /* ---- entry --------------------------------------------------------------- */
 
+int idx_parse_syntax_only(idx_parser *p, const char *lang, const char *buf, size_t len) {
+  const idx_lang *l = idx_langset_get(p->ls, lang);
+  if (!l || len >= UINT32_MAX) return KV_ENOTFOUND;
+  ts_parser_set_language(p->ts, l->ts);
+  TSTree *tree = ts_parser_parse_string(p->ts, NULL, buf, (uint32_t)len);
+  if (!tree) ts_parser_reset(p->ts);
+  else ts_tree_delete(tree);
+  return 0;
+}
+
 int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_parsed *r) {
   memset(r, 0, sizeof *r);
   int note = 0;

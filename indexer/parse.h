@@ -67,6 +67,11 @@ int idx_classify_content(const char *buf, size_t len, int *note);
 int idx_parse(idx_parser *p, const char *lang, const char *buf, size_t len, idx_parsed *out);
 void idx_parsed_free(idx_parsed *r);
 
+/* For bench_indexer's time split: the grammar's parse alone (no tags query,
+ * no chunks), the tree thrown away. Returns 0, or KV_ENOTFOUND without a
+ * grammar for lang. */
+int idx_parse_syntax_only(idx_parser *p, const char *lang, const char *buf, size_t len);
+
 /* Split an identifier-rich text into lower-case sub-words ("parseHTTPRequest
  * foo_bar" -> "parse http request foo bar"), appended to *out (malloc'd,
  * grown as needed). Digits stay with their letters. Only words of 2+ chars that differ from their parent
