@@ -28,6 +28,32 @@ static float gelu_tab(const uint16_t *tab, float x) {
   return eng_h2f(tab[eng_f2h(x)]);
 }
 
+/* g = GELU(g) * u through the table, as ggml_vec_geglu_f32. */
+static void geglu(float *g, const float *u, size_t n, const uint16_t *tab) {
+  for (size_t i = 0; i < n; i++) g[i] = gelu_tab(tab, g[i]) * u[i];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same 8 at a time with F16C's conversions (round to nearest even both
+ * ways, the bits of eng_f2h / eng_h2f): the table index conversion was most
+ * of this loop's time. */
+__attribute__((target("avx2,f16c"))) static void geglu_f16c(float *g, const float *u, size_t n, const uint16_t *tab) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    uint16_t hx[8], t[8];
+    _mm_storeu_si128((__m128i *)hx, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    for (int k = 0; k < 8; k++) t[k] = tab[hx[k]];
+    __m256 y = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)t));
+    y = _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, _mm256_set1_ps(10.f), _CMP_GE_OQ));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-10.f), _CMP_LE_OQ));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(y, _mm256_loadu_ps(u + i)));
+  }
+  geglu(g + i, u + i, n - i, tab);
+}
+#endif
+
 /* RMSNorm rounded exactly as ggml's RMS_NORM followed by MUL: squares in
  * f32 summed in double, mean and scale in f32, then x*scale, then *w. In
  * place is allowed. (krn_rmsnorm sums differently; in these small models
@@ -142,9 +168,13 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     }
     mm(c, L->ffn_gate, c->xn, (size_t)m, c->g);
     mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
-    if (M->gelu_tab)
-      for (size_t i = 0; i < (size_t)m * ff; i++) c->g[i] = gelu_tab(M->gelu_tab, c->g[i]) * c->u[i];
-    else
+    if (M->gelu_tab) {
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (krn_cpu_features()->f16c && krn_cpu_features()->avx2) geglu_f16c(c->g, c->u, (size_t)m * ff, M->gelu_tab);
+      else
+#endif
+        geglu(c->g, c->u, (size_t)m * ff, M->gelu_tab);
+    } else
       silu_mul(c->g, c->u, (size_t)m * ff);
     mm(c, L->ffn_down, c->g, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {

@@ -21,6 +21,7 @@
 #define KX(name) name##_avx512
 #define KX_TGT "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define KX_MASK_BITS 1
+#define KX_NR32 8 /* 32 ymm registers: 8 accumulators per call */
 
 static inline __attribute__((always_inline, target(KX_TGT))) __m256i mulsum(__m256i ax, __m256i sy) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
@@ -202,6 +203,8 @@ krn_vec_dot_fn krn__dot_avx512(int type) {
   }
 }
 
+int krn__multi_rows_avx512(int type) { return have_vnni() ? multi_rows_avx512(type) : 4; }
+
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) {
   if (!have_vnni()) return NULL;
   switch (type) {
@@ -214,4 +217,5 @@ krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) {
 #else
 krn_vec_dot_fn krn__dot_avx512(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) { (void)type; return NULL; }
+int krn__multi_rows_avx512(int type) { (void)type; return 4; }
 #endif

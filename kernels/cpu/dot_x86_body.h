@@ -21,6 +21,13 @@
  * <= 63 (Q6_K): 2·128·127 < 32767.
  */
 
+/* Most activation rows one call of the 32-element kernels takes (the
+ * includer may raise it to 8 where 32 vector registers hold the
+ * accumulators: AVX-512VL). */
+#ifndef KX_NR32
+#define KX_NR32 4
+#endif
+
 #define KX_INL static inline __attribute__((always_inline, target(KX_TGT)))
 #define KX_FN __attribute__((target(KX_TGT)))
 
@@ -103,13 +110,15 @@ KX_INL void KX(block_q8_0_family)(int type, const void *w, size_t i, const void 
     dx = KX(h2f_pair)(&x->d);
   }
   const __m256i ax = _mm256_sign_epi8(qx, qx);
-  _Pragma("GCC unroll 4")
+  const __m256 dxv = _mm256_broadcastss_ps(dx);
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < NR; r++) {
     const blk_q8_0 *y = ROW(blk_q8_0, a, stride, r, i);
     const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
     const __m256 p = _mm256_cvtepi32_ps(mulsum(ax, sy));
-    const __m128 dd = _mm_mul_ss(dx, _mm_load_ss(ds[r] + 2 * i));
-    acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), p, acc[r]);
+    /* d·dy in every lane: a broadcast load and one multiply (no shuffle) */
+    const __m256 dd = _mm256_mul_ps(dxv, _mm256_broadcast_ss(ds[r] + 2 * i));
+    acc[r] = _mm256_fmadd_ps(dd, p, acc[r]);
   }
 }
 
@@ -117,13 +126,13 @@ KX_INL void KX(rows_q8_0_family)(int type, size_t n, const void *w, const void *
                                  float *out) {
   /* one accumulator per row, blocks in order: ggml's vec_dot order, so the
    * engine's results are bit-identical to llama.cpp's (engine/backend.c) */
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc[KX_NR32];
   const size_t nb = n / 32;
-  const float *ds[4];
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
+  const float *ds[KX_NR32];
+  _Pragma("GCC unroll 8")
+  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb), acc[r] = _mm256_setzero_ps();
   for (size_t i = 0; i < nb; i++) KX(block_q8_0_family)(type, w, i, a, stride, NR, ds, acc);
-  _Pragma("GCC unroll 4")
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]);
 }
 
@@ -149,7 +158,7 @@ KX_INL void KX(block_q8_1_family)(int type, const void *w, size_t i, const void 
 #endif
     dm = KX(h2f_pair)(&x->d);
   }
-  _Pragma("GCC unroll 4")
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < NR; r++) {
     const blk_q8_1 *y = ROW(blk_q8_1, a, stride, r, i);
     const __m256 p = _mm256_cvtepi32_ps(mulsum(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
@@ -163,14 +172,14 @@ KX_INL void KX(block_q8_1_family)(int type, const void *w, size_t i, const void 
 KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *a, size_t stride, int NR,
                                  float *out) {
   /* one accumulator per row, blocks in order: ggml's vec_dot order */
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+  __m256 acc[KX_NR32];
+  __m128 accm[KX_NR32];
   const size_t nb = n / 32;
-  const float *ds[4];
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb);
+  const float *ds[KX_NR32];
+  _Pragma("GCC unroll 8")
+  for (int r = 0; r < NR; r++) ds[r] = ROW_DS(a, stride, r, nb), acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
   for (size_t i = 0; i < nb; i++) KX(block_q8_1_family)(type, w, i, a, stride, NR, ds, acc, accm);
-  _Pragma("GCC unroll 4")
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
 }
 
@@ -466,11 +475,29 @@ KX_INL void KX(rows)(int type, size_t n, const void *w, const void *a, size_t st
     }                                                                                                     \
   }
 
-KX_DEFINE(KRN_Q4_0, q4_0)
-KX_DEFINE(KRN_Q4_1, q4_1)
-KX_DEFINE(KRN_Q5_0, q5_0)
-KX_DEFINE(KRN_Q5_1, q5_1)
-KX_DEFINE(KRN_Q8_0, q8_0)
+#define KX_DEFINE32(T, tag)                                                                                 \
+  static KX_FN float KX(dot_##tag)(size_t n, const void *w, const void *a) {                             \
+    float o;                                                                                              \
+    KX(rows)(T, n, w, a, 0, 1, &o);                                                                       \
+    return o;                                                                                             \
+  }                                                                                                       \
+  static KX_FN void KX(multi_##tag)(size_t n, const void *w, const void *a, size_t st, int nr, float *o) { \
+    switch (nr < KX_NR32 ? nr : KX_NR32) {                                                                \
+    case 1: KX(rows)(T, n, w, a, st, 1, o); break;                                                       \
+    case 2: KX(rows)(T, n, w, a, st, 2, o); break;                                                       \
+    case 3: KX(rows)(T, n, w, a, st, 3, o); break;                                                       \
+    case 4: KX(rows)(T, n, w, a, st, 4, o); break;                                                       \
+    case 5: KX(rows)(T, n, w, a, st, KX_NR32 >= 5 ? 5 : 4, o); break;                                    \
+    case 6: KX(rows)(T, n, w, a, st, KX_NR32 >= 6 ? 6 : 4, o); break;                                    \
+    case 7: KX(rows)(T, n, w, a, st, KX_NR32 >= 7 ? 7 : 4, o); break;                                    \
+    default: KX(rows)(T, n, w, a, st, KX_NR32, o); break;                                                \
+    }                                                                                                     \
+  }
+KX_DEFINE32(KRN_Q4_0, q4_0)
+KX_DEFINE32(KRN_Q4_1, q4_1)
+KX_DEFINE32(KRN_Q5_0, q5_0)
+KX_DEFINE32(KRN_Q5_1, q5_1)
+KX_DEFINE32(KRN_Q8_0, q8_0)
 KX_DEFINE(KRN_Q4_K, q4_k)
 KX_DEFINE(KRN_Q5_K, q5_k)
 KX_DEFINE(KRN_Q6_K, q6_k)
@@ -499,6 +526,11 @@ static krn_vec_dot_fn KX(dot_table)(int type) {
   }
 }
 
+/* Most activation rows KX(multi_table)(type) takes in one call. */
+static int KX(multi_rows)(int type) {
+  return type == KRN_Q4_0 || type == KRN_Q4_1 || type == KRN_Q5_0 || type == KRN_Q5_1 || type == KRN_Q8_0 ? KX_NR32 : 4;
+}
+
 static krn_vec_dot_multi_fn KX(multi_table)(int type) {
   switch (type) {
   case KRN_Q4_0: return KX(multi_q4_0);
@@ -524,3 +556,5 @@ static krn_vec_dot_multi_fn KX(multi_table)(int type) {
 #undef KX_INL
 #undef KX_FN
 #undef KX_DEFINE
+#undef KX_DEFINE32
+#undef KX_NR32

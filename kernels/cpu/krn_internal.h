@@ -95,7 +95,8 @@ int krn__isa_level(void); /* from krn_isa_name(): honours KVASIR_ISA */
 
 typedef float (*krn_vec_dot_fn)(size_t n, const void *w, const void *a);
 /* Dot of one weight row with `nr` activation rows (stride a_stride bytes),
- * reusing each weight block across the rows; writes out[0..nr). nr <= 4. */
+ * reusing each weight block across the rows; writes out[0..nr). nr <= the
+ * kernel's multi_nr (krn_kernels). */
 typedef void (*krn_vec_dot_multi_fn)(size_t n, const void *w, const void *a, size_t a_stride, int nr,
                                      float *out);
 typedef void (*krn_quant_fn)(const float *x, void *dst, size_t n);
@@ -116,6 +117,9 @@ krn_vec_dot_multi_fn krn__dot_multi_avx2(int type);
 krn_quant_fn krn__quant_avx2(int act_type);
 krn_vec_dot_fn krn__dot_avx512(int type);
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type);
+/* Most activation rows (4..8) one call of that level's multi kernel takes. */
+int krn__multi_rows_avx2(int type);
+int krn__multi_rows_avx512(int type);
 
 /* Activation rows as matmul lays them out in its scratch. Q8_0 / Q8_1 rows
  * are the GGUF blocks, then (at krn__act_ds_offset) f32 pairs (d, s) per
@@ -136,6 +140,7 @@ void krn__act_quant_row(int act_type, krn_quant_fn q, const float *x, void *dst,
 typedef struct krn_kernels {
   krn_vec_dot_fn dot;
   krn_vec_dot_multi_fn dot_multi; /* may be NULL: fall back to dot per row */
+  int multi_nr;                   /* most rows per dot_multi call (4 or 8) */
   krn_quant_fn quant;             /* NULL for f32 activations */
   int act_type;
   /* Batch rows in complete groups of 4 (m >= 4) where llama.cpp sums them

@@ -52,18 +52,20 @@ int krn__kernels(int type, int isa, krn_kernels *k) {
   k->dot = krn__dot_scalar(type);
   if (k->act_type < 0 || !k->dot) return -1;
   k->quant = krn__quant_scalar(k->act_type);
+  k->multi_nr = 4;
   if (isa >= KRN_ISA_AVX2) {
     krn_vec_dot_fn d = krn__dot_avx2(type);
     krn_quant_fn q = krn__quant_avx2(k->act_type);
     if (d) k->dot = d;
     if (q) k->quant = q;
     k->dot_multi = krn__dot_multi_avx2(type);
+    k->multi_nr = krn__multi_rows_avx2(type);
   }
   if (isa >= KRN_ISA_AVX512) {
     krn_vec_dot_fn d = krn__dot_avx512(type);
     krn_vec_dot_multi_fn dm = krn__dot_multi_avx512(type);
     if (d) k->dot = d;
-    if (dm) k->dot_multi = dm;
+    if (dm) k->dot_multi = dm, k->multi_nr = krn__multi_rows_avx512(type);
   }
   return 0;
 }
@@ -114,26 +116,30 @@ static void mm_task(void *ctx, int t) {
     for (size_t r = r0; r < r1; r++) j->y[r] = j->kk.dot(j->k, j->W + r * j->w_stride, j->act);
     return;
   }
-  float out[4];
+  float out[8];
+  /* activation rows per group: the multi kernel's width, 4 where the
+   * llama.cpp order depends on groups of 4 (dot_g4) */
+  const size_t step = j->kk.dot_g4 || !j->kk.dot_multi || j->kk.multi_nr < 4 || j->kk.multi_nr > 8 ? 4 : (size_t)j->kk.multi_nr;
   for (size_t rt = r0; rt < r1; rt += ROW_TILE) {
     const size_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-    for (size_t c = 0; c < j->m; c += 4) {
-      const int nr = j->m - c < 4 ? (int)(j->m - c) : 4;
+    for (size_t c = 0; c < j->m; c += step) {
+      const int nr = j->m - c < step ? (int)(j->m - c) : (int)step;
       const uint8_t *a = j->act + c * j->a_stride;
+      float tile[8][ROW_TILE]; /* outputs of this group, written to y row by row below */
       for (size_t r = rt; r < re; r++) {
         const uint8_t *w = j->W + r * j->w_stride;
         if (nr == 4 && j->kk.dot_g4) {
           if (j->kk.dot_multi_g4) j->kk.dot_multi_g4(j->k, w, a, j->a_stride, 4, out);
           else
             for (int i = 0; i < 4; i++) out[i] = j->kk.dot_g4(j->k, w, a + i * j->a_stride);
-          for (int i = 0; i < 4; i++) j->y[(c + i) * j->n_out + r] = out[i];
         } else if (j->kk.dot_multi && nr > 1) {
           j->kk.dot_multi(j->k, w, a, j->a_stride, nr, out);
-          for (int i = 0; i < nr; i++) j->y[(c + i) * j->n_out + r] = out[i];
         } else {
-          for (int i = 0; i < nr; i++) j->y[(c + i) * j->n_out + r] = j->kk.dot(j->k, w, a + i * j->a_stride);
+          for (int i = 0; i < nr; i++) out[i] = j->kk.dot(j->k, w, a + i * j->a_stride);
         }
+        for (int i = 0; i < nr; i++) tile[i][r - rt] = out[i];
       }
+      for (int i = 0; i < nr; i++) memcpy(j->y + (c + i) * j->n_out + rt, tile[i], (re - rt) * sizeof(float));
     }
   }
 }

@@ -234,6 +234,48 @@ static void test_q4k_repacked_order(void **st) {
   assert_true(orders_differ > 0);
 }
 
+/* The batch path runs up to 8 activation rows per weight row (AVX-512):
+ * each output must still be the bits of that level's single-row kernel
+ * (ggml's order), for every 32-element block type, with batch sizes that
+ * leave partial groups. */
+static void test_grouped_kernels_same_as_single(void **st) {
+  (void)st;
+  const krn_cpu *c = krn_cpu_features();
+  static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0};
+  const int isas[] = {KRN_ISA_AVX2, KRN_ISA_AVX512};
+  const char *names[] = {"avx2", "avx512"};
+  const int have[] = {c->avx2 && c->fma, c->avx512f && c->avx512bw};
+  uint32_t s = 31337;
+  const size_t k = 640, n_out = 11;
+  int checked = 0;
+  for (int ii = 0; ii < 2; ii++) {
+    if (!have[ii]) continue;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+      krn_kernels kk;
+      assert_int_equal(krn__kernels(types[t], isas[ii], &kk), 0);
+      const size_t rb = krn_row_bytes(types[t], k), ab = krn__act_row_bytes(kk.act_type, k);
+      for (size_t m = 1; m <= 11; m += 5) {
+        uint8_t *W = rand_weights(types[t], n_out, k, &s), *aq = malloc(ab);
+        float *x = malloc(m * k * sizeof *x), *y = malloc(m * n_out * sizeof *y);
+        for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s) * (i % 7 == 0 ? 8.f : 1.f);
+        krn_matmul_isa(NULL, names[ii], types[t], W, n_out, k, x, m, y);
+        for (size_t row = 0; row < m; row++) {
+          krn__act_quant_row(kk.act_type, kk.quant, x + row * k, aq, k);
+          for (size_t r = 0; r < n_out; r++) {
+            const float want = kk.dot(k, W + r * rb, aq);
+            if (memcmp(&want, &y[row * n_out + r], 4))
+              fail_msg("%s %s m=%zu row %zu out %zu: got %.9g, single-row kernel %.9g", names[ii], krn_type_name(types[t]),
+                       m, row, r, y[row * n_out + r], want);
+            checked++;
+          }
+        }
+        free(W), free(aq), free(x), free(y);
+      }
+    }
+  }
+  if (!checked) skip();
+}
+
 /* Types summed in ggml's vec_dot order at every SIMD level give the same
  * bits at AVX2 and AVX-512: the 32-element block types (AVX-512: two
  * outputs per register, matvec over 4 weight rows, batch over 4 activation
@@ -436,6 +478,7 @@ int main(void) {
       cmocka_unit_test(test_bad_shapes_fill_nan),   cmocka_unit_test(test_ops),
       cmocka_unit_test(test_exp_and_softmax_simd),  cmocka_unit_test(test_pool_nested_and_shared),
       cmocka_unit_test(test_q4k_repacked_order),    cmocka_unit_test(test_ggml_order_same_across_isas),
+      cmocka_unit_test(test_grouped_kernels_same_as_single),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
