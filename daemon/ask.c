@@ -487,7 +487,8 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   /* The project's policy decides before anything is generated or sent. */
   int answered = 0;
   dmn_gate_io gio = {on_gate_token, &g};
-  rc = dmn_gate_run(a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio, res, &answered, err);
+  rc = dmn_gate_run(b->gate, a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio, res,
+                    &answered, err);
   if (rc) {
     cJSON_Delete(res);
     free(g.answer.p);

@@ -57,6 +57,8 @@ struct dmn_backend {
   char model_err[512];
   eng_model *model;
   dmn_prefix *prefixes;
+  struct dmn_gate *gate;           /* policy + audit caches (gate.c; own lock) */
+  struct dmn_logstores *logstores; /* open log stores (backend.c; own lock) */
   uint64_t asks, completes, prefix_hits, prefix_builds, tokens_prompt, tokens_reused, tokens_gen;
 };
 

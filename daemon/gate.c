@@ -8,18 +8,335 @@
  * with the engine. Every decision is written to the audit database before
  * anything is generated or sent.
  *
+ * Caching: a repo's policy is parsed once and kept until one of its two files
+ * changes. Each ask stats both files (device, inode, size, mtime, ctime; a
+ * file may be absent) and compares them with what the cached policy was read
+ * from; a file modified within RACY_S of its load could have changed again
+ * inside one timestamp tick, so its policy is read again until it is older.
+ * SIGHUP (dmn_gate_reload) re-reads every cached policy at once. Audit
+ * database connections are pooled: one connection is used by one ask at a
+ * time (checked out, then back), so SQLite state such as last_insert_rowid
+ * is never shared between threads.
+ *
  * Invariants: nothing leaves the machine except through pol_hosted_send
  * (which re-checks offline, budgets and keys and audits the exact bytes);
- * a policy that fails to load refuses the ask (a broken policy must not
- * silently widen what may be sent).
+ * a policy that has never loaded refuses the ask, naming the file (a broken
+ * policy must not silently widen what may be sent); a policy that breaks
+ * after loading leaves the last good one in force (the error is logged with
+ * file:line:col and the ask's result carries it as `policy_warning`). A
+ * cached pol_policy is never modified: a reload builds a new one, and the
+ * old one is freed when the last ask using it releases it.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "daemon/gate.h"
 
 #if DMN_HAVE_POLICY
 #include "policy/policy.h"
+
+#define RACY_S 2          /* seconds a fresh edit's timestamps are not trusted */
+#define MAX_ENTRIES 64    /* cached repos; the least recently used goes first */
+#define MAX_IDLE_AUDIT 8  /* pooled audit connections */
+#define REPO_MAX 1024
+
+/* What stat said about one file (absent files compare equal to each other). */
+typedef struct gate_stamp {
+  int exists;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  int64_t mtime_ns, ctime_ns;
+} gate_stamp;
+
+/* A loaded policy; refs counts the entry holding it plus every ask using it. */
+typedef struct gate_pol {
+  pol_policy *p;
+  int refs;
+} gate_pol;
+
+typedef struct gate_entry {
+  char repo[REPO_MAX];
+  char config[4096];   /* config.yaml path the policy was read with */
+  gate_pol *cur;       /* the last good policy; NULL until one loaded */
+  gate_stamp st[2];    /* config.yaml, policy.yaml as last read (good or not) */
+  int racy, force;     /* read again at next use */
+  int failed;          /* st describes a failed read; cur is older */
+  char last_err[512];  /* the error of that read (logged once) */
+  double used;
+  struct gate_entry *next;
+} gate_entry;
+
+struct dmn_gate {
+  dmn_server *srv;
+  pthread_mutex_t mu; /* guards everything below */
+  gate_entry *entries;
+  size_t n_entries;
+  uint64_t hits, loads, load_errors;
+  char audit_path[4096];
+  gate_stamp audit_st;   /* identity of audit_path when the pool was filled */
+  uint64_t audit_gen;    /* bumped whenever the pool is emptied */
+  pol_audit *idle[MAX_IDLE_AUDIT];
+  size_t n_idle;
+  uint64_t audit_opens, audit_reuses;
+};
+
+int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err) {
+  dmn_gate *g = calloc(1, sizeof *g);
+  if (!g) return kv_err_set(err, KV_ENOMEM, "gate: out of memory");
+  g->srv = s;
+  pthread_mutex_init(&g->mu, NULL);
+  *out = g;
+  return 0;
+}
+
+static void pol_release(gate_pol *gp) { /* with g->mu held */
+  if (gp && --gp->refs == 0) {
+    pol_policy_free(gp->p);
+    free(gp);
+  }
+}
+
+static void flush_audit(dmn_gate *g) { /* with g->mu held */
+  while (g->n_idle) pol_audit_close(g->idle[--g->n_idle]);
+}
+
+void dmn_gate_free(dmn_gate *g) {
+  if (!g) return;
+  gate_entry *e = g->entries;
+  while (e) {
+    gate_entry *n = e->next;
+    pol_release(e->cur);
+    free(e);
+    e = n;
+  }
+  flush_audit(g);
+  pthread_mutex_destroy(&g->mu);
+  free(g);
+}
+
+static void stamp_of(const char *path, gate_stamp *s) {
+  struct stat st;
+  memset(s, 0, sizeof *s);
+  if (stat(path, &st) != 0) return;
+  s->exists = 1;
+  s->dev = st.st_dev;
+  s->ino = st.st_ino;
+  s->size = st.st_size;
+  s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  s->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+static int stamp_eq(const gate_stamp *a, const gate_stamp *b) {
+  if (a->exists != b->exists) return 0;
+  return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+                        a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns);
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Read e's policy again (with g->mu held). On success it replaces cur; on
+ * failure cur stays and the error is logged once per distinct message.
+ * Returns 0, or the error when there is no policy to fall back on. */
+static int load_entry(dmn_gate *g, gate_entry *e, const char *config, const gate_stamp now[2], kv_err *err) {
+  int64_t t0 = wall_ns();
+  pol_policy *p = NULL;
+  kv_err le;
+  int rc = pol_policy_open(&p, e->repo, &le);
+  int changed = e->force || !stamp_eq(&e->st[0], &now[0]) || !stamp_eq(&e->st[1], &now[1]);
+  memcpy(e->st, now, sizeof e->st);
+  snprintf(e->config, sizeof e->config, "%s", config);
+  e->force = 0;
+  e->racy = 0;
+  for (int i = 0; i < 2; i++) /* edited within a timestamp tick of this read? */
+    if (now[i].exists && (now[i].mtime_ns > t0 - (int64_t)RACY_S * 1000000000 ||
+                          now[i].ctime_ns > t0 - (int64_t)RACY_S * 1000000000))
+      e->racy = 1;
+  if (rc == 0) {
+    gate_pol *gp = calloc(1, sizeof *gp);
+    if (!gp) {
+      pol_policy_free(p);
+      e->force = 1;
+      return e->cur ? 0 : kv_err_set(err, KV_ENOMEM, "policy: out of memory");
+    }
+    gp->p = p;
+    gp->refs = 1;
+    if (e->cur && (changed || e->failed)) /* not for a re-read of a racy file */
+      dmn_log(g->srv, DMN_INFO, "policy.reload", "%s: policy reloaded (%s)", e->repo,
+              pol_policy_file(p)[0] ? pol_policy_file(p) : "default policy");
+    pol_release(e->cur);
+    e->cur = gp;
+    e->failed = 0;
+    e->last_err[0] = 0;
+    g->loads++;
+    return 0;
+  }
+  g->load_errors++;
+  if (!e->cur) { /* nothing to fall back on: refuse, and read again next time */
+    e->force = 1;
+    return kv_err_set(err, KV_EDENIED, "policy: %.400s (fix the policy; nothing was generated or sent)",
+                      le.msg);
+  }
+  if (strcmp(e->last_err, le.msg))
+    dmn_log(g->srv, DMN_ERROR, "policy.reload", "%s: %s (the last good policy stays in force)", e->repo,
+            le.msg);
+  snprintf(e->last_err, sizeof e->last_err, "%s", le.msg);
+  e->failed = 1;
+  return 0;
+}
+
+static int find_entry(dmn_gate *g, const char *repo, gate_entry **out, kv_err *err) { /* with g->mu held */
+  for (gate_entry *e = g->entries; e; e = e->next)
+    if (!strcmp(e->repo, repo)) return *out = e, 0;
+  if (strlen(repo) >= REPO_MAX) return kv_err_set(err, KV_ELIMIT, "policy: %.200s...: path too long", repo);
+  if (g->n_entries >= MAX_ENTRIES) { /* drop the least recently used */
+    gate_entry **pp = &g->entries, **lru = pp;
+    for (; *pp; pp = &(*pp)->next)
+      if ((*pp)->used < (*lru)->used) lru = pp;
+    gate_entry *old = *lru;
+    *lru = old->next;
+    pol_release(old->cur);
+    free(old);
+    g->n_entries--;
+  }
+  gate_entry *e = calloc(1, sizeof *e);
+  if (!e) return kv_err_set(err, KV_ENOMEM, "policy: out of memory");
+  snprintf(e->repo, sizeof e->repo, "%s", repo);
+  e->force = 1;
+  e->next = g->entries;
+  g->entries = e;
+  g->n_entries++;
+  *out = e;
+  return 0;
+}
+
+static void paths_of(const char *repo, char *config, size_t cn, char *policy, size_t pn) {
+  char dir[4000];
+  if (kv_xdg_dir(dir, sizeof dir, "config") != 0) dir[0] = 0;
+  snprintf(config, cn, "%s/config.yaml", dir);
+  snprintf(policy, pn, "%s/.kvasir/policy.yaml", repo);
+}
+
+/* The policy in force for repo (a reference: give it back with policy_put).
+ * *warning gets the reload error when an older policy is in force. */
+static int policy_get(dmn_gate *g, const char *repo, gate_pol **out, char *warning, size_t wn, kv_err *err) {
+  char config[4096], policy[4096 + 32];
+  paths_of(repo, config, sizeof config, policy, sizeof policy);
+  gate_stamp now[2];
+  stamp_of(config, &now[0]);
+  stamp_of(policy, &now[1]);
+  pthread_mutex_lock(&g->mu);
+  gate_entry *e = NULL;
+  int rc = find_entry(g, repo, &e, err);
+  if (!rc && (e->force || e->racy || !e->cur || strcmp(e->config, config) || !stamp_eq(&e->st[0], &now[0]) ||
+              !stamp_eq(&e->st[1], &now[1])))
+    rc = load_entry(g, e, config, now, err);
+  else if (!rc)
+    g->hits++;
+  if (!rc) {
+    e->used = kv_now();
+    e->cur->refs++;
+    *out = e->cur;
+    snprintf(warning, wn, "%s", e->failed ? e->last_err : "");
+  }
+  pthread_mutex_unlock(&g->mu);
+  return rc;
+}
+
+static void policy_put(dmn_gate *g, gate_pol *gp) {
+  pthread_mutex_lock(&g->mu);
+  pol_release(gp);
+  pthread_mutex_unlock(&g->mu);
+}
+
+void dmn_gate_reload(dmn_gate *g) {
+  pthread_mutex_lock(&g->mu);
+  for (gate_entry *e = g->entries; e; e = e->next) {
+    char config[4096], policy[4096 + 32];
+    paths_of(e->repo, config, sizeof config, policy, sizeof policy);
+    gate_stamp now[2];
+    stamp_of(config, &now[0]);
+    stamp_of(policy, &now[1]);
+    kv_err le;
+    e->last_err[0] = 0; /* SIGHUP logs a standing error again */
+    if (load_entry(g, e, config, now, &le))
+      dmn_log(g->srv, DMN_ERROR, "policy.reload", "%s: %s", e->repo, le.msg);
+  }
+  flush_audit(g); /* audit.db is opened afresh too */
+  g->audit_gen++;
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* An audit connection checked out by one ask. gen: the pool generation it
+ * belongs to; a connection of an older generation is closed, not pooled. */
+typedef struct audit_ref {
+  pol_audit *a;
+  uint64_t gen;
+} audit_ref;
+
+/* An audit connection for this ask (a = NULL when audit.db cannot be opened,
+ * as before: the decision is then not recorded). Give it back with audit_put. */
+static audit_ref audit_get(dmn_gate *g) {
+  audit_ref r = {NULL, 0};
+  char dir[4000], path[4096];
+  if (kv_xdg_dir(dir, sizeof dir, "data") != 0) return r;
+  snprintf(path, sizeof path, "%s/audit.db", dir);
+  gate_stamp st; /* the file is identified by device and inode: our own writes change the rest */
+  stamp_of(path, &st);
+  pthread_mutex_lock(&g->mu);
+  if (strcmp(path, g->audit_path) || !st.exists || !g->audit_st.exists || st.dev != g->audit_st.dev ||
+      st.ino != g->audit_st.ino) { /* another data dir, or audit.db was removed or replaced */
+    flush_audit(g);
+    g->audit_gen++;
+    snprintf(g->audit_path, sizeof g->audit_path, "%s", path);
+    g->audit_st = st;
+  }
+  r.gen = g->audit_gen;
+  if (g->n_idle) {
+    r.a = g->idle[--g->n_idle];
+    g->audit_reuses++;
+  }
+  pthread_mutex_unlock(&g->mu);
+  if (r.a) return r;
+  kv_err e;
+  if (kv_mkdirs(dir, 0700, &e) || pol_audit_open(&r.a, path, &e)) return r;
+  pthread_mutex_lock(&g->mu);
+  g->audit_opens++;
+  if (r.gen == g->audit_gen) stamp_of(path, &g->audit_st); /* it may have just been created */
+  pthread_mutex_unlock(&g->mu);
+  return r;
+}
+
+static void audit_put(dmn_gate *g, audit_ref r) {
+  if (!r.a) return;
+  pthread_mutex_lock(&g->mu);
+  if (r.gen == g->audit_gen && g->n_idle < MAX_IDLE_AUDIT) {
+    g->idle[g->n_idle++] = r.a;
+    r.a = NULL;
+  }
+  pthread_mutex_unlock(&g->mu);
+  pol_audit_close(r.a);
+}
+
+void dmn_gate_stats(dmn_gate *g, cJSON *out) {
+  cJSON *o = cJSON_AddObjectToObject(out, "policy");
+  if (!o) return;
+  pthread_mutex_lock(&g->mu);
+  cJSON_AddNumberToObject(o, "cached", (double)g->n_entries);
+  cJSON_AddNumberToObject(o, "hits", (double)g->hits);
+  cJSON_AddNumberToObject(o, "loads", (double)g->loads);
+  cJSON_AddNumberToObject(o, "load_errors", (double)g->load_errors);
+  cJSON_AddNumberToObject(o, "audit_opens", (double)g->audit_opens);
+  cJSON_AddNumberToObject(o, "audit_reuses", (double)g->audit_reuses);
+  pthread_mutex_unlock(&g->mu);
+}
 
 void dmn_gate_ctx_free(dmn_gate_ctx *g) {
   for (size_t i = 0; i < g->n; i++) {
@@ -52,8 +369,8 @@ static int stream_cb(const char *tok, size_t len, void *user) {
   return io->on_token(io->user, tok, len);
 }
 
-int dmn_gate_run(const char *repo, const char *question, const char *depth, const dmn_gate_ctx *gc,
-                 dmn_gate_io *io, cJSON *res, int *answered, kv_err *err) {
+int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
+                 const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err) {
   *answered = 0;
   int d = depth ? pol_depth_parse(depth) : POL_DEPTH_FAST;
   if (d < 0) return kv_err_set(err, KV_EINVAL, "ask: unknown depth '%s' (fast, think, think-max)", depth);
@@ -72,18 +389,18 @@ int dmn_gate_run(const char *repo, const char *question, const char *depth, cons
   req.files = files;
   req.n_files = gc->n;
 
-  pol_policy *p = NULL;
-  int rc = pol_policy_open(&p, repo, err);
-  if (rc) {
-    char why[sizeof err->msg]; /* err->msg can't be both the format's source and its destination */
-    snprintf(why, sizeof why, "%s", err->msg);
-    return kv_err_set(err, KV_EDENIED, "policy: %.400s (fix the policy; nothing was generated or sent)", why);
-  }
+  gate_pol *gp = NULL;
+  char warning[512];
+  int rc = policy_get(g, repo, &gp, warning, sizeof warning, err);
+  if (rc) return rc;
+  const pol_policy *p = gp->p;
+  if (warning[0]) cJSON_AddStringToObject(res, "policy_warning", warning);
   pol_decision dec;
   if ((rc = pol_decide(p, &req, &dec, err))) goto out;
-  pol_audit *audit = NULL;
+  audit_ref ar = audit_get(g);
+  pol_audit *audit = ar.a;
   kv_err ae;
-  if (pol_audit_open(&audit, NULL, &ae) == 0) pol_audit_decision(audit, repo, &req, &dec, &ae);
+  if (audit) pol_audit_decision(audit, repo, &req, &dec, &ae);
   cJSON_AddStringToObject(res, "tier", dec.tier);
   cJSON_AddStringToObject(res, "rule", dec.rule);
   if (dec.tier_kind == POL_TIER_REFUSE) {
@@ -111,16 +428,23 @@ int dmn_gate_run(const char *repo, const char *question, const char *depth, cons
       pol_payload_free(pl);
     }
   }
-  pol_audit_close(audit);
+  audit_put(g, ar);
 out:
-  pol_policy_free(p);
+  policy_put(g, gp);
   return rc;
 }
 #else
+int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err) {
+  *out = NULL;
+  return 0;
+}
+void dmn_gate_free(dmn_gate *g) { (void)g; }
+void dmn_gate_reload(dmn_gate *g) { (void)g; }
+void dmn_gate_stats(dmn_gate *g, cJSON *out) { (void)g, (void)out; }
 void dmn_gate_ctx_free(dmn_gate_ctx *g) { (void)g; }
 int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len) { return 0; }
-int dmn_gate_run(const char *repo, const char *question, const char *depth, const dmn_gate_ctx *gc,
-                 dmn_gate_io *io, cJSON *res, int *answered, kv_err *err) {
+int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
+                 const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err) {
   *answered = 0;
   return 0;
 }

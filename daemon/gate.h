@@ -30,11 +30,23 @@ typedef struct dmn_gate_io {
 int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len);
 void dmn_gate_ctx_free(dmn_gate_ctx *g);
 
+/* The gate's caches: each repo's parsed policy (read again when its files
+ * change) and a pool of audit.db connections. Any thread. */
+typedef struct dmn_gate dmn_gate;
+int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err);
+void dmn_gate_free(dmn_gate *g);
+/* SIGHUP: read every cached policy again now (an error is logged and the
+ * last good policy stays) and reopen audit.db. */
+void dmn_gate_reload(dmn_gate *g);
+/* Adds "policy": {cached, hits, loads, load_errors, audit_opens, audit_reuses}. */
+void dmn_gate_stats(dmn_gate *g, cJSON *out);
+
 /* Decide for an ask on `repo`; adds "tier" and "rule" (and "fallback" when
- * a hosted tier failed) to res. *answered = 1 when a hosted tier streamed
- * the answer through io; 0 = answer locally. KV_EDENIED when the policy
+ * a hosted tier failed, "policy_warning" when the policy files are broken
+ * and the last good policy was used) to res. *answered = 1 when a hosted
+ * tier streamed the answer through io; 0 = answer locally. KV_EDENIED when the policy
  * refuses (message names the rule) or cannot be loaded. */
-int dmn_gate_run(const char *repo, const char *question, const char *depth, const dmn_gate_ctx *gc,
-                 dmn_gate_io *io, cJSON *res, int *answered, kv_err *err);
+int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
+                 const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err);
 
 #endif

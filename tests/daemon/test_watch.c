@@ -3,6 +3,8 @@
  * and when HEAD moves (a commit), through the daemon's debounced fs watches;
  * and the methods that reach other modules work through the daemon:
  * logs.ingest / logs.query / logs.triage, policy.explain, cache.stats, complete.
+ * Log stores stay open between queries (cache.stats log_stores) and still
+ * see what a later ingest added, and a replaced store file is reopened.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,6 +153,83 @@ static void test_logs_through_daemon(void **st) {
   ipc_client_close(c);
 }
 
+static void write_log(const char *path, const char *mode, int from, int n, int errors) {
+  FILE *f = fopen(path, mode);
+  assert_non_null(f);
+  for (int i = from; i < from + n; i++)
+    fprintf(f, "2026-11-24 11:%02d:%02d INFO worker started job %d in %d ms\n", i / 60, i % 60, i, 10 + i);
+  for (int i = 0; i < errors; i++) fprintf(f, "2026-11-24 12:00:%02d ERROR disk full on /var/lib/data\n", i);
+  fclose(f);
+}
+
+static cJSON *logs_call(ipc_client *c, const char *method, const char *path, const char *text) {
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "name", "reuse");
+  if (path) cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "paths"), cJSON_CreateString(path));
+  if (text) cJSON_AddStringToObject(p, "text", text);
+  kv_err e;
+  int rc = ipc_client_call(c, method, p, NULL, NULL, 30000, &r, &e);
+  if (rc) fail_msg("%s: %s", method, e.msg);
+  cJSON_Delete(p);
+  return r;
+}
+
+static double store_stat(ipc_client *c, const char *key) {
+  cJSON *r = NULL;
+  kv_err e;
+  assert_int_equal(ipc_client_call(c, "cache.stats", NULL, NULL, NULL, 30000, &r, &e), 0);
+  double v = th_num(cJSON_GetObjectItem(r, "log_stores"), key);
+  cJSON_Delete(r);
+  return v;
+}
+
+static int rows_of(cJSON *r) {
+  int n = cJSON_GetArraySize(cJSON_GetObjectItem(r, "rows"));
+  cJSON_Delete(r);
+  return n;
+}
+
+/* Consecutive queries reuse one open store; an ingest in between adds to
+ * what the reused handle finds; a store file replaced under the daemon is
+ * reopened (the old handle would still find the removed file's records). */
+static void test_log_store_reuse(void **st) {
+  char log[256], log2[256];
+  snprintf(log, sizeof log, "%s/reuse.log", H.root);
+  snprintf(log2, sizeof log2, "%s/reuse2.log", H.root);
+  write_log(log, "w", 0, 30, 1);
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  double opens0 = store_stat(c, "opens"), reuses0 = store_stat(c, "reuses");
+  cJSON_Delete(logs_call(c, "logs.ingest", log, NULL));
+  assert_int_equal(rows_of(logs_call(c, "logs.query", NULL, "disk full")), 1);
+  assert_int_equal(rows_of(logs_call(c, "logs.query", NULL, "disk full")), 1);
+  cJSON *t = logs_call(c, "logs.triage", NULL, NULL);
+  assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(t, "items")) >= 1);
+  cJSON_Delete(t);
+  assert_true(store_stat(c, "opens") == opens0 + 1);
+  assert_true(store_stat(c, "reuses") == reuses0 + 2);
+  /* an appended ingest: the open handle sees the new records */
+  write_log(log, "a", 30, 2000, 2);
+  cJSON *in = logs_call(c, "logs.ingest", log, NULL);
+  assert_true(th_num(in, "records") == 2002);
+  cJSON_Delete(in);
+  assert_int_equal(rows_of(logs_call(c, "logs.query", NULL, "disk full")), 3);
+  assert_true(store_stat(c, "opens") == opens0 + 1);
+  /* the store replaced by a new one holding other records */
+  cJSON *q = logs_call(c, "logs.query", NULL, "disk full");
+  const char *db = cJSON_GetObjectItem(q, "db")->valuestring;
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", db, db, db);
+  assert_int_equal(system(cmd), 0);
+  cJSON_Delete(q);
+  write_log(log2, "w", 0, 10, 5);
+  cJSON_Delete(logs_call(c, "logs.ingest", log2, NULL));
+  assert_int_equal(rows_of(logs_call(c, "logs.query", NULL, "disk full")), 5);
+  assert_true(store_stat(c, "opens") == opens0 + 2);
+  ipc_client_close(c);
+}
+
 /* policy.explain (the policy module's decision for the repo), cache.stats,
  * and complete (no model here: an empty completion with a note). */
 static void test_policy_cache_complete(void **st) {
@@ -190,6 +269,7 @@ int main(void) {
       cmocka_unit_test(test_save_triggers_sync),
       cmocka_unit_test(test_commit_triggers_sync),
       cmocka_unit_test(test_logs_through_daemon),
+      cmocka_unit_test(test_log_store_reuse),
       cmocka_unit_test(test_policy_cache_complete),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

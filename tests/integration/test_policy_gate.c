@@ -11,7 +11,13 @@
  *     mock received holds neither the never_send file's canary nor the
  *     planted API key, while the key reached the Authorization header;
  *   - the hosted endpoint failing (500) falls back to local, said in the
- *     result.
+ *     result;
+ *   - the daemon caches the parsed policy and pooled audit connections
+ *     (cache.stats counts hits and reuses), yet an edited policy applies to
+ *     the very next ask; a broken edit keeps the last good policy in force
+ *     (still refusing infra/), says so in the result and logs file:line:col
+ *     once; SIGHUP re-reads it at once; a repo whose policy never loaded
+ *     refuses asks, naming the file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,10 +38,19 @@
 #define CANARY "CANARY_7f3a9_DO_NOT_SEND"
 #define API_KEY "sk-test-PLANTED0123456789abcdefABCDEF"
 
-static char root[64], repo[128];
+static char root[64], repo[128], repo2[128];
 static pid_t daemon_pid;
 static mock m;
 static const char *const TOKENS[] = {"Hosted", " answer", " in", " order", "."};
+static const char *const POLICY = "default: flash\n"
+                                  "rules:\n"
+                                  "  - name: infra-refused\n"
+                                  "    paths: [\"infra/**\"]\n"
+                                  "    tier: refuse\n"
+                                  "  - name: deep-planning\n"
+                                  "    depth: think-max\n"
+                                  "    tier: hosted-large\n"
+                                  "never_send: [\"secrets/**\"]\n";
 
 static void sh(const char *cmd) {
   if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
@@ -97,29 +112,36 @@ static int setup(void **st) {
   snprintf(p, sizeof p, "%s/secrets/rotate.c", repo);
   write_file(p, "/* rotate the master key */\nconst char *rotate_master_key(void) {\n  return \"" CANARY "\";\n}\n");
   snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo);
-  write_file(p, "default: flash\n"
-                "rules:\n"
-                "  - name: infra-refused\n"
-                "    paths: [\"infra/**\"]\n"
-                "    tier: refuse\n"
-                "  - name: deep-planning\n"
-                "    depth: think-max\n"
-                "    tier: hosted-large\n"
-                "never_send: [\"secrets/**\"]\n");
+  write_file(p, POLICY);
   snprintf(cmd, sizeof cmd,
            "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo);
+  sh(cmd);
+  /* a second repo whose policy is broken from the start */
+  snprintf(repo2, sizeof repo2, "%s/repo2", root);
+  snprintf(cmd, sizeof cmd, "mkdir -p %s/src %s/.kvasir", repo2, repo2);
+  sh(cmd);
+  snprintf(p, sizeof p, "%s/src/ledger.c", repo2);
+  write_file(p, "int reconcile_ledger(void) { return 0; }\n");
+  snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo2);
+  write_file(p, "default: flash\nrules: [name: oops\n");
+  snprintf(cmd, sizeof cmd,
+           "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
+           repo2);
   sh(cmd);
   if (start_daemon()) return 1;
   ipc_client *c;
   kv_err e;
   if (ipc_client_connect(&c, NULL, NULL, &e)) return 1;
-  cJSON *prm = cJSON_CreateObject(), *r = NULL;
-  cJSON_AddStringToObject(prm, "path", repo);
-  cJSON_AddBoolToObject(prm, "wait", 1);
-  int rc = ipc_client_call(c, "repo.add", prm, NULL, NULL, 120000, &r, &e);
-  cJSON_Delete(prm);
-  cJSON_Delete(r);
+  int rc = 0;
+  for (int i = 0; i < 2 && !rc; i++) {
+    cJSON *prm = cJSON_CreateObject(), *r = NULL;
+    cJSON_AddStringToObject(prm, "path", i ? repo2 : repo);
+    cJSON_AddBoolToObject(prm, "wait", 1);
+    rc = ipc_client_call(c, "repo.add", prm, NULL, NULL, 120000, &r, &e);
+    cJSON_Delete(prm);
+    cJSON_Delete(r);
+  }
   ipc_client_close(c);
   return rc ? 1 : 0;
 }
@@ -151,13 +173,13 @@ static int on_note(void *ud, const char *method, const cJSON *params) {
   return 0;
 }
 
-/* ask; returns the call's rc, the result in *out (caller frees). */
-static int ask(const char *question, const char *depth, seen *s, cJSON **out, kv_err *e) {
+/* ask on repo r; returns the call's rc, the result in *out (caller frees). */
+static int ask_in(const char *r, const char *question, const char *depth, seen *s, cJSON **out, kv_err *e) {
   ipc_client *c;
   assert_int_equal(ipc_client_connect(&c, NULL, NULL, e), 0);
   cJSON *p = cJSON_CreateObject();
   cJSON_AddStringToObject(p, "question", question);
-  cJSON_AddStringToObject(p, "repo", repo);
+  cJSON_AddStringToObject(p, "repo", r);
   cJSON_AddNumberToObject(p, "max_tokens", 4);
   cJSON_AddNumberToObject(p, "k", 8);
   if (depth) cJSON_AddStringToObject(p, "depth", depth);
@@ -167,6 +189,10 @@ static int ask(const char *question, const char *depth, seen *s, cJSON **out, kv
   cJSON_Delete(p);
   ipc_client_close(c);
   return rc;
+}
+
+static int ask(const char *question, const char *depth, seen *s, cJSON **out, kv_err *e) {
+  return ask_in(repo, question, depth, s, out, e);
 }
 
 static const char *str(const cJSON *o, const char *k) {
@@ -233,20 +259,165 @@ static void test_hosted_failure_falls_back(void **st) {
   m.mode = MOCK_STREAM;
 }
 
-/* A policy that fails to parse refuses the ask (never widens what may be
- * sent), and the error names the file. */
-static void test_broken_policy_refuses(void **st) {
+static void nap(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Occurrences of needle in the daemon's log. */
+static int log_count(const char *needle) {
+  char path[160], *text;
+  size_t n;
+  kv_err e;
+  snprintf(path, sizeof path, "%s/kvasird.log", root);
+  if (kv_read_file(path, 1 << 22, &text, &n, &e)) return 0;
+  int c = 0;
+  for (const char *t = text; (t = strstr(t, needle)); t++) c++;
+  free(text);
+  return c;
+}
+
+/* Occurrences of "policy.yaml:<line>:<col>:" (an error's location) in the log. */
+static int log_count_loc(void) {
+  char path[160], *text;
+  size_t n;
+  kv_err e;
+  snprintf(path, sizeof path, "%s/kvasird.log", root);
+  if (kv_read_file(path, 1 << 22, &text, &n, &e)) return 0;
+  int c = 0;
+  for (const char *t = text; (t = strstr(t, "policy.yaml:")); t++) {
+    const char *q = t + 12;
+    size_t a = strspn(q, "0123456789");
+    if (!a || q[a] != ':') continue;
+    size_t b = strspn(q + a + 1, "0123456789");
+    if (b && q[a + 1 + b] == ':') c++;
+  }
+  free(text);
+  return c;
+}
+
+static double stat_num(const char *group, const char *key) {
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *r = NULL;
+  assert_int_equal(ipc_client_call(c, "cache.stats", NULL, NULL, NULL, 10000, &r, &e), 0);
+  ipc_client_close(c);
+  const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(r, group), key);
+  double x = cJSON_IsNumber(v) ? v->valuedouble : -1;
+  cJSON_Delete(r);
+  return x;
+}
+
+static void policy_path(const char *r, char *p, size_t n) { snprintf(p, n, "%s/.kvasir/policy.yaml", r); }
+
+/* The parsed policy and the audit connections are reused between asks once
+ * the policy file is older than the racy window (2 s). */
+static void test_policy_cached(void **st) {
+  nap(2100);
+  seen s;
+  cJSON *r;
+  kv_err e;
+  double hits0 = stat_num("policy", "hits"), loads0 = stat_num("policy", "loads");
+  double reuses0 = stat_num("policy", "audit_reuses");
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+    assert_string_equal(str(r, "rule"), "default");
+    cJSON_Delete(r);
+  }
+  assert_true(stat_num("policy", "loads") <= loads0 + 1); /* at most one read of the aged file */
+  assert_true(stat_num("policy", "hits") >= hits0 + 2);
+  assert_true(stat_num("policy", "audit_reuses") >= reuses0 + 3);
+}
+
+/* An edit applies to the next ask, even one of the same size made right
+ * after the last read (same timestamp tick). */
+static void test_edit_applies_without_restart(void **st) {
   char p[256];
-  snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo);
+  policy_path(repo, p, sizeof p);
+  seen s;
+  cJSON *r;
+  kv_err e;
+  const char *allow = "default: flash\nrules:\n  - name: ledger-accepted\n    paths: [\"src/**\"]\n    tier: flash\n";
+  const char *deny = "default: flash\nrules:\n  - name: ledger-refused\n    paths: [\"src/**\"]\n    tier: refuse\n";
+  assert_int_equal(strlen(allow), strlen(deny));
+  write_file(p, allow);
+  assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+  assert_string_equal(str(r, "rule"), "ledger-accepted");
+  cJSON_Delete(r);
+  write_file(p, deny);
+  int rc = ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e);
+  cJSON_Delete(r);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(e.msg, "ledger-refused"));
+  assert_string_equal(s.text, "");
+  write_file(p, POLICY);
+  assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+  assert_string_equal(str(r, "rule"), "default");
+  assert_null(cJSON_GetObjectItem(r, "policy_warning"));
+  cJSON_Delete(r);
+}
+
+/* A broken edit keeps the last good policy: infra/ is still refused, the
+ * result says the policy is broken, and the error (file:line:col) is
+ * logged once however many asks see it. */
+static void test_broken_edit_keeps_last_good(void **st) {
+  char p[256];
+  policy_path(repo, p, sizeof p);
+  int errs0 = log_count("last good policy stays in force"), locs0 = log_count_loc();
   write_file(p, "default: flash\nrules: [name: oops\n");
   seen s;
   cJSON *r;
   kv_err e;
-  int rc = ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e);
+  assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_non_null(strstr(str(r, "policy_warning"), "policy.yaml:"));
+  cJSON_Delete(r);
+  int rc = ask("provision_cluster_nodes provision the cluster", NULL, &s, &r, &e);
   cJSON_Delete(r);
   assert_int_not_equal(rc, 0);
-  assert_non_null(strstr(e.msg, "policy.yaml"));
-  assert_string_equal(s.text, "");
+  assert_non_null(strstr(e.msg, "infra-refused")); /* the last good policy still refuses */
+  assert_int_equal(log_count("last good policy stays in force"), errs0 + 1);
+  assert_int_equal(log_count_loc(), locs0 + 1); /* file:line:col of the error */
+}
+
+/* SIGHUP reads cached policies again at once (no ask needed): the standing
+ * error is logged again; once fixed, the reload is logged and the warning
+ * is gone. */
+static void test_sighup_reloads(void **st) {
+  int errs0 = log_count("last good policy stays in force"), locs0 = log_count_loc();
+  int ok0 = log_count("policy reloaded");
+  assert_int_equal(kill(daemon_pid, SIGHUP), 0);
+  for (int i = 0; i < 100 && log_count("last good policy stays in force") == errs0; i++) nap(20);
+  assert_int_equal(log_count("last good policy stays in force"), errs0 + 1);
+  assert_int_equal(log_count_loc(), locs0 + 1);
+  char p[256];
+  policy_path(repo, p, sizeof p);
+  write_file(p, POLICY);
+  assert_int_equal(kill(daemon_pid, SIGHUP), 0);
+  for (int i = 0; i < 100 && log_count("policy reloaded") == ok0; i++) nap(20);
+  assert_int_equal(log_count("policy reloaded"), ok0 + 1);
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("how does reconcile_ledger sum the ledger", NULL, &s, &r, &e), 0);
+  assert_null(cJSON_GetObjectItem(r, "policy_warning"));
+  cJSON_Delete(r);
+}
+
+/* A policy that never loaded refuses the ask (never widens what may be
+ * sent), every time, and the error names the file. */
+static void test_broken_policy_refuses(void **st) {
+  for (int i = 0; i < 2; i++) {
+    seen s;
+    cJSON *r;
+    kv_err e;
+    int rc = ask_in(repo2, "how does reconcile_ledger work", NULL, &s, &r, &e);
+    cJSON_Delete(r);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(e.msg, "repo2/.kvasir/policy.yaml"));
+    assert_string_equal(s.text, "");
+  }
 }
 
 int main(void) {
@@ -255,6 +426,10 @@ int main(void) {
       cmocka_unit_test(test_infra_refused),
       cmocka_unit_test(test_hosted_strips_and_streams),
       cmocka_unit_test(test_hosted_failure_falls_back),
+      cmocka_unit_test(test_policy_cached),
+      cmocka_unit_test(test_edit_applies_without_restart),
+      cmocka_unit_test(test_broken_edit_keeps_last_good),
+      cmocka_unit_test(test_sighup_reloads),
       cmocka_unit_test(test_broken_policy_refuses),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
