@@ -380,6 +380,9 @@ static void test_rank(void **state) {
   write_file(d, "views/dates.py",
              "class YearMixin:\n    def get_year(self):\n        y = self.year\n        return y\n\n"
              "    def get_week(self):\n        return self.week\n");
+  /* the same body under two names: only the name can tell them apart */
+  write_file(d, "ops/a.py", "def xyzzy(value):\n    return value - 1\n");
+  write_file(d, "ops/b.py", "def decr(value):\n    return value - 1\n");
   write_file(d, "render/show.py",
              "def show(view, data, year):\n    # display the data of the view for a year\n"
              "    return view.display(data, year)\n");
@@ -401,6 +404,13 @@ static void test_rank(void **state) {
   assert_string_equal(h.v[0].path, "views/dates.py");
   assert_true(h.v[0].line0 <= 2 && 2 <= h.v[0].line1);
   assert_string_equal(h.v[1].path, "render/show.py");
+  idx_hits_free(&h);
+  /* a name part the query spells out longer ("decr" in "decremented") */
+  assert_int_equal(idx_search(ix, "The value is decremented", 5, &h, &err), 0);
+  assert_true(h.n >= 2);
+  assert_string_equal(h.v[0].path, "ops/b.py");
+  assert_string_equal(h.v[1].path, "ops/a.py");
+  assert_true(h.v[0].score > h.v[1].score + 3.0);
   idx_hits_free(&h);
   /* the terms: stems as the FTS table holds them, synonyms flagged */
   char db[600];
