@@ -14,7 +14,7 @@
  *     u64 offset | u64 size | u64 hash (kvm_hash64 of the section, seed 0) | u32 kind | u32 layer
  *   sections, in table order, the first at 64 + 32*n_sections:
  *     CONFIG (kvm_config as i32: n_layers n_heads n_kv_heads head_dim sinks window
- *             block key_bits val_bits val_rot, then per layer mode, layer_window; zero pad)
+ *             block key_bits val_bits val_rot select, then per layer mode, layer_window; zero pad)
  *     SEGS   (u64 n_segs, u64 chain[n], u64 seg_end[n])
  *     META   (per layer i32 mode n n_sink win_start n_win n_blocks)
  *     then per layer: SINK_K SINK_V WIN_K WIN_V (f16 rows, [rows][n_kv_heads*head_dim],
@@ -53,17 +53,17 @@ static void put32(uint8_t *b, uint32_t v) { memcpy(b, &v, 4); }
 static uint64_t get64(const uint8_t *b) { uint64_t v; memcpy(&v, b, 8); return v; }
 static uint32_t get32(const uint8_t *b) { uint32_t v; memcpy(&v, b, 4); return v; }
 
-static size_t config_bytes(const kvm_config *c) { return ((size_t)(10 + 2 * c->n_layers) * 4 + 7) & ~(size_t)7; }
+static size_t config_bytes(const kvm_config *c) { return ((size_t)(11 + 2 * c->n_layers) * 4 + 7) & ~(size_t)7; }
 
 static void config_write(const kvm_config *c, uint8_t *b) {
-  int32_t f[10] = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->sinks, c->window,
-                   c->block, c->key_bits, c->val_bits, c->val_rot};
+  int32_t f[11] = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->sinks, c->window,
+                   c->block, c->key_bits, c->val_bits, c->val_rot, c->select};
   memset(b, 0, config_bytes(c));
   memcpy(b, f, sizeof f);
   for (int l = 0; l < c->n_layers; l++) {
     int32_t m = c->layer_mode[l], w = c->layer_mode[l] == KVM_LOCAL ? c->layer_window[l] : 0;
-    memcpy(b + 40 + 8 * (size_t)l, &m, 4);
-    memcpy(b + 44 + 8 * (size_t)l, &w, 4);
+    memcpy(b + 44 + 8 * (size_t)l, &m, 4);
+    memcpy(b + 48 + 8 * (size_t)l, &w, 4);
   }
 }
 

@@ -138,7 +138,7 @@ static char *default_text(size_t *len) {
 
 int main(int argc, char **argv) {
   const char *model = NULL, *file = NULL;
-  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, no_curve = 0, top_k = -1, kb = 0, vb = 0, vrot = -1;
+  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, no_curve = 0, top_k = -1, kb = 0, vb = 0, vrot = -1, sel = -1;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(argv[i], "-m")) model = v, i++;
@@ -150,12 +150,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--key-bits")) kb = atoi(v), i++;
     else if (!strcmp(argv[i], "--val-bits")) vb = atoi(v), i++;
     else if (!strcmp(argv[i], "--val-rot")) vrot = atoi(v), i++;
+    else if (!strcmp(argv[i], "--select")) sel = !strcmp(v, "gauss") ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND, i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
     else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
     else if (!strcmp(argv[i], "--no-curve")) no_curve = 1;   /* skip the synthetic trade-off curve */
     else {
       fprintf(stderr, "usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS] [--synthetic-only]\n"
-                      "                   [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1] [--no-curve] [--skip-full]\n");
+                      "                   [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1] [--select bound|gauss]\n"
+                      "                   [--no-curve] [--skip-full]\n");
       return 2;
     }
   }
@@ -178,9 +180,11 @@ int main(int argc, char **argv) {
   if (kb) comp.key_bits = kb;
   if (vb) comp.val_bits = vb;
   if (vrot >= 0) comp.val_rot = vrot;
+  if (sel >= 0) comp.select = sel;
   printf("compressed config: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d%s, pooled %d\n",
          comp.sinks, comp.window, comp.block, comp.top_k, comp.key_bits, comp.val_bits,
          comp.val_rot ? " (rotated, clipped)" : "", comp.pooled);
+  printf("block choice: %s\n", comp.select == KVM_SELECT_GAUSS ? "gauss (estimated max)" : "bound (upper bound)");
 
   /* 1. synthetic attention, one global layer of the model's shape */
   kvm_config sf = full, sc = comp;
