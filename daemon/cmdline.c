@@ -19,7 +19,7 @@ static void usage(FILE *out) {
           "  msgpack-rpc, see docs/protocol.md), indexes registered repositories and answers\n"
           "  questions. Without --foreground it detaches once listening and logs to --log\n"
           "  (default $XDG_RUNTIME_DIR/kvasir/kvasird.log). SIGTERM drains and exits,\n"
-          "  SIGHUP reloads the repo registry and retries a model that failed to load.\n"
+          "  SIGHUP reloads the repo registry and the projects' policies, and retries a model that failed to load.\n"
           "  --stub-generator streams citations instead of running a model (tests).\n");
 }
 
