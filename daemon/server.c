@@ -559,7 +559,8 @@ static void on_signal(uv_signal_t *h, int signum) {
   dmn_server *s = h->data;
   if (signum == SIGHUP) {
     kv_err e;
-    dmn_log(s, DMN_INFO, "daemon.reload", "SIGHUP: reloading the repo registry and every cached policy; retrying a model that failed to load");
+    dmn_log(s, DMN_INFO, "daemon.reload",
+            "SIGHUP: reloading the repo registry and every cached policy; retrying a model that failed to load");
     if (dmn_repos_reload(s->repos, &e)) dmn_log(s, DMN_ERROR, "daemon.reload", "%s", e.msg);
     dmn_backend_reload(s->backend);
     return;
