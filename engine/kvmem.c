@@ -61,6 +61,7 @@ void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads
   c->key_bits = 4;
   c->val_bits = 2;
   c->val_rot = 1;
+  c->select = KVM_SELECT_GAUSS;
   c->pooled = 1;
   for (int l = 0; l < KVM_MAX_LAYERS; l++) c->layer_mode[l] = (uint8_t)mode;
 }

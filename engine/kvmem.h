@@ -58,7 +58,7 @@ typedef struct kvm_config {
   int key_bits;      /* 8, 4 or 2; default 4 */
   int val_bits;      /* 8, 4 or 2; default 2 */
   int val_rot;       /* 1 (default): values Hadamard-rotated per head, range clipped for least squared error */
-  int select;        /* block choice: KVM_SELECT_BOUND (upper bound) or KVM_SELECT_GAUSS (estimated max) */
+  int select;        /* block choice: KVM_SELECT_GAUSS (estimated max, default) or KVM_SELECT_BOUND (upper bound) */
   int pooled;        /* 1 (default): unchosen blocks contribute their pooled summary */
   uint8_t layer_mode[KVM_MAX_LAYERS];  /* kvm_mode per layer, default KVM_COMPRESSED */
   int layer_window[KVM_MAX_LAYERS];    /* KVM_LOCAL: tokens kept (model's sliding window) */

@@ -230,6 +230,47 @@ static void test_index_bound(void **st) {
   free(V);
 }
 
+/* Wide distractor blocks (one key of +-4 in every channel: ranges 4x the
+ * others') against a planted key that matches the query: the upper bound's
+ * L1 spread ranks the wide blocks first and misses the plant at top-2; the
+ * gauss estimate (centre + L2 spread, the default) picks the plant. */
+static void test_select_gauss(void **st) {
+  int N = 700, plant = 150;
+  float *K = malloc(sizeof(float) * N * KVD), *V = malloc(sizeof(float) * N * KVD);
+  gen_kv(K, V, N);
+  float q[QD];
+  for (int i = 0; i < QD; i++) q[i] = gauss();
+  for (int d = 0; d < D; d++) K[(size_t)plant * KVD + D + d] = 1.5f * (q[2 * D + d] + q[3 * D + d]);
+  int distract[] = {100, 260, 340, 420, 500};
+  for (size_t i = 0; i < sizeof distract / sizeof distract[0]; i++)
+    for (int d = 0; d < D; d++) K[(size_t)distract[i] * KVD + D + d] = frand() < 0.5f ? -4.0f : 4.0f;
+  int found[2] = {0, 0};
+  for (int sel = 0; sel < 2; sel++) {
+    kvm_config cf;
+    make_cfg(&cf, KVM_COMPRESSED, 1024);
+    cf.top_k = 2;
+    cf.select = sel ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND;
+    kvm_cache *c;
+    kv_err e;
+    assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+    for (int t = 0; t < N; t++) assert_int_equal(kvm_cache_append(c, 0, K + (size_t)t * KVD, V + (size_t)t * KVD, &e), 0);
+    float out[QD];
+    kvm_cache_attend(c, 0, q, 1.0f / sqrtf(D), out);
+    const int *idx;
+    int n = kvm_cache_last_chosen(c, 0, 1, &idx), want = (plant - cf.sinks) / cf.block;
+    for (int i = 0; i < n; i++) found[sel] |= idx[i] == want;
+    kvm_cache_free(c);
+  }
+  print_message("planted block chosen at top-2: bound %d, gauss %d\n", found[0], found[1]);
+  assert_false(found[0]);
+  assert_true(found[1]);
+  kvm_config dc;
+  kvm_config_default(&dc, 1, H, KVH, D, 64, KVM_COMPRESSED);
+  assert_int_equal(dc.select, KVM_SELECT_GAUSS);
+  free(K);
+  free(V);
+}
+
 /* A key planted deep in the past that matches the query is found by the
  * index (its block is among the top-k) and dominates the output. */
 static void test_topk_planted(void **st) {
@@ -371,6 +412,7 @@ int main(void) {
       cmocka_unit_test(test_index_bound),          cmocka_unit_test(test_topk_planted),
       cmocka_unit_test(test_batch_equals_steps),   cmocka_unit_test(test_bytes_per_token),
       cmocka_unit_test(test_config_errors),
+      cmocka_unit_test(test_select_gauss), /* last: it draws from the shared generator */
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
