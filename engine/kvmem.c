@@ -57,7 +57,7 @@ void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads
   c->sinks = 4;
   c->window = 128;
   c->block = 64;
-  c->top_k = 32;
+  c->top_k = 64;
   c->key_bits = 4;
   c->val_bits = 2;
   c->val_rot = 1;

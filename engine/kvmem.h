@@ -54,7 +54,7 @@ typedef struct kvm_config {
   int sinks;         /* S, default 4 */
   int window;        /* W, default 128 */
   int block;         /* B tokens per compressed block, default 64 (even, >= 8) */
-  int top_k;         /* blocks attended exactly per KV head, default 32 */
+  int top_k;         /* blocks attended exactly per KV head, default 64 */
   int key_bits;      /* 8, 4 or 2; default 4 */
   int val_bits;      /* 8, 4 or 2; default 2 */
   int val_rot;       /* 1 (default): values Hadamard-rotated per head, range clipped for least squared error */

@@ -134,16 +134,45 @@ int kvm_eng_kv_create_cfg(void **out, const kvm_config *cfg, const eng_kv_ops **
   return ke_new(out, cfg, ops, err);
 }
 
+/* Bytes of the whole cache of c after n tokens over those of f16 K and V for
+ * every layer (window, sinks, blocks with their index entries and scales). */
+static double cfg_bytes_ratio(const kvm_config *c, int n) {
+  kvm_blk_layout L;
+  kvm_blk_layout_init(&L, c);
+  double kvd = (double)c->n_kv_heads * c->head_dim, own = 0, f16 = 0;
+  for (int l = 0; l < c->n_layers; l++) {
+    f16 += (double)n * kvd * 4;
+    if (c->layer_mode[l] == KVM_LOCAL) {
+      own += (double)(n < c->layer_window[l] ? n : c->layer_window[l]) * kvd * 4;
+    } else {
+      int nb = n > c->sinks + c->window ? (n - c->sinks - c->window) / c->block : 0;
+      own += (double)(n - nb * c->block) * kvd * 4 + (double)nb * (double)L.block_bytes;
+    }
+  }
+  return f16 > 0 ? own / f16 : 1;
+}
+
 void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mode) {
   const eng_model_info *I = &m->info;
   /* the engine calls attend per query head: n_heads = n_kv_heads here */
   kvm_config_default(cfg, I->n_layer, I->n_head_kv, I->n_head_kv, I->head_dim, n_ctx, mode);
-  if (mode == KVM_COMPRESSED)
-    for (int l = 0; l < I->n_layer && l < KVM_MAX_LAYERS; l++)
-      if (m->layers[l].swa && m->n_swa > 0 && m->n_swa + KVM_ENG_BATCH < n_ctx) {
-        cfg->layer_mode[l] = KVM_LOCAL;
-        cfg->layer_window[l] = m->n_swa + KVM_ENG_BATCH;
-      }
+  if (mode != KVM_COMPRESSED) return;
+  for (int l = 0; l < I->n_layer && l < KVM_MAX_LAYERS; l++)
+    if (m->layers[l].swa && m->n_swa > 0 && m->n_swa + KVM_ENG_BATCH < n_ctx) {
+      cfg->layer_mode[l] = KVM_LOCAL;
+      cfg->layer_window[l] = m->n_swa + KVM_ENG_BATCH;
+    }
+  /* Spend the budget (25% of f16 at 8k tokens, or the context if shorter)
+   * on precision: the most precise coding whose whole cache fits. A model
+   * whose local layers keep only their window (Gemma 3) has room for k8/v4;
+   * one with only global layers (SmolLM2) gets k4/v2. */
+  static const int bits[][2] = {{8, 4}, {4, 4}, {4, 2}};
+  int at = n_ctx < 8192 ? n_ctx : 8192;
+  for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
+    cfg->key_bits = bits[i][0];
+    cfg->val_bits = bits[i][1];
+    if (cfg_bytes_ratio(cfg, at) <= KVM_ENG_BUDGET) break;
+  }
 }
 
 int kvm_eng_ctx_create(eng_ctx **out, eng_model *m, const eng_ctx_params *p, const kvm_config *cfg, kv_err *err) {

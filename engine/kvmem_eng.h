@@ -25,10 +25,15 @@ int kvm_eng_create_full(void **out, const eng_kv_shape *shape, const eng_kv_ops 
  * n_kv_heads: the engine attends one query head per call). */
 int kvm_eng_kv_create_cfg(void **out, const kvm_config *cfg, const eng_kv_ops **ops, kv_err *err);
 
+/* Compressed caches are sized to at most this share of f16 K/V at 8k tokens. */
+#define KVM_ENG_BUDGET 0.25
+
 /* The kvm_config kvm_eng_ctx_create would use for model m with n_ctx
  * positions: defaults with every layer in `mode`, except that for
  * KVM_COMPRESSED the model's sliding-window layers become KVM_LOCAL
- * (window n_swa + the engine's batch). Edit it, then pass it below. */
+ * (window n_swa + the engine's batch) and the key/value bits are the most
+ * precise of k8/v4, k4/v4, k4/v2 whose whole cache fits KVM_ENG_BUDGET.
+ * Edit it, then pass it below. */
 void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mode);
 
 /* eng_ctx_create with the KV memory as cache, configured by cfg (NULL:

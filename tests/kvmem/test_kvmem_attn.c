@@ -156,7 +156,7 @@ static void test_value_rotation(void **st) {
   int N = 600;
   float *K = malloc(sizeof(float) * N * KVD), *V = malloc(sizeof(float) * N * KVD);
   gen_kv(K, V, N);
-  for (int t = 0; t < N; t++) V[(size_t)t * KVD + 5] *= 8, V[(size_t)t * KVD + QD + 17] *= 8;
+  for (int t = 0; t < N; t++) V[(size_t)t * KVD + 5] *= 8, V[(size_t)t * KVD + D + 17] *= 8;
   double rms[2];
   for (int rot = 0; rot < 2; rot++) {
     kvm_config cf;
