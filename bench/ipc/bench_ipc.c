@@ -192,7 +192,11 @@ static void *driver_run(void *p) {
         wait = due - now;
       }
     }
-    int ne = epoll_wait(ep, evs, 128, d->rate > 0 ? (int)(wait * 1000) : 1000);
+    /* sleep exactly until the next request is due (a ms timeout would
+     * either spin the driver threads or send late) */
+    struct timespec to = {.tv_sec = d->rate > 0 ? (time_t)wait : 1,
+                          .tv_nsec = d->rate > 0 ? (long)((wait - (double)(time_t)wait) * 1e9) : 0};
+    int ne = epoll_pwait2(ep, evs, 128, &to, NULL);
     if (ne < 0 && errno != EINTR) break;
     for (int k = 0; k < ne; k++) {
       conn_st *c = &cs[evs[k].data.u32];
