@@ -693,6 +693,28 @@ size_t kvm_cache_owned_bytes(const kvm_cache *c) {
   return b;
 }
 
+int kvm_cold_blocks(const kvm_config *k, int n) {
+  int S = k->sinks, W = k->window, B = k->block;
+  return n - S >= W + B ? (n - S - W) / B : 0;
+}
+
+size_t kvm_config_bytes(const kvm_config *cfg, int n) {
+  kvm_blk_layout L;
+  kvm_blk_layout_init(&L, cfg);
+  size_t row = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * 4, b = 0; /* K + V, f16 */
+  for (int l = 0; l < cfg->n_layers; l++) {
+    if (cfg->layer_mode[l] == KVM_FULL) {
+      b += row * (size_t)n;
+    } else if (cfg->layer_mode[l] == KVM_LOCAL) {
+      b += row * (size_t)(n < cfg->layer_window[l] ? n : cfg->layer_window[l]);
+    } else {
+      int nb = kvm_cold_blocks(cfg, n);
+      b += row * (size_t)(n - nb * cfg->block) + (size_t)nb * L.block_bytes;
+    }
+  }
+  return b;
+}
+
 size_t kvm_f16_bytes(const kvm_config *cfg, int len) {
   return (size_t)cfg->n_layers * (size_t)len * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * 4;
 }

@@ -120,6 +120,9 @@ size_t kvm_cache_bytes(const kvm_cache *c);
 size_t kvm_cache_owned_bytes(const kvm_cache *c);
 /* Bytes an f16 cache of the same model would hold for len tokens. */
 size_t kvm_f16_bytes(const kvm_config *cfg, int len);
+/* What kvm_cache_bytes will be for a cache of cfg after n appends per layer
+ * (computed from the config alone, for sizing before opening one). */
+size_t kvm_config_bytes(const kvm_config *cfg, int n);
 
 /* Statistics of the last attend on a layer (for tests and the eval). */
 typedef struct kvm_attend_stats {

@@ -134,24 +134,6 @@ int kvm_eng_kv_create_cfg(void **out, const kvm_config *cfg, const eng_kv_ops **
   return ke_new(out, cfg, ops, err);
 }
 
-/* Bytes of the whole cache of c after n tokens over those of f16 K and V for
- * every layer (window, sinks, blocks with their index entries and scales). */
-static double cfg_bytes_ratio(const kvm_config *c, int n) {
-  kvm_blk_layout L;
-  kvm_blk_layout_init(&L, c);
-  double kvd = (double)c->n_kv_heads * c->head_dim, own = 0, f16 = 0;
-  for (int l = 0; l < c->n_layers; l++) {
-    f16 += (double)n * kvd * 4;
-    if (c->layer_mode[l] == KVM_LOCAL) {
-      own += (double)(n < c->layer_window[l] ? n : c->layer_window[l]) * kvd * 4;
-    } else {
-      int nb = n > c->sinks + c->window ? (n - c->sinks - c->window) / c->block : 0;
-      own += (double)(n - nb * c->block) * kvd * 4 + (double)nb * (double)L.block_bytes;
-    }
-  }
-  return f16 > 0 ? own / f16 : 1;
-}
-
 void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mode) {
   const eng_model_info *I = &m->info;
   /* the engine calls attend per query head: n_heads = n_kv_heads here */
@@ -171,7 +153,7 @@ void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mod
   for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
     cfg->key_bits = bits[i][0];
     cfg->val_bits = bits[i][1];
-    if (cfg_bytes_ratio(cfg, at) <= KVM_ENG_BUDGET) break;
+    if ((double)kvm_config_bytes(cfg, at) <= KVM_ENG_BUDGET * (double)kvm_f16_bytes(cfg, at)) break;
   }
 }
 

@@ -107,5 +107,7 @@ void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *d
  * at src's blocks / flat FULL rows; the caller keeps src alive). */
 int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, int share, kv_err *err);
 int kvm_config_equal(const kvm_config *a, const kvm_config *b);
+/* Compressed blocks a cold run of cfg holds after n positions. */
+int kvm_cold_blocks(const kvm_config *k, int n);
 
 #endif

@@ -62,12 +62,6 @@ void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *d
   }
 }
 
-/* Compressed blocks a cold run holds after n positions. */
-static int cold_blocks(const kvm_config *k, int n) {
-  int S = k->sinks, W = k->window, B = k->block;
-  return n - S >= W + B ? (n - S - W) / B : 0;
-}
-
 static void drop_blocks(kvm_layer *ly, int keep) {
   for (int b = keep; b < ly->n_blocks; b++) {
     if (ly->owned_mask[b]) free((void *)ly->blocks[b]);
@@ -97,7 +91,7 @@ int kvm_cache_truncate(kvm_cache *c, int n, kv_err *err) {
     } else if (n >= ly->win_start) {
       ly->n_win = n - ly->win_start;
     } else {
-      int nsk = n < k->sinks ? n : k->sinks, nb = cold_blocks(k, n);
+      int nsk = n < k->sinks ? n : k->sinks, nb = kvm_cold_blocks(k, n);
       if (nb > ly->n_blocks) nb = ly->n_blocks;
       int ws = nsk + nb * k->block;
       float *tmp = ly->sc;
@@ -154,7 +148,7 @@ int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, in
     }
     ly->n_win = n > from ? n - from : 0;
   } else {
-    int nsk = n < k->sinks ? n : k->sinks, nb = cold_blocks(k, n);
+    int nsk = n < k->sinks ? n : k->sinks, nb = kvm_cold_blocks(k, n);
     if (nb > pl->n_blocks) nb = pl->n_blocks;
     drop_blocks(ly, 0);
     memcpy(ly->sk, pl->sk, (size_t)nsk * rowb);

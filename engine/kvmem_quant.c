@@ -112,33 +112,6 @@ void kvm_f16_row_to_f32(const uint16_t *src, float *dst, int n, int has_f16c) {
 
 size_t kvm_codes_bytes(int n, int bits) { return ((size_t)n * (size_t)bits + 7) / 8; }
 
-void kvm_quant_group(const float *x, int n, int stride, int bits, uint16_t *lo16, uint16_t *hi16,
-                     uint8_t *codes) {
-  float lo = x[0], hi = x[0];
-  for (int i = 1; i < n; i++) {
-    float v = x[(size_t)i * stride];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  *lo16 = kvm_f32_to_f16_dir(lo, 0);
-  *hi16 = kvm_f32_to_f16_dir(hi, 1);
-  float lof = kvm_f16_to_f32(*lo16), hif = kvm_f16_to_f32(*hi16);
-  int qmax = (1 << bits) - 1;
-  float s = (hif - lof) / (float)qmax;
-  memset(codes, 0, kvm_codes_bytes(n, bits));
-  for (int i = 0; i < n; i++) {
-    int q = 0;
-    if (s > 0) {
-      float t = (x[(size_t)i * stride] - lof) / s;
-      q = (int)rintf(t);
-      if (q < 0) q = 0;
-      if (q > qmax) q = qmax;
-    }
-    if (bits == 8) codes[i] = (uint8_t)q;
-    else if (bits == 4) codes[i >> 1] |= (uint8_t)(q << ((i & 1) * 4));
-    else codes[i >> 2] |= (uint8_t)(q << ((i & 3) * 2));
-  }
-}
 
 void kvm_hadamard(float *x, int n) {
   int p = n & -n;
@@ -156,20 +129,22 @@ void kvm_hadamard(float *x, int n) {
   }
 }
 
-/* Codes of x[n] for the range [lof, hif] (f16 values); squared error. */
-static double encode_range(const float *x, int n, int bits, float lof, float hif, uint8_t *codes) {
+/* Codes of x[i*stride], i < n, for the range [lof, hif] (f16 values), into
+ * codes (NULL: none); the squared error of their dequantized values. */
+static double encode_range(const float *x, int n, int stride, int bits, float lof, float hif, uint8_t *codes) {
   int qmax = (1 << bits) - 1;
   float s = (hif - lof) / (float)qmax;
   double err = 0;
   if (codes) memset(codes, 0, kvm_codes_bytes(n, bits));
   for (int i = 0; i < n; i++) {
+    float v = x[(size_t)i * stride];
     int q = 0;
     if (s > 0) {
-      q = (int)rintf((x[i] - lof) / s);
+      q = (int)rintf((v - lof) / s);
       if (q < 0) q = 0;
       if (q > qmax) q = qmax;
     }
-    float d = x[i] - (lof + s * (float)q);
+    float d = v - (lof + s * (float)q);
     err += (double)d * d;
     if (!codes) continue;
     if (bits == 8) codes[i] = (uint8_t)q;
@@ -177,6 +152,19 @@ static double encode_range(const float *x, int n, int bits, float lof, float hif
     else codes[i >> 2] |= (uint8_t)(q << ((i & 3) * 2));
   }
   return err;
+}
+
+void kvm_quant_group(const float *x, int n, int stride, int bits, uint16_t *lo16, uint16_t *hi16,
+                     uint8_t *codes) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; i++) {
+    float v = x[(size_t)i * stride];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  *lo16 = kvm_f32_to_f16_dir(lo, 0);
+  *hi16 = kvm_f32_to_f16_dir(hi, 1);
+  encode_range(x, n, stride, bits, kvm_f16_to_f32(*lo16), kvm_f16_to_f32(*hi16), codes);
 }
 
 double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint16_t *hi16, uint8_t *codes) {
@@ -192,7 +180,7 @@ double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint
     float r = 1.0f - 0.05f * (float)k;
     uint16_t l16 = k ? kvm_f32_to_f16(c - r * w) : kvm_f32_to_f16_dir(lo, 0);
     uint16_t h16 = k ? kvm_f32_to_f16(c + r * w) : kvm_f32_to_f16_dir(hi, 1);
-    double e = encode_range(x, n, bits, kvm_f16_to_f32(l16), kvm_f16_to_f32(h16), NULL);
+    double e = encode_range(x, n, 1, bits, kvm_f16_to_f32(l16), kvm_f16_to_f32(h16), NULL);
     if (e < best) {
       best = e;
       bl = l16;
@@ -201,7 +189,7 @@ double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint
   }
   *lo16 = bl;
   *hi16 = bh;
-  return encode_range(x, n, bits, kvm_f16_to_f32(bl), kvm_f16_to_f32(bh), codes);
+  return encode_range(x, n, 1, bits, kvm_f16_to_f32(bl), kvm_f16_to_f32(bh), codes);
 }
 
 void kvm_unpack_codes(const uint8_t *codes, int n, int bits, uint8_t *out) {

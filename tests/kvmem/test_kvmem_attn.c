@@ -378,6 +378,7 @@ static void test_bytes_per_token(void **st) {
       for (int i = 0; i < kvd; i++) k[i] = gauss();
       assert_int_equal(kvm_cache_append(c, 0, k, k, &e), 0);
     }
+    assert_int_equal(kvm_config_bytes(&cf, 8192), kvm_cache_bytes(c)); /* the prediction from the config */
     double ratio = (double)kvm_cache_bytes(c) / (double)kvm_f16_bytes(&cf, 8192);
     print_message("shape %dx%d: %.1f bytes/token, %.3f of f16\n", shapes[s][0], shapes[s][1],
                   (double)kvm_cache_bytes(c) / 8192, ratio);
