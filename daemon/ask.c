@@ -141,7 +141,7 @@ static int in_map(const char *map, const char *path) {
  * repo map's files, least recently changed first, so an edit to a recent
  * file changes only the tail of the prefix and the cached KV of the rest
  * survives. Best effort: a file that cannot be read is left out. */
-static void stable_files(sbuf *s, idx_index *ix, const char *map) {
+static void stable_files(sbuf *s, cJSON *names, idx_index *ix, const char *map) {
   idx_file_list fl = {0};
   kv_err e;
   if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, &e)) return;
@@ -161,6 +161,7 @@ static void stable_files(sbuf *s, idx_index *ix, const char *map) {
     if (take > 0) {
       if (!n++) sb_add(s, "\nStable files (least recently changed first, as committed):\n", 60);
       sb_printf(s, "--- file %s\n", fl.v[i].path);
+      cJSON_AddItemToArray(names, cJSON_CreateString(fl.v[i].path));
       sb_add(s, txt, take);
       used += take;
     }
@@ -170,8 +171,10 @@ static void stable_files(sbuf *s, idx_index *ix, const char *map) {
 }
 #endif
 
-/* Builds the resident prefix text for a repo from its index. */
-static int build_prefix_text(const char *repo, idx_index *ix, char **out, kv_err *err) {
+/* Builds the resident prefix text for a repo from its index; *stable: the
+ * paths of the stable files it holds (array, caller owns). */
+static int build_prefix_text(const char *repo, idx_index *ix, char **out, cJSON **stable, kv_err *err) {
+  *stable = cJSON_CreateArray();
   sbuf s = {0};
   sb_printf(&s,
             "You are kvasir, a private coding assistant for the git repository at %s. "
@@ -183,7 +186,7 @@ static int build_prefix_text(const char *repo, idx_index *ix, char **out, kv_err
   if (idx_repomap(ix, MAX_PREFIX_BYTES / 4, NULL, NULL, &map, err) == 0 && map) {
     sb_add(&s, "Repository map:\n", 16);
     sb_add(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
-    stable_files(&s, ix, map);
+    if (*stable) stable_files(&s, *stable, ix, map);
     free(map);
   }
 #else
@@ -305,11 +308,17 @@ static int prefix_text(dmn_job *j, ask_ctx *a, idx_index *ix, kv_err *err) {
   pthread_mutex_unlock(&b->mu);
   if (a->prefix_text) return 0;
   char *text = NULL;
-  if ((rc = build_prefix_text(a->repo, ix, &text, err))) return rc;
+  cJSON *stable = NULL;
+  if ((rc = build_prefix_text(a->repo, ix, &text, &stable, err))) {
+    cJSON_Delete(stable);
+    return rc;
+  }
   a->prefix_text = strdup(text);
   pthread_mutex_lock(&b->mu);
   free(pre->text);
   pre->text = text;
+  cJSON_Delete(pre->stable);
+  pre->stable = stable;
   pre->index_syncs = syncs;
   b->prefix_builds++;
   pthread_mutex_unlock(&b->mu);

@@ -80,6 +80,7 @@ void dmn_backend_free(dmn_backend *b) {
 #endif
     pthread_mutex_destroy(&p->mu);
     free(p->text);
+    cJSON_Delete(p->stable);
     free(p);
     p = n;
   }
@@ -157,14 +158,7 @@ cJSON *dmn_backend_cache_stats(dmn_backend *b) {
     cJSON_AddNumberToObject(e, "tokens", (double)p->tokens);
     cJSON_AddNumberToObject(e, "uses", (double)p->uses);
     cJSON_AddBoolToObject(e, "resident_kv", p->ctx != NULL);
-    cJSON *sf = cJSON_AddArrayToObject(e, "stable_files"); /* as headed in the text (ask.c) */
-    for (const char *t = p->text ? strstr(p->text, "\nStable files (") : NULL; sf && t && (t = strstr(t, "\n--- file "));) {
-      t += 10;
-      size_t len = strcspn(t, "\n");
-      char path[1024];
-      snprintf(path, sizeof path, "%.*s", (int)(len < sizeof path ? len : sizeof path - 1), t);
-      cJSON_AddItemToArray(sf, cJSON_CreateString(path));
-    }
+    cJSON_AddItemToObject(e, "stable_files", p->stable ? cJSON_Duplicate(p->stable, 1) : cJSON_CreateArray());
     cJSON_AddItemToArray(arr, e);
   }
   cJSON_AddNumberToObject(o, "prefixes", (double)n);

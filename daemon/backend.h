@@ -42,6 +42,7 @@ typedef struct dmn_prefix {
   char repo[1024];
   uint64_t index_syncs;   /* registry sync count the prefix was built at */
   char *text;             /* the system message */
+  cJSON *stable;          /* paths of the stable files in it (array, owned) */
   size_t tokens;          /* tokens of the last prompt's shared prefix */
   eng_ctx *ctx;           /* NULL until the first generation */
   pthread_mutex_t mu;     /* one generation per repo at a time */
