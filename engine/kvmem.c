@@ -228,8 +228,8 @@ int kvm_cache_len(const kvm_cache *c, int layer) {
   return c->layers[layer].n;
 }
 
-static void to_f16_row(const float *x, uint16_t *h, int n) {
-  for (int i = 0; i < n; i++) h[i] = kvm_f32_to_f16(x[i]);
+static void to_f16_row(const kvm_cache *c, const float *x, uint16_t *h, int n) {
+  kvm_f32_row_to_f16(x, h, n, c->has_f16c);
 }
 
 /* Quantize the window's oldest B rows into a new block (one malloc). */
@@ -307,22 +307,22 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
       int rc = kvm_layer_reserve(c, ly, want, err);
       if (rc) return rc;
     }
-    to_f16_row(k, ly->wk + (size_t)row * kvd, (int)kvd);
-    to_f16_row(v, ly->wv + (size_t)row * kvd, (int)kvd);
+    to_f16_row(c, k, ly->wk + (size_t)row * kvd, (int)kvd);
+    to_f16_row(c, v, ly->wv + (size_t)row * kvd, (int)kvd);
     ly->n_win = row + 1;
   } else if (ly->mode == KVM_LOCAL) {
     size_t slot = (size_t)(ly->n % ly->win_cap);
-    to_f16_row(k, ly->wk + slot * kvd, (int)kvd);
-    to_f16_row(v, ly->wv + slot * kvd, (int)kvd);
+    to_f16_row(c, k, ly->wk + slot * kvd, (int)kvd);
+    to_f16_row(c, v, ly->wv + slot * kvd, (int)kvd);
     if (ly->n_win < ly->win_cap) ly->n_win++;
   } else if (ly->n_sink < c->cfg.sinks) {
-    to_f16_row(k, ly->sk + (size_t)ly->n_sink * kvd, (int)kvd);
-    to_f16_row(v, ly->sv + (size_t)ly->n_sink * kvd, (int)kvd);
+    to_f16_row(c, k, ly->sk + (size_t)ly->n_sink * kvd, (int)kvd);
+    to_f16_row(c, v, ly->sv + (size_t)ly->n_sink * kvd, (int)kvd);
     ly->n_sink++;
     ly->win_start = ly->n_sink;
   } else {
-    to_f16_row(k, ly->wk + (size_t)ly->n_win * kvd, (int)kvd);
-    to_f16_row(v, ly->wv + (size_t)ly->n_win * kvd, (int)kvd);
+    to_f16_row(c, k, ly->wk + (size_t)ly->n_win * kvd, (int)kvd);
+    to_f16_row(c, v, ly->wv + (size_t)ly->n_win * kvd, (int)kvd);
     ly->n_win++;
     if (ly->n_win >= c->cfg.window + c->cfg.block) {
       int rc = spill_block(c, ly, layer, err);
@@ -338,20 +338,12 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
 
 /* ---- attention ---- */
 
-/* Online-softmax state of the g query heads sharing one KV head. */
-typedef struct att {
-  int g, D, T;
-  float scale;
-  const float *q;    /* [g][D] */
-  float *acc;        /* [g][D] */
-  float *dv;         /* [g][D] scratch: a block's rotated value sum */
-  float *m, *l;      /* [g] */
-  float *logit;      /* [T] */
-  float *kt, *vt;    /* [T][D] tiles */
-} att;
-
 /* Fold n rows of kt/vt (logit bias added) into every head's state. */
-static void att_fold(att *a, int n, float bias) {
+static void att_fold(kvm_att *a, int n, float bias) {
+  if (a->simd) {
+    kvm512_fold_f32(a, n, bias);
+    return;
+  }
   int D = a->D;
   for (int j = 0; j < a->g; j++) {
     const float *q = a->q + (size_t)j * D;
@@ -377,7 +369,11 @@ static void att_fold(att *a, int n, float bias) {
 }
 
 /* Fold f16 rows (row i at rows + i*stride, head slice at +hoff). */
-static void att_rows_f16(att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
+static void att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
+  if (a->simd) {
+    kvm512_rows_f16(a, kr, vr, stride, n);
+    return;
+  }
   for (int r0 = 0; r0 < n; r0 += a->T) {
     int m = n - r0 < a->T ? n - r0 : a->T;
     for (int r = 0; r < m; r++) {
@@ -403,7 +399,11 @@ static void codes_to_f32(const kvm_cache *c, const uint8_t *codes, int n, int bi
  * without materializing K: logit_t = sum_c q_c*lo_c + sum_c (q_c*s_c)*code_ct
  * over channel-major key codes, and acc += sum_t p_t*lo_t + sum_t (p_t*s_t)*code_t
  * over token-major value codes. */
-static void fold_block(const kvm_cache *c, att *a, const uint8_t *hb) {
+static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
+  if (a->simd) {
+    kvm512_fold_block(c, a, hb);
+    return;
+  }
   const kvm_blk_layout *L = &c->L;
   int B = c->cfg.block, D = a->D, g = a->g, kb = c->cfg.key_bits, vb = c->cfg.val_bits;
   float kq = (float)((1 << kb) - 1), vq = (float)((1 << vb) - 1), *row = a->kt, *lg = a->logit;
@@ -549,7 +549,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   if (end > ly->n) end = ly->n;
   if (lo < 0) lo = 0;
   size_t kvd = (size_t)c->kvd, hoff = (size_t)h * D;
-  att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q};
+  kvm_att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q, .simd = kvm_simd512() && kvm_simd512_fits(k)};
   a.logit = sc; sc += (size_t)gq * T;
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
@@ -608,7 +608,8 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
         for (int b = 0; b < nb; b++) ch[b] = b;
         nc = nb;
       } else if (k->top_k > 0) {
-        for (int b = 0; b < nb; b++) bscore[b] = block_bound(c, blocks[b] + ho, q, gq, lohi);
+        for (int b = 0; b < nb; b++)
+          bscore[b] = a.simd ? kvm512_block_score(c, blocks[b] + ho, q, gq) : block_bound(c, blocks[b] + ho, q, gq, lohi);
         nc = top_k_select(bscore, nb, k->top_k, ch);
       }
       memset(mark, 0, (size_t)nb);

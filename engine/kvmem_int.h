@@ -79,6 +79,8 @@ struct kvm_prefix {
 /* f16 row conversion (F16C when the CPU has it). */
 void kvm_f16_row_to_f32(const uint16_t *src, float *dst, int n, int has_f16c);
 int kvm_cpu_has_f16c(void);
+/* f32 -> f16 row, round to nearest even (the bits of kvm_f32_to_f16). */
+void kvm_f32_row_to_f16(const float *src, uint16_t *dst, int n, int has_f16c);
 
 /* Unpack n codes of `bits` to bytes. */
 void kvm_unpack_codes(const uint8_t *codes, int n, int bits, uint8_t *out);
@@ -109,5 +111,30 @@ int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, in
 int kvm_config_equal(const kvm_config *a, const kvm_config *b);
 /* Compressed blocks a cold run of cfg holds after n positions. */
 int kvm_cold_blocks(const kvm_config *k, int n);
+
+/* Online-softmax state of the g query heads sharing one KV head (attend). */
+typedef struct kvm_att {
+  int g, D, T;
+  int simd;          /* use the kvm512_ loops */
+  float scale;
+  const float *q;    /* [g][D] */
+  float *acc;        /* [g][D] */
+  float *dv;         /* [g][D] scratch: a block's rotated value sum */
+  float *m, *l;      /* [g] */
+  float *logit;      /* [T] */
+  float *kt, *vt;    /* [T][D] tiles (and scratch) */
+} kvm_att;
+
+/* kvmem_simd.c: the attention loops in AVX-512. kvm_simd512(): 1 when they
+ * are used (the CPU has them and KVASIR_ISA allows avx512); _fits: the
+ * config's shapes suit them (head_dim, block and code rows in 16s).
+ * kvm_simd_force(level): tests pin 0 (portable) or 1; -1 = detect. */
+int kvm_simd512(void);
+int kvm_simd512_fits(const kvm_config *k);
+void kvm_simd_force(int level);
+void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n);
+void kvm512_fold_f32(kvm_att *a, int n, float bias);
+void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
+float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g);
 
 #endif

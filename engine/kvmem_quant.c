@@ -100,6 +100,25 @@ __attribute__((target("avx,f16c"))) static void row_f16c(const uint16_t *s, floa
 }
 #endif
 
+#ifdef KVM_X86
+__attribute__((target("avx,f16c"))) static void row_to_f16c(const float *s, uint16_t *d, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(void *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; i++) d[i] = kvm_f32_to_f16(s[i]);
+}
+#endif
+
+void kvm_f32_row_to_f16(const float *src, uint16_t *dst, int n, int has_f16c) {
+#ifdef KVM_X86
+  if (has_f16c) {
+    row_to_f16c(src, dst, n);
+    return;
+  }
+#endif
+  for (int i = 0; i < n; i++) dst[i] = kvm_f32_to_f16(src[i]);
+}
+
 void kvm_f16_row_to_f32(const uint16_t *src, float *dst, int n, int has_f16c) {
 #ifdef KVM_X86
   if (has_f16c) {

@@ -38,6 +38,11 @@ static void test_golden(void **st) {
     take(&x, 4);
     take(&h, 2);
     assert_int_equal(kvm_f32_to_f16(x), h);
+    uint16_t row[9];
+    float xs[9] = {x, x, x, x, x, x, x, x, x};
+    kvm_f32_row_to_f16(xs, row, 9, kvm_cpu_has_f16c()); /* 8 through F16C where present, 1 portable */
+    assert_int_equal(row[0], h);
+    assert_int_equal(row[8], h);
     if ((h & 0x7c00) != 0x7c00) assert_true(kvm_f16_to_f32(h) == kvm_f16_to_f32(kvm_f32_to_f16(kvm_f16_to_f32(h))));
   }
   uint32_t nc;

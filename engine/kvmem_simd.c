@@ -1,0 +1,274 @@
+/*
+ * kvmem_simd.c — the KV memory's attention loops in explicit AVX-512, used
+ * where the CPU has it (and KVASIR_ISA does not cap the level below it);
+ * kvmem.c keeps the portable loops and calls these through kvm_simd512().
+ * The results are the portable loops' up to float rounding (the same sums
+ * in other orders, and a polynomial exp instead of libm's; tested to agree
+ * to 1e-5 relative in test_kvmem_attn).
+ *
+ * Compressed blocks are read from their codes without a dequantized tile:
+ * 16 code bytes widen to 16 int32 lanes, and with m = 8/bits codes per byte
+ * the k-th code of every lane is (x >> bits*k) & mask. So vector c*m+k,
+ * lane i, holds element 16*m*c + m*i + k: keys' logits and values' sums are
+ * accumulated in that permuted order and put back in order once per block.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "engine/kvmem_int.h"
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define K512 __attribute__((target("avx2,fma,f16c,avx512f")))
+
+static _Atomic int g_force = -1;
+
+void kvm_simd_force(int level) { atomic_store(&g_force, level); }
+
+int kvm_simd512(void) {
+  static _Atomic int cached = -1;
+  int f = atomic_load_explicit(&g_force, memory_order_relaxed);
+  if (f >= 0) return f;
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
+    const krn_cpu *c = krn_cpu_features();
+    v = c->avx512f && c->fma && c->avx2 && c->f16c && !strcmp(krn_isa_name(), "avx512");
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+int kvm_simd512_fits(const kvm_config *k) {
+  return k->head_dim % 16 == 0 && k->block % 16 == 0 && (k->block * k->key_bits / 8) % 16 == 0 &&
+         (k->head_dim * k->val_bits / 8) % 16 == 0;
+}
+
+/* exp(x) for x <= 0: ggml_v_expf's polynomial (ARM optimized routines, ~1.5
+ * ulp); results below 2^-126 flush to 0, which a softmax weight may. */
+K512 static inline __m512 vexp(__m512 x) {
+  const __m512 r = _mm512_set1_ps(0x1.8p23f);
+  const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+  const __m512 n = _mm512_sub_ps(z, r);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __m512i e = _mm512_slli_epi32(_mm512_castps_si512(z), 23);
+  const __m512 k = _mm512_castsi512_ps(_mm512_add_epi32(e, _mm512_castps_si512(_mm512_set1_ps(1))));
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 j = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                      _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+  const __mmask16 ok = _mm512_cmp_ps_mask(n, _mm512_set1_ps(-126.0f), _CMP_GT_OQ);
+  return _mm512_maskz_mul_ps(ok, k, j);
+}
+
+/* Raise head j's running max to mx (rescaling its sum and accumulator). */
+K512 static void rescale(kvm_att *a, int j, float mx) {
+  if (mx <= a->m[j]) return;
+  float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
+  float *acc = a->acc + (size_t)j * a->D;
+  const __m512 fv = _mm512_set1_ps(f);
+  for (int d = 0; d < a->D; d += 16) _mm512_storeu_ps(acc + d, _mm512_mul_ps(_mm512_loadu_ps(acc + d), fv));
+  a->l[j] *= f;
+  a->m[j] = mx;
+}
+
+/* logit[0..n) := exp(logit - m[j]) (n rounded up to 16 within scratch);
+ * returns their sum. */
+K512 static float exp_sum(float *logit, int n, float m) {
+  const __m512 mv = _mm512_set1_ps(m);
+  __m512 s = _mm512_setzero_ps();
+  for (int r = 0; r < n; r += 16) {
+    __mmask16 k = n - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - r)) - 1);
+    __m512 p = vexp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, logit + r), mv));
+    p = _mm512_maskz_mov_ps(k, p);
+    _mm512_mask_storeu_ps(logit + r, k, p);
+    s = _mm512_add_ps(s, p);
+  }
+  return _mm512_reduce_add_ps(s);
+}
+
+K512 static inline __m512 ld_h(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+
+/* Rows of keys/values given as f16 (row r at +r*stride) or f32 (stride in
+ * floats), folded into every head's state. */
+K512 static void fold_rows(kvm_att *a, const void *kr, const void *vr, size_t stride, int n, int f16, float bias) {
+  const int D = a->D, T = a->T;
+  for (int r0 = 0; r0 < n; r0 += T) {
+    const int nr = n - r0 < T ? n - r0 : T;
+    for (int j = 0; j < a->g; j++) {
+      const float *q = a->q + (size_t)j * D;
+      float *lg = a->logit, mx = -INFINITY;
+      for (int r = 0; r < nr; r++) {
+        __m512 s = _mm512_setzero_ps();
+        if (f16) {
+          const uint16_t *k = (const uint16_t *)kr + (size_t)(r0 + r) * stride;
+          for (int d = 0; d < D; d += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), ld_h(k + d), s);
+        } else {
+          const float *k = (const float *)kr + (size_t)(r0 + r) * stride;
+          for (int d = 0; d < D; d += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), s);
+        }
+        float v = a->scale * _mm512_reduce_add_ps(s) + bias;
+        lg[r] = v;
+        if (v > mx) mx = v;
+      }
+      rescale(a, j, mx);
+      a->l[j] += exp_sum(lg, nr, a->m[j]);
+      float *acc = a->acc + (size_t)j * D;
+      for (int d = 0; d < D; d += 16) {
+        __m512 s0 = _mm512_loadu_ps(acc + d), s1 = _mm512_setzero_ps();
+        int r = 0;
+        if (f16) {
+          const uint16_t *v = (const uint16_t *)vr + (size_t)r0 * stride + d;
+          for (; r + 1 < nr; r += 2) {
+            s0 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r]), ld_h(v + (size_t)r * stride), s0);
+            s1 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r + 1]), ld_h(v + (size_t)(r + 1) * stride), s1);
+          }
+          if (r < nr) s0 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r]), ld_h(v + (size_t)r * stride), s0);
+        } else {
+          const float *v = (const float *)vr + (size_t)r0 * stride + d;
+          for (; r + 1 < nr; r += 2) {
+            s0 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r]), _mm512_loadu_ps(v + (size_t)r * stride), s0);
+            s1 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r + 1]), _mm512_loadu_ps(v + (size_t)(r + 1) * stride), s1);
+          }
+          if (r < nr) s0 = _mm512_fmadd_ps(_mm512_set1_ps(lg[r]), _mm512_loadu_ps(v + (size_t)r * stride), s0);
+        }
+        _mm512_storeu_ps(acc + d, _mm512_add_ps(s0, s1));
+      }
+    }
+  }
+}
+
+K512 void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n) {
+  fold_rows(a, kr, vr, stride, n, 1, 0.0f);
+}
+
+K512 void kvm512_fold_f32(kvm_att *a, int n, float bias) { fold_rows(a, a->kt, a->vt, (size_t)a->D, n, 0, bias); }
+
+/* acc[v] += s * codes of the 16-byte chunks of row (nbytes), permuted order. */
+K512 static inline void codes_fma(__m512 *acc, const uint8_t *row, int nbytes, int bits, __m512 s) {
+  const int m = 8 / bits;
+  const __m512i mask = _mm512_set1_epi32((1 << bits) - 1);
+  for (int c = 0; c < nbytes / 16; c++) {
+    const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
+    if (bits == 8) {
+      acc[c] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(x), acc[c]);
+      continue;
+    }
+    for (int k = 0; k < m; k++) {
+      const __m512i v = _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(bits * k)), mask);
+      acc[c * m + k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(v), acc[c * m + k]);
+    }
+  }
+}
+
+/* Element index of lane i of permuted vector v (m codes per byte). */
+static inline int perm_index(int v, int i, int m) { return 16 * m * (v / m) + m * i + v % m; }
+
+K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
+  const kvm_blk_layout *L = &c->L;
+  const int B = c->cfg.block, D = a->D, kb = c->cfg.key_bits, vb = c->cfg.val_bits;
+  const int mk = 8 / kb, mv = 8 / vb, NL = B / 16, NV = D / 16;
+  const float kq = (float)((1 << kb) - 1), vq = (float)((1 << vb) - 1);
+  float *qs = a->kt, *tmp = a->kt + D; /* tmp: max(B, 16) floats */
+  float *pn = a->vt, *coef = a->vt + B;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  __m512 acc[64], lg[16];
+  for (int j = 0; j < a->g; j++) {
+    const float *q = a->q + (size_t)j * D;
+    __m512 base = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) {
+      const __m512 l = ld_h(kmin + d), h = ld_h(kmax + d), qv = _mm512_loadu_ps(q + d);
+      base = _mm512_fmadd_ps(qv, l, base);
+      _mm512_storeu_ps(qs + d, _mm512_mul_ps(qv, _mm512_div_ps(_mm512_sub_ps(h, l), _mm512_set1_ps(kq))));
+    }
+    const float b0 = _mm512_reduce_add_ps(base);
+    for (int v = 0; v < NL; v++) lg[v] = _mm512_setzero_ps();
+    for (int ch = 0; ch < D; ch++)
+      codes_fma(lg, hb + L->kcodes + (size_t)ch * L->krow, (int)L->krow, kb, _mm512_set1_ps(qs[ch]));
+    const __m512 sc = _mm512_set1_ps(a->scale), bv = _mm512_set1_ps(b0);
+    __m512 mxv = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NL; v++) {
+      lg[v] = _mm512_mul_ps(sc, _mm512_add_ps(bv, lg[v]));
+      mxv = _mm512_max_ps(mxv, lg[v]);
+    }
+    rescale(a, j, _mm512_reduce_max_ps(mxv));
+    const __m512 m = _mm512_set1_ps(a->m[j]);
+    __m512 ps = _mm512_setzero_ps();
+    for (int v = 0; v < NL; v++) {
+      const __m512 p = vexp(_mm512_sub_ps(lg[v], m));
+      ps = _mm512_add_ps(ps, p);
+      _mm512_storeu_ps(tmp + 16 * v, p);
+    }
+    a->l[j] += _mm512_reduce_add_ps(ps);
+    for (int v = 0; v < NL; v++)
+      for (int i = 0; i < 16; i++) pn[perm_index(v, i, mk)] = tmp[16 * v + i];
+    /* coef_t = p_t * s_t; losum = sum_t p_t * lo_t (added to every dimension) */
+    __m512 ls = _mm512_setzero_ps();
+    for (int t = 0; t < B; t += 16) {
+      const __m512 p = _mm512_loadu_ps(pn + t), l = ld_h(vlo + t), h = ld_h(vhi + t);
+      ls = _mm512_fmadd_ps(p, l, ls);
+      _mm512_storeu_ps(coef + t, _mm512_mul_ps(p, _mm512_div_ps(_mm512_sub_ps(h, l), _mm512_set1_ps(vq))));
+    }
+    const float losum = _mm512_reduce_add_ps(ls);
+    for (int v = 0; v < NV; v++) acc[v] = _mm512_setzero_ps();
+    for (int t = 0; t < B; t++)
+      codes_fma(acc, hb + L->vcodes + (size_t)t * L->vrow, (int)L->vrow, vb, _mm512_set1_ps(coef[t]));
+    float *dv = a->dv + (size_t)j * D;
+    for (int v = 0; v < NV; v++) {
+      _mm512_storeu_ps(tmp, _mm512_add_ps(acc[v], _mm512_set1_ps(losum)));
+      for (int i = 0; i < 16; i++) dv[perm_index(v, i, mv)] = tmp[i];
+    }
+    if (c->cfg.val_rot) kvm_hadamard(dv, D);
+    float *o = a->acc + (size_t)j * D;
+    for (int d = 0; d < D; d += 16)
+      _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_loadu_ps(o + d), _mm512_loadu_ps(dv + d)));
+  }
+}
+
+K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
+  const int D = c->cfg.head_dim;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + c->L.kmax);
+  float best = -INFINITY;
+  const __m512 half = _mm512_set1_ps(0.5f);
+  for (int j = 0; j < g; j++) {
+    const float *qj = q + (size_t)j * D;
+    __m512 s = _mm512_setzero_ps(), v = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) {
+      const __m512 l = ld_h(kmin + d), h = ld_h(kmax + d), qv = _mm512_loadu_ps(qj + d);
+      if (c->cfg.select == KVM_SELECT_GAUSS) {
+        const __m512 ctr = _mm512_mul_ps(half, _mm512_add_ps(l, h));
+        const __m512 hw = _mm512_mul_ps(_mm512_mul_ps(half, _mm512_sub_ps(h, l)), qv);
+        s = _mm512_fmadd_ps(qv, ctr, s);
+        v = _mm512_fmadd_ps(hw, hw, v);
+      } else {
+        s = _mm512_add_ps(s, _mm512_max_ps(_mm512_mul_ps(qv, l), _mm512_mul_ps(qv, h)));
+      }
+    }
+    float r = _mm512_reduce_add_ps(s);
+    if (c->cfg.select == KVM_SELECT_GAUSS) r += sqrtf(_mm512_reduce_add_ps(v));
+    if (r > best) best = r;
+  }
+  return best;
+}
+
+#else
+void kvm_simd_force(int level) { (void)level; }
+int kvm_simd512(void) { return 0; }
+int kvm_simd512_fits(const kvm_config *k) { (void)k; return 0; }
+void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n) {
+  (void)a; (void)kr; (void)vr; (void)stride; (void)n;
+}
+void kvm512_fold_f32(kvm_att *a, int n, float bias) { (void)a; (void)n; (void)bias; }
+void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) { (void)c; (void)a; (void)hb; }
+float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
+  (void)c; (void)hb; (void)q; (void)g;
+  return 0;
+}
+#endif
