@@ -6,9 +6,11 @@
  * token per --token-ms). Two loads:
  *   saturation  closed loop, R requests per connection: throughput, and
  *               latency = N / throughput by Little's law;
- *   paced       HZ requests/s per connection for S seconds, latency taken
- *               from when each request was due (no coordinated omission):
- *               the latency an editor sees while 63 others are busy.
+ *   paced       HZ requests/s per connection, latency taken from when each
+ *               request was due (no coordinated omission): the latency an
+ *               editor sees while 63 others are busy. W windows of S seconds,
+ *               alternating with the echo reference (below), each window's
+ *               p99 printed as well as the p99 over all of them.
  * Every response is matched to its request by id: a response with another
  * id, a notification on a non-ask connection or a missing response counts as
  * misrouted / dropped.
@@ -29,7 +31,7 @@
 
 #include "tests/daemon/harness.h"
 
-static int n_clients = 64, n_threads = 2, n_requests = 500, token_ms = 2;
+static int n_clients = 64, n_threads = 2, n_requests = 500, token_ms = 0;
 
 typedef struct lat {
   double *v;
@@ -240,7 +242,26 @@ typedef struct run_result {
   double p50, p99, throughput;
   size_t n;
   int misrouted, dropped, requests;
+  double *v; /* the n sorted latencies (s) */
 } run_result;
+
+/* a += b's counts and samples (b's samples are taken); percentiles redone. */
+static void merge_result(run_result *a, run_result *b) {
+  a->v = realloc(a->v, (a->n + b->n + 1) * sizeof *a->v);
+  if (!a->v) abort();
+  memcpy(a->v + a->n, b->v, b->n * sizeof *b->v);
+  a->n += b->n;
+  a->misrouted += b->misrouted;
+  a->dropped += b->dropped;
+  a->requests += b->requests;
+  a->throughput += b->throughput;
+  free(b->v);
+  b->v = NULL;
+  qsort(a->v, a->n, sizeof *a->v, cmp_d);
+  lat l = {a->v, a->n};
+  a->p50 = pct(&l, 0.50) * 1e6;
+  a->p99 = pct(&l, 0.99) * 1e6;
+}
 
 static void run_load(int kind, const char *echo_path, double rate, double seconds, run_result *out) {
   driver *d = calloc((size_t)n_threads, sizeof *d);
@@ -273,13 +294,14 @@ static void run_load(int kind, const char *echo_path, double rate, double second
   out->p99 = pct(&l, 0.99) * 1e6;
   out->n = l.n;
   out->throughput = (double)out->requests / wall;
-  free(l.v);
+  out->v = l.v;
   free(d);
   free(t);
 }
 
 typedef struct ask_arg {
   const char *repo;
+  int max_tokens; /* enough to stream through every load */
   int tokens, bad_ids, ok;
   double seconds;
 } ask_arg;
@@ -299,7 +321,7 @@ static void *ask_thread(void *p) {
   cJSON *params = cJSON_CreateObject(), *r = NULL;
   cJSON_AddStringToObject(params, "question", "how are frames decoded");
   cJSON_AddStringToObject(params, "repo", a->repo);
-  cJSON_AddNumberToObject(params, "max_tokens", 4000);
+  cJSON_AddNumberToObject(params, "max_tokens", a->max_tokens);
   double t0 = kv_now();
   a->ok = ipc_client_call(c, "ask", params, on_ask, a, 120000, &r, &e) == 0;
   a->seconds = kv_now() - t0;
@@ -379,13 +401,16 @@ static void *echo_run(void *p) {
 }
 
 int main(int argc, char **argv) {
-  double rate = 100, seconds = 3;
+  double rate = 100, seconds = 2;
+  int windows = 5;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: bench_ipc [--clients N] [--threads T] [--requests R] [--rate HZ] [--seconds S] [--token-ms MS]\n"
+      printf("usage: bench_ipc [--clients N] [--threads T] [--requests R] [--rate HZ] [--seconds S] [--windows W]\n"
+             "                 [--token-ms MS]\n"
              "  N connections (default 64) driven by T poll threads (default 2), while one ask streams:\n"
              "  saturation (closed loop, R requests per connection, default 500) and paced (HZ requests/s\n"
-             "  per connection for S seconds, default 100 Hz x 3 s); the same against a plain libuv echo.\n");
+             "  per connection, in W windows of S seconds, default 5 x 2 s, alternating with the same load on a\n"
+             "  plain libuv echo server that runs beside the daemon as the reference).\n");
       return 0;
     }
     if (i + 1 >= argc) break;
@@ -395,12 +420,17 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rate")) rate = atof(argv[++i]);
     else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--token-ms")) token_ms = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--windows")) windows = atoi(argv[++i]);
   }
   if (n_clients < 1 || n_clients > 1024 || n_requests < 1 || n_threads < 1 || n_threads > n_clients || rate <= 0 ||
-      seconds <= 0) {
+      seconds <= 0 || windows < 1 || windows > 64) {
     fprintf(stderr, "bench_ipc: bad arguments (see --help)\n");
     return 2;
   }
+  /* the ask streams through every load: at most 4096 tokens (the daemon's
+   * cap), one every token_ms */
+  double run_ms = (6.0 + 2.0 * windows * seconds) * 1000.0;
+  if (token_ms <= 0) token_ms = (int)(run_ms / 4096.0) + 1;
   th h;
   kv_err e;
   th_env(&h);
@@ -422,21 +452,9 @@ int main(int argc, char **argv) {
     cJSON_Delete(r);
     ipc_client_close(c);
   }
-  ask_arg aa = {h.repo, 0, 0, 0, 0};
-  pthread_t at;
-  pthread_create(&at, NULL, ask_thread, &aa);
-  struct timespec ts = {0, 50 * 1000000L};
-  nanosleep(&ts, NULL); /* the ask is streaming */
-  run_result ks, kp, es_sat, es_pace;
-  run_load(K_KVASIR, NULL, 0, 0, &ks);
-  run_load(K_KVASIR, NULL, rate, seconds, &kp);
-  cJSON *st = th_status();
-  int streaming = th_num(st, "jobs.running_interactive") == 1;
-  cJSON_Delete(st);
-  th_stop(&h); /* drains: the ask finishes or is canceled after the drain timeout */
-  pthread_join(at, NULL);
-
-  /* reference: plain libuv echo server, same driver */
+  /* the reference echo server runs beside the daemon from the start, idle
+   * while the daemon is driven, so both are measured under the same
+   * background: the streaming ask */
   echo_srv es;
   memset(&es, 0, sizeof es);
   snprintf(es.path, sizeof es.path, "%s/echo.sock", h.root);
@@ -447,8 +465,38 @@ int main(int argc, char **argv) {
   uv_async_init(&es.loop, &es.stop, echo_stop_cb);
   pthread_t et;
   pthread_create(&et, NULL, echo_run, &es);
+
+  ask_arg aa = {h.repo, (int)(run_ms / token_ms) < 4096 ? (int)(run_ms / token_ms) : 4096, 0, 0, 0, 0};
+  pthread_t at;
+  pthread_create(&at, NULL, ask_thread, &aa);
+  struct timespec ts = {0, 50 * 1000000L};
+  nanosleep(&ts, NULL); /* the ask is streaming */
+  run_result ks, es_sat, kp = {0}, es_pace = {0}, w;
+  run_load(K_KVASIR, NULL, 0, 0, &ks);
   run_load(K_ECHO, es.path, 0, 0, &es_sat);
-  run_load(K_ECHO, es.path, rate, seconds, &es_pace);
+  /* paced: short windows, daemon and echo alternating, so a stall of the
+   * machine itself (this VM stalls both servers for tens of ms at times)
+   * shows up as one bad window of one server instead of deciding a whole
+   * run's p99 */
+  double wk[64], we[64];
+  int bad_k = 0, bad_e = 0;
+  for (int i = 0; i < windows; i++) {
+    run_load(K_KVASIR, NULL, rate, seconds, &w);
+    wk[i] = w.p99;
+    bad_k += w.p99 >= 1000;
+    merge_result(&kp, &w);
+    run_load(K_ECHO, es.path, rate, seconds, &w);
+    we[i] = w.p99;
+    bad_e += w.p99 >= 1000;
+    merge_result(&es_pace, &w);
+  }
+  kp.throughput /= windows;
+  es_pace.throughput /= windows;
+  cJSON *st = th_status();
+  int streaming = th_num(st, "jobs.running_interactive") == 1;
+  cJSON_Delete(st);
+  th_stop(&h); /* drains: the ask finishes or is canceled after the drain timeout */
+  pthread_join(at, NULL);
   uv_async_send(&es.stop);
   pthread_join(et, NULL);
   uv_loop_close(&es.loop);
@@ -464,9 +512,18 @@ int main(int argc, char **argv) {
   snprintf(pl, sizeof pl, "paced %.0f Hz x %d conns", rate, n_clients);
   printf("  %-28s %-7s %10.1f %10.1f %12.0f\n", pl, "kvasir", kp.p50, kp.p99, kp.throughput);
   printf("  %-28s %-7s %10.1f %10.1f %12.0f\n", pl, "echo", es_pace.p50, es_pace.p99, es_pace.throughput);
-  printf("  ratio   saturation p99 %.2fx throughput %.2fx; paced p99 %.2fx (kvasir / echo reference)\n",
+  printf("  windows paced p99 per %.0f s window, alternating (us):\n    kvasir", seconds);
+  for (int i = 0; i < windows; i++) printf(" %.0f", wk[i]);
+  printf("\n    echo  ");
+  for (int i = 0; i < windows; i++) printf(" %.0f", we[i]);
+  qsort(wk, (size_t)windows, sizeof *wk, cmp_d);
+  qsort(we, (size_t)windows, sizeof *we, cmp_d);
+  double mk = wk[windows / 2], me = we[windows / 2];
+  printf("\n    windows with p99 >= 1 ms: kvasir %d/%d, echo %d/%d; median window p99: kvasir %.0f us, echo %.0f us\n",
+         bad_k, windows, bad_e, windows, mk, me);
+  printf("  ratio   saturation p99 %.2fx throughput %.2fx; paced p99 %.2fx, median window p99 %.2fx (kvasir / echo)\n",
          ks.p99 / (es_sat.p99 > 0 ? es_sat.p99 : 1), ks.throughput / (es_sat.throughput > 0 ? es_sat.throughput : 1),
-         kp.p99 / (es_pace.p99 > 0 ? es_pace.p99 : 1));
+         kp.p99 / (es_pace.p99 > 0 ? es_pace.p99 : 1), mk / (me > 0 ? me : 1));
   printf("  ask     %d tokens streamed in %.2f s while loaded (still streaming at the end: %s), %d notifications "
          "with a wrong id\n",
          aa.tokens, aa.seconds, streaming ? "yes" : "no", aa.bad_ids);
@@ -475,8 +532,13 @@ int main(int argc, char **argv) {
          "%d\n",
          ks.requests, kp.requests, ks.n, kp.n, misrouted, dropped);
   int ok = misrouted == 0 && dropped == 0 && aa.bad_ids == 0 && ks.requests == n_clients * n_requests;
-  printf("  goal    paced p99 status < 1000 us: %s; no dropped or misrouted responses: %s\n",
-         kp.p99 < 1000 ? "MET" : "MISSED", ok ? "MET" : "MISSED");
+  printf("  goal    paced p99 status < 1000 us: %s over all windows (%.0f us), %s in the median window (%.0f us); "
+         "no dropped or misrouted responses: %s\n",
+         kp.p99 < 1000 ? "MET" : "MISSED", kp.p99, mk < 1000 ? "MET" : "MISSED", mk, ok ? "MET" : "MISSED");
+  free(ks.v);
+  free(es_sat.v);
+  free(kp.v);
+  free(es_pace.v);
   th_cleanup(&h);
   return ok ? 0 : 1;
 }
