@@ -167,6 +167,20 @@ K512 static inline void codes_fma(__m512 *acc, const uint8_t *row, int nbytes, i
 /* Element index of lane i of permuted vector v (m codes per byte). */
 static inline int perm_index(int v, int i, int m) { return 16 * m * (v / m) + m * i + v % m; }
 
+/* For ranges [lo_i, hi_i] (f16) coded on `levels` steps and weights x_i:
+ * out_i = x_i * (hi_i - lo_i) / levels (the weight of code i); returns
+ * sum_i x_i * lo_i (the codes' common offset). n % 16 == 0. */
+K512 static float range_scale(const uint16_t *lo, const uint16_t *hi, const float *x, int n, float levels, float *out) {
+  __m512 base = _mm512_setzero_ps();
+  const __m512 lv = _mm512_set1_ps(levels);
+  for (int i = 0; i < n; i += 16) {
+    const __m512 l = ld_h(lo + i), h = ld_h(hi + i), xv = _mm512_loadu_ps(x + i);
+    base = _mm512_fmadd_ps(xv, l, base);
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(xv, _mm512_div_ps(_mm512_sub_ps(h, l), lv)));
+  }
+  return _mm512_reduce_add_ps(base);
+}
+
 K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   const kvm_blk_layout *L = &c->L;
   const int B = c->cfg.block, D = a->D, kb = c->cfg.key_bits, vb = c->cfg.val_bits;
@@ -181,13 +195,7 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   __m512 acc[64], lg[16];
   for (int j = 0; j < a->g; j++) {
     const float *q = a->q + (size_t)j * D;
-    __m512 base = _mm512_setzero_ps();
-    for (int d = 0; d < D; d += 16) {
-      const __m512 l = ld_h(kmin + d), h = ld_h(kmax + d), qv = _mm512_loadu_ps(q + d);
-      base = _mm512_fmadd_ps(qv, l, base);
-      _mm512_storeu_ps(qs + d, _mm512_mul_ps(qv, _mm512_div_ps(_mm512_sub_ps(h, l), _mm512_set1_ps(kq))));
-    }
-    const float b0 = _mm512_reduce_add_ps(base);
+    const float b0 = range_scale(kmin, kmax, q, D, kq, qs);
     for (int v = 0; v < NL; v++) lg[v] = _mm512_setzero_ps();
     for (int ch = 0; ch < D; ch++)
       codes_fma(lg, hb + L->kcodes + (size_t)ch * L->krow, (int)L->krow, kb, _mm512_set1_ps(qs[ch]));
@@ -209,13 +217,7 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
     for (int v = 0; v < NL; v++)
       for (int i = 0; i < 16; i++) pn[perm_index(v, i, mk)] = tmp[16 * v + i];
     /* coef_t = p_t * s_t; losum = sum_t p_t * lo_t (added to every dimension) */
-    __m512 ls = _mm512_setzero_ps();
-    for (int t = 0; t < B; t += 16) {
-      const __m512 p = _mm512_loadu_ps(pn + t), l = ld_h(vlo + t), h = ld_h(vhi + t);
-      ls = _mm512_fmadd_ps(p, l, ls);
-      _mm512_storeu_ps(coef + t, _mm512_mul_ps(p, _mm512_div_ps(_mm512_sub_ps(h, l), _mm512_set1_ps(vq))));
-    }
-    const float losum = _mm512_reduce_add_ps(ls);
+    const float losum = range_scale(vlo, vhi, pn, B, vq, coef);
     for (int v = 0; v < NV; v++) acc[v] = _mm512_setzero_ps();
     for (int t = 0; t < B; t++)
       codes_fma(acc, hb + L->vcodes + (size_t)t * L->vrow, (int)L->vrow, vb, _mm512_set1_ps(coef[t]));
