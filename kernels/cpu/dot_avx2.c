@@ -25,9 +25,11 @@ static int have_f16c(void) { return krn_cpu_features()->f16c; }
 krn_vec_dot_fn krn__dot_avx2(int type) { return have_f16c() ? dot_table_avx2(type) : NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx2(int type) { return have_f16c() ? multi_table_avx2(type) : NULL; }
 int krn__multi_rows_avx2(int type) { return multi_rows_avx2(type); }
+krn_vec_dot_wrows_fn krn__dot_wrows_avx2(int type) { return have_f16c() ? wrows_table_avx2(type) : NULL; }
 #else
 krn_vec_dot_fn krn__dot_avx2(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx2(int type) { (void)type; return NULL; }
 int krn__multi_rows_avx2(int type) { (void)type; return 4; }
+krn_vec_dot_wrows_fn krn__dot_wrows_avx2(int type) { (void)type; return NULL; }
 #endif
 

@@ -214,7 +214,9 @@ krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) {
   default: return multi_table_avx512(type);
   }
 }
+krn_vec_dot_wrows_fn krn__dot_wrows_avx512(int type) { return have_vnni() ? wrows_table_avx512(type) : NULL; }
 #else
+krn_vec_dot_wrows_fn krn__dot_wrows_avx512(int type) { (void)type; return NULL; }
 krn_vec_dot_fn krn__dot_avx512(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) { (void)type; return NULL; }
 int krn__multi_rows_avx512(int type) { (void)type; return 4; }

@@ -183,6 +183,59 @@ KX_INL void KX(rows_q8_1_family)(int type, size_t n, const void *w, const void *
   for (int r = 0; r < NR; r++) out[r] = KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
 }
 
+/* ---- several weight rows against one activation row (decode) ----
+ * Each row's blocks go through the same block function with NR = 1, in
+ * order, into its own accumulator, so every output has the bits of the
+ * single-row dot above; interleaving NW rows only lets their FMA chains
+ * overlap (one row's chain is bound by the FMA latency) and loads the
+ * activation block once for all of them. */
+
+KX_INL void KX(wrows_32)(int type, size_t n, const void *w, size_t w_stride, const void *a, int NW, float *out) {
+  __m256 acc[4];
+  __m128 accm[4];
+  const size_t nb = n / 32;
+  const float *ds[1] = {ROW_DS(a, 0, 0, nb)};
+  const int q81 = type == KRN_Q4_1 || type == KRN_Q5_1;
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < NW; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
+  for (size_t i = 0; i < nb; i++) {
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NW; r++) {
+      const void *wr = (const uint8_t *)w + (size_t)r * w_stride;
+      if (q81) KX(block_q8_1_family)(type, wr, i, a, 0, 1, ds, &acc[r], &accm[r]);
+      else KX(block_q8_0_family)(type, wr, i, a, 0, 1, ds, &acc[r]);
+    }
+  }
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < NW; r++)
+    out[r] = q81 ? KX(hsum_ps)(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r])) : KX(hsum_ps)(acc[r]);
+}
+
+#define KX_DEFINE_W(T, tag)                                                                                 \
+  static KX_FN void KX(wrows_##tag)(size_t n, const void *w, size_t ws, const void *a, int nw, float *o) { \
+    if (nw == 4) KX(wrows_32)(T, n, w, ws, a, 4, o);                                                      \
+    else                                                                                                  \
+      for (int r = 0; r < nw; r++) KX(wrows_32)(T, n, (const uint8_t *)w + (size_t)r * ws, ws, a, 1, o + r); \
+  }
+KX_DEFINE_W(KRN_Q4_0, q4_0)
+KX_DEFINE_W(KRN_Q4_1, q4_1)
+KX_DEFINE_W(KRN_Q5_0, q5_0)
+KX_DEFINE_W(KRN_Q5_1, q5_1)
+KX_DEFINE_W(KRN_Q8_0, q8_0)
+#undef KX_DEFINE_W
+
+/* NULL for types without a weight-rows kernel. */
+static krn_vec_dot_wrows_fn KX(wrows_table)(int type) {
+  switch (type) {
+  case KRN_Q4_0: return KX(wrows_q4_0);
+  case KRN_Q4_1: return KX(wrows_q4_1);
+  case KRN_Q5_0: return KX(wrows_q5_0);
+  case KRN_Q5_1: return KX(wrows_q5_1);
+  case KRN_Q8_0: return KX(wrows_q8_0);
+  default: return NULL;
+  }
+}
+
 /* ---- Q4_K / Q5_K against Q8_K ---- */
 
 /* 12 packed bytes -> 16 bytes: 8 six-bit scales then 8 six-bit mins. */

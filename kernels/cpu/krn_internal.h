@@ -99,6 +99,9 @@ typedef float (*krn_vec_dot_fn)(size_t n, const void *w, const void *a);
  * kernel's multi_nr (krn_kernels). */
 typedef void (*krn_vec_dot_multi_fn)(size_t n, const void *w, const void *a, size_t a_stride, int nr,
                                      float *out);
+/* Dots of nw (<= 4) weight rows, w_stride bytes apart, with one activation
+ * row: out[r] has the bits of dot(n, w + r*w_stride, a). */
+typedef void (*krn_vec_dot_wrows_fn)(size_t n, const void *w, size_t w_stride, const void *a, int nw, float *out);
 typedef void (*krn_quant_fn)(const float *x, void *dst, size_t n);
 
 /* Activation format that `type`'s dot product consumes (KRN_F32 for plain). */
@@ -120,6 +123,8 @@ krn_vec_dot_multi_fn krn__dot_multi_avx512(int type);
 /* Most activation rows (4..8) one call of that level's multi kernel takes. */
 int krn__multi_rows_avx2(int type);
 int krn__multi_rows_avx512(int type);
+krn_vec_dot_wrows_fn krn__dot_wrows_avx2(int type);
+krn_vec_dot_wrows_fn krn__dot_wrows_avx512(int type);
 
 /* Activation rows as matmul lays them out in its scratch. Q8_0 / Q8_1 rows
  * are the GGUF blocks, then (at krn__act_ds_offset) f32 pairs (d, s) per
@@ -147,6 +152,8 @@ typedef struct krn_kernels {
    * in another order than single rows (its repacked gemm); NULL: as dot. */
   krn_vec_dot_fn dot_g4;
   krn_vec_dot_multi_fn dot_multi_g4;
+  /* Decode (one activation row): 4 weight rows per call; may be NULL. */
+  krn_vec_dot_wrows_fn dot_wrows;
 } krn_kernels;
 int krn__kernels(int type, int isa, krn_kernels *k);
 

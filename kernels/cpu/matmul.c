@@ -60,12 +60,15 @@ int krn__kernels(int type, int isa, krn_kernels *k) {
     if (q) k->quant = q;
     k->dot_multi = krn__dot_multi_avx2(type);
     k->multi_nr = krn__multi_rows_avx2(type);
+    k->dot_wrows = krn__dot_wrows_avx2(type);
   }
   if (isa >= KRN_ISA_AVX512) {
     krn_vec_dot_fn d = krn__dot_avx512(type);
     krn_vec_dot_multi_fn dm = krn__dot_multi_avx512(type);
     if (d) k->dot = d;
     if (dm) k->dot_multi = dm, k->multi_nr = krn__multi_rows_avx512(type);
+    krn_vec_dot_wrows_fn dw = krn__dot_wrows_avx512(type);
+    if (dw || d) k->dot_wrows = dw; /* never mix levels: the dot and the rows kernel must agree */
   }
   return 0;
 }
@@ -118,7 +121,16 @@ static void mm_task(void *ctx, int t) {
      * ~30% for SmolLM2 and Gemma 3; the hardware prefetcher alone did not
      * keep up with one stream of short rows. */
     const size_t ahead = j->w_stride >= 2048 ? 2 : (4096 + j->w_stride - 1) / j->w_stride;
-    for (size_t r = r0; r < r1; r++) {
+    size_t r = r0;
+    if (j->kk.dot_wrows) /* 4 rows per call: their FMA chains overlap (same bits as dot) */
+      for (; r + 4 <= r1; r += 4) {
+        if (r + ahead + 4 <= r1) {
+          const uint8_t *q = j->W + (r + ahead) * j->w_stride;
+          for (size_t o = 0; o < 4 * j->w_stride; o += 64) __builtin_prefetch(q + o, 0, 3);
+        }
+        j->kk.dot_wrows(j->k, j->W + r * j->w_stride, j->w_stride, j->act, 4, j->y + r);
+      }
+    for (; r < r1; r++) {
       if (r + ahead < r1) {
         const uint8_t *q = j->W + (r + ahead) * j->w_stride;
         for (size_t o = 0; o < j->w_stride; o += 64) __builtin_prefetch(q + o, 0, 3);

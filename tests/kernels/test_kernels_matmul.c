@@ -234,8 +234,9 @@ static void test_q4k_repacked_order(void **st) {
   assert_true(orders_differ > 0);
 }
 
-/* The batch path runs up to 8 activation rows per weight row (AVX-512):
- * each output must still be the bits of that level's single-row kernel
+/* The batch path runs up to 8 activation rows per weight row (AVX-512),
+ * the decode path (m = 1) 4 weight rows per call: each output must still
+ * be the bits of that level's single-row kernel
  * (ggml's order), for every 32-element block type, with batch sizes that
  * leave partial groups. */
 static void test_grouped_kernels_same_as_single(void **st) {
@@ -253,6 +254,7 @@ static void test_grouped_kernels_same_as_single(void **st) {
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
       krn_kernels kk;
       assert_int_equal(krn__kernels(types[t], isas[ii], &kk), 0);
+      assert_non_null(kk.dot_wrows); /* m = 1 below runs 4 weight rows per call, then single rows */
       const size_t rb = krn_row_bytes(types[t], k), ab = krn__act_row_bytes(kk.act_type, k);
       for (size_t m = 1; m <= 11; m += 5) {
         uint8_t *W = rand_weights(types[t], n_out, k, &s), *aq = malloc(ab);
