@@ -116,7 +116,7 @@ static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1
 static size_t scratch_floats(const kvm_cache *c) {
   const kvm_config *k = &c->cfg;
   size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
-  return g * T + 2 * T * D + 2 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
+  return g * T + 2 * T * D + 3 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
 }
 
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
@@ -353,10 +353,10 @@ static void att_fold(kvm_att *a, int n, float bias) {
       a->logit[r] = s;
       if (s > mx) mx = s;
     }
-    float *acc = a->acc + (size_t)j * D;
+    float *acc = a->acc + (size_t)j * D, *accr = a->accr + (size_t)j * D;
     if (mx > a->m[j]) {
       float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
-      for (int d = 0; d < D; d++) acc[d] *= f;
+      for (int d = 0; d < D; d++) acc[d] *= f, accr[d] *= f;
       a->l[j] *= f;
       a->m[j] = mx;
     }
@@ -434,10 +434,10 @@ static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
       l[t] *= a->scale;
       if (l[t] > mx) mx = l[t];
     }
-    float *acc = a->acc + (size_t)j * D;
+    float *acc = a->acc + (size_t)j * D, *accr = a->accr + (size_t)j * D;
     if (mx > a->m[j]) {
       float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
-      for (int d = 0; d < D; d++) acc[d] *= f;
+      for (int d = 0; d < D; d++) acc[d] *= f, accr[d] *= f;
       a->l[j] *= f;
       a->m[j] = mx;
     }
@@ -458,20 +458,20 @@ static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   }
   for (int j = 0; j < g; j++)
     for (int d = 0; d < D; d++) dst[(size_t)j * D + d] += losum[j];
-  if (c->cfg.val_rot)
-    for (int j = 0; j < g; j++) {
-      kvm_hadamard(dst + (size_t)j * D, D);
-      for (int d = 0; d < D; d++) a->acc[(size_t)j * D + d] += dst[(size_t)j * D + d];
-    }
+  if (c->cfg.val_rot) /* turned back once per attend (attend_group), not per block */
+    for (int j = 0; j < g; j++)
+      for (int d = 0; d < D; d++) a->accr[(size_t)j * D + d] += dst[(size_t)j * D + d];
 }
 
-static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o) {
+static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd) {
   const kvm_blk_layout *L = &c->L;
   uint16_t s16;
   memcpy(&s16, hb + (which ? L->vmean_s : L->kmean_s), 2);
   float s = kvm_f16_to_f32(s16);
   const int8_t *q = (const int8_t *)(hb + (which ? L->vmean : L->kmean));
-  for (int d = 0; d < c->cfg.head_dim; d++) o[d] = s * (float)q[d];
+  if (simd) kvm512_i8_to_f32(q, s, o, c->cfg.head_dim);
+  else
+    for (int d = 0; d < c->cfg.head_dim; d++) o[d] = s * (float)q[d];
 }
 
 /* The block's score for the g heads (the largest over them). BOUND: an upper
@@ -555,6 +555,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   a.vt = sc; sc += (size_t)T * D;
   a.acc = sc; sc += (size_t)gq * D;
   a.dv = sc; sc += (size_t)gq * D;
+  a.accr = sc; sc += (size_t)gq * D;
   a.m = sc; sc += gq;
   a.l = sc; sc += gq;
   float *bscore = sc; sc += max_blocks(k);
@@ -562,6 +563,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   uint8_t *mark = (uint8_t *)sc; sc += max_blocks(k) / 4 + 1;
   float *lohi = sc;
   memset(a.acc, 0, (size_t)gq * D * sizeof(float));
+  memset(a.accr, 0, (size_t)gq * D * sizeof(float));
   for (int j = 0; j < gq; j++) { a.m[j] = -INFINITY; a.l[j] = 0; }
   int exact = 0, nc = 0, nb = 0;
   if (ly->mode == KVM_FULL) {
@@ -621,8 +623,8 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
         int r = 0;
         for (int b = 0; b < nb; b++) {
           if (mark[b]) continue;
-          pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D);
-          pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D);
+          pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D, a.simd);
+          pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D, a.simd);
           if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
         }
         if (r) att_fold(&a, r, logf((float)B));
@@ -640,6 +642,12 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
       ly->st.exact_tokens = exact;
     }
   }
+  if (k->val_rot && nc > 0) /* H is linear: one inverse rotation for every block read */
+    for (int j = 0; j < gq; j++) {
+      float *r = a.accr + (size_t)j * D;
+      kvm_hadamard(r, D);
+      for (int d = 0; d < D; d++) a.acc[(size_t)j * D + d] += r[d];
+    }
   for (int j = 0; j < gq; j++) {
     float *o = out + (size_t)j * D, inv = a.l[j] > 0 ? 1.0f / a.l[j] : 0.0f;
     for (int d = 0; d < D; d++) o[d] = a.acc[(size_t)j * D + d] * inv;

@@ -120,6 +120,8 @@ typedef struct kvm_att {
   const float *q;    /* [g][D] */
   float *acc;        /* [g][D] */
   float *dv;         /* [g][D] scratch: a block's rotated value sum */
+  float *accr;       /* [g][D] val_rot: the compressed blocks' value sums in the
+                        rotated basis, rescaled with acc, turned back once at the end */
   float *m, *l;      /* [g] */
   float *logit;      /* [T] */
   float *kt, *vt;    /* [T][D] tiles (and scratch) */
@@ -136,5 +138,6 @@ void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t 
 void kvm512_fold_f32(kvm_att *a, int n, float bias);
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g);
+void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n); /* o = s*q, n % 16 == 0 */
 
 #endif

@@ -68,9 +68,12 @@ K512 static inline __m512 vexp(__m512 x) {
 K512 static void rescale(kvm_att *a, int j, float mx) {
   if (mx <= a->m[j]) return;
   float f = a->m[j] == -INFINITY ? 0.0f : expf(a->m[j] - mx);
-  float *acc = a->acc + (size_t)j * a->D;
+  float *acc = a->acc + (size_t)j * a->D, *accr = a->accr + (size_t)j * a->D;
   const __m512 fv = _mm512_set1_ps(f);
-  for (int d = 0; d < a->D; d += 16) _mm512_storeu_ps(acc + d, _mm512_mul_ps(_mm512_loadu_ps(acc + d), fv));
+  for (int d = 0; d < a->D; d += 16) {
+    _mm512_storeu_ps(acc + d, _mm512_mul_ps(_mm512_loadu_ps(acc + d), fv));
+    _mm512_storeu_ps(accr + d, _mm512_mul_ps(_mm512_loadu_ps(accr + d), fv));
+  }
   a->l[j] *= f;
   a->m[j] = mx;
 }
@@ -147,25 +150,58 @@ K512 void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, si
 
 K512 void kvm512_fold_f32(kvm_att *a, int n, float bias) { fold_rows(a, a->kt, a->vt, (size_t)a->D, n, 0, bias); }
 
-/* acc[v] += s * codes of the 16-byte chunks of row (nbytes), permuted order. */
-K512 static inline void codes_fma(__m512 *acc, const uint8_t *row, int nbytes, int bits, __m512 s) {
-  const int m = 8 / bits;
-  const __m512i mask = _mm512_set1_epi32((1 << bits) - 1);
-  for (int c = 0; c < nbytes / 16; c++) {
-    const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
-    if (bits == 8) {
-      acc[c] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(x), acc[c]);
-      continue;
-    }
+/* o[k] = sum_r w[r] * (code k of every byte of the 16 bytes at p + r*stride),
+ * k < 8/BITS: one 16-byte column of n code rows, weighted, in permuted
+ * order. Two partial sums per vector (even and odd rows) so consecutive
+ * FMAs do not wait on each other; BITS is a constant at every call so the
+ * k loop unrolls and the sums stay in registers. */
+K512 static inline __attribute__((always_inline)) void column_sum(const uint8_t *p, size_t stride, int n,
+                                                                   const float *w, const int BITS, __m512 *o) {
+  const int m = 8 / BITS;
+  const __m512i mask = _mm512_set1_epi32((1 << BITS) - 1);
+  __m512 a[4][2];
+  for (int k = 0; k < m; k++) a[k][0] = a[k][1] = _mm512_setzero_ps();
+  for (int r = 0; r < n; r++) {
+    const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + (size_t)r * stride)));
+    const __m512 s = _mm512_set1_ps(w[r]);
     for (int k = 0; k < m; k++) {
-      const __m512i v = _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(bits * k)), mask);
-      acc[c * m + k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(v), acc[c * m + k]);
+      const __m512i v = BITS == 8 ? x : _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(BITS * k)), mask);
+      a[k][r & 1] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(v), a[k][r & 1]);
     }
+  }
+  for (int k = 0; k < m; k++) o[k] = _mm512_add_ps(a[k][0], a[k][1]);
+}
+
+/* Every 16-byte column of n rows of nbytes (stride apart): o[c*m + k]. */
+K512 static void rows_sum(const uint8_t *p, size_t stride, int n, int nbytes, const float *w, int bits, __m512 *o) {
+  for (int c = 0; c < nbytes / 16; c++) {
+    if (bits == 8) column_sum(p + 16 * c, stride, n, w, 8, o + c);
+    else if (bits == 4) column_sum(p + 16 * c, stride, n, w, 4, o + 2 * c);
+    else column_sum(p + 16 * c, stride, n, w, 2, o + 4 * c);
   }
 }
 
-/* Element index of lane i of permuted vector v (m codes per byte). */
-static inline int perm_index(int v, int i, int m) { return 16 * m * (v / m) + m * i + v % m; }
+/* out[e] = tmp[position of element e] + add, e < n (n % 16 == 0): the
+ * permuted order put back, 2^lm codes per byte. Element e = 16*m*c + m*i + k
+ * sits at lane i of vector c*m + k; the positions are computed 16 at a
+ * time and gathered. */
+K512 static void unpermute(const float *tmp, float *out, int n, int lm, float add) {
+  const __m512 av = _mm512_set1_ps(add);
+  if (lm == 0) {
+    for (int e = 0; e < n; e += 16) _mm512_storeu_ps(out + e, _mm512_add_ps(_mm512_loadu_ps(tmp + e), av));
+    return;
+  }
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m128i sh_c = _mm_cvtsi32_si128(4 + lm), sh_m = _mm_cvtsi32_si128(lm);
+  const __m512i rem_mask = _mm512_set1_epi32((16 << lm) - 1), k_mask = _mm512_set1_epi32((1 << lm) - 1);
+  for (int e0 = 0; e0 < n; e0 += 16) {
+    const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(e0), lane);
+    const __m512i c = _mm512_srl_epi32(e, sh_c), rem = _mm512_and_si512(e, rem_mask);
+    const __m512i i = _mm512_srl_epi32(rem, sh_m), k = _mm512_and_si512(rem, k_mask);
+    const __m512i pos = _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sll_epi32(c, sh_m), k), 4), i);
+    _mm512_storeu_ps(out + e0, _mm512_add_ps(_mm512_i32gather_ps(pos, tmp, 4), av));
+  }
+}
 
 /* For ranges [lo_i, hi_i] (f16) coded on `levels` steps and weights x_i:
  * out_i = x_i * (hi_i - lo_i) / levels (the weight of code i); returns
@@ -184,9 +220,9 @@ K512 static float range_scale(const uint16_t *lo, const uint16_t *hi, const floa
 K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   const kvm_blk_layout *L = &c->L;
   const int B = c->cfg.block, D = a->D, kb = c->cfg.key_bits, vb = c->cfg.val_bits;
-  const int mk = 8 / kb, mv = 8 / vb, NL = B / 16, NV = D / 16;
+  const int lk = kb == 8 ? 0 : kb == 4 ? 1 : 2, lv = vb == 8 ? 0 : vb == 4 ? 1 : 2, NL = B / 16, NV = D / 16;
   const float kq = (float)((1 << kb) - 1), vq = (float)((1 << vb) - 1);
-  float *qs = a->kt, *tmp = a->kt + D; /* tmp: max(B, 16) floats */
+  float *qs = a->kt, *tmp = a->kt + D; /* tmp: max(B, D) floats */
   float *pn = a->vt, *coef = a->vt + B;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
   const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
@@ -196,9 +232,7 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   for (int j = 0; j < a->g; j++) {
     const float *q = a->q + (size_t)j * D;
     const float b0 = range_scale(kmin, kmax, q, D, kq, qs);
-    for (int v = 0; v < NL; v++) lg[v] = _mm512_setzero_ps();
-    for (int ch = 0; ch < D; ch++)
-      codes_fma(lg, hb + L->kcodes + (size_t)ch * L->krow, (int)L->krow, kb, _mm512_set1_ps(qs[ch]));
+    rows_sum(hb + L->kcodes, L->krow, D, (int)L->krow, qs, kb, lg);
     const __m512 sc = _mm512_set1_ps(a->scale), bv = _mm512_set1_ps(b0);
     __m512 mxv = _mm512_set1_ps(-INFINITY);
     for (int v = 0; v < NL; v++) {
@@ -214,20 +248,14 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
       _mm512_storeu_ps(tmp + 16 * v, p);
     }
     a->l[j] += _mm512_reduce_add_ps(ps);
-    for (int v = 0; v < NL; v++)
-      for (int i = 0; i < 16; i++) pn[perm_index(v, i, mk)] = tmp[16 * v + i];
+    unpermute(tmp, pn, B, lk, 0.0f);
     /* coef_t = p_t * s_t; losum = sum_t p_t * lo_t (added to every dimension) */
     const float losum = range_scale(vlo, vhi, pn, B, vq, coef);
-    for (int v = 0; v < NV; v++) acc[v] = _mm512_setzero_ps();
-    for (int t = 0; t < B; t++)
-      codes_fma(acc, hb + L->vcodes + (size_t)t * L->vrow, (int)L->vrow, vb, _mm512_set1_ps(coef[t]));
+    rows_sum(hb + L->vcodes, L->vrow, B, (int)L->vrow, coef, vb, acc);
     float *dv = a->dv + (size_t)j * D;
-    for (int v = 0; v < NV; v++) {
-      _mm512_storeu_ps(tmp, _mm512_add_ps(acc[v], _mm512_set1_ps(losum)));
-      for (int i = 0; i < 16; i++) dv[perm_index(v, i, mv)] = tmp[i];
-    }
-    if (c->cfg.val_rot) kvm_hadamard(dv, D);
-    float *o = a->acc + (size_t)j * D;
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(tmp + 16 * v, acc[v]);
+    unpermute(tmp, dv, D, lv, losum);
+    float *o = (c->cfg.val_rot ? a->accr : a->acc) + (size_t)j * D; /* rotated sums: turned back in attend_group */
     for (int d = 0; d < D; d += 16)
       _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_loadu_ps(o + d), _mm512_loadu_ps(dv + d)));
   }
@@ -260,7 +288,15 @@ K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float
   return best;
 }
 
+K512 void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n) {
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int d = 0; d < n; d += 16)
+    _mm512_storeu_ps(o + d, _mm512_mul_ps(sv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                   _mm_loadu_si128((const __m128i *)(const void *)(q + d))))));
+}
+
 #else
+void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n) { (void)q; (void)s; (void)o; (void)n; }
 void kvm_simd_force(int level) { (void)level; }
 int kvm_simd512(void) { return 0; }
 int kvm_simd512_fits(const kvm_config *k) { (void)k; return 0; }
