@@ -11,6 +11,7 @@
  *
  * usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS]
  *                    [--synthetic-only] [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1]
+ *                    [--select bound|gauss] [--no-curve] [--skip-full] [--loops]
  */
 #include <glob.h>
 #include <math.h>
@@ -19,8 +20,13 @@
 #include <string.h>
 
 #include "engine/kvmem_eng.h"
+#include "engine/kvmem_int.h" /* kvm_simd_force: the loops table */
 
-static double attend_us(const kvm_config *cf, int n, int reps) {
+/* Per-head attention time (us) at n tokens for each config in cfs (one
+ * cache built per config, the same synthetic keys/values): the best of 5
+ * batches of reps calls, so a stall of the machine does not count. simd:
+ * -1 detect, 0 portable loops, 1 AVX-512 loops. */
+static double attend_us_level(const kvm_config *cf, int n, int reps, int simd) {
   kvm_cache *c;
   kv_err e;
   if (kvm_cache_open(&c, cf, &e)) return -1;
@@ -38,13 +44,43 @@ static double attend_us(const kvm_config *cf, int n, int reps) {
   }
   for (int i = 0; i < cf->head_dim; i++) q[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
   void *sc = malloc(kvm_attend_scratch_bytes(c));
-  double t0 = kv_now();
-  for (int r = 0; r < reps; r++)
-    for (int h = 0; h < cf->n_kv_heads; h++) kvm_cache_attend_head(c, 0, h, q, n - 1, 0, 0.125f, o, sc);
-  double us = (kv_now() - t0) * 1e6 / (reps * cf->n_kv_heads);
+  kvm_simd_force(simd);
+  double best = INFINITY;
+  for (int b = 0; b < 5; b++) {
+    double t0 = kv_now();
+    for (int r = 0; r < reps; r++)
+      for (int h = 0; h < cf->n_kv_heads; h++) kvm_cache_attend_head(c, 0, h, q, n - 1, 0, 0.125f, o, sc);
+    double us = (kv_now() - t0) * 1e6 / (reps * cf->n_kv_heads);
+    if (us < best) best = us;
+  }
+  kvm_simd_force(-1);
   free(sc); free(k); free(v); free(q); free(o);
   kvm_cache_free(c);
-  return us;
+  return best;
+}
+
+static double attend_us(const kvm_config *cf, int n, int reps) { return attend_us_level(cf, n, reps, -1); }
+
+/* The attention loops: portable vs AVX-512 on the compressed config with no
+ * block read (sinks, window, pooled rows), the default top-k, and every
+ * block, plus full memory. */
+static void loops_table(const kvm_config *sc, const kvm_config *sf, int n) {
+  if (!kvm_simd512()) {
+    printf("attention loops: no AVX-512 here, portable loops only\n");
+    return;
+  }
+  printf("attention loops at %d tokens, us/head (best of 5 batches):\n", n);
+  printf("  %-28s %10s %10s %8s\n", "memory", "portable", "avx512", "speedup");
+  int tks[3] = {0, sc->top_k, 1 << 20};
+  const char *names[3] = {"compressed, no block read", "compressed, top-k", "compressed, every block"};
+  for (int i = 0; i < 4; i++) {
+    kvm_config c = i < 3 ? *sc : *sf;
+    if (i < 3) c.top_k = tks[i];
+    double p = attend_us_level(&c, n, 10, 0), a = attend_us_level(&c, n, 10, 1);
+    char label[64];
+    if (i == 1) snprintf(label, sizeof label, "compressed, top-%d", sc->top_k);
+    printf("  %-28s %10.1f %10.1f %7.2fx\n", i == 3 ? "full f16" : i == 1 ? label : names[i], p, a, p / a);
+  }
 }
 
 /* Trade-off curve on synthetic data with the model's KV shape: for a
@@ -138,7 +174,7 @@ static char *default_text(size_t *len) {
 
 int main(int argc, char **argv) {
   const char *model = NULL, *file = NULL;
-  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, no_curve = 0, top_k = -1, kb = 0, vb = 0, vrot = -1, sel = -1;
+  int ctx = 8192, decode = 16, threads = 0, synth_only = 0, skip_full = 0, no_curve = 0, top_k = -1, kb = 0, vb = 0, vrot = -1, sel = -1, loops = 0;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(argv[i], "-m")) model = v, i++;
@@ -152,12 +188,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--val-rot")) vrot = atoi(v), i++;
     else if (!strcmp(argv[i], "--select")) sel = !strcmp(v, "gauss") ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND, i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
+    else if (!strcmp(argv[i], "--loops")) loops = 1; /* portable vs AVX-512 attention loops */
     else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
     else if (!strcmp(argv[i], "--no-curve")) no_curve = 1;   /* skip the synthetic trade-off curve */
     else {
       fprintf(stderr, "usage: bench_kvmem [-m MODEL] [-f TEXT] [--ctx N] [--decode N] [-t THREADS] [--synthetic-only]\n"
                       "                   [--top-k K] [--key-bits B] [--val-bits B] [--val-rot 0|1] [--select bound|gauss]\n"
-                      "                   [--no-curve] [--skip-full]\n");
+                      "                   [--no-curve] [--skip-full] [--loops]\n");
       return 2;
     }
   }
@@ -194,6 +231,7 @@ int main(int argc, char **argv) {
   double uf = attend_us(&sf, ctx, 20), uc = attend_us(&sc, ctx, 20);
   printf("synthetic attention at %d tokens: full %.1f us/head, compressed %.1f us/head, speedup %.2fx\n", ctx, uf, uc,
          uf / uc);
+  if (loops) loops_table(&sc, &sf, ctx);
   if (skip_full) no_curve = 1;
   if (!no_curve) printf("trade-off curve (synthetic, %d tokens, one global layer):\n", ctx);
   int curve[][3] = {{8, 8, 8}, {4, 4, 8}, {4, 2, 8}, {4, 2, 4}, {4, 2, 16}, {2, 2, 8}, {8, 4, 8}};
