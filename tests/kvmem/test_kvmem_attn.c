@@ -15,14 +15,8 @@
 
 enum { H = 4, KVH = 2, D = 32, KVD = KVH * D, QD = H * D };
 
-static uint64_t rng_s = 88172645463325252ULL;
-static float frand(void) { /* uniform [-1,1) */
-  rng_s ^= rng_s << 13;
-  rng_s ^= rng_s >> 7;
-  rng_s ^= rng_s << 17;
-  return (float)((rng_s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
-}
-static float gauss(void) { return (frand() + frand() + frand() + frand()) * 0.866f; }
+#define KVM_TEST_SEED 88172645463325252ULL
+#include "tests/kvmem/kvm_test_rng.h"
 
 /* Keys with per-channel offsets and scales, as real keys have. */
 static void gen_kv(float *k, float *v, int n) {

@@ -13,14 +13,8 @@
 
 #include "engine/kvmem_int.h"
 
-static uint64_t rng_s = 0x9e3779b97f4a7c15ULL;
-static float frand(void) { /* uniform [-1,1) */
-  rng_s ^= rng_s << 13;
-  rng_s ^= rng_s >> 7;
-  rng_s ^= rng_s << 17;
-  return (float)((rng_s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
-}
-static float gauss(void) { return (frand() + frand() + frand() + frand()) * 0.866f; }
+#define KVM_TEST_SEED 0x9e3779b97f4a7c15ULL
+#include "tests/kvmem/kvm_test_rng.h"
 
 /* One shape and coding: fill two caches identically, attend with the
  * portable and the AVX-512 loops, compare. Returns the worst difference
