@@ -3,14 +3,16 @@
  * where the CPU has it (and KVASIR_ISA does not cap the level below it);
  * kvmem.c keeps the portable loops and calls these through kvm_simd512().
  * The results are the portable loops' up to float rounding (the same sums
- * in other orders, and a polynomial exp instead of libm's; tested to agree
- * to 1e-5 relative in test_kvmem_attn).
+ * in other orders, and a polynomial exp instead of libm's; test_kvmem_simd
+ * checks they agree to 2e-5 relative and choose the same blocks).
  *
  * Compressed blocks are read from their codes without a dequantized tile:
  * 16 code bytes widen to 16 int32 lanes, and with m = 8/bits codes per byte
  * the k-th code of every lane is (x >> bits*k) & mask. So vector c*m+k,
  * lane i, holds element 16*m*c + m*i + k: keys' logits and values' sums are
- * accumulated in that permuted order and put back in order once per block.
+ * accumulated in that permuted order and put back in order once per block
+ * (a gather). Values read with val_rot stay in the rotated basis (kvm_att
+ * accr) until attend_group turns their sum back once.
  */
 #include <math.h>
 #include <stdatomic.h>
