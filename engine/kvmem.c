@@ -116,7 +116,7 @@ static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1
 static size_t scratch_floats(const kvm_cache *c) {
   const kvm_config *k = &c->cfg;
   size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
-  return g * T + 2 * T * D + 3 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
+  return g * T + 2 * T * D + 2 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
 }
 
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
@@ -448,9 +448,9 @@ static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
       losum[j] += l[t] * vl[t];
     }
   }
-  /* rotated values: sum into dv, rotate back once per block and head */
-  float *dst = c->cfg.val_rot ? a->dv : a->acc;
-  if (c->cfg.val_rot) memset(dst, 0, (size_t)g * D * sizeof(float));
+  /* rotated values are summed in the rotated basis (accr), turned back
+   * once per attend in attend_group */
+  float *dst = c->cfg.val_rot ? a->accr : a->acc;
   for (int t = 0; t < B; t++) {
     codes_to_f32(c, hb + L->vcodes + (size_t)t * L->vrow, D, vb, row);
     float s = (vh[t] - vl[t]) / vq;
@@ -458,9 +458,6 @@ static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   }
   for (int j = 0; j < g; j++)
     for (int d = 0; d < D; d++) dst[(size_t)j * D + d] += losum[j];
-  if (c->cfg.val_rot) /* turned back once per attend (attend_group), not per block */
-    for (int j = 0; j < g; j++)
-      for (int d = 0; d < D; d++) a->accr[(size_t)j * D + d] += dst[(size_t)j * D + d];
 }
 
 static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd) {
@@ -554,7 +551,6 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
   a.acc = sc; sc += (size_t)gq * D;
-  a.dv = sc; sc += (size_t)gq * D;
   a.accr = sc; sc += (size_t)gq * D;
   a.m = sc; sc += gq;
   a.l = sc; sc += gq;

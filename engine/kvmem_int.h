@@ -119,7 +119,6 @@ typedef struct kvm_att {
   float scale;
   const float *q;    /* [g][D] */
   float *acc;        /* [g][D] */
-  float *dv;         /* [g][D] scratch: a block's rotated value sum */
   float *accr;       /* [g][D] val_rot: the compressed blocks' value sums in the
                         rotated basis, rescaled with acc, turned back once at the end */
   float *m, *l;      /* [g] */

@@ -183,25 +183,28 @@ K512 static void rows_sum(const uint8_t *p, size_t stride, int n, int nbytes, co
   }
 }
 
-/* out[e] = tmp[position of element e] + add, e < n (n % 16 == 0): the
- * permuted order put back, 2^lm codes per byte. Element e = 16*m*c + m*i + k
- * sits at lane i of vector c*m + k; the positions are computed 16 at a
- * time and gathered. */
-K512 static void unpermute(const float *tmp, float *out, int n, int lm, float add) {
+/* out[e] = tmp[position of element e] + add (accumulate: out[e] += it),
+ * e < n (n % 16 == 0): the permuted order put back, 2^lm codes per byte.
+ * Element e = 16*m*c + m*i + k sits at lane i of vector c*m + k; the
+ * positions are computed 16 at a time and gathered. */
+K512 static void unpermute(const float *tmp, float *out, int n, int lm, float add, int accumulate) {
   const __m512 av = _mm512_set1_ps(add);
-  if (lm == 0) {
-    for (int e = 0; e < n; e += 16) _mm512_storeu_ps(out + e, _mm512_add_ps(_mm512_loadu_ps(tmp + e), av));
-    return;
-  }
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m128i sh_c = _mm_cvtsi32_si128(4 + lm), sh_m = _mm_cvtsi32_si128(lm);
   const __m512i rem_mask = _mm512_set1_epi32((16 << lm) - 1), k_mask = _mm512_set1_epi32((1 << lm) - 1);
   for (int e0 = 0; e0 < n; e0 += 16) {
-    const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(e0), lane);
-    const __m512i c = _mm512_srl_epi32(e, sh_c), rem = _mm512_and_si512(e, rem_mask);
-    const __m512i i = _mm512_srl_epi32(rem, sh_m), k = _mm512_and_si512(rem, k_mask);
-    const __m512i pos = _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sll_epi32(c, sh_m), k), 4), i);
-    _mm512_storeu_ps(out + e0, _mm512_add_ps(_mm512_i32gather_ps(pos, tmp, 4), av));
+    __m512 x;
+    if (lm == 0) { /* one code per byte: the order is the natural one */
+      x = _mm512_loadu_ps(tmp + e0);
+    } else {
+      const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(e0), lane);
+      const __m512i c = _mm512_srl_epi32(e, sh_c), rem = _mm512_and_si512(e, rem_mask);
+      const __m512i i = _mm512_srl_epi32(rem, sh_m), k = _mm512_and_si512(rem, k_mask);
+      const __m512i pos = _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sll_epi32(c, sh_m), k), 4), i);
+      x = _mm512_i32gather_ps(pos, tmp, 4);
+    }
+    x = _mm512_add_ps(x, av);
+    _mm512_storeu_ps(out + e0, accumulate ? _mm512_add_ps(_mm512_loadu_ps(out + e0), x) : x);
   }
 }
 
@@ -250,16 +253,13 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
       _mm512_storeu_ps(tmp + 16 * v, p);
     }
     a->l[j] += _mm512_reduce_add_ps(ps);
-    unpermute(tmp, pn, B, lk, 0.0f);
+    unpermute(tmp, pn, B, lk, 0.0f, 0);
     /* coef_t = p_t * s_t; losum = sum_t p_t * lo_t (added to every dimension) */
     const float losum = range_scale(vlo, vhi, pn, B, vq, coef);
     rows_sum(hb + L->vcodes, L->vrow, B, (int)L->vrow, coef, vb, acc);
-    float *dv = a->dv + (size_t)j * D;
     for (int v = 0; v < NV; v++) _mm512_storeu_ps(tmp + 16 * v, acc[v]);
-    unpermute(tmp, dv, D, lv, losum);
-    float *o = (c->cfg.val_rot ? a->accr : a->acc) + (size_t)j * D; /* rotated sums: turned back in attend_group */
-    for (int d = 0; d < D; d += 16)
-      _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_loadu_ps(o + d), _mm512_loadu_ps(dv + d)));
+    /* rotated sums go to accr, turned back once in attend_group */
+    unpermute(tmp, (c->cfg.val_rot ? a->accr : a->acc) + (size_t)j * D, D, lv, losum, 1);
   }
 }
 
