@@ -264,13 +264,19 @@ static void nap(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Occurrences of needle in the daemon's log. */
-static int log_count(const char *needle) {
+/* The daemon's log (malloc'd), or NULL when it cannot be read yet. */
+static char *read_log(void) {
   char path[160], *text;
   size_t n;
   kv_err e;
   snprintf(path, sizeof path, "%s/kvasird.log", root);
-  if (kv_read_file(path, 1 << 22, &text, &n, &e)) return 0;
+  return kv_read_file(path, 1 << 22, &text, &n, &e) ? NULL : text;
+}
+
+/* Occurrences of needle in the daemon's log. */
+static int log_count(const char *needle) {
+  char *text = read_log();
+  if (!text) return 0;
   int c = 0;
   for (const char *t = text; (t = strstr(t, needle)); t++) c++;
   free(text);
@@ -279,11 +285,8 @@ static int log_count(const char *needle) {
 
 /* Occurrences of "policy.yaml:<line>:<col>:" (an error's location) in the log. */
 static int log_count_loc(void) {
-  char path[160], *text;
-  size_t n;
-  kv_err e;
-  snprintf(path, sizeof path, "%s/kvasird.log", root);
-  if (kv_read_file(path, 1 << 22, &text, &n, &e)) return 0;
+  char *text = read_log();
+  if (!text) return 0;
   int c = 0;
   for (const char *t = text; (t = strstr(t, "policy.yaml:")); t++) {
     const char *q = t + 12;
