@@ -1,8 +1,12 @@
 /*
  * base — the few things every kvasir module shares: the error record that
- * every fallible call fills, XDG paths, a terminal progress bar, and small
- * bounded helpers for files and hashing. Nothing here allocates behind the
- * caller's back except kv_path_* (documented) and nothing keeps global state.
+ * every fallible call fills, XDG paths, a terminal progress bar, bounded file
+ * reads, and one copy each of the small structures: the growable byte buffer
+ * kv_buf (base/buf.h), the grow-by-doubling kv_grow (base/vec.h) and the
+ * frozen 64-bit hash kv_hash64 (base/hash.h). This is the module's public
+ * header: it includes those three, so a module includes base/base.h only.
+ * Nothing here allocates behind the caller's back except the kv_buf and
+ * kv_grow calls and kv_read_file (documented); nothing keeps global state.
  */
 #ifndef KVASIR_BASE_H
 #define KVASIR_BASE_H
@@ -10,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "base/buf.h"
+#include "base/hash.h"
+#include "base/vec.h"
 
 #ifdef __cplusplus
 extern "C" {
