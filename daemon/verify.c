@@ -1,0 +1,266 @@
+/*
+ * verify.c — what the model writes is shown only after it was checked
+ * against the repository (see verify_internal.h).
+ *
+ * The text is cut into units: a sentence (ending in ". ", "! ", "? "), a
+ * line, or a whole ``` fenced block. A unit is judged once it is complete:
+ * every code-like token in it (a backticked span's identifiers, snake_case,
+ * camelCase or PascalCase-with-inner-capital words, Name( calls, path:line
+ * locations) goes to the caller's `known` function; one unknown token drops
+ * the whole unit, since a sentence built around an invented name is not made
+ * true by deleting the name. A unit equal to one already shown, or a unit
+ * that loops on itself, ends the text (small models repeat themselves).
+ *
+ * Invariants: nothing reaches `out` before its unit was judged; units are
+ * appended whole and in order; `known` is asked at most once per distinct
+ * token per verifier (a 256-entry cache; a collision only asks again).
+ */
+#include "daemon/verify_internal.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <string.h>
+
+static int is_id0(int c) { return isalpha(c) || c == '_'; }
+static int is_id(int c) { return isalnum(c) || c == '_'; }
+
+/* Length of an identifier chain at p ("a", "a.b", "a::b", "a->b"). */
+static size_t chain_len(const char *p, const char *end) {
+  if (p >= end || !is_id0((unsigned char)*p)) return 0;
+  const char *q = p;
+  for (;;) {
+    while (q < end && is_id((unsigned char)*q)) q++;
+    if (q + 1 < end && q[0] == '.' && is_id0((unsigned char)q[1])) q += 1;
+    else if (q + 2 < end && q[0] == ':' && q[1] == ':' && is_id0((unsigned char)q[2])) q += 2;
+    else if (q + 2 < end && q[0] == '-' && q[1] == '>' && is_id0((unsigned char)q[2])) q += 2;
+    else break;
+  }
+  return (size_t)(q - p);
+}
+
+/* Is the word p[0..n) code-like on its own (outside backticks)? */
+static int code_like(const char *p, size_t n, const char *end) {
+  int under = 0, inner_cap = 0, sep = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '_' && i > 0 && i + 1 < n) under = 1;
+    if (c == '.' || c == ':' || c == '>') sep = 1;
+    if (i > 0 && isupper(c) && islower((unsigned char)p[i - 1])) inner_cap = 1;
+  }
+  int call = p + n < end && p[n] == '(';
+  /* "e.g" and "i.e" are prose */
+  if (sep && n <= 4) sep = 0;
+  return under || inner_cap || call || (sep && (under || inner_cap || call));
+}
+
+/* A path:line location at p: [A-Za-z0-9_./-]+ holding '.' or '/', then
+ * ':' digits, optionally '-' digits. Returns its length, 0 if none. */
+static size_t loc_len(const char *p, const char *end) {
+  const char *q = p;
+  int dot = 0;
+  while (q < end && (is_id((unsigned char)*q) || *q == '.' || *q == '/' || *q == '-')) {
+    if (*q == '.' || *q == '/') dot = 1;
+    q++;
+  }
+  if (q == p || !dot || q >= end || *q != ':' || q + 1 >= end || !isdigit((unsigned char)q[1])) return 0;
+  q++;
+  while (q < end && isdigit((unsigned char)*q)) q++;
+  if (q + 1 < end && *q == '-' && isdigit((unsigned char)q[1])) {
+    q++;
+    while (q < end && isdigit((unsigned char)*q)) q++;
+  }
+  return (size_t)(q - p);
+}
+
+int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char *tok, size_t len, int kind),
+                    void *ud) {
+  const char *p = text, *end = text + n;
+  int count = 0;
+  while (p < end) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '`' && !(p + 2 < end && p[1] == '`' && p[2] == '`')) {
+      const char *q = p + 1;
+      while (q < end && *q != '`' && *q != '\n') q++;
+      if (q < end && *q == '`') { /* a span: every identifier chain in it */
+        for (const char *s = p + 1; s < q;) {
+          size_t l = loc_len(s, q);
+          if (l) {
+            fn(ud, s, l, DMN_TOK_LOC), count++;
+            s += l;
+            continue;
+          }
+          l = chain_len(s, q);
+          if (l >= 2 && (s == p + 1 || !is_id((unsigned char)s[-1]))) {
+            fn(ud, s, l, DMN_TOK_IDENT), count++;
+            s += l;
+          } else {
+            s += l ? l : 1;
+          }
+        }
+        p = q + 1;
+        continue;
+      }
+    }
+    if (p == text || !(is_id((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '/' || p[-1] == '-')) {
+      size_t l = loc_len(p, end);
+      if (l) {
+        fn(ud, p, l, DMN_TOK_LOC), count++;
+        p += l;
+        continue;
+      }
+      l = chain_len(p, end);
+      if (l) {
+        if (code_like(p, l, end)) fn(ud, p, l, DMN_TOK_IDENT), count++;
+        p += l;
+        continue;
+      }
+    }
+    p++;
+  }
+  return count;
+}
+
+void dmn_verifier_init(dmn_verifier *v, dmn_known_fn known, void *ud) {
+  memset(v, 0, sizeof *v);
+  v->known = known;
+  v->ud = ud;
+}
+
+void dmn_verifier_free(dmn_verifier *v) {
+  kv_buf_free(&v->pending);
+  kv_buf_free(&v->shown);
+}
+
+typedef struct judge {
+  dmn_verifier *v;
+  int bad;
+} judge;
+
+static void judge_tok(void *ud, const char *tok, size_t len, int kind) {
+  judge *j = ud;
+  dmn_verifier *v = j->v;
+  v->st.tokens++;
+  if (j->bad) return; /* the unit is dropped already: ask no more */
+  uint64_t h = kv_hash64_more(kv_hash64(tok, len), &kind, sizeof kind);
+  size_t slot = h % (sizeof v->cache / sizeof v->cache[0]);
+  int known;
+  if (v->cache[slot].h == h && h) {
+    known = v->cache[slot].v;
+  } else {
+    known = v->known ? v->known(v->ud, tok, len, kind) : 0;
+    v->cache[slot].h = h;
+    v->cache[slot].v = known;
+  }
+  if (!known) {
+    v->st.unknown++;
+    j->bad = 1;
+  }
+}
+
+/* The unit without surrounding white space, for the repetition check. */
+static void trimmed(const char *p, size_t n, const char **s, size_t *l) {
+  while (n && isspace((unsigned char)*p)) p++, n--;
+  while (n && isspace((unsigned char)p[n - 1])) n--;
+  *s = p;
+  *l = n;
+}
+
+static int seen_before(const kv_buf *shown, const char *s, size_t l) {
+  if (l < 12 || !shown->len) return 0;
+  const char *h = shown->data, *e = shown->data + shown->len;
+  while ((size_t)(e - h) >= l) {
+    const char *f = memchr(h, s[0], (size_t)(e - h) - l + 1);
+    if (!f) return 0;
+    if (!memcmp(f, s, l)) return 1;
+    h = f + 1;
+  }
+  return 0;
+}
+
+/* Judges one complete unit; 1 when it repeats what was shown. */
+static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
+  const char *s;
+  size_t l;
+  trimmed(p, n, &s, &l);
+  if (!l) return kv_buf_append(out, p, n) ? KV_ENOMEM : 0;
+  v->st.sentences++;
+  if (seen_before(&v->shown, s, l)) {
+    v->st.repeated = 1;
+    return 1;
+  }
+  judge j = {v, 0};
+  dmn_code_tokens(p, n, judge_tok, &j);
+  if (j.bad) {
+    v->st.dropped++;
+    /* keep the line structure so lists stay lists */
+    if (n && p[n - 1] == '\n') return kv_buf_putc(out, '\n') ? KV_ENOMEM : 0;
+    return 0;
+  }
+  if (kv_buf_append(out, p, n) || kv_buf_append(&v->shown, s, l) || kv_buf_putc(&v->shown, '\n')) return KV_ENOMEM;
+  return 0;
+}
+
+/* End of the first complete unit in p[0..n) (past its boundary), or 0. */
+static size_t unit_end(const char *p, size_t n) {
+  if (n >= 3 && !memcmp(p, "```", 3)) { /* a fenced block: up to the closing fence's line end */
+    for (size_t i = 3; i + 3 <= n; i++)
+      if (p[i - 1] == '\n' && !memcmp(p + i, "```", 3)) {
+        const char *nl = memchr(p + i + 3, '\n', n - i - 3);
+        return nl ? (size_t)(nl - p) + 1 : 0;
+      }
+    return 0;
+  }
+  int tick = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (c == '`') tick = !tick;
+    if (c == '\n') return i + 1;
+    if (!tick && (c == '.' || c == '!' || c == '?') && i + 1 < n && (p[i + 1] == ' ' || p[i + 1] == '\n')) {
+      /* "e.g. " and a number like "1. " at a line start are not ends */
+      if (c == '.' && i >= 1 && i < 4 && isdigit((unsigned char)p[i - 1])) continue;
+      if (c == '.' && i >= 3 && p[i - 2] == '.' && p[i - 3] != '.') continue;
+      return i + 2 <= n && p[i + 1] == ' ' ? i + 2 : i + 1;
+    }
+  }
+  return 0;
+}
+
+/* A unit that runs on without an end and loops: its last 40 bytes occur
+ * twice before within it. */
+static int loops(const char *p, size_t n) {
+  if (n < 400) return 0;
+  const char *tail = p + n - 40;
+  int hits = 0;
+  for (const char *h = p; h < tail; h++)
+    if (*h == *tail && !memcmp(h, tail, 40) && ++hits >= 2) return 1;
+  return 0;
+}
+
+int dmn_verifier_feed(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
+  if (v->st.repeated) return 1;
+  if (kv_buf_append(&v->pending, p, n)) return KV_ENOMEM;
+  size_t off = 0, e;
+  int rc = 0;
+  while ((e = unit_end(v->pending.data + off, v->pending.len - off)) > 0) {
+    rc = judge_unit(v, v->pending.data + off, e, out);
+    off += e;
+    if (rc) break;
+  }
+  if (off) {
+    memmove(v->pending.data, v->pending.data + off, v->pending.len - off);
+    kv_buf_truncate(&v->pending, v->pending.len - off);
+  }
+  if (!rc && loops(v->pending.data, v->pending.len)) {
+    v->st.repeated = 1;
+    kv_buf_reset(&v->pending);
+    rc = 1;
+  }
+  return rc;
+}
+
+int dmn_verifier_finish(dmn_verifier *v, kv_buf *out) {
+  int rc = 0;
+  if (!v->st.repeated && v->pending.len) rc = judge_unit(v, v->pending.data, v->pending.len, out);
+  kv_buf_reset(&v->pending);
+  return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * verify_internal.h — the answer verifier of daemon/verify.c: the model's
+ * text is shown only sentence by sentence, after every code-like token in a
+ * sentence (backticked spans, snake_case, camelCase, Name(), path:line) was
+ * found in what the index knows. A sentence that names something the
+ * repository does not hold is dropped, never shown as fact, and counted;
+ * a repeated sentence or phrase stops the generation.
+ */
+#ifndef KVASIR_DAEMON_VERIFY_INTERNAL_H
+#define KVASIR_DAEMON_VERIFY_INTERNAL_H
+
+#include <stddef.h>
+
+#include "base/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { DMN_TOK_IDENT = 1, DMN_TOK_LOC = 2 };
+
+/* 1 when `tok` (n bytes; kind DMN_TOK_IDENT: an identifier such as
+ * "kv_buf_append" or "ipc.handshake"; DMN_TOK_LOC: "path:line" or
+ * "path:l0-l1") exists in the repository, 0 when it does not. */
+typedef int (*dmn_known_fn)(void *ud, const char *tok, size_t n, int kind);
+
+typedef struct dmn_verify_stats {
+  int sentences;  /* units seen (sentences, list items, code blocks) */
+  int dropped;    /* of which removed for naming unknown code */
+  int tokens;     /* code-like tokens checked */
+  int unknown;    /* of which not found */
+  int repeated;   /* 1 when repetition stopped the text */
+} dmn_verify_stats;
+
+typedef struct dmn_verifier {
+  dmn_known_fn known;
+  void *ud;
+  kv_buf pending; /* text not yet judged (an unfinished sentence) */
+  kv_buf shown;   /* every unit shown so far (for repetition) */
+  dmn_verify_stats st;
+  /* a small cache of answers from `known` */
+  struct { uint64_t h; int v; } cache[256];
+} dmn_verifier;
+
+void dmn_verifier_init(dmn_verifier *v, dmn_known_fn known, void *ud);
+void dmn_verifier_free(dmn_verifier *v);
+/* Feeds generated text; every unit completed by it is judged and, when it
+ * holds, appended to `out`. Returns 1 when the text started repeating (the
+ * caller stops generating), 0 otherwise, KV_ENOMEM on allocation failure. */
+int dmn_verifier_feed(dmn_verifier *v, const char *p, size_t n, kv_buf *out);
+/* Judges what is left (end of generation) and appends it if it holds. */
+int dmn_verifier_finish(dmn_verifier *v, kv_buf *out);
+
+/* The code-like tokens of text[0..n), as the benchmark counts them; calls
+ * fn(ud, tok, len, kind) for each and returns how many there were. */
+int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char *tok, size_t len, int kind),
+                    void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
