@@ -198,6 +198,42 @@ typedef size_t (*idx_token_fn)(const char *text, size_t len, void *ud);
 int idx_repomap(idx_index *ix, size_t token_budget, idx_token_fn fn, void *ud, char **out,
                 kv_err *err);
 
+/* ---- facts (grounded answers) --------------------------------------------- */
+
+#define IDX_FACT_MAX 8      /* callers, tests and callees kept, each */
+#define IDX_FACT_COMMITS 3
+
+typedef struct idx_ref {
+  char *path;
+  int line;
+  char *in;             /* the definition enclosing the reference ("" if none) */
+} idx_ref;
+typedef struct idx_commit {
+  char id[13];          /* abbreviated hex */
+  int64_t time;         /* unix seconds */
+  char *summary;
+} idx_commit;
+typedef struct idx_fact {
+  idx_symbol def;       /* the definition: path, lines, signature, kind */
+  char *doc;            /* its doc comment or docstring, NULL if none */
+  idx_ref *callers; size_t ncallers;  /* references from code (not tests) */
+  idx_ref *tests; size_t ntests;      /* references from test files */
+  char **callees; size_t ncallees;    /* defined names it references */
+  idx_commit commits[IDX_FACT_COMMITS]; size_t ncommits; /* newest first */
+} idx_fact;
+
+/* What the index knows about the definition starting in [line0, line1] of
+ * path (else the one enclosing line0): KV_ENOTFOUND when there is none. */
+int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, idx_fact *out, kv_err *err);
+void idx_fact_free(idx_fact *f);
+/* 1 when path looks like a test file (tests/, test_*, *_test.*, *.spec.*). */
+int idx_path_is_test(const char *path);
+/* 1 when the code-like token exists in the repository: an identifier (or a
+ * chain a.b, a::b, a->b: every part) among the index's identifiers, or, when
+ * is_location, "path:line[-line]" naming an indexed file (or a path suffix of
+ * one) and lines inside it. 0 when not, <0 on a database error. */
+int idx_known(idx_index *ix, const char *tok, size_t n, int is_location);
+
 #ifdef __cplusplus
 }
 #endif
