@@ -1,0 +1,199 @@
+/*
+ * answer.c — the grounded part of an answer, built from what the index
+ * knows (idx_fact) before the model writes anything: the `ask.facts` event
+ * (definitions with path:line, signature, doc comment, callers, tests,
+ * callees and last commits, which editors show as clickable locations), the
+ * lead sentence of the answer, and the facts block of the model's prompt.
+ *
+ * Invariant: every identifier and path:line these functions write is copied
+ * from an idx_fact, so the lead is true by construction; the model's text is
+ * checked separately (verify.c).
+ */
+#include "daemon/answer_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The doc comment's first sentence, without comment markers (at most n-1
+ * bytes into buf); "" when there is none. */
+void dmn_doc_sentence(const char *doc, char *buf, size_t n) {
+  size_t o = 0;
+  buf[0] = 0;
+  if (!doc || n == 0) return;
+  const char *p = doc;
+  int space = 0;
+  while (*p && o + 1 < n) {
+    /* at a line start: skip indentation and comment markers */
+    while (*p == ' ' || *p == '\t') p++;
+    while (*p == '/' || *p == '*' || *p == '#' || *p == '"' || *p == '\'' || (*p == '-' && p[1] == '-') || *p == '!')
+      p++;
+    while (*p == ' ' || *p == '\t') p++;
+    /* @param / :param lines end the summary */
+    if (*p == '@' || (*p == ':' && isalpha((unsigned char)p[1]))) break;
+    const char *eol = strchr(p, '\n');
+    size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+    while (ll && (p[ll - 1] == ' ' || p[ll - 1] == '/' || p[ll - 1] == '*' || p[ll - 1] == '"' || p[ll - 1] == '\''))
+      ll--;
+    if (!ll && o) break; /* a blank comment line ends the paragraph */
+    for (size_t i = 0; i < ll && o + 1 < n; i++) {
+      if (space && o) buf[o++] = ' ';
+      space = 0;
+      if (o + 1 >= n) break;
+      buf[o++] = p[i];
+      if (p[i] == '.' && (i + 1 == ll || p[i + 1] == ' ')) {
+        buf[o] = 0;
+        return;
+      }
+    }
+    space = 1;
+    if (!eol) break;
+    p = eol + 1;
+  }
+  /* cut at a character boundary */
+  while (o > 0 && ((unsigned char)buf[o] & 0xc0) == 0x80) o--;
+  buf[o] = 0;
+}
+
+static cJSON *ref_json(const idx_ref *r) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "path", r->path);
+  cJSON_AddNumberToObject(o, "line", r->line);
+  if (r->in && *r->in) cJSON_AddStringToObject(o, "in", r->in);
+  return o;
+}
+
+cJSON *dmn_facts_json(const idx_fact *f, size_t n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < n; i++) {
+    const idx_fact *x = &f[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "symbol", x->def.name);
+    cJSON_AddStringToObject(o, "kind", x->def.kind ? x->def.kind : "");
+    cJSON_AddStringToObject(o, "path", x->def.path);
+    cJSON_AddNumberToObject(o, "start_line", x->def.line0);
+    cJSON_AddNumberToObject(o, "end_line", x->def.line1);
+    if (x->def.signature && *x->def.signature) cJSON_AddStringToObject(o, "signature", x->def.signature);
+    if (x->doc) cJSON_AddStringToObject(o, "doc", x->doc);
+    cJSON *c = cJSON_AddArrayToObject(o, "callers");
+    for (size_t k = 0; k < x->ncallers; k++) cJSON_AddItemToArray(c, ref_json(&x->callers[k]));
+    cJSON *t = cJSON_AddArrayToObject(o, "tests");
+    for (size_t k = 0; k < x->ntests; k++) cJSON_AddItemToArray(t, ref_json(&x->tests[k]));
+    cJSON *e = cJSON_AddArrayToObject(o, "callees");
+    for (size_t k = 0; k < x->ncallees; k++) cJSON_AddItemToArray(e, cJSON_CreateString(x->callees[k]));
+    cJSON *m = cJSON_AddArrayToObject(o, "commits");
+    for (size_t k = 0; k < x->ncommits; k++) {
+      cJSON *cm = cJSON_CreateObject();
+      cJSON_AddStringToObject(cm, "id", x->commits[k].id);
+      cJSON_AddNumberToObject(cm, "time", (double)x->commits[k].time);
+      cJSON_AddStringToObject(cm, "summary", x->commits[k].summary ? x->commits[k].summary : "");
+      cJSON_AddItemToArray(m, cm);
+    }
+    cJSON_AddItemToArray(arr, o);
+  }
+  return arr;
+}
+
+static const char *kind_word(const char *kind) {
+  if (!kind || !*kind) return "definition";
+  if (!strcmp(kind, "function") || !strcmp(kind, "method") || !strcmp(kind, "class") || !strcmp(kind, "struct") ||
+      !strcmp(kind, "macro") || !strcmp(kind, "type") || !strcmp(kind, "variable") || !strcmp(kind, "constant") ||
+      !strcmp(kind, "interface") || !strcmp(kind, "module") || !strcmp(kind, "enum"))
+    return kind;
+  return "definition";
+}
+
+static void refs_text(kv_buf *b, const idx_ref *r, size_t n, size_t max) {
+  for (size_t k = 0; k < n && k < max; k++) {
+    if (k) kv_buf_puts(b, k + 1 == n || k + 1 == max ? " and " : ", ");
+    if (r[k].in && *r[k].in) kv_buf_printf(b, "`%s` (%s:%d)", r[k].in, r[k].path, r[k].line);
+    else kv_buf_printf(b, "%s:%d", r[k].path, r[k].line);
+  }
+  if (n > max) kv_buf_printf(b, " (%zu more)", n - max);
+}
+
+int dmn_answer_lead(kv_buf *b, const idx_fact *f, size_t n, const dmn_confidence *conf) {
+  if (n == 0) {
+    kv_buf_puts(b, "The index holds no definition that matches this question, so there is nothing to ground an answer on.");
+    return kv_buf_ok(b) ? 0 : KV_ENOMEM;
+  }
+  const idx_fact *x = &f[0];
+  char doc[320];
+  dmn_doc_sentence(x->doc, doc, sizeof doc);
+  kv_buf_printf(b, "%s `%s` (%s:%d-%d), a %s", conf && conf->unsure ? "Possibly" : "The best match is",
+                x->def.name, x->def.path, x->def.line0, x->def.line1, kind_word(x->def.kind));
+  if (*doc) kv_buf_printf(b, ": %s%s", doc, doc[strlen(doc) - 1] == '.' ? "" : ".");
+  else kv_buf_puts(b, ".");
+  if (x->ncallers) {
+    kv_buf_puts(b, " It is used by ");
+    refs_text(b, x->callers, x->ncallers, 3);
+    kv_buf_puts(b, ".");
+  }
+  if (x->ntests) {
+    kv_buf_puts(b, " Tests: ");
+    refs_text(b, x->tests, x->ntests, 2);
+    kv_buf_puts(b, ".");
+  }
+  if (x->ncommits) {
+    char day[16];
+    time_t t = (time_t)x->commits[0].time;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    kv_buf_printf(b, " Its file last changed in %s (%s).", x->commits[0].id, day);
+  }
+  if (n > 1) {
+    kv_buf_puts(b, " Also relevant: ");
+    for (size_t i = 1; i < n; i++)
+      kv_buf_printf(b, "%s`%s` (%s:%d)", i > 1 ? (i + 1 == n ? " and " : ", ") : "", f[i].def.name, f[i].def.path,
+                    f[i].def.line0);
+    kv_buf_puts(b, ".");
+  }
+  if (conf && conf->unsure)
+    kv_buf_printf(b, "\n\nRetrieval is unsure here (%s).", conf->why[0] ? conf->why : "several candidates score alike");
+  if (conf && conf->escalate[0]) kv_buf_printf(b, "%s%s", conf->unsure ? " " : "\n\n", conf->escalate);
+  kv_buf_puts(b, "\n\n");
+  return kv_buf_ok(b) ? 0 : KV_ENOMEM;
+}
+
+int dmn_facts_prompt(kv_buf *b, const idx_fact *f, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const idx_fact *x = &f[i];
+    kv_buf_printf(b, "- %s `%s` at %s:%d-%d", kind_word(x->def.kind), x->def.name, x->def.path, x->def.line0,
+                  x->def.line1);
+    if (x->def.signature && *x->def.signature) kv_buf_printf(b, ": %s", x->def.signature);
+    kv_buf_putc(b, '\n');
+    char doc[320];
+    dmn_doc_sentence(x->doc, doc, sizeof doc);
+    if (*doc) kv_buf_printf(b, "  doc: %s\n", doc);
+    if (x->ncallers) {
+      kv_buf_puts(b, "  used by: ");
+      refs_text(b, x->callers, x->ncallers, 4);
+      kv_buf_putc(b, '\n');
+    }
+    if (x->ncallees) {
+      kv_buf_puts(b, "  calls: ");
+      for (size_t k = 0; k < x->ncallees && k < 6; k++) kv_buf_printf(b, "%s`%s`", k ? ", " : "", x->callees[k]);
+      kv_buf_putc(b, '\n');
+    }
+  }
+  return kv_buf_ok(b) ? 0 : KV_ENOMEM;
+}
+
+void dmn_confidence_judge(dmn_confidence *c, const double *scores, size_t n, const char *depth) {
+  memset(c, 0, sizeof *c);
+  if (n == 0) {
+    c->unsure = 1;
+    snprintf(c->why, sizeof c->why, "nothing matched");
+  } else if (n > 1 && scores[0] > 0) {
+    c->margin = (scores[0] - scores[1]) / scores[0];
+    if (c->margin < DMN_UNSURE_MARGIN) {
+      c->unsure = 1;
+      snprintf(c->why, sizeof c->why, "the two best matches score within %.0f%% of each other", c->margin * 100);
+    }
+  } else {
+    c->margin = 1;
+  }
+  c->reasoning = depth && (!strcmp(depth, "think") || !strcmp(depth, "think-max"));
+}
