@@ -126,7 +126,8 @@ int dmn_answer_lead(kv_buf *b, const idx_fact *f, size_t n, const dmn_confidence
   if (*doc) kv_buf_printf(b, ": %s%s", doc, doc[strlen(doc) - 1] == '.' ? "" : ".");
   else kv_buf_puts(b, ".");
   if (x->ncallers) {
-    kv_buf_puts(b, " It is used by ");
+    if (x->ndefs > 1) kv_buf_printf(b, " %d definitions share its name; the name is used by ", x->ndefs);
+    else kv_buf_puts(b, " It is used by ");
     refs_text(b, x->callers, x->ncallers, 3);
     kv_buf_puts(b, ".");
   }
@@ -186,8 +187,14 @@ void dmn_confidence_judge(dmn_confidence *c, const double *scores, size_t n, con
   if (n == 0) {
     c->unsure = 1;
     snprintf(c->why, sizeof c->why, "nothing matched");
-  } else if (n > 1 && scores[0] > 0) {
-    c->margin = (scores[0] - scores[1]) / scores[0];
+  } else if (n > 1) {
+    /* the two best scores, whatever order the facts are in */
+    double s1 = scores[0], s2 = scores[1];
+    if (s2 > s1) s1 = scores[1], s2 = scores[0];
+    for (size_t i = 2; i < n; i++)
+      if (scores[i] > s1) s2 = s1, s1 = scores[i];
+      else if (scores[i] > s2) s2 = scores[i];
+    c->margin = s1 > 0 ? (s1 - s2) / s1 : 0;
     if (c->margin < DMN_UNSURE_MARGIN) {
       c->unsure = 1;
       snprintf(c->why, sizeof c->why, "the two best matches score within %.0f%% of each other", c->margin * 100);

@@ -11,54 +11,28 @@
  * token (cancel latency <= one token); streamed text is cut only at UTF-8
  * character boundaries; one generation per repo context at a time.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "daemon/answer_internal.h"
 #include "daemon/backend.h"
 #include "daemon/gate.h"
+#include "daemon/verify_internal.h"
 
 /* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
  * hundred tokens per second, so the prompt stays near 1500 tokens. */
-#define MAX_CONTEXT_BYTES 3000  /* retrieved text given to the model */
-#define MAX_CHUNK_BYTES 1000
+#define MAX_CONTEXT_BYTES 1600  /* retrieved text given to the model (the facts lead) */
+#define MAX_CHUNK_BYTES 800
 #define MAX_PREFIX_BYTES 1500   /* repo map / file list in the resident prefix */
 #define STABLE_BYTES 1200       /* heads of stable files in the resident prefix */
 #define STABLE_FILE_BYTES 400   /* ... at most this much of each */
 #define STABLE_LINES 24
-
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static int sb_add(sbuf *s, const char *t, size_t n) {
-  if (s->n + n + 1 > s->cap) {
-    size_t c = s->cap ? s->cap : 256;
-    while (c < s->n + n + 1) c *= 2;
-    char *q = realloc(s->p, c);
-    if (!q) return KV_ENOMEM;
-    s->p = q;
-    s->cap = c;
-  }
-  memcpy(s->p + s->n, t, n);
-  s->n += n;
-  s->p[s->n] = 0;
-  return 0;
-}
-
-static int sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sb_printf(sbuf *s, const char *fmt, ...) {
-  char tmp[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return KV_EINVAL;
-  return sb_add(s, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
+#define ASK_MAX_TOKENS 96    /* the model writes a short text: the facts lead */
 
 /* Length of the longest prefix of p[0..n) that ends on a UTF-8 boundary. */
 static size_t utf8_complete(const char *p, size_t n) {
@@ -80,40 +54,77 @@ static size_t utf8_complete(const char *p, size_t n) {
 typedef struct gen_ud {
   dmn_job *j;
   const char *notify;   /* "ask.token" / "complete.token" */
-  sbuf answer;
+  kv_buf answer;       /* what was shown: the lead, then verified units */
   size_t sent;          /* bytes of answer already streamed */
   int tokens;
+  dmn_verifier *ver;    /* model text goes through it; NULL: shown as it comes (stub) */
+  const char *kind;     /* "facts" while the lead is streamed (ask.token's "kind") */
+  struct ask_ctx *ask;  /* facts to lead with, sent once the policy let the ask go on */
+  int facts_sent;
+  int model_said;       /* verified model units shown so far */
+  const char *model_label;
+  double t0, t_facts;
 } gen_ud;
 
+static void emit_facts(gen_ud *g);
+
 static void stream_flush(gen_ud *g, int all) {
-  size_t end = all ? g->answer.n : utf8_complete(g->answer.p, g->answer.n);
+  size_t end = all ? g->answer.len : utf8_complete(g->answer.data, g->answer.len);
   if (end <= g->sent) return;
-  char *t = strndup(g->answer.p + g->sent, end - g->sent);
+  char *t = strndup(g->answer.data + g->sent, end - g->sent);
   if (!t) return;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "id", g->j->req_id);
   cJSON_AddStringToObject(o, "text", t);
+  if (g->kind) cJSON_AddStringToObject(o, "kind", g->kind);
   free(t);
   dmn_job_notify(g->j, g->notify, o);
   g->sent = end;
 }
 
+/* Appends verified model text to the answer, under a line that says whose
+ * text it is and what was checked (the prose itself cannot be). */
+static void model_text(gen_ud *g, const kv_buf *unit) {
+  if (!unit->len) return;
+  if (!g->model_said++) { /* kvasir's words, streamed as kind "facts" like the lead */
+    stream_flush(g, 1);
+    kv_buf_printf(&g->answer, "_%s (every code name and path:line in it was checked against the index; the prose is not verified):_ ",
+                  g->model_label ? g->model_label : "Model summary");
+    g->kind = "facts";
+    stream_flush(g, 1);
+    g->kind = NULL;
+  }
+  kv_buf_append(&g->answer, unit->data, unit->len);
+}
+
 /* Adds one token's text; returns non-zero when the job was canceled. */
 static int gen_token(gen_ud *g, const char *piece, size_t len) {
   if (dmn_job_canceled(g->j)) return 1;
-  if (sb_add(&g->answer, piece, len)) return 1;
   g->tokens++;
+  if (g->ver) {
+    /* only judged units reach the answer; repetition ends the generation */
+    kv_buf unit = KV_BUF_INIT;
+    int rc = dmn_verifier_feed(g->ver, piece, len, &unit);
+    model_text(g, &unit);
+    kv_buf_free(&unit);
+    if (rc) return 1;
+  } else if (kv_buf_append(&g->answer, piece, len)) {
+    return 1;
+  }
   stream_flush(g, 0);
   return dmn_job_canceled(g->j);
 }
 
-static int on_gate_token(void *user, const char *piece, size_t len) { return gen_token(user, piece, len); }
+static int on_gate_token(void *user, const char *piece, size_t len) {
+  gen_ud *g = user;
+  emit_facts(g);
+  if (!g->model_label) g->model_label = "Hosted model's summary";
+  return gen_token(user, piece, len);
+}
 
-#if DMN_HAVE_ENGINE
 static int on_engine_token(void *user, int32_t token, const char *piece, size_t len) {
   return gen_token(user, piece, len);
 }
-#endif
 
 /* --------------------------------------------------------------- retrieval */
 
@@ -127,8 +138,6 @@ static cJSON *citation(const char *path, int l0, int l1, const char *symbol, dou
   return c;
 }
 
-#if DMN_HAVE_INDEXER
-#if DMN_HAVE_REPOMAP
 /* 1 when path heads a section of the repo map ("path:" on its own line). */
 static int in_map(const char *map, const char *path) {
   size_t n = strlen(path);
@@ -141,7 +150,7 @@ static int in_map(const char *map, const char *path) {
  * repo map's files, least recently changed first, so an edit to a recent
  * file changes only the tail of the prefix and the cached KV of the rest
  * survives. Best effort: a file that cannot be read is left out. */
-static void stable_files(sbuf *s, cJSON *names, idx_index *ix, const char *map) {
+static void stable_files(kv_buf *s, cJSON *names, idx_index *ix, const char *map) {
   idx_file_list fl = {0};
   kv_err e;
   if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, &e)) return;
@@ -159,52 +168,38 @@ static void stable_files(sbuf *s, cJSON *names, idx_index *ix, const char *map) 
     if (take > STABLE_BYTES - used) take = STABLE_BYTES - used;
     while (take < tl && take > 0 && txt[take - 1] != '\n') take--; /* whole lines */
     if (take > 0) {
-      if (!n++) sb_add(s, "\nStable files (least recently changed first, as committed):\n", 60);
-      sb_printf(s, "--- file %s\n", fl.v[i].path);
+      if (!n++) kv_buf_append(s, "\nStable files (least recently changed first, as committed):\n", 60);
+      kv_buf_printf(s, "--- file %s\n", fl.v[i].path);
       cJSON_AddItemToArray(names, cJSON_CreateString(fl.v[i].path));
-      sb_add(s, txt, take);
+      kv_buf_append(s, txt, take);
       used += take;
     }
     free(txt);
   }
   idx_file_list_free(&fl);
 }
-#endif
 
 /* Builds the resident prefix text for a repo from its index; *stable: the
  * paths of the stable files it holds (array, caller owns). */
 static int build_prefix_text(const char *repo, idx_index *ix, char **out, cJSON **stable, kv_err *err) {
   *stable = cJSON_CreateArray();
-  sbuf s = {0};
-  sb_printf(&s,
+  kv_buf s = KV_BUF_INIT;
+  kv_buf_printf(&s,
             "You are kvasir, a private coding assistant for the git repository at %s. "
             "Answer from the code excerpts you are given, briefly, and cite them as path:start-end. "
             "If the excerpts do not contain the answer, say so.\n\n",
             repo);
-#if DMN_HAVE_REPOMAP
   char *map = NULL;
   if (idx_repomap(ix, MAX_PREFIX_BYTES / 4, NULL, NULL, &map, err) == 0 && map) {
-    sb_add(&s, "Repository map:\n", 16);
-    sb_add(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
+    kv_buf_append(&s, "Repository map:\n", 16);
+    kv_buf_append(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
     if (*stable) stable_files(&s, *stable, ix, map);
     free(map);
   }
-#else
-  /* Files from least to most recently changed, so an edit changes only the
-   * tail of the prefix and the cached KV of everything before it survives. */
-  idx_file_list fl = {0};
-  if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, err) == 0) {
-    sb_add(&s, "Files (least recently changed first):\n", 38);
-    size_t start = s.n;
-    for (size_t i = 0; i < fl.n && s.n - start < MAX_PREFIX_BYTES; i++) sb_printf(&s, "%s\n", fl.v[i].path);
-    idx_file_list_free(&fl);
-  }
-#endif
-  if (!s.p) return kv_err_set(err, KV_ENOMEM, "prefix: out of memory");
-  *out = s.p;
+  if (!kv_buf_ok(&s) || !s.data) return kv_err_set(err, KV_ENOMEM, "prefix: out of memory");
+  *out = kv_buf_detach(&s, NULL);
   return 0;
 }
-#endif
 
 int dmn_backend_prefix(dmn_backend *b, const char *repo, dmn_prefix **out, kv_err *err) {
   pthread_mutex_lock(&b->mu);
@@ -228,12 +223,22 @@ int dmn_backend_prefix(dmn_backend *b, const char *repo, dmn_prefix **out, kv_er
 
 /* ---------------------------------------------------------------------- ask */
 
+#define ASK_FACTS 3 /* definitions whose facts lead the answer */
+#define ASK_CUTS 40
+
 typedef struct ask_ctx {
   const char *question, *file;
   int max_tokens, k;
   char repo[1024];
+  idx_index *ix;     /* open for the whole ask: facts, and the verifier's lookups */
+  idx_fact facts[ASK_FACTS];
+  double fscore[ASK_FACTS];
+  size_t nfacts;
+  dmn_confidence conf;
+  size_t cut[ASK_CUTS]; /* context.len after each excerpt, best first (trimming) */
+  size_t ncut;
   cJSON *cites;      /* array */
-  sbuf context;      /* excerpts for the prompt */
+  kv_buf context;      /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
   dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
 } ask_ctx;
@@ -276,9 +281,9 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
     size_t rl = strlen(a->repo);
     const char *rel = !strncmp(a->file, a->repo, rl) && a->file[rl] == '/' ? a->file + rl + 1 : a->file;
     size_t n = (size_t)(q - p) > MAX_CHUNK_BYTES * 2 ? utf8_complete(p, MAX_CHUNK_BYTES * 2) : (size_t)(q - p);
-    int rc = sb_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
-    if (!rc) rc = sb_add(&a->context, p, n);
-    if (!rc) rc = sb_add(&a->context, "\n```\n\n", 6);
+    int rc = kv_buf_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
+    if (!rc) rc = kv_buf_append(&a->context, p, n);
+    if (!rc) rc = kv_buf_append(&a->context, "\n```\n\n", 6);
     if (!rc) rc = dmn_gate_add(&a->gate, rel, p, n);
     if (rc) {
       free(owned);
@@ -290,7 +295,6 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
   return 0;
 }
 
-#if DMN_HAVE_INDEXER
 /* The repo's prefix text, rebuilt only when the index changed since it was
  * built (the registry's sync count), so asks between syncs share the exact
  * same prefix and its KV cache stays valid. Copies it into a->prefix_text. */
@@ -324,102 +328,176 @@ static int prefix_text(dmn_job *j, ask_ctx *a, idx_index *ix, kv_err *err) {
   pthread_mutex_unlock(&b->mu);
   return a->prefix_text ? 0 : kv_err_set(err, KV_ENOMEM, "out of memory");
 }
-#endif
+
+/* 1 when the question is about tests (then tests may lead). */
+static int about_tests(const char *q) {
+  for (const char *p = q; *p; p++)
+    if ((p == q || !isalnum((unsigned char)p[-1])) && !strncasecmp(p, "test", 4)) return 1;
+  return 0;
+}
+
+/* Facts for the best distinct definitions among the hits (same definition
+ * reached by two chunks counts once); code leads, and test files follow,
+ * unless the question is about tests. */
+static void gather_facts(ask_ctx *a, const idx_hits *hits) {
+  int tests_ok = about_tests(a->question);
+  for (int pass = 0; pass < 2 && !(tests_ok && pass); pass++) {
+    for (size_t i = 0; i < hits->n && a->nfacts < ASK_FACTS; i++) {
+      const idx_hit *h = &hits->v[i];
+      if (!tests_ok && idx_path_is_test(h->path) != pass) continue;
+      idx_fact f;
+      kv_err fe;
+      if (idx_fact_get(a->ix, h->path, h->line0, h->line1, &f, &fe)) continue;
+      int dup = 0;
+      for (size_t k = 0; k < a->nfacts; k++)
+        dup |= !strcmp(a->facts[k].def.path, f.def.path) && a->facts[k].def.line0 == f.def.line0;
+      if (dup) {
+        idx_fact_free(&f);
+        continue;
+      }
+      a->fscore[a->nfacts] = h->score;
+      a->facts[a->nfacts++] = f;
+    }
+  }
+}
 
 static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
-#if DMN_HAVE_INDEXER
-  idx_index *ix;
-  int rc = idx_open(&ix, a->repo, NULL, err);
+  int rc = idx_open(&a->ix, a->repo, NULL, err);
   if (rc) return rc;
   idx_hits hits = {0};
-  rc = idx_search(ix, a->question, (size_t)a->k, &hits, err);
-  if (rc) {
-    idx_close(ix);
-    return rc;
-  }
+  rc = idx_search(a->ix, a->question, (size_t)a->k, &hits, err);
+  if (rc) return rc;
   for (size_t i = 0; i < hits.n; i++) {
     idx_hit *h = &hits.v[i];
     cJSON_AddItemToArray(a->cites, citation(h->path, h->line0, h->line1, h->symbol, h->score));
-    if (a->context.n < MAX_CONTEXT_BYTES && h->text) {
+    if (a->context.len < MAX_CONTEXT_BYTES && h->text) {
       size_t tl = strlen(h->text);
       if (tl > MAX_CHUNK_BYTES) tl = utf8_complete(h->text, MAX_CHUNK_BYTES);
-      sb_printf(&a->context, "### %s:%d-%d\n```\n", h->path, h->line0, h->line1);
-      sb_add(&a->context, h->text, tl);
-      sb_add(&a->context, "\n```\n\n", 6);
+      kv_buf_printf(&a->context, "### %s:%d-%d\n```\n", h->path, h->line0, h->line1);
+      kv_buf_append(&a->context, h->text, tl);
+      kv_buf_append(&a->context, "\n```\n\n", 6);
+      if (a->ncut < ASK_CUTS) a->cut[a->ncut++] = a->context.len;
       dmn_gate_add(&a->gate, h->path, h->text, tl);
     }
   }
+  gather_facts(a, &hits);
   idx_hits_free(&hits);
-  rc = prefix_text(j, a, ix, err);
-  idx_close(ix);
-  return rc;
-#else
-  return kv_err_set(err, KV_EUNSUPPORTED, "ask: the indexer is not built into this daemon yet");
-#endif
+  return prefix_text(j, a, a->ix, err);
+}
+
+/* The verifier's question: does this token exist in the repository? */
+static int ask_known(void *ud, const char *tok, size_t n, int kind) {
+  ask_ctx *a = ud;
+  return a->ix && idx_known(a->ix, tok, n, kind == DMN_TOK_LOC) > 0;
 }
 
 /* Built-in generator for tests (dmn_config.stub_token_ms): streams words
  * naming the citations, one every stub_token_ms, until max_tokens. */
 static int generate_stub(dmn_job *j, ask_ctx *a, gen_ud *g, int ms) {
-  sbuf words = {0};
+  kv_buf words = KV_BUF_INIT;
   int n = cJSON_GetArraySize(a->cites);
-  if (n == 0) sb_add(&words, " Retrieval found nothing relevant in the index.", 47);
+  if (n == 0) kv_buf_append(&words, " Retrieval found nothing relevant in the index.", 47);
   for (int i = 0; i < n; i++) {
     const cJSON *c = cJSON_GetArrayItem(a->cites, i);
-    sb_printf(&words, " See %s:%d-%d.", cJSON_GetObjectItem(c, "path")->valuestring,
+    kv_buf_printf(&words, " See %s:%d-%d.", cJSON_GetObjectItem(c, "path")->valuestring,
               cJSON_GetObjectItem(c, "start_line")->valueint, cJSON_GetObjectItem(c, "end_line")->valueint);
   }
-  const char *p = words.p ? words.p : "";
+  const char *p = words.data ? words.data : "";
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   for (int t = 0; t < a->max_tokens; t++) {
     if (dmn_job_canceled(j)) break;
     nanosleep(&ts, NULL);
-    if (!*p) p = words.p;
+    if (!*p) p = words.data;
     size_t w = strcspn(p + 1, " ") + 1; /* a word with its leading space */
     if (gen_token(g, p, w)) break;
     p += w;
   }
-  free(words.p);
+  kv_buf_free(&words);
   return 0;
 }
 
-#if DMN_HAVE_ENGINE
+/* The context size of a repo's generation context: the model's training
+ * context, at most ASK_MAX_CTX (what the daemon is willing to hold). */
+#define ASK_MAX_CTX 8192
+static int ask_n_ctx(const eng_model *model) {
+  int n = eng_model_get_info(model)->n_ctx_train;
+  return n <= 0 || n > ASK_MAX_CTX ? ASK_MAX_CTX : n;
+}
+
+/* The prompt with the facts and the first `ncut` excerpts, tokenized. */
+static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, int32_t **toks, size_t *n, kv_err *err) {
+  kv_buf user = KV_BUF_INIT;
+  if (a->nfacts) {
+    kv_buf_puts(&user, "Facts from the index:\n");
+    dmn_facts_prompt(&user, a->facts, a->nfacts);
+    kv_buf_putc(&user, '\n');
+  }
+  size_t clen = ncut ? a->cut[ncut - 1] : (a->ncut ? 0 : a->context.len);
+  if (clen) {
+    kv_buf_puts(&user, "Code excerpts from the repository:\n\n");
+    kv_buf_append(&user, a->context.data, clen);
+  } else if (!a->nfacts) {
+    kv_buf_puts(&user, "(Retrieval found no code excerpts for this question.)\n\n");
+  }
+  kv_buf_printf(&user,
+                "Question: %s\n\nAnswer in at most three short sentences, from the facts and excerpts above only. "
+                "Write names of code in backticks exactly as they appear above, with their path:line.",
+                a->question);
+  if (!kv_buf_ok(&user)) {
+    kv_buf_free(&user);
+    return kv_err_set(err, KV_ENOMEM, "out of memory");
+  }
+  eng_chat_msg msgs[2] = {{"system", a->prefix_text}, {"user", user.data}};
+  char *prompt = NULL;
+  int rc = eng_chat_apply(model, msgs, 2, 1, &prompt, err);
+  kv_buf_free(&user);
+  if (rc) return rc;
+  size_t cap = strlen(prompt) + 16;
+  *toks = malloc(cap * sizeof **toks);
+  if (!*toks) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
+  if (!rc) rc = eng_tokenize(model, prompt, strlen(prompt), 1, 1, *toks, cap, n, err);
+  free(prompt);
+  return rc;
+}
+
 static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, cJSON *res, kv_err *err) {
   dmn_backend *b = dmn_server_backend(j->srv);
   dmn_prefix *pre;
   int rc = dmn_backend_prefix(b, a->repo, &pre, err);
   if (rc) return rc;
-  sbuf user = {0};
-  if (a->context.n) {
-    sb_add(&user, "Code excerpts from the repository:\n\n", 36);
-    sb_add(&user, a->context.p, a->context.n);
-  } else {
-    sb_add(&user, "(Retrieval found no code excerpts for this question.)\n\n", 55);
+  int n_ctx = ask_n_ctx(model);
+  /* The prompt is trimmed to the context, lowest-ranked excerpts first,
+   * never refused: the facts and the question always go in. */
+  int32_t *toks = NULL;
+  size_t n = 0, ncut = a->ncut;
+  int trimmed = 0;
+  for (;;) {
+    free(toks);
+    toks = NULL;
+    if ((rc = build_prompt(model, a, ncut, &toks, &n, err))) break;
+    if ((int)n + a->max_tokens <= n_ctx || ncut == 0) break;
+    ncut--;
+    trimmed++;
   }
-  sb_printf(&user, "Question: %s", a->question);
-  eng_chat_msg msgs[2] = {{"system", a->prefix_text}, {"user", user.p}};
-  char *prompt = NULL;
-  rc = eng_chat_apply(model, msgs, 2, 1, &prompt, err);
-  free(user.p);
-  if (rc) return rc;
-  size_t cap = strlen(prompt) + 16, n = 0;
-  int32_t *toks = malloc(cap * sizeof *toks);
-  if (!toks) {
-    free(prompt);
-    return kv_err_set(err, KV_ENOMEM, "out of memory");
+  if (!rc && (int)n + 16 > n_ctx) /* even without excerpts: keep the prompt's tail (question last) */
+    rc = kv_err_set(err, KV_ELIMIT, "the question alone takes %zu tokens, more than the context of %d", n, n_ctx);
+  if (rc) {
+    free(toks);
+    return rc;
   }
-  rc = eng_tokenize(model, prompt, strlen(prompt), 1, 1, toks, cap, &n, err);
-  free(prompt);
+  if ((int)n + a->max_tokens > n_ctx) a->max_tokens = n_ctx - (int)n;
+  if (trimmed) cJSON_AddNumberToObject(res, "excerpts_trimmed", trimmed);
   pthread_mutex_lock(&pre->mu);
-  if (!rc && !pre->ctx) {
+  if (pre->ctx && eng_ctx_n_ctx(pre->ctx) != n_ctx) {
+    eng_ctx_free(pre->ctx);
+    pre->ctx = NULL;
+  }
+  if (!pre->ctx) {
     eng_ctx_params cp;
     eng_ctx_params_default(&cp);
-    cp.n_ctx = 4096;
+    cp.n_ctx = n_ctx;
     rc = eng_ctx_create(&pre->ctx, model, &cp, err);
   }
-  if (!rc && (int)n + a->max_tokens > eng_ctx_n_ctx(pre->ctx))
-    rc = kv_err_set(err, KV_ELIMIT, "prompt of %zu tokens + %d to generate exceeds the context of %d", n,
-                    a->max_tokens, eng_ctx_n_ctx(pre->ctx));
   eng_sampler *smp = NULL;
   eng_gen_result gr;
   memset(&gr, 0, sizeof gr);
@@ -456,7 +534,71 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   cJSON_AddNumberToObject(res, "mean_logprob", gr.mean_logprob);
   return 0;
 }
-#endif
+
+/* The ask.facts event and the lead of the answer, once. */
+static void emit_facts(gen_ud *g) {
+  ask_ctx *a = g->ask;
+  if (!a || g->facts_sent) return;
+  g->facts_sent = 1;
+  cJSON *fn = cJSON_CreateObject();
+  cJSON_AddNumberToObject(fn, "id", g->j->req_id);
+  cJSON_AddItemToObject(fn, "facts", dmn_facts_json(a->facts, a->nfacts));
+  cJSON_AddBoolToObject(fn, "unsure", a->conf.unsure);
+  dmn_job_notify(g->j, "ask.facts", fn);
+  dmn_answer_lead(&g->answer, a->facts, a->nfacts, &a->conf);
+  g->kind = "facts";
+  stream_flush(g, 1);
+  g->kind = NULL;
+  g->t_facts = kv_now() - g->t0;
+}
+
+/* A registered repository that was never indexed is indexed now, with the
+ * sync's progress events on this request, before anything is answered. */
+static int ensure_indexed(dmn_job *j, const char *repo, cJSON *res, kv_err *err) {
+  dmn_server *s = j->srv;
+  if (dmn_repos_syncs(dmn_server_repos(s), repo) > 0) return 0;
+  cJSON *stats = NULL;
+  int rc = dmn_backend_sync(dmn_server_backend(s), j, repo, &stats, err);
+  if (!rc) {
+    dmn_repos_synced(dmn_server_repos(s), repo, stats);
+    cJSON_AddBoolToObject(res, "indexed_first", 1);
+  }
+  cJSON_Delete(stats);
+  return rc;
+}
+
+/* What an escalation would do, in the policy's words, for an unsure or a
+ * reasoning question: the tier `policy explain` gives at depth think-max. */
+static void escalation(dmn_job *j, ask_ctx *a, const char *depth) {
+  if (!a->conf.unsure && !a->conf.reasoning) return;
+  cJSON *params = cJSON_CreateObject(), *out = NULL;
+  cJSON_AddStringToObject(params, "repo", a->repo);
+  cJSON_AddStringToObject(params, "question", a->question);
+  cJSON_AddStringToObject(params, "depth", a->conf.reasoning && depth ? depth : "think-max");
+  kv_err e;
+  if (dmn_policy_explain(j->srv, params, &out, &e) == 0 && out) {
+    const cJSON *tier = cJSON_GetObjectItemCaseSensitive(out, "tier");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(out, "rule");
+    if (cJSON_IsString(tier))
+      snprintf(a->conf.escalate, sizeof a->conf.escalate,
+               "%s`kvasir policy explain --depth think-max` sends this question to the %s tier%s%s%s.",
+               a->conf.reasoning ? "It needs reasoning that the local model cannot do well: " : "",
+               tier->valuestring, cJSON_IsString(rule) ? " (rule " : "",
+               cJSON_IsString(rule) ? rule->valuestring : "", cJSON_IsString(rule) ? ")" : "");
+  }
+  cJSON_Delete(out);
+  cJSON_Delete(params);
+}
+
+static cJSON *verification_json(const dmn_verify_stats *st) {
+  cJSON *v = cJSON_CreateObject();
+  cJSON_AddNumberToObject(v, "units", st->sentences);
+  cJSON_AddNumberToObject(v, "dropped", st->dropped);
+  cJSON_AddNumberToObject(v, "tokens_checked", st->tokens);
+  cJSON_AddNumberToObject(v, "tokens_unknown", st->unknown);
+  cJSON_AddBoolToObject(v, "repetition_stopped", st->repeated);
+  return v;
+}
 
 int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   dmn_server *s = j->srv;
@@ -469,26 +611,40 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     return kv_err_set(err, IPC_ERR_PARAMS, "param 'question' is %zu bytes; the limit is 16384 (send code as 'file' + 'selection')",
                       strlen(a.question));
   a.file = dmn_param_str(j->params, "file", 1);
-  a.max_tokens = dmn_param_int(j->params, "max_tokens", -1, 256);
+  a.max_tokens = dmn_param_int(j->params, "max_tokens", -1, ASK_MAX_TOKENS);
   a.k = dmn_param_int(j->params, "k", -1, 4);
-  if (a.max_tokens < 1 || a.max_tokens > 4096) a.max_tokens = 256;
+  if (a.max_tokens < 1 || a.max_tokens > 4096) a.max_tokens = ASK_MAX_TOKENS;
   if (a.k < 1 || a.k > 32) a.k = 4;
+  const char *depth = dmn_param_str(j->params, "depth", -1);
   const char *repo = dmn_param_str(j->params, "repo", -1);
   int rc = dmn_repos_resolve(dmn_server_repos(s), repo ? repo : a.file, a.repo, sizeof a.repo, err);
   if (rc) return rc;
   pthread_mutex_lock(&b->mu);
   b->asks++;
   pthread_mutex_unlock(&b->mu);
+  cJSON *res = cJSON_CreateObject();
+  gen_ud g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+  dmn_verifier ver;
+  dmn_verifier_init(&ver, ask_known, &a);
+  double t0 = kv_now();
   a.cites = cJSON_CreateArray();
-  if (!a.cites) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  if ((rc = editor_context(j, &a, err)) || (rc = retrieve(j, &a, err))) goto out;
+  if (!a.cites || !res) {
+    rc = kv_err_set(err, KV_ENOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = ensure_indexed(j, a.repo, res, err)) || (rc = editor_context(j, &a, err)) || (rc = retrieve(j, &a, err)))
+    goto out;
   cJSON *ctxn = cJSON_CreateObject();
   cJSON_AddNumberToObject(ctxn, "id", j->req_id);
   cJSON_AddItemToObject(ctxn, "citations", cJSON_Duplicate(a.cites, 1));
   dmn_job_notify(j, "ask.context", ctxn);
 
-  cJSON *res = cJSON_CreateObject();
-  gen_ud g = {j, "ask.token", {0}, 0, 0};
+  /* Facts first: what the index knows, before any model runs (sent once the
+   * policy let the ask go on, so a refused ask shows nothing). */
+  dmn_confidence_judge(&a.conf, a.fscore, a.nfacts, depth);
+  escalation(j, &a, depth);
+  g.ask = &a;
+  g.t0 = t0;
   const char *gen = "none";
   eng_model *model = NULL;
   kv_err me;
@@ -496,53 +652,61 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   /* The project's policy decides before anything is generated or sent. */
   int answered = 0;
   dmn_gate_io gio = {on_gate_token, &g};
-  rc = dmn_gate_run(b->gate, a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio, res,
-                    &answered, err);
-  if (rc) {
-    cJSON_Delete(res);
-    free(g.answer.p);
-    goto out;
-  }
+  g.ver = &ver; /* hosted text is verified like local text */
+  rc = dmn_gate_run(b->gate, a.repo, a.question, depth, &a.gate, &gio, res, &answered, err);
+  if (rc) goto out;
+  emit_facts(&g);
   if (answered) {
     gen = "hosted";
   } else if (stub_ms > 0) {
     gen = "stub";
+    g.ver = NULL; /* the protocol tests' generator streams word by word */
     rc = generate_stub(j, &a, &g, stub_ms);
   } else if (dmn_backend_model(b, &model, &me) == 0) {
-#if DMN_HAVE_ENGINE
     gen = "engine";
+    g.model_label = "Local model's summary";
     rc = generate_engine(j, &a, model, &g, res, err);
-#endif
   } else {
     cJSON_AddStringToObject(res, "note", me.msg);
+  }
+  if (!rc && g.ver) {
+    kv_buf unit = KV_BUF_INIT;
+    rc = dmn_verifier_finish(&ver, &unit);
+    model_text(&g, &unit);
+    kv_buf_free(&unit);
   }
   stream_flush(&g, 1);
   if (!rc && dmn_job_canceled(j))
     rc = kv_err_set(err, KV_ECANCELED, "ask canceled after %d tokens", g.tokens);
-  if (rc) {
-    cJSON_Delete(res);
-    free(g.answer.p);
-    goto out;
-  }
+  if (rc) goto out;
   int nc = cJSON_GetArraySize(a.cites);
-  cJSON_AddStringToObject(res, "answer", g.answer.p ? g.answer.p : "");
+  cJSON_AddStringToObject(res, "answer", kv_buf_str(&g.answer));
   cJSON_AddStringToObject(res, "repo", a.repo);
   cJSON_AddItemToObject(res, "citations", a.cites);
   a.cites = NULL;
   cJSON_AddNumberToObject(res, "retrieved", nc);
   if (nc == 0)
-    cJSON_AddStringToObject(res, "retrieval",
-                            dmn_repos_syncs(dmn_server_repos(s), a.repo) == 0
-                                ? "retrieval found nothing: the repository is still being indexed (try again shortly)"
-                                : "retrieval found nothing in the index for this question");
+    cJSON_AddStringToObject(res, "retrieval", "retrieval found nothing in the index for this question");
+  cJSON_AddStringToObject(res, "confidence", a.conf.unsure ? "low" : "high");
+  if (a.conf.escalate[0]) cJSON_AddStringToObject(res, "escalation", a.conf.escalate);
+  cJSON_AddItemToObject(res, "verification", verification_json(&ver.st));
   cJSON_AddStringToObject(res, "generator", gen);
+  if (model) cJSON_AddStringToObject(res, "model", eng_model_get_info(model)->name);
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
-  free(g.answer.p);
+  cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
+  cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
+  cJSON_AddNumberToObject(res, "seconds", kv_now() - t0);
   *result = res;
+  res = NULL;
 out:
+  cJSON_Delete(res);
+  kv_buf_free(&g.answer);
+  dmn_verifier_free(&ver);
+  for (size_t i = 0; i < a.nfacts; i++) idx_fact_free(&a.facts[i]);
+  if (a.ix) idx_close(a.ix);
   dmn_gate_ctx_free(&a.gate);
   cJSON_Delete(a.cites);
-  free(a.context.p);
+  kv_buf_free(&a.context);
   free(a.prefix_text);
   return rc;
 }
@@ -581,28 +745,27 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   eng_model *model = NULL;
   kv_err me;
   cJSON *res = cJSON_CreateObject();
-  gen_ud g = {j, "complete.token", {0}, 0, 0};
+  gen_ud g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
   int rc = 0;
   if (dmn_backend_model(b, &model, &me) != 0) {
     cJSON_AddStringToObject(res, "note", me.msg);
   } else {
-#if DMN_HAVE_ENGINE
     /* fill-in-the-middle with the model's FIM tokens when it has them */
     size_t pre0 = cut > 4000 ? cut - 4000 : 0;
     size_t suf = strlen(p) > 2000 ? 2000 : strlen(p);
-    sbuf prompt = {0};
+    kv_buf prompt = KV_BUF_INIT;
     int32_t probe[4];
     size_t np = 0;
     kv_err pe;
     int fim = eng_tokenize(model, "<fim_prefix>", 12, 0, 1, probe, 4, &np, &pe) == 0 && np == 1;
-    if (fim) sb_add(&prompt, "<fim_prefix>", 12);
-    sb_add(&prompt, text + pre0, cut - pre0);
+    if (fim) kv_buf_append(&prompt, "<fim_prefix>", 12);
+    kv_buf_append(&prompt, text + pre0, cut - pre0);
     if (fim) {
-      sb_add(&prompt, "<fim_suffix>", 12);
-      sb_add(&prompt, p, suf);
-      sb_add(&prompt, "<fim_middle>", 12);
+      kv_buf_append(&prompt, "<fim_suffix>", 12);
+      kv_buf_append(&prompt, p, suf);
+      kv_buf_append(&prompt, "<fim_middle>", 12);
     }
-    size_t cap = prompt.n + 16, n = 0;
+    size_t cap = prompt.len + 16, n = 0;
     int32_t *toks = malloc(cap * sizeof *toks);
     eng_ctx *ctx = NULL;
     eng_sampler *smp = NULL;
@@ -612,7 +775,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     eng_sampler_params sp;
     eng_sampler_params_default(&sp);
     if (!toks) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
-    if (!rc) rc = eng_tokenize(model, prompt.p ? prompt.p : "", prompt.n, 1, 1, toks, cap, &n, err);
+    if (!rc) rc = eng_tokenize(model, prompt.data ? prompt.data : "", prompt.len, 1, 1, toks, cap, &n, err);
     if (!rc) rc = eng_ctx_create(&ctx, model, &cp, err);
     if (!rc) rc = eng_sampler_create(&smp, &sp, eng_n_vocab(model), err);
     if (!rc) {
@@ -631,8 +794,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     eng_sampler_free(smp);
     if (ctx) eng_ctx_free(ctx);
     free(toks);
-    free(prompt.p);
-#endif
+    kv_buf_free(&prompt);
   }
   stream_flush(&g, 1);
   free(owned);
@@ -642,12 +804,12 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   if (!rc && dmn_job_canceled(j)) rc = kv_err_set(err, KV_ECANCELED, "complete canceled after %d tokens", g.tokens);
   if (rc) {
     cJSON_Delete(res);
-    free(g.answer.p);
+    free(g.answer.data);
     return rc;
   }
-  cJSON_AddStringToObject(res, "text", g.answer.p ? g.answer.p : "");
+  cJSON_AddStringToObject(res, "text", g.answer.data ? g.answer.data : "");
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
-  free(g.answer.p);
+  free(g.answer.data);
   *result = res;
   return 0;
 }

@@ -7,7 +7,9 @@
  *
  * Everything here reads the reader connection under rlock, like search.c.
  * Callers come from the refs table (names referenced per blob and line); a
- * ref inside the definition itself (recursion) is not a caller. A caller is
+ * ref inside the definition itself (recursion) is not a caller, nor is a ref
+ * from a file of another language (refs are names, not resolved bindings:
+ * ndefs says how many definitions share the name). A caller is
  * a test when its path looks like one (tests/, test_*, *_test.*, *.spec.*,
  * *.test.*). Results are capped (IDX_FACT_MAX each) so a fact set stays a
  * few hundred bytes however popular a name is.
@@ -71,7 +73,7 @@ static int callers(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
   if (sqlite3_prepare_v2(db,
                          "SELECT f.path, r.line, r.blob FROM refs r JOIN blobs b ON b.id = r.blob"
                          " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
-                         " WHERE r.name = ?1 ORDER BY f.path, r.line LIMIT 400",
+                         " WHERE r.name = ?1 AND b.lang = ?2 ORDER BY f.path, r.line LIMIT 400",
                          -1, &st, NULL) != SQLITE_OK)
     return KV_EIO;
   if (sqlite3_prepare_v2(db,
@@ -82,6 +84,7 @@ static int callers(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
     return KV_EIO;
   }
   sqlite3_bind_text(st, 1, f->def.name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, f->def.lang, -1, SQLITE_STATIC);
   int rc = 0;
   size_t capc = 0, capt = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
@@ -104,6 +107,20 @@ static int callers(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
   sqlite3_finalize(in);
   sqlite3_finalize(st);
   return rc;
+}
+
+/* How many definitions in the current view share the name. */
+static int same_name(sqlite3 *db, idx_fact *f) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT count(*) FROM symbols s JOIN blobs b ON b.id = s.blob"
+                         " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0 WHERE s.name = ?1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return KV_EIO;
+  sqlite3_bind_text(st, 1, f->def.name, -1, SQLITE_STATIC);
+  f->ndefs = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+  sqlite3_finalize(st);
+  return 0;
 }
 
 static int callees(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
@@ -134,7 +151,9 @@ static int comment_line(const char *s, size_t n) {
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   return (n >= 2 && ((s[0] == '/' && (s[1] == '/' || s[1] == '*')) || (s[0] == '*' && s[1] != '/') ||
                      (s[0] == '-' && s[1] == '-'))) ||
-         (n >= 1 && (s[0] == '#' || s[0] == '*'));
+         (n >= 1 && s[0] == '*') ||
+         /* "# text" and "##", not "#include", "#define" or a "#!" line */
+         (n >= 1 && s[0] == '#' && (n == 1 || s[1] == ' ' || s[1] == '#' || s[1] == '\t'));
 }
 
 /* The doc comment: the comment lines right above the definition, or a
@@ -225,6 +244,7 @@ int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, idx_fact
   pthread_mutex_lock(&ix->rlock);
   sqlite3 *db = idx_store_db(ix->r);
   int rc = find_def(db, path, line0, line1 < line0 ? line0 : line1, &out->def, &blob);
+  if (!rc) rc = same_name(db, out);
   if (!rc) rc = callers(db, out, blob);
   if (!rc) rc = callees(db, out, blob);
   if (!rc) commits(ix, out);

@@ -220,6 +220,9 @@ typedef struct idx_fact {
   idx_ref *tests; size_t ntests;      /* references from test files */
   char **callees; size_t ncallees;    /* defined names it references */
   idx_commit commits[IDX_FACT_COMMITS]; size_t ncommits; /* newest first */
+  int ndefs;            /* definitions of this name in the repository (>= 1):
+                         * refs are by name, so with ndefs > 1 a caller may
+                         * mean another definition of the same name */
 } idx_fact;
 
 /* What the index knows about the definition starting in [line0, line1] of

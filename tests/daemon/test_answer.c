@@ -87,6 +87,7 @@ static void test_lead_true_by_construction(void **s) {
   assert_non_null(strstr(b.data, "abc1234 (2023-11-14)"));
   assert_non_null(strstr(b.data, "Also relevant: `dmn_server` (src/server.c:3)"));
   assert_null(strstr(b.data, "unsure"));
+  assert_non_null(strstr(b.data, " It is used by "));
   /* every unit of the lead survives verification against the facts alone */
   dmn_verifier v;
   dmn_verifier_init(&v, known, NULL);
@@ -116,6 +117,14 @@ static void test_unsure(void **s) {
   assert_non_null(strstr(b.data, "Retrieval is unsure here (the two best matches score within 5% of each other)."));
   assert_non_null(strstr(b.data, "tier pro"));
   kv_buf_reset(&b);
+  f[0].ndefs = 3; /* refs are by name: the lead must not claim they are calls of this one */
+  dmn_answer_lead(&b, f, 2, &c);
+  assert_non_null(strstr(b.data, " 3 definitions share its name; the name is used by `on_accept`"));
+  assert_null(strstr(b.data, "It is used by"));
+  kv_buf_reset(&b);
+  double sc3[3] = {4.0, 10.0, 9.8}; /* facts reordered (code before tests): the best two still decide */
+  dmn_confidence_judge(&c, sc3, 3, NULL);
+  assert_true(c.unsure && c.margin > 0.019 && c.margin < 0.021);
   dmn_confidence_judge(&c, NULL, 0, NULL);
   assert_true(c.unsure);
   dmn_answer_lead(&b, f, 0, &c);

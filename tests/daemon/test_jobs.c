@@ -54,6 +54,8 @@ static int count_tokens(void *ud, const char *method, const cJSON *params) {
   counter *c = ud;
   if (!strcmp(method, "ask.context")) c->context++;
   if (strcmp(method, "ask.token")) return 0;
+  const cJSON *kind = cJSON_GetObjectItem(params, "kind");
+  if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "facts")) return 0; /* the grounded lead */
   c->tokens++;
   return c->cancel_at && c->tokens >= c->cancel_at;
 }

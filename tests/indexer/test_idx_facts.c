@@ -70,6 +70,10 @@ static int setup(void **st) {
   put("README.md", "hello\n");
   sh("git add -A && git commit -qm 'docs only'");
   put("tests/test_auth.c", "void test_ok(void) {\n  verify_client(\"x\", \"x\");\n}\n");
+  /* a JavaScript file calling a name that is defined in C: not a caller */
+  put("web/app.js", "function go() {\n  return verify_client(1, 2);\n}\n");
+  /* a second C definition of compare_tags */
+  put("src/other.c", "static int compare_tags(int a) {\n  return a;\n}\n");
   put("src/auth.c", auth_c); /* unchanged */
   sh("git add -A && git commit -qm 'tests'");
   char *t = malloc(strlen(auth_c) + 64);
@@ -109,6 +113,7 @@ static void test_fact(void **st) {
   if (idx_fact_get(ix, "src/auth.c", 7, 12, &f, &err)) fail_msg("%s", err.msg);
   assert_string_equal(f.def.name, "verify_client");
   assert_int_equal(f.def.line0, 9);
+  assert_int_equal(f.ndefs, 1);
   assert_non_null(f.doc);
   assert_non_null(strstr(f.doc, "Checks the client's proof"));
   assert_null(strstr(f.doc, "compare_tags"));
@@ -130,6 +135,7 @@ static void test_fact(void **st) {
   /* a line inside a definition finds the enclosing one */
   assert_int_equal(idx_fact_get(ix, "src/auth.c", 4, 4, &f, &err), 0);
   assert_string_equal(f.def.name, "compare_tags");
+  assert_int_equal(f.ndefs, 2);
   idx_fact_free(&f);
   assert_int_equal(idx_fact_get(ix, "README.md", 1, 1, &f, &err), KV_ENOTFOUND);
   assert_non_null(strstr(err.msg, "README.md"));

@@ -58,7 +58,9 @@ typedef struct ask_res {
 } ask_res;
 
 static int on_tok(void *ud, const char *m, const cJSON *p) {
-  if (!strcmp(m, "ask.token")) ((ask_res *)ud)->tokens++;
+  const cJSON *kind = cJSON_GetObjectItem(p, "kind");
+  if (!strcmp(m, "ask.token") && !(cJSON_IsString(kind) && !strcmp(kind->valuestring, "facts")))
+    ((ask_res *)ud)->tokens++; /* generated tokens, not the grounded lead */
   return 0;
 }
 
