@@ -11,14 +11,13 @@
  * token (cancel latency <= one token); streamed text is cut only at UTF-8
  * character boundaries; one generation per repo context at a time.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "daemon/backend.h"
-#include "daemon/gate.h"
+#include "daemon/model.h"
+#include "daemon/policy.h"
 
 /* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
  * hundred tokens per second, so the prompt stays near 1500 tokens. */
@@ -28,37 +27,6 @@
 #define STABLE_BYTES 1200       /* heads of stable files in the resident prefix */
 #define STABLE_FILE_BYTES 400   /* ... at most this much of each */
 #define STABLE_LINES 24
-
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static int sb_add(sbuf *s, const char *t, size_t n) {
-  if (s->n + n + 1 > s->cap) {
-    size_t c = s->cap ? s->cap : 256;
-    while (c < s->n + n + 1) c *= 2;
-    char *q = realloc(s->p, c);
-    if (!q) return KV_ENOMEM;
-    s->p = q;
-    s->cap = c;
-  }
-  memcpy(s->p + s->n, t, n);
-  s->n += n;
-  s->p[s->n] = 0;
-  return 0;
-}
-
-static int sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sb_printf(sbuf *s, const char *fmt, ...) {
-  char tmp[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return KV_EINVAL;
-  return sb_add(s, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 /* Length of the longest prefix of p[0..n) that ends on a UTF-8 boundary. */
 static size_t utf8_complete(const char *p, size_t n) {
@@ -80,15 +48,15 @@ static size_t utf8_complete(const char *p, size_t n) {
 typedef struct gen_ud {
   dmn_job *j;
   const char *notify;   /* "ask.token" / "complete.token" */
-  sbuf answer;
+  kv_buf answer;
   size_t sent;          /* bytes of answer already streamed */
   int tokens;
 } gen_ud;
 
 static void stream_flush(gen_ud *g, int all) {
-  size_t end = all ? g->answer.n : utf8_complete(g->answer.p, g->answer.n);
+  size_t end = all ? g->answer.len : utf8_complete(kv_buf_str(&g->answer), g->answer.len);
   if (end <= g->sent) return;
-  char *t = strndup(g->answer.p + g->sent, end - g->sent);
+  char *t = strndup(g->answer.data + g->sent, end - g->sent);
   if (!t) return;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "id", g->j->req_id);
@@ -101,7 +69,7 @@ static void stream_flush(gen_ud *g, int all) {
 /* Adds one token's text; returns non-zero when the job was canceled. */
 static int gen_token(gen_ud *g, const char *piece, size_t len) {
   if (dmn_job_canceled(g->j)) return 1;
-  if (sb_add(&g->answer, piece, len)) return 1;
+  if (kv_buf_append(&g->answer, piece, len)) return 1;
   g->tokens++;
   stream_flush(g, 0);
   return dmn_job_canceled(g->j);
@@ -109,11 +77,9 @@ static int gen_token(gen_ud *g, const char *piece, size_t len) {
 
 static int on_gate_token(void *user, const char *piece, size_t len) { return gen_token(user, piece, len); }
 
-#if DMN_HAVE_ENGINE
 static int on_engine_token(void *user, int32_t token, const char *piece, size_t len) {
   return gen_token(user, piece, len);
 }
-#endif
 
 /* --------------------------------------------------------------- retrieval */
 
@@ -127,8 +93,6 @@ static cJSON *citation(const char *path, int l0, int l1, const char *symbol, dou
   return c;
 }
 
-#if DMN_HAVE_INDEXER
-#if DMN_HAVE_REPOMAP
 /* 1 when path heads a section of the repo map ("path:" on its own line). */
 static int in_map(const char *map, const char *path) {
   size_t n = strlen(path);
@@ -141,7 +105,7 @@ static int in_map(const char *map, const char *path) {
  * repo map's files, least recently changed first, so an edit to a recent
  * file changes only the tail of the prefix and the cached KV of the rest
  * survives. Best effort: a file that cannot be read is left out. */
-static void stable_files(sbuf *s, cJSON *names, idx_index *ix, const char *map) {
+static void stable_files(kv_buf *s, cJSON *names, idx_index *ix, const char *map) {
   idx_file_list fl = {0};
   kv_err e;
   if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, &e)) return;
@@ -159,52 +123,41 @@ static void stable_files(sbuf *s, cJSON *names, idx_index *ix, const char *map) 
     if (take > STABLE_BYTES - used) take = STABLE_BYTES - used;
     while (take < tl && take > 0 && txt[take - 1] != '\n') take--; /* whole lines */
     if (take > 0) {
-      if (!n++) sb_add(s, "\nStable files (least recently changed first, as committed):\n", 60);
-      sb_printf(s, "--- file %s\n", fl.v[i].path);
+      if (!n++) kv_buf_append(s, "\nStable files (least recently changed first, as committed):\n", 60);
+      kv_buf_printf(s, "--- file %s\n", fl.v[i].path);
       cJSON_AddItemToArray(names, cJSON_CreateString(fl.v[i].path));
-      sb_add(s, txt, take);
+      kv_buf_append(s, txt, take);
       used += take;
     }
     free(txt);
   }
   idx_file_list_free(&fl);
 }
-#endif
 
 /* Builds the resident prefix text for a repo from its index; *stable: the
  * paths of the stable files it holds (array, caller owns). */
 static int build_prefix_text(const char *repo, idx_index *ix, char **out, cJSON **stable, kv_err *err) {
   *stable = cJSON_CreateArray();
-  sbuf s = {0};
-  sb_printf(&s,
-            "You are kvasir, a private coding assistant for the git repository at %s. "
-            "Answer from the code excerpts you are given, briefly, and cite them as path:start-end. "
-            "If the excerpts do not contain the answer, say so.\n\n",
-            repo);
-#if DMN_HAVE_REPOMAP
+  kv_buf s = KV_BUF_INIT;
+  kv_buf_printf(&s,
+                "You are kvasir, a private coding assistant for the git repository at %s. "
+                "Answer from the code excerpts you are given, briefly, and cite them as path:start-end. "
+                "If the excerpts do not contain the answer, say so.\n\n",
+                repo);
   char *map = NULL;
   if (idx_repomap(ix, MAX_PREFIX_BYTES / 4, NULL, NULL, &map, err) == 0 && map) {
-    sb_add(&s, "Repository map:\n", 16);
-    sb_add(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
+    kv_buf_append(&s, "Repository map:\n", 16);
+    kv_buf_append(&s, map, strlen(map) < MAX_PREFIX_BYTES ? strlen(map) : MAX_PREFIX_BYTES);
     if (*stable) stable_files(&s, *stable, ix, map);
     free(map);
   }
-#else
-  /* Files from least to most recently changed, so an edit changes only the
-   * tail of the prefix and the cached KV of everything before it survives. */
-  idx_file_list fl = {0};
-  if (idx_files(ix, IDX_FILES_INDEXED | IDX_FILES_BY_RECENCY, &fl, err) == 0) {
-    sb_add(&s, "Files (least recently changed first):\n", 38);
-    size_t start = s.n;
-    for (size_t i = 0; i < fl.n && s.n - start < MAX_PREFIX_BYTES; i++) sb_printf(&s, "%s\n", fl.v[i].path);
-    idx_file_list_free(&fl);
+  if (!kv_buf_ok(&s) || !s.data) {
+    kv_buf_free(&s);
+    return kv_err_set(err, KV_ENOMEM, "prefix: out of memory");
   }
-#endif
-  if (!s.p) return kv_err_set(err, KV_ENOMEM, "prefix: out of memory");
-  *out = s.p;
+  *out = kv_buf_detach(&s, NULL);
   return 0;
 }
-#endif
 
 int dmn_backend_prefix(dmn_backend *b, const char *repo, dmn_prefix **out, kv_err *err) {
   pthread_mutex_lock(&b->mu);
@@ -233,7 +186,7 @@ typedef struct ask_ctx {
   int max_tokens, k;
   char repo[1024];
   cJSON *cites;      /* array */
-  sbuf context;      /* excerpts for the prompt */
+  kv_buf context;    /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
   dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
 } ask_ctx;
@@ -276,9 +229,9 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
     size_t rl = strlen(a->repo);
     const char *rel = !strncmp(a->file, a->repo, rl) && a->file[rl] == '/' ? a->file + rl + 1 : a->file;
     size_t n = (size_t)(q - p) > MAX_CHUNK_BYTES * 2 ? utf8_complete(p, MAX_CHUNK_BYTES * 2) : (size_t)(q - p);
-    int rc = sb_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
-    if (!rc) rc = sb_add(&a->context, p, n);
-    if (!rc) rc = sb_add(&a->context, "\n```\n\n", 6);
+    int rc = kv_buf_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
+    if (!rc) rc = kv_buf_append(&a->context, p, n);
+    if (!rc) rc = kv_buf_append(&a->context, "\n```\n\n", 6);
     if (!rc) rc = dmn_gate_add(&a->gate, rel, p, n);
     if (rc) {
       free(owned);
@@ -290,7 +243,6 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
   return 0;
 }
 
-#if DMN_HAVE_INDEXER
 /* The repo's prefix text, rebuilt only when the index changed since it was
  * built (the registry's sync count), so asks between syncs share the exact
  * same prefix and its KV cache stays valid. Copies it into a->prefix_text. */
@@ -324,10 +276,8 @@ static int prefix_text(dmn_job *j, ask_ctx *a, idx_index *ix, kv_err *err) {
   pthread_mutex_unlock(&b->mu);
   return a->prefix_text ? 0 : kv_err_set(err, KV_ENOMEM, "out of memory");
 }
-#endif
 
 static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
-#if DMN_HAVE_INDEXER
   idx_index *ix;
   int rc = idx_open(&ix, a->repo, NULL, err);
   if (rc) return rc;
@@ -340,12 +290,12 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
   for (size_t i = 0; i < hits.n; i++) {
     idx_hit *h = &hits.v[i];
     cJSON_AddItemToArray(a->cites, citation(h->path, h->line0, h->line1, h->symbol, h->score));
-    if (a->context.n < MAX_CONTEXT_BYTES && h->text) {
+    if (a->context.len < MAX_CONTEXT_BYTES && h->text) {
       size_t tl = strlen(h->text);
       if (tl > MAX_CHUNK_BYTES) tl = utf8_complete(h->text, MAX_CHUNK_BYTES);
-      sb_printf(&a->context, "### %s:%d-%d\n```\n", h->path, h->line0, h->line1);
-      sb_add(&a->context, h->text, tl);
-      sb_add(&a->context, "\n```\n\n", 6);
+      kv_buf_printf(&a->context, "### %s:%d-%d\n```\n", h->path, h->line0, h->line1);
+      kv_buf_append(&a->context, h->text, tl);
+      kv_buf_append(&a->context, "\n```\n\n", 6);
       dmn_gate_add(&a->gate, h->path, h->text, tl);
     }
   }
@@ -353,54 +303,51 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
   rc = prefix_text(j, a, ix, err);
   idx_close(ix);
   return rc;
-#else
-  return kv_err_set(err, KV_EUNSUPPORTED, "ask: the indexer is not built into this daemon yet");
-#endif
 }
 
 /* Built-in generator for tests (dmn_config.stub_token_ms): streams words
  * naming the citations, one every stub_token_ms, until max_tokens. */
 static int generate_stub(dmn_job *j, ask_ctx *a, gen_ud *g, int ms) {
-  sbuf words = {0};
+  kv_buf words = KV_BUF_INIT;
   int n = cJSON_GetArraySize(a->cites);
-  if (n == 0) sb_add(&words, " Retrieval found nothing relevant in the index.", 47);
+  if (n == 0) kv_buf_append(&words, " Retrieval found nothing relevant in the index.", 47);
   for (int i = 0; i < n; i++) {
     const cJSON *c = cJSON_GetArrayItem(a->cites, i);
-    sb_printf(&words, " See %s:%d-%d.", cJSON_GetObjectItem(c, "path")->valuestring,
-              cJSON_GetObjectItem(c, "start_line")->valueint, cJSON_GetObjectItem(c, "end_line")->valueint);
+    kv_buf_printf(&words, " See %s:%d-%d.", cJSON_GetObjectItem(c, "path")->valuestring,
+                  cJSON_GetObjectItem(c, "start_line")->valueint, cJSON_GetObjectItem(c, "end_line")->valueint);
   }
-  const char *p = words.p ? words.p : "";
+  const char *p = words.data;
+  if (!words.len) return 0; /* out of memory: nothing to stream */
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   for (int t = 0; t < a->max_tokens; t++) {
     if (dmn_job_canceled(j)) break;
     nanosleep(&ts, NULL);
-    if (!*p) p = words.p;
+    if (!*p) p = words.data;
     size_t w = strcspn(p + 1, " ") + 1; /* a word with its leading space */
     if (gen_token(g, p, w)) break;
     p += w;
   }
-  free(words.p);
+  kv_buf_free(&words);
   return 0;
 }
 
-#if DMN_HAVE_ENGINE
 static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, cJSON *res, kv_err *err) {
   dmn_backend *b = dmn_server_backend(j->srv);
   dmn_prefix *pre;
   int rc = dmn_backend_prefix(b, a->repo, &pre, err);
   if (rc) return rc;
-  sbuf user = {0};
-  if (a->context.n) {
-    sb_add(&user, "Code excerpts from the repository:\n\n", 36);
-    sb_add(&user, a->context.p, a->context.n);
+  kv_buf user = KV_BUF_INIT;
+  if (a->context.len) {
+    kv_buf_append(&user, "Code excerpts from the repository:\n\n", 36);
+    kv_buf_append(&user, a->context.data, a->context.len);
   } else {
-    sb_add(&user, "(Retrieval found no code excerpts for this question.)\n\n", 55);
+    kv_buf_append(&user, "(Retrieval found no code excerpts for this question.)\n\n", 55);
   }
-  sb_printf(&user, "Question: %s", a->question);
-  eng_chat_msg msgs[2] = {{"system", a->prefix_text}, {"user", user.p}};
+  kv_buf_printf(&user, "Question: %s", a->question);
+  eng_chat_msg msgs[2] = {{"system", a->prefix_text}, {"user", kv_buf_str(&user)}};
   char *prompt = NULL;
   rc = eng_chat_apply(model, msgs, 2, 1, &prompt, err);
-  free(user.p);
+  kv_buf_free(&user);
   if (rc) return rc;
   size_t cap = strlen(prompt) + 16, n = 0;
   int32_t *toks = malloc(cap * sizeof *toks);
@@ -456,7 +403,6 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   cJSON_AddNumberToObject(res, "mean_logprob", gr.mean_logprob);
   return 0;
 }
-#endif
 
 int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   dmn_server *s = j->srv;
@@ -488,7 +434,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   dmn_job_notify(j, "ask.context", ctxn);
 
   cJSON *res = cJSON_CreateObject();
-  gen_ud g = {j, "ask.token", {0}, 0, 0};
+  gen_ud g = {j, "ask.token", KV_BUF_INIT, 0, 0};
   const char *gen = "none";
   eng_model *model = NULL;
   kv_err me;
@@ -496,11 +442,11 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   /* The project's policy decides before anything is generated or sent. */
   int answered = 0;
   dmn_gate_io gio = {on_gate_token, &g};
-  rc = dmn_gate_run(b->gate, a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio, res,
-                    &answered, err);
+  rc = dmn_gate_run(dmn_server_gate(s), a.repo, a.question, dmn_param_str(j->params, "depth", -1), &a.gate, &gio,
+                    res, &answered, err);
   if (rc) {
     cJSON_Delete(res);
-    free(g.answer.p);
+    kv_buf_free(&g.answer);
     goto out;
   }
   if (answered) {
@@ -509,10 +455,8 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     gen = "stub";
     rc = generate_stub(j, &a, &g, stub_ms);
   } else if (dmn_backend_model(b, &model, &me) == 0) {
-#if DMN_HAVE_ENGINE
     gen = "engine";
     rc = generate_engine(j, &a, model, &g, res, err);
-#endif
   } else {
     cJSON_AddStringToObject(res, "note", me.msg);
   }
@@ -521,11 +465,11 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     rc = kv_err_set(err, KV_ECANCELED, "ask canceled after %d tokens", g.tokens);
   if (rc) {
     cJSON_Delete(res);
-    free(g.answer.p);
+    kv_buf_free(&g.answer);
     goto out;
   }
   int nc = cJSON_GetArraySize(a.cites);
-  cJSON_AddStringToObject(res, "answer", g.answer.p ? g.answer.p : "");
+  cJSON_AddStringToObject(res, "answer", kv_buf_str(&g.answer));
   cJSON_AddStringToObject(res, "repo", a.repo);
   cJSON_AddItemToObject(res, "citations", a.cites);
   a.cites = NULL;
@@ -537,12 +481,12 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
                                 : "retrieval found nothing in the index for this question");
   cJSON_AddStringToObject(res, "generator", gen);
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
-  free(g.answer.p);
+  kv_buf_free(&g.answer);
   *result = res;
 out:
   dmn_gate_ctx_free(&a.gate);
   cJSON_Delete(a.cites);
-  free(a.context.p);
+  kv_buf_free(&a.context);
   free(a.prefix_text);
   return rc;
 }
@@ -581,28 +525,27 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   eng_model *model = NULL;
   kv_err me;
   cJSON *res = cJSON_CreateObject();
-  gen_ud g = {j, "complete.token", {0}, 0, 0};
+  gen_ud g = {j, "complete.token", KV_BUF_INIT, 0, 0};
   int rc = 0;
   if (dmn_backend_model(b, &model, &me) != 0) {
     cJSON_AddStringToObject(res, "note", me.msg);
   } else {
-#if DMN_HAVE_ENGINE
     /* fill-in-the-middle with the model's FIM tokens when it has them */
     size_t pre0 = cut > 4000 ? cut - 4000 : 0;
     size_t suf = strlen(p) > 2000 ? 2000 : strlen(p);
-    sbuf prompt = {0};
+    kv_buf prompt = KV_BUF_INIT;
     int32_t probe[4];
     size_t np = 0;
     kv_err pe;
     int fim = eng_tokenize(model, "<fim_prefix>", 12, 0, 1, probe, 4, &np, &pe) == 0 && np == 1;
-    if (fim) sb_add(&prompt, "<fim_prefix>", 12);
-    sb_add(&prompt, text + pre0, cut - pre0);
+    if (fim) kv_buf_append(&prompt, "<fim_prefix>", 12);
+    kv_buf_append(&prompt, text + pre0, cut - pre0);
     if (fim) {
-      sb_add(&prompt, "<fim_suffix>", 12);
-      sb_add(&prompt, p, suf);
-      sb_add(&prompt, "<fim_middle>", 12);
+      kv_buf_append(&prompt, "<fim_suffix>", 12);
+      kv_buf_append(&prompt, p, suf);
+      kv_buf_append(&prompt, "<fim_middle>", 12);
     }
-    size_t cap = prompt.n + 16, n = 0;
+    size_t cap = prompt.len + 16, n = 0;
     int32_t *toks = malloc(cap * sizeof *toks);
     eng_ctx *ctx = NULL;
     eng_sampler *smp = NULL;
@@ -612,7 +555,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     eng_sampler_params sp;
     eng_sampler_params_default(&sp);
     if (!toks) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
-    if (!rc) rc = eng_tokenize(model, prompt.p ? prompt.p : "", prompt.n, 1, 1, toks, cap, &n, err);
+    if (!rc) rc = eng_tokenize(model, kv_buf_str(&prompt), prompt.len, 1, 1, toks, cap, &n, err);
     if (!rc) rc = eng_ctx_create(&ctx, model, &cp, err);
     if (!rc) rc = eng_sampler_create(&smp, &sp, eng_n_vocab(model), err);
     if (!rc) {
@@ -631,8 +574,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     eng_sampler_free(smp);
     if (ctx) eng_ctx_free(ctx);
     free(toks);
-    free(prompt.p);
-#endif
+    kv_buf_free(&prompt);
   }
   stream_flush(&g, 1);
   free(owned);
@@ -642,12 +584,12 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   if (!rc && dmn_job_canceled(j)) rc = kv_err_set(err, KV_ECANCELED, "complete canceled after %d tokens", g.tokens);
   if (rc) {
     cJSON_Delete(res);
-    free(g.answer.p);
+    kv_buf_free(&g.answer);
     return rc;
   }
-  cJSON_AddStringToObject(res, "text", g.answer.p ? g.answer.p : "");
+  cJSON_AddStringToObject(res, "text", kv_buf_str(&g.answer));
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
-  free(g.answer.p);
+  kv_buf_free(&g.answer);
   *result = res;
   return 0;
 }
