@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include "daemon/answer_internal.h"
-#include "daemon/backend.h"
-#include "daemon/gate.h"
+#include "daemon/model.h"
+#include "daemon/policy.h"
 #include "daemon/verify_internal.h"
 
 /* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
@@ -558,7 +558,7 @@ static int ensure_indexed(dmn_job *j, const char *repo, cJSON *res, kv_err *err)
   dmn_server *s = j->srv;
   if (dmn_repos_syncs(dmn_server_repos(s), repo) > 0) return 0;
   cJSON *stats = NULL;
-  int rc = dmn_backend_sync(dmn_server_backend(s), j, repo, &stats, err);
+  int rc = dmn_index_sync(j, repo, &stats, err);
   if (!rc) {
     dmn_repos_synced(dmn_server_repos(s), repo, stats);
     cJSON_AddBoolToObject(res, "indexed_first", 1);
@@ -576,7 +576,8 @@ static void escalation(dmn_job *j, ask_ctx *a, const char *depth) {
   cJSON_AddStringToObject(params, "question", a->question);
   cJSON_AddStringToObject(params, "depth", a->conf.reasoning && depth ? depth : "think-max");
   kv_err e;
-  if (dmn_policy_explain(j->srv, params, &out, &e) == 0 && out) {
+  dmn_request r = {j->srv, 0, 0, "policy.explain", params};
+  if (dmn_policy_explain(&r, &out, &e) == 0 && out) {
     const cJSON *tier = cJSON_GetObjectItemCaseSensitive(out, "tier");
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(out, "rule");
     if (cJSON_IsString(tier))
@@ -653,7 +654,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   int answered = 0;
   dmn_gate_io gio = {on_gate_token, &g};
   g.ver = &ver; /* hosted text is verified like local text */
-  rc = dmn_gate_run(b->gate, a.repo, a.question, depth, &a.gate, &gio, res, &answered, err);
+  rc = dmn_gate_run(dmn_server_gate(s), a.repo, a.question, depth, &a.gate, &gio, res, &answered, err);
   if (rc) goto out;
   emit_facts(&g);
   if (answered) {

@@ -7,6 +7,11 @@
  * MAX_DEPTH, hidden and build directories skipped: inotify is not
  * recursive). Events are debounced (DEBOUNCE_MS) into one background sync.
  *
+ * The registry does not sync anything itself: when a repo needs a sync (it
+ * was loaded, or its watchers fired) it calls the dmn_repo_changed_fn it was
+ * given (index_jobs.c queues the job), so the registry sits below the index
+ * jobs that use it.
+ *
  * Invariants: the list is guarded by a mutex (workers read it to resolve a
  * repo for an ask); watchers and timers belong to the loop thread and are
  * closed with callbacks that free them; repos.json is replaced atomically.
@@ -47,6 +52,7 @@ struct repo {
 
 struct dmn_repos {
   dmn_server *srv;
+  dmn_repo_changed_fn changed;
   char file[2100];
   pthread_mutex_t mu;
   repo *list;
@@ -58,9 +64,8 @@ static void on_handle_free(uv_handle_t *h) { free(h); }
 
 static void on_debounce(uv_timer_t *t) {
   repo *r = t->data;
-  kv_err e;
   dmn_log(r->owner->srv, DMN_INFO, "repo.changed", "%s changed: queueing a sync", r->path);
-  if (dmn_repos_queue_sync(r->owner, r->path, &e)) dmn_log(r->owner->srv, DMN_WARN, "repo.sync", "%s", e.msg);
+  r->owner->changed(r->owner->srv, r->path);
 }
 
 static int interesting(const char *name, int in_git) {
@@ -216,8 +221,7 @@ static int load(dmn_repos *rs, kv_err *err) {
     if (!cJSON_IsString(p) || p->valuestring[0] != '/' || strlen(p->valuestring) >= 1024) {
       dmn_log(rs->srv, DMN_WARN, "repo.load", "%s: repos[%d].path is not an absolute path; skipped", rs->file, i);
     } else if (insert(rs, p->valuestring)) {
-      kv_err e;
-      if (dmn_repos_queue_sync(rs, p->valuestring, &e)) dmn_log(rs->srv, DMN_WARN, "repo.load", "%s", e.msg);
+      rs->changed(rs->srv, p->valuestring);
     }
     i++;
   }
@@ -225,10 +229,11 @@ static int load(dmn_repos *rs, kv_err *err) {
   return 0;
 }
 
-int dmn_repos_new(dmn_repos **out, dmn_server *s, const char *data_dir, kv_err *err) {
+int dmn_repos_new(dmn_repos **out, dmn_server *s, const char *data_dir, dmn_repo_changed_fn changed, kv_err *err) {
   dmn_repos *rs = calloc(1, sizeof *rs);
   if (!rs) return kv_err_set(err, KV_ENOMEM, "repos: out of memory");
   rs->srv = s;
+  rs->changed = changed;
   pthread_mutex_init(&rs->mu, NULL);
   snprintf(rs->file, sizeof rs->file, "%s/repos.json", data_dir);
   int rc = kv_mkdirs(data_dir, 0700, err);
@@ -356,15 +361,6 @@ int dmn_repos_resolve(dmn_repos *rs, const char *path, char *abs, size_t n, kv_e
   return rc;
 }
 
-int dmn_repos_queue_sync(dmn_repos *rs, const char *abs, kv_err *err) {
-  dmn_jobs *q = dmn_server_jobs(rs->srv);
-  if (dmn_jobs_has_repo(q, "repo.sync", abs)) return 0; /* one queued sync covers all changes so far */
-  dmn_job *j = dmn_job_new(rs->srv, 0, 0, "repo.sync", DMN_PRIO_BACKGROUND, NULL, dmn_job_repo_sync);
-  if (!j) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  snprintf(j->repo, sizeof j->repo, "%s", abs);
-  return dmn_jobs_submit(q, j, err);
-}
-
 int dmn_repos_reload(dmn_repos *rs, kv_err *err) {
   /* Re-read the registry: repos added by hand are picked up; removals too. */
   char *text;
@@ -413,21 +409,4 @@ void dmn_repos_synced(dmn_repos *rs, const char *abs, const cJSON *stats) {
     r->last_stats = stats ? cJSON_Duplicate(stats, 1) : NULL;
   }
   pthread_mutex_unlock(&rs->mu);
-}
-
-int dmn_job_repo_sync(dmn_job *j, cJSON **result, kv_err *err) {
-  cJSON *stats = NULL;
-  int rc = dmn_backend_sync(dmn_server_backend(j->srv), j, j->repo, &stats, err);
-  if (rc) {
-    cJSON_Delete(stats);
-    if (rc != KV_ECANCELED) dmn_log(j->srv, DMN_WARN, "repo.sync", "%s: %s", j->repo, err->msg);
-    return rc;
-  }
-  dmn_repos_synced(dmn_server_repos(j->srv), j->repo, stats);
-  dmn_log(j->srv, DMN_INFO, "repo.synced", "%s", j->repo);
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "path", j->repo);
-  if (stats) cJSON_AddItemToObject(o, "index", stats);
-  *result = o;
-  return 0;
 }

@@ -2,7 +2,12 @@
  * server.c — the event loop: the single-instance lock, the listening socket,
  * connections (peer uid check, handshake, encrypted frames, msgpack-rpc
  * decoding), the outbox through which workers reply, signals and the drain
- * on shutdown.
+ * on shutdown; and the daemon's logger.
+ *
+ * The bottom of the daemon: it calls no other file of daemon/ (params.c
+ * aside). Requests, cancellations, departed connections, the drain and
+ * SIGHUP reach the layers above through the dmn_hooks given to
+ * dmn_server_open (daemon.c wires them to the router and the job queue).
  *
  * Invariants:
  *  - only the loop thread touches connections and sessions; workers reach a
@@ -28,13 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/internal.h"
+#include "daemon/server.h"
+#include "daemon/params.h"
 
 #define HANDSHAKE_TIMEOUT 5.0   /* seconds from accept to an established session */
 #define DRAIN_TIMEOUT 5.0       /* seconds running jobs get on shutdown */
 #define WRITE_QUEUE_MAX (64u << 20)
 #define READ_CHUNK 65536
 
+typedef struct dmn_conn dmn_conn;
 struct dmn_conn {
   dmn_server *srv;
   uint64_t id;
@@ -65,6 +72,7 @@ struct dmn_server {
   uv_timer_t sweep, drain;
   uv_signal_t sig_term, sig_int, sig_hup;
   int listening, stopping, closed;
+  int loop_ready; /* the loop is initialised and not yet closed */
   double drain_t0;
   atomic_int stop_requested;
   dmn_conn *conns;
@@ -72,9 +80,8 @@ struct dmn_server {
   int n_conns;
   pthread_mutex_t out_mu;
   outmsg *out_head, *out_tail;
-  dmn_jobs *jobs;
-  dmn_repos *repos;
-  dmn_backend *backend;
+  dmn_hooks hooks;
+  dmn_app app; /* the layers above: held, never called */
   char rbuf[READ_CHUNK]; /* the loop reads into one buffer: on_read consumes it before the next read */
   pthread_t loop_thread; /* set by dmn_server_run: posts from it skip the outbox */
   int loop_running;
@@ -105,17 +112,10 @@ void dmn_log(const dmn_server *s, int level, const char *event, const char *fmt,
 
 /* --------------------------------------------------------------- accessors */
 
-dmn_jobs *dmn_server_jobs(dmn_server *s) { return s->jobs; }
-dmn_repos *dmn_server_repos(dmn_server *s) { return s->repos; }
-dmn_backend *dmn_server_backend(dmn_server *s) { return s->backend; }
+dmn_app *dmn_server_app(dmn_server *s) { return &s->app; }
 const dmn_config *dmn_server_config(const dmn_server *s) { return &s->cfg; }
 uv_loop_t *dmn_server_loop(dmn_server *s) { return &s->loop; }
 const char *dmn_server_socket(const dmn_server *s) { return s->sock_path; }
-
-void dmn_config_default(dmn_config *c) {
-  memset(c, 0, sizeof *c);
-  c->watch = 1;
-}
 
 void dmn_server_status(dmn_server *s, cJSON *o) {
   cJSON_AddStringToObject(o, "version", "0.1.0");
@@ -129,19 +129,6 @@ void dmn_server_status(dmn_server *s, cJSON *o) {
   cJSON_AddNumberToObject(o, "bad_frames", (double)s->n_bad_frames);
   cJSON_AddNumberToObject(o, "truncated", (double)s->n_truncated);
   cJSON_AddNumberToObject(o, "requests", (double)s->n_requests);
-  dmn_job_counts c;
-  dmn_jobs_counts(s->jobs, &c);
-  cJSON *j = cJSON_AddObjectToObject(o, "jobs");
-  if (j) {
-    cJSON_AddNumberToObject(j, "queued_interactive", c.queued_interactive);
-    cJSON_AddNumberToObject(j, "queued_background", c.queued_background);
-    cJSON_AddNumberToObject(j, "running_interactive", c.running_interactive);
-    cJSON_AddNumberToObject(j, "running_background", c.running_background);
-    cJSON_AddNumberToObject(j, "active", c.queued_interactive + c.queued_background + c.running_interactive +
-                                             c.running_background);
-    cJSON_AddNumberToObject(j, "done", (double)c.done);
-    cJSON_AddNumberToObject(j, "canceled", (double)c.canceled);
-  }
   cJSON_AddBoolToObject(o, "draining", s->stopping);
 }
 
@@ -288,7 +275,7 @@ static void conn_close(dmn_conn *c, const char *why) {
   if (c->closing) return;
   c->closing = 1;
   dmn_server *s = c->srv;
-  int canceled = dmn_jobs_cancel_conn(s->jobs, c->id);
+  int canceled = s->hooks.conn_gone(s, c->id);
   dmn_log(s, why ? DMN_INFO : DMN_DEBUG, "conn.close", "conn=%llu %s%s%d job(s) canceled", (unsigned long long)c->id,
           why ? why : "closed", why ? "; " : "; ", canceled);
   if (c->prev) c->prev->next = c->next;
@@ -334,12 +321,12 @@ static void handle_message(dmn_conn *c, const uint8_t *pt, size_t n) {
       send_response(c, m.id, KV_EBUSY, "the daemon is shutting down", NULL);
     } else {
       dmn_request r = {s, c->id, m.id, m.method, m.params};
-      dmn_route(&r);
+      s->hooks.request(s, &r);
     }
   } else if (m.type == IPC_NOTIFY) {
     if (!strcmp(m.method, "$/cancel")) {
       int id = dmn_param_int(m.params, "id", 0, -1);
-      int found = id >= 0 && dmn_jobs_cancel(s->jobs, c->id, (uint32_t)id);
+      int found = id >= 0 && s->hooks.cancel(s, c->id, (uint32_t)id);
       dmn_log(s, DMN_INFO, "job.cancel", "conn=%llu request=%d %s", (unsigned long long)c->id, id,
               found ? "canceled" : "not found (already done)");
     } else {
@@ -478,16 +465,13 @@ static void on_closed_noop(uv_handle_t *h) { (void)h; }
 static void close_all(dmn_server *s) {
   if (s->closed) return;
   s->closed = 1;
-  dmn_jobs_cancel_all(s->jobs, 0);
-  dmn_jobs_free(s->jobs); /* joins workers: their last replies are in the outbox */
-  s->jobs = NULL;
+  s->hooks.closing(s); /* joins workers: their last replies are in the outbox */
   flush_outbox(s);
   while (s->conns) {
     dmn_conn *c = s->conns;
     conn_send(c, (const uint8_t *)"", 0, 1); /* final: a clean close for the client */
     conn_close(c, "daemon stopping");
   }
-  dmn_repos_close_watchers(s->repos);
   uv_close((uv_handle_t *)&s->wake, on_closed_noop);
   uv_close((uv_handle_t *)&s->sweep, on_closed_noop);
   uv_close((uv_handle_t *)&s->drain, on_closed_noop);
@@ -498,16 +482,9 @@ static void close_all(dmn_server *s) {
   }
 }
 
-static void jobs_stub_counts(dmn_server *s, int *active) {
-  dmn_job_counts c;
-  dmn_jobs_counts(s->jobs, &c);
-  *active = c.queued_interactive + c.running_interactive + c.running_background;
-}
-
 static void on_drain_tick(uv_timer_t *t) {
   dmn_server *s = t->data;
-  int active;
-  jobs_stub_counts(s, &active);
+  int active = s->hooks.active(s);
   flush_outbox(s);
   if (active == 0 || kv_now() - s->drain_t0 > DRAIN_TIMEOUT) {
     if (active) dmn_log(s, DMN_WARN, "daemon.drain", "%d job(s) still running after %.0fs: canceling", active, DRAIN_TIMEOUT);
@@ -526,7 +503,7 @@ static void begin_stop(dmn_server *s, const char *why) {
     unlink(s->sock_path);
   }
   /* Background work (indexing) stops now; interactive answers may finish. */
-  dmn_jobs_cancel_all(s->jobs, 1);
+  s->hooks.stopping(s);
   s->drain_t0 = kv_now();
   uv_timer_start(&s->drain, on_drain_tick, 0, 20);
 }
@@ -558,11 +535,9 @@ static void on_sweep(uv_timer_t *t) {
 static void on_signal(uv_signal_t *h, int signum) {
   dmn_server *s = h->data;
   if (signum == SIGHUP) {
-    kv_err e;
     dmn_log(s, DMN_INFO, "daemon.reload",
             "SIGHUP: reloading the repo registry and every cached policy; retrying a model that failed to load");
-    if (dmn_repos_reload(s->repos, &e)) dmn_log(s, DMN_ERROR, "daemon.reload", "%s", e.msg);
-    dmn_backend_reload(s->backend);
+    s->hooks.reload(s);
     return;
   }
   begin_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -580,11 +555,12 @@ static int private_dir(const char *dir, kv_err *err) {
   return 0;
 }
 
-int dmn_server_new(dmn_server **out, const dmn_config *cfg, kv_err *err) {
+int dmn_server_open(dmn_server **out, const dmn_config *cfg, const dmn_hooks *hooks, kv_err *err) {
   *out = NULL;
   dmn_server *s = calloc(1, sizeof *s);
   if (!s) return kv_err_set(err, KV_ENOMEM, "daemon: out of memory");
   s->cfg = *cfg;
+  s->hooks = *hooks;
   s->lock_fd = -1;
   s->t_start = kv_now();
   pthread_mutex_init(&s->out_mu, NULL);
@@ -665,22 +641,9 @@ int dmn_server_new(dmn_server **out, const dmn_config *cfg, kv_err *err) {
   /* A client that vanishes mid-write must not kill the daemon (libuv writes
    * with write(2), which raises SIGPIPE); errors come back as EPIPE instead. */
   signal(SIGPIPE, SIG_IGN);
-  int workers = cfg->workers > 0 ? cfg->workers : 3;
-  if ((rc = dmn_jobs_new(&s->jobs, s, workers, err))) goto fail_loop;
-  if ((rc = dmn_backend_new(&s->backend, s, err))) goto fail_loop;
-  if ((rc = dmn_repos_new(&s->repos, s, s->data_dir, err))) goto fail_loop;
-  dmn_log(s, DMN_INFO, "daemon.start", "pid=%d socket=%s workers=%d", (int)getpid(), s->sock_path, workers);
+  s->loop_ready = 1;
   *out = s;
   return 0;
-fail_loop:
-  s->stopping = 1;
-  close_all(s);
-  uv_close((uv_handle_t *)&s->listener, NULL);
-  uv_run(&s->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&s->loop);
-  dmn_repos_free(s->repos);
-  dmn_backend_free(s->backend);
-  unlink(s->sock_path);
 fail:
   if (s->lock_fd >= 0) close(s->lock_fd);
   pthread_mutex_destroy(&s->out_mu);
@@ -697,8 +660,8 @@ int dmn_server_run(dmn_server *s, kv_err *err) {
   return 0;
 }
 
-void dmn_server_free(dmn_server *s) {
-  if (!s) return;
+void dmn_server_shutdown(dmn_server *s) {
+  if (!s || !s->loop_ready) return;
   if (!s->closed) {
     s->stopping = 1;
     if (s->listening) {
@@ -709,8 +672,12 @@ void dmn_server_free(dmn_server *s) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
   }
   if (uv_loop_close(&s->loop) != 0) dmn_log(s, DMN_WARN, "daemon.exit", "loop closed with live handles");
-  dmn_repos_free(s->repos);
-  dmn_backend_free(s->backend);
+  s->loop_ready = 0;
+}
+
+void dmn_server_close(dmn_server *s) {
+  if (!s) return;
+  dmn_server_shutdown(s);
   unlink(s->sock_path);
   flush_outbox(s); /* frees anything left */
   pthread_mutex_destroy(&s->out_mu);

@@ -140,8 +140,31 @@ static void test_logs_through_daemon(void **st) {
   assert_true(th_num(cJSON_GetArrayItem(rows, 0), "line") == 51);
   cJSON_Delete(p);
   cJSON_Delete(r);
-  assert_int_equal(ipc_client_call(c, "logs.triage", NULL, NULL, NULL, 30000, &r, &e), 0);
-  assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(r, "items")) >= 1);
+  p = cJSON_CreateObject();
+  cJSON_AddNumberToObject(p, "nbins", 12);
+  assert_int_equal(ipc_client_call(c, "logs.triage", p, NULL, NULL, 30000, &r, &e), 0);
+  cJSON_Delete(p);
+  const cJSON *items = cJSON_GetObjectItem(r, "items");
+  assert_true(cJSON_GetArraySize(items) >= 1);
+  /* the logs module's triage fields, as `kvasir logs triage --json` prints them */
+  const cJSON *err_item = NULL, *it;
+  cJSON_ArrayForEach(it, items) {
+    const cJSON *lv = cJSON_GetObjectItem(it, "level");
+    if (cJSON_IsString(lv) && !strcmp(lv->valuestring, "ERROR")) err_item = it;
+  }
+  assert_non_null(err_item);
+  assert_string_equal(cJSON_GetObjectItem(err_item, "first_file")->valuestring, log);
+  assert_true(th_num(err_item, "first_line") == 51);
+  assert_true(th_num(err_item, "count") == 1);
+  assert_true(th_num(err_item, "first_ts_ms") > 0 && th_num(err_item, "last_ts_ms") >= th_num(err_item, "first_ts_ms"));
+  const cJSON *bins = cJSON_GetObjectItem(err_item, "bins");
+  assert_int_equal(cJSON_GetArraySize(bins), 12);
+  double total = 0;
+  cJSON_ArrayForEach(it, bins) total += it->valuedouble;
+  assert_true(total == 1);
+  assert_null(cJSON_GetObjectItem(err_item, "sparkline")); /* the daemon's old names are gone */
+  assert_null(cJSON_GetObjectItem(err_item, "file"));
+  assert_true(th_num(r, "t1_ms") >= th_num(r, "t0_ms"));
   cJSON_Delete(r);
   /* relative paths (and stdin) are refused with the field named */
   p = cJSON_CreateObject();

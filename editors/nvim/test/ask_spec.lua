@@ -124,6 +124,21 @@ case(":KvasirExplain shows the tier and the reasons", function()
   end
 end)
 
+case("triage view: the logs module's fields (first_file, first_line, bins) and the sparkline", function()
+  check(kv._sparkline({ 0, 0, 3 }) == "  █", "spark " .. kv._sparkline({ 0, 0, 3 }))
+  check(kv._sparkline({ 1, 2, 4, 8, 0 }) == "▁▂▄█ ", "spark " .. kv._sparkline({ 1, 2, 4, 8, 0 }))
+  check(kv._sparkline(nil) == "", "spark of nil")
+  local lines, qf = kv._triage_view({ items = {
+    { kind = "new", level = "ERROR", count = 3, template = "db <*> refused", why = "rare",
+      first_file = "/l/app.log", first_line = 51, bins = { 0, 0, 3 } },
+    { kind = "burst", level = "INFO", count = 50, template = "x", why = "", first_file = "/l/app.log",
+      first_line = 0, bins = { 0, 0, 0 } },
+  } })
+  check(vim.deep_equal(lines, { "1. [new] ERROR ×3  db <*> refused", "   rare", "     █", "2. [burst] INFO ×50  x" }),
+    vim.inspect(lines))
+  check(#qf == 2 and qf[1].filename == "/l/app.log" and qf[1].lnum == 51 and qf[2].lnum == 1, vim.inspect(qf))
+end)
+
 case(":KvasirTriage ranks the log's clusters and sends the anomaly to quickfix", function()
   local log_file = os.getenv("KVASIR_TEST_LOG")
   vim.fn.setqflist({}, "r")

@@ -147,8 +147,20 @@ export function logStoreName(file: string): string {
   return "editor-" + (base || "log");
 }
 
-/* A logs.triage result as text lines (best first) and citations (file:line
- * of each cluster's first occurrence). */
+/* A cluster's rate over the triage's time range (logs.triage `bins`, one
+ * count per bin) as a line of block characters scaled to the fullest bin,
+ * a space for an empty one: what `kvasir logs triage` prints (log_sparkline). */
+export function sparkline(bins: unknown): string {
+  if (!Array.isArray(bins)) return "";
+  const v = bins.map((b) => (typeof b === "number" && b > 0 ? b : 0));
+  const mx = Math.max(0, ...v);
+  const B = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588";
+  return v.map((b) => (b === 0 ? " " : B[Math.floor((b * 7) / mx)])).join("");
+}
+
+/* A logs.triage result (the logs module's triage JSON: kind, level, count,
+ * template, why, first_file, first_line, bins, ...) as text lines (best
+ * first) and citations (file:line of each cluster's first occurrence). */
 export function triageView(r: any): { lines: string[]; citations: Citation[] } {
   const items: any[] = r && Array.isArray(r.items) ? r.items : [];
   const lines: string[] = [];
@@ -159,10 +171,11 @@ export function triageView(r: any): { lines: string[]; citations: Citation[] } {
     const count = typeof it.count === "number" ? ` ×${it.count}` : "";
     lines.push(`${i + 1}. [${it.kind || "?"}] ${it.level || ""}${count}  ${it.template || ""}`.replace(/\s+$/, ""));
     if (typeof it.why === "string" && it.why) lines.push(`   ${it.why}`);
-    if (typeof it.sparkline === "string" && it.sparkline.trim()) lines.push(`   ${it.sparkline}`);
-    if (typeof it.file === "string" && it.file) {
-      const l = Math.max(1, Math.floor(Number(it.line) || 1));
-      const cit: Citation = { path: it.file, start_line: l, end_line: l };
+    const spark = sparkline(it.bins);
+    if (spark.trim()) lines.push(`   ${spark}`);
+    if (typeof it.first_file === "string" && it.first_file) {
+      const l = Math.max(1, Math.floor(Number(it.first_line) || 1));
+      const cit: Citation = { path: it.first_file, start_line: l, end_line: l };
       if (typeof it.template === "string") cit.symbol = it.template.slice(0, 60);
       citations.push(cit);
     }

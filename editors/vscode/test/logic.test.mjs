@@ -95,10 +95,18 @@ test("logStoreName makes a plain store name", () => {
   assert.doesNotMatch(L.logStoreName("/a/b/c"), /\//);
 });
 
+test("sparkline scales bins to the fullest one, a space for an empty bin", () => {
+  assert.equal(L.sparkline([0, 0, 3]), "  █");
+  assert.equal(L.sparkline([1, 2, 4, 8, 0]), "▁▂▄█ ");
+  assert.equal(L.sparkline([0, 0]), "  ");
+  assert.equal(L.sparkline(undefined), "");
+  assert.equal(L.sparkline([null, "x", 5]), "  █");
+});
+
 test("triageView lists clusters and cites their first line", () => {
   const v = L.triageView({ items: [
-    { kind: "new", score: 25.7, template: "db <*> refused", level: "ERROR", count: 3, file: "/l/app.log", line: 51, sparkline: "  █", why: "rare" },
-    { kind: "burst", template: "x", level: "INFO", count: 50, file: "/l/app.log", line: 0, sparkline: "   ", why: "" },
+    { kind: "new", score: 25.7, template: "db <*> refused", level: "ERROR", count: 3, first_file: "/l/app.log", first_line: 51, bins: [0, 0, 3], why: "rare" },
+    { kind: "burst", template: "x", level: "INFO", count: 50, first_file: "/l/app.log", first_line: 0, bins: [0, 0, 0], why: "" },
     null,
   ] });
   assert.deepEqual(v.lines, ["1. [new] ERROR ×3  db <*> refused", "   rare", "     █", "2. [burst] INFO ×50  x"]);

@@ -319,7 +319,26 @@ local function store_name(path)
   return "editor-" .. (base ~= "" and base or "log")
 end
 
--- logs.triage items to float lines and quickfix items (best first).
+-- A cluster's rate over the triage's time range (logs.triage `bins`) as
+-- block characters scaled to the fullest bin, a space for an empty one: what
+-- `kvasir logs triage` prints.
+local SPARK = { "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█" }
+local function sparkline(bins)
+  if type(bins) ~= "table" then return "" end
+  local mx, out = 0, {}
+  for _, b in ipairs(bins) do
+    if type(b) == "number" and b > mx then mx = b end
+  end
+  for i, b in ipairs(bins) do
+    if type(b) ~= "number" or b <= 0 then out[i] = " " else out[i] = SPARK[math.floor(b * 7 / mx) + 1] end
+  end
+  return table.concat(out)
+end
+M._sparkline = sparkline
+
+-- logs.triage items (the logs module's triage JSON: kind, level, count,
+-- template, why, first_file, first_line, bins, ...) to float lines and
+-- quickfix items (best first).
 local function triage_view(r)
   local lines, qf = {}, {}
   local items = type(r) == "table" and r.items or {}
@@ -329,9 +348,10 @@ local function triage_view(r)
       tostring(it.count or "?"), tostring(it.template or ""))
     lines[#lines + 1] = head
     if type(it.why) == "string" and it.why ~= "" then lines[#lines + 1] = "   " .. it.why end
-    if type(it.sparkline) == "string" and it.sparkline:match("%S") then lines[#lines + 1] = "   " .. it.sparkline end
-    if type(it.file) == "string" then
-      qf[#qf + 1] = { filename = it.file, lnum = math.max(1, tonumber(it.line) or 1), col = 1,
+    local spark = sparkline(it.bins)
+    if spark:match("%S") then lines[#lines + 1] = "   " .. spark end
+    if type(it.first_file) == "string" then
+      qf[#qf + 1] = { filename = it.first_file, lnum = math.max(1, tonumber(it.first_line) or 1), col = 1,
         text = ("[%s] %s %s"):format(tostring(it.kind or "?"), tostring(it.level or ""), tostring(it.template or "")) }
     end
   end

@@ -1,15 +1,17 @@
 /*
- * gate.h — the daemon's policy gate (gate.c): decide, audit, refuse or send
- * to a hosted tier before any generation. Internal to the daemon.
+ * policy.h — the daemon's policy gate (policy.c), as ask.c uses it: decide,
+ * audit, refuse or send to a hosted tier before any generation. The gate's
+ * lifecycle (new, free, reload, stats) and policy.explain are declared in
+ * daemon/internal.h. Internal to the daemon.
  */
-#ifndef KVASIR_DAEMON_GATE_H
-#define KVASIR_DAEMON_GATE_H
+#ifndef KVASIR_DAEMON_POLICY_H
+#define KVASIR_DAEMON_POLICY_H
 
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
 
-#include "daemon/backend.h"
+#include "daemon/internal.h"
 
 #define DMN_GATE_MAX_FILES 40
 
@@ -30,18 +32,9 @@ typedef struct dmn_gate_io {
 int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len);
 void dmn_gate_ctx_free(dmn_gate_ctx *g);
 
-/* The gate's caches: each repo's parsed policy (read again when its files
- * change) and a pool of audit.db connections. Any thread. */
-typedef struct dmn_gate dmn_gate;
-int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err);
-void dmn_gate_free(dmn_gate *g);
-/* SIGHUP: read every cached policy again now (an error is logged and the
- * last good policy stays) and reopen audit.db. */
-void dmn_gate_reload(dmn_gate *g);
-/* Adds "policy": {cached, hits, loads, load_errors, audit_opens, audit_reuses}. */
-void dmn_gate_stats(dmn_gate *g, cJSON *out);
-
-/* Decide for an ask on `repo`; adds "tier" and "rule" (and "fallback" when
+/* The gate's caches (each repo's parsed policy, read again when its files
+ * change, and a pool of audit.db connections) are safe from any thread.
+ * Decide for an ask on `repo`; adds "tier" and "rule" (and "fallback" when
  * a hosted tier failed, "policy_warning" when the policy files are broken
  * and the last good policy was used) to res. *answered = 1 when a hosted
  * tier streamed the answer through io; 0 = answer locally. KV_EDENIED when the policy

@@ -1,7 +1,8 @@
 /*
- * gate.c — the policy gate the daemon passes before every generation. The
- * project's policy (.kvasir/policy.yaml + the user's config.yaml) decides
- * where an ask may be answered: `refuse` ends it with an error naming the
+ * policy.c — the daemon's side of policy/: policy.explain (the policy
+ * module's own JSON explanation of a decision), and the gate the daemon
+ * passes before every generation. The project's policy (.kvasir/policy.yaml
+ * + the user's config.yaml) decides where an ask may be answered: `refuse` ends it with an error naming the
  * rule; a hosted tier gets the request with never_send files stripped and
  * secrets redacted, streamed back as ask.token, and falls back to the local
  * tier (said in the answer) when the endpoint fails; a local tier answers
@@ -33,9 +34,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "daemon/gate.h"
-
-#if DMN_HAVE_POLICY
+#include "daemon/policy.h"
 #include "policy/policy.h"
 
 #define RACY_S 2          /* seconds a fresh edit's timestamps are not trusted */
@@ -433,19 +432,60 @@ out:
   policy_put(g, gp);
   return rc;
 }
-#else
-int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err) {
-  *out = NULL;
+
+/* ---------------------------------------------------------- policy.explain */
+
+int dmn_policy_explain(const dmn_request *r, cJSON **result, kv_err *err) {
+  const cJSON *params = r->params;
+  const char *dir = dmn_param_str(params, "repo", 0);
+  char abs[1024];
+  if (!dir) {
+    if (dmn_repos_resolve(dmn_server_repos(r->srv), NULL, abs, sizeof abs, err) == 0) dir = abs;
+    else return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: param 'repo' (a project directory) is required");
+  }
+  const char *kind = dmn_param_str(params, "kind", 1);
+  const char *depth = dmn_param_str(params, "depth", 2);
+  pol_request req;
+  memset(&req, 0, sizeof req);
+  int k = kind ? pol_kind_parse(kind) : POL_KIND_ASK;
+  int d = depth ? pol_depth_parse(depth) : POL_DEPTH_FAST;
+  if (k < 0) return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: unknown kind '%s'", kind);
+  if (d < 0) return kv_err_set(err, IPC_ERR_PARAMS, "policy.explain: unknown depth '%s'", depth);
+  req.kind = (pol_kind)k;
+  req.depth = (pol_depth)d;
+  req.question = dmn_param_str(params, "question", 3);
+  const char *file = dmn_param_str(params, "file", 4);
+  pol_file pf;
+  char *content = NULL;
+  if (file) {
+    size_t len;
+    kv_err fe;
+    memset(&pf, 0, sizeof pf);
+    pf.path = file;
+    if (kv_read_file(file, 16 << 20, &content, &len, &fe) == 0) {
+      pf.content = content;
+      pf.len = len;
+    }
+    req.files = &pf;
+    req.n_files = 1;
+  }
+  pol_policy *p;
+  int rc = pol_policy_open(&p, dir, err);
+  if (rc) {
+    free(content);
+    return rc;
+  }
+  char *out = NULL;
+  rc = pol_explain(p, &req, 1, &out, err);
+  pol_policy_free(p);
+  free(content);
+  if (rc) return rc;
+  cJSON *o = cJSON_Parse(out);
+  if (!o) {
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", out);
+  }
+  free(out);
+  *result = o;
   return 0;
 }
-void dmn_gate_free(dmn_gate *g) { (void)g; }
-void dmn_gate_reload(dmn_gate *g) { (void)g; }
-void dmn_gate_stats(dmn_gate *g, cJSON *out) { (void)g, (void)out; }
-void dmn_gate_ctx_free(dmn_gate_ctx *g) { (void)g; }
-int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len) { return 0; }
-int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
-                 const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err) {
-  *answered = 0;
-  return 0;
-}
-#endif
