@@ -10,33 +10,15 @@
 
 #include "engine/internal.h"
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s) {
-  size_t l = strlen(s);
-  if (b->oom) return;
-  if (b->n + l + 1 > b->cap) {
-    size_t nc = (b->n + l + 1) * 2;
-    char *np = realloc(b->p, nc);
-    if (!np) { b->oom = 1; return; }
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, l + 1);
-  b->n += l;
-}
+/* Appends are checked once at the end: kv_buf's oom flag is sticky. */
+static void put(kv_buf *b, const char *s) { (void)kv_buf_puts(b, s); }
 
 const char *eng_chat_format(const eng_model *m) { return m->chat_kind ? "gemma" : "chatml"; }
 
 int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int add_assistant, char **out,
                    kv_err *err) {
-  sbuf b = {0};
+  kv_buf b = KV_BUF_INIT;
   *out = NULL;
-  put(&b, "");
   for (size_t i = 0; i < n; i++)
     if (!msgs[i].role || !msgs[i].content) return kv_err_set(err, KV_EINVAL, "chat: message %zu lacks role or content", i);
   if (m->chat_kind == 0) {
@@ -59,7 +41,9 @@ int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int a
     }
     if (add_assistant) put(&b, "<start_of_turn>model\n");
   }
-  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "chat: out of memory"); }
-  *out = b.p;
+  if (!kv_buf_ok(&b) || !(*out = kv_buf_detach(&b, NULL))) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "chat: out of memory");
+  }
   return 0;
 }

@@ -13,11 +13,6 @@
 
 #include "engine/internal.h"
 
-static uint64_t fnv(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
 static uint64_t mix(uint64_t k) {
   k ^= k >> 33;
   k *= 0xff51afd7ed558ccdull;
@@ -27,7 +22,7 @@ static uint64_t mix(uint64_t k) {
 
 int32_t eng_vocab_find(const eng_vocab *v, const char *s, size_t n) {
   size_t m = v->hcap - 1;
-  for (size_t i = fnv(s, n) & m;; i = (i + 1) & m) {
+  for (size_t i = kv_hash64(s, n) & m;; i = (i + 1) & m) {
     uint32_t e = v->hmap[i];
     if (!e) return -1;
     const eng_str *t = &v->text[e - 1];
@@ -138,7 +133,7 @@ int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err) {
     v->text[i].p = eng_gguf_arr_str_next(&cur, &v->text[i].n);
     v->ttype[i] = TT_NORMAL;
     size_t m = v->hcap - 1, j;
-    for (j = fnv(v->text[i].p, v->text[i].n) & m; v->hmap[j]; j = (j + 1) & m) {
+    for (j = kv_hash64(v->text[i].p, v->text[i].n) & m; v->hmap[j]; j = (j + 1) & m) {
       const eng_str *t = &v->text[v->hmap[j] - 1];
       if (t->n == v->text[i].n && !memcmp(t->p, v->text[i].p, t->n)) break; /* duplicate: first wins */
     }
