@@ -384,6 +384,12 @@ int eng_detokenize(const eng_model *m, const int32_t *ids, size_t n, char **out,
 
 int32_t eng_token_bos(const eng_model *m) { return m->vocab.bos; }
 int32_t eng_token_eos(const eng_model *m) { return m->vocab.eos; }
+int eng_token_fim(const eng_model *m, int32_t *pre, int32_t *suf, int32_t *mid) {
+  *pre = m->vocab.fim[0];
+  *suf = m->vocab.fim[1];
+  *mid = m->vocab.fim[2];
+  return *pre >= 0 ? 0 : KV_ENOTFOUND;
+}
 int eng_n_vocab(const eng_model *m) { return m->vocab.n; }
 int eng_token_is_eog(const eng_model *m, int32_t id) {
   return id >= 0 && (id == m->vocab.eos || id == m->vocab.eot);
