@@ -1,45 +1,45 @@
 /*
  * chat.c — chat formats. kvasir does not run Jinja: the GGUF's
  * tokenizer.chat_template is only inspected to choose one of the formats it
- * knows (ChatML: SmolLM2, Qwen; Gemma turns), written by hand here with the
- * same output as the template. SmolLM2's template adds its default system
- * prompt when the conversation has none; so do we.
+ * knows (eng_chat_family in arch.c: ChatML for SmolLM2 and Qwen, Gemma
+ * turns, Llama 3 headers), written by hand here with the same output as
+ * llama.cpp's built-in version of each. SmolLM2's template adds its default
+ * system prompt when the conversation has none; so do we. Llama 3, as
+ * llama.cpp writes it: no BOS (the tokenizer adds it), contents trimmed of
+ * surrounding white space, no default system prompt.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
+/* Appends are checked once at the end: kv_buf's oom flag is sticky. */
+static void put(kv_buf *b, const char *s) { (void)kv_buf_puts(b, s); }
 
-static void put(sbuf *b, const char *s) {
-  size_t l = strlen(s);
-  if (b->oom) return;
-  if (b->n + l + 1 > b->cap) {
-    size_t nc = (b->n + l + 1) * 2;
-    char *np = realloc(b->p, nc);
-    if (!np) { b->oom = 1; return; }
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, l + 1);
-  b->n += l;
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+/* s without leading and trailing white space (llama.cpp's trim). */
+static void put_trimmed(kv_buf *b, const char *s) {
+  size_t n = strlen(s), i = 0;
+  while (i < n && is_space(s[i])) i++;
+  while (n > i && is_space(s[n - 1])) n--;
+  (void)kv_buf_append(b, s + i, n - i);
 }
 
-const char *eng_chat_format(const eng_model *m) { return m->chat_kind ? "gemma" : "chatml"; }
+const char *eng_chat_format(const eng_model *m) { return eng_chat_family_name(m->chat_family); }
 
 int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int add_assistant, char **out,
                    kv_err *err) {
-  sbuf b = {0};
+  kv_buf b = KV_BUF_INIT;
   *out = NULL;
-  put(&b, "");
   for (size_t i = 0; i < n; i++)
     if (!msgs[i].role || !msgs[i].content) return kv_err_set(err, KV_EINVAL, "chat: message %zu lacks role or content", i);
-  if (m->chat_kind == 0) {
+  if (m->chat_family == ENG_CHAT_LLAMA3) {
+    for (size_t i = 0; i < n; i++) {
+      put(&b, "<|start_header_id|>"); put(&b, msgs[i].role); put(&b, "<|end_header_id|>\n\n");
+      put_trimmed(&b, msgs[i].content); put(&b, "<|eot_id|>");
+    }
+    if (add_assistant) put(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  } else if (m->chat_family == ENG_CHAT_CHATML) {
     const char *t = m->chat_template;
     if (t && strstr(t, "named SmolLM") && (!n || strcmp(msgs[0].role, "system")))
       put(&b, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n");
@@ -59,7 +59,9 @@ int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int a
     }
     if (add_assistant) put(&b, "<start_of_turn>model\n");
   }
-  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "chat: out of memory"); }
-  *out = b.p;
+  if (!kv_buf_ok(&b) || !(*out = kv_buf_detach(&b, NULL))) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "chat: out of memory");
+  }
   return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * engine — GGUF models on the CPU: a validating GGUF reader, tokenizers built
  * from GGUF metadata (GPT-2 byte-level BPE, SentencePiece-style with byte
- * fallback), the llama / qwen2 / gemma3 architectures, a sampler, chat
+ * fallback), the llama / qwen2 / gemma3 architectures (qwen3 and Llama 3's
+ * rope_freqs load but do not run yet; see engine/arch.c), a sampler, chat
  * templates, and the KV cache behind a narrow interface (eng_kv_ops) that the
  * compressed KV memory (kvm_*) replaces later. Prefix: eng_.
  *
@@ -72,7 +73,7 @@ size_t eng_gguf_type_size(int type, size_t *block_elems);
 typedef struct eng_model eng_model;
 
 typedef struct eng_model_info {
-  const char *arch;      /* "llama", "qwen2", "gemma3" */
+  const char *arch;      /* "llama", "qwen2", "qwen3", "gemma3" */
   const char *name;      /* general.name or the file name */
   int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
   size_t file_size;      /* bytes of the GGUF file */
@@ -104,18 +105,35 @@ int32_t eng_token_eos(const eng_model *m);
 /* End of generation: eos, or the chat end-of-turn (<|im_end|>, <end_of_turn>). */
 int eng_token_is_eog(const eng_model *m, int32_t id);
 int eng_n_vocab(const eng_model *m);
+/* Fill-in-the-middle tokens: the ids of the prefix, suffix and middle
+ * markers (the prompt is PRE prefix SUF suffix MID, the model writes the
+ * middle). From tokenizer.ggml.fim_{pre,suf,mid}_token_id when the file has
+ * all three, else from a family of known spellings present in the
+ * vocabulary (Qwen <|fim_prefix|>, StarCoder <fim_prefix>, DeepSeek
+ * <｜fim▁begin｜>/<｜fim▁hole｜>/<｜fim▁end｜>, CodeLlama <PRE>, …).
+ * 0, or KV_ENOTFOUND (ids set to -1) when the model has no FIM tokens. */
+int eng_token_fim(const eng_model *m, int32_t *pre, int32_t *suf, int32_t *mid);
 
 /* -------------------------------------------------------------- chat ---- */
 typedef struct eng_chat_msg {
   const char *role; /* "system", "user", "assistant" */
   const char *content;
 } eng_chat_msg;
-/* Render messages with the model's chat format, chosen from the GGUF's
- * tokenizer.chat_template (ChatML or Gemma turns; by architecture if absent).
+/* Chat formats kvasir writes by hand (kvasir runs no Jinja). */
+enum { ENG_CHAT_CHATML = 0, ENG_CHAT_GEMMA = 1, ENG_CHAT_LLAMA3 = 2 };
+/* The family of a tokenizer.chat_template by its markers: <start_of_turn>
+ * Gemma, <|start_header_id|> Llama 3, <|im_start|> ChatML (tried in that
+ * order); `fallback` when chat_template is NULL; ChatML for a template of
+ * no known family. */
+int eng_chat_family(const char *chat_template, int fallback);
+/* "chatml", "gemma" or "llama3". */
+const char *eng_chat_family_name(int family);
+/* Render messages with the model's chat format: the family of the GGUF's
+ * tokenizer.chat_template, or the architecture's default when it has none.
  * add_assistant: end with the opening of the assistant turn. *out is malloc'd. */
 int eng_chat_apply(const eng_model *m, const eng_chat_msg *msgs, size_t n, int add_assistant, char **out,
                    kv_err *err);
-/* "chatml" or "gemma". */
+/* eng_chat_family_name of the model's format. */
 const char *eng_chat_format(const eng_model *m);
 
 /* ---------------------------------------------------- KV cache interface -- */

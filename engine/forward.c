@@ -1,7 +1,7 @@
 /*
  * forward.c — the transformer forward pass for a batch of tokens, shared by
- * llama, qwen2 and gemma3; the differences are data (eng_model flags and
- * optional tensors), not code paths:
+ * llama, qwen2 and gemma3; the differences are data (the architecture's row
+ * in arch.c, eng_model fields and optional tensors), not code paths:
  *   llama:  RMSNorm -> attention (RoPE, adjacent pairs) -> SwiGLU FFN
  *   qwen2:  as llama with Q/K/V biases and NeoX RoPE (split halves)
  *   gemma3: embeddings scaled by sqrt(n_embd), QK-norm, post-attention and
@@ -145,7 +145,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
         float *q = c->q + t * nq + (size_t)hh * hd;
         if (L->q_norm) rmsnorm(q, q, L->q_norm->data, hd, M->eps);
         rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
-        if (M->arch == ARCH_GEMMA3)
+        if (M->a->scale_q)
           for (size_t i = 0; i < hd; i++) q[i] *= M->attn_scale; /* gemma scales Q, then kq_scale = 1 */
       }
       for (int hh = 0; hh < I->n_head_kv; hh++) {
@@ -156,7 +156,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
       int rc = c->kvo->append(c->kv, il, pos0 + t, c->k + t * nkv, c->v + t * nkv);
       if (rc) return rc;
     }
-    if (M->arch != ARCH_GEMMA3) qscale = M->attn_scale;
+    if (!M->a->scale_q) qscale = M->attn_scale;
     attn_job job = {c, il, m, pos0, L->swa ? M->n_swa : 0, qscale};
     c->be->parallel(c->be->state, attn_task, &job, m * I->n_head);
     mm(c, L->wo, c->att, (size_t)m, c->o);

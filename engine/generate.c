@@ -39,9 +39,9 @@ int eng_generate(eng_ctx *c, eng_sampler *s, const int32_t *prompt, size_t n_pro
   if (rc) return rc;
   res->t_prompt = kv_now() - t0;
   t0 = kv_now();
-  size_t cap = 4096, len = 0;
-  char *text = malloc(cap), piece[256];
-  if (!text) return kv_err_set(err, KV_ENOMEM, "generate: out of memory");
+  kv_buf text = KV_BUF_INIT; /* the generated text, for the stop strings */
+  char piece[256];
+  if (kv_buf_reserve(&text, 4096)) return kv_err_set(err, KV_ENOMEM, "generate: out of memory");
   double lp_sum = 0;
   for (;;) {
     if (gp->max_tokens > 0 && res->n_gen >= gp->max_tokens) { res->stop_reason = ENG_STOP_LENGTH; break; }
@@ -53,23 +53,20 @@ int eng_generate(eng_ctx *c, eng_sampler *s, const int32_t *prompt, size_t n_pro
     int pl = eng_token_piece(c->m, tok, piece, sizeof piece);
     if (pl < 0) pl = 0;
     if ((size_t)pl > sizeof piece) pl = (int)sizeof piece;
-    if (len + (size_t)pl + 1 > cap) {
-      char *nt = realloc(text, cap = (len + (size_t)pl + 1) * 2);
-      if (!nt) { free(text); return kv_err_set(err, KV_ENOMEM, "generate: out of memory"); }
-      text = nt;
+    if (kv_buf_append(&text, piece, (size_t)pl)) {
+      kv_buf_free(&text);
+      return kv_err_set(err, KV_ENOMEM, "generate: out of memory");
     }
-    memcpy(text + len, piece, (size_t)pl);
-    len += (size_t)pl;
     if (gp->on_token && gp->on_token(gp->user, tok, piece, (size_t)pl)) {
       res->stop_reason = ENG_STOP_CALLBACK;
       break;
     }
-    if (hit_stop(text, len, (size_t)pl, gp)) { res->stop_reason = ENG_STOP_STRING; break; }
+    if (hit_stop(text.data, text.len, (size_t)pl, gp)) { res->stop_reason = ENG_STOP_STRING; break; }
     if (gp->max_tokens > 0 && res->n_gen >= gp->max_tokens) { res->stop_reason = ENG_STOP_LENGTH; break; }
     if (c->n_past >= c->n_ctx) { res->stop_reason = ENG_STOP_CTX; break; }
-    if ((rc = eng_ctx_eval(c, &tok, 1, 0, err))) { free(text); return rc; }
+    if ((rc = eng_ctx_eval(c, &tok, 1, 0, err))) { kv_buf_free(&text); return rc; }
   }
-  free(text);
+  kv_buf_free(&text);
   res->mean_logprob = res->n_gen ? lp_sum / res->n_gen : 0;
   res->t_gen = kv_now() - t0;
   return 0;

@@ -51,7 +51,34 @@ void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens);
 enum { VOCAB_BPE = 1, VOCAB_SPM = 2 };
 enum { PRE_GPT2 = 0, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
-enum { ARCH_LLAMA = 1, ARCH_QWEN2, ARCH_GEMMA3 };
+enum { ARCH_LLAMA = 1, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3 };
+
+/* Tensor groups beyond the common set (arch.c): per layer, or model-wide. */
+enum {
+  ENG_T_QKV_BIAS = 1 << 0,   /* blk.N.attn_{q,k,v}.bias */
+  ENG_T_QK_NORM = 1 << 1,    /* blk.N.attn_{q,k}_norm.weight, one head_dim vector each */
+  ENG_T_POST_NORMS = 1 << 2, /* blk.N.post_attention_norm / post_ffw_norm.weight */
+  ENG_T_ROPE_FREQS = 1 << 3, /* rope_freqs.weight: Llama 3's per-dimension RoPE divisors */
+};
+enum { ENG_FFN_SILU = 0, ENG_FFN_GELU = 1 };
+
+/* One architecture (arch.c has the table and what each field means for it). */
+typedef struct eng_arch {
+  int id;                /* ARCH_* */
+  const char *name;      /* general.architecture */
+  unsigned need;         /* ENG_T_* groups the file must have */
+  unsigned may;          /* ENG_T_* model-wide groups read when present */
+  int rope_neox;         /* 1: rotate split halves (NeoX); 0: adjacent pairs */
+  int swa_period;        /* every swa_period-th layer global, the rest sliding-window; 0: none */
+  float rope_base_swa;   /* RoPE base of the sliding-window layers */
+  int emb_scale_sqrt;    /* 1: embeddings scaled by sqrt(n_embd) */
+  int scale_q;           /* 1: Q scaled by 1/sqrt(head_dim) before attention (then scale 1) */
+  int ffn;               /* ENG_FFN_* gate activation */
+  int chat_default;      /* ENG_CHAT_* for a file without tokenizer.chat_template */
+  const char *unsupported; /* non-NULL: why eng_ctx_create refuses this architecture */
+} eng_arch;
+const eng_arch *eng__arch_find(const char *name); /* NULL: not in the table */
+const char *eng__arch_names(void);                /* "llama, qwen2, …" for messages */
 
 typedef struct eng_vocab {
   int kind, pre;
@@ -68,6 +95,7 @@ typedef struct eng_vocab {
   int n_special;
   int32_t byte_tok[256]; /* SPM: id of "<0xXX>", -1 if absent */
   int32_t bos, eos, eot, unk;
+  int32_t fim[3];       /* prefix, suffix, middle ids, or -1 each (all or none) */
   int add_bos, add_space_prefix;
   void *re[2];          /* pcre2_code* pre-tokenizer stages */
   int n_re;
@@ -90,10 +118,16 @@ struct eng_model {
   const eng_tensor *tok_embd, *out_norm, *output;
   eng_layer *layers;
   eng_vocab vocab;
+  const eng_arch *a;    /* the architecture's row */
+  const eng_tensor *rope_freqs; /* Llama 3 RoPE scaling, or NULL */
   char *chat_template; /* NUL-terminated copy, or NULL */
-  int chat_kind;       /* 0 chatml, 1 gemma */
+  int chat_family;     /* ENG_CHAT_*, from the template's markers (eng_chat_family) */
   uint16_t *gelu_tab;  /* gemma3: GELU(tanh) of every half value, as ggml's table */
 };
+
+/* Why a context cannot run this model (the row's refusal, or a tensor the
+ * forward pass does not apply), or NULL. */
+const char *eng__model_unsupported(const eng_model *m);
 
 int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err);
 void eng_vocab_free(eng_vocab *v);

@@ -1,8 +1,9 @@
 /*
- * model.c — open a GGUF model: read the hyper-parameters of its architecture
- * (llama, qwen2, gemma3), find every weight tensor and check its type and
- * shape against them, so the forward pass can index weights without further
- * checks. Weights stay in the mapping; nothing is converted at load.
+ * model.c — open a GGUF model: find its architecture's row (arch.c), read
+ * the hyper-parameters, find every weight tensor the row asks for and check
+ * its type and shape against them, so the forward pass can index weights
+ * without further checks. Weights stay in the mapping; nothing is converted
+ * at load.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -80,18 +81,19 @@ static int load_layers(eng_model *m, kv_err *err) {
     W(ffn_gate, "ffn_gate.weight", d, (uint64_t)I->n_ff, 1, 0);
     W(ffn_up, "ffn_up.weight", d, (uint64_t)I->n_ff, 1, 0);
     W(ffn_down, "ffn_down.weight", (uint64_t)I->n_ff, d, 1, 0);
-    int qw = m->arch == ARCH_QWEN2;
-    W(bq, "attn_q.bias", q, 1, qw, 1);
-    W(bk, "attn_k.bias", kv, 1, qw, 1);
-    W(bv, "attn_v.bias", kv, 1, qw, 1);
-    int gm = m->arch == ARCH_GEMMA3;
-    W(q_norm, "attn_q_norm.weight", (uint64_t)I->head_dim, 1, gm, 1);
-    W(k_norm, "attn_k_norm.weight", (uint64_t)I->head_dim, 1, gm, 1);
-    W(post_attn_norm, "post_attention_norm.weight", d, 1, gm, 1);
-    W(post_ffn_norm, "post_ffw_norm.weight", d, 1, gm, 1);
+    const unsigned need = m->a->need; /* a group another row needs is read when present */
+    int bias = !!(need & ENG_T_QKV_BIAS), qk = !!(need & ENG_T_QK_NORM), post = !!(need & ENG_T_POST_NORMS);
+    W(bq, "attn_q.bias", q, 1, bias, 1);
+    W(bk, "attn_k.bias", kv, 1, bias, 1);
+    W(bv, "attn_v.bias", kv, 1, bias, 1);
+    W(q_norm, "attn_q_norm.weight", (uint64_t)I->head_dim, 1, qk, 1);
+    W(k_norm, "attn_k_norm.weight", (uint64_t)I->head_dim, 1, qk, 1);
+    W(post_attn_norm, "post_attention_norm.weight", d, 1, post, 1);
+    W(post_ffn_norm, "post_ffw_norm.weight", d, 1, post, 1);
 #undef W
     if (rc) return rc;
-    L->swa = gm && m->n_swa > 0 && (il + 1) % 6 != 0;
+    const int period = m->a->swa_period;
+    L->swa = period > 0 && m->n_swa > 0 && (il + 1) % period != 0;
     L->rope_base = L->swa ? m->rope_base_swa : m->rope_base;
   }
   return 0;
@@ -102,11 +104,10 @@ static int load(eng_model *m, kv_err *err) {
   int rc = eng_gguf_get_str(m->g, "general.architecture", &s, err);
   if (rc) return rc;
   snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(s.n < 31 ? s.n : 31), s.p);
-  if (!strcmp(m->arch_name, "llama")) m->arch = ARCH_LLAMA;
-  else if (!strcmp(m->arch_name, "qwen2")) m->arch = ARCH_QWEN2;
-  else if (!strcmp(m->arch_name, "gemma3")) m->arch = ARCH_GEMMA3;
-  else return kv_err_set(err, KV_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, gemma3)",
-                         eng_gguf_name(m->g), m->arch_name);
+  if (!(m->a = eng__arch_find(m->arch_name)))
+    return kv_err_set(err, KV_EUNSUPPORTED, "%s: architecture '%s' is not supported (%s)", eng_gguf_name(m->g),
+                      m->arch_name, eng__arch_names());
+  m->arch = m->a->id;
   if (eng_gguf_has(m->g, "general.name") && !eng_gguf_get_str(m->g, "general.name", &s, NULL))
     snprintf(m->name, sizeof m->name, "%.*s", (int)(s.n < 127 ? s.n : 127), s.p);
   else snprintf(m->name, sizeof m->name, "%s", eng_gguf_name(m->g));
@@ -133,17 +134,19 @@ static int load(eng_model *m, kv_err *err) {
   if (I->head_dim <= 0 || I->head_dim > 1024 || I->head_dim % 2 || m->rope_dim > I->head_dim || m->rope_dim % 2)
     return kv_err_set(err, KV_EFORMAT, "%s: bad head/rope dimension (%d/%d)", eng_gguf_name(m->g), I->head_dim,
                       m->rope_dim);
-  if ((rc = kint(m, "attention.sliding_window", &x, 0, 0, err))) return rc;
-  m->n_swa = (int)x;
+  if (m->a->swa_period > 0) {
+    if ((rc = kint(m, "attention.sliding_window", &x, 0, 0, err))) return rc;
+    m->n_swa = (int)x;
+  }
 #undef GETI
   float eps_def = 1e-5f;
   if ((rc = kf32(m, "attention.layer_norm_rms_epsilon", &m->eps, eps_def, err)) ||
       (rc = kf32(m, "rope.freq_base", &m->rope_base, 10000.f, err)))
     return rc;
-  m->rope_base_swa = m->arch == ARCH_GEMMA3 ? 10000.f : m->rope_base;
-  m->rope_neox = m->arch != ARCH_LLAMA;
+  m->rope_base_swa = m->a->swa_period > 0 ? m->a->rope_base_swa : m->rope_base;
+  m->rope_neox = m->a->rope_neox;
   m->attn_scale = 1.0f / sqrtf((float)I->head_dim);
-  m->emb_scale = m->arch == ARCH_GEMMA3 ? sqrtf((float)I->n_embd) : 1.0f;
+  m->emb_scale = m->a->emb_scale_sqrt ? sqrtf((float)I->n_embd) : 1.0f;
   if ((rc = eng_vocab_load(&m->vocab, m->g, err))) return rc;
   I->n_vocab = m->vocab.n;
   if ((rc = want(m, &m->tok_embd, "token_embd.weight", (uint64_t)I->n_embd, (uint64_t)I->n_vocab, 1, 0, err)) ||
@@ -151,6 +154,9 @@ static int load(eng_model *m, kv_err *err) {
       (rc = want(m, &m->output, "output.weight", (uint64_t)I->n_embd, (uint64_t)I->n_vocab, 0, 0, err)))
     return rc;
   if (!m->output) m->output = m->tok_embd; /* tied embeddings */
+  if ((m->a->may & ENG_T_ROPE_FREQS) &&
+      (rc = want(m, &m->rope_freqs, "rope_freqs.weight", (uint64_t)m->rope_dim / 2, 1, 0, 1, err)))
+    return rc;
   if ((rc = load_layers(m, err))) return rc;
   for (size_t i = 0; i < eng_gguf_n_tensors(m->g); i++) {
     const eng_tensor *t = eng_gguf_tensor_at(m->g, i);
@@ -163,7 +169,7 @@ static int load(eng_model *m, kv_err *err) {
     memcpy(m->chat_template, s.p, s.n);
     m->chat_template[s.n] = 0;
   }
-  if (m->arch == ARCH_GEMMA3) { /* ggml evaluates GELU through a half-precision table */
+  if (m->a->ffn == ENG_FFN_GELU) { /* ggml evaluates GELU through a half-precision table */
     if (!(m->gelu_tab = malloc(65536 * sizeof *m->gelu_tab))) return kv_err_set(err, KV_ENOMEM, "out of memory");
     for (uint32_t h = 0; h < 65536; h++) {
       float x = eng_h2f((uint16_t)h);
@@ -174,9 +180,16 @@ static int load(eng_model *m, kv_err *err) {
       m->gelu_tab[h] = eng_f2h(y);
     }
   }
-  if (m->chat_template) m->chat_kind = strstr(m->chat_template, "<start_of_turn>") ? 1 : 0;
-  else m->chat_kind = m->arch == ARCH_GEMMA3 ? 1 : 0;
+  m->chat_family = eng_chat_family(m->chat_template, m->a->chat_default);
   return 0;
+}
+
+const char *eng__model_unsupported(const eng_model *m) {
+  if (m->a->unsupported) return m->a->unsupported;
+  if (m->rope_freqs)
+    return "rope_freqs.weight (Llama 3's RoPE frequency scaling) is not applied by the forward pass yet; "
+           "running without it would give wrong outputs past short contexts";
+  return NULL;
 }
 
 int eng_model_open(eng_model **out, const char *path, kv_err *err) {

@@ -65,19 +65,9 @@ typedef struct work {
   size_t bcap;
 } work;
 
+/* Room for nsym symbols and nbuf bytes of scratch (kept across pieces). */
 static int grow(work *w, size_t nsym, size_t nbuf) {
-  if (nsym > w->cap) {
-    sym *s = realloc(w->s, nsym * sizeof *s);
-    if (!s) return KV_ENOMEM;
-    w->s = s;
-    w->cap = nsym;
-  }
-  if (nbuf > w->bcap) {
-    char *b = realloc(w->buf, nbuf);
-    if (!b) return KV_ENOMEM;
-    w->buf = b;
-    w->bcap = nbuf;
-  }
+  if (KV_GROW(w->s, w->cap, nsym) || KV_GROW(w->buf, w->bcap, nbuf)) return KV_ENOMEM;
   return 0;
 }
 
@@ -246,9 +236,9 @@ typedef struct frag {
 } frag;
 
 static int partition(const eng_vocab *v, const char *text, size_t len, int parse_special, frag **out, size_t *nf) {
-  size_t cap = 16, n = 1;
-  frag *f = malloc(cap * sizeof *f);
-  if (!f) return KV_ENOMEM;
+  size_t cap = 0, n = 1;
+  frag *f = NULL;
+  if (KV_GROW(f, cap, 16)) return KV_ENOMEM;
   f[0] = (frag){0, len, -1};
   for (int si = 0; si < v->n_special; si++) {
     int32_t id = v->special[si];
@@ -260,11 +250,7 @@ static int partition(const eng_vocab *v, const char *text, size_t len, int parse
       const char *hit = memmem(base, f[i].len, t->p, t->n);
       if (!hit) continue;
       size_t l = (size_t)(hit - base), r_off = f[i].off + l + t->n, r_len = f[i].len - l - t->n;
-      if (n + 2 > cap) {
-        frag *nfp = realloc(f, (cap *= 2) * sizeof *f);
-        if (!nfp) { free(f); return KV_ENOMEM; }
-        f = nfp;
-      }
+      if (KV_GROW(f, cap, n + 2)) { free(f); return KV_ENOMEM; }
       /* replace f[i] by [left?] [special] [right?]; right is re-scanned next */
       size_t ins = (l ? 1 : 0) + 1 + (r_len ? 1 : 0);
       memmove(f + i + ins, f + i + 1, (n - i - 1) * sizeof *f);
@@ -367,32 +353,43 @@ int eng_token_piece(const eng_model *m, int32_t id, char *buf, size_t n) {
 }
 
 int eng_detokenize(const eng_model *m, const int32_t *ids, size_t n, char **out, size_t *len, kv_err *err) {
-  size_t cap = n * 8 + 16, k = 0;
-  char *s = malloc(cap);
-  if (!s) return kv_err_set(err, KV_ENOMEM, "eng_detokenize: out of memory");
+  kv_buf b = KV_BUF_INIT;
+  char small[256];
   for (size_t i = 0; i < n; i++) {
     if (ids[i] < 0 || ids[i] >= m->vocab.n) {
-      free(s);
+      kv_buf_free(&b);
       return kv_err_set(err, KV_EINVAL, "eng_detokenize: token %zu = %d is out of range", i, ids[i]);
     }
-    int l = eng_token_piece(m, ids[i], s + k, cap - k - 1);
-    if ((size_t)l >= cap - k - 1) {
-      cap = (cap + (size_t)l) * 2;
-      char *ns = realloc(s, cap);
-      if (!ns) { free(s); return kv_err_set(err, KV_ENOMEM, "eng_detokenize: out of memory"); }
-      s = ns;
-      l = eng_token_piece(m, ids[i], s + k, cap - k - 1);
+    int l = eng_token_piece(m, ids[i], small, sizeof small);
+    if ((size_t)l <= sizeof small) {
+      (void)kv_buf_append(&b, small, (size_t)l);
+      continue;
     }
-    k += (size_t)l;
+    char *big = malloc((size_t)l); /* a piece longer than any real token: render it at its size */
+    if (!big) {
+      kv_buf_free(&b);
+      return kv_err_set(err, KV_ENOMEM, "eng_detokenize: out of memory");
+    }
+    (void)kv_buf_append(&b, big, (size_t)eng_token_piece(m, ids[i], big, (size_t)l));
+    free(big);
   }
-  s[k] = 0;
-  *out = s;
+  size_t k = b.len;
+  if (!kv_buf_ok(&b) || !(*out = kv_buf_detach(&b, NULL))) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "eng_detokenize: out of memory");
+  }
   if (len) *len = k;
   return 0;
 }
 
 int32_t eng_token_bos(const eng_model *m) { return m->vocab.bos; }
 int32_t eng_token_eos(const eng_model *m) { return m->vocab.eos; }
+int eng_token_fim(const eng_model *m, int32_t *pre, int32_t *suf, int32_t *mid) {
+  *pre = m->vocab.fim[0];
+  *suf = m->vocab.fim[1];
+  *mid = m->vocab.fim[2];
+  return *pre >= 0 ? 0 : KV_ENOTFOUND;
+}
 int eng_n_vocab(const eng_model *m) { return m->vocab.n; }
 int eng_token_is_eog(const eng_model *m, int32_t id) {
   return id >= 0 && (id == m->vocab.eos || id == m->vocab.eot);

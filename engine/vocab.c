@@ -13,11 +13,6 @@
 
 #include "engine/internal.h"
 
-static uint64_t fnv(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
 static uint64_t mix(uint64_t k) {
   k ^= k >> 33;
   k *= 0xff51afd7ed558ccdull;
@@ -27,7 +22,7 @@ static uint64_t mix(uint64_t k) {
 
 int32_t eng_vocab_find(const eng_vocab *v, const char *s, size_t n) {
   size_t m = v->hcap - 1;
-  for (size_t i = fnv(s, n) & m;; i = (i + 1) & m) {
+  for (size_t i = kv_hash64(s, n) & m;; i = (i + 1) & m) {
     uint32_t e = v->hmap[i];
     if (!e) return -1;
     const eng_str *t = &v->text[e - 1];
@@ -79,6 +74,40 @@ static int get_id(const eng_gguf *g, const char *key, int n, int32_t *out, kv_er
                                          eng_gguf_name(g), key, (long long)x, n);
   *out = (int32_t)x;
   return 0;
+}
+
+/* Fill-in-the-middle markers, as llama.cpp finds them: the three ids named
+ * by the file, else the first family of spellings whose three markers are
+ * all tokens (a family at a time, so prefix and suffix never come from two
+ * different conventions). FIM is optional: a key that is not an integer or
+ * not a token id counts as absent rather than failing the whole model. */
+static const char *const FIM_SPELLINGS[][3] = {
+    {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"}, /* Qwen 2.5 Coder */
+    {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},       /* StarCoder */
+    {"<fim-prefix>", "<fim-suffix>", "<fim-middle>"},       /* Refact, SantaCoder */
+    {"<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"},    /* DeepSeek Coder (UTF-8 as in its vocabulary) */
+    {"<PRE>", "<SUF>", "<MID>"},                            /* CodeLlama */
+    {"▁<PRE>", "▁<SUF>", "▁<MID>"},                         /* CodeLlama, SentencePiece spelling */
+    {"<|code_prefix|>", "<|code_suffix|>", "<|code_middle|>"}, /* GLM-4 */
+};
+
+static void load_fim(eng_vocab *v, const eng_gguf *g) {
+  static const char *const keys[3] = {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+                                      "tokenizer.ggml.fim_mid_token_id"};
+  int32_t id[3];
+  int found = 0;
+  for (int i = 0; i < 3; i++) {
+    int64_t x;
+    id[i] = eng_gguf_has(g, keys[i]) && !eng_gguf_get_int(g, keys[i], &x, NULL) && x >= 0 && x < v->n ? (int32_t)x : -1;
+    found += id[i] >= 0;
+  }
+  if (found < 3)
+    for (size_t f = 0; f < sizeof FIM_SPELLINGS / sizeof *FIM_SPELLINGS; f++) {
+      for (found = 0; found < 3; found++)
+        if ((id[found] = eng_vocab_find(v, FIM_SPELLINGS[f][found], strlen(FIM_SPELLINGS[f][found]))) < 0) break;
+      if (found == 3) break;
+    }
+  for (int i = 0; i < 3; i++) v->fim[i] = found == 3 ? id[i] : -1;
 }
 
 static int load_merges(eng_vocab *v, const eng_gguf *g, kv_err *err) {
@@ -138,7 +167,7 @@ int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err) {
     v->text[i].p = eng_gguf_arr_str_next(&cur, &v->text[i].n);
     v->ttype[i] = TT_NORMAL;
     size_t m = v->hcap - 1, j;
-    for (j = fnv(v->text[i].p, v->text[i].n) & m; v->hmap[j]; j = (j + 1) & m) {
+    for (j = kv_hash64(v->text[i].p, v->text[i].n) & m; v->hmap[j]; j = (j + 1) & m) {
       const eng_str *t = &v->text[v->hmap[j] - 1];
       if (t->n == v->text[i].n && !memcmp(t->p, v->text[i].p, t->n)) break; /* duplicate: first wins */
     }
@@ -181,6 +210,7 @@ int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err) {
       (rc = eng_gguf_get_int(g, "tokenizer.ggml.add_space_prefix", &b, err)))
     return rc;
   v->add_space_prefix = (int)b;
+  load_fim(v, g);
   /* the end-of-turn token of chat formats, when the file does not name one */
   static const char *const eot_names[] = {"<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>"};
   for (size_t i = 0; v->eot < 0 && i < sizeof eot_names / sizeof *eot_names; i++)

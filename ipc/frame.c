@@ -92,14 +92,9 @@ int ipc_framer_feed(ipc_framer *f, const uint8_t *data, size_t n, kv_err *err) {
     f->start = 0;
   }
   if (n > SIZE_MAX / 2 - f->end) return kv_err_set(err, KV_ELIMIT, "ipc framer: feed of %zu bytes too large", n);
-  if (f->end + n > f->cap) {
-    size_t nc = f->cap ? f->cap : 256;
-    while (nc < f->end + n) nc *= 2;
-    uint8_t *nb = realloc(f->buf, nc);
-    if (!nb) return kv_err_set(err, KV_ENOMEM, "ipc framer: out of memory (%zu bytes)", nc);
-    f->buf = nb;
-    f->cap = nc;
-  }
+  size_t need = f->end + n < 256 ? 256 : f->end + n; /* 256 bytes at least, then doubling */
+  if (KV_GROW(f->buf, f->cap, need))
+    return kv_err_set(err, KV_ENOMEM, "ipc framer: out of memory (%zu bytes)", need);
   memcpy(f->buf + f->end, data, n);
   f->end += n;
   /* The head frame's header is checked now, so an oversize announcement is

@@ -108,8 +108,7 @@ static int check_unique_keys(const msgpack_object_map *m, kv_err *err) {
   for (uint32_t i = 0; i < m->size && !rc; i++) {
     const msgpack_object *k = &m->ptr[i].key;
     if (k->type != MSGPACK_OBJECT_STR) continue; /* reported by the caller */
-    uint64_t h = 1469598103934665603ull;
-    for (uint32_t b = 0; b < k->via.str.size; b++) h = (h ^ (uint8_t)k->via.str.ptr[b]) * 1099511628211ull;
+    uint64_t h = kv_hash64(k->via.str.ptr, k->via.str.size);
     for (size_t at = (size_t)h & (cap - 1);; at = (at + 1) & (cap - 1)) {
       if (!slot[at]) {
         slot[at] = i + 1;

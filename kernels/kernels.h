@@ -1,7 +1,13 @@
 /*
- * kernels — compute primitives behind a backend table (krn_backend), with a
- * scalar reference that every SIMD/CUDA path is tested against. CPU features
- * are detected at run time; nothing here is chosen at compile time alone.
+ * kernels — CPU compute primitives, each with a scalar reference that every
+ * SIMD path is tested against (tests/kernels). There is no krn_backend table
+ * of function pointers: each public call dispatches itself at run time on
+ * the ISA level (krn_isa_name; KVASIR_ISA caps it), and matmul picks its
+ * block kernels per (type, ISA) from an internal table (cpu/matmul.c,
+ * krn__kernels). The function table that the forward pass calls through is
+ * the engine's eng_backend (engine/backend.c), which wraps krn_matmul,
+ * krn_pool_run and krn_dequant_row. CPU features are detected at run time;
+ * nothing here is chosen at compile time alone.
  */
 #ifndef KVASIR_KERNELS_H
 #define KVASIR_KERNELS_H

@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <uv.h>
 
-#include "tests/daemon/harness.h"
+#include "bench/common/bench_daemon.h"
 
 static int n_clients = 64, n_threads = 2, n_requests = 500, token_ms = 0;
 
@@ -85,12 +85,7 @@ static const char *const methods[] = {"status", "status", "status", "status", "r
                                       "status", "status", "status", "status", "cache.stats"};
 
 static void lat_add(driver *d, double v) {
-  if (d->n_lat == d->cap_lat) {
-    d->cap_lat = d->cap_lat ? 2 * d->cap_lat : 4096;
-    d->lat = realloc(d->lat, d->cap_lat * sizeof *d->lat);
-    if (!d->lat) abort();
-  }
-  d->lat[d->n_lat++] = v;
+  if (KV_PUSH(d->lat, d->n_lat, d->cap_lat, v)) abort();
 }
 
 static int conn_open(driver *d, conn_st *c) {
@@ -431,11 +426,11 @@ int main(int argc, char **argv) {
    * cap), one every token_ms */
   double run_ms = (6.0 + 2.0 * windows * seconds) * 1000.0;
   if (token_ms <= 0) token_ms = (int)(run_ms / 4096.0) + 1;
-  th h;
+  bd_daemon h;
   kv_err e;
-  th_env(&h);
+  bd_env(&h);
   const char *files[] = {"ipc/frame.c", "ipc/rpc.c", "base/base.c"};
-  if (th_make_repo(&h, files, 3) || th_start(&h, token_ms, 3, &e)) {
+  if (bd_make_repo(&h, KVASIR_SOURCE_DIR, files, 3) || bd_start(&h, token_ms, 3, &e)) {
     fprintf(stderr, "bench_ipc: cannot start the daemon: %s\n", e.msg);
     return 1;
   }
@@ -492,10 +487,10 @@ int main(int argc, char **argv) {
   }
   kp.throughput /= windows;
   es_pace.throughput /= windows;
-  cJSON *st = th_status();
-  int streaming = th_num(st, "jobs.running_interactive") == 1;
+  cJSON *st = bd_status();
+  int streaming = bd_num(st, "jobs.running_interactive") == 1;
   cJSON_Delete(st);
-  th_stop(&h); /* drains: the ask finishes or is canceled after the drain timeout */
+  bd_stop(&h); /* drains: the ask finishes or is canceled after the drain timeout */
   pthread_join(at, NULL);
   uv_async_send(&es.stop);
   pthread_join(et, NULL);
@@ -539,6 +534,6 @@ int main(int argc, char **argv) {
   free(es_sat.v);
   free(kp.v);
   free(es_pace.v);
-  th_cleanup(&h);
+  bd_cleanup(&h);
   return ok ? 0 : 1;
 }

@@ -152,7 +152,7 @@ static void curve_point(const kvm_config *base, int n, int kb, int vb, int top_k
 
 static char *default_text(size_t *len) {
   glob_t g;
-  char *buf = NULL;
+  kv_buf buf = KV_BUF_INIT;
   *len = 0;
   if (glob(KVASIR_SOURCE_DIR "/*/*.[ch]", 0, NULL, &g)) return NULL;
   for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -160,16 +160,13 @@ static char *default_text(size_t *len) {
     size_t tl;
     kv_err e;
     if (kv_read_file(g.gl_pathv[i], 1 << 22, &t, &tl, &e)) continue;
-    char *nb = realloc(buf, *len + tl + 1);
-    if (!nb) { free(t); break; }
-    buf = nb;
-    memcpy(buf + *len, t, tl);
-    *len += tl;
-    buf[*len] = 0;
+    int rc = kv_buf_append(&buf, t, tl);
     free(t);
+    if (rc) break; /* out of memory: the text read so far */
   }
   globfree(&g);
-  return buf;
+  *len = buf.len;
+  return buf.len ? kv_buf_detach(&buf, NULL) : NULL;
 }
 
 int main(int argc, char **argv) {

@@ -2,9 +2,13 @@
  * cpu_features.c — run-time x86 feature detection. A kernel level is usable
  * only if the CPU reports it AND the OS saves the wider register state
  * (XCR0), so a laptop with AVX-512 disabled by the OS falls back cleanly.
+ * The ISA level every kernel file dispatches on (krn__isa_level) lives here
+ * too, at the bottom of the library: the files that dispatch (matmul, pool,
+ * ops, convert) call down into this one and never into each other for it.
  */
-#include "kernels/kernels.h"
+#include "kernels/cpu/krn_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,4 +61,21 @@ const char *krn_isa_name(void) {
   if (cap && !strcmp(cap, "scalar")) lvl = 0;
   else if (cap && !strcmp(cap, "avx2") && lvl > 1) lvl = 1;
   return lvl == 2 ? "avx512" : lvl == 1 ? "avx2" : "scalar";
+}
+
+int krn__isa_level_now(void) {
+  const char *n = krn_isa_name();
+  return !strcmp(n, "avx512") ? KRN_ISA_AVX512 : !strcmp(n, "avx2") ? KRN_ISA_AVX2 : KRN_ISA_SCALAR;
+}
+
+/* Read once per process: a write-once cache of a constant, like the CPU
+ * feature record (a race only computes the same value twice). */
+int krn__isa_level(void) {
+  static _Atomic int cached = -1;
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
+    v = krn__isa_level_now();
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
+  }
+  return v;
 }

@@ -91,7 +91,10 @@ enum { KRN_ISA_SCALAR = 0, KRN_ISA_AVX2 = 1, KRN_ISA_AVX512 = 2 };
  * matmul.c uses them for Q4_K matrices whose row count is a multiple of 8,
  * the ones llama.cpp repacks on x86 (see dot_scalar.c). */
 enum { KRN__Q4_K_R8 = 64, KRN__Q4_K_R8_GEMM = 65 };
-int krn__isa_level(void); /* from krn_isa_name(): honours KVASIR_ISA */
+/* cpu_features.c: the KRN_ISA_* level of krn_isa_name() (KVASIR_ISA
+ * honoured), read once per process (krn__isa_level) or afresh. */
+int krn__isa_level(void);
+int krn__isa_level_now(void);
 
 typedef float (*krn_vec_dot_fn)(size_t n, const void *w, const void *a);
 /* Dot of one weight row with `nr` activation rows (stride a_stride bytes),

@@ -21,30 +21,11 @@
 
 #include <limits.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/krn_pool_internal.h"
-
-/* Level from krn_isa_name() (KVASIR_ISA honoured), read once per process:
- * a write-once cache of a constant, like the CPU feature record. */
-int krn__isa_level(void) {
-  static _Atomic int cached = -1;
-  int v = atomic_load_explicit(&cached, memory_order_relaxed);
-  if (v < 0) {
-    const char *n = krn_isa_name();
-    v = !strcmp(n, "avx512") ? KRN_ISA_AVX512 : !strcmp(n, "avx2") ? KRN_ISA_AVX2 : KRN_ISA_SCALAR;
-    atomic_store_explicit(&cached, v, memory_order_relaxed);
-  }
-  return v;
-}
-
-static int isa_from_name(void) {
-  const char *n = krn_isa_name();
-  return !strcmp(n, "avx512") ? KRN_ISA_AVX512 : !strcmp(n, "avx2") ? KRN_ISA_AVX2 : KRN_ISA_SCALAR;
-}
 
 int krn__kernels(int type, int isa, krn_kernels *k) {
   memset(k, 0, sizeof *k);
@@ -228,7 +209,7 @@ void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float
 
 void krn_matmul_isa(krn_pool *p, const char *isa, int type, const void *W, size_t n_out, size_t k, const float *x,
                     size_t m, float *y) {
-  int l = isa_from_name();
+  int l = krn__isa_level_now();
   if (isa && !strcmp(isa, "scalar")) l = KRN_ISA_SCALAR;
   else if (isa && !strcmp(isa, "avx2") && l > KRN_ISA_AVX2) l = KRN_ISA_AVX2;
   matmul_isa(p, l, type, W, n_out, k, x, m, y);

@@ -1,0 +1,296 @@
+/*
+ * test_eng_arch.c — the architecture table (engine/arch.c) through tiny GGUF
+ * files written here (tiny_gguf.h), no model download:
+ *  - each row opens with the tensor groups it needs and names the tensor it
+ *    misses; rows whose forward pass is not written (qwen3, Llama 3's
+ *    rope_freqs) open but eng_ctx_create refuses them with KV_EUNSUPPORTED;
+ *  - the chat format follows the template's family, not the architecture
+ *    name (a Gemma-architecture file with a Llama 3 template writes Llama 3
+ *    headers), with the row's default only when there is no template;
+ *  - FIM ids come from the tokenizer.ggml.fim_*_token_id keys or from one
+ *    family of known spellings, never a mix, and are absent otherwise.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdint.h>
+
+#include "tiny_gguf.h"
+
+static eng_model *open_ok(const char *path) {
+  eng_model *m = NULL;
+  kv_err err = {0};
+  int rc = eng_model_open(&m, path, &err);
+  if (rc) fail_msg("%s: rc %d: %s", path, rc, err.msg);
+  return m;
+}
+
+/* Opens arch with groups, expecting failure rc with `needle` in the message. */
+static void open_fails(const char *arch, unsigned groups, const char *skip, int want_rc, const char *needle) {
+  tg g;
+  char path[64];
+  tg_init(&g);
+  tg_hparams(&g, arch);
+  tg_vocab(&g, NULL, 0);
+  tg_tensors(&g, groups, skip);
+  snprintf(path, sizeof path, "/tmp/kvasir-tiny-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(tg_write(&g, path), 0);
+  eng_model *m = NULL;
+  kv_err err = {0};
+  int rc = eng_model_open(&m, path, &err);
+  unlink(path);
+  eng_model_free(m);
+  if (rc != want_rc || !strstr(err.msg, needle))
+    fail_msg("%s without %s: rc %d '%s' (wanted %d and '%s')", arch, skip ? skip : "-", rc, err.msg, want_rc, needle);
+}
+
+/* 0 if a context can be made and one token evaluated; else the rc, message in err. */
+static int run_one(eng_model *m, kv_err *err) {
+  eng_ctx_params p;
+  eng_ctx_params_default(&p);
+  p.n_ctx = 16;
+  p.n_threads = 1;
+  eng_ctx *c = NULL;
+  int rc = eng_ctx_create(&c, m, &p, err);
+  if (rc) return rc;
+  int32_t t[3] = {0, 5, 7};
+  rc = eng_ctx_eval(c, t, 3, 0, err);
+  if (!rc) {
+    const float *l = eng_ctx_logits(c, 0);
+    for (int i = 0; i < TG_NV; i++)
+      if (!isfinite(l[i])) rc = KV_EFORMAT;
+  }
+  eng_ctx_free(c);
+  return rc;
+}
+
+static void test_rows_open_and_run(void **st) {
+  (void)st;
+  static const struct {
+    const char *arch;
+    unsigned groups;
+  } ok[] = {{"llama", 0}, {"qwen2", TG_BIAS}, {"gemma3", TG_QK_NORM | TG_POST_NORMS}, {"llama", TG_NO_OUTPUT}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    char path[64];
+    assert_int_equal(tg_model(path, sizeof path, ok[i].arch, ok[i].groups, NULL), 0);
+    eng_model *m = open_ok(path);
+    unlink(path);
+    const eng_model_info *I = eng_model_get_info(m);
+    assert_string_equal(I->arch, ok[i].arch);
+    assert_int_equal(I->head_dim, TG_HD);
+    assert_int_equal(I->n_head * I->head_dim, TG_NH * TG_HD);
+    kv_err err = {0};
+    if (run_one(m, &err)) fail_msg("%s: %s", ok[i].arch, err.msg);
+    eng_model_free(m);
+  }
+}
+
+static void test_rows_need_their_tensors(void **st) {
+  (void)st;
+  open_fails("qwen2", 0, NULL, KV_EFORMAT, "blk.0.attn_q.bias");
+  open_fails("qwen3", 0, NULL, KV_EFORMAT, "blk.0.attn_q_norm.weight");
+  open_fails("gemma3", TG_QK_NORM, NULL, KV_EFORMAT, "blk.0.post_attention_norm.weight");
+  open_fails("gemma3", TG_QK_NORM | TG_POST_NORMS, "blk.1.attn_k_norm.weight", KV_EFORMAT, "blk.1.attn_k_norm.weight");
+  open_fails("llama", 0, "blk.1.ffn_up.weight", KV_EFORMAT, "blk.1.ffn_up.weight");
+  open_fails("mamba", 0, NULL, KV_EUNSUPPORTED, "qwen3");
+}
+
+static void test_unsupported_rows_refuse_at_context(void **st) {
+  (void)st;
+  char path[64];
+  kv_err err = {0};
+  /* qwen3: metadata, tokenizer and chat load; no context */
+  assert_int_equal(tg_model(path, sizeof path, "qwen3", TG_QK_NORM, "{{'<|im_start|>'}}"), 0);
+  eng_model *m = open_ok(path);
+  unlink(path);
+  assert_string_equal(eng_model_get_info(m)->arch, "qwen3");
+  assert_string_equal(eng_chat_format(m), "chatml");
+  assert_int_equal(run_one(m, &err), KV_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "qwen3"));
+  assert_non_null(strstr(err.msg, "not implemented"));
+  eng_model_free(m);
+  /* llama with Llama 3's rope_freqs: opens, the context says what is missing */
+  assert_int_equal(tg_model(path, sizeof path, "llama", TG_ROPE_FREQS, NULL), 0);
+  m = open_ok(path);
+  unlink(path);
+  memset(&err, 0, sizeof err);
+  assert_int_equal(run_one(m, &err), KV_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "rope_freqs"));
+  eng_model_free(m);
+}
+
+static void test_rope_freqs_shape_checked(void **st) {
+  (void)st;
+  tg g;
+  char path[64] = "/tmp/kvasir-tiny-XXXXXX";
+  tg_init(&g);
+  tg_hparams(&g, "llama");
+  tg_vocab(&g, NULL, 0);
+  tg_tensors(&g, 0, NULL);
+  tg_tensor_add(&g, "rope_freqs.weight", TG_HD, 1, 1.f, 2.f); /* head_dim, not head_dim / 2 */
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(tg_write(&g, path), 0);
+  eng_model *m = NULL;
+  kv_err err = {0};
+  assert_int_equal(eng_model_open(&m, path, &err), KV_EFORMAT);
+  unlink(path);
+  assert_null(m);
+  assert_non_null(strstr(err.msg, "rope_freqs.weight"));
+  assert_non_null(strstr(err.msg, "shape"));
+}
+
+/* Template snippets as the real GGUFs carry them (abridged). */
+static const char T_SMOLLM2[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+static const char T_QWEN25[] =
+    "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- endif %}{%- for message in messages %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endfor %}";
+static const char T_LLAMA3[] =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 "
+    "%}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}";
+static const char T_GEMMA3[] =
+    "{{ bos_token }}{%- for message in loop_messages -%}{%- if (message['role'] == 'assistant') -%}{%- set role = "
+    "\"model\" -%}{%- endif -%}{{ '<start_of_turn>' + role + '\n' }}{%- endfor -%}";
+static const char T_MISTRAL[] = "{{ bos_token }}{% for message in messages %}[INST] {{ message['content'] }} [/INST]";
+
+static void test_chat_family_from_template(void **st) {
+  (void)st;
+  assert_int_equal(eng_chat_family(T_SMOLLM2, ENG_CHAT_GEMMA), ENG_CHAT_CHATML);
+  assert_int_equal(eng_chat_family(T_QWEN25, ENG_CHAT_GEMMA), ENG_CHAT_CHATML);
+  assert_int_equal(eng_chat_family(T_LLAMA3, ENG_CHAT_CHATML), ENG_CHAT_LLAMA3);
+  assert_int_equal(eng_chat_family(T_GEMMA3, ENG_CHAT_CHATML), ENG_CHAT_GEMMA);
+  /* no template: the caller's fallback (the row's default) */
+  assert_int_equal(eng_chat_family(NULL, ENG_CHAT_GEMMA), ENG_CHAT_GEMMA);
+  assert_int_equal(eng_chat_family(NULL, ENG_CHAT_LLAMA3), ENG_CHAT_LLAMA3);
+  /* a template of no known family: ChatML, whatever the fallback */
+  assert_int_equal(eng_chat_family(T_MISTRAL, ENG_CHAT_GEMMA), ENG_CHAT_CHATML);
+  assert_string_equal(eng_chat_family_name(ENG_CHAT_LLAMA3), "llama3");
+  assert_string_equal(eng_chat_family_name(ENG_CHAT_GEMMA), "gemma");
+  assert_string_equal(eng_chat_family_name(ENG_CHAT_CHATML), "chatml");
+}
+
+static char *apply(eng_model *m, const eng_chat_msg *msgs, size_t n) {
+  char *out = NULL;
+  kv_err err = {0};
+  if (eng_chat_apply(m, msgs, n, 1, &out, &err)) fail_msg("%s", err.msg);
+  return out;
+}
+
+static void test_chat_by_template_not_arch(void **st) {
+  (void)st;
+  const eng_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "  Hi there \n"}};
+  char path[64];
+  /* a gemma3-architecture file with a Llama 3 template writes Llama 3 */
+  assert_int_equal(tg_model(path, sizeof path, "gemma3", TG_QK_NORM | TG_POST_NORMS, T_LLAMA3), 0);
+  eng_model *m = open_ok(path);
+  unlink(path);
+  assert_string_equal(eng_chat_format(m), "llama3");
+  char *s = apply(m, msgs, 2);
+  assert_string_equal(s, "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                         "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                         "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  free(s);
+  eng_model_free(m);
+  /* a llama-architecture file with a Gemma template writes Gemma turns */
+  assert_int_equal(tg_model(path, sizeof path, "llama", 0, T_GEMMA3), 0);
+  m = open_ok(path);
+  unlink(path);
+  assert_string_equal(eng_chat_format(m), "gemma");
+  s = apply(m, msgs, 2);
+  assert_string_equal(s, "<start_of_turn>user\nBe brief.\n\n  Hi there \n<end_of_turn>\n<start_of_turn>model\n");
+  free(s);
+  eng_model_free(m);
+  /* no template: the row's default (gemma3: Gemma; llama, qwen2: ChatML) */
+  static const struct {
+    const char *arch;
+    unsigned groups;
+    const char *fmt;
+  } def[] = {{"gemma3", TG_QK_NORM | TG_POST_NORMS, "gemma"}, {"llama", 0, "chatml"}, {"qwen2", TG_BIAS, "chatml"}};
+  for (size_t i = 0; i < sizeof def / sizeof *def; i++) {
+    assert_int_equal(tg_model(path, sizeof path, def[i].arch, def[i].groups, NULL), 0);
+    m = open_ok(path);
+    unlink(path);
+    assert_string_equal(eng_chat_format(m), def[i].fmt);
+    eng_model_free(m);
+  }
+}
+
+/* Writes a llama model whose vocabulary holds `extra` tokens and, when
+ * ids != NULL, the three fim_*_token_id keys; opens it. */
+static eng_model *fim_model(const char *const *extra, size_t n_extra, const uint32_t *ids) {
+  tg g;
+  char path[64] = "/tmp/kvasir-tiny-XXXXXX";
+  tg_init(&g);
+  tg_hparams(&g, "llama");
+  tg_vocab(&g, extra, n_extra);
+  if (ids) {
+    tg_u32(&g, "tokenizer.ggml.fim_pre_token_id", ids[0]);
+    tg_u32(&g, "tokenizer.ggml.fim_suf_token_id", ids[1]);
+    tg_u32(&g, "tokenizer.ggml.fim_mid_token_id", ids[2]);
+  }
+  tg_tensors(&g, 0, NULL);
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(tg_write(&g, path), 0);
+  eng_model *m = open_ok(path);
+  unlink(path);
+  return m;
+}
+
+static void expect_fim(eng_model *m, int32_t pre, int32_t suf, int32_t mid) {
+  int32_t p = -9, s = -9, d = -9;
+  int rc = eng_token_fim(m, &p, &s, &d);
+  assert_int_equal(rc, pre >= 0 ? 0 : KV_ENOTFOUND);
+  assert_int_equal(p, pre);
+  assert_int_equal(s, suf);
+  assert_int_equal(d, mid);
+  eng_model_free(m);
+}
+
+static void test_fim_tokens(void **st) {
+  (void)st;
+  /* the vocabulary's extra tokens start at id 2 */
+  const char *qwen[] = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>"};
+  expect_fim(fim_model(qwen, 4, NULL), 2, 4, 3);
+  const char *star[] = {"<fim_middle>", "<fim_suffix>", "<fim_prefix>"};
+  expect_fim(fim_model(star, 3, NULL), 4, 3, 2);
+  const char *deepseek[] = {"<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"};
+  expect_fim(fim_model(deepseek, 3, NULL), 3, 2, 4);
+  const char *codellama[] = {"▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"};
+  expect_fim(fim_model(codellama, 4, NULL), 2, 3, 4);
+  /* the file's keys win over spellings in the vocabulary */
+  const uint32_t ids[3] = {7, 8, 9};
+  expect_fim(fim_model(qwen, 4, ids), 7, 8, 9);
+  /* never a mix of two families: Qwen's prefix with StarCoder's suffix/middle */
+  const char *mixed[] = {"<|fim_prefix|>", "<fim_suffix>", "<fim_middle>"};
+  expect_fim(fim_model(mixed, 3, NULL), -1, -1, -1);
+  /* two of three markers: none */
+  const char *partial[] = {"<|fim_prefix|>", "<|fim_suffix|>"};
+  expect_fim(fim_model(partial, 2, NULL), -1, -1, -1);
+  /* keys out of range count as absent (FIM is optional: the model opens), and
+   * the spellings are used */
+  const uint32_t bad[3] = {7, 8, 4000};
+  expect_fim(fim_model(qwen, 4, bad), 2, 4, 3);
+  /* no FIM at all */
+  expect_fim(fim_model(NULL, 0, NULL), -1, -1, -1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rows_open_and_run),        cmocka_unit_test(test_rows_need_their_tensors),
+      cmocka_unit_test(test_unsupported_rows_refuse_at_context), cmocka_unit_test(test_rope_freqs_shape_checked),
+      cmocka_unit_test(test_chat_family_from_template), cmocka_unit_test(test_chat_by_template_not_arch),
+      cmocka_unit_test(test_fim_tokens),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
