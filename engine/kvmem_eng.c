@@ -15,7 +15,6 @@
 
 #include "engine/ctx_internal.h"
 #include "engine/kvmem_eng.h"
-#include "engine/kvmem_int.h"
 
 #define KVM_ENG_SLOTS 64
 #define KVM_ENG_BATCH 64 /* engine batch (context.c ENG_BATCH): local rings keep window + batch */

@@ -1,5 +1,5 @@
 /*
- * kvmem_eng.h — the KV memory (kvmem.h) plugged into the engine: an
+ * kvmem_eng.h — the KV memory (kvmem/kvmem.h) plugged into the engine: an
  * eng_kv_ops implementation, a context constructor that sets the per-layer
  * policy from the model (sliding-window layers keep only their window), and
  * the hooks resident prefixes need (take a context's cache out to store it,
@@ -9,7 +9,7 @@
 #define KVASIR_KVMEM_ENG_H
 
 #include "engine/engine.h"
-#include "engine/kvmem.h"
+#include "kvmem/kvmem.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,5 +1,5 @@
 /*
- * kvmem_store.c — resident prefixes: frozen KV caches for token sequences,
+ * store.c — resident prefixes: frozen KV caches for token sequences,
  * forked copy-on-write by requests, kept in RAM under a byte budget (LRU)
  * and snapshotted to disk so they survive restarts.
  *
@@ -21,10 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 struct kvm_store {
   kvm_config cfg;
@@ -36,22 +35,6 @@ struct kvm_store {
 };
 
 /* ---- prefixes ---- */
-
-void kvm_prefix_destroy(kvm_prefix *p) {
-  if (!p) return;
-  kvm_cache_free(p->cache);
-  if (p->map) munmap(p->map, p->map_len);
-  free(p->chain);
-  free(p->seg_end);
-  free(p);
-}
-
-void kvm_prefix_ref(kvm_prefix *p) { p->refs++; }
-void kvm_prefix_unref(kvm_prefix *p) {
-  if (p && --p->refs == 0) kvm_prefix_destroy(p);
-}
-size_t kvm_prefix_len(const kvm_prefix *p) { return (size_t)p->cache->layers[0].n; }
-int kvm_prefix_from_disk(const kvm_prefix *p) { return p->map != NULL; }
 
 int kvm_prefix_fork(kvm_prefix *p, size_t n_tokens, kvm_cache **out, kv_err *err) {
   *out = NULL;
