@@ -749,6 +749,18 @@ size_t kvm_config_bytes(const kvm_config *cfg, int n) {
   return b;
 }
 
+size_t kvm_config_peak_bytes(const kvm_config *cfg, int n) {
+  /* FULL and LOCAL layers only grow; compressed ones peak just before each
+   * spill, and those peaks grow, so the last one before n (if any) or n */
+  size_t b = kvm_config_bytes(cfg, n);
+  int nb = kvm_cold_blocks(cfg, n);
+  if (nb > 0) {
+    size_t p = kvm_config_bytes(cfg, cfg->sinks + cfg->window + nb * cfg->block - 1);
+    if (p > b) b = p;
+  }
+  return b;
+}
+
 size_t kvm_f16_bytes(const kvm_config *cfg, int len) {
   return (size_t)cfg->n_layers * (size_t)len * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * 4;
 }

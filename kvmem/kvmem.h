@@ -135,6 +135,10 @@ size_t kvm_f16_bytes(const kvm_config *cfg, int len);
 /* What kvm_cache_bytes will be for a cache of cfg after n appends per layer
  * (computed from the config alone, for sizing before opening one). */
 size_t kvm_config_bytes(const kvm_config *cfg, int n);
+/* The most kvm_cache_bytes reaches at any point of those n appends: the
+ * bytes grow with every token and drop at each spill (B f16 rows become one
+ * block), so a cache needs this much, not kvm_config_bytes, to get to n. */
+size_t kvm_config_peak_bytes(const kvm_config *cfg, int n);
 
 /* Statistics of the last attend on a layer (for tests and the eval). */
 typedef struct kvm_attend_stats {
@@ -193,6 +197,8 @@ typedef struct kvm_segment {
 int kvm_store_open(kvm_store **out, const kvm_config *cfg, uint64_t model_hash, size_t budget,
                    const char *snap_dir, kv_err *err);
 void kvm_store_free(kvm_store *s);
+/* The config the store was opened with (its prefixes' and forks'). */
+const kvm_config *kvm_store_config(const kvm_store *s);
 /* Resident bytes (owned by resident prefixes). Always <= budget after any call. */
 size_t kvm_store_bytes(const kvm_store *s);
 int kvm_store_count(const kvm_store *s);
@@ -201,7 +207,8 @@ int kvm_store_count(const kvm_store *s);
  * resident prefix or a valid disk snapshot covers. On success *out is a new
  * reference (kvm_prefix_unref when done), *n_segs_matched >= 1 and
  * *n_tokens is the tokens covered. KV_ENOTFOUND when nothing matches.
- * Corrupt or stale snapshots are deleted and skipped, never used. */
+ * Corrupt or stale snapshots are deleted and skipped, never used; when one
+ * was, the KV_ENOTFOUND message names it (path, section and byte range). */
 int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_prefix **out,
                      int *n_segs_matched, size_t *n_tokens, kv_err *err);
 /* Freeze the state of `cache` (whose tokens are exactly the concatenation of
