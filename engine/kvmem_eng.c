@@ -15,7 +15,6 @@
 
 #include "engine/ctx_internal.h"
 #include "engine/kvmem_eng.h"
-#include "engine/kvmem_int.h"
 
 #define KVM_ENG_SLOTS 64
 #define KVM_ENG_BATCH 64 /* engine batch (context.c ENG_BATCH): local rings keep window + batch */
@@ -236,4 +235,144 @@ uint64_t kvm_eng_model_hash(const eng_model *m) {
   for (int i = 0; i < 2; i++)
     if (t[i]) h = kvm_hash64(t[i]->data, t[i]->nbytes < 65536 ? t[i]->nbytes : 65536, h);
   return h;
+}
+
+/* ---- serving on the compressed memory ---- */
+
+/* 1 when a compressed cache of m for n tokens fits in budget bytes. */
+static int size_fits(const eng_model *m, int n, size_t budget) {
+  kvm_config cfg;
+  kvm_eng_config(&cfg, m, n, KVM_COMPRESSED);
+  return kvm_config_peak_bytes(&cfg, n) <= budget;
+}
+
+int kvm_eng_ctx_size(const eng_model *m, int requested, size_t budget) {
+  const eng_model_info *I = &m->info;
+  int want = requested > 0 ? requested : I->n_ctx_train;
+  if (want <= 0) want = 4096;
+  if (I->n_ctx_train > 0 && want > I->n_ctx_train) want = I->n_ctx_train;
+  if (want > (1 << 24)) want = 1 << 24;
+  if (!budget || size_fits(m, want, budget)) return want;
+  int lo = 0, hi = want; /* lo fits (0 tokens: nothing), hi does not */
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (size_fits(m, mid, budget)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+int kvm_eng_store_open(kvm_store **out, eng_ctx *ctx, size_t budget, const char *snap_dir, kv_err *err) {
+  *out = NULL;
+  kvm_cache *c = kvm_eng_ctx_cache(ctx);
+  if (!c) return kv_err_set(err, KV_EINVAL, "kvm_eng_store_open: context has another cache (use kvm_eng_ctx_create)");
+  return kvm_store_open(out, kvm_cache_config(c), kvm_eng_model_hash(ctx->m), budget, snap_dir, err);
+}
+
+/* KV_EINVAL unless a store's prefixes fit ctx's cache (same layout, room
+ * for ctx's whole context). */
+static int store_fits(eng_ctx *ctx, const kvm_store *s, const char *who, kv_err *err) {
+  kvm_cache *c = kvm_eng_ctx_cache(ctx);
+  if (!c) return kv_err_set(err, KV_EINVAL, "%s: context has another cache (use kvm_eng_ctx_create)", who);
+  const kvm_config *a = kvm_cache_config(c), *b = kvm_store_config(s);
+  if (!kvm_config_equal(a, b) || b->max_tokens < ctx->n_ctx)
+    return kv_err_set(err, KV_EINVAL, "%s: the store's KV config (%d tokens, k%d/v%d) is not the context's (%d tokens, k%d/v%d)",
+                      who, b->max_tokens, b->key_bits, b->val_bits, ctx->n_ctx, a->key_bits, a->val_bits);
+  return 0;
+}
+
+int kvm_eng_prefix_save(eng_ctx *ctx, kvm_store *s, const kvm_segment *segs, int n_segs, kv_err *err) {
+  int rc = store_fits(ctx, s, "kvm_eng_prefix_save", err);
+  if (rc) return rc;
+  if (n_segs <= 0) return kv_err_set(err, KV_EINVAL, "kvm_eng_prefix_save: no segments");
+  size_t n = 0;
+  for (int i = 0; i < n_segs; i++)
+    for (size_t j = 0; j < segs[i].n; j++, n++)
+      if (n >= (size_t)ctx->n_past || ctx->toks[n] != segs[i].tokens[j])
+        return kv_err_set(err, KV_EINVAL,
+                          "kvm_eng_prefix_save: token %zu of segment %d (position %zu) is not the context's (%d held)",
+                          j, i, n, ctx->n_past);
+  if (n == 0) return kv_err_set(err, KV_EINVAL, "kvm_eng_prefix_save: empty prefix");
+  kvm_eng *e = ctx->kv;
+  kvm_cache *cp;
+  rc = kvm_cache_open(&cp, kvm_cache_config(e->c), err);
+  if (rc) return rc;
+  if (n < (size_t)ctx->n_past) { /* the prefix is a copy; ctx keeps its cache */
+    rc = kvm_cache_copy_prefix(cp, e->c, (int)n, err);
+    if (rc) {
+      kvm_cache_free(cp);
+      return rc;
+    }
+    return kvm_store_put(s, segs, n_segs, cp, NULL, err);
+  }
+  /* ctx holds exactly the prefix: its cache becomes the prefix and ctx goes
+   * on with a fork of it (cp stands in meanwhile) */
+  kvm_cache *own = e->c;
+  e->c = cp;
+  kvm_prefix *p;
+  rc = kvm_store_put(s, segs, n_segs, own, &p, err);
+  if (!p) { /* out of memory before a prefix was made: the state is gone */
+    ctx->n_past = 0;
+    ctx->n_logits = 0;
+    return rc;
+  }
+  kvm_cache *f;
+  kv_err e2;
+  int frc = kvm_prefix_fork(p, n, &f, &e2);
+  kvm_prefix_unref(p);
+  if (!frc) frc = ke_set_cache(e, f, &e2);
+  if (frc) {
+    ctx->n_past = 0;
+    ctx->n_logits = 0;
+    if (err) *err = e2;
+    return frc;
+  }
+  return rc; /* 0, or KV_EIO when only the snapshot failed */
+}
+
+int kvm_eng_prefix_load(eng_ctx *ctx, kvm_store *s, const kvm_segment *segs, int n_segs, size_t *n_tokens,
+                        int *from_disk, kv_err *err) {
+  *n_tokens = 0;
+  if (from_disk) *from_disk = 0;
+  int rc = store_fits(ctx, s, "kvm_eng_prefix_load", err);
+  if (rc) return rc;
+  kvm_prefix *p;
+  int matched;
+  size_t nt;
+  rc = kvm_store_lookup(s, segs, n_segs, &p, &matched, &nt, err);
+  if (rc) return rc;
+  int disk = kvm_prefix_from_disk(p);
+  kvm_cache *f = NULL;
+  int32_t *toks = nt <= (size_t)ctx->n_ctx ? malloc(nt * sizeof *toks) : NULL;
+  if (!toks) rc = kv_err_set(err, nt <= (size_t)ctx->n_ctx ? KV_ENOMEM : KV_EINVAL,
+                             "kvm_eng_prefix_load: prefix of %zu tokens for a context of %d", nt, ctx->n_ctx);
+  if (!rc) rc = kvm_prefix_fork(p, nt, &f, err);
+  kvm_prefix_unref(p); /* the fork keeps it alive */
+  if (!rc) {
+    size_t k = 0;
+    for (int i = 0; i < n_segs && k < nt; i++)
+      for (size_t j = 0; j < segs[i].n && k < nt; j++) toks[k++] = segs[i].tokens[j];
+    rc = kvm_eng_ctx_attach(ctx, f, toks, nt, err); /* frees f on failure, ctx unchanged */
+  }
+  free(toks);
+  if (rc) return rc;
+  *n_tokens = nt;
+  if (from_disk) *from_disk = disk;
+  return 0;
+}
+
+int kvm_eng_stats_get(eng_ctx *ctx, const kvm_store *s, kvm_eng_stats *st, kv_err *err) {
+  memset(st, 0, sizeof *st);
+  kvm_cache *c = kvm_eng_ctx_cache(ctx);
+  if (!c) return kv_err_set(err, KV_EINVAL, "kvm_eng_stats_get: context has another cache");
+  st->n_tokens = kvm_cache_len(c, 0);
+  st->kv_bytes = kvm_cache_bytes(c);
+  st->kv_owned_bytes = kvm_cache_owned_bytes(c);
+  st->f16_bytes = kvm_f16_bytes(kvm_cache_config(c), st->n_tokens);
+  st->ratio = st->f16_bytes ? (double)st->kv_bytes / (double)st->f16_bytes : 0.0;
+  if (s) {
+    st->store_bytes = kvm_store_bytes(s);
+    st->store_prefixes = kvm_store_count(s);
+  }
+  return 0;
 }

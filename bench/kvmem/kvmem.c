@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "engine/kvmem_eng.h"
-#include "engine/kvmem_int.h" /* kvm_simd_force: the loops table */
 
 /* Per-head attention time (us) at n tokens for each config in cfs (one
  * cache built per config, the same synthetic keys/values): the best of 5

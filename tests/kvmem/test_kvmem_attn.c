@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 enum { H = 4, KVH = 2, D = 32, KVD = KVH * D, QD = H * D };
 

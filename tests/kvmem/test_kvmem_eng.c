@@ -3,7 +3,8 @@
  * independently): same calls, same positions/windows, outputs compared.
  * The dense cache rounds q and the probabilities to f16 (as llama.cpp), so
  * full mode agrees to 1e-3, compressed mode (every block chosen) to its
- * quantization tolerance. */
+ * quantization tolerance. test_ctx_size checks the context size rule on
+ * the default model (SmolLM2: context_length 8192, 30 global layers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/kvmem_eng.h"
 
@@ -115,10 +117,63 @@ static void test_truncate_copy_via_ops(void **st) {
   ko->free(a); ko->free(b); ro->free(ra); ro->free(rb);
 }
 
+
+/* The most bytes a compressed cache of a context of n tokens holds on the
+ * way to n, counted here from the config as the cache would grow: the
+ * maximum of kvm_config_bytes over every length up to n. */
+static size_t cache_bytes_at(const eng_model *m, int n) {
+  kvm_config cf;
+  kvm_eng_config(&cf, m, n, KVM_COMPRESSED);
+  size_t best = 0;
+  for (int t = 1; t <= n; t++) {
+    size_t b = kvm_config_bytes(&cf, t);
+    if (b > best) best = b;
+  }
+  return best;
+}
+
+static void test_ctx_size(void **st) {
+  char path[4096];
+  kv_err e;
+  eng_model *m;
+  assert_int_equal(eng_default_model_path(path, sizeof path), 0);
+  if (access(path, R_OK)) fail_msg("default model missing at %s: run scripts/fetch-model smollm2", path);
+  assert_int_equal(eng_model_open(&m, path, &e), 0);
+  int train = eng_model_get_info(m)->n_ctx_train;
+  assert_int_equal(train, 8192);
+  /* no tier context, no budget: the model's context_length */
+  assert_int_equal(kvm_eng_ctx_size(m, 0, 0), train);
+  /* the tier's context wins, but never past context_length */
+  assert_int_equal(kvm_eng_ctx_size(m, 2048, 0), 2048);
+  assert_int_equal(kvm_eng_ctx_size(m, 100000, 0), train);
+  /* a budget that holds the whole context changes nothing */
+  assert_int_equal(kvm_eng_ctx_size(m, 0, cache_bytes_at(m, train)), train);
+  assert_int_equal(kvm_eng_ctx_size(m, 3000, (size_t)1 << 40), 3000);
+  /* a smaller budget: the largest size that fits, and one more does not */
+  size_t budget = cache_bytes_at(m, 5000) + 1000;
+  kvm_config cf;
+  kvm_eng_config(&cf, m, 5000, KVM_COMPRESSED);
+  assert_int_equal(kvm_config_peak_bytes(&cf, 5000), cache_bytes_at(m, 5000));
+  assert_true(kvm_config_peak_bytes(&cf, 5000) > kvm_config_bytes(&cf, 5000)); /* 5000 is just past a spill */
+  int n = kvm_eng_ctx_size(m, 0, budget);
+  print_message("budget %zu bytes -> context %d (%zu bytes; %d would take %zu)\n", budget, n, cache_bytes_at(m, n),
+                n + 1, cache_bytes_at(m, n + 1));
+  assert_true(n >= 5000 && n < train);
+  assert_true(cache_bytes_at(m, n) <= budget);
+  assert_true(cache_bytes_at(m, n + 1) > budget);
+  /* a budget below one token's rows: nothing fits */
+  assert_int_equal(kvm_eng_ctx_size(m, 0, 10), 0);
+  /* the rule also bounds a tier's context */
+  n = kvm_eng_ctx_size(m, 6000, cache_bytes_at(m, 1024));
+  assert_int_equal(n, 1024);
+  eng_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vs_dense),
       cmocka_unit_test(test_truncate_copy_via_ops),
+      cmocka_unit_test(test_ctx_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 static const uint8_t *g_p, *g_end;
 static void take(void *dst, size_t n) {

@@ -1,5 +1,5 @@
-/* test_kvmem_simd.c — the AVX-512 attention loops (kvmem_simd.c) against the
- * portable ones (kvmem.c) on the same caches: every mode, every key/value
+/* test_kvmem_simd.c — the AVX-512 attention loops (kvmem/simd.c) against the
+ * portable ones (kvmem/cache.c) on the same caches: every mode, every key/value
  * coding, both block choices, GQA, and shapes of the real models (head_dim
  * 64 and 256, blocks of 64). The outputs agree to float rounding and the
  * chosen blocks are the same. Skips where the CPU lacks AVX-512. */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 #define KVM_TEST_SEED 0x9e3779b97f4a7c15ULL
 #include "tests/kvmem/kvm_test_rng.h"

@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 enum { H = 2, KVH = 1, D = 8, KVD = KVH * D, QD = H * D };
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent numpy reference for kvmem's number formats (engine/kvmem_quant.c).
+"""Independent numpy reference for kvmem's number formats (kvmem/quant.c).
 
 Writes quant_golden.bin next to this script; tests/kvmem/test_kvmem_quant.c
 reads it and checks the C code against it bit for bit (f16, ranges, codes)

@@ -1,5 +1,5 @@
 /*
- * kvmem_store.c — resident prefixes: frozen KV caches for token sequences,
+ * store.c — resident prefixes: frozen KV caches for token sequences,
  * forked copy-on-write by requests, kept in RAM under a byte budget (LRU)
  * and snapshotted to disk so they survive restarts.
  *
@@ -21,10 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 struct kvm_store {
   kvm_config cfg;
@@ -36,22 +35,6 @@ struct kvm_store {
 };
 
 /* ---- prefixes ---- */
-
-void kvm_prefix_destroy(kvm_prefix *p) {
-  if (!p) return;
-  kvm_cache_free(p->cache);
-  if (p->map) munmap(p->map, p->map_len);
-  free(p->chain);
-  free(p->seg_end);
-  free(p);
-}
-
-void kvm_prefix_ref(kvm_prefix *p) { p->refs++; }
-void kvm_prefix_unref(kvm_prefix *p) {
-  if (p && --p->refs == 0) kvm_prefix_destroy(p);
-}
-size_t kvm_prefix_len(const kvm_prefix *p) { return (size_t)p->cache->layers[0].n; }
-int kvm_prefix_from_disk(const kvm_prefix *p) { return p->map != NULL; }
 
 int kvm_prefix_fork(kvm_prefix *p, size_t n_tokens, kvm_cache **out, kv_err *err) {
   *out = NULL;
@@ -210,6 +193,7 @@ void kvm_store_free(kvm_store *s) {
 }
 
 size_t kvm_store_bytes(const kvm_store *s) { return s->bytes; }
+const kvm_config *kvm_store_config(const kvm_store *s) { return &s->cfg; }
 int kvm_store_count(const kvm_store *s) { return s->count; }
 
 static void snap_path(const kvm_store *s, uint64_t key, char *buf, size_t n) {
@@ -243,6 +227,7 @@ int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_pref
   char want[40], path[PATH_MAX + 320], best_path[PATH_MAX + 320] = "";
   snprintf(want, sizeof want, "%016" PRIx64 "-", s->model_hash);
   int dm = bm;
+  kv_err refused = {0}; /* the last snapshot refused, for the caller's log */
   for (struct dirent *e; d && (e = readdir(d));) {
     size_t ln = strlen(e->d_name);
     if (strncmp(e->d_name, want, 17) || ln != 37 || strcmp(e->d_name + 33, ".kvm")) continue;
@@ -255,7 +240,10 @@ int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_pref
     int pn;
     kv_err e2;
     if (kvm_snapshot_peek(path, &s->cfg, s->model_hash, &pc, &pe, &pn, &e2)) {
-      if (e2.code == KV_EFORMAT) unlink(path); /* corrupt or stale: recompute, never use */
+      if (e2.code == KV_EFORMAT) { /* corrupt or stale: recompute, never use */
+        unlink(path);
+        refused = e2;
+      }
       continue;
     }
     int m = matched(pc, pe, pn, qc, qe, n_segs);
@@ -277,10 +265,14 @@ int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_pref
       *out = p; /* our load reference goes to the caller */
     } else if (e2.code == KV_EFORMAT) {
       unlink(best_path);
+      refused = e2;
     }
   }
   if (!best) {
     free(qc);
+    if (refused.code)
+      return kv_err_set(err, KV_ENOTFOUND, "kvm_store: no resident prefix or snapshot matches (refused and deleted: %s)",
+                        refused.msg);
     return kv_err_set(err, KV_ENOTFOUND, "kvm_store: no resident prefix or snapshot matches");
   }
   if (!*out) {

@@ -1,5 +1,5 @@
 /*
- * kvmem_snap.c — KV prefix snapshots on disk ($XDG_CACHE_HOME/kvasir/kv/),
+ * snap.c — KV prefix snapshots on disk ($XDG_CACHE_HOME/kvasir/kv/),
  * written once, mmap'd on load, every byte covered by a checksum so that a
  * corrupt or stale file is detected and recomputed, never used.
  *
@@ -19,7 +19,7 @@
  *     META   (per layer i32 mode n n_sink win_start n_win n_blocks)
  *     then per layer: SINK_K SINK_V WIN_K WIN_V (f16 rows, [rows][n_kv_heads*head_dim],
  *             window rows in position order; FULL layers keep all rows in WIN_*),
- *             and one BLOCK section per compressed block (layout in kvmem_int.h).
+ *             and one BLOCK section per compressed block (layout in internal.h).
  *
  * Invariant: kvm_snapshot_load returns a prefix only when magic, version,
  * both hashes of the header, every section hash, the file size, the config,
@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 enum { SEC_CONFIG = 1, SEC_SEGS, SEC_META, SEC_SINK_K, SEC_SINK_V, SEC_WIN_K, SEC_WIN_V, SEC_BLOCK };
 #define SNAP_VERSION 2u

@@ -1,8 +1,8 @@
 /*
- * kvmem.c — the per-request KV cache: appends (sinks, window, block
- * compression), attention (full / compressed top-k + pooled / local window)
- * and byte accounting. Layout and policy are described in kvmem.h; the block
- * byte layout in kvmem_int.h.
+ * cache.c — the per-request KV cache: appends (sinks, window, block
+ * compression), attention (full / compressed top-k + pooled / local window),
+ * byte accounting, and the lifetime of caches and prefixes. Layout and
+ * policy are described in kvmem.h; the block byte layout in internal.h.
  *
  * Invariants kept here:
  *  - COMPRESSED layer: positions [0,n_sink) in sinks, [n_sink, win_start) in
@@ -10,7 +10,7 @@
  *    window spills its oldest B rows into a block when it reaches W+B rows,
  *    so after warm-up it always holds W..W+B-1 exact rows.
  *  - FULL layer: rows [0,base_n) in base_k/base_v (a parent's, read-only),
- *    [win_start=base_n, n) in wk/wv (owned, grown by doubling).
+ *    [win_start=base_n, n) in wk/wv (owned, grown by kv_grow's doubling).
  *  - LOCAL layer: the last n_win (<= cap) positions, row of pos at pos % cap.
  *  - Attention is an online softmax over tiles, so scratch is O(tile), and
  *    the result does not depend on the order the parts are visited in beyond
@@ -19,8 +19,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 typedef float kvm_v8 __attribute__((vector_size(32)));
 
@@ -222,6 +223,25 @@ void kvm_cache_free(kvm_cache *c) {
   free(c);
 }
 
+/* ---- prefix lifetime: here because a cache holds a reference to the
+ * prefix it was forked from, so freeing one may free the other ---- */
+
+void kvm_prefix_destroy(kvm_prefix *p) {
+  if (!p) return;
+  kvm_cache_free(p->cache);
+  if (p->map) munmap(p->map, p->map_len);
+  free(p->chain);
+  free(p->seg_end);
+  free(p);
+}
+
+void kvm_prefix_ref(kvm_prefix *p) { p->refs++; }
+void kvm_prefix_unref(kvm_prefix *p) {
+  if (p && --p->refs == 0) kvm_prefix_destroy(p);
+}
+size_t kvm_prefix_len(const kvm_prefix *p) { return (size_t)p->cache->layers[0].n; }
+int kvm_prefix_from_disk(const kvm_prefix *p) { return p->map != NULL; }
+
 const kvm_config *kvm_cache_config(const kvm_cache *c) { return &c->cfg; }
 int kvm_cache_len(const kvm_cache *c, int layer) {
   if (layer < 0 || layer >= c->cfg.n_layers) return 0;
@@ -230,6 +250,17 @@ int kvm_cache_len(const kvm_cache *c, int layer) {
 
 static void to_f16_row(const kvm_cache *c, const float *x, uint16_t *h, int n) {
   kvm_f32_row_to_f16(x, h, n, c->has_f16c);
+}
+
+/* Room for `need` rows in a FULL layer's own wk/wv, by kv_grow's doubling
+ * (so the capacity may pass max_tokens, by less than a factor of two). Both
+ * arrays grow alike; on failure win_cap keeps the capacity both still have. */
+static int grow_rows(kvm_cache *c, kvm_layer *ly, int need, kv_err *err) {
+  size_t rowb = (size_t)c->kvd * 2, ck = (size_t)ly->win_cap, cv = ck;
+  if (kv_grow((void **)&ly->wk, &ck, (size_t)need, rowb) || kv_grow((void **)&ly->wv, &cv, (size_t)need, rowb))
+    return kv_err_set(err, KV_ENOMEM, "kvmem: window of %d rows", need);
+  ly->win_cap = (int)(ck < cv ? ck : cv);
+  return 0;
 }
 
 /* Quantize the window's oldest B rows into a new block (one malloc). */
@@ -302,9 +333,7 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
   if (ly->mode == KVM_FULL) {
     int row = ly->n - ly->win_start;
     if (row >= ly->win_cap) {
-      int want = ly->win_cap * 2, lim = c->cfg.max_tokens - ly->win_start;
-      if (want > lim) want = lim;
-      int rc = kvm_layer_reserve(c, ly, want, err);
+      int rc = grow_rows(c, ly, row + 1, err);
       if (rc) return rc;
     }
     to_f16_row(c, k, ly->wk + (size_t)row * kvd, (int)kvd);
@@ -716,6 +745,18 @@ size_t kvm_config_bytes(const kvm_config *cfg, int n) {
       int nb = kvm_cold_blocks(cfg, n);
       b += row * (size_t)(n - nb * cfg->block) + (size_t)nb * L.block_bytes;
     }
+  }
+  return b;
+}
+
+size_t kvm_config_peak_bytes(const kvm_config *cfg, int n) {
+  /* FULL and LOCAL layers only grow; compressed ones peak just before each
+   * spill, and those peaks grow, so the last one before n (if any) or n */
+  size_t b = kvm_config_bytes(cfg, n);
+  int nb = kvm_cold_blocks(cfg, n);
+  if (nb > 0) {
+    size_t p = kvm_config_bytes(cfg, cfg->sinks + cfg->window + nb * cfg->block - 1);
+    if (p > b) b = p;
   }
   return b;
 }

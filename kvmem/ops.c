@@ -1,5 +1,5 @@
 /*
- * kvmem_ops.c — operations that cut or copy a KV cache at a position:
+ * ops.c — operations that cut or copy a KV cache at a position:
  * truncation (the engine re-using a common prompt prefix), copying a prefix
  * into another cache, and forking from a frozen prefix (sharing its blocks).
  *
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *dk, uint16_t *dv, float *tmp,
                    uint8_t *codes) {

@@ -1,7 +1,7 @@
 /*
- * kvmem_simd.c — the KV memory's attention loops in explicit AVX-512, used
+ * simd.c — the KV memory's attention loops in explicit AVX-512, used
  * where the CPU has it (and KVASIR_ISA does not cap the level below it);
- * kvmem.c keeps the portable loops and calls these through kvm_simd512().
+ * cache.c keeps the portable loops and calls these through kvm_simd512().
  * The results are the portable loops' up to float rounding (the same sums
  * in other orders, and a polynomial exp instead of libm's; test_kvmem_simd
  * checks they agree to 2e-5 relative and choose the same blocks).
@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -1,5 +1,5 @@
 /*
- * kvmem_quant.c — the number formats of the KV memory: IEEE half floats
+ * quant.c — the number formats of the KV memory: IEEE half floats
  * (nearest-even and directed rounding), asymmetric low-bit group codes
  * (8, 4, 2 bits), the compressed block layout, and the 64-bit checksum used
  * by snapshots and prefix hashes.
@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/kvmem_int.h"
+#include "kvmem/internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -1,7 +1,11 @@
 /*
- * kvmem_int.h — the KV memory's internal structs, shared by kvmem.c (cache,
- * attention), kvmem_quant.c (codes, f16, hash), kvmem_snap.c (snapshots) and
- * kvmem_store.c (resident prefixes). Not for other modules: use kvmem.h.
+ * internal.h — the KV memory's shared types (block layout, layer, cache,
+ * prefix, attention state) and the functions its files give each other,
+ * grouped by the file that defines them. Calls point one way:
+ *   store.c -> snap.c, ops.c -> cache.c -> simd.c, quant.c
+ * (no file calls one above it; the prefix's lifetime lives in cache.c because
+ * a cache holds a reference to the prefix it was forked from). Not for other
+ * modules, which use kvmem.h; the module's own tests may include it.
  *
  * Block layout (one compressed block, B tokens, all KV heads; D = head_dim;
  * per head h at offset h*head_bytes, every array at an even offset):
@@ -13,10 +17,10 @@
  *   kmean_scale f16 | vmean_scale f16
  *   zero padding to a multiple of 8 bytes
  */
-#ifndef KVASIR_KVMEM_INT_H
-#define KVASIR_KVMEM_INT_H
+#ifndef KVASIR_KVMEM_INTERNAL_H
+#define KVASIR_KVMEM_INTERNAL_H
 
-#include "engine/kvmem.h"
+#include "kvmem/kvmem.h"
 
 typedef struct kvm_blk_layout {
   size_t kmin, kmax, vlo, vhi, kcodes, vcodes, kmean, vmean, kmean_s, vmean_s;
@@ -76,41 +80,43 @@ struct kvm_prefix {
   int resident;
 };
 
+/* ---- quant.c: number formats ---- */
 /* f16 row conversion (F16C when the CPU has it). */
 void kvm_f16_row_to_f32(const uint16_t *src, float *dst, int n, int has_f16c);
 int kvm_cpu_has_f16c(void);
 /* f32 -> f16 row, round to nearest even (the bits of kvm_f32_to_f16). */
 void kvm_f32_row_to_f16(const float *src, uint16_t *dst, int n, int has_f16c);
-
 /* Unpack n codes of `bits` to bytes. */
 void kvm_unpack_codes(const uint8_t *codes, int n, int bits, uint8_t *out);
 
-/* Build a frozen cache (no parent) of `cfg` from snapshot bytes; used by
- * kvmem_snap.c. Rows/blocks point into the mapping (not owned). */
+/* ---- cache.c: cache and prefix lifetime ---- */
+/* An empty cache of cfg with its per-layer scratch but no rows or blocks
+ * (snap.c fills it from a mapping; rows/blocks then point into it). */
 int kvm_cache_alloc_shell(kvm_cache **out, const kvm_config *cfg, kv_err *err);
-/* Allocate an owned window/sink/full storage for a layer with room for rows. */
+/* Owned window/sink/full storage for a layer with room for exactly `rows`. */
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err);
+/* Compressed blocks a cold run of cfg holds after n positions. */
+int kvm_cold_blocks(const kvm_config *k, int n);
+/* Free a prefix whose last reference went (its cache, mapping, chain). */
+void kvm_prefix_destroy(kvm_prefix *p);
 
-/* Snapshot load (kvmem_snap.c): verifies everything, maps, builds a prefix
- * with one reference. expect_token_hash 0 = accept any. */
+/* ---- ops.c: rows and prefixes of a cache ---- */
+/* Row `pos` (K and V, all heads, f16) of a layer, wherever it lives
+ * (dequantized if in a block). tmp: head_dim floats; codes: block bytes. */
+void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *dk, uint16_t *dv, float *tmp,
+                   uint8_t *codes);
+/* dst layer l := src layer l's first n positions (share: point at src's
+ * blocks / flat FULL rows; the caller keeps src alive). */
+int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, int share, kv_err *err);
+
+/* ---- snap.c: snapshot files ---- */
+/* Verifies everything, maps, builds a prefix with one reference. */
 int kvm_snapshot_load(const char *path, const kvm_config *cfg, uint64_t model_hash, kvm_prefix **out,
                       kv_err *err);
 /* Read only the header + segment chain of a snapshot (verified) to decide
  * whether it matches; chain and seg_end are malloc'd. */
 int kvm_snapshot_peek(const char *path, const kvm_config *cfg, uint64_t model_hash, uint64_t **chain,
                       uint64_t **seg_end, int *n_segs, kv_err *err);
-
-void kvm_prefix_destroy(kvm_prefix *p);
-/* Row `pos` (K and V, all heads, f16) of a layer, wherever it lives
- * (dequantized if in a block). tmp: head_dim floats; codes: block bytes. */
-void kvm_layer_row(const kvm_cache *c, const kvm_layer *ly, int pos, uint16_t *dk, uint16_t *dv, float *tmp,
-                   uint8_t *codes);
-/* kvmem_ops.c: dst layer l := src layer l's first n positions (share: point
- * at src's blocks / flat FULL rows; the caller keeps src alive). */
-int kvm_layer_take_prefix(kvm_cache *dst, int l, const kvm_cache *src, int n, int share, kv_err *err);
-int kvm_config_equal(const kvm_config *a, const kvm_config *b);
-/* Compressed blocks a cold run of cfg holds after n positions. */
-int kvm_cold_blocks(const kvm_config *k, int n);
 
 /* Online-softmax state of the g query heads sharing one KV head (attend). */
 typedef struct kvm_att {
@@ -126,13 +132,11 @@ typedef struct kvm_att {
   float *kt, *vt;    /* [T][D] tiles (and scratch) */
 } kvm_att;
 
-/* kvmem_simd.c: the attention loops in AVX-512. kvm_simd512(): 1 when they
- * are used (the CPU has them and KVASIR_ISA allows avx512); _fits: the
- * config's shapes suit them (head_dim, block and code rows in 16s).
- * kvm_simd_force(level): tests pin 0 (portable) or 1; -1 = detect. */
-int kvm_simd512(void);
+/* ---- simd.c: the attention loops in AVX-512. ----
+ * kvm_simd512_fits: the config's shapes suit them (head_dim, block and
+ * code rows in 16s); kvm_simd512 / kvm_simd_force (kvmem.h) say and pin
+ * whether they are used. */
 int kvm_simd512_fits(const kvm_config *k);
-void kvm_simd_force(int level);
 void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n);
 void kvm512_fold_f32(kvm_att *a, int n, float bias);
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);

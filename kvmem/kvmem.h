@@ -1,5 +1,8 @@
 /*
- * kvmem — the engine's KV memory (prefix kvm_). Per layer, paged in blocks:
+ * kvmem — the compressed KV memory (prefix kvm_), the module between
+ * kernels/ and engine/: it knows K/V rows, blocks and files, never a model
+ * (engine/kvmem_eng.c is the adapter that plugs it into eng_kv_ops). This is
+ * the module's one public header. Per layer, paged in blocks:
  *
  *   [ sinks: first S tokens, f16 ] [ compressed blocks of B tokens ] [ window: last W..W+B-1 tokens, f16 ]
  *
@@ -18,9 +21,15 @@
  * GQA: n_heads is a multiple of n_kv_heads; block choice is per KV head, by
  * the largest bound over the query heads that share it.
  *
- * Resident prefixes (kvm_prefix / kvm_store, kvmem_store.c) hold frozen
+ * Resident prefixes (kvm_prefix / kvm_store, kvmem/store.c) hold frozen
  * caches for token sequences, shared copy-on-write by forks, under a byte
- * budget with LRU eviction, and snapshotted to disk (format in kvmem_snap.c).
+ * budget with LRU eviction, and snapshotted to disk (format in kvmem/snap.c).
+ *
+ * Files (calls point one way, top to bottom): store.c (resident prefixes)
+ * -> snap.c (snapshot files), ops.c (truncate, copy, fork) -> cache.c
+ * (appends, attention, accounting, cache and prefix lifetime) -> simd.c
+ * (AVX-512 loops), quant.c (number formats, checksum); internal.h holds the
+ * structs they share.
  *
  * Invariants: appends are per layer and in order; a layer's window holds
  * every token not in sinks or blocks; blocks never change once written, so a
@@ -69,6 +78,9 @@ void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads
                         int max_tokens, kvm_mode mode);
 /* Checks ranges; the message names the field. */
 int kvm_config_check(const kvm_config *c, kv_err *err);
+/* 1 when caches of a and b hold the same layout (every field that shapes
+ * the stored bytes; max_tokens, top_k and pooled may differ). */
+int kvm_config_equal(const kvm_config *a, const kvm_config *b);
 
 /* ---- The per-request cache ---- */
 typedef struct kvm_cache kvm_cache;
@@ -123,6 +135,10 @@ size_t kvm_f16_bytes(const kvm_config *cfg, int len);
 /* What kvm_cache_bytes will be for a cache of cfg after n appends per layer
  * (computed from the config alone, for sizing before opening one). */
 size_t kvm_config_bytes(const kvm_config *cfg, int n);
+/* The most kvm_cache_bytes reaches at any point of those n appends: the
+ * bytes grow with every token and drop at each spill (B f16 rows become one
+ * block), so a cache needs this much, not kvm_config_bytes, to get to n. */
+size_t kvm_config_peak_bytes(const kvm_config *cfg, int n);
 
 /* Statistics of the last attend on a layer (for tests and the eval). */
 typedef struct kvm_attend_stats {
@@ -151,13 +167,21 @@ void kvm_hadamard(float *x, int n);
  * values outside it clip. Returns that squared error. */
 double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint16_t *hi16, uint8_t *codes);
 
+/* The attention loops: 1 = AVX-512 where the CPU and shapes allow, 0 =
+ * portable, -1 = detect (the default). For tests and benches that compare
+ * the two; the results agree to float rounding. */
+void kvm_simd_force(int level);
+/* 1 when the AVX-512 loops are in use (the CPU has them, KVASIR_ISA allows
+ * them and nothing forced the portable ones). */
+int kvm_simd512(void);
+
 /* ---- Hashing (snapshot checksums, token and segment hashes) ---- */
 /* 64-bit, 4 lanes of multiply-rotate over 8-byte words; every step is a
  * bijection of the lane state, so any change within one 8-byte word (any
  * single-byte flip) always changes the result. Not cryptographic. */
 uint64_t kvm_hash64(const void *data, size_t n, uint64_t seed);
 
-/* ---- Resident prefixes (kvmem_store.c) ---- */
+/* ---- Resident prefixes (kvmem/store.c) ---- */
 typedef struct kvm_prefix kvm_prefix;
 typedef struct kvm_store kvm_store;
 
@@ -173,6 +197,8 @@ typedef struct kvm_segment {
 int kvm_store_open(kvm_store **out, const kvm_config *cfg, uint64_t model_hash, size_t budget,
                    const char *snap_dir, kv_err *err);
 void kvm_store_free(kvm_store *s);
+/* The config the store was opened with (its prefixes' and forks'). */
+const kvm_config *kvm_store_config(const kvm_store *s);
 /* Resident bytes (owned by resident prefixes). Always <= budget after any call. */
 size_t kvm_store_bytes(const kvm_store *s);
 int kvm_store_count(const kvm_store *s);
@@ -181,7 +207,8 @@ int kvm_store_count(const kvm_store *s);
  * resident prefix or a valid disk snapshot covers. On success *out is a new
  * reference (kvm_prefix_unref when done), *n_segs_matched >= 1 and
  * *n_tokens is the tokens covered. KV_ENOTFOUND when nothing matches.
- * Corrupt or stale snapshots are deleted and skipped, never used. */
+ * Corrupt or stale snapshots are deleted and skipped, never used; when one
+ * was, the KV_ENOTFOUND message names it (path, section and byte range). */
 int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_prefix **out,
                      int *n_segs_matched, size_t *n_tokens, kv_err *err);
 /* Freeze the state of `cache` (whose tokens are exactly the concatenation of
