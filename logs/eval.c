@@ -19,9 +19,7 @@ static int csv_record(const char *s, size_t n, size_t *pos, char **f, int maxf) 
   if (i >= n) return -1;
   int k = 0;
   for (;;) {
-    size_t cap = 64, l = 0;
-    char *b = malloc(cap);
-    if (!b) return -2;
+    kv_buf b = KV_BUF_INIT;
     if (i < n && s[i] == '"') {
       i++;
       while (i < n) {
@@ -32,25 +30,16 @@ static int csv_record(const char *s, size_t n, size_t *pos, char **f, int maxf) 
             break;
           }
         }
-        if (l + 2 > cap) {
-          char *nb = realloc(b, cap *= 2);
-          if (!nb) return free(b), -2;
-          b = nb;
-        }
-        b[l++] = s[i++];
+        kv_buf_putc(&b, s[i++]);
       }
     }
     while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') {
-      if (l + 2 > cap) {
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) return free(b), -2;
-        b = nb;
-      }
-      b[l++] = s[i++];
+      kv_buf_putc(&b, s[i++]);
     }
-    b[l] = 0;
-    if (k < maxf) f[k++] = b;
-    else free(b);
+    char *fs = kv_buf_ok(&b) ? kv_buf_detach(&b, NULL) : NULL;
+    if (!fs) return kv_buf_free(&b), -2;
+    if (k < maxf) f[k++] = fs;
+    else free(fs);
     if (i < n && s[i] == ',') {
       i++;
       continue;
