@@ -86,6 +86,11 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_err *err) {
+  return log_eval_loghub_rules(logpath, csvpath, 0, 0, ev, err);
+}
+
+int log_eval_loghub_rules(const char *logpath, const char *csvpath, uint32_t rules_off, double sim, log_eval *ev,
+                          kv_err *err) {
   memset(ev, 0, sizeof *ev);
   char *log = NULL, *csv = NULL;
   size_t loglen, csvlen;
@@ -99,7 +104,7 @@ int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_e
   uint32_t *ids = NULL;
   size_t n = 0;
   double t0 = kv_now();
-  rc = log_parse_buffer(log, loglen, &m, &ids, &n, err);
+  rc = log_parse_buffer_rules(log, loglen, rules_off, sim, &m, &ids, &n, err);
   ev->seconds = kv_now() - t0;
   if (rc) goto out;
   /* ground truth */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logs/internal.h"
 #include "logs/mine_internal.h"
 
 /* ---- hash maps (open addressing, key 0 reserved -> stored as 1) -------- */
@@ -77,6 +78,7 @@ int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
   if (!m) return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
   m->sim = o && o->sim > 0 ? o->sim : 0.7;
   m->max_tokens = o && o->max_tokens > 0 ? o->max_tokens : 256;
+  m->off = o ? o->rules_off : 0;
   uint32_t dummy;
   m->t = calloc(1, sizeof *m->t);
   m->capt = 1;
@@ -177,17 +179,17 @@ static int type_of(const char *s, size_t n) {
 int log_m_type(const char *s, size_t n) { return n ? type_of(s, n) : LOG_P_NONE; }
 
 /* Cut content into tokens; returns the count (<= max). */
-static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max) {
+static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint32_t off) {
   uint32_t k = 0;
   size_t i = 0;
   while (i < n && k < max) {
     int sp = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++, sp = 1;
     if (i >= n) break;
-    if (isdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+    if (!(off & LOG_R_M_TS_IN_MSG) && (isdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))) {
       /* a timestamp inside the message is one variable, spaces and all */
       int64_t ms;
-      size_t tl = log_ts_parse(s + i, n - i, 2000, &ms);
+      size_t tl = log_ts_parse_rules(s + i, n - i, 2000, off, &ms);
       if (tl >= 8) {
         t[k].off = (uint32_t)i;
         t[k].len = (uint32_t)tl;
@@ -201,9 +203,10 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max) {
     size_t e = i;
     while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
     /* a path or URL stays whole; IPv6 and MAC addresses keep their colons */
-    int whole = memchr(s + i, '/', e - i) && type_of(s + i, e - i) == LOG_P_PATH;
-    int colons = 0;
-    for (size_t q = i; q < e; q++) colons += s[q] == ':';
+    int whole = !(off & LOG_R_M_PATH_WHOLE) && memchr(s + i, '/', e - i) && type_of(s + i, e - i) == LOG_P_PATH;
+    int colons = 0, keyval = !(off & LOG_R_M_KEYVAL);
+    if (!(off & LOG_R_M_COLONS))
+      for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
     while (p < e && k < max) {
       size_t q = p;
@@ -211,11 +214,11 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max) {
       else if (is_split(s[p])) q = p + 1;
       else {
         while (q < e && !is_split(s[q])) {
-          if (s[q] == '=') {
+          if (keyval && s[q] == '=') {
             q++;
             break;
           }
-          if (s[q] == ':' && colons < 3 && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
+          if (keyval && s[q] == ':' && colons < 3 && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
               !(q + 2 < e && s[q + 1] == '/' && s[q + 2] == '/')) {
             q++;
             break;
@@ -308,7 +311,7 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
   uint32_t cap = (uint32_t)m->max_tokens;
   if (KV_GROW(m->toks, m->captok, cap) || KV_GROW(m->ids, m->capids, cap))
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
-  uint32_t k = tokenize(s, n, m->toks, cap);
+  uint32_t k = tokenize(s, n, m->toks, cap, m->off);
   uint64_t h = KV_HASH64_INIT;
   for (uint32_t i = 0; i < k; i++) {
     if (m->toks[i].type != LOG_P_NONE) m->ids[i] = VAR;
@@ -341,7 +344,7 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
       double sim = k ? (double)eq / k : 1.0;
       if (sim > bsim || (sim == bsim && vars > bvars)) bsim = sim, bvars = vars, best = ti;
     }
-    if (best && (bsim >= m->sim || k == 0 || (bsim + (double)bvars / k >= 0.999))) {
+    if (best && (bsim >= m->sim || k == 0 || (!(m->off & LOG_R_M_VAR_FILL) && bsim + (double)bvars / k >= 0.999))) {
       log_tpl *p = &m->t[best];
       for (uint32_t i = 0; i < k; i++)
         if (p->ids[i] != m->ids[i]) p->ids[i] = VAR;
@@ -415,7 +418,9 @@ static uint64_t skeleton(const log_miner *m, const log_tpl *p) {
   for (uint32_t i = 0; i < p->n; i++) {
     if (p->ids[i] == VAR) continue;
     /* "<*>,<*>": a list separator between variables belongs to them */
-    if (i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR && m_is_sep(m, p->ids[i])) continue;
+    if (!(m->off & LOG_R_M_LIST_SEP) && i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR &&
+        m_is_sep(m, p->ids[i]))
+      continue;
     h = kv_hash64_more(h, &p->ids[i], sizeof p->ids[i]);
     consts++;
   }
@@ -446,7 +451,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
   if (!splitpos) return;
   int any = 0;
   for (uint32_t p = 0; p < n; p++) {
-    if (R->ids[p] != VAR) continue;
+    if (R->ids[p] != VAR || (m->off & LOG_R_M_FREQ_SPLIT)) continue;
     uint32_t val[SPLIT_MAX + 1];
     uint64_t w[SPLIT_MAX + 1];
     int d = 0, ok = 1;
@@ -468,7 +473,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
     if (!ok || d < 2) continue;
     uint64_t tot = 0, wvar = 0;
     for (int j = 0; j < d; j++) tot += w[j], wvar += val[j] == VAR ? w[j] : 0;
-    if (wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
+    if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
     int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
       if (w[j] < (uint64_t)smin) ok = 0;
@@ -546,7 +551,7 @@ void log_miner_merge(log_miner *m) {
   m->merged_nl = m->nl;
   uint32_t ndrain = m->nt;
   /* 1. same length, compatible everywhere (equal or one side a variable) */
-  for (uint32_t a = 1; a < ndrain; a++) {
+  for (uint32_t a = 1; a < ndrain && !(m->off & LOG_R_M_COMPAT); a++) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
     for (uint32_t b = a + 1; b < ndrain; b++) {
       if (m->t[b].n != m->t[a].n || find(m, b) != b || m->t[b].next == UINT32_MAX) continue;
@@ -561,11 +566,11 @@ void log_miner_merge(log_miner *m) {
     }
   }
   /* 1b. many templates equal but at one position: that position varies */
-  near_dups(m, ndrain);
+  if (!(m->off & LOG_R_M_NEAR_DUPS)) near_dups(m, ndrain);
   /* 2. variable runs that differ only in length */
   log_hslot *tab = NULL;
   uint32_t cap = 0, cnt = 0;
-  for (uint32_t a = 1; a < ndrain; a++) {
+  for (uint32_t a = 1; a < ndrain && !(m->off & LOG_R_M_SKELETON); a++) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
     uint64_t h = skeleton(m, &m->t[a]);
     if (!h) continue;

@@ -10,6 +10,11 @@
 #include <stdlib.h>
 
 int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **idsout, size_t *nout, kv_err *err) {
+  return log_parse_buffer_rules(buf, len, 0, 0, mout, idsout, nout, err);
+}
+
+int log_parse_buffer_rules(const char *buf, size_t len, uint32_t rules_off, double sim, log_miner **mout,
+                           uint32_t **idsout, size_t *nout, kv_err *err) {
   size_t cap = 0, lcap = 0, n = 0;
   const char **lines = NULL;
   size_t *lens = NULL;
@@ -23,10 +28,13 @@ int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **i
     i = e + 1;
   }
   log_fmt *f = NULL;
-  int rc = log_fmt_learn(&f, lines, lens, n < 2000 ? n : 2000, err);
+  int rc = log_fmt_learn_rules(&f, lines, lens, n < 2000 ? n : 2000, rules_off, err);
   if (rc) goto fail;
   log_miner *m = NULL;
-  if ((rc = log_miner_new(&m, NULL, err))) {
+  log_miner_opts mo = {0};
+  mo.sim = sim;
+  mo.rules_off = rules_off;
+  if ((rc = log_miner_new(&m, &mo, err))) {
     log_fmt_free(f);
     goto fail;
   }
