@@ -19,9 +19,7 @@ static int csv_record(const char *s, size_t n, size_t *pos, char **f, int maxf) 
   if (i >= n) return -1;
   int k = 0;
   for (;;) {
-    size_t cap = 64, l = 0;
-    char *b = malloc(cap);
-    if (!b) return -2;
+    kv_buf b = KV_BUF_INIT;
     if (i < n && s[i] == '"') {
       i++;
       while (i < n) {
@@ -32,25 +30,16 @@ static int csv_record(const char *s, size_t n, size_t *pos, char **f, int maxf) 
             break;
           }
         }
-        if (l + 2 > cap) {
-          char *nb = realloc(b, cap *= 2);
-          if (!nb) return free(b), -2;
-          b = nb;
-        }
-        b[l++] = s[i++];
+        kv_buf_putc(&b, s[i++]);
       }
     }
     while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') {
-      if (l + 2 > cap) {
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) return free(b), -2;
-        b = nb;
-      }
-      b[l++] = s[i++];
+      kv_buf_putc(&b, s[i++]);
     }
-    b[l] = 0;
-    if (k < maxf) f[k++] = b;
-    else free(b);
+    char *fs = kv_buf_ok(&b) ? kv_buf_detach(&b, NULL) : NULL;
+    if (!fs) return kv_buf_free(&b), -2;
+    if (k < maxf) f[k++] = fs;
+    else free(fs);
     if (i < n && s[i] == ',') {
       i++;
       continue;
@@ -97,6 +86,11 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_err *err) {
+  return log_eval_loghub_rules(logpath, csvpath, 0, 0, ev, err);
+}
+
+int log_eval_loghub_rules(const char *logpath, const char *csvpath, uint32_t rules_off, double sim, log_eval *ev,
+                          kv_err *err) {
   memset(ev, 0, sizeof *ev);
   char *log = NULL, *csv = NULL;
   size_t loglen, csvlen;
@@ -110,7 +104,7 @@ int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_e
   uint32_t *ids = NULL;
   size_t n = 0;
   double t0 = kv_now();
-  rc = log_parse_buffer(log, loglen, &m, &ids, &n, err);
+  rc = log_parse_buffer_rules(log, loglen, rules_off, sim, &m, &ids, &n, err);
   ev->seconds = kv_now() - t0;
   if (rc) goto out;
   /* ground truth */

@@ -18,7 +18,7 @@
  *
  * Invariant: parsing never reads outside [line, line+len) and never fails.
  */
-#include "logs/logs.h"
+#include "logs/internal.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@ struct log_fmt {
   int ncols;       /* header columns */
   int core;        /* columns that must match */
   int cls[HCOLS];
+  uint32_t off; /* LOG_R_* switched off */
 };
 
 typedef struct col {
@@ -76,15 +77,15 @@ static int classify(const char *s, size_t n) {
 }
 
 /* Cut the first HCOLS columns of a line. Returns the number of columns. */
-static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols) {
+static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, uint32_t roff) {
   int k = 0;
   size_t i = 0;
   while (k < maxcols && k < HCOLS) {
     while (i < n && is_sp(s[i])) i++;
     if (i >= n) break;
     int64_t ms;
-    size_t off = (s[i] == '[') ? 1 : 0;
-    size_t t = log_ts_parse(s + i + off, n - i - off, year_hint, &ms);
+    size_t off = (s[i] == '[' && !(roff & LOG_R_H_BRACKET_TS)) ? 1 : 0;
+    size_t t = log_ts_parse_rules(s + i + off, n - i - off, year_hint, roff, &ms);
     size_t e;
     int cls;
     cols[k].ms = INT64_MIN;
@@ -125,9 +126,9 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
 }
 
 /* Class of the first column only (cheap; used to pick the usual lines). */
-static int columns1(const char *s, size_t n, col *c) {
+static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
   col tmp[HCOLS];
-  if (columns(s, n, tmp, 2000, 1) <= 0) return 0;
+  if (columns(s, n, tmp, 2000, 1, roff) <= 0) return 0;
   c[0] = tmp[0];
   return 1;
 }
@@ -135,8 +136,14 @@ static int columns1(const char *s, size_t n, col *c) {
 static int header_like(int c) { return c != C_W && c != C_NONE; }
 
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err) {
+  return log_fmt_learn_rules(out, lines, lens, n, 0, err);
+}
+
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
+                        kv_err *err) {
   log_fmt *f = calloc(1, sizeof *f);
   if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
+  f->off = roff;
   unsigned cnt[HCOLS][C_NCLASS];
   unsigned have[HCOLS];
   memset(cnt, 0, sizeof cnt);
@@ -148,17 +155,18 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
     if (lens[li] == 0 || is_sp(lines[li][0])) continue;
     col c1[1];
     size_t l1 = lens[li] < 256 ? lens[li] : 256;
-    if (columns1(lines[li], l1, c1)) first[c1[0].cls]++;
+    if (columns1(lines[li], l1, c1, roff)) first[c1[0].cls]++;
   }
   int c0 = 1;
   for (int c = 1; c < C_NCLASS; c++)
     if (first[c] > first[c0]) c0 = c;
+  if (roff & LOG_R_H_ODD_FIRST) c0 = -1; /* every line counts */
   size_t used = 0;
   for (size_t li = 0; li < n; li++) {
     if (lens[li] == 0 || is_sp(lines[li][0])) continue; /* continuation lines say nothing */
     col cols[HCOLS];
-    int k = columns(lines[li], lens[li], cols, 2000, HCOLS);
-    if (k == 0 || cols[0].cls != c0) continue;
+    int k = columns(lines[li], lens[li], cols, 2000, HCOLS, roff);
+    if (k == 0 || (c0 >= 0 && cols[0].cls != c0)) continue;
     for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
     used++;
   }
@@ -178,7 +186,7 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   }
   for (int j = 0; j < HCOLS && used; j++) {
     int strong = (modal[j] == C_T || modal[j] == C_L) ? share[j] >= 0.8 : modal[j] == C_C ? share[j] >= 0.7 : 0;
-    int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || idshare[j] >= 0.9;
+    int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || (!(roff & LOG_R_H_IDSHARE) && idshare[j] >= 0.9);
     if (!ok || j > core + 5) break;
     if (strong) {
       for (int a = core; a < j; a++) f->cls[a] = modal[a] == C_W ? C_H : modal[a];
@@ -188,7 +196,7 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
     }
   }
   h = core;
-  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C; j++) {
+  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !(roff & LOG_R_H_TRAIL); j++) {
     if (!header_like(modal[j]) || share[j] < 0.8) break;
     f->cls[j] = modal[j];
     h = j + 1;
@@ -265,7 +273,7 @@ static int json_field(const char *s, size_t n, const char *const *keys, const ch
   return 0;
 }
 
-static int parse_json(const char *s, size_t n, int year_hint, log_line *out) {
+static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
   static const char *const TK[] = {"@timestamp", "timestamp", "time", "ts", "t", NULL};
   static const char *const LK[] = {"level", "severity", "lvl", "loglevel", NULL};
   static const char *const MK[] = {"message", "msg", "log", NULL};
@@ -280,7 +288,7 @@ static int parse_json(const char *s, size_t n, int year_hint, log_line *out) {
   size_t tl;
   if (json_field(s, n, TK, &t, &tl)) {
     int64_t ms;
-    size_t used = log_ts_parse(t, tl, year_hint, &ms);
+    size_t used = log_ts_parse_rules(t, tl, year_hint, roff, &ms);
     if (used) {
       /* epoch with fraction: 1700000000.123 */
       if (used == 10 && tl > 11 && t[10] == '.') {
@@ -306,10 +314,11 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
   while (out->content_len && (s[out->content_len - 1] == '\r' || s[out->content_len - 1] == '\n'))
     out->content_len--;
   n = out->content_len;
-  if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, out)) return;
+  uint32_t roff = f ? f->off : 0;
+  if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   col cols[HCOLS];
-  int k = columns(s, n, cols, year_hint, f->ncols + 3);
+  int k = columns(s, n, cols, year_hint, f->ncols + 3, roff);
   if (k < f->core) return;
   int j;
   for (j = 0; j < f->core; j++) {
@@ -317,7 +326,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
     if (got == want) continue;
     /* A component with spaces ("Google Chrome Helper[123]:"): absorb up to
      * three more columns until one ends in ':'. */
-    if (want == C_C) {
+    if (want == C_C && !(roff & LOG_R_H_ABSORB_COMP)) {
       int m = j;
       while (m + 1 < k && m < j + 3 && cols[m].cls != C_C) m++;
       if (cols[m].cls == C_C) {
@@ -347,7 +356,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
         int64_t ms;
         size_t off = b[0] == '[' ? 1 : 0;
         if (cols[j].cls == C_T) out->ts_ms = cols[j].ms; /* parsed when cut */
-        else if (log_ts_parse(b + off, n - cols[j].b - off, year_hint, &ms)) out->ts_ms = ms;
+        else if (log_ts_parse_rules(b + off, n - cols[j].b - off, year_hint, roff, &ms)) out->ts_ms = ms;
       }
       break;
     case C_L:
@@ -374,7 +383,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
   size_t c = cols[end - 1].e;
   while (c < n && is_sp(s[c])) c++;
   /* "- message" after a thread group (log4j/zookeeper style) */
-  if (c + 1 < n && s[c] == '-' && s[c + 1] == ' ' && f->cls[end - 1] != C_D) {
+  if (c + 1 < n && s[c] == '-' && s[c + 1] == ' ' && f->cls[end - 1] != C_D && !(roff & LOG_R_H_DASH_MSG)) {
     c += 2;
     while (c < n && is_sp(s[c])) c++;
   }

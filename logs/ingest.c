@@ -2,7 +2,7 @@
  * ingest.c — streaming ingest of files, directories, globs, .gz/.zst and
  * stdin into a log store.
  *
- * Three threads (ingest_int.h). This one, the caller's, reads, splits
+ * Three threads (internal.h). This one, the caller's, reads, splits
  * lines, learns each file's header from its first 2000 lines, parses each
  * line's header, joins continuation lines (stack traces, indented lines)
  * to the record above and hands records over in batches, with a commit
@@ -24,8 +24,8 @@
  * truncated compressed streams.
  */
 #define _GNU_SOURCE
-#include "logs/ingest_int.h"
-#include "logs/source.h"
+#include "logs/internal.h"
+#include "logs/internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,8 +44,8 @@ typedef struct ing {
   log_db *db;
   const log_ingest_opts *o;
   log_ingest_stats *st;
-  ipipe *pipe;
-  rbatch *rb;      /* records not yet handed to the mining stage */
+  log_pipe *pipe;
+  log_rbatch *rb;      /* records not yet handed to the mining stage */
   uint64_t total_bytes, done_bytes;
   /* current file */
   int64_t file_id;
@@ -66,12 +66,8 @@ typedef struct ing {
   size_t cleancap;
 } ing;
 
-static uint64_t hash_bytes(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
-  return h & 0x7fffffffffffffffULL;
-}
+/* files.head_hash (persisted): 63 bits, so it fits SQLite's signed integer */
+static uint64_t hash_bytes(const void *p, size_t n) { return kv_hash64(p, n) & 0x7fffffffffffffffULL; }
 
 /* Copy with invalid UTF-8 and control bytes replaced by '?'; returns the
  * number of replacements; *binary set if the line looks like binary data. */
@@ -126,17 +122,17 @@ static size_t sanitize(const char *s, size_t n, char *o, int *binary) {
 
 static int flush(ing *g, kv_err *err) {
   if (!g->rb || !g->rb->n) return 0;
-  rbatch *b = g->rb;
+  log_rbatch *b = g->rb;
   g->rb = NULL;
-  return ipipe_push(g->pipe, b, err);
+  return log_pipe_push(g->pipe, b, err);
 }
 
-static rrec *add(ing *g, int kind, kv_err *err) {
-  if (!g->rb && !(g->rb = ipipe_rbatch(g->pipe))) {
+static log_rrec *add(ing *g, int kind, kv_err *err) {
+  if (!g->rb && !(g->rb = log_pipe_rbatch(g->pipe))) {
     kv_err_set(err, KV_ENOMEM, "logs: out of memory");
     return NULL;
   }
-  rrec *r = rbatch_add(g->rb, kind);
+  log_rrec *r = log_rbatch_add(g->rb, kind);
   if (!r) kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   return r;
 }
@@ -144,7 +140,7 @@ static rrec *add(ing *g, int kind, kv_err *err) {
 /* A commit point before the record still being assembled: the resume point
  * is where it starts. */
 static int commit(ing *g, kv_err *err, uint64_t resume_off, int64_t resume_line) {
-  rrec *r = add(g, RR_COMMIT, err);
+  log_rrec *r = add(g, RR_COMMIT, err);
   if (!r) return KV_ENOMEM;
   r->off = resume_off;
   r->line = resume_line;
@@ -167,11 +163,11 @@ static int emit(ing *g, kv_err *err) {
     g->st->clock_jumps++;
   }
   if (ts != INT64_MIN) g->last_ts = ts;
-  rrec *r = add(g, RR_REC, err);
+  log_rrec *r = add(g, RR_REC, err);
   if (!r) return KV_ENOMEM;
-  lbuf *a = &g->rb->arena;
-  uint32_t base = (uint32_t)a->n;
-  if (lbuf_put(a, g->rec, g->rlen)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  kv_buf *a = &g->rb->arena;
+  uint32_t base = (uint32_t)a->len;
+  if (kv_buf_append(a, g->rec, g->rlen)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   r->ts = ts;
   r->level = (uint8_t)g->pl.level;
   r->pid = g->pl.pid >= 0 ? g->pl.pid : -1;
@@ -181,20 +177,14 @@ static int emit(ing *g, kv_err *err) {
   if (g->pl.comp && g->pl.comp_len) r->comp = base + (uint32_t)g->pl_comp, r->complen = (uint32_t)g->pl.comp_len;
   g->st->records++;
   g->since_commit++;
-  if (g->rb->n >= RB_RECORDS || a->n >= RB_BYTES) return flush(g, err);
+  if (g->rb->n >= RB_RECORDS || a->len >= RB_BYTES) return flush(g, err);
   return 0;
 }
 
 static int append(ing *g, const char *p, size_t n) {
   if (g->rlen + 2 > RECORD_MAX) return 0; /* record full: the rest is dropped */
   if (g->rlen + n + 2 > RECORD_MAX) n = RECORD_MAX - g->rlen - 2;
-  if (g->rlen + n + 1 > g->rcap) {
-    size_t nc = g->rcap ? g->rcap : 4096;
-    while (nc < g->rlen + n + 1) nc *= 2;
-    char *nr = realloc(g->rec, nc);
-    if (!nr) return KV_ENOMEM;
-    g->rec = nr, g->rcap = nc;
-  }
+  if (KV_GROW(g->rec, g->rcap, g->rlen + n + 1)) return KV_ENOMEM;
   if (g->rlen) g->rec[g->rlen++] = '\n';
   memcpy(g->rec + g->rlen, p, n);
   g->rlen += n;
@@ -202,23 +192,23 @@ static int append(ing *g, const char *p, size_t n) {
 }
 
 /* Learn the header from the first lines of the file (a separate read). */
-static int learn(ing *g, const char *path, lines *main, int from_main, kv_err *err) {
+static int learn(ing *g, const char *path, log_lines *main, int from_main, kv_err *err) {
   const char *lp[LEARN_LINES];
   size_t ll[LEARN_LINES];
   size_t n = 0;
-  src hs;
-  lines H;
-  lines *L = main;
+  log_src hs;
+  log_lines H;
+  log_lines *L = main;
   int rc;
   if (!from_main) {
-    if ((rc = src_open(&hs, path, err))) return rc;
-    if ((rc = lines_init(&H, &hs, 1u << 16, 0, err))) {
-      src_close(&hs);
+    if ((rc = log_src_open(&hs, path, err))) return rc;
+    if ((rc = log_lines_init(&H, &hs, 1u << 16, 0, err))) {
+      log_src_close(&hs);
       return rc;
     }
     L = &H;
   }
-  lines_fill(L);
+  log_lines_fill(L);
   size_t i = L->beg;
   while (n < LEARN_LINES && i < L->end) {
     char *nl = memchr(L->buf + i, '\n', L->end - i);
@@ -231,8 +221,8 @@ static int learn(ing *g, const char *path, lines *main, int from_main, kv_err *e
   if (n == 0 && L->end > L->beg) lp[0] = L->buf + L->beg, ll[0] = L->end - L->beg, n = 1;
   rc = log_fmt_learn(&g->fmt, lp, ll, n, err);
   if (!from_main) {
-    lines_free(&H);
-    src_close(&hs);
+    log_lines_free(&H);
+    log_src_close(&hs);
   }
   return rc;
 }
@@ -244,8 +234,8 @@ static int ingest_file(ing *g, const char *path, kv_err *err) {
   if (is_stdin) snprintf(rpath, sizeof rpath, "<stdin>");
   else if (!realpath(path, rpath)) return kv_err_set(err, KV_EIO, "%s: %s", path, strerror(errno));
   if (!is_stdin && stat(rpath, &sb)) return kv_err_set(err, KV_EIO, "%s: %s", path, strerror(errno));
-  src s;
-  int rc = src_open(&s, path, err);
+  log_src s;
+  int rc = log_src_open(&s, path, err);
   if (rc) return rc;
   /* head of the raw file, for recognising it next time */
   unsigned char head[HEAD_MAX];
@@ -259,7 +249,7 @@ static int ingest_file(ing *g, const char *path, kv_err *err) {
   int64_t line = 0;
   sqlite3_stmt *q;
   /* the connection is the writer's while it works: wait for it */
-  if ((rc = flush(g, err)) || (rc = ipipe_drain(g->pipe, err))) goto out_src;
+  if ((rc = flush(g, err)) || (rc = log_pipe_drain(g->pipe, err))) goto out_src;
   if ((rc = log_db_prepare(g->db, &q,
                            "SELECT id, dev, inode, offset, head_len, head_hash, line_no FROM files WHERE path = ?",
                            err)))
@@ -319,7 +309,7 @@ out_txn:
   }
   if ((rc = log_db_exec(g->db, "COMMIT", err))) goto out_src;
   {
-    rrec *fr = add(g, RR_FILE, err);
+    log_rrec *fr = add(g, RR_FILE, err);
     if (!fr) {
       rc = KV_ENOMEM;
       goto out_src;
@@ -330,15 +320,15 @@ out_txn:
     g->st->files_skipped++; /* nothing new */
     goto out_src;
   }
-  lines L;
+  log_lines L;
   size_t max_line = g->o && g->o->max_line ? g->o->max_line : (1u << 20);
-  if ((rc = lines_init(&L, &s, max_line, off, err))) goto out_src;
+  if ((rc = log_lines_init(&L, &s, max_line, off, err))) goto out_src;
   if (off > 0) {
     if ((rc = learn(g, path, NULL, 0, err))) goto out_lines;
-    if (src_skip(&s, off)) {
+    if (log_src_skip(&s, off)) {
       /* shorter than the resume point: the file was truncated, start over */
-      src_close(&s);
-      if ((rc = src_open(&s, path, err))) goto out_lines;
+      log_src_close(&s);
+      if ((rc = log_src_open(&s, path, err))) goto out_lines;
       L.s = &s, L.off = 0, L.eof = 0, L.beg = L.end = 0;
       off = 0, line = 0;
     }
@@ -353,21 +343,16 @@ out_txn:
   uint64_t start;
   int cut;
   size_t batch = g->o && g->o->batch ? g->o->batch : 20000;
-  while (lines_next(&L, &p, &n, &start, &cut)) {
+  while (log_lines_next(&L, &p, &n, &start, &cut)) {
     line++;
     g->st->lines++;
     g->st->bytes += n + 1;
     g->done_bytes += n + 1;
     if (cut) g->st->long_lines++;
     while (n > 0 && p[n - 1] == '\r') n--;
-    if (n + 1 > g->cleancap) {
-      size_t nc = n + 4096;
-      char *c = realloc(g->clean, nc);
-      if (!c) {
-        rc = kv_err_set(err, KV_ENOMEM, "%s: line %lld: out of memory", path, (long long)line);
-        break;
-      }
-      g->clean = c, g->cleancap = nc;
+    if (KV_GROW(g->clean, g->cleancap, n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "%s: line %lld: out of memory", path, (long long)line);
+      break;
     }
     int binary;
     if (sanitize(p, n, g->clean, &binary)) g->st->invalid_utf8++;
@@ -418,11 +403,11 @@ out_txn:
   if (s.truncated) g->st->truncated++;
   if (!rc) g->st->files++;
 out_lines:
-  lines_free(&L);
+  log_lines_free(&L);
 out_src:
   if (rc && rc != KV_ECANCELED && g->pipe) {
     /* what was not committed is dropped, as a rolled back transaction */
-    rbatch_free(g->rb);
+    log_rbatch_free(g->rb);
     g->rb = NULL;
     if (add(g, RR_ABORT, NULL)) flush(g, NULL);
   }
@@ -430,7 +415,7 @@ out_src:
   g->since_commit = 0;
   log_fmt_free(g->fmt);
   g->fmt = NULL;
-  src_close(&s);
+  log_src_close(&s);
   return rc;
 }
 
@@ -449,14 +434,9 @@ static int walk_dir(ing *g, const char *path, int depth, kv_err *err) {
   int rc = 0;
   while ((e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      char **nn = realloc(names, cap * sizeof *nn);
-      if (!nn) {
-        rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory listing", path);
-        break;
-      }
-      names = nn;
+    if (KV_GROW(names, cap, n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory listing", path);
+      break;
     }
     names[n] = malloc(strlen(path) + strlen(e->d_name) + 2);
     if (!names[n]) {
@@ -539,12 +519,12 @@ int log_ingest(log_db *db, const char *const *paths, int npaths, const log_inges
   uint32_t nt0 = log_miner_count(db->miner);
   for (int i = 0; i < npaths; i++) total_size(paths[i], &g.total_bytes, 0);
   rc = log_db_exec(db, "PRAGMA cache_size=-65536", err);
-  if (!rc) rc = ipipe_start(&g.pipe, db, err);
+  if (!rc) rc = log_pipe_start(&g.pipe, db, err);
   for (int i = 0; i < npaths && !rc; i++) rc = walk(&g, paths[i], 0, err);
   kv_err perr = {0};
   int prc = flush(&g, &perr);
-  rbatch_free(g.rb);
-  int src = ipipe_stop(g.pipe, prc ? NULL : &perr);
+  log_rbatch_free(g.rb);
+  int src = log_pipe_stop(g.pipe, prc ? NULL : &perr);
   if (!prc) prc = src;
   if (prc && (!rc || rc == KV_ECANCELED)) {
     rc = prc;

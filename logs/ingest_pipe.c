@@ -1,6 +1,6 @@
 /*
  * ingest_pipe.c — the mining and writer stages of an ingest (see
- * ingest_int.h for the flow, ingest.c for the reading side).
+ * internal.h for the flow, ingest.c for the reading side).
  *
  * Mining stage: mines each record's message (the miner is this thread's
  * alone while an ingest runs), gives components ids, fills blocks of
@@ -16,7 +16,7 @@
  * its error reaches the reading side at its next push or drain.
  */
 #define _GNU_SOURCE
-#include "logs/ingest_int.h"
+#include "logs/internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,23 +28,18 @@
 
 /* ---- record batches ------------------------------------------------------------ */
 
-rbatch *rbatch_new(void) { return calloc(1, sizeof(rbatch)); }
+log_rbatch *log_rbatch_new(void) { return calloc(1, sizeof(log_rbatch)); }
 
-void rbatch_free(rbatch *b) {
+void log_rbatch_free(log_rbatch *b) {
   if (!b) return;
   free(b->r);
-  lbuf_free(&b->arena);
+  kv_buf_free(&b->arena);
   free(b);
 }
 
-rrec *rbatch_add(rbatch *b, int kind) {
-  if (b->n == b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 1024;
-    rrec *nr = realloc(b->r, nc * sizeof *nr);
-    if (!nr) return NULL;
-    b->r = nr, b->cap = nc;
-  }
-  rrec *r = &b->r[b->n++];
+log_rrec *log_rbatch_add(log_rbatch *b, int kind) {
+  if (KV_GROW(b->r, b->cap, b->n + 1)) return NULL;
+  log_rrec *r = &b->r[b->n++];
   memset(r, 0, sizeof *r);
   r->kind = (uint8_t)kind;
   return r;
@@ -171,14 +166,14 @@ static int stage_stop(stage *s, kv_err *err) {
 
 /* One transaction's worth of work for the writer. */
 typedef struct batch {
-  lblock **blk;
+  log_block **blk;
   size_t nblk, cblk;
   log_tpl_ops ops;
   void *miner;
   size_t miner_len;
   uint32_t *comp_id;
   char **comp_name;
-  size_t ncomp, ccomp;
+  size_t ncomp, ccomp, ccomp_name;
   int64_t file_id, resume_line;
   uint64_t resume_off;
 } batch;
@@ -206,14 +201,14 @@ typedef struct miner_st {
   stage *ws;        /* the writer stage */
   pool *blocks, *rbs;
   batch *b;         /* batch being filled */
-  lblock *cur;      /* block being filled */
+  log_block *cur;      /* block being filled */
   int64_t next_id;  /* id of the next record */
   int64_t file_id;
   compmap comps;
   char params[8192];
 } miner_st;
 
-struct ipipe {
+struct log_pipe {
   log_db *db;
   writer w;
   miner_st m;
@@ -225,7 +220,7 @@ static void batch_free(batch *b) {
   if (!b) return;
   for (size_t i = 0; i < b->nblk; i++) {
     if (!b->blk[i]) continue;
-    blk_free(b->blk[i]);
+    log_blk_free(b->blk[i]);
     free(b->blk[i]);
   }
   free(b->blk);
@@ -249,21 +244,21 @@ static int write_batch(writer *w, batch *b, kv_err *err) {
   int rc = log_db_exec(db, "BEGIN IMMEDIATE", err);
   if (rc) return rc;
   for (size_t i = 0; i < b->nblk && !rc; i++) {
-    lblock *k = b->blk[i];
-    if ((rc = blk_encode(k, w->cc, err))) break;
+    log_block *k = b->blk[i];
+    if ((rc = log_blk_encode(k, w->cc, err))) break;
     sqlite3_bind_int64(w->bsum, 1, k->id);
     sqlite3_bind_int64(w->bsum, 2, k->file_id);
     sqlite3_bind_int64(w->bsum, 3, k->c.n);
     sqlite3_bind_int64(w->bsum, 4, k->ts_min);
     sqlite3_bind_int64(w->bsum, 5, k->ts_max);
     sqlite3_bind_int64(w->bsum, 6, k->lvl_mask);
-    sqlite3_bind_blob(w->bsum, 7, k->summ.p, (int)k->summ.n, SQLITE_STATIC);
-    if (k->nbloom.n) sqlite3_bind_blob(w->bsum, 8, k->nbloom.p, (int)k->nbloom.n, SQLITE_STATIC);
+    sqlite3_bind_blob(w->bsum, 7, k->summ.data, (int)k->summ.len, SQLITE_STATIC);
+    if (k->nbloom.len) sqlite3_bind_blob(w->bsum, 8, k->nbloom.data, (int)k->nbloom.len, SQLITE_STATIC);
     else sqlite3_bind_null(w->bsum, 8);
     if ((rc = wstep(w, w->bsum, "writing a block summary", err))) break;
     sqlite3_bind_int64(w->bdata, 1, k->id);
-    sqlite3_bind_blob(w->bdata, 2, k->meta.p, (int)k->meta.n, SQLITE_STATIC);
-    sqlite3_bind_blob(w->bdata, 3, k->data.p, (int)k->data.n, SQLITE_STATIC);
+    sqlite3_bind_blob(w->bdata, 2, k->meta.data, (int)k->meta.len, SQLITE_STATIC);
+    sqlite3_bind_blob(w->bdata, 3, k->data.data, (int)k->data.len, SQLITE_STATIC);
     if ((rc = wstep(w, w->bdata, "writing a block", err))) break;
   }
   for (size_t i = 0; i < b->ncomp && !rc; i++) {
@@ -299,11 +294,7 @@ static void writer_drop(void *item) { batch_free(item); }
 
 /* ---- components ---------------------------------------------------------------- */
 
-static uint64_t hash_str(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-  return h | 1;
-}
+static uint64_t hash_str(const char *s, size_t n) { return kv_hash64(s, n) | 1; }
 
 static int comp_insert(compmap *m, const char *s, size_t n, uint32_t id, uint64_t h) {
   if ((m->n + 1) * 2 > m->cap) {
@@ -374,15 +365,7 @@ static int comp_id(miner_st *g, const char *s, size_t n, uint32_t *out) {
   }
   uint32_t id = m->next;
   batch *b = g->b;
-  if (b->ncomp == b->ccomp) {
-    size_t nc = b->ccomp ? b->ccomp * 2 : 16;
-    uint32_t *ni = realloc(b->comp_id, nc * sizeof *ni);
-    if (!ni) return KV_ENOMEM;
-    b->comp_id = ni;
-    char **nn = realloc(b->comp_name, nc * sizeof *nn);
-    if (!nn) return KV_ENOMEM;
-    b->comp_name = nn, b->ccomp = nc;
-  }
+  if (KV_GROW(b->comp_id, b->ccomp, b->ncomp + 1) || KV_GROW(b->comp_name, b->ccomp_name, b->ncomp + 1)) return KV_ENOMEM;
   char *c = malloc(n + 1);
   if (!c) return KV_ENOMEM;
   memcpy(c, s, n);
@@ -399,24 +382,19 @@ static int comp_id(miner_st *g, const char *s, size_t n, uint32_t *out) {
 /* ---- the mining stage ------------------------------------------------------------ */
 
 static int close_block(miner_st *g) {
-  lblock *k = g->cur;
+  log_block *k = g->cur;
   if (!k) return 0;
   g->cur = NULL;
   if (k->c.n == 0) {
-    blk_free(k);
+    log_blk_free(k);
     free(k);
     return 0;
   }
   batch *b = g->b;
-  if (b->nblk == b->cblk) {
-    size_t nc = b->cblk ? b->cblk * 2 : 64;
-    lblock **nb = realloc(b->blk, nc * sizeof *nb);
-    if (!nb) {
-      blk_free(k);
-      free(k);
-      return KV_ENOMEM;
-    }
-    b->blk = nb, b->cblk = nc;
+  if (KV_GROW(b->blk, b->cblk, b->nblk + 1)) {
+    log_blk_free(k);
+    free(k);
+    return KV_ENOMEM;
   }
   b->blk[b->nblk++] = k;
   return 0;
@@ -430,7 +408,7 @@ static int new_batch(miner_st *g, kv_err *err) {
 
 /* RR_COMMIT: close the batch at a record boundary: merge the miner, collect
  * what changed and hand it all to the writer with the resume point. */
-static int m_commit(miner_st *g, const rrec *r, kv_err *err) {
+static int m_commit(miner_st *g, const log_rrec *r, kv_err *err) {
   log_db *db = g->db;
   int rc = new_batch(g, err);
   if (rc) return rc;
@@ -453,16 +431,16 @@ static int m_commit(miner_st *g, const rrec *r, kv_err *err) {
 }
 
 /* RR_REC: mine the message, add the record to the block in progress. */
-static int m_record(miner_st *g, const rbatch *rb, const rrec *r, kv_err *err) {
+static int m_record(miner_st *g, const log_rbatch *rb, const log_rrec *r, kv_err *err) {
   int rc = new_batch(g, err);
   if (rc) return rc;
   if (!g->cur) {
     if (!(g->cur = pool_get(g->blocks)) && !(g->cur = calloc(1, sizeof *g->cur)))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    blk_reset(g->cur, g->next_id, g->file_id);
+    log_blk_reset(g->cur, g->next_id, g->file_id);
   }
-  lblock *k = g->cur;
-  const char *a = (const char *)rb->arena.p;
+  log_block *k = g->cur;
+  const char *a = (const char *)rb->arena.data;
   uint32_t pat, comp = 0;
   log_param pr[MAX_PARAMS];
   int np = 0;
@@ -485,7 +463,7 @@ static int m_record(miner_st *g, const rbatch *rb, const rrec *r, kv_err *err) {
   k->c.line[i] = r->line;
   k->c.tlen[i] = r->tlen;
   k->c.plen[i] = (uint32_t)pk;
-  if (lbuf_put(&k->text, a + r->text, r->tlen) || lbuf_put(&k->par, g->params, pk))
+  if (kv_buf_append(&k->text, a + r->text, r->tlen) || kv_buf_append(&k->par, g->params, pk))
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   /* Identifier-like values (ip, hex, uuid, path, ids, words, times) go to
    * the in-memory parameter index; plain numbers and durations, too many
@@ -493,25 +471,25 @@ static int m_record(miner_st *g, const rbatch *rb, const rrec *r, kv_err *err) {
    * The query side decides with the same context-free typing (log_m_type). */
   for (int j = 0; j < np; j++) {
     int t = pr[j].type;
-    lbuf *to = t == LOG_P_NUM || t == LOG_P_DURATION ? &k->nums : &k->fts;
-    if ((to->n && lbuf_put(to, "\x1f", 1)) || lbuf_put(to, pr[j].val, pr[j].len))
+    kv_buf *to = t == LOG_P_NUM || t == LOG_P_DURATION ? &k->nums : &k->fts;
+    if ((to->len && kv_buf_append(to, "\x1f", 1)) || kv_buf_append(to, pr[j].val, pr[j].len))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   }
   k->c.n++;
   g->next_id++;
-  if (k->c.n == BLK_MAX || k->text.n >= BLK_TEXT_MAX)
+  if (k->c.n == BLK_MAX || k->text.len >= BLK_TEXT_MAX)
     if (close_block(g)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   return 0;
 }
 
-static void miner_drop(void *item) { rbatch_free(item); }
+static void miner_drop(void *item) { log_rbatch_free(item); }
 
 static int miner_work(void *ctx, void *item, kv_err *err) {
   miner_st *g = ctx;
-  rbatch *rb = item;
+  log_rbatch *rb = item;
   int rc = 0;
   for (size_t i = 0; i < rb->n && !rc; i++) {
-    const rrec *r = &rb->r[i];
+    const log_rrec *r = &rb->r[i];
     if (r->kind == RR_REC) {
       rc = m_record(g, rb, r, err);
     } else if (r->kind == RR_COMMIT) {
@@ -520,7 +498,7 @@ static int miner_work(void *ctx, void *item, kv_err *err) {
       /* the reading side failed in a file: what was not committed is
        * dropped, and since the dropped batch may have carried pattern and
        * template rows, all of them are written again at the next commit */
-      if (g->cur) blk_free(g->cur);
+      if (g->cur) log_blk_free(g->cur);
       free(g->cur);
       g->cur = NULL;
       batch_free(g->b);
@@ -536,15 +514,15 @@ static int miner_work(void *ctx, void *item, kv_err *err) {
       g->file_id = r->line;
     }
   }
-  rb->n = 0, rb->arena.n = 0;
-  if (!pool_put(g->rbs, rb)) rbatch_free(rb);
+  rb->n = 0, rb->arena.len = 0;
+  if (!pool_put(g->rbs, rb)) log_rbatch_free(rb);
   return rc;
 }
 
 /* ---- the pipe ---------------------------------------------------------------------- */
 
-int ipipe_start(ipipe **out, log_db *db, kv_err *err) {
-  ipipe *p = calloc(1, sizeof *p);
+int log_pipe_start(log_pipe **out, log_db *db, kv_err *err) {
+  log_pipe *p = calloc(1, sizeof *p);
   if (!p) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   p->db = db;
   pthread_mutex_init(&p->blocks.mu, NULL);
@@ -574,19 +552,19 @@ int ipipe_start(ipipe **out, log_db *db, kv_err *err) {
   if (!rc) rc = stage_start(&p->ws, writer_work, writer_drop, w, err);
   if (!rc) rc = stage_start(&p->ms, miner_work, miner_drop, m, err);
   if (rc) {
-    ipipe_stop(p, NULL);
+    log_pipe_stop(p, NULL);
     return rc;
   }
   *out = p;
   return 0;
 }
 
-rbatch *ipipe_rbatch(ipipe *p) {
-  rbatch *b = pool_get(&p->rbs);
-  return b ? b : rbatch_new();
+log_rbatch *log_pipe_rbatch(log_pipe *p) {
+  log_rbatch *b = pool_get(&p->rbs);
+  return b ? b : log_rbatch_new();
 }
 
-int ipipe_push(ipipe *p, rbatch *b, kv_err *err) {
+int log_pipe_push(log_pipe *p, log_rbatch *b, kv_err *err) {
   int rc = stage_push(&p->ms, b, err);
   if (rc) return rc;
   /* a failed writer shows here too (the miner stage may not have seen it yet) */
@@ -597,18 +575,18 @@ int ipipe_push(ipipe *p, rbatch *b, kv_err *err) {
   return rc;
 }
 
-int ipipe_drain(ipipe *p, kv_err *err) {
+int log_pipe_drain(log_pipe *p, kv_err *err) {
   int rc = stage_drain(&p->ms, err);
   int wrc = stage_drain(&p->ws, rc ? NULL : err);
   return rc ? rc : wrc;
 }
 
-int ipipe_stop(ipipe *p, kv_err *err) {
+int log_pipe_stop(log_pipe *p, kv_err *err) {
   if (!p) return 0;
   int rc = stage_stop(&p->ms, err);
   int wrc = stage_stop(&p->ws, rc ? NULL : err);
   miner_st *m = &p->m;
-  if (m->cur) blk_free(m->cur);
+  if (m->cur) log_blk_free(m->cur);
   free(m->cur);
   batch_free(m->b);
   comp_free(&m->comps);
@@ -619,10 +597,10 @@ int ipipe_stop(ipipe *p, kv_err *err) {
   sqlite3_finalize(w->cins);
   ZSTD_freeCCtx(w->cc);
   for (int i = 0; i < p->blocks.n; i++) {
-    blk_free(p->blocks.it[i]);
+    log_blk_free(p->blocks.it[i]);
     free(p->blocks.it[i]);
   }
-  for (int i = 0; i < p->rbs.n; i++) rbatch_free(p->rbs.it[i]);
+  for (int i = 0; i < p->rbs.n; i++) log_rbatch_free(p->rbs.it[i]);
   pthread_mutex_destroy(&p->blocks.mu);
   pthread_mutex_destroy(&p->rbs.mu);
   free(p);

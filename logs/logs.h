@@ -44,6 +44,43 @@ const char *log_level_name(int lvl);
 /* Normalised level of a word ("WARNING", "[error]", "E", "Info"), or NONE. */
 int log_level_word(const char *s, size_t n);
 
+/* ---- heuristics that can be switched off ------------------------------- */
+
+/* Every rule of header learning, timestamp recognition and template mining
+ * that was added while measuring on the LogHub samples, as a bit. All are on
+ * by default (rules_off = 0); the leave-one-system-out benchmark
+ * (bench_logparse --loo) switches off, for each system, the rules that system
+ * motivated. docs/logs.md records which system each came from. */
+enum {
+  LOG_R_H_ODD_FIRST = 1u << 0,   /* header: ignore lines whose first column is unusual */
+  LOG_R_H_ABSORB_COMP = 1u << 1, /* header: a component with spaces ("Google Chrome Helper[1]:") */
+  LOG_R_H_DASH_MSG = 1u << 2,    /* header: "- message" after the header is not content */
+  LOG_R_H_BRACKET_TS = 1u << 3,  /* header: "[timestamp]" */
+  LOG_R_H_TRAIL = 1u << 4,       /* header: header-like columns after the last anchor */
+  LOG_R_H_IDSHARE = 1u << 5,     /* header: columns between anchors need only be "not a time" */
+  LOG_R_TS_YY_SLASH = 1u << 6,   /* time: yy/mm/dd HH:MM:SS */
+  LOG_R_TS_YYMMDD = 1u << 7,     /* time: yymmdd HHMMSS */
+  LOG_R_TS_MMDD = 1u << 8,       /* time: MM-DD HH:MM:SS.mmm (logcat) */
+  LOG_R_TS_DOTTED = 1u << 9,     /* time: YYYY-MM-DD-HH.MM.SS.ffffff */
+  LOG_R_M_TS_IN_MSG = 1u << 10,  /* mine: a timestamp inside a message is one token */
+  LOG_R_M_KEYVAL = 1u << 11,     /* mine: split after '=' and after "key:" */
+  LOG_R_M_COLONS = 1u << 12,     /* mine: tokens with >= 3 colons keep them (IPv6, MAC) */
+  LOG_R_M_PATH_WHOLE = 1u << 13, /* mine: a path or URL is one token */
+  LOG_R_M_VAR_FILL = 1u << 14,   /* mine: join a template whose variables cover the difference */
+  LOG_R_M_COMPAT = 1u << 15,     /* merge: unite templates compatible where both are constant */
+  LOG_R_M_NEAR_DUPS = 1u << 16,  /* merge: > 3 templates differing at one dotted name */
+  LOG_R_M_SKELETON = 1u << 17,   /* merge: variable runs that differ only in length */
+  LOG_R_M_LIST_SEP = 1u << 18,   /* merge: separators between variables belong to them */
+  LOG_R_M_FREQ_SPLIT = 1u << 19, /* merge: a position with <= 3 distinct words is constant */
+  LOG_R_M_SPLIT_TYPED = 1u << 20,/* merge: ... unless typed variables are the majority */
+  LOG_R_COUNT = 21
+};
+/* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
+const char *log_rule_name(int i);
+/* Comma-separated rule names (or "all") into a mask. KV_EINVAL naming the
+ * unknown one. */
+int log_rules_parse(const char *names, uint32_t *mask, kv_err *err);
+
 /* A learned header layout for one file (opaque). */
 typedef struct log_fmt log_fmt;
 
@@ -51,6 +88,10 @@ typedef struct log_fmt log_fmt;
  * Lines need not be NUL-terminated. Never fails on odd input: with no
  * consistent header, the layout is "whole line is content". */
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err);
+/* The same with some rules switched off (LOG_R_H_*, LOG_R_TS_*): the layout
+ * keeps the mask, so log_line_parse follows it too. */
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t rules_off,
+                        kv_err *err);
 void log_fmt_free(log_fmt *f);
 /* Number of header columns learned (0 = none) and a printable description. */
 int log_fmt_columns(const log_fmt *f);
@@ -93,6 +134,7 @@ typedef struct log_miner log_miner;
 typedef struct log_miner_opts {
   double sim;          /* Drain similarity threshold (0 = default 0.7) */
   int max_tokens;      /* longer contents are truncated for mining (0 = 256) */
+  uint32_t rules_off;  /* LOG_R_M_* (and LOG_R_TS_* for times inside messages) switched off */
 } log_miner_opts;
 
 int log_miner_new(log_miner **out, const log_miner_opts *opts, kv_err *err);
@@ -137,6 +179,9 @@ int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err);
  * ids[0..nlines) (caller frees *ids) and the miner into *mout (caller frees). */
 int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **ids, size_t *nlines,
                      kv_err *err);
+/* The same with rules switched off (LOG_R_*), and a Drain similarity (0 = default). */
+int log_parse_buffer_rules(const char *buf, size_t len, uint32_t rules_off, double sim, log_miner **mout,
+                           uint32_t **ids, size_t *nlines, kv_err *err);
 
 /* Accuracy against LogHub ground truth (<System>_2k.log and its
  * _structured.csv): grouping accuracy, parsing accuracy, parse time. */
@@ -145,6 +190,9 @@ typedef struct log_eval {
   double ga, pa, seconds;
 } log_eval;
 int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_err *err);
+/* The same with rules switched off (LOG_R_*) and a Drain similarity (0 = default). */
+int log_eval_loghub_rules(const char *logpath, const char *csvpath, uint32_t rules_off, double sim, log_eval *ev,
+                          kv_err *err);
 
 /* ---- store, ingest, query, triage --------------------------------------- */
 

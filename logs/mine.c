@@ -22,19 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logs/mine_int.h"
-
-uint64_t log_m_fnv(const void *p, size_t n, uint64_t h) {
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
-  return h;
-}
+#include "logs/internal.h"
+#include "logs/mine_internal.h"
 
 /* ---- hash maps (open addressing, key 0 reserved -> stored as 1) -------- */
 
-static int map_grow(hslot **tab, uint32_t *cap) {
+static int map_grow(log_hslot **tab, uint32_t *cap) {
   uint32_t nc = *cap ? *cap * 2 : 1024;
-  hslot *nt = calloc(nc, sizeof *nt);
+  log_hslot *nt = calloc(nc, sizeof *nt);
   if (!nt) return -1;
   for (uint32_t i = 0; i < *cap; i++) {
     if (!(*tab)[i].h) continue;
@@ -51,7 +46,7 @@ static int map_grow(hslot **tab, uint32_t *cap) {
 /* ---- interning ----------------------------------------------------------- */
 
 int log_m_intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
-  uint64_t h = log_m_fnv(s, n, 1469598103934665603ULL) | 1;
+  uint64_t h = kv_hash64(s, n) | 1;
   if (m->shcap == 0 || (m->nstr + 1) * 2 > m->shcap)
     if (map_grow(&m->shash, &m->shcap)) return KV_ENOMEM;
   uint32_t j = (uint32_t)h & (m->shcap - 1);
@@ -65,16 +60,7 @@ int log_m_intern(log_miner *m, const char *s, uint32_t n, uint32_t *id) {
     }
     j = (j + 1) & (m->shcap - 1);
   }
-  if (m->nstr == m->capstr) {
-    uint32_t nc = m->capstr ? m->capstr * 2 : 1024;
-    char **ns = realloc(m->str, nc * sizeof *ns);
-    if (!ns) return KV_ENOMEM;
-    m->str = ns;
-    uint32_t *nl = realloc(m->slen, nc * sizeof *nl);
-    if (!nl) return KV_ENOMEM;
-    m->slen = nl;
-    m->capstr = nc;
-  }
+  if (KV_GROW(m->str, m->capstr, (size_t)m->nstr + 1) || KV_GROW(m->slen, m->capslen, (size_t)m->nstr + 1)) return KV_ENOMEM;
   char *c = malloc(n + 1);
   if (!c) return KV_ENOMEM;
   memcpy(c, s, n);
@@ -92,6 +78,7 @@ int log_miner_new(log_miner **out, const log_miner_opts *o, kv_err *err) {
   if (!m) return kv_err_set(err, KV_ENOMEM, "logs: out of memory creating a template miner");
   m->sim = o && o->sim > 0 ? o->sim : 0.7;
   m->max_tokens = o && o->max_tokens > 0 ? o->max_tokens : 256;
+  m->off = o ? o->rules_off : 0;
   uint32_t dummy;
   m->t = calloc(1, sizeof *m->t);
   m->capt = 1;
@@ -192,17 +179,17 @@ static int type_of(const char *s, size_t n) {
 int log_m_type(const char *s, size_t n) { return n ? type_of(s, n) : LOG_P_NONE; }
 
 /* Cut content into tokens; returns the count (<= max). */
-static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
+static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint32_t off) {
   uint32_t k = 0;
   size_t i = 0;
   while (i < n && k < max) {
     int sp = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++, sp = 1;
     if (i >= n) break;
-    if (isdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+    if (!(off & LOG_R_M_TS_IN_MSG) && (isdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))) {
       /* a timestamp inside the message is one variable, spaces and all */
       int64_t ms;
-      size_t tl = log_ts_parse(s + i, n - i, 2000, &ms);
+      size_t tl = log_ts_parse_rules(s + i, n - i, 2000, off, &ms);
       if (tl >= 8) {
         t[k].off = (uint32_t)i;
         t[k].len = (uint32_t)tl;
@@ -216,9 +203,10 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
     size_t e = i;
     while (e < n && !(s[e] == ' ' || s[e] == '\t' || s[e] == '\r' || s[e] == '\n')) e++;
     /* a path or URL stays whole; IPv6 and MAC addresses keep their colons */
-    int whole = memchr(s + i, '/', e - i) && type_of(s + i, e - i) == LOG_P_PATH;
-    int colons = 0;
-    for (size_t q = i; q < e; q++) colons += s[q] == ':';
+    int whole = !(off & LOG_R_M_PATH_WHOLE) && memchr(s + i, '/', e - i) && type_of(s + i, e - i) == LOG_P_PATH;
+    int colons = 0, keyval = !(off & LOG_R_M_KEYVAL);
+    if (!(off & LOG_R_M_COLONS))
+      for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
     while (p < e && k < max) {
       size_t q = p;
@@ -226,11 +214,11 @@ static uint32_t tokenize(const char *s, size_t n, tok *t, uint32_t max) {
       else if (is_split(s[p])) q = p + 1;
       else {
         while (q < e && !is_split(s[q])) {
-          if (s[q] == '=') {
+          if (keyval && s[q] == '=') {
             q++;
             break;
           }
-          if (s[q] == ':' && colons < 3 && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
+          if (keyval && s[q] == ':' && colons < 3 && q > p && isalpha((unsigned char)s[q - 1]) && (q + 1 == e || s[q + 1] != ':') &&
               !(q + 2 < e && s[q + 1] == '/' && s[q + 2] == '/')) {
             q++;
             break;
@@ -265,14 +253,8 @@ uint32_t log_miner_resolve(const log_miner *m, uint32_t pat) {
 uint32_t log_miner_patterns(const log_miner *m) { return m ? m->nl - 1 : 0; }
 
 int log_m_new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out) {
-  if (m->nl == m->capl) {
-    uint32_t nc = m->capl * 2;
-    leaf *nv = realloc(m->lv, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    m->lv = nv;
-    m->capl = nc;
-  }
-  leaf *l = &m->lv[m->nl];
+  if (KV_GROW(m->lv, m->capl, (size_t)m->nl + 1)) return KV_ENOMEM;
+  log_leaf *l = &m->lv[m->nl];
   memset(l, 0, sizeof *l);
   l->ids = malloc((n ? n : 1) * sizeof *l->ids);
   if (!l->ids) return KV_ENOMEM;
@@ -285,7 +267,7 @@ int log_m_new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n
 
 static uint64_t bucket_key(uint32_t n, uint32_t first) { return (((uint64_t)n << 32) ^ first ^ 0x9e3779b97f4a7c15ULL) | 1; }
 
-hslot *log_m_map_find(hslot *tab, uint32_t cap, uint64_t h) {
+log_hslot *log_m_map_find(log_hslot *tab, uint32_t cap, uint64_t h) {
   if (!cap) return NULL;
   uint32_t j = (uint32_t)h & (cap - 1);
   while (tab[j].h) {
@@ -295,24 +277,18 @@ hslot *log_m_map_find(hslot *tab, uint32_t cap, uint64_t h) {
   return &tab[j];
 }
 
-int log_m_map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v) {
+int log_m_map_put(log_hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v) {
   if ((*cnt + 1) * 2 > *cap && map_grow(tab, cap)) return KV_ENOMEM;
-  hslot *s = log_m_map_find(*tab, *cap, h);
+  log_hslot *s = log_m_map_find(*tab, *cap, h);
   if (!s->h) (*cnt)++;
   s->h = h;
   s->v = v;
   return 0;
 }
 
-static int new_template(log_miner *m, const uint32_t *ids, const tok *t, uint32_t n, uint32_t *out) {
-  if (m->nt == m->capt) {
-    uint32_t nc = m->capt * 2;
-    tpl *nt = realloc(m->t, nc * sizeof *nt);
-    if (!nt) return KV_ENOMEM;
-    m->t = nt;
-    m->capt = nc;
-  }
-  tpl *p = &m->t[m->nt];
+static int new_template(log_miner *m, const uint32_t *ids, const log_tok *t, uint32_t n, uint32_t *out) {
+  if (KV_GROW(m->t, m->capt, (size_t)m->nt + 1)) return KV_ENOMEM;
+  log_tpl *p = &m->t[m->nt];
   memset(p, 0, sizeof *p);
   p->n = n;
   p->ids = malloc((n ? n : 1) * sizeof *p->ids);
@@ -333,26 +309,19 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
                   int *nparams, kv_err *err) {
   if (nparams) *nparams = 0;
   uint32_t cap = (uint32_t)m->max_tokens;
-  if (m->captok < cap) {
-    tok *nt = realloc(m->toks, cap * sizeof *nt);
-    if (!nt) return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
-    m->toks = nt;
-    uint32_t *ni = realloc(m->ids, cap * sizeof *ni);
-    if (!ni) return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
-    m->ids = ni;
-    m->captok = cap;
-  }
-  uint32_t k = tokenize(s, n, m->toks, cap);
-  uint64_t h = 1469598103934665603ULL;
+  if (KV_GROW(m->toks, m->captok, cap) || KV_GROW(m->ids, m->capids, cap))
+    return kv_err_set(err, KV_ENOMEM, "logs: out of memory tokenizing");
+  uint32_t k = tokenize(s, n, m->toks, cap, m->off);
+  uint64_t h = KV_HASH64_INIT;
   for (uint32_t i = 0; i < k; i++) {
     if (m->toks[i].type != LOG_P_NONE) m->ids[i] = VAR;
     else if (log_m_intern(m, s + m->toks[i].off, m->toks[i].len, &m->ids[i]))
       return kv_err_set(err, KV_ENOMEM, "logs: out of memory interning tokens");
-    h = log_m_fnv(&m->ids[i], sizeof m->ids[i], h);
+    h = kv_hash64_more(h, &m->ids[i], sizeof m->ids[i]);
   }
-  h = log_m_fnv(&k, sizeof k, h) | 1;
+  h = kv_hash64_more(h, &k, sizeof k) | 1;
   uint32_t pat = 0, id;
-  hslot *c = log_m_map_find(m->cache, m->ccap, h);
+  log_hslot *c = log_m_map_find(m->cache, m->ccap, h);
   if (c && c->h) {
     pat = c->v;
     if (m->lv[pat].n != k || memcmp(m->lv[pat].ids, m->ids, k * sizeof *m->ids)) pat = 0; /* collision */
@@ -360,13 +329,13 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
   if (!pat) {
     id = 0;
     uint64_t bk = bucket_key(k, k ? m->ids[0] : 0);
-    hslot *b = log_m_map_find(m->bucket, m->bcap, bk);
+    log_hslot *b = log_m_map_find(m->bucket, m->bcap, bk);
     uint32_t best = 0;
     double bsim = -1;
     int bvars = -1;
     for (uint32_t ti = b && b->h ? b->v : 0; ti; ti = m->t[ti].next) {
       if (m->t[ti].parent != ti) continue;
-      const tpl *p = &m->t[ti];
+      const log_tpl *p = &m->t[ti];
       int eq = 0, vars = 0;
       for (uint32_t i = 0; i < k; i++) {
         if (p->ids[i] == VAR) vars++;
@@ -375,14 +344,14 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
       double sim = k ? (double)eq / k : 1.0;
       if (sim > bsim || (sim == bsim && vars > bvars)) bsim = sim, bvars = vars, best = ti;
     }
-    if (best && (bsim >= m->sim || k == 0 || (bsim + (double)bvars / k >= 0.999))) {
-      tpl *p = &m->t[best];
+    if (best && (bsim >= m->sim || k == 0 || (!(m->off & LOG_R_M_VAR_FILL) && bsim + (double)bvars / k >= 0.999))) {
+      log_tpl *p = &m->t[best];
       for (uint32_t i = 0; i < k; i++)
         if (p->ids[i] != m->ids[i]) p->ids[i] = VAR;
       id = best;
     } else {
       if (new_template(m, m->ids, m->toks, k, &id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-      hslot *b2 = log_m_map_find(m->bucket, m->bcap, bk);
+      log_hslot *b2 = log_m_map_find(m->bucket, m->bcap, bk);
       m->t[id].next = b2 && b2->h ? b2->v : 0;
       m->t[id].bkey = bk;
       if (log_m_map_put(&m->bucket, &m->bcap, &m->bn, bk, id)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
@@ -395,7 +364,7 @@ int log_miner_add(log_miner *m, const char *s, size_t n, uint32_t *out, log_para
   m->t[id].size++;
   *out = pat;
   if (params && max_params > 0) {
-    const tpl *p = &m->t[id];
+    const log_tpl *p = &m->t[id];
     int np = 0;
     for (uint32_t i = 0; i < k && np < max_params; i++) {
       if (m->ids[i] != VAR && !(p->n == k && p->ids[i] == VAR)) continue;
@@ -419,7 +388,7 @@ static void unite(log_miner *m, uint32_t a, uint32_t b) {
     uint32_t x = a;
     a = b, b = x;
   }
-  tpl *pa = &m->t[a], *pb = &m->t[b];
+  log_tpl *pa = &m->t[a], *pb = &m->t[b];
   if (pa->n == pb->n)
     for (uint32_t i = 0; i < pa->n; i++)
       if (pa->ids[i] != pb->ids[i]) pa->ids[i] = VAR;
@@ -442,15 +411,17 @@ static int m_is_sep(const log_miner *m, uint32_t id) {
   return m->slen[id] == 1 && (m->str[id][0] == ',' || m->str[id][0] == ';');
 }
 
-static uint64_t skeleton(const log_miner *m, const tpl *p) {
-  uint64_t h = 1469598103934665603ULL;
+static uint64_t skeleton(const log_miner *m, const log_tpl *p) {
+  uint64_t h = KV_HASH64_INIT;
   int consts = 0;
   uint32_t comma = UINT32_MAX;
   for (uint32_t i = 0; i < p->n; i++) {
     if (p->ids[i] == VAR) continue;
     /* "<*>,<*>": a list separator between variables belongs to them */
-    if (i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR && m_is_sep(m, p->ids[i])) continue;
-    h = log_m_fnv(&p->ids[i], sizeof p->ids[i], h);
+    if (!(m->off & LOG_R_M_LIST_SEP) && i && p->ids[i - 1] == VAR && i + 1 < p->n && p->ids[i + 1] == VAR &&
+        m_is_sep(m, p->ids[i]))
+      continue;
+    h = kv_hash64_more(h, &p->ids[i], sizeof p->ids[i]);
     consts++;
   }
   (void)comma;
@@ -474,18 +445,18 @@ static int cmp_root(const void *a, const void *b) {
  * a few distinct words, each frequent, are constants; the patterns are then
  * mapped to sub-templates keyed by those words. */
 static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np) {
-  tpl *R = &m->t[r];
+  log_tpl *R = &m->t[r];
   uint32_t n = R->n;
   uint8_t *splitpos = calloc(n ? n : 1, 1);
   if (!splitpos) return;
   int any = 0;
   for (uint32_t p = 0; p < n; p++) {
-    if (R->ids[p] != VAR) continue;
+    if (R->ids[p] != VAR || (m->off & LOG_R_M_FREQ_SPLIT)) continue;
     uint32_t val[SPLIT_MAX + 1];
     uint64_t w[SPLIT_MAX + 1];
     int d = 0, ok = 1;
     for (size_t i = 0; i < np && ok; i++) {
-      const leaf *l = &m->lv[pats[i]];
+      const log_leaf *l = &m->lv[pats[i]];
       if (l->n != n) continue;
       uint32_t v = l->ids[p];
       int j = 0;
@@ -502,31 +473,28 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
     if (!ok || d < 2) continue;
     uint64_t tot = 0, wvar = 0;
     for (int j = 0; j < d; j++) tot += w[j], wvar += val[j] == VAR ? w[j] : 0;
-    if (wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
+    if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
     int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
       if (w[j] < (uint64_t)smin) ok = 0;
     if (ok) splitpos[p] = 1, any = 1;
   }
   for (size_t i = 0; i < np; i++) {
-    leaf *l = &m->lv[pats[i]];
+    log_leaf *l = &m->lv[pats[i]];
     l->final = r;
     if (!any || l->n != n) continue;
-    uint64_t h = log_m_fnv(&r, sizeof r, 1469598103934665603ULL);
+    uint64_t h = kv_hash64(&r, sizeof r);
     for (uint32_t p = 0; p < n; p++)
-      if (splitpos[p]) h = log_m_fnv(&l->ids[p], sizeof l->ids[p], log_m_fnv(&p, sizeof p, h));
+      if (splitpos[p]) h = kv_hash64_more(kv_hash64_more(h, &p, sizeof p), &l->ids[p], sizeof l->ids[p]);
     h |= 1;
-    hslot *sl = log_m_map_find(m->subs, m->subcap, h);
+    log_hslot *sl = log_m_map_find(m->subs, m->subcap, h);
     uint32_t sub = sl && sl->h ? sl->v : 0;
     if (!sub) {
       if (m->nt == m->capt) {
-        tpl *nt = realloc(m->t, m->capt * 2 * sizeof *nt);
-        if (!nt) break;
-        m->t = nt;
-        m->capt *= 2;
+        if (KV_GROW(m->t, m->capt, (size_t)m->nt + 1)) break;
         R = &m->t[r];
       }
-      tpl *S = &m->t[m->nt];
+      log_tpl *S = &m->t[m->nt];
       memset(S, 0, sizeof *S);
       S->n = n;
       S->ids = malloc((n ? n : 1) * sizeof *S->ids);
@@ -557,12 +525,12 @@ static void near_dups(log_miner *m, uint32_t ndrain) {
   for (uint32_t p = 0; p < 64; p++) {
     size_t k = 0;
     for (uint32_t a = 1; a < ndrain; a++) {
-      const tpl *t = &m->t[a];
+      const log_tpl *t = &m->t[a];
       if (find(m, a) != a || t->next == UINT32_MAX || t->n <= p || t->ids[p] == VAR) continue;
       if (t->n < 3 || !m_is_ident(m, t->ids[p])) continue;
-      uint64_t h = log_m_fnv(&t->n, sizeof t->n, 1469598103934665603ULL);
+      uint64_t h = kv_hash64(&t->n, sizeof t->n);
       for (uint32_t i = 0; i < t->n; i++)
-        if (i != p) h = log_m_fnv(&t->ids[i], sizeof t->ids[i], h);
+        if (i != p) h = kv_hash64_more(h, &t->ids[i], sizeof t->ids[i]);
       e[k].h = h | 1, e[k].t = a, k++;
     }
     if (k < 2) continue;
@@ -583,11 +551,11 @@ void log_miner_merge(log_miner *m) {
   m->merged_nl = m->nl;
   uint32_t ndrain = m->nt;
   /* 1. same length, compatible everywhere (equal or one side a variable) */
-  for (uint32_t a = 1; a < ndrain; a++) {
+  for (uint32_t a = 1; a < ndrain && !(m->off & LOG_R_M_COMPAT); a++) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
     for (uint32_t b = a + 1; b < ndrain; b++) {
       if (m->t[b].n != m->t[a].n || find(m, b) != b || m->t[b].next == UINT32_MAX) continue;
-      const tpl *pa = &m->t[a], *pb = &m->t[b];
+      const log_tpl *pa = &m->t[a], *pb = &m->t[b];
       int ok = 1, consts = 0;
       for (uint32_t i = 0; i < pa->n && ok; i++) {
         if (pa->ids[i] == VAR || pb->ids[i] == VAR) continue;
@@ -598,15 +566,15 @@ void log_miner_merge(log_miner *m) {
     }
   }
   /* 1b. many templates equal but at one position: that position varies */
-  near_dups(m, ndrain);
+  if (!(m->off & LOG_R_M_NEAR_DUPS)) near_dups(m, ndrain);
   /* 2. variable runs that differ only in length */
-  hslot *tab = NULL;
+  log_hslot *tab = NULL;
   uint32_t cap = 0, cnt = 0;
-  for (uint32_t a = 1; a < ndrain; a++) {
+  for (uint32_t a = 1; a < ndrain && !(m->off & LOG_R_M_SKELETON); a++) {
     if (find(m, a) != a || m->t[a].next == UINT32_MAX) continue;
     uint64_t h = skeleton(m, &m->t[a]);
     if (!h) continue;
-    hslot *s = log_m_map_find(tab, cap, h);
+    log_hslot *s = log_m_map_find(tab, cap, h);
     if (s && s->h) unite(m, s->v, a);
     else if (log_m_map_put(&tab, &cap, &cnt, h, a)) break;
   }
@@ -641,15 +609,10 @@ uint64_t log_miner_size(const log_miner *m, uint32_t id) {
 const char *log_miner_template(const log_miner *cm, uint32_t id) {
   log_miner *m = (log_miner *)cm;
   if (!m || id == 0 || id >= m->nt) return "";
-  const tpl *p = &m->t[find(m, id)];
+  const log_tpl *p = &m->t[find(m, id)];
   size_t need = 1;
   for (uint32_t i = 0; i < p->n; i++) need += m->slen[p->ids[i]] + 1;
-  if (need > m->captext) {
-    char *nt = realloc(m->text, need);
-    if (!nt) return "";
-    m->text = nt;
-    m->captext = need;
-  }
+  if (KV_GROW(m->text, m->captext, need)) return "";
   size_t k = 0;
   for (uint32_t i = 0; i < p->n; i++) {
     if (p->space[i] && k) m->text[k++] = ' ';

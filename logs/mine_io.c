@@ -4,7 +4,7 @@
  * records that reference its patterns). Loading trusts nothing: every
  * count, id and length is checked against the buffer.
  */
-#include "logs/mine_int.h"
+#include "logs/mine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,55 +18,32 @@
  *   u32 nsub, then nsub pairs:     u64 key; u32 template
  * Hash tables are rebuilt on load. Every count and id is checked on load. */
 
-typedef struct wbuf {
-  uint8_t *p;
-  size_t n, cap;
-  int oom;
-} wbuf;
-
-static void wput(wbuf *w, const void *d, size_t n) {
-  if (w->oom) return;
-  if (w->n + n > w->cap) {
-    size_t nc = w->cap ? w->cap * 2 : 65536;
-    while (nc < w->n + n) nc *= 2;
-    uint8_t *np = realloc(w->p, nc);
-    if (!np) {
-      w->oom = 1;
-      return;
-    }
-    w->p = np, w->cap = nc;
-  }
-  memcpy(w->p + w->n, d, n);
-  w->n += n;
-}
-
 int log_miner_save(const log_miner *m, void **out, size_t *len, kv_err *err) {
-  wbuf w = {0};
-  wput(&w, "KVLM\1\0\0\0", 8);
-  wput(&w, &m->nstr, 4);
-  for (uint32_t i = 1; i < m->nstr; i++) wput(&w, &m->slen[i], 4), wput(&w, m->str[i], m->slen[i]);
-  wput(&w, &m->nt, 4);
+  kv_buf w = KV_BUF_INIT; /* failed appends are sticky: checked once at the end */
+  kv_buf_append(&w, "KVLM\1\0\0\0", 8);
+  kv_buf_append(&w, &m->nstr, 4);
+  for (uint32_t i = 1; i < m->nstr; i++) kv_buf_append(&w, &m->slen[i], 4), kv_buf_append(&w, m->str[i], m->slen[i]);
+  kv_buf_append(&w, &m->nt, 4);
   for (uint32_t i = 1; i < m->nt; i++) {
-    const tpl *t = &m->t[i];
-    wput(&w, &t->n, 4), wput(&w, &t->parent, 4), wput(&w, &t->next, 4);
-    wput(&w, &t->bkey, 8), wput(&w, &t->size, 8);
-    wput(&w, t->ids, 4 * (size_t)t->n), wput(&w, t->space, t->n);
+    const log_tpl *t = &m->t[i];
+    kv_buf_append(&w, &t->n, 4), kv_buf_append(&w, &t->parent, 4), kv_buf_append(&w, &t->next, 4);
+    kv_buf_append(&w, &t->bkey, 8), kv_buf_append(&w, &t->size, 8);
+    kv_buf_append(&w, t->ids, 4 * (size_t)t->n), kv_buf_append(&w, t->space, t->n);
   }
-  wput(&w, &m->nl, 4);
+  kv_buf_append(&w, &m->nl, 4);
   for (uint32_t i = 1; i < m->nl; i++) {
-    const leaf *l = &m->lv[i];
-    wput(&w, &l->tpl, 4), wput(&w, &l->final, 4), wput(&w, &l->n, 4), wput(&w, &l->count, 8);
-    wput(&w, l->ids, 4 * (size_t)l->n);
+    const log_leaf *l = &m->lv[i];
+    kv_buf_append(&w, &l->tpl, 4), kv_buf_append(&w, &l->final, 4), kv_buf_append(&w, &l->n, 4), kv_buf_append(&w, &l->count, 8);
+    kv_buf_append(&w, l->ids, 4 * (size_t)l->n);
   }
-  wput(&w, &m->subn, 4);
+  kv_buf_append(&w, &m->subn, 4);
   for (uint32_t i = 0; i < m->subcap; i++)
-    if (m->subs[i].h) wput(&w, &m->subs[i].h, 8), wput(&w, &m->subs[i].v, 4);
-  if (w.oom) {
-    free(w.p);
+    if (m->subs[i].h) kv_buf_append(&w, &m->subs[i].h, 8), kv_buf_append(&w, &m->subs[i].v, 4);
+  if (!kv_buf_ok(&w)) {
+    kv_buf_free(&w);
     return kv_err_set(err, KV_ENOMEM, "logs: out of memory saving the template miner");
   }
-  *out = w.p;
-  *len = w.n;
+  *out = kv_buf_detach(&w, len);
   return 0;
 }
 
@@ -108,17 +85,13 @@ int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err) {
   rget(&r, &nt, 4);
   if (r.bad || nt == 0 || nt > len) goto bad;
   for (uint32_t i = 1; i < nt; i++) {
-    tpl t;
+    log_tpl t;
     memset(&t, 0, sizeof t);
     rget(&r, &t.n, 4), rget(&r, &t.parent, 4), rget(&r, &t.next, 4);
     rget(&r, &t.bkey, 8), rget(&r, &t.size, 8);
     if (r.bad || t.n > (len - r.off) / 5 || t.parent >= nt || (t.next >= nt && t.next != UINT32_MAX)) goto bad;
     uint32_t id;
-    if (m->nt == m->capt) {
-      tpl *np = realloc(m->t, m->capt * 2 * sizeof *np);
-      if (!np) goto oom;
-      m->t = np, m->capt *= 2;
-    }
+    if (KV_GROW(m->t, m->capt, (size_t)m->nt + 1)) goto oom;
     id = m->nt;
     t.ids = malloc((t.n ? t.n : 1) * sizeof *t.ids);
     t.space = malloc(t.n ? t.n : 1);
@@ -142,15 +115,15 @@ int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err) {
     uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
     if (!ids) goto oom;
     rget(&r, ids, 4 * (size_t)n);
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = KV_HASH64_INIT;
     for (uint32_t k = 0; k < n; k++) {
       if (ids[k] >= ns) {
         free(ids);
         goto bad;
       }
-      h = log_m_fnv(&ids[k], sizeof ids[k], h);
+      h = kv_hash64_more(h, &ids[k], sizeof ids[k]);
     }
-    h = log_m_fnv(&n, sizeof n, h) | 1;
+    h = kv_hash64_more(h, &n, sizeof n) | 1;
     uint32_t pat;
     if (log_m_new_leaf(m, tp, ids, n, &pat)) {
       free(ids);

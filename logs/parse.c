@@ -10,32 +10,31 @@
 #include <stdlib.h>
 
 int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **idsout, size_t *nout, kv_err *err) {
-  size_t cap = 1024, n = 0;
-  const char **lines = malloc(cap * sizeof *lines);
-  size_t *lens = malloc(cap * sizeof *lens);
-  if (!lines || !lens) goto oom;
+  return log_parse_buffer_rules(buf, len, 0, 0, mout, idsout, nout, err);
+}
+
+int log_parse_buffer_rules(const char *buf, size_t len, uint32_t rules_off, double sim, log_miner **mout,
+                           uint32_t **idsout, size_t *nout, kv_err *err) {
+  size_t cap = 0, lcap = 0, n = 0;
+  const char **lines = NULL;
+  size_t *lens = NULL;
   for (size_t i = 0; i < len;) {
     size_t e = i;
     while (e < len && buf[e] != '\n') e++;
-    if (n == cap) {
-      cap *= 2;
-      const char **nl = realloc(lines, cap * sizeof *nl);
-      if (!nl) goto oom;
-      lines = nl;
-      size_t *nn = realloc(lens, cap * sizeof *nn);
-      if (!nn) goto oom;
-      lens = nn;
-    }
+    if (KV_GROW(lines, cap, n + 1) || KV_GROW(lens, lcap, n + 1)) goto oom;
     lines[n] = buf + i;
     lens[n] = e - i;
     n++;
     i = e + 1;
   }
   log_fmt *f = NULL;
-  int rc = log_fmt_learn(&f, lines, lens, n < 2000 ? n : 2000, err);
+  int rc = log_fmt_learn_rules(&f, lines, lens, n < 2000 ? n : 2000, rules_off, err);
   if (rc) goto fail;
   log_miner *m = NULL;
-  if ((rc = log_miner_new(&m, NULL, err))) {
+  log_miner_opts mo = {0};
+  mo.sim = sim;
+  mo.rules_off = rules_off;
+  if ((rc = log_miner_new(&m, &mo, err))) {
     log_fmt_free(f);
     goto fail;
   }

@@ -22,8 +22,8 @@
  * ordered by (ts, id), records without a timestamp first.
  */
 #define _GNU_SOURCE
-#include "logs/mine_int.h"
-#include "logs/store_int.h"
+#include "logs/mine_internal.h"
+#include "logs/internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -146,9 +146,9 @@ typedef struct breader {
   log_db *db;
   sqlite3_stmt *qm;
   sqlite3_blob *blob; /* bdata.data, read a frame at a time */
-  lbuf z;             /* a compressed frame */
-  blk_cols *c;
-  lbuf data;
+  kv_buf z;             /* a compressed frame */
+  log_blk_cols *c;
+  kv_buf data;
   size_t toff[BLK_FRAME], poff[BLK_FRAME];
   uint32_t r0, r1; /* records of the frame in data */
   int64_t id;      /* block whose columns are in c */
@@ -167,10 +167,10 @@ static int br_open(breader *r, log_db *db, kv_err *err) {
 static void br_close(breader *r) {
   sqlite3_finalize(r->qm);
   if (r->blob) sqlite3_blob_close(r->blob);
-  lbuf_free(&r->z);
-  if (r->c) blk_cols_free(r->c);
+  kv_buf_free(&r->z);
+  if (r->c) log_blk_cols_free(r->c);
   free(r->c);
-  lbuf_free(&r->data);
+  kv_buf_free(&r->data);
 }
 
 static int br_meta(breader *r, int64_t id, kv_err *err) {
@@ -181,7 +181,7 @@ static int br_meta(breader *r, int64_t id, kv_err *err) {
   if (sqlite3_step(r->qm) != SQLITE_ROW)
     rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", r->db->path, (long long)id);
   else
-    rc = blk_meta_decode(r->c, sqlite3_column_blob(r->qm, 0), (size_t)sqlite3_column_bytes(r->qm, 0), r->db->dc, id, err);
+    rc = log_blk_meta_decode(r->c, sqlite3_column_blob(r->qm, 0), (size_t)sqlite3_column_bytes(r->qm, 0), r->db->dc, id, err);
   sqlite3_reset(r->qm);
   if (!rc) r->id = id;
   return rc;
@@ -200,26 +200,26 @@ static int br_rec(breader *r, int64_t id, uint32_t i, const uint8_t **text, cons
     size_t total = (size_t)sqlite3_blob_bytes(r->blob), hn = total < 64 ? total : 64, off = 0, zlen = 0;
     int rc;
     for (;;) {
-      if (lbuf_reserve(&r->z, hn)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-      if (sqlite3_blob_read(r->blob, r->z.p, (int)hn, 0) != SQLITE_OK)
+      if (kv_buf_reserve(&r->z, hn)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+      if (sqlite3_blob_read(r->blob, r->z.data, (int)hn, 0) != SQLITE_OK)
         return kv_err_set(err, KV_EIO, "%s: block %lld: reading texts: %s", r->db->path, (long long)id,
                           sqlite3_errmsg(r->db->db));
-      rc = blk_frame_find(r->c, r->z.p, hn, total, i, &r->r0, &r->r1, &off, &zlen, id, err);
+      rc = log_blk_frame_find(r->c, r->z.data, hn, total, i, &r->r0, &r->r1, &off, &zlen, id, err);
       if (rc != 1) break;
       hn = total; /* a long frame table: read it all */
     }
     if (rc) return rc;
-    r->z.n = 0;
-    if (lbuf_reserve(&r->z, zlen + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    if (sqlite3_blob_read(r->blob, r->z.p, (int)zlen, (int)off) != SQLITE_OK)
+    kv_buf_reset(&r->z);
+    if (kv_buf_reserve(&r->z, zlen + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+    if (sqlite3_blob_read(r->blob, r->z.data, (int)zlen, (int)off) != SQLITE_OK)
       return kv_err_set(err, KV_EIO, "%s: block %lld: reading texts: %s", r->db->path, (long long)id,
                         sqlite3_errmsg(r->db->db));
-    if ((rc = blk_frame_unpack(r->c, r->z.p, zlen, r->r0, r->r1, r->db->dc, &r->data, r->toff, r->poff, id, err)))
+    if ((rc = log_blk_frame_unpack(r->c, r->z.data, zlen, r->r0, r->r1, r->db->dc, &r->data, r->toff, r->poff, id, err)))
       return rc;
     r->did = id;
   }
-  *text = r->data.p + r->toff[i - r->r0];
-  *par = r->data.p + r->poff[i - r->r0];
+  *text = (const uint8_t *)r->data.data + r->toff[i - r->r0];
+  *par = (const uint8_t *)r->data.data + r->poff[i - r->r0];
   return 0;
 }
 
@@ -316,13 +316,8 @@ static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *er
       if ((rc = log_db_prepare(db, &st, "SELECT id, nbloom FROM bsum WHERE nbloom IS NOT NULL ORDER BY id", err))) goto done;
       size_t cap = 0;
       while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        if (!blk_bloom_test(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), q->param, l)) continue;
-        if (nnb == cap) {
-          cap = cap ? cap * 2 : 256;
-          int64_t *nn = realloc(nblk, cap * sizeof *nn);
-          if (!nn) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-          else nblk = nn;
-        }
+        if (!log_blk_bloom_test(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), q->param, l)) continue;
+        if (KV_GROW(nblk, cap, nnb + 1)) rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory");
         if (!rc) nblk[nnb++] = sqlite3_column_int64(st, 0);
       }
       sqlite3_finalize(st);
@@ -338,13 +333,13 @@ static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *er
   size_t nc = 0;
   int lmin = q->min_level > 0 ? (q->min_level > 7 ? 7 : q->min_level) : 0;
   for (size_t i = 0; i < db->nsums; i++) {
-    const blk_sum *b = &db->sums[i];
+    const log_blk_sum *b = &db->sums[i];
     if (q->since_ms && b->ts_max < q->since_ms) continue;
     if (q->until_ms && b->ts_min >= q->until_ms) continue;
     if (q->param) {
       /* a value the tokenizer typed otherwise (an epoch stamp is a time)
        * is in the other filter: a number is looked up in both */
-      int in = blk_bloom_has(b, pv + 1, pvn - 2);
+      int in = log_blk_bloom_has(b, pv + 1, pvn - 2);
       if (!in && !use_bloom) {
         while (nbi < nnb && nblk[nbi] < b->id) nbi++;
         in = nbi < nnb && nblk[nbi] == b->id;
@@ -384,9 +379,9 @@ static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *er
   size_t tl = q->text ? strlen(q->text) : 0;
   for (size_t ci = 0; ci < nc && !rc; ci++) {
     if (nh == k && (cs[ci].lb > heap[0].ts || (cs[ci].lb == heap[0].ts && cs[ci].id > heap[0].id))) break;
-    const blk_sum *b = &db->sums[cs[ci].blk];
+    const log_blk_sum *b = &db->sums[cs[ci].blk];
     if ((rc = br_meta(&br, b->id, err))) break;
-    const blk_cols *c = br.c;
+    const log_blk_cols *c = br.c;
     for (uint32_t i = 0; i < c->n && !rc; i++) {
       int64_t ts = c->ts[i];
       if (q->since_ms && (ts == INT64_MIN || ts < q->since_ms)) continue;
@@ -433,7 +428,7 @@ static int query_run(log_db *db, const log_query *q, log_result *out, kv_err *er
   int64_t fid = -1;
   char fpath[4096] = "";
   for (size_t i = 0; i < nh && !rc; i++) {
-    const blk_sum *b = &db->sums[heap[i].blk];
+    const log_blk_sum *b = &db->sums[heap[i].blk];
     if ((rc = br_meta(&br, b->id, err))) break;
     uint32_t j = heap[i].rec;
     const uint8_t *tx, *pa;

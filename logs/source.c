@@ -9,7 +9,7 @@
  * 10 MB line costs no more memory than a short one. Offsets are in bytes of
  * the decoded stream, which is what resume points are measured in.
  */
-#include "logs/source.h"
+#include "logs/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int src_open(src *s, const char *path, kv_err *err) {
+int log_src_open(log_src *s, const char *path, kv_err *err) {
   memset(s, 0, sizeof *s);
   s->fd = -1;
   if (!strcmp(path, "-")) {
@@ -45,7 +45,7 @@ int src_open(src *s, const char *path, kv_err *err) {
     s->zcap = ZSTD_DStreamInSize();
     s->zin = malloc(s->zcap);
     if (!s->z || !s->zin) {
-      src_close(s);
+      log_src_close(s);
       return kv_err_set(err, KV_ENOMEM, "%s: cannot start zstd decoding", path);
     }
     s->kind = SRC_ZST;
@@ -55,7 +55,7 @@ int src_open(src *s, const char *path, kv_err *err) {
   return 0;
 }
 
-void src_close(src *s) {
+void log_src_close(log_src *s) {
   if (s->gz) gzclose(s->gz);
   if (s->z) ZSTD_freeDCtx(s->z);
   free(s->zin);
@@ -65,7 +65,7 @@ void src_close(src *s) {
 }
 
 /* Read up to n decoded bytes; 0 at end (or on a decoding error, flagged). */
-long src_read(src *s, char *buf, size_t n) {
+long log_src_read(log_src *s, char *buf, size_t n) {
   if (s->kind == SRC_PLAIN || s->kind == SRC_STDIN) {
     for (;;) {
       ssize_t k = read(s->fd, buf, n);
@@ -116,19 +116,19 @@ long src_read(src *s, char *buf, size_t n) {
 
 /* Skip `off` decoded bytes (seek for plain files). 0, or -1 if the stream
  * is shorter. */
-int src_skip(src *s, uint64_t off) {
+int log_src_skip(log_src *s, uint64_t off) {
   if (off == 0) return 0;
   if (s->kind == SRC_PLAIN) return lseek(s->fd, (off_t)off, SEEK_SET) == (off_t)off ? 0 : -1;
   char tmp[65536];
   while (off) {
-    long k = src_read(s, tmp, off < sizeof tmp ? (size_t)off : sizeof tmp);
+    long k = log_src_read(s, tmp, off < sizeof tmp ? (size_t)off : sizeof tmp);
     if (k <= 0) return -1;
     off -= (uint64_t)k;
   }
   return 0;
 }
 
-int lines_init(lines *L, src *s, size_t max_line, uint64_t off, kv_err *err) {
+int log_lines_init(log_lines *L, log_src *s, size_t max_line, uint64_t off, kv_err *err) {
   memset(L, 0, sizeof *L);
   L->s = s;
   L->max_line = max_line;
@@ -139,12 +139,12 @@ int lines_init(lines *L, src *s, size_t max_line, uint64_t off, kv_err *err) {
   return 0;
 }
 
-void lines_free(lines *L) {
+void log_lines_free(log_lines *L) {
   free(L->buf);
   L->buf = NULL;
 }
 
-int lines_fill(lines *L) {
+int log_lines_fill(log_lines *L) {
   if (L->eof) return 0;
   if (L->beg > 0) {
     memmove(L->buf, L->buf + L->beg, L->end - L->beg);
@@ -152,7 +152,7 @@ int lines_fill(lines *L) {
     L->beg = 0;
   }
   if (L->end == L->cap) return 1;
-  long k = src_read(L->s, L->buf + L->end, L->cap - L->end);
+  long k = log_src_read(L->s, L->buf + L->end, L->cap - L->end);
   if (k <= 0) {
     L->eof = 1;
     return 0;
@@ -161,7 +161,7 @@ int lines_fill(lines *L) {
   return 1;
 }
 
-int lines_next(lines *L, const char **p, size_t *n, uint64_t *start, int *cut) {
+int log_lines_next(log_lines *L, const char **p, size_t *n, uint64_t *start, int *cut) {
   for (;;) {
     if (L->skipping) {
       char *nl = memchr(L->buf + L->beg, '\n', L->end - L->beg);
@@ -172,7 +172,7 @@ int lines_next(lines *L, const char **p, size_t *n, uint64_t *start, int *cut) {
       } else {
         L->off += L->end - L->beg;
         L->beg = L->end;
-        if (!lines_fill(L)) return 0;
+        if (!log_lines_fill(L)) return 0;
         continue;
       }
     }
@@ -190,7 +190,7 @@ int lines_next(lines *L, const char **p, size_t *n, uint64_t *start, int *cut) {
       L->skipping = 1;
       return 1;
     }
-    if (L->eof || !lines_fill(L)) {
+    if (L->eof || !log_lines_fill(L)) {
       avail = L->end - L->beg;
       if (!avail) return 0;
       *p = L->buf + L->beg, *n = avail, *start = L->off, *cut = 0;

@@ -30,7 +30,7 @@
  * the files resume point are written in the same transaction, so a crash
  * at any point leaves a store whose resume points match its records.
  */
-#include "logs/store_int.h"
+#include "logs/internal.h"
 
 #include "logs/logs.h"
 
@@ -123,7 +123,7 @@ void log_db_close(log_db *db) {
   free(db->known);
   free(db->thash);
   free(db->tmark);
-  for (size_t i = 0; i < db->nsums; i++) blk_sum_free(&db->sums[i]);
+  for (size_t i = 0; i < db->nsums; i++) log_blk_sum_free(&db->sums[i]);
   free(db->sums);
   ZSTD_freeDCtx(db->dc);
   sqlite3_close(db->db);
@@ -169,27 +169,14 @@ void log_db_forget(log_db *db) {
  * text of every template some pattern points to whose text changed. `known`
  * is the per-pattern template last handed out (grown here). */
 static int ops_pair(log_tpl_ops *o, uint32_t p, uint32_t t) {
-  if (o->npairs + 2 > o->cpairs) {
-    size_t nc = o->cpairs ? o->cpairs * 2 : 256;
-    uint32_t *np = realloc(o->pairs, nc * sizeof *np);
-    if (!np) return KV_ENOMEM;
-    o->pairs = np, o->cpairs = nc;
-  }
+  if (KV_GROW(o->pairs, o->cpairs, o->npairs + 2)) return KV_ENOMEM;
   o->pairs[o->npairs++] = p;
   o->pairs[o->npairs++] = t;
   return 0;
 }
 
 static int ops_text(log_tpl_ops *o, uint32_t t, const char *txt) {
-  if (o->nt == o->ct) {
-    size_t nc = o->ct ? o->ct * 2 : 64;
-    uint32_t *ni = realloc(o->tid, nc * sizeof *ni);
-    if (!ni) return KV_ENOMEM;
-    o->tid = ni;
-    char **nx = realloc(o->txt, nc * sizeof *nx);
-    if (!nx) return KV_ENOMEM;
-    o->txt = nx, o->ct = nc;
-  }
+  if (KV_GROW(o->tid, o->ct, o->nt + 1) || KV_GROW(o->txt, o->ctxt, o->nt + 1)) return KV_ENOMEM;
   char *d = strdup(txt);
   if (!d) return KV_ENOMEM;
   o->tid[o->nt] = t, o->txt[o->nt++] = d;
@@ -205,29 +192,14 @@ void log_tpl_ops_free(log_tpl_ops *o) {
 int log_db_template_ops(log_db *db, log_tpl_ops *ops, kv_err *err) {
   log_miner *m = db->miner;
   uint32_t np = log_miner_patterns(m);
-  if (np + 1 > db->known_cap) {
-    size_t nc = (np + 1) * 2;
-    uint32_t *nk = realloc(db->known, nc * sizeof *nk);
-    if (!nk) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    memset(nk + db->known_cap, 0, (nc - db->known_cap) * sizeof *nk);
-    db->known = nk;
-    db->known_cap = nc;
-  }
+  size_t oldk = db->known_cap;
+  if (KV_GROW(db->known, db->known_cap, (size_t)np + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  memset(db->known + oldk, 0, (db->known_cap - oldk) * sizeof *db->known);
   uint32_t nt = log_miner_count(m);
-  if (nt + 1 > db->thash_cap) {
-    size_t nc = (nt + 1) * 2;
-    uint64_t *nh = realloc(db->thash, nc * sizeof *nh);
-    if (!nh) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    memset(nh + db->thash_cap, 0, (nc - db->thash_cap) * sizeof *nh);
-    db->thash = nh;
-    db->thash_cap = nc;
-  }
-  if (nt + 1 > db->tmark_cap) {
-    size_t nc = (nt + 1) * 2;
-    uint8_t *nm = realloc(db->tmark, nc);
-    if (!nm) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
-    db->tmark = nm, db->tmark_cap = nc;
-  }
+  size_t oldh = db->thash_cap;
+  if (KV_GROW(db->thash, db->thash_cap, (size_t)nt + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
+  memset(db->thash + oldh, 0, (db->thash_cap - oldh) * sizeof *db->thash);
+  if (KV_GROW(db->tmark, db->tmark_cap, (size_t)nt + 1)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
   memset(db->tmark, 0, nt + 1);
   for (uint32_t p = 1; p <= np; p++) {
     uint32_t t = log_miner_resolve(m, p);
@@ -239,9 +211,7 @@ int log_db_template_ops(log_db *db, log_tpl_ops *ops, kv_err *err) {
   for (uint32_t t = 1; t <= nt; t++) {
     if (!db->tmark[t]) continue;
     const char *txt = log_miner_template(m, t);
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *c = txt; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-    h |= 1;
+    uint64_t h = kv_hash64_str(txt) | 1;
     if (db->thash[t] == h) continue;
     db->thash[t] = h;
     if (ops_text(ops, t, txt)) return kv_err_set(err, KV_ENOMEM, "logs: out of memory");
@@ -292,16 +262,11 @@ int log_db_sums(log_db *db, kv_err *err) {
   sqlite3_bind_int64(st, 1, after);
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-    if (db->nsums == db->sums_cap) {
-      size_t nc = db->sums_cap ? db->sums_cap * 2 : 1024;
-      blk_sum *ns = realloc(db->sums, nc * sizeof *ns);
-      if (!ns) {
-        rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory loading block summaries");
-        break;
-      }
-      db->sums = ns, db->sums_cap = nc;
+    if (KV_GROW(db->sums, db->sums_cap, db->nsums + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory loading block summaries");
+      break;
     }
-    blk_sum *b = &db->sums[db->nsums];
+    log_blk_sum *b = &db->sums[db->nsums];
     memset(b, 0, sizeof *b);
     b->id = sqlite3_column_int64(st, 0);
     b->file_id = sqlite3_column_int64(st, 1);
@@ -314,7 +279,7 @@ int log_db_sums(log_db *db, kv_err *err) {
       break;
     }
     b->n = (uint32_t)n;
-    if ((rc = blk_sum_decode(b, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), err))) break;
+    if ((rc = log_blk_sum_decode(b, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), err))) break;
     db->nsums++;
   }
   if (!rc && s != SQLITE_DONE) rc = sqlerr(db, err, "reading block summaries");
@@ -340,7 +305,7 @@ long log_db_block_of(const log_db *db, int64_t id) {
     else hi = mid;
   }
   if (lo == 0) return -1;
-  const blk_sum *b = &db->sums[lo - 1];
+  const log_blk_sum *b = &db->sums[lo - 1];
   return id < b->id + b->n ? (long)(lo - 1) : -1;
 }
 

@@ -23,7 +23,7 @@
  * is the same. The range's first and last time come first, from the
  * summaries where a block lies wholly inside the range, else its columns.
  */
-#include "logs/store_int.h"
+#include "logs/internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -54,14 +54,14 @@ static int cmp_score(const void *a, const void *b) {
 }
 
 /* the columns of block i (meta blob) */
-static int read_cols(log_db *db, sqlite3_stmt *qm, size_t i, blk_cols *c, kv_err *err) {
+static int read_cols(log_db *db, sqlite3_stmt *qm, size_t i, log_blk_cols *c, kv_err *err) {
   int64_t id = db->sums[i].id;
   sqlite3_bind_int64(qm, 1, id);
   int rc;
   if (sqlite3_step(qm) != SQLITE_ROW)
     rc = kv_err_set(err, KV_EFORMAT, "%s: block %lld has no data row", db->path, (long long)id);
   else
-    rc = blk_meta_decode(c, sqlite3_column_blob(qm, 0), (size_t)sqlite3_column_bytes(qm, 0), db->dc, id, err);
+    rc = log_blk_meta_decode(c, sqlite3_column_blob(qm, 0), (size_t)sqlite3_column_bytes(qm, 0), db->dc, id, err);
   sqlite3_reset(qm);
   return rc;
 }
@@ -92,7 +92,7 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   size_t np2t = 0, nt = 1;
   tacc *acc = NULL;
   uint32_t *bins = NULL;
-  blk_cols *c = calloc(1, sizeof *c);
+  log_blk_cols *c = calloc(1, sizeof *c);
   sqlite3_stmt *qm = NULL;
   if (!c) return kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
   if ((rc = log_db_pattern_map(db, &p2t, &np2t, err))) goto fail;
@@ -102,7 +102,7 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   /* pass 1: first and last time, record count */
   int64_t t0 = INT64_MAX, t1 = INT64_MIN, total = 0;
   for (size_t i = 0; i < db->nsums && !rc; i++) {
-    const blk_sum *b = &db->sums[i];
+    const log_blk_sum *b = &db->sums[i];
     if ((since && b->ts_max < since) || (until && b->ts_min >= until) || b->ts_max == INT64_MIN) continue;
     if (b->ts_min != INT64_MIN && (!since || b->ts_min >= since) && (!until || b->ts_max < until)) {
       if (b->ts_min < t0) t0 = b->ts_min;
@@ -134,7 +134,7 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
     goto fail;
   }
   for (size_t i = 0; i < db->nsums && !rc; i++) {
-    const blk_sum *b = &db->sums[i];
+    const log_blk_sum *b = &db->sums[i];
     if ((since && b->ts_max < since) || (until && b->ts_min >= until) || b->ts_max == INT64_MIN) continue;
     int64_t b0 = (int64_t)(((__int128)(b->ts_min - t0) * nb) / span);
     int64_t b1 = (int64_t)(((__int128)(b->ts_max - t0) * nb) / span);
@@ -175,14 +175,9 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   size_t cap = 0;
   for (size_t t = 1; t < nt; t++) {
     if (!acc[t].count) continue;
-    if (out->n == cap) {
-      cap = cap ? cap * 2 : 256;
-      log_triage_item *ni = realloc(out->items, cap * sizeof *ni);
-      if (!ni) {
-        rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
-        goto fail;
-      }
-      out->items = ni;
+    if (KV_GROW(out->items, cap, out->n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "logs: out of memory in triage");
+      goto fail;
     }
     log_triage_item *it = &out->items[out->n++];
     memset(it, 0, sizeof *it);
@@ -256,7 +251,7 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
     char path[4096] = "";
     if (bi >= 0) {
       log_db_file_path(db, db->sums[bi].file_id, path, sizeof path);
-      if (!(rc = read_cols(db, qm, (size_t)bi, c, err)) && !(rc = blk_meta_rest(c, db->sums[bi].id, err)))
+      if (!(rc = read_cols(db, qm, (size_t)bi, c, err)) && !(rc = log_blk_meta_rest(c, db->sums[bi].id, err)))
         it->first_line = c->line[it->first_record - db->sums[bi].id];
     }
     it->first_file = strdup(path);
@@ -266,12 +261,12 @@ static int triage_run(log_db *db, const log_triage_opts *o, log_triage *out, kv_
   if (rc) goto fail;
 done:
   sqlite3_finalize(qm);
-  blk_cols_free(c);
+  log_blk_cols_free(c);
   free(p2t), free(acc), free(bins), free(c);
   return 0;
 fail:
   sqlite3_finalize(qm);
-  blk_cols_free(c);
+  log_blk_cols_free(c);
   free(p2t), free(acc), free(bins), free(c);
   log_triage_free(out);
   return rc;

@@ -5,7 +5,7 @@
  * (epoch values must fall in 2000..2040). Results are UTC milliseconds; a
  * zone offset, when present, is applied; a missing year comes from the hint.
  */
-#include "logs/logs.h"
+#include "logs/internal.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -118,7 +118,9 @@ static int zone_at(const char *s, size_t n, size_t *i, int *off_min) {
   return 0;
 }
 
-size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
+size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) { return log_ts_parse_rules(s, n, year_hint, 0, ms); }
+
+size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, uint32_t off_rules, int64_t *ms) {
   int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
   size_t i = 0;
   if (n == 0 || !s) return 0;
@@ -142,7 +144,8 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
     char ds = s[i++];
     if (digits(s, n, &i, 1, 2, &mo) && i < n && s[i] == ds && (i++, digits(s, n, &i, 1, 2, &d))) {
       size_t dateend = i;
-      if (i + 1 < n && (s[i] == 'T' || s[i] == ' ' || s[i] == '-' || s[i] == '_' || s[i] == ':')) {
+      if (i + 1 < n && (s[i] == 'T' || s[i] == ' ' || (s[i] == '-' && !(off_rules & LOG_R_TS_DOTTED)) || s[i] == '_' ||
+                        s[i] == ':')) {
         size_t j = i + 1;
         if (time_at(s, n, &j, &h, &mi, &sec, &frac)) {
           i = j;
@@ -166,7 +169,8 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
   if (isdigit((unsigned char)s[0])) {
     int a, b, c;
     size_t j = 0;
-    if (digits(s, n, &j, 2, 2, &a) && j < n && s[j] == '/' && (j++, digits(s, n, &j, 2, 2, &b)) && j < n &&
+    if (!(off_rules & LOG_R_TS_YY_SLASH) && digits(s, n, &j, 2, 2, &a) && j < n && s[j] == '/' &&
+        (j++, digits(s, n, &j, 2, 2, &b)) && j < n &&
         s[j] == '/' && (j++, digits(s, n, &j, 2, 2, &c)) && j + 1 < n && s[j] == ' ') {
       size_t k = j + 1;
       if (time_at(s, n, &k, &h, &mi, &sec, &frac) && valid(2000 + a, b, c, h, mi, sec) && !is_alnum_at(s, n, k)) {
@@ -175,7 +179,7 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
       }
     }
     j = 0;
-    if (digits(s, n, &j, 6, 6, &a) && j == 6 && j + 7 <= n && s[6] == ' ') {
+    if (!(off_rules & LOG_R_TS_YYMMDD) && digits(s, n, &j, 6, 6, &a) && j == 6 && j + 7 <= n && s[6] == ' ') {
       size_t k = 7;
       if (digits(s, n, &k, 6, 6, &b) && k == 13 && !is_alnum_at(s, n, 13)) {
         int yy = a / 10000, mm = a / 100 % 100, dd = a % 100;
@@ -187,7 +191,8 @@ size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) {
       }
     }
     j = 0;
-    if (digits(s, n, &j, 2, 2, &a) && j < n && s[j] == '-' && (j++, digits(s, n, &j, 2, 2, &b)) && j + 1 < n &&
+    if (!(off_rules & LOG_R_TS_MMDD) && digits(s, n, &j, 2, 2, &a) && j < n && s[j] == '-' &&
+        (j++, digits(s, n, &j, 2, 2, &b)) && j + 1 < n &&
         s[j] == ' ' && !(j + 1 < n && s[j + 1] == '-')) {
       size_t k = j + 1;
       if (time_at(s, n, &k, &h, &mi, &sec, &frac) && valid(year_hint, a, b, h, mi, sec) &&

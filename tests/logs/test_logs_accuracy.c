@@ -12,16 +12,14 @@
 #include <unistd.h>
 
 #include "logs/logs.h"
+#include "logs_fixture.h"
 
 static const char *SYS[] = {"Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop",
                             "Linux", "Mac", "OpenStack", "Spark", "Windows", "Zookeeper"};
 
 static void test_loghub_ga(void **st) {
-  const char *dir = getenv("KVASIR_LOGHUB");
-  struct stat sb;
-  if (!dir || stat(dir, &sb) || !S_ISDIR(sb.st_mode))
-    fail_msg("LogHub samples not found at '%s' (expected shared/data/loghub beside the repository)",
-             dir ? dir : "(KVASIR_LOGHUB unset)");
+  const char *dir = fx_loghub();
+  assert_non_null(dir);
   double sum = 0, min = 1;
   for (int i = 0; i < 12; i++) {
     char lp[4096], cp[4096];
@@ -60,7 +58,15 @@ static void test_eval_rejects_bad_csv(void **st) {
   unlink(cp);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_loghub_ga), cmocka_unit_test(test_eval_rejects_bad_csv)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+int main(int argc, char **argv) {
+  int g = fx_groups(argc, argv), rc = 0;
+  if (!g) return 2;
+  const struct CMUnitTest fixtures[] = {cmocka_unit_test(test_eval_rejects_bad_csv)};
+  const struct CMUnitTest loghub[] = {cmocka_unit_test(test_loghub_ga)};
+  if (g & 1) rc |= cmocka_run_group_tests_name("fixtures", fixtures, NULL, NULL);
+  if (g & 2) {
+    if (!fx_loghub_or_say(argv[0])) return rc ? rc : (g == 2 ? FX_SKIP : 0);
+    rc |= cmocka_run_group_tests_name("loghub", loghub, NULL, NULL);
+  }
+  return rc;
 }

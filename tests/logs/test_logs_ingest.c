@@ -21,22 +21,20 @@
 #include <zstd.h>
 
 #include "logs/logs.h"
+#include "logs_fixture.h"
 
 static char g_dir[256];
 
-static const char *loghub(void) {
-  const char *d = getenv("KVASIR_LOGHUB");
-  struct stat sb;
-  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
-  return d;
+static char *read_sample(const char *sys, size_t *len) {
+  char *b = fx_sample(sys, len);
+  if (!b) fail_msg("LogHub sample %s not readable", sys);
+  return b;
 }
 
-static char *read_sample(const char *sys, size_t *len) {
-  char p[4096];
-  snprintf(p, sizeof p, "%s/%s/%s_2k.log", loghub(), sys, sys);
-  char *b;
-  kv_err err;
-  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+/* 2000 generated lines (records: *rec) */
+static char *synth(size_t *len, size_t *rec) {
+  char *b = fx_synth(2000, len, rec);
+  assert_non_null(b);
   return b;
 }
 
@@ -262,8 +260,8 @@ static void test_ingest_query(void **st) {
 }
 
 static void test_resume_append_rotate(void **st) {
-  size_t len;
-  char *b = read_sample("Zookeeper", &len);
+  size_t len, nrec;
+  char *b = synth(&len, &nrec);
   size_t half = 0;
   for (int k = 0; k < 1000 && half < len; half++)
     if (b[half] == '\n') k++;
@@ -299,8 +297,8 @@ static void test_resume_append_rotate(void **st) {
 }
 
 static void test_compressed(void **st) {
-  size_t len;
-  char *b = read_sample("HDFS", &len);
+  size_t len, nrec;
+  char *b = synth(&len, &nrec);
   char gz[512], zs[512], db[512];
   path_in(gz, sizeof gz, "hdfs.log.gz");
   path_in(zs, sizeof zs, "hdfs.log.zst");
@@ -317,10 +315,10 @@ static void test_compressed(void **st) {
   free(z);
   log_ingest_stats s;
   assert_int_equal(ingest(db, gz, 0, &s), 0);
-  assert_int_equal(s.records, 2000);
+  assert_int_equal(s.records, nrec);
   assert_int_equal(s.truncated, 0);
   assert_int_equal(ingest(db, zs, 0, &s), 0);
-  assert_int_equal(s.records, 2000);
+  assert_int_equal(s.records, nrec);
   assert_int_equal(s.truncated, 0);
   /* a truncated gzip: what decodes is kept, the truncation is counted */
   struct stat sb;
@@ -330,7 +328,7 @@ static void test_compressed(void **st) {
   path_in(db2, sizeof db2, "z2.db");
   assert_int_equal(ingest(db2, gz, 0, &s), 0);
   assert_int_equal(s.truncated, 1);
-  assert_true(s.records > 100 && s.records < 2000);
+  assert_true(s.records > 100 && s.records < nrec);
   free(b);
 }
 
@@ -493,8 +491,8 @@ static void test_old_format(void **st) {
 
 /* kill -9 during an ingest, then resume: same records as a clean ingest. */
 static void test_kill9_resume(void **st) {
-  size_t len;
-  char *b = read_sample("Hadoop", &len);
+  size_t len, nrec;
+  char *b = synth(&len, &nrec);
   char f[512], dbr[512], dbk[512];
   path_in(f, sizeof f, "big.log");
   path_in(dbr, sizeof dbr, "ref.db");
@@ -559,12 +557,20 @@ static int teardown(void **st) {
   return system(cmd) == 0 ? 0 : -1;
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ingest_query), cmocka_unit_test(test_resume_append_rotate),
-      cmocka_unit_test(test_compressed),   cmocka_unit_test(test_multiline_json),
-      cmocka_unit_test(test_junk),         cmocka_unit_test(test_param_kinds),
-      cmocka_unit_test(test_old_format),   cmocka_unit_test(test_kill9_resume),
+int main(int argc, char **argv) {
+  int g = fx_groups(argc, argv), rc = 0;
+  if (!g) return 2;
+  const struct CMUnitTest fixtures[] = {
+      cmocka_unit_test(test_resume_append_rotate), cmocka_unit_test(test_compressed),
+      cmocka_unit_test(test_multiline_json),       cmocka_unit_test(test_junk),
+      cmocka_unit_test(test_param_kinds),          cmocka_unit_test(test_old_format),
+      cmocka_unit_test(test_kill9_resume),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  const struct CMUnitTest loghub[] = {cmocka_unit_test(test_ingest_query)};
+  if (g & 1) rc |= cmocka_run_group_tests_name("fixtures", fixtures, setup, teardown);
+  if (g & 2) {
+    if (!fx_loghub_or_say(argv[0])) return rc ? rc : (g == 2 ? FX_SKIP : 0);
+    rc |= cmocka_run_group_tests_name("loghub", loghub, setup, teardown);
+  }
+  return rc;
 }

@@ -1,5 +1,6 @@
 /* test_logs_triage.c — an anomaly burst injected into a real LogHub sample
- * (Zookeeper) must rank in the top 5 of the triage report, point to its
+ * (Zookeeper; and into a generated log of the same layout, which needs no
+ * sample: see logs_fixture.h) must rank in the top 5 of the triage report, point to its
  * first line, and show its peak in the right time bin; the same sample
  * without the burst must not report it; triage's counts agree with a count
  * over every record. */
@@ -14,28 +15,20 @@
 #include <unistd.h>
 
 #include "logs/logs.h"
+#include "logs_fixture.h"
 
 static char *sample_of(const char *sys, size_t *len) {
-  const char *d = getenv("KVASIR_LOGHUB");
-  struct stat sb;
-  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
-  char p[4096];
-  snprintf(p, sizeof p, "%s/%s/%s_2k.log", d, sys, sys);
-  char *b;
-  kv_err err;
-  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+  char *b = fx_sample(sys, len);
+  if (!b) fail_msg("LogHub sample %s not readable", sys);
   return b;
 }
 
-static char *sample(size_t *len) {
-  const char *d = getenv("KVASIR_LOGHUB");
-  struct stat sb;
-  if (!d || stat(d, &sb)) fail_msg("LogHub samples not found at '%s' (shared/data/loghub beside the repo)", d ? d : "");
-  char p[4096];
-  snprintf(p, sizeof p, "%s/Zookeeper/Zookeeper_2k.log", d);
-  char *b;
-  kv_err err;
-  if (kv_read_file(p, 1 << 26, &b, len, &err)) fail_msg("%s", err.msg);
+/* The burst test's log: the Zookeeper sample (state "loghub") or a
+ * generated log in the same layout (state NULL). */
+static char *burst_base(void **st, size_t *len) {
+  if (*st) return sample_of("Zookeeper", len);
+  char *b = fx_synth(2000, len, NULL);
+  assert_non_null(b);
   return b;
 }
 
@@ -68,7 +61,7 @@ static int find_burst(const log_triage *t) {
 
 static void test_burst_in_top5(void **st) {
   size_t len;
-  char *b = sample(&len);
+  char *b = burst_base(st, &len);
   /* split after line 1000 and copy its timestamp */
   size_t cut = 0;
   for (int k = 0; k < 1000 && cut < len; cut++)
@@ -168,11 +161,12 @@ static void test_counts_match_records(void **st) {
   char f[600], db[600];
   snprintf(f, sizeof f, "%s/mix.log", dir);
   snprintf(db, sizeof db, "%s/mix.db", dir);
-  size_t len;
-  char *b = sample_of("Zookeeper", &len);
+  size_t len, nrec;
+  char *b = fx_synth(2000, &len, &nrec);
+  assert_non_null(b);
   FILE *o = fopen(f, "w");
   assert_non_null(o);
-  for (int i = 0; i < 3; i++) { /* 6000 records, 6 blocks, times repeating */
+  for (int i = 0; i < 3; i++) { /* 3 x 2000 lines, several blocks, times repeating */
     fwrite(b, 1, len, o);
     if (len && b[len - 1] != '\n') fputc('\n', o);
   }
@@ -188,7 +182,7 @@ static void test_counts_match_records(void **st) {
   log_result all;
   q.limit = 100000;
   assert_int_equal(log_query_run(d, &q, &all, &err), 0);
-  assert_int_equal(all.n, 6000);
+  assert_int_equal(all.n, 3 * nrec);
   int64_t lo = all.rows[0].ts_ms, hi = all.rows[all.n - 1].ts_ms;
   struct {
     int nb;
@@ -244,8 +238,18 @@ static void test_counts_match_records(void **st) {
   assert_int_equal(system(cmd), 0);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst_in_top5), cmocka_unit_test(test_warn_burst_hdfs),
-                                     cmocka_unit_test(test_counts_match_records)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+int main(int argc, char **argv) {
+  int g = fx_groups(argc, argv), rc = 0;
+  if (!g) return 2;
+  static char on_loghub[] = "loghub";
+  const struct CMUnitTest fixtures[] = {cmocka_unit_test_prestate(test_burst_in_top5, NULL),
+                                        cmocka_unit_test(test_counts_match_records)};
+  const struct CMUnitTest loghub[] = {cmocka_unit_test_prestate(test_burst_in_top5, on_loghub),
+                                      cmocka_unit_test(test_warn_burst_hdfs)};
+  if (g & 1) rc |= cmocka_run_group_tests_name("fixtures", fixtures, NULL, NULL);
+  if (g & 2) {
+    if (!fx_loghub_or_say(argv[0])) return rc ? rc : (g == 2 ? FX_SKIP : 0);
+    rc |= cmocka_run_group_tests_name("loghub", loghub, NULL, NULL);
+  }
+  return rc;
 }

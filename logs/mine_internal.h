@@ -1,22 +1,22 @@
 /*
- * mine_int.h — private to the logs module: the template miner's data
+ * mine_internal.h — private to the logs module: the template miner's data
  * structures, shared by mine.c (mining, merging) and mine_io.c (save/load).
  */
-#ifndef KVASIR_LOGS_MINE_INT_H
-#define KVASIR_LOGS_MINE_INT_H
+#ifndef KVASIR_LOGS_MINE_INTERNAL_H
+#define KVASIR_LOGS_MINE_INTERNAL_H
 #include "logs/logs.h"
 
 #include <stdint.h>
 
 #define VAR 0u /* token id of a variable */
 
-typedef struct tok {
+typedef struct log_tok {
   uint32_t off, len;
   uint8_t space; /* whitespace before it */
   uint8_t type;  /* LOG_P_* or NONE */
-} tok;
+} log_tok;
 
-typedef struct tpl {
+typedef struct log_tpl {
   uint32_t n;
   uint32_t *ids;  /* token ids, VAR for variables */
   uint8_t *space;
@@ -24,58 +24,61 @@ typedef struct tpl {
   uint32_t next;   /* next template in the same bucket; UINT32_MAX = sub-template */
   uint64_t bkey;   /* bucket it was created in */
   uint64_t size;
-} tpl;
+} log_tpl;
 
 /* A pattern: one exact masked token sequence, and the template it maps to. */
-typedef struct leaf {
+typedef struct log_leaf {
   uint32_t tpl;    /* Drain cluster it joined (resolve through find()) */
   uint32_t final;  /* template after the last merge, 0 = use find(tpl) */
   uint32_t n;
   uint32_t *ids;
   uint64_t count;
-} leaf;
+} log_leaf;
 
-typedef struct hslot {
+typedef struct log_hslot {
   uint64_t h;
   uint32_t v;
-} hslot;
+} log_hslot;
 
 struct log_miner {
   double sim;
+  uint32_t off; /* LOG_R_* switched off (not saved: a store mines with every rule) */
   int max_tokens;
   /* interned strings */
   char **str;
   uint32_t *slen;
-  uint32_t nstr, capstr;
-  hslot *shash;
+  uint32_t nstr;
+  size_t capstr, capslen;
+  log_hslot *shash;
   uint32_t shcap;
   /* templates, index 0 unused */
-  tpl *t;
-  uint32_t nt, capt;
+  log_tpl *t;
+  uint32_t nt;
+  size_t capt;
   /* buckets: key hash -> first template */
-  hslot *bucket;
+  log_hslot *bucket;
   uint32_t bcap, bn;
   /* exact masked sequence -> pattern (leaf), index 0 unused */
-  hslot *cache;
+  log_hslot *cache;
   uint32_t ccap, cn;
-  leaf *lv;
-  uint32_t nl, capl;
+  log_leaf *lv;
+  uint32_t nl;
+  size_t capl;
   uint32_t merged_nl;  /* patterns when merge last ran: nothing new = no-op */
   /* (root template, split key) -> sub-template */
-  hslot *subs;
+  log_hslot *subs;
   uint32_t subcap, subn;
   /* scratch */
-  tok *toks;
+  log_tok *toks;
   uint32_t *ids;
-  uint32_t captok;
+  size_t captok, capids;
   char *text;
   size_t captext;
 };
 
-uint64_t log_m_fnv(const void *p, size_t n, uint64_t h);
 int log_m_intern(log_miner *m, const char *s, uint32_t n, uint32_t *id);
-hslot *log_m_map_find(hslot *tab, uint32_t cap, uint64_t h);
-int log_m_map_put(hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v);
+log_hslot *log_m_map_find(log_hslot *tab, uint32_t cap, uint64_t h);
+int log_m_map_put(log_hslot **tab, uint32_t *cap, uint32_t *cnt, uint64_t h, uint32_t v);
 int log_m_new_leaf(log_miner *m, uint32_t tplid, const uint32_t *ids, uint32_t n, uint32_t *out);
 
 /* The type masking gives a token on its own (LOG_P_NONE for a word). */
