@@ -10,21 +10,20 @@
 #include "policy/policy.h"
 
 /* ---- a YAML document as a small tree (yaml.c) ---- */
-typedef enum { PY_SCALAR, PY_SEQ, PY_MAP } py_type;
-typedef struct py_node py_node;
-struct py_node {
-  py_type type;
+typedef enum { POL_YAML_SCALAR, POL_YAML_SEQ, POL_YAML_MAP } pol_yaml_type;
+typedef struct pol_yaml_node pol_yaml_node;
+struct pol_yaml_node {
+  pol_yaml_type type;
   int line, col;         /* 1-based, of the node's start */
   char *value;           /* scalar text (NUL-terminated) */
   int plain;             /* scalar was unquoted */
-  py_node **items;       /* seq items, or map keys/values interleaved */
-  size_t n;              /* items (seq) or 2*pairs (map) */
+  pol_yaml_node **items; /* seq items, or map keys/values interleaved */
+  size_t n, cap;         /* items (seq) or 2*pairs (map); capacity of items */
 };
 /* Parse one document; NULL root for an empty document. Errors name
  * file:line:column. Aliases are rejected; depth and size are bounded. */
-int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_err *err);
-void py_free(py_node *n);
-const py_node *py_get(const py_node *map, const char *key);
+int pol_yaml_parse(const char *buf, size_t len, const char *name, pol_yaml_node **root, kv_err *err);
+void pol_yaml_free(pol_yaml_node *n);
 
 /* ---- the loaded configuration ---- */
 typedef struct pol_tier {
@@ -86,5 +85,20 @@ const char *pol_language_of(const char *path);
 uint64_t pol_estimate_tokens(const pol_request *req);
 void pol_sha256_hex(const void *data, size_t len, char hex[65]);
 int pol_key_load(const pol_tier *t, char *key, size_t n, kv_err *err);
+
+/* ---- databases (db.c) and the two-step outbound record (audit.c) ---- */
+struct sqlite3;
+/* path NULL = $XDG_DATA_HOME/kvasir/<fallback_name>; used (may be NULL) gets the path opened. */
+int pol_db_open(const char *path, const char *fallback_name, struct sqlite3 **db, char *used, size_t n, kv_err *err);
+/* A row is written before the bytes go out (status 'sending') and completed after. */
+int pol_audit_outbound_begin(pol_audit *a, const char *project, const char *rule, const char *tier,
+                             const char *endpoint, const pol_payload *pl, uint64_t tokens, double cost, int64_t *id,
+                             kv_err *err);
+int pol_audit_outbound_end(pol_audit *a, int64_t id, const char *status, int http_status, uint64_t extra_tokens,
+                           double extra_cost, kv_err *err);
+
+/* ---- redaction (redact.c) ---- */
+/* Shannon entropy in bits per character of s[0..n). */
+double pol_entropy(const char *s, size_t n);
 
 #endif

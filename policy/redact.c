@@ -44,27 +44,10 @@ static const char *const RED_NAMES[POL_RED__COUNT] = {"private_key", "aws", "gcp
                                                       "openai", "url_password", "jwt", "high_entropy"};
 const char *pol_redaction_name(pol_redaction_kind k) { return (unsigned)k < POL_RED__COUNT ? RED_NAMES[k] : "?"; }
 
-typedef struct buf { char *p; size_t n, cap; int oom; } buf;
-
-static void put(buf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) { b->oom = 1; return; }
-    b->p = np, b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
-
-static void mark(buf *b, pol_redactions *c, pol_redaction_kind k) {
-  puts_(b, "[REDACTED:");
-  puts_(b, RED_NAMES[k]);
-  puts_(b, "]");
+static void mark(kv_buf *b, pol_redactions *c, pol_redaction_kind k) {
+  kv_buf_puts(b, "[REDACTED:");
+  kv_buf_puts(b, RED_NAMES[k]);
+  kv_buf_puts(b, "]");
   c->counts[k]++, c->total++;
 }
 
@@ -94,8 +77,6 @@ static size_t tokrun(const char *s, size_t n) {
 
 static int upalnum(int c) { return isupper(c) || isdigit(c); }
 
-/* Shannon entropy in bits per character of s[0..n). */
-double pol_entropy(const char *s, size_t n);
 double pol_entropy(const char *s, size_t n) {
   unsigned cnt[256] = {0};
   for (size_t i = 0; i < n; i++) cnt[(unsigned char)s[i]]++;
@@ -210,12 +191,12 @@ static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction
 int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err) {
   pol_redactions local = {{0}, 0};
   pol_redactions *c = counts ? counts : &local;
-  buf b = {0};
-  put(&b, "", 0);
+  kv_buf b = KV_BUF_INIT;
+  kv_buf_append(&b, "", 0);
   size_t i = 0, from = 0; /* text[from..i) is clean and not yet copied */
   size_t pw_from = (size_t)-1, pw_to = 0; /* a URL password ahead, found at its "://" */
-#define FLUSH() (put(&b, text + from, i - from), from = i)
-  while (i < len && !b.oom) {
+#define FLUSH() (kv_buf_append(&b, text + from, i - from), from = i)
+  while (i < len && kv_buf_ok(&b)) {
     const char *s = text + i;
     size_t n = len - i;
     if (i >= pw_from) { /* the user name before it was scanned like any text */
@@ -291,9 +272,11 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
   }
   FLUSH();
 #undef FLUSH
-  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "redact: out of memory"); }
-  *out = b.p;
-  if (out_len) *out_len = b.n;
+  if (!kv_buf_ok(&b)) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "redact: out of memory");
+  }
+  *out = kv_buf_detach(&b, out_len);
   return 0;
 }
 
@@ -313,30 +296,30 @@ int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char 
   *out = NULL;
   pol_payload *pl = calloc(1, sizeof *pl);
   if (!pl) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  buf raw = {0};
-  put(&raw, "", 0);
-  if (req->question) puts_(&raw, req->question);
+  kv_buf raw = KV_BUF_INIT;
+  size_t stripped_cap = 0;
+  kv_buf_append(&raw, "", 0);
+  if (req->question) kv_buf_puts(&raw, req->question);
   for (size_t i = 0; i < req->n_files; i++) {
     const pol_file *f = &req->files[i];
     const char *path = f->path ? f->path : "";
     if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path)) {
-      char **ns = realloc(pl->stripped, (pl->n_stripped + 1) * sizeof *ns);
-      if (!ns || !(ns[pl->n_stripped] = pol_strdup(path))) {
-        if (ns) pl->stripped = ns;
+      char *dup = pol_strdup(path);
+      if (!dup || KV_PUSH(pl->stripped, pl->n_stripped, stripped_cap, dup)) {
+        free(dup);
         raw.oom = 1;
         break;
       }
-      pl->stripped = ns, pl->n_stripped++;
       continue;
     }
-    puts_(&raw, "\n\n--- file: ");
-    puts_(&raw, path);
-    puts_(&raw, " ---\n");
-    if (f->content) put(&raw, f->content, f->len);
+    kv_buf_puts(&raw, "\n\n--- file: ");
+    kv_buf_puts(&raw, path);
+    kv_buf_puts(&raw, " ---\n");
+    if (f->content) kv_buf_append(&raw, f->content, f->len);
   }
-  int rc = raw.oom ? kv_err_set(err, KV_ENOMEM, "out of memory") : 0;
-  if (!rc) rc = pol_redact(raw.p, raw.n, &pl->prompt, &pl->prompt_len, &pl->redactions, err);
-  free(raw.p);
+  int rc = !kv_buf_ok(&raw) ? kv_err_set(err, KV_ENOMEM, "out of memory") : 0;
+  if (!rc) rc = pol_redact(raw.data, raw.len, &pl->prompt, &pl->prompt_len, &pl->redactions, err);
+  kv_buf_free(&raw);
   if (!rc && memchr(pl->prompt, 0, pl->prompt_len))
     rc = kv_err_set(err, KV_EINVAL, "context contains NUL bytes (binary files are never sent)");
   if (!rc) {

@@ -17,8 +17,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "policy/audit_internal.h"
-#include "policy/policy.h"
+#include "policy/internal.h"
 
 static cJSON *load(void) {
   char *buf;
