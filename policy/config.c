@@ -15,7 +15,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "policy/internal.h"
@@ -225,6 +227,7 @@ static int parse_tier(ctx *c, const char *name, const pol_yaml_node *key, const 
     else if (!strcmp(k, "price_in")) rc = get_double(c, v, f, &t->price_in);
     else if (!strcmp(k, "price_out")) rc = get_double(c, v, f, &t->price_out);
     else if (!strcmp(k, "fallback")) rc = get_str(c, v, f, t->fallback, sizeof t->fallback, NULL);
+    else if (!strcmp(k, "allow_plaintext")) rc = get_bool(c, v, f, &t->allow_plaintext);
     else rc = fail(c, n->items[i], field, "unknown key '%s'", k);
     if (rc) return rc;
   }
@@ -233,8 +236,18 @@ static int parse_tier(ctx *c, const char *name, const pol_yaml_node *key, const 
     return fail(c, key, field, "'%s' is a local tier", name);
   if (t->kind == POL_TIER_HOSTED) {
     if (!t->base_url) return fail(c, key, field, "a hosted tier needs base_url");
-    if (strncmp(t->base_url, "http://", 7) && strncmp(t->base_url, "https://", 8))
-      return fail(c, key, field, "base_url must start with http:// or https://");
+    const pol_yaml_node *bu = NULL;
+    for (size_t i = 0; i + 1 < n->n; i += 2)
+      if (n->items[i]->value && !strcmp(n->items[i]->value, "base_url")) bu = n->items[i + 1];
+    char f[192];
+    snprintf(f, sizeof f, "%s.base_url", field);
+    if (strncasecmp(t->base_url, "http://", 7) && strncasecmp(t->base_url, "https://", 8))
+      return fail(c, bu, f, "must start with https:// (or http:// on loopback)");
+    if (!strncasecmp(t->base_url, "http://", 7) && !t->allow_plaintext && !pol_url_loopback(t->base_url))
+      return fail(c, bu, f,
+                  "http:// off loopback would send the prompt and the API key in clear: use https://, or set "
+                  "%s.allow_plaintext: true",
+                  field);
     if (!t->model) return fail(c, key, field, "a hosted tier needs model");
     if (!t->api_key_env && !t->api_key_file) return fail(c, key, field, "a hosted tier needs api_key_env or api_key_file");
     if (t->timeout_ms == 0) return fail(c, key, field, "timeout_ms must be positive");
@@ -512,6 +525,36 @@ int pol_find_project(const char *dir, char *out, size_t n, kv_err *err) {
 const char *pol_policy_project(const pol_policy *p) { return p->project; }
 const char *pol_policy_file(const pol_policy *p) { return p->policy_path; }
 int pol_policy_offline(const pol_policy *p) { return p->offline; }
+
+int pol_url_loopback(const char *url) {
+  const char *h = strstr(url, "://");
+  if (!h) return 0;
+  h += 3;
+  size_t end = strcspn(h, "/?#");
+  const char *at = memchr(h, '@', end); /* userinfo */
+  if (at) end -= (size_t)(at + 1 - h), h = at + 1;
+  char host[256];
+  size_t hl;
+  if (*h == '[') {
+    const char *rb = memchr(h, ']', end);
+    if (!rb) return 0;
+    hl = (size_t)(rb - h - 1), h++;
+  } else {
+    const char *colon = memchr(h, ':', end);
+    hl = colon ? (size_t)(colon - h) : end;
+  }
+  if (hl == 0 || hl >= sizeof host) return 0;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  if (!strcasecmp(host, "localhost") || !strcasecmp(host, "localhost.")) return 1;
+  unsigned char a[16];
+  if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+  if (inet_pton(AF_INET6, host, a) == 1) {
+    static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return !memcmp(a, one, 16);
+  }
+  return 0;
+}
 
 /* The key of a hosted tier: from its environment variable, or from a file
  * that only the user can read and that does not live inside a project. */

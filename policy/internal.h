@@ -37,6 +37,7 @@ typedef struct pol_tier {
   unsigned timeout_ms, connect_timeout_ms, retries, backoff_ms;
   double price_in, price_out; /* per million tokens */
   char fallback[64];         /* local tier on failure / offline */
+  int allow_plaintext;       /* hosted: http:// off loopback accepted (config says so) */
   int line, col;
 } pol_tier;
 
@@ -85,6 +86,8 @@ const char *pol_language_of(const char *path);
 uint64_t pol_estimate_tokens(const pol_request *req);
 void pol_sha256_hex(const void *data, size_t len, char hex[65]);
 int pol_key_load(const pol_tier *t, char *key, size_t n, kv_err *err);
+/* 1 when url is http:// (or https://) to 127.0.0.0/8, [::1] or localhost. */
+int pol_url_loopback(const char *url);
 
 /* ---- databases (db.c) and the two-step outbound record (audit.c) ---- */
 struct sqlite3;

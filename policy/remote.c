@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -122,8 +123,13 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_timeout_ms ? t->connect_timeout_ms : t->timeout_ms));
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an error, never followed */
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 0L);
+  int plain = !strncasecmp(url, "http://", 7);
+  /* https:// stays https; plaintext was allowed by config (loopback or allow_plaintext) and is
+   * never handed to a proxy from the environment, which would carry it off the machine. */
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
+  if (plain && pol_url_loopback(url)) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "kvasir/0.1");
   CURLcode cc = curl_easy_perform(h);
   *http = 0;
