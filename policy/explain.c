@@ -21,6 +21,8 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
   pol_decision d;
   int rc = pol_decide(p, req, &d, err);
   if (rc) return rc;
+  pol_paths ps; /* pol_decide resolved them already, so this cannot fail on a path */
+  if ((rc = pol_request_paths(p, req, &ps, err))) return rc;
   /* The hosted tier the rules chose, even when offline keeps it local. */
   const char *hosted = NULL;
   const pol_tier *t = pol_tier_find(p, d.tier);
@@ -34,7 +36,10 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
   if (hosted) {
     const pol_tier *ht = pol_tier_find(p, hosted);
     rc = pol_payload_prepare(p, req, ht && ht->model ? ht->model : "", 0, &pl, err);
-    if (rc) return rc;
+    if (rc) {
+      pol_paths_free(&ps);
+      return rc;
+    }
   }
   char sha[65] = "";
   if (pl) pol_sha256_hex(pl->body, pl->body_len, sha);
@@ -42,6 +47,7 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     cJSON *r = cJSON_CreateObject(), *in = cJSON_CreateObject(), *files = cJSON_CreateArray(), *rs = cJSON_CreateArray();
     if (!r || !in || !files || !rs) {
       cJSON_Delete(r), cJSON_Delete(in), cJSON_Delete(files), cJSON_Delete(rs), pol_payload_free(pl);
+      pol_paths_free(&ps);
       return kv_err_set(err, KV_ENOMEM, "out of memory");
     }
     cJSON_AddStringToObject(r, "project", p->project);
@@ -62,8 +68,9 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     cJSON_AddItemToObject(in, "files", files);
     for (size_t i = 0; i < req->n_files; i++) {
       cJSON *f = cJSON_CreateObject();
-      const char *path = req->files[i].path ? req->files[i].path : "";
+      const char *path = ps.rel[i];
       cJSON_AddStringToObject(f, "path", path);
+      if (strcmp(req->files[i].path, path)) cJSON_AddStringToObject(f, "given_path", req->files[i].path);
       cJSON_AddStringToObject(f, "language", req->files[i].language ? req->files[i].language : pol_language_of(path));
       cJSON_AddNumberToObject(f, "bytes", (double)req->files[i].len);
       cJSON_AddBoolToObject(f, "never_send", pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path));
@@ -87,6 +94,7 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     *out = cJSON_Print(r);
     cJSON_Delete(r);
     pol_payload_free(pl);
+    pol_paths_free(&ps);
     return *out ? 0 : kv_err_set(err, KV_ENOMEM, "out of memory");
   }
   kv_buf b = KV_BUF_INIT;
@@ -98,10 +106,12 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
   for (size_t i = 0; i < req->n_labels; i++) kv_buf_printf(&b, "%s%s", i ? "," : " labels=", req->labels[i]);
   kv_buf_printf(&b, "\n");
   for (size_t i = 0; i < req->n_files; i++) {
-    const char *path = req->files[i].path ? req->files[i].path : "";
+    const char *path = ps.rel[i];
     const char *lang = req->files[i].language ? req->files[i].language : pol_language_of(path);
-    kv_buf_printf(&b, "  file %s (%s, %zu bytes)%s\n", path, *lang ? lang : "unknown", req->files[i].len,
-        pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path) ? " [never_send]" : "");
+    int same = !strcmp(req->files[i].path, path);
+    kv_buf_printf(&b, "  file %s%s%s (%s, %zu bytes)%s\n", path, same ? "" : " given as ", same ? "" : req->files[i].path,
+                  *lang ? lang : "unknown", req->files[i].len,
+                  pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path) ? " [never_send]" : "");
   }
   kv_buf_printf(&b, "\nrules:\n");
   for (size_t i = 0; i < d.n_reasons; i++) kv_buf_printf(&b, "  %s\n", d.reasons[i]);
@@ -121,6 +131,7 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     kv_buf_printf(&b, "\nnothing leaves the machine.\n");
   }
   pol_payload_free(pl);
+  pol_paths_free(&ps);
   if (!kv_buf_ok(&b) || !(*out = kv_buf_detach(&b, NULL))) {
     kv_buf_free(&b);
     return kv_err_set(err, KV_ENOMEM, "out of memory");

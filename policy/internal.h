@@ -89,6 +89,17 @@ int pol_key_load(const pol_tier *t, char *key, size_t n, kv_err *err);
 /* 1 when url is http:// (or https://) to 127.0.0.0/8, [::1] or localhost. */
 int pol_url_loopback(const char *url);
 
+/* ---- paths (path.c) ---- */
+/* Lexical normalization of a relative path (no filesystem): KV_EDENIED for
+ * absolute paths and ".." above the top. */
+int pol_path_normalize(const char *path, char *out, size_t cap, kv_err *err);
+/* The request's file paths as the rules see them: rel[i] for files[i],
+ * resolved against p->project (pol_path_resolve) or, without a project,
+ * normalized. Fails (KV_EDENIED, naming the path) when any file leads out. */
+typedef struct pol_paths { char **rel; size_t n; } pol_paths;
+int pol_request_paths(const pol_policy *p, const pol_request *req, pol_paths *out, kv_err *err);
+void pol_paths_free(pol_paths *ps);
+
 /* ---- databases (db.c) and the two-step outbound record (audit.c) ---- */
 struct sqlite3;
 /* path NULL = $XDG_DATA_HOME/kvasir/<fallback_name>; used (may be NULL) gets the path opened. */

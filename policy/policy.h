@@ -51,7 +51,14 @@ const char *pol_kind_name(pol_kind k);
 const char *pol_depth_name(pol_depth d);
 
 /* One file of the request's context. path is relative to the project root
- * ("src/main.c"); language may be NULL (then derived from the extension). */
+ * ("src/main.c") or absolute; language may be NULL (then derived from the
+ * extension). Every rule, never_send and label_paths glob sees the path as
+ * pol_path_resolve resolves it against the policy's project (symlinks
+ * followed, "." ".." "//" gone), never the string as given: a path that
+ * resolves outside the project makes pol_decide / pol_payload_prepare /
+ * pol_explain fail with KV_EDENIED naming it. Without a project directory
+ * the path must be relative and is normalized lexically (".." above the
+ * top and absolute paths are refused). */
 typedef struct pol_file {
   const char *path;
   const char *content;
@@ -110,6 +117,25 @@ const char *pol_policy_project(const pol_policy *p); /* absolute root or "" */
 const char *pol_policy_file(const pol_policy *p);    /* policy.yaml path or "" */
 int pol_policy_offline(const pol_policy *p);
 
+/* ---- paths --------------------------------------------------------------- */
+
+typedef struct pol_resolved {
+  size_t root;     /* index in roots of the (deepest) root holding the path */
+  char abs[4096];  /* canonical absolute path, every symlink followed */
+  char rel[4096];  /* relative to that root: '/'-separated, no ".", "..", "//"; "" = the root */
+  int exists;      /* 1 when the file itself exists (0: resolved through its parent) */
+} pol_resolved;
+
+/* Resolve path (absolute, or relative to roots[0]) the way the kernel would
+ * open it: realpath, symlinks followed; a file not on disk yet is resolved
+ * through its deepest existing ancestor. Returns KV_EDENIED (message names
+ * the path and where it leads) when the result is not a registered root or
+ * below one, or when it passes through a dangling symlink; roots are
+ * canonicalized the same way (a root that does not exist is compared as
+ * spelled). The daemon calls this on every path an editor sends before it
+ * reads the file, reads out->abs, and passes out->rel as pol_file.path. */
+int pol_path_resolve(const char *const *roots, size_t nroots, const char *path, pol_resolved *out, kv_err *err);
+
 /* ---- deciding ------------------------------------------------------------ */
 
 /* First matching rule wins; no match = the policy's `default`. A hosted
@@ -153,8 +179,9 @@ typedef struct pol_payload {
   pol_redactions redactions;
 } pol_payload;
 
-/* Build the outbound chat request for a hosted tier: files matching
- * never_send are left out (listed in stripped), everything else is redacted.
+/* Build the outbound chat request for a hosted tier: files whose resolved
+ * path matches never_send are left out (listed in stripped, by resolved
+ * path), everything else is redacted.
  * model / max_tokens fill the JSON body ("stream": true). */
 int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
                         pol_payload **out, kv_err *err);

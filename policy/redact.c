@@ -296,13 +296,19 @@ int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char 
   *out = NULL;
   pol_payload *pl = calloc(1, sizeof *pl);
   if (!pl) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  pol_paths ps;
+  int prc = pol_request_paths(p, req, &ps, err);
+  if (prc) {
+    free(pl);
+    return prc;
+  }
   kv_buf raw = KV_BUF_INIT;
   size_t stripped_cap = 0;
   kv_buf_append(&raw, "", 0);
   if (req->question) kv_buf_puts(&raw, req->question);
   for (size_t i = 0; i < req->n_files; i++) {
     const pol_file *f = &req->files[i];
-    const char *path = f->path ? f->path : "";
+    const char *path = ps.rel[i];
     if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path)) {
       char *dup = pol_strdup(path);
       if (!dup || KV_PUSH(pl->stripped, pl->n_stripped, stripped_cap, dup)) {
@@ -317,6 +323,7 @@ int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char 
     kv_buf_puts(&raw, " ---\n");
     if (f->content) kv_buf_append(&raw, f->content, f->len);
   }
+  pol_paths_free(&ps);
   int rc = !kv_buf_ok(&raw) ? kv_err_set(err, KV_ENOMEM, "out of memory") : 0;
   if (!rc) rc = pol_redact(raw.data, raw.len, &pl->prompt, &pl->prompt_len, &pl->redactions, err);
   kv_buf_free(&raw);
