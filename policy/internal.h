@@ -111,8 +111,23 @@ int pol_audit_outbound_begin(pol_audit *a, const char *project, const char *rule
 int pol_audit_outbound_end(pol_audit *a, int64_t id, const char *status, int http_status, uint64_t extra_tokens,
                            double extra_cost, kv_err *err);
 
-/* ---- redaction (redact.c) ---- */
+/* ---- redaction (redact.c, assign.c) ---- */
 /* Shannon entropy in bits per character of s[0..n). */
 double pol_entropy(const char *s, size_t n);
+/* How values after secret-like names are judged: typed text (a question:
+ * "password is X", one word), configuration (an unquoted value is the rest
+ * of the line), code (an unquoted value is an expression). */
+enum { POL_FMT_TEXT = 0, POL_FMT_CONFIG, POL_FMT_CODE };
+int pol_format_of(const char *path); /* by extension; unknown = configuration */
+/* 1 when name[0..n) names a secret (password, api_key, clientSecret, …) and
+ * says nothing that makes it a non-secret (api_key_env, max_tokens, …). */
+int pol_name_is_secret(const char *name, size_t n);
+/* At text[i], the start of an identifier: 1 when it is a secret-like name
+ * with a literal value assigned (=, :, :=, =>, XML element, #define, "is"
+ * in text), the value being text[*v0..*v1) (inside its quotes). */
+int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, size_t *v1);
+/* pol_redact with the rules for typed text. */
+int pol_redact_question(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts,
+                        kv_err *err);
 
 #endif

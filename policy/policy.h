@@ -156,7 +156,9 @@ int pol_globs_match(const char *const *patterns, size_t n, const char *path);
 
 typedef enum {
   POL_RED_PRIVATE_KEY = 0, POL_RED_AWS, POL_RED_GCP, POL_RED_GITHUB, POL_RED_SLACK, POL_RED_OPENAI,
-  POL_RED_URL_PASSWORD, POL_RED_JWT, POL_RED_ENTROPY, POL_RED__COUNT
+  POL_RED_URL_PASSWORD, POL_RED_JWT, POL_RED_ENTROPY,
+  POL_RED_SECRET_VALUE, /* a value assigned to a secret-like name (password, token, api_key, …) */
+  POL_RED__COUNT
 } pol_redaction_kind;
 const char *pol_redaction_name(pol_redaction_kind k);
 
@@ -166,8 +168,21 @@ typedef struct pol_redactions {
 } pol_redactions;
 
 /* Replace secrets in text with "[REDACTED:<kind>]"; *out is malloc'd and
- * NUL-terminated. counts (may be NULL) are added to. */
+ * NUL-terminated. counts (may be NULL) are added to. A redacted span keeps
+ * its newlines (marker, then one '\n' per line covered), so the output has
+ * the input's line count. Values of secret-like names are judged as in a
+ * configuration file (pol_redact_file knows the format from the path). */
 int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err);
+
+/* Redact a whole file before it is chunked, indexed or sent: the rules of
+ * pol_redact with path's format (by extension: code, where an unquoted
+ * value is an expression, or configuration, where it is a literal), same
+ * line count as the input, so path:line of any chunk cut from the output
+ * stays valid. counts->counts[POL_RED_PRIVATE_KEY] > 0 says the file holds
+ * key material (a caller may then treat the whole file as never_send).
+ * path may be NULL (= configuration rules). */
+int pol_redact_file(const char *path, const char *text, size_t len, char **out, size_t *out_len,
+                    pol_redactions *counts, kv_err *err);
 
 typedef struct pol_payload {
   char *body;              /* the exact JSON request body to POST */
@@ -181,7 +196,9 @@ typedef struct pol_payload {
 
 /* Build the outbound chat request for a hosted tier: files whose resolved
  * path matches never_send are left out (listed in stripped, by resolved
- * path), everything else is redacted.
+ * path); the question (with the rules for typed text: "my password is …")
+ * and each file (pol_redact_file with its resolved path) are redacted on
+ * their own, so a key block open in one file never runs into the next.
  * model / max_tokens fill the JSON body ("stream": true). */
 int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
                         pol_payload **out, kv_err *err);
