@@ -1,7 +1,7 @@
 /*
  * assign.c — secrets recognised by the name they are given rather than by
- * their shape: `DB_PASSWORD = "Sup3r…"`, `password: correcthorse…`,
- * `api_secret=0f3a…`, `"apiKey": "…"`, `<password>…</password>`,
+ * their shape: `DB_PASSWORD = "…"`, `password: …` in YAML,
+ * `api_secret=…` (40 hex digits are caught by the name, not the shape), `"apiKey": "…"`, `<password>…</password>`,
  * `Password=…;` in a connection string, `#define API_TOKEN "…"`, and in a
  * question "my password is hunter2". pol_assign_at looks at one
  * identifier and says whether it names a secret and, if a literal value is
@@ -33,7 +33,8 @@
 #define NAME_MAX_ 96
 #define VALUE_MAX 4096
 
-static const char *const STRONG[] = {"password", "passwd", "pwd",   "passphrase", "pass",     "secret",
+/* "pass" only with another segment (db_pass, PASS alone is a test verdict). */
+static const char *const STRONG[] = {"password", "passwd", "pwd",   "passphrase", "secret",
                                      "secrets",  "token",  "creds", "credential", "credentials", "auth",
                                      "apikey",   "authorization", "bearer", "privatekey", "accesskey", "secretkey",
                                      "clientsecret", "authtoken", "accesstoken", "refreshtoken", "sessiontoken",
@@ -102,6 +103,7 @@ int pol_name_is_secret(const char *name, size_t n) {
     key |= !strcmp(segs[i], "key") || !strcmp(segs[i], "keys");
     qual |= IN(segs[i], KEY_QUAL);
   }
+  for (size_t i = 0; i < ns && ns > 1 && !strong; i++) strong = !strcmp(segs[i], "pass");
   return strong || (key && qual);
 }
 
@@ -210,6 +212,7 @@ int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, s
   char q = text[j];
   if (q == '"' || q == '\'' || q == '`') {
     size_t s = j + 1, e = s;
+    if (s < len && (text[s] == ' ' || text[s] == '\t')) return 0; /* "` is an…": prose around a code span */
     while (e < len && text[e] != q && text[e] != '\n' && e - s < VALUE_MAX) {
       if (text[e] == '\\' && e + 1 < len && text[e + 1] != '\n') {
         if (text[e + 1] == q) break; /* \" closes an escaped quote */
@@ -246,6 +249,7 @@ int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, s
 int pol_format_of(const char *path) {
   if (!path || !*path) return POL_FMT_CONFIG;
   const char *lang = pol_language_of(path);
+  if (!strcmp(lang, "markdown")) return POL_FMT_TEXT; /* prose: "token: the next word" is no assignment */
   static const char *const CODE[] = {"c",    "cpp",   "python", "rust",   "go",    "javascript", "typescript",
                                      "java", "ruby",  "csharp", "kotlin", "swift", "php",        "lua"};
   for (size_t i = 0; i < sizeof CODE / sizeof *CODE; i++)

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "policy/internal.h"
 
@@ -197,6 +198,14 @@ static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction
 
 /* ---- the pass ---------------------------------------------------------- */
 
+/* The password of a documented example URL (user:password@host), not a secret. */
+static int placeholder(const char *s, size_t n) {
+  static const char *const P[] = {"password", "pass", "passwd", "secret", "xxx", "xxxx", "***", "****"};
+  for (size_t i = 0; i < sizeof P / sizeof *P; i++)
+    if (strlen(P[i]) == n && !strncasecmp(s, P[i], n)) return 1;
+  return 0;
+}
+
 typedef struct scan {
   const char *t;
   size_t len;
@@ -361,7 +370,7 @@ static void pass(scan *sc) {
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
-      if (j < n && s[j] == '@' && colon && colon + 1 < j) {
+      if (j < n && s[j] == '@' && colon && colon + 1 < j && !placeholder(s + colon + 1, j - colon - 1)) {
         pw_from = i + colon + 1, pw_to = i + j;
         i += 3;
         continue;
