@@ -1,7 +1,7 @@
 /*
  * audit.c — the record of what the policy decided and of every byte that
- * left the machine, plus the per-day budgets computed from it and the
- * context-length calibration that `kvasir eval needle` feeds.
+ * left the machine, plus the per-day budgets computed from it
+ * (calibration.c keeps the context-length measurements, in their own db).
  *
  * On-disk format, audit.db (SQLite, user_version = 1):
  *   decisions(id, time, project, kind, depth, rule, tier, context_tokens, offline_downgraded)
@@ -11,8 +11,6 @@
  * updated afterwards, so a crash mid-request still leaves the record; bytes
  * and sha256 describe the exact HTTP body. Budgets count outbound rows of the
  * current UTC day: every attempt that could have left the machine counts.
- * calibration.db: calibration(model, project, ctx, accuracy, time), one row
- * per (model, project, ctx), the latest measurement wins.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +20,6 @@
 #include <sqlite3.h>
 
 #include "policy/internal.h"
-#include "policy/audit_internal.h"
 
 struct pol_audit {
   sqlite3 *db;
@@ -33,27 +30,6 @@ void pol_sha256_hex(const void *data, size_t len, char hex[65]) {
   unsigned char h[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(h, data, len);
   sodium_bin2hex(hex, 65, h, sizeof h);
-}
-
-static int open_db(const char *path, const char *fallback_name, sqlite3 **db, char *used, size_t n, kv_err *err) {
-  char p[4096];
-  if (path) snprintf(p, sizeof p, "%s", path);
-  else {
-    char dir[4000];
-    if (kv_xdg_dir(dir, sizeof dir, "data") != 0) return kv_err_set(err, KV_ELIMIT, "data dir path too long");
-    int rc = kv_mkdirs(dir, 0700, err);
-    if (rc) return rc;
-    snprintf(p, sizeof p, "%s/%s", dir, fallback_name);
-  }
-  if (used) snprintf(used, n, "%s", p);
-  if (sqlite3_open_v2(p, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-    int rc = kv_err_set(err, KV_EIO, "%s: %s", p, *db ? sqlite3_errmsg(*db) : "cannot open");
-    sqlite3_close(*db);
-    *db = NULL;
-    return rc;
-  }
-  sqlite3_busy_timeout(*db, 5000);
-  return 0;
 }
 
 static int exec(sqlite3 *db, const char *sql, const char *path, kv_err *err) {
@@ -70,7 +46,7 @@ int pol_audit_open(pol_audit **out, const char *path, kv_err *err) {
   *out = NULL;
   pol_audit *a = calloc(1, sizeof *a);
   if (!a) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  int rc = open_db(path, "audit.db", &a->db, a->path, sizeof a->path, err);
+  int rc = pol_db_open(path, "audit.db", &a->db, a->path, sizeof a->path, err);
   if (!rc)
     rc = exec(a->db,
               "PRAGMA journal_mode=WAL;"
@@ -246,60 +222,4 @@ int pol_budget_check(const pol_policy *p, pol_audit *a, uint64_t tokens, double 
     return kv_err_set(err, KV_ELIMIT, "budget.cost_per_day: %.4f used + %.4f for this request > %.4f", u.cost, cost,
                       p->budget_cost);
   return 0;
-}
-
-static int cal_open(sqlite3 **db, kv_err *err) {
-  int rc = open_db(NULL, "calibration.db", db, NULL, 0, err);
-  if (!rc && sqlite3_exec(*db,
-                          "CREATE TABLE IF NOT EXISTS calibration(model TEXT NOT NULL, project TEXT NOT NULL,"
-                          " ctx INTEGER NOT NULL, accuracy REAL NOT NULL, time INTEGER,"
-                          " PRIMARY KEY(model, project, ctx))",
-                          NULL, NULL, NULL) != SQLITE_OK) {
-    rc = kv_err_set(err, KV_EIO, "calibration.db: %s", sqlite3_errmsg(*db));
-    sqlite3_close(*db);
-  }
-  return rc;
-}
-
-int pol_calibration_record(const char *model, const char *project, uint64_t ctx, double accuracy, kv_err *err) {
-  if (!model || !project || !(accuracy >= 0 && accuracy <= 1))
-    return kv_err_set(err, KV_EINVAL, "calibration: bad model, project or accuracy");
-  sqlite3 *db;
-  int rc = cal_open(&db, err);
-  if (rc) return rc;
-  sqlite3_stmt *st;
-  rc = prep(NULL, db, "INSERT OR REPLACE INTO calibration(model,project,ctx,accuracy,time) VALUES(?,?,?,?,?)", &st, err);
-  if (!rc) {
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, project, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)ctx);
-    sqlite3_bind_double(st, 4, accuracy);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-    rc = step_done(NULL, db, st, err);
-  }
-  sqlite3_close(db);
-  return rc;
-}
-
-int pol_calibration_limit(const char *model, const char *project, double min_accuracy, uint64_t *out, kv_err *err) {
-  *out = 0;
-  sqlite3 *db;
-  int rc = cal_open(&db, err);
-  if (rc) return rc;
-  sqlite3_stmt *st;
-  rc = prep(NULL, db, "SELECT ctx, accuracy FROM calibration WHERE model=? AND project=? ORDER BY ctx", &st, err);
-  if (!rc) {
-    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, project ? project : "", -1, SQLITE_TRANSIENT);
-    uint64_t best = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      if (sqlite3_column_double(st, 1) < min_accuracy) break; /* first length that fails */
-      best = (uint64_t)sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    if (best) *out = best;
-    else rc = kv_err_set(err, KV_ENOTFOUND, "calibration: no passing measurement for %s in %s", model, project);
-  }
-  sqlite3_close(db);
-  return rc;
 }

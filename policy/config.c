@@ -15,7 +15,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "policy/internal.h"
@@ -43,8 +45,8 @@ typedef struct ctx {
   kv_err *err;
 } ctx;
 
-static int fail(ctx *c, const py_node *n, const char *field, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(ctx *c, const py_node *n, const char *field, const char *fmt, ...) {
+static int fail(ctx *c, const pol_yaml_node *n, const char *field, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(ctx *c, const pol_yaml_node *n, const char *field, const char *fmt, ...) {
   char msg[384];
   va_list ap;
   va_start(ap, fmt);
@@ -53,12 +55,12 @@ static int fail(ctx *c, const py_node *n, const char *field, const char *fmt, ..
   return kv_err_set(c->err, KV_EFORMAT, "%s:%d:%d: %s: %s", c->file, n ? n->line : 1, n ? n->col : 1, field, msg);
 }
 
-static int want_map(ctx *c, const py_node *n, const char *field) {
-  return n->type == PY_MAP ? 0 : fail(c, n, field, "expected a mapping");
+static int want_map(ctx *c, const pol_yaml_node *n, const char *field) {
+  return n->type == POL_YAML_MAP ? 0 : fail(c, n, field, "expected a mapping");
 }
 
-static int get_str(ctx *c, const py_node *n, const char *field, char *buf, size_t cap, char **dup) {
-  if (n->type != PY_SCALAR) return fail(c, n, field, "expected a string");
+static int get_str(ctx *c, const pol_yaml_node *n, const char *field, char *buf, size_t cap, char **dup) {
+  if (n->type != POL_YAML_SCALAR) return fail(c, n, field, "expected a string");
   if (buf) {
     if (strlen(n->value) >= cap) return fail(c, n, field, "longer than %zu characters", cap - 1);
     strcpy(buf, n->value);
@@ -68,8 +70,8 @@ static int get_str(ctx *c, const py_node *n, const char *field, char *buf, size_
   return 0;
 }
 
-static int get_u64(ctx *c, const py_node *n, const char *field, uint64_t *out) {
-  if (n->type != PY_SCALAR || !n->value[0]) return fail(c, n, field, "expected a non-negative integer");
+static int get_u64(ctx *c, const pol_yaml_node *n, const char *field, uint64_t *out) {
+  if (n->type != POL_YAML_SCALAR || !n->value[0]) return fail(c, n, field, "expected a non-negative integer");
   errno = 0;
   char *end;
   unsigned long long v = strtoull(n->value, &end, 10);
@@ -78,7 +80,7 @@ static int get_u64(ctx *c, const py_node *n, const char *field, uint64_t *out) {
   return 0;
 }
 
-static int get_uint(ctx *c, const py_node *n, const char *field, unsigned *out, unsigned max) {
+static int get_uint(ctx *c, const pol_yaml_node *n, const char *field, unsigned *out, unsigned max) {
   uint64_t v;
   int rc = get_u64(c, n, field, &v);
   if (rc) return rc;
@@ -87,8 +89,8 @@ static int get_uint(ctx *c, const py_node *n, const char *field, unsigned *out, 
   return 0;
 }
 
-static int get_double(ctx *c, const py_node *n, const char *field, double *out) {
-  if (n->type != PY_SCALAR || !n->value[0]) return fail(c, n, field, "expected a number");
+static int get_double(ctx *c, const pol_yaml_node *n, const char *field, double *out) {
+  if (n->type != POL_YAML_SCALAR || !n->value[0]) return fail(c, n, field, "expected a number");
   char *end;
   double v = strtod(n->value, &end);
   if (*end || !isfinite(v)) return fail(c, n, field, "expected a number, got '%s'", n->value);
@@ -96,8 +98,8 @@ static int get_double(ctx *c, const py_node *n, const char *field, double *out) 
   return 0;
 }
 
-static int get_bool(ctx *c, const py_node *n, const char *field, int *out) {
-  if (n->type == PY_SCALAR) {
+static int get_bool(ctx *c, const pol_yaml_node *n, const char *field, int *out) {
+  if (n->type == POL_YAML_SCALAR) {
     const char *v = n->value;
     if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) return *out = 1, 0;
     if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) return *out = 0, 0;
@@ -121,15 +123,15 @@ static int strs_add(pol_strs *s, const char *v) {
 }
 
 /* A string or a list of strings. */
-static int get_strs(ctx *c, const py_node *n, const char *field, pol_strs *out) {
-  if (n->type == PY_SCALAR) {
+static int get_strs(ctx *c, const pol_yaml_node *n, const char *field, pol_strs *out) {
+  if (n->type == POL_YAML_SCALAR) {
     if (!n->value[0]) return fail(c, n, field, "empty string");
     return strs_add(out, n->value) ? kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file) : 0;
   }
-  if (n->type != PY_SEQ) return fail(c, n, field, "expected a string or a list of strings");
+  if (n->type != POL_YAML_SEQ) return fail(c, n, field, "expected a string or a list of strings");
   for (size_t i = 0; i < n->n; i++) {
-    const py_node *it = n->items[i];
-    if (it->type != PY_SCALAR || !it->value[0]) return fail(c, it, field, "expected a non-empty string");
+    const pol_yaml_node *it = n->items[i];
+    if (it->type != POL_YAML_SCALAR || !it->value[0]) return fail(c, it, field, "expected a non-empty string");
     if (strs_add(out, it->value)) return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
   }
   return 0;
@@ -171,11 +173,11 @@ static pol_tier *tier_add(pol_policy *p, const char *name) {
   return t;
 }
 
-static int parse_budget(ctx *c, const py_node *n, pol_policy *p) {
+static int parse_budget(ctx *c, const pol_yaml_node *n, pol_policy *p) {
   if (want_map(c, n, "budget")) return KV_EFORMAT;
   for (size_t i = 0; i + 1 < n->n; i += 2) {
     const char *k = n->items[i]->value;
-    const py_node *v = n->items[i + 1];
+    const pol_yaml_node *v = n->items[i + 1];
     int rc;
     if (!k) rc = fail(c, n->items[i], "budget", "keys must be strings");
     else if (!strcmp(k, "requests_per_day")) rc = get_u64(c, v, "budget.requests_per_day", &p->budget_requests);
@@ -189,7 +191,7 @@ static int parse_budget(ctx *c, const py_node *n, pol_policy *p) {
   return 0;
 }
 
-static int parse_tier(ctx *c, const char *name, const py_node *key, const py_node *n, pol_policy *p) {
+static int parse_tier(ctx *c, const char *name, const pol_yaml_node *key, const pol_yaml_node *n, pol_policy *p) {
   char field[128];
   snprintf(field, sizeof field, "tiers.%s", name);
   if (!strcmp(name, "refuse") || !name[0] || strlen(name) >= 64)
@@ -202,13 +204,13 @@ static int parse_tier(ctx *c, const char *name, const py_node *key, const py_nod
   int kind_set = 0;
   for (size_t i = 0; i + 1 < n->n; i += 2) {
     const char *k = n->items[i]->value;
-    const py_node *v = n->items[i + 1];
+    const pol_yaml_node *v = n->items[i + 1];
     char f[192];
     snprintf(f, sizeof f, "%s.%s", field, k ? k : "?");
     int rc = 0;
     if (!k) rc = fail(c, n->items[i], field, "keys must be strings");
     else if (!strcmp(k, "kind")) {
-      if (v->type != PY_SCALAR || (strcmp(v->value, "local") && strcmp(v->value, "hosted")))
+      if (v->type != POL_YAML_SCALAR || (strcmp(v->value, "local") && strcmp(v->value, "hosted")))
         rc = fail(c, v, f, "expected 'local' or 'hosted'");
       else t->kind = strcmp(v->value, "local") ? POL_TIER_HOSTED : POL_TIER_LOCAL, kind_set = 1;
     } else if (!strcmp(k, "model")) rc = get_str(c, v, f, NULL, 0, &t->model);
@@ -225,6 +227,7 @@ static int parse_tier(ctx *c, const char *name, const py_node *key, const py_nod
     else if (!strcmp(k, "price_in")) rc = get_double(c, v, f, &t->price_in);
     else if (!strcmp(k, "price_out")) rc = get_double(c, v, f, &t->price_out);
     else if (!strcmp(k, "fallback")) rc = get_str(c, v, f, t->fallback, sizeof t->fallback, NULL);
+    else if (!strcmp(k, "allow_plaintext")) rc = get_bool(c, v, f, &t->allow_plaintext);
     else rc = fail(c, n->items[i], field, "unknown key '%s'", k);
     if (rc) return rc;
   }
@@ -233,8 +236,18 @@ static int parse_tier(ctx *c, const char *name, const py_node *key, const py_nod
     return fail(c, key, field, "'%s' is a local tier", name);
   if (t->kind == POL_TIER_HOSTED) {
     if (!t->base_url) return fail(c, key, field, "a hosted tier needs base_url");
-    if (strncmp(t->base_url, "http://", 7) && strncmp(t->base_url, "https://", 8))
-      return fail(c, key, field, "base_url must start with http:// or https://");
+    const pol_yaml_node *bu = NULL;
+    for (size_t i = 0; i + 1 < n->n; i += 2)
+      if (n->items[i]->value && !strcmp(n->items[i]->value, "base_url")) bu = n->items[i + 1];
+    char f[192];
+    snprintf(f, sizeof f, "%s.base_url", field);
+    if (strncasecmp(t->base_url, "http://", 7) && strncasecmp(t->base_url, "https://", 8))
+      return fail(c, bu, f, "must start with https:// (or http:// on loopback)");
+    if (!strncasecmp(t->base_url, "http://", 7) && !t->allow_plaintext && !pol_url_loopback(t->base_url))
+      return fail(c, bu, f,
+                  "http:// off loopback would send the prompt and the API key in clear: use https://, or set "
+                  "%s.allow_plaintext: true",
+                  field);
     if (!t->model) return fail(c, key, field, "a hosted tier needs model");
     if (!t->api_key_env && !t->api_key_file) return fail(c, key, field, "a hosted tier needs api_key_env or api_key_file");
     if (t->timeout_ms == 0) return fail(c, key, field, "timeout_ms must be positive");
@@ -242,18 +255,18 @@ static int parse_tier(ctx *c, const char *name, const py_node *key, const py_nod
   return 0;
 }
 
-static int parse_config(ctx *c, const py_node *root, pol_policy *p) {
-  if (!root || (root->type == PY_SCALAR && !root->value[0])) return 0;
+static int parse_config(ctx *c, const pol_yaml_node *root, pol_policy *p) {
+  if (!root || (root->type == POL_YAML_SCALAR && !root->value[0])) return 0;
   if (want_map(c, root, "(top level)")) return KV_EFORMAT;
   for (size_t i = 0; i + 1 < root->n; i += 2) {
     const char *k = root->items[i]->value;
-    const py_node *v = root->items[i + 1];
+    const pol_yaml_node *v = root->items[i + 1];
     int rc = 0;
     if (!k) rc = fail(c, root->items[i], "(top level)", "keys must be strings");
     else if (!strcmp(k, "tiers")) {
       if (want_map(c, v, "tiers")) return KV_EFORMAT;
       for (size_t j = 0; j + 1 < v->n && !rc; j += 2) {
-        if (v->items[j]->type != PY_SCALAR) rc = fail(c, v->items[j], "tiers", "tier names must be strings");
+        if (v->items[j]->type != POL_YAML_SCALAR) rc = fail(c, v->items[j], "tiers", "tier names must be strings");
         else rc = parse_tier(c, v->items[j]->value, v->items[j], v->items[j + 1], p);
       }
     } else if (!strcmp(k, "budget")) rc = parse_budget(c, v, p);
@@ -263,7 +276,7 @@ static int parse_config(ctx *c, const py_node *root, pol_policy *p) {
   return 0;
 }
 
-static int check_tier_ref(ctx *c, const pol_policy *p, const py_node *n, const char *field, const char *name) {
+static int check_tier_ref(ctx *c, const pol_policy *p, const pol_yaml_node *n, const char *field, const char *name) {
   if (!strcmp(name, "refuse") || pol_tier_find(p, name)) return 0;
   char known[256] = "refuse";
   for (size_t i = 0; i < p->n_tiers; i++) {
@@ -273,7 +286,7 @@ static int check_tier_ref(ctx *c, const pol_policy *p, const py_node *n, const c
   return fail(c, n, field, "unknown tier '%s' (declared: %s)", name, known);
 }
 
-static int parse_enum_set(ctx *c, const py_node *v, const char *field, int (*parse)(const char *), unsigned *mask) {
+static int parse_enum_set(ctx *c, const pol_yaml_node *v, const char *field, int (*parse)(const char *), unsigned *mask) {
   pol_strs s = {0};
   int rc = get_strs(c, v, field, &s);
   for (size_t i = 0; !rc && i < s.n; i++) {
@@ -285,7 +298,7 @@ static int parse_enum_set(ctx *c, const py_node *v, const char *field, int (*par
   return rc;
 }
 
-static int parse_rule(ctx *c, const py_node *n, size_t idx, pol_policy *p) {
+static int parse_rule(ctx *c, const pol_yaml_node *n, size_t idx, pol_policy *p) {
   char field[64];
   snprintf(field, sizeof field, "rules[%zu]", idx);
   if (want_map(c, n, field)) return KV_EFORMAT;
@@ -296,10 +309,10 @@ static int parse_rule(ctx *c, const py_node *n, size_t idx, pol_policy *p) {
   memset(r, 0, sizeof *r);
   r->line = n->line, r->col = n->col;
   r->min_accuracy = 0.8;
-  const py_node *tier_node = NULL;
+  const pol_yaml_node *tier_node = NULL;
   for (size_t i = 0; i + 1 < n->n; i += 2) {
     const char *k = n->items[i]->value;
-    const py_node *v = n->items[i + 1];
+    const pol_yaml_node *v = n->items[i + 1];
     char f[128];
     snprintf(f, sizeof f, "%s.%s", field, k ? k : "?");
     int rc = 0;
@@ -312,8 +325,8 @@ static int parse_rule(ctx *c, const py_node *n, size_t idx, pol_policy *p) {
     else if (!strcmp(k, "languages")) rc = get_strs(c, v, f, &r->languages);
     else if (!strcmp(k, "labels")) rc = get_strs(c, v, f, &r->labels);
     else if (!strcmp(k, "max_context")) {
-      if (v->type == PY_SCALAR && !strcmp(v->value, "calibrated")) r->max_context_mode = POL_MC_CALIBRATED;
-      else if (v->type == PY_SCALAR && !strcmp(v->value, "local")) r->max_context_mode = POL_MC_LOCAL;
+      if (v->type == POL_YAML_SCALAR && !strcmp(v->value, "calibrated")) r->max_context_mode = POL_MC_CALIBRATED;
+      else if (v->type == POL_YAML_SCALAR && !strcmp(v->value, "local")) r->max_context_mode = POL_MC_LOCAL;
       else {
         rc = get_u64(c, v, f, &r->max_context);
         if (rc) rc = fail(c, v, f, "expected a token count, 'local' or 'calibrated'");
@@ -335,19 +348,19 @@ static int parse_rule(ctx *c, const py_node *n, size_t idx, pol_policy *p) {
   return check_tier_ref(c, p, tier_node, f, r->tier);
 }
 
-static int parse_project(ctx *c, const py_node *root, pol_policy *p) {
-  if (!root || (root->type == PY_SCALAR && !root->value[0])) return 0;
+static int parse_project(ctx *c, const pol_yaml_node *root, pol_policy *p) {
+  if (!root || (root->type == POL_YAML_SCALAR && !root->value[0])) return 0;
   if (want_map(c, root, "(top level)")) return KV_EFORMAT;
   for (size_t i = 0; i + 1 < root->n; i += 2) {
     const char *k = root->items[i]->value;
-    const py_node *v = root->items[i + 1];
+    const pol_yaml_node *v = root->items[i + 1];
     int rc = 0;
     if (!k) rc = fail(c, root->items[i], "(top level)", "keys must be strings");
     else if (!strcmp(k, "default")) {
       rc = get_str(c, v, "default", p->default_tier, sizeof p->default_tier, NULL);
       if (!rc) rc = check_tier_ref(c, p, v, "default", p->default_tier);
     } else if (!strcmp(k, "rules")) {
-      if (v->type != PY_SEQ) rc = fail(c, v, "rules", "expected a list of rules");
+      if (v->type != POL_YAML_SEQ) rc = fail(c, v, "rules", "expected a list of rules");
       for (size_t j = 0; !rc && j < v->n; j++) rc = parse_rule(c, v->items[j], j, p);
     } else if (!strcmp(k, "never_send")) rc = get_strs(c, v, "never_send", &p->never_send);
     else if (!strcmp(k, "offline")) rc = get_bool(c, v, "offline", &p->offline);
@@ -355,8 +368,8 @@ static int parse_project(ctx *c, const py_node *root, pol_policy *p) {
     else if (!strcmp(k, "label_paths")) {
       if (want_map(c, v, "label_paths")) return KV_EFORMAT;
       for (size_t j = 0; j + 1 < v->n && !rc; j += 2) {
-        const py_node *lk = v->items[j];
-        if (lk->type != PY_SCALAR || !lk->value[0] || strlen(lk->value) >= 64) {
+        const pol_yaml_node *lk = v->items[j];
+        if (lk->type != POL_YAML_SCALAR || !lk->value[0] || strlen(lk->value) >= 64) {
           rc = fail(c, lk, "label_paths", "label names must be short strings");
           break;
         }
@@ -382,14 +395,14 @@ static int parse_project(ctx *c, const py_node *root, pol_policy *p) {
 static int build(pol_policy *p, const char *cy, size_t cl, const char *cn, const char *py, size_t pl, const char *pn,
                  kv_err *err) {
   int rc = 0;
-  py_node *root = NULL;
+  pol_yaml_node *root = NULL;
   ctx c = {cn ? cn : "config.yaml", err};
   for (size_t i = 0; i < sizeof DEFAULT_NEVER_SEND / sizeof *DEFAULT_NEVER_SEND && !rc; i++)
     if (strs_add(&p->never_send, DEFAULT_NEVER_SEND[i])) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
   strcpy(p->default_tier, "flash");
-  if (!rc && cy) rc = py_parse(cy, cl, c.file, &root, err);
+  if (!rc && cy) rc = pol_yaml_parse(cy, cl, c.file, &root, err);
   if (!rc && cy) rc = parse_config(&c, root, p);
-  py_free(root), root = NULL;
+  pol_yaml_free(root), root = NULL;
   if (!rc && !pol_tier_find(p, "flash") && !tier_add(p, "flash")) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
   if (!rc && !pol_tier_find(p, "pro") && !tier_add(p, "pro")) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < p->n_tiers; i++) {
@@ -399,9 +412,9 @@ static int build(pol_policy *p, const char *cy, size_t cl, const char *cn, const
                       t->name, t->fallback);
   }
   c.file = pn ? pn : "policy.yaml";
-  if (!rc && py) rc = py_parse(py, pl, c.file, &root, err);
+  if (!rc && py) rc = pol_yaml_parse(py, pl, c.file, &root, err);
   if (!rc && py) rc = parse_project(&c, root, p);
-  py_free(root);
+  pol_yaml_free(root);
   if (rc) pol_policy_clear(p);
   return rc;
 }
@@ -512,6 +525,36 @@ int pol_find_project(const char *dir, char *out, size_t n, kv_err *err) {
 const char *pol_policy_project(const pol_policy *p) { return p->project; }
 const char *pol_policy_file(const pol_policy *p) { return p->policy_path; }
 int pol_policy_offline(const pol_policy *p) { return p->offline; }
+
+int pol_url_loopback(const char *url) {
+  const char *h = strstr(url, "://");
+  if (!h) return 0;
+  h += 3;
+  size_t end = strcspn(h, "/?#");
+  const char *at = memchr(h, '@', end); /* userinfo */
+  if (at) end -= (size_t)(at + 1 - h), h = at + 1;
+  char host[256];
+  size_t hl;
+  if (*h == '[') {
+    const char *rb = memchr(h, ']', end);
+    if (!rb) return 0;
+    hl = (size_t)(rb - h - 1), h++;
+  } else {
+    const char *colon = memchr(h, ':', end);
+    hl = colon ? (size_t)(colon - h) : end;
+  }
+  if (hl == 0 || hl >= sizeof host) return 0;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  if (!strcasecmp(host, "localhost") || !strcasecmp(host, "localhost.")) return 1;
+  unsigned char a[16];
+  if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+  if (inet_pton(AF_INET6, host, a) == 1) {
+    static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return !memcmp(a, one, 16);
+  }
+  return 0;
+}
 
 /* The key of a hosted tier: from its environment variable, or from a file
  * that only the user can read and that does not live inside a project. */

@@ -8,7 +8,6 @@
  * redaction counts, and the body's length and sha256 as the audit would
  * record them.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,31 +16,13 @@
 
 #include "policy/internal.h"
 
-typedef struct sb { char *p; size_t n, cap; int oom; } sb;
-
-static void sbf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sbf(sb *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) { b->oom = 1; return; }
-    if (b->p && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->n + (size_t)k + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) { b->oom = 1; return; }
-    b->p = np, b->cap = cap;
-  }
-}
-
 int pol_explain(const pol_policy *p, const pol_request *req, int json, char **out, kv_err *err) {
   *out = NULL;
   pol_decision d;
   int rc = pol_decide(p, req, &d, err);
   if (rc) return rc;
+  pol_paths ps; /* pol_decide resolved them already, so this cannot fail on a path */
+  if ((rc = pol_request_paths(p, req, &ps, err))) return rc;
   /* The hosted tier the rules chose, even when offline keeps it local. */
   const char *hosted = NULL;
   const pol_tier *t = pol_tier_find(p, d.tier);
@@ -55,7 +36,10 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
   if (hosted) {
     const pol_tier *ht = pol_tier_find(p, hosted);
     rc = pol_payload_prepare(p, req, ht && ht->model ? ht->model : "", 0, &pl, err);
-    if (rc) return rc;
+    if (rc) {
+      pol_paths_free(&ps);
+      return rc;
+    }
   }
   char sha[65] = "";
   if (pl) pol_sha256_hex(pl->body, pl->body_len, sha);
@@ -63,6 +47,7 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     cJSON *r = cJSON_CreateObject(), *in = cJSON_CreateObject(), *files = cJSON_CreateArray(), *rs = cJSON_CreateArray();
     if (!r || !in || !files || !rs) {
       cJSON_Delete(r), cJSON_Delete(in), cJSON_Delete(files), cJSON_Delete(rs), pol_payload_free(pl);
+      pol_paths_free(&ps);
       return kv_err_set(err, KV_ENOMEM, "out of memory");
     }
     cJSON_AddStringToObject(r, "project", p->project);
@@ -83,8 +68,9 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     cJSON_AddItemToObject(in, "files", files);
     for (size_t i = 0; i < req->n_files; i++) {
       cJSON *f = cJSON_CreateObject();
-      const char *path = req->files[i].path ? req->files[i].path : "";
+      const char *path = ps.rel[i];
       cJSON_AddStringToObject(f, "path", path);
+      if (strcmp(req->files[i].path, path)) cJSON_AddStringToObject(f, "given_path", req->files[i].path);
       cJSON_AddStringToObject(f, "language", req->files[i].language ? req->files[i].language : pol_language_of(path));
       cJSON_AddNumberToObject(f, "bytes", (double)req->files[i].len);
       cJSON_AddBoolToObject(f, "never_send", pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path));
@@ -108,41 +94,47 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     *out = cJSON_Print(r);
     cJSON_Delete(r);
     pol_payload_free(pl);
+    pol_paths_free(&ps);
     return *out ? 0 : kv_err_set(err, KV_ENOMEM, "out of memory");
   }
-  sb b = {0};
-  sbf(&b, "project:  %s\npolicy:   %s%s\n", p->project[0] ? p->project : "(none)",
+  kv_buf b = KV_BUF_INIT;
+  kv_buf_printf(&b, "project:  %s\npolicy:   %s%s\n", p->project[0] ? p->project : "(none)",
       p->policy_path[0] ? p->policy_path : "(none, built-in defaults)", p->offline ? "  [offline]" : "");
-  sbf(&b, "request:  kind=%s depth=%s context=%llu tokens", pol_kind_name(req->kind), pol_depth_name(req->depth),
+  kv_buf_printf(&b, "request:  kind=%s depth=%s context=%llu tokens", pol_kind_name(req->kind), pol_depth_name(req->depth),
       (unsigned long long)d.context_tokens);
-  if (req->has_draft) sbf(&b, " draft_logprob=%.3f", req->draft_logprob);
-  for (size_t i = 0; i < req->n_labels; i++) sbf(&b, "%s%s", i ? "," : " labels=", req->labels[i]);
-  sbf(&b, "\n");
+  if (req->has_draft) kv_buf_printf(&b, " draft_logprob=%.3f", req->draft_logprob);
+  for (size_t i = 0; i < req->n_labels; i++) kv_buf_printf(&b, "%s%s", i ? "," : " labels=", req->labels[i]);
+  kv_buf_printf(&b, "\n");
   for (size_t i = 0; i < req->n_files; i++) {
-    const char *path = req->files[i].path ? req->files[i].path : "";
+    const char *path = ps.rel[i];
     const char *lang = req->files[i].language ? req->files[i].language : pol_language_of(path);
-    sbf(&b, "  file %s (%s, %zu bytes)%s\n", path, *lang ? lang : "unknown", req->files[i].len,
-        pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path) ? " [never_send]" : "");
+    int same = !strcmp(req->files[i].path, path);
+    kv_buf_printf(&b, "  file %s%s%s (%s, %zu bytes)%s\n", path, same ? "" : " given as ", same ? "" : req->files[i].path,
+                  *lang ? lang : "unknown", req->files[i].len,
+                  pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path) ? " [never_send]" : "");
   }
-  sbf(&b, "\nrules:\n");
-  for (size_t i = 0; i < d.n_reasons; i++) sbf(&b, "  %s\n", d.reasons[i]);
-  sbf(&b, "\nfired:    %s\ntier:     %s (%s)%s%s\n", d.rule, d.tier,
+  kv_buf_printf(&b, "\nrules:\n");
+  for (size_t i = 0; i < d.n_reasons; i++) kv_buf_printf(&b, "  %s\n", d.reasons[i]);
+  kv_buf_printf(&b, "\nfired:    %s\ntier:     %s (%s)%s%s\n", d.rule, d.tier,
       d.tier_kind == POL_TIER_LOCAL ? "local" : d.tier_kind == POL_TIER_HOSTED ? "hosted" : "refused",
       d.model[0] ? "  model " : "", d.model);
   (void)t;
   if (pl) {
-    sbf(&b, "\noutbound to '%s'%s: %zu bytes, sha256 %s\n", hosted, p->offline ? " (NOT sent: offline)" : " (not sent by explain)",
+    kv_buf_printf(&b, "\noutbound to '%s'%s: %zu bytes, sha256 %s\n", hosted, p->offline ? " (NOT sent: offline)" : " (not sent by explain)",
         pl->body_len, sha);
-    for (size_t i = 0; i < pl->n_stripped; i++) sbf(&b, "  stripped (never_send): %s\n", pl->stripped[i]);
-    sbf(&b, "  redactions: %u", pl->redactions.total);
+    for (size_t i = 0; i < pl->n_stripped; i++) kv_buf_printf(&b, "  stripped (never_send): %s\n", pl->stripped[i]);
+    kv_buf_printf(&b, "  redactions: %u", pl->redactions.total);
     for (int k = 0; k < POL_RED__COUNT; k++)
-      if (pl->redactions.counts[k]) sbf(&b, " %s=%u", pol_redaction_name(k), pl->redactions.counts[k]);
-    sbf(&b, "\n--- prompt as it would be sent ---\n%s\n--- end ---\n", pl->prompt);
+      if (pl->redactions.counts[k]) kv_buf_printf(&b, " %s=%u", pol_redaction_name(k), pl->redactions.counts[k]);
+    kv_buf_printf(&b, "\n--- prompt as it would be sent ---\n%s\n--- end ---\n", pl->prompt);
   } else {
-    sbf(&b, "\nnothing leaves the machine.\n");
+    kv_buf_printf(&b, "\nnothing leaves the machine.\n");
   }
   pol_payload_free(pl);
-  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "out of memory"); }
-  *out = b.p;
+  pol_paths_free(&ps);
+  if (!kv_buf_ok(&b) || !(*out = kv_buf_detach(&b, NULL))) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "out of memory");
+  }
   return 0;
 }

@@ -51,7 +51,14 @@ const char *pol_kind_name(pol_kind k);
 const char *pol_depth_name(pol_depth d);
 
 /* One file of the request's context. path is relative to the project root
- * ("src/main.c"); language may be NULL (then derived from the extension). */
+ * ("src/main.c") or absolute; language may be NULL (then derived from the
+ * extension). Every rule, never_send and label_paths glob sees the path as
+ * pol_path_resolve resolves it against the policy's project (symlinks
+ * followed, "." ".." "//" gone), never the string as given: a path that
+ * resolves outside the project makes pol_decide / pol_payload_prepare /
+ * pol_explain fail with KV_EDENIED naming it. Without a project directory
+ * the path must be relative and is normalized lexically (".." above the
+ * top and absolute paths are refused). */
 typedef struct pol_file {
   const char *path;
   const char *content;
@@ -110,6 +117,25 @@ const char *pol_policy_project(const pol_policy *p); /* absolute root or "" */
 const char *pol_policy_file(const pol_policy *p);    /* policy.yaml path or "" */
 int pol_policy_offline(const pol_policy *p);
 
+/* ---- paths --------------------------------------------------------------- */
+
+typedef struct pol_resolved {
+  size_t root;     /* index in roots of the (deepest) root holding the path */
+  char abs[4096];  /* canonical absolute path, every symlink followed */
+  char rel[4096];  /* relative to that root: '/'-separated, no ".", "..", "//"; "" = the root */
+  int exists;      /* 1 when the file itself exists (0: resolved through its parent) */
+} pol_resolved;
+
+/* Resolve path (absolute, or relative to roots[0]) the way the kernel would
+ * open it: realpath, symlinks followed; a file not on disk yet is resolved
+ * through its deepest existing ancestor. Returns KV_EDENIED (message names
+ * the path and where it leads) when the result is not a registered root or
+ * below one, or when it passes through a dangling symlink; roots are
+ * canonicalized the same way (a root that does not exist is compared as
+ * spelled). The daemon calls this on every path an editor sends before it
+ * reads the file, reads out->abs, and passes out->rel as pol_file.path. */
+int pol_path_resolve(const char *const *roots, size_t nroots, const char *path, pol_resolved *out, kv_err *err);
+
 /* ---- deciding ------------------------------------------------------------ */
 
 /* First matching rule wins; no match = the policy's `default`. A hosted
@@ -130,7 +156,9 @@ int pol_globs_match(const char *const *patterns, size_t n, const char *path);
 
 typedef enum {
   POL_RED_PRIVATE_KEY = 0, POL_RED_AWS, POL_RED_GCP, POL_RED_GITHUB, POL_RED_SLACK, POL_RED_OPENAI,
-  POL_RED_URL_PASSWORD, POL_RED_JWT, POL_RED_ENTROPY, POL_RED__COUNT
+  POL_RED_URL_PASSWORD, POL_RED_JWT, POL_RED_ENTROPY,
+  POL_RED_SECRET_VALUE, /* a value assigned to a secret-like name (password, token, api_key, …) */
+  POL_RED__COUNT
 } pol_redaction_kind;
 const char *pol_redaction_name(pol_redaction_kind k);
 
@@ -140,8 +168,21 @@ typedef struct pol_redactions {
 } pol_redactions;
 
 /* Replace secrets in text with "[REDACTED:<kind>]"; *out is malloc'd and
- * NUL-terminated. counts (may be NULL) are added to. */
+ * NUL-terminated. counts (may be NULL) are added to. A redacted span keeps
+ * its newlines (marker, then one '\n' per line covered), so the output has
+ * the input's line count. Values of secret-like names are judged as in a
+ * configuration file (pol_redact_file knows the format from the path). */
 int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err);
+
+/* Redact a whole file before it is chunked, indexed or sent: the rules of
+ * pol_redact with path's format (by extension: code, where an unquoted
+ * value is an expression, or configuration, where it is a literal), same
+ * line count as the input, so path:line of any chunk cut from the output
+ * stays valid. counts->counts[POL_RED_PRIVATE_KEY] > 0 says the file holds
+ * key material (a caller may then treat the whole file as never_send).
+ * path may be NULL (= configuration rules). */
+int pol_redact_file(const char *path, const char *text, size_t len, char **out, size_t *out_len,
+                    pol_redactions *counts, kv_err *err);
 
 typedef struct pol_payload {
   char *body;              /* the exact JSON request body to POST */
@@ -153,8 +194,11 @@ typedef struct pol_payload {
   pol_redactions redactions;
 } pol_payload;
 
-/* Build the outbound chat request for a hosted tier: files matching
- * never_send are left out (listed in stripped), everything else is redacted.
+/* Build the outbound chat request for a hosted tier: files whose resolved
+ * path matches never_send are left out (listed in stripped, by resolved
+ * path); the question (with the rules for typed text: "my password is …")
+ * and each file (pol_redact_file with its resolved path) are redacted on
+ * their own, so a key block open in one file never runs into the next.
  * model / max_tokens fill the JSON body ("stream": true). */
 int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
                         pol_payload **out, kv_err *err);

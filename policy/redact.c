@@ -1,22 +1,29 @@
 /*
  * redact.c — what may leave the machine. pol_redact replaces secrets with
  * "[REDACTED:<kind>]" in one left-to-right pass (no regex engine, linear in
- * the input): private key blocks, AWS / GCP / GitHub / Slack / OpenAI-style
- * tokens, passwords in URLs, JWTs, and long high-entropy strings (Shannon
- * entropy over the token's own characters at or above what random base64
- * of that length reaches (entropy_floor), not all hex, with
- * letters and digits mixed, and not made mostly of words — so git SHAs,
- * which are hex and top out at 4 bits per character, identifiers and paths
- * survive). pol_payload_prepare
- * drops never_send files first, redacts the whole prompt, then builds the
- * exact JSON body that pol_hosted_send will POST and audit.
+ * the input): private key blocks (with their BEGIN/END markers, and key
+ * bodies without them: a line of base64 in PEM shape, a run of base64 lines
+ * ending at an END marker), AWS / GCP / GitHub / Slack / OpenAI-style
+ * tokens, passwords in URLs, JWTs, values assigned to secret-like names
+ * (assign.c), and long high-entropy strings (Shannon entropy over the
+ * token's own characters at or above what random base64 of that length
+ * reaches (entropy_floor), not all hex, with letters and digits mixed, and
+ * not made mostly of words — so git SHAs, which are hex and top out at 4
+ * bits per character, identifiers and paths survive; hex after a secret
+ * name is caught by the name).
+ *
+ * Invariant: a redacted span keeps its newlines (the marker, then one '\n'
+ * per line it covered), so the output has exactly the input's line count
+ * and path:line citations into a redacted file stay valid; redacting the
+ * output again finds nothing new but entropy false alarms. Chunks are
+ * redacted on their own too (payload.c): every rule decides from what the
+ * chunk holds, never from what came before it in the file.
  */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
+#include <strings.h>
 
 #include "policy/internal.h"
 
@@ -40,31 +47,14 @@ static double entropy_floor(size_t n) {
   return ENTROPY_P1[k - 1].bits;
 }
 
-static const char *const RED_NAMES[POL_RED__COUNT] = {"private_key", "aws", "gcp", "github", "slack",
-                                                      "openai", "url_password", "jwt", "high_entropy"};
+static const char *const RED_NAMES[POL_RED__COUNT] = {"private_key", "aws", "gcp", "github", "slack", "openai",
+                                                      "url_password", "jwt", "high_entropy", "secret_value"};
 const char *pol_redaction_name(pol_redaction_kind k) { return (unsigned)k < POL_RED__COUNT ? RED_NAMES[k] : "?"; }
 
-typedef struct buf { char *p; size_t n, cap; int oom; } buf;
-
-static void put(buf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) { b->oom = 1; return; }
-    b->p = np, b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
-
-static void mark(buf *b, pol_redactions *c, pol_redaction_kind k) {
-  puts_(b, "[REDACTED:");
-  puts_(b, RED_NAMES[k]);
-  puts_(b, "]");
+static void mark(kv_buf *b, pol_redactions *c, pol_redaction_kind k) {
+  kv_buf_puts(b, "[REDACTED:");
+  kv_buf_puts(b, RED_NAMES[k]);
+  kv_buf_puts(b, "]");
   c->counts[k]++, c->total++;
 }
 
@@ -94,8 +84,6 @@ static size_t tokrun(const char *s, size_t n) {
 
 static int upalnum(int c) { return isupper(c) || isdigit(c); }
 
-/* Shannon entropy in bits per character of s[0..n). */
-double pol_entropy(const char *s, size_t n);
 double pol_entropy(const char *s, size_t n) {
   unsigned cnt[256] = {0};
   for (size_t i = 0; i < n; i++) cnt[(unsigned char)s[i]]++;
@@ -207,22 +195,144 @@ static size_t token_secret(const char *s, size_t n, int whole_run, pol_redaction
   return l;
 }
 
-int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err) {
-  pol_redactions local = {{0}, 0};
-  pol_redactions *c = counts ? counts : &local;
-  buf b = {0};
-  put(&b, "", 0);
-  size_t i = 0, from = 0; /* text[from..i) is clean and not yet copied */
+
+/* ---- the pass ---------------------------------------------------------- */
+
+/* The password of a documented example URL (user:password@host), not a secret. */
+static int placeholder(const char *s, size_t n) {
+  static const char *const P[] = {"password", "pass", "passwd", "secret", "xxx", "xxxx", "***", "****"};
+  for (size_t i = 0; i < sizeof P / sizeof *P; i++)
+    if (strlen(P[i]) == n && !strncasecmp(s, P[i], n)) return 1;
+  return 0;
+}
+
+typedef struct scan {
+  const char *t;
+  size_t len;
+  int fmt;
+  kv_buf *b;
+  pol_redactions *c;
+  size_t from;     /* t[from..i) is clean and not yet copied */
+  int run;         /* a run of base64-only lines is open */
+  int run_flag;    /* ... and it is a key body: its lines are being dropped */
+  size_t run_in;   /* input offset of the run's first line */
+  size_t run_out;  /* output length where the run's first line starts */
+} scan;
+
+/* The marker for t[from..to), then one '\n' per newline inside it. */
+static void mark_span(scan *sc, pol_redaction_kind k, size_t from, size_t to) {
+  mark(sc->b, sc->c, k);
+  for (size_t i = from; i < to; i++)
+    if (sc->t[i] == '\n') kv_buf_putc(sc->b, '\n');
+}
+
+static int b64ch(int c) { return isalnum(c) || c == '+' || c == '/'; }
+
+/* A line that is base64 and nothing else (indentation, a quote, a trailing
+ * "\n" escape, quote, comma, '+' or ';' allowed around it, as when a key is
+ * pasted into source). *ll = the line's length without its '\n'.
+ * 0: not such a line; 1: base64-ish but proves nothing alone; 2: PEM-shaped
+ * (40..100 characters, upper, lower and a digit or '+' '/'); 3: shorter
+ * (12..39) but mixed like a key's last line and not words. */
+static int b64_line(const char *s, size_t n, size_t *ll) {
+  const char *nl = memchr(s, '\n', n);
+  size_t L = nl ? (size_t)(nl - s) : n, i = 0;
+  *ll = L;
+  while (i < L && (s[i] == ' ' || s[i] == '\t')) i++;
+  if (i < L && s[i] == '+') i++;
+  while (i < L && (s[i] == ' ' || s[i] == '\t')) i++;
+  if (i < L && (s[i] == '"' || s[i] == '\'')) i++;
+  size_t b0 = i;
+  int up = 0, lo = 0, dig = 0, sym = 0;
+  while (i < L && b64ch((unsigned char)s[i])) {
+    unsigned char c = (unsigned char)s[i++];
+    up |= isupper(c) != 0, lo |= islower(c) != 0, dig |= isdigit(c) != 0, sym |= c == '+' || c == '/';
+  }
+  size_t bl = i - b0;
+  size_t pad = 0;
+  while (i < L && s[i] == '=' && pad < 2) i++, pad++;
+  if (i + 1 < L && s[i] == '\\' && s[i + 1] == 'n') i += 2;
+  while (i < L && strchr("\"',+;\\ \t\r", s[i])) i++;
+  if (i != L || bl == 0) return 0;
+  int mixed = up && lo && (dig || sym || pad);
+  if (bl >= 40 && bl <= 100 && mixed) return 2;
+  if (bl >= 12 && mixed && !wordy(s + b0, bl) && !conventional(s + b0, bl)) return 3;
+  return 1;
+}
+
+/* After the whole line of a base64 run: is this line (possibly cut short at
+ * the end of the text) the END marker of a key block? */
+static int end_marker(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '"' || s[i] == '\'')) i++;
+  static const char END[] = "-----END";
+  size_t k = 0;
+  while (i + k < n && k < 8 && s[i + k] == END[k]) k++;
+  if (k == 8) return 1;
+  return k > 0 && i + k == n; /* the text stops inside the marker */
+}
+
+/* At a line start: open, extend, flag or close a base64 run. Returns 1 when
+ * the line's content was consumed (dropped as part of a key body). */
+static int line_start(scan *sc, size_t *pi) {
+  size_t i = *pi, ll;
+  int shape = b64_line(sc->t + i, sc->len - i, &ll);
+  if (!shape) {
+    if (sc->run && !sc->run_flag && end_marker(sc->t + i, sc->len - i)) {
+      kv_buf_append(sc->b, sc->t + sc->from, i - sc->from), sc->from = i;
+      kv_buf_truncate(sc->b, sc->run_out);
+      mark_span(sc, POL_RED_PRIVATE_KEY, sc->run_in, i);
+    }
+    sc->run = sc->run_flag = 0;
+    return 0;
+  }
+  if (!sc->run) {
+    kv_buf_append(sc->b, sc->t + sc->from, i - sc->from), sc->from = i;
+    sc->run = 1, sc->run_flag = 0, sc->run_in = i, sc->run_out = sc->b->len;
+  }
+  if (shape < 2 && !sc->run_flag) return 0; /* scanned like any text; replaced later if the run proves a key */
+  if (!sc->run_flag) {
+    kv_buf_append(sc->b, sc->t + sc->from, i - sc->from), sc->from = i;
+    kv_buf_truncate(sc->b, sc->run_out);
+    mark_span(sc, POL_RED_PRIVATE_KEY, sc->run_in, i);
+    sc->run_flag = 1;
+  }
+  *pi = i + ll, sc->from = *pi; /* the content goes, its '\n' stays */
+  return 1;
+}
+
+/* The kind to report for an assigned value v: a known token inside it (from
+ * a word start to the value's end: "Bearer ghp_…") is reported as itself,
+ * and only it is replaced; otherwise the whole value is a secret_value. */
+static pol_redaction_kind value_kind(const char *t, size_t v0, size_t *v1p, size_t *start) {
+  size_t v1 = *v1p;
+  *start = v0;
+  for (size_t p = v0; p < v1; p++) {
+    if (p > v0 && t[p - 1] != ' ') continue;
+    pol_redaction_kind k;
+    size_t l = token_secret(t + p, v1 - p, 1, &k);
+    if (l && p + l >= v1) return *start = p, k;
+    if (l) break;
+  }
+  return POL_RED_SECRET_VALUE;
+}
+
+static void pass(scan *sc) {
+  const char *text = sc->t;
+  size_t len = sc->len, i = 0;
   size_t pw_from = (size_t)-1, pw_to = 0; /* a URL password ahead, found at its "://" */
-#define FLUSH() (put(&b, text + from, i - from), from = i)
-  while (i < len && !b.oom) {
+  kv_buf *b = sc->b;
+  pol_redactions *c = sc->c;
+#define FLUSH() (kv_buf_append(b, text + sc->from, i - sc->from), sc->from = i)
+  while (i < len && kv_buf_ok(b)) {
     const char *s = text + i;
     size_t n = len - i;
+    if ((i == 0 || text[i - 1] == '\n') && line_start(sc, &i)) continue;
     if (i >= pw_from) { /* the user name before it was scanned like any text */
       if (i == pw_from) {
         FLUSH();
-        mark(&b, c, POL_RED_URL_PASSWORD);
-        i = pw_to, from = i;
+        mark(b, c, POL_RED_URL_PASSWORD);
+        i = pw_to, sc->from = i;
       }
       pw_from = (size_t)-1;
       continue;
@@ -248,8 +358,9 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
             break;
           }
         FLUSH();
-        mark(&b, c, POL_RED_PRIVATE_KEY);
-        i += e, from = i;
+        mark_span(sc, POL_RED_PRIVATE_KEY, i, i + e);
+        i += e, sc->from = i;
+        sc->run = sc->run_flag = 0;
         continue;
       }
     }
@@ -259,7 +370,7 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
-      if (j < n && s[j] == '@' && colon && colon + 1 < j) {
+      if (j < n && s[j] == '@' && colon && colon + 1 < j && !placeholder(s + colon + 1, j - colon - 1)) {
         pw_from = i + colon + 1, pw_to = i + j;
         i += 3;
         continue;
@@ -269,8 +380,8 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
       size_t j = 25 + span(s + 25, n - 25, tokch);
       if (j > 35) {
         FLUSH();
-        mark(&b, c, POL_RED_SLACK);
-        i += j, from = i;
+        mark(b, c, POL_RED_SLACK);
+        i += j, sc->from = i;
         continue;
       }
     }
@@ -282,83 +393,53 @@ int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_re
       size_t l = token_secret(s, n, !tokch(c0), &k);
       if (l) {
         FLUSH();
-        mark(&b, c, k);
-        i += l, from = i;
+        mark(b, c, k);
+        i += l, sc->from = i;
+        continue;
+      }
+      size_t v0, v1;
+      if ((isalpha((unsigned char)*s) || *s == '_') && pol_assign_at(text, len, i, sc->fmt, &v0, &v1)) {
+        size_t start;
+        pol_redaction_kind vk = value_kind(text, v0, &v1, &start);
+        i = start;
+        FLUSH();
+        mark_span(sc, vk, start, v1);
+        i = v1, sc->from = i;
         continue;
       }
     }
     i++;
   }
+  i = len;
   FLUSH();
 #undef FLUSH
-  if (b.oom) { free(b.p); return kv_err_set(err, KV_ENOMEM, "redact: out of memory"); }
-  *out = b.p;
-  if (out_len) *out_len = b.n;
+}
+
+static int redact_fmt(const char *text, size_t len, int fmt, char **out, size_t *out_len, pol_redactions *counts,
+                      kv_err *err) {
+  pol_redactions local = {{0}, 0};
+  kv_buf b = KV_BUF_INIT;
+  kv_buf_append(&b, "", 0);
+  scan sc = {text, len, fmt, &b, counts ? counts : &local, 0, 0, 0, 0, 0};
+  pass(&sc);
+  if (!kv_buf_ok(&b)) {
+    kv_buf_free(&b);
+    return kv_err_set(err, KV_ENOMEM, "redact: out of memory");
+  }
+  *out = kv_buf_detach(&b, out_len);
   return 0;
 }
 
-void pol_payload_free(pol_payload *pl) {
-  if (!pl) return;
-  free(pl->body), free(pl->prompt);
-  for (size_t i = 0; i < pl->n_stripped; i++) free(pl->stripped[i]);
-  free(pl->stripped);
-  free(pl);
+int pol_redact(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts, kv_err *err) {
+  return redact_fmt(text, len, POL_FMT_CONFIG, out, out_len, counts, err);
 }
 
-static const char SYSTEM_PROMPT[] =
-    "You are kvasir, a coding assistant. Answer from the context given; say when it is not enough.";
+int pol_redact_file(const char *path, const char *text, size_t len, char **out, size_t *out_len,
+                    pol_redactions *counts, kv_err *err) {
+  return redact_fmt(text, len, pol_format_of(path), out, out_len, counts, err);
+}
 
-int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
-                        pol_payload **out, kv_err *err) {
-  *out = NULL;
-  pol_payload *pl = calloc(1, sizeof *pl);
-  if (!pl) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  buf raw = {0};
-  put(&raw, "", 0);
-  if (req->question) puts_(&raw, req->question);
-  for (size_t i = 0; i < req->n_files; i++) {
-    const pol_file *f = &req->files[i];
-    const char *path = f->path ? f->path : "";
-    if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path)) {
-      char **ns = realloc(pl->stripped, (pl->n_stripped + 1) * sizeof *ns);
-      if (!ns || !(ns[pl->n_stripped] = pol_strdup(path))) {
-        if (ns) pl->stripped = ns;
-        raw.oom = 1;
-        break;
-      }
-      pl->stripped = ns, pl->n_stripped++;
-      continue;
-    }
-    puts_(&raw, "\n\n--- file: ");
-    puts_(&raw, path);
-    puts_(&raw, " ---\n");
-    if (f->content) put(&raw, f->content, f->len);
-  }
-  int rc = raw.oom ? kv_err_set(err, KV_ENOMEM, "out of memory") : 0;
-  if (!rc) rc = pol_redact(raw.p, raw.n, &pl->prompt, &pl->prompt_len, &pl->redactions, err);
-  free(raw.p);
-  if (!rc && memchr(pl->prompt, 0, pl->prompt_len))
-    rc = kv_err_set(err, KV_EINVAL, "context contains NUL bytes (binary files are never sent)");
-  if (!rc) {
-    cJSON *root = cJSON_CreateObject(), *msgs = NULL, *m;
-    int ok = root && cJSON_AddStringToObject(root, "model", model ? model : "") &&
-             cJSON_AddBoolToObject(root, "stream", 1) &&
-             (max_tokens == 0 || cJSON_AddNumberToObject(root, "max_tokens", max_tokens)) &&
-             (msgs = cJSON_AddArrayToObject(root, "messages"));
-    if (ok && (m = cJSON_CreateObject())) {
-      cJSON_AddItemToArray(msgs, m);
-      ok = cJSON_AddStringToObject(m, "role", "system") && cJSON_AddStringToObject(m, "content", SYSTEM_PROMPT);
-    } else ok = 0;
-    if (ok && (m = cJSON_CreateObject())) {
-      cJSON_AddItemToArray(msgs, m);
-      ok = cJSON_AddStringToObject(m, "role", "user") && cJSON_AddStringToObject(m, "content", pl->prompt);
-    } else ok = 0;
-    if (ok) pl->body = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!pl->body) rc = kv_err_set(err, KV_ENOMEM, "payload: out of memory");
-    else pl->body_len = strlen(pl->body);
-  }
-  if (rc) { pol_payload_free(pl); return rc; }
-  *out = pl;
-  return 0;
+int pol_redact_question(const char *text, size_t len, char **out, size_t *out_len, pol_redactions *counts,
+                        kv_err *err) {
+  return redact_fmt(text, len, POL_FMT_TEXT, out, out_len, counts, err);
 }

@@ -16,12 +16,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "policy/audit_internal.h"
 #include "policy/internal.h"
 
 #define SSE_LINE_MAX (1u << 20)
@@ -37,8 +37,7 @@ typedef struct stream {
   size_t errlen;
   uint64_t tokens;
   int done, aborted, overflow, bad_json;
-  char *raw;             /* the 200 body as received, for servers that ignore "stream" */
-  size_t raw_n;
+  kv_buf raw;            /* the 200 body as received (up to SSE_LINE_MAX), for servers that ignore "stream" */
 } stream;
 
 /* Deliver the content of one JSON chunk: a streamed delta, or (whole) the
@@ -79,17 +78,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
     s->errbody[s->errlen] = 0;
     return len;
   }
-  if (s->raw_n + len <= SSE_LINE_MAX) {
-    char *nr = realloc(s->raw, s->raw_n + len + 1);
-    if (nr) memcpy(nr + s->raw_n, ptr, len), s->raw = nr, s->raw_n += len, nr[s->raw_n] = 0;
-  }
+  if (s->raw.len + len <= SSE_LINE_MAX) kv_buf_append(&s->raw, ptr, len); /* a failure only loses the fallback */
   for (size_t i = 0; i < len; i++) {
-    if (s->n + 2 > s->cap) {
-      if (s->cap >= SSE_LINE_MAX) { s->overflow = 1; return 0; }
-      size_t cap = s->cap ? s->cap * 2 : 1024;
-      char *nl = realloc(s->line, cap);
-      if (!nl) { s->overflow = 1; return 0; }
-      s->line = nl, s->cap = cap;
+    if (s->n + 2 > s->cap && (s->cap >= SSE_LINE_MAX || KV_GROW(s->line, s->cap, s->n + 2))) {
+      s->overflow = 1;
+      return 0;
     }
     if (ptr[i] == '\n') {
       s->line[s->n] = 0;
@@ -118,7 +111,8 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
                    long *http, char *why, size_t wn) {
   CURL *h = curl_easy_init();
   if (!h) return snprintf(why, wn, "curl init failed"), 2;
-  s->h = h, s->n = 0, s->errlen = 0, s->errbody[0] = 0, s->done = 0, s->bad_json = 0, s->raw_n = 0;
+  s->h = h, s->n = 0, s->errlen = 0, s->errbody[0] = 0, s->done = 0, s->bad_json = 0;
+  kv_buf_reset(&s->raw);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -129,8 +123,13 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_timeout_ms ? t->connect_timeout_ms : t->timeout_ms));
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an error, never followed */
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 0L);
+  int plain = !strncasecmp(url, "http://", 7);
+  /* https:// stays https; plaintext was allowed by config (loopback or allow_plaintext) and is
+   * never handed to a proxy from the environment, which would carry it off the machine. */
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
+  if (plain && pol_url_loopback(url)) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "kvasir/0.1");
   CURLcode cc = curl_easy_perform(h);
   *http = 0;
@@ -144,8 +143,8 @@ static int attempt(const pol_tier *t, const char *url, struct curl_slist *hdrs, 
     return (*http == 429 || *http >= 500) ? 1 : 2;
   }
   if (s->n) { s->line[s->n] = 0; sse_line(s, s->line, s->n); s->n = 0; } /* last line without '\n' */
-  if (!s->done && s->tokens == 0 && s->raw_n && s->raw[0] == '{') /* a plain JSON completion */
-    if (deliver_json(s, s->raw, s->raw_n, 1) == 0 && s->tokens) return 0;
+  if (!s->done && s->tokens == 0 && kv_buf_ok(&s->raw) && s->raw.len && s->raw.data[0] == '{') /* plain JSON */
+    if (deliver_json(s, s->raw.data, s->raw.len, 1) == 0 && s->tokens) return 0;
   if (s->aborted) return snprintf(why, wn, "canceled by the caller"), 2;
   if (!s->done && s->tokens == 0) return snprintf(why, wn, "stream ended without data"), 1;
   return 0;
@@ -225,7 +224,7 @@ int pol_hosted_send(const pol_policy *p, pol_audit *audit, const pol_decision *d
   }
   curl_slist_free_all(hdrs);
   free(s.line);
-  free(s.raw);
+  kv_buf_free(&s.raw);
   if (rc && outcome != 3) return rc; /* audit failure: nothing was sent */
   if (outcome == 0) return 0;
   if (outcome == 3) FALLBACK(KV_ELIMIT, "%s", why);

@@ -6,7 +6,8 @@
  * max_context) does not hold, and the reasons say so — the decision is
  * always explainable from pol_decision.reasons alone. Offline downgrades a
  * hosted decision to the tier's local fallback here, before any caller can
- * reach the network code.
+ * reach the network code. Paths are matched as path.c resolves them; a
+ * context path that leads out of the project refuses the request.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -69,15 +70,15 @@ static void add_reason(pol_decision *d, const char *fmt, ...) {
   va_end(ap);
 }
 
-static int file_has_label(const pol_policy *p, const pol_request *req, const char *label, const char **why) {
+static int file_has_label(const pol_policy *p, const pol_request *req, const pol_paths *ps, const char *label,
+                          const char **why) {
   for (size_t i = 0; i < req->n_labels; i++)
     if (req->labels[i] && !strcmp(req->labels[i], label)) return *why = "request", 1;
   for (size_t l = 0; l < p->n_label_paths; l++) {
     if (strcmp(p->label_paths[l].label, label)) continue;
-    for (size_t f = 0; f < req->n_files; f++)
-      if (req->files[f].path &&
-          pol_globs_match((const char *const *)p->label_paths[l].globs.v, p->label_paths[l].globs.n, req->files[f].path))
-        return *why = req->files[f].path, 1;
+    for (size_t f = 0; f < ps->n; f++)
+      if (pol_globs_match((const char *const *)p->label_paths[l].globs.v, p->label_paths[l].globs.n, ps->rel[f]))
+        return *why = ps->rel[f], 1;
   }
   return 0;
 }
@@ -89,8 +90,8 @@ static const pol_tier *local_tier(const pol_policy *p) {
 }
 
 /* Evaluate one rule; on a failing condition write why into buf and return 0. */
-static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request *req, uint64_t est, char *buf,
-                      size_t n) {
+static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request *req, const pol_paths *ps, uint64_t est,
+                      char *buf, size_t n) {
   char *w = buf;
   size_t left = n;
 #define NOTE(...)                                                                   \
@@ -106,9 +107,8 @@ static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request 
   if (r->depths) NOTE("depth=%s; ", pol_depth_name(req->depth));
   if (r->paths.n) {
     const char *hit = NULL;
-    for (size_t i = 0; i < req->n_files && !hit; i++)
-      if (req->files[i].path && pol_globs_match((const char *const *)r->paths.v, r->paths.n, req->files[i].path))
-        hit = req->files[i].path;
+    for (size_t i = 0; i < ps->n && !hit; i++)
+      if (pol_globs_match((const char *const *)r->paths.v, r->paths.n, ps->rel[i])) hit = ps->rel[i];
     if (!hit) return snprintf(buf, n, "no context file matches paths (%zu files)", req->n_files), 0;
     const char *pat = "";
     for (size_t j = 0; j < r->paths.n; j++) /* the pattern that decided: the last one matching */
@@ -117,11 +117,10 @@ static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request 
   }
   if (r->languages.n) {
     const char *hit = NULL;
-    for (size_t i = 0; i < req->n_files && !hit; i++) {
-      const char *lang = req->files[i].language ? req->files[i].language
-                                                : pol_language_of(req->files[i].path ? req->files[i].path : "");
+    for (size_t i = 0; i < ps->n && !hit; i++) {
+      const char *lang = req->files[i].language ? req->files[i].language : pol_language_of(ps->rel[i]);
       for (size_t j = 0; j < r->languages.n && !hit; j++)
-        if (*lang && !strcasecmp(lang, r->languages.v[j])) hit = req->files[i].path ? req->files[i].path : lang;
+        if (*lang && !strcasecmp(lang, r->languages.v[j])) hit = ps->rel[i];
     }
     if (!hit) return snprintf(buf, n, "no context file in the listed languages"), 0;
     NOTE("language of %s listed; ", hit);
@@ -129,7 +128,7 @@ static int rule_holds(const pol_policy *p, const pol_rule *r, const pol_request 
   if (r->labels.n) {
     const char *why = NULL, *lab = NULL;
     for (size_t j = 0; j < r->labels.n && !lab; j++)
-      if (file_has_label(p, req, r->labels.v[j], &why)) lab = r->labels.v[j];
+      if (file_has_label(p, req, ps, r->labels.v[j], &why)) lab = r->labels.v[j];
     if (!lab) return snprintf(buf, n, "no listed label on the request"), 0;
     NOTE("label %s (from %s); ", lab, why);
   }
@@ -174,13 +173,22 @@ int pol_decide(const pol_policy *p, const pol_request *req, pol_decision *d, kv_
   memset(d, 0, sizeof *d);
   if ((unsigned)req->kind >= POL_KIND__COUNT || (unsigned)req->depth >= POL_DEPTH__COUNT)
     return kv_err_set(err, KV_EINVAL, "pol_decide: bad kind or depth");
+  pol_paths ps;
+  int rc = pol_request_paths(p, req, &ps, err);
+  if (rc) { /* a path that cannot be judged is refused, even by a caller that ignores rc */
+    d->tier_kind = POL_TIER_REFUSE;
+    strcpy(d->tier, "refuse");
+    strcpy(d->rule, "path");
+    add_reason(d, "refused: %.200s", err ? err->msg : "a context path leads outside the project");
+    return rc;
+  }
   uint64_t est = pol_estimate_tokens(req);
   d->context_tokens = est;
   const pol_rule *hit = NULL;
   for (size_t i = 0; i < p->n_rules && !hit; i++) {
     char why[200];
     const pol_rule *r = &p->rules[i];
-    if (rule_holds(p, r, req, est, why, sizeof why)) {
+    if (rule_holds(p, r, req, &ps, est, why, sizeof why)) {
       hit = r;
       add_reason(d, "rule '%s' (line %d) matched: %s", r->name, r->line, why);
     } else if (d->n_reasons < POL_MAX_REASONS - 3) {
@@ -205,5 +213,6 @@ int pol_decide(const pol_policy *p, const pol_request *req, pol_decision *d, kv_
   }
   add_reason(d, "decision: %s (%s)", d->tier,
              d->tier_kind == POL_TIER_LOCAL ? "local" : d->tier_kind == POL_TIER_HOSTED ? "hosted" : "refused");
+  pol_paths_free(&ps);
   return 0;
 }

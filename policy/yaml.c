@@ -1,9 +1,9 @@
 /*
- * yaml.c — turns one YAML document into a py_node tree with 1-based
+ * yaml.c — turns one YAML document into a pol_yaml_node tree with 1-based
  * line:column marks so that config.c can name the exact place of every
  * schema error. Built on libyaml's event parser. Invariants: anchors are
  * ignored, aliases are refused (no billion-laughs expansion), nesting is
- * capped at PY_MAX_DEPTH and the node count at PY_MAX_NODES, so a hostile
+ * capped at TREE_MAX_DEPTH and the node count at TREE_MAX_NODES, so a hostile
  * file costs bounded memory and time; duplicate keys are an error; only the
  * first document is read.
  */
@@ -13,39 +13,25 @@
 
 #include "policy/internal.h"
 
-#define PY_MAX_DEPTH 32
-#define PY_MAX_NODES 100000
-#define PY_MAX_BYTES (1u << 20)
-#define PY_MAX_KEYS 1024
+#define TREE_MAX_DEPTH 32
+#define TREE_MAX_NODES 100000
+#define TREE_MAX_BYTES (1u << 20)
+#define TREE_MAX_KEYS 1024
 
-void py_free(py_node *n) {
+void pol_yaml_free(pol_yaml_node *n) {
   if (!n) return;
-  for (size_t i = 0; i < n->n; i++) py_free(n->items[i]);
+  for (size_t i = 0; i < n->n; i++) pol_yaml_free(n->items[i]);
   free(n->items);
   free(n->value);
   free(n);
 }
 
-const py_node *py_get(const py_node *map, const char *key) {
-  if (!map || map->type != PY_MAP) return NULL;
-  for (size_t i = 0; i + 1 < map->n; i += 2)
-    if (map->items[i]->type == PY_SCALAR && !strcmp(map->items[i]->value, key)) return map->items[i + 1];
-  return NULL;
+static int push_child(pol_yaml_node *parent, pol_yaml_node *child) {
+  return KV_PUSH(parent->items, parent->n, parent->cap, child);
 }
 
-static int push_child(py_node *parent, py_node *child) {
-  if ((parent->n & (parent->n - 1)) == 0) { /* grow at powers of two */
-    size_t cap = parent->n ? parent->n * 2 : 4;
-    py_node **v = realloc(parent->items, cap * sizeof *v);
-    if (!v) return -1;
-    parent->items = v;
-  }
-  parent->items[parent->n++] = child;
-  return 0;
-}
-
-static py_node *new_node(py_type t, const yaml_event_t *ev) {
-  py_node *n = calloc(1, sizeof *n);
+static pol_yaml_node *new_node(pol_yaml_type t, const yaml_event_t *ev) {
+  pol_yaml_node *n = calloc(1, sizeof *n);
   if (!n) return NULL;
   n->type = t;
   n->line = (int)ev->start_mark.line + 1;
@@ -53,18 +39,18 @@ static py_node *new_node(py_type t, const yaml_event_t *ev) {
   return n;
 }
 
-/* A mapping: at most PY_MAX_KEYS pairs, no key twice (a repeated key would
+/* A mapping: at most TREE_MAX_KEYS pairs, no key twice (a repeated key would
  * silently override the first, which a policy file must never do). */
-static int check_keys(const py_node *map, const char *name, kv_err *err) {
+static int check_keys(const pol_yaml_node *map, const char *name, kv_err *err) {
   size_t pairs = map->n / 2;
-  if (pairs > PY_MAX_KEYS)
-    return kv_err_set(err, KV_ELIMIT, "%s:%d:%d: more than %d keys in one mapping", name, map->line, map->col, PY_MAX_KEYS);
+  if (pairs > TREE_MAX_KEYS)
+    return kv_err_set(err, KV_ELIMIT, "%s:%d:%d: more than %d keys in one mapping", name, map->line, map->col, TREE_MAX_KEYS);
   for (size_t i = 0; i < pairs; i++) {
-    const py_node *k = map->items[2 * i];
-    if (k->type != PY_SCALAR) continue;
+    const pol_yaml_node *k = map->items[2 * i];
+    if (k->type != POL_YAML_SCALAR) continue;
     for (size_t j = 0; j < i; j++) {
-      const py_node *e = map->items[2 * j];
-      if (e->type == PY_SCALAR && !strcmp(e->value, k->value))
+      const pol_yaml_node *e = map->items[2 * j];
+      if (e->type == POL_YAML_SCALAR && !strcmp(e->value, k->value))
         return kv_err_set(err, KV_EFORMAT, "%s:%d:%d: duplicate key '%.64s' (first at line %d)", name, k->line, k->col,
                           k->value, e->line);
     }
@@ -72,16 +58,16 @@ static int check_keys(const py_node *map, const char *name, kv_err *err) {
   return KV_OK;
 }
 
-int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_err *err) {
+int pol_yaml_parse(const char *buf, size_t len, const char *name, pol_yaml_node **root, kv_err *err) {
   *root = NULL;
-  if (len > PY_MAX_BYTES) return kv_err_set(err, KV_ELIMIT, "%s: larger than %u bytes", name, PY_MAX_BYTES);
+  if (len > TREE_MAX_BYTES) return kv_err_set(err, KV_ELIMIT, "%s: larger than %u bytes", name, TREE_MAX_BYTES);
   yaml_parser_t ps;
   if (!yaml_parser_initialize(&ps)) return kv_err_set(err, KV_ENOMEM, "%s: yaml parser init failed", name);
   yaml_parser_set_input_string(&ps, (const unsigned char *)buf, len);
-  py_node *stack[PY_MAX_DEPTH + 1];
+  pol_yaml_node *stack[TREE_MAX_DEPTH + 1];
   size_t depth = 0, nodes = 0;
   int rc = KV_OK, done = 0, docs = 0;
-  py_node *top = NULL;
+  pol_yaml_node *top = NULL;
   while (!done && rc == KV_OK) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&ps, &ev)) {
@@ -89,7 +75,7 @@ int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_e
                       ps.problem ? ps.problem : "syntax error", ps.context ? " " : "", ps.context ? ps.context : "");
       break;
     }
-    py_node *n = NULL;
+    pol_yaml_node *n = NULL;
     switch (ev.type) {
     case YAML_STREAM_END_EVENT: done = 1; break;
     case YAML_DOCUMENT_START_EVENT:
@@ -103,33 +89,33 @@ int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_e
     case YAML_SCALAR_EVENT:
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT:
-      if (++nodes > PY_MAX_NODES) {
+      if (++nodes > TREE_MAX_NODES) {
         rc = kv_err_set(err, KV_ELIMIT, "%s:%zu:%zu: more than %d nodes", name, ev.start_mark.line + 1,
-                        ev.start_mark.column + 1, PY_MAX_NODES);
+                        ev.start_mark.column + 1, TREE_MAX_NODES);
         break;
       }
-      n = new_node(ev.type == YAML_SCALAR_EVENT ? PY_SCALAR : ev.type == YAML_SEQUENCE_START_EVENT ? PY_SEQ : PY_MAP,
+      n = new_node(ev.type == YAML_SCALAR_EVENT ? POL_YAML_SCALAR : ev.type == YAML_SEQUENCE_START_EVENT ? POL_YAML_SEQ : POL_YAML_MAP,
                    &ev);
       if (!n) { rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name); break; }
       if (ev.type == YAML_SCALAR_EVENT) {
         n->value = malloc(ev.data.scalar.length + 1);
-        if (!n->value) { py_free(n); rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name); break; }
+        if (!n->value) { pol_yaml_free(n); rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name); break; }
         memcpy(n->value, ev.data.scalar.value, ev.data.scalar.length);
         n->value[ev.data.scalar.length] = 0;
         n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
       }
       if (depth == 0) {
-        if (top) py_free(top);
+        if (top) pol_yaml_free(top);
         top = n;
       } else if (push_child(stack[depth - 1], n) != 0) {
-        py_free(n);
+        pol_yaml_free(n);
         rc = kv_err_set(err, KV_ENOMEM, "%s: out of memory", name);
         break;
       }
       if (ev.type != YAML_SCALAR_EVENT) {
-        if (depth >= PY_MAX_DEPTH) {
+        if (depth >= TREE_MAX_DEPTH) {
           rc = kv_err_set(err, KV_ELIMIT, "%s:%zu:%zu: nested deeper than %d", name, ev.start_mark.line + 1,
-                          ev.start_mark.column + 1, PY_MAX_DEPTH);
+                          ev.start_mark.column + 1, TREE_MAX_DEPTH);
           break;
         }
         stack[depth++] = n;
@@ -146,7 +132,7 @@ int py_parse(const char *buf, size_t len, const char *name, py_node **root, kv_e
     yaml_event_delete(&ev);
   }
   yaml_parser_delete(&ps);
-  if (rc != KV_OK) { py_free(top); return rc; }
+  if (rc != KV_OK) { pol_yaml_free(top); return rc; }
   *root = top;
   return KV_OK;
 }

@@ -249,6 +249,47 @@ static void errors(void **state) {
   expect_error(CONFIG, "default: flash\noffline: true\ndefault: hosted-large\n", "policy.yaml:3:1: duplicate key 'default'");
 }
 
+static int loads(const char *cfg) {
+  pol_policy *p = NULL;
+  kv_err err;
+  int rc = pol_policy_from_buffers(&p, cfg, strlen(cfg), "config.yaml", NULL, 0, NULL, NULL, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  pol_policy_free(p);
+  return rc == 0;
+}
+
+/* http:// is refused off loopback unless the tier says allow_plaintext: true;
+ * the error names config.yaml:line:column and tiers.<name>.base_url. */
+static void plaintext_only_on_loopback(void **state) {
+  (void)state;
+  static const char *const ok[] = {"http://127.0.0.1:8080/v1", "http://127.3.4.5/v1", "http://localhost:11434/v1",
+                                   "HTTP://LOCALHOST/v1", "http://[::1]:8000/v1", "http://u:p@127.0.0.1/v1",
+                                   "https://api.example.com/v1", "http://localhost"};
+  static const char *const bad[] = {"http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://128.0.0.1/v1",
+                                    "http://127.0.0.1.evil.example/v1", "http://localhost.evil.example/v1",
+                                    "http://[::2]/v1", "http://127.0.0.1@evil.example/v1", "http://[::ffff:8.8.8.8]/v1",
+                                    "http:///v1", "http://localhostx/v1"};
+  char cfg[512], want[256];
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    snprintf(cfg, sizeof cfg, "tiers:\n  h:\n    base_url: \"%s\"\n    model: m\n    api_key_env: K\n", ok[i]);
+    if (!loads(cfg)) fprintf(stderr, "should load: %s\n", ok[i]);
+    assert_true(loads(cfg));
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(cfg, sizeof cfg, "tiers:\n  h:\n    base_url: \"%s\"\n    model: m\n    api_key_env: K\n", bad[i]);
+    snprintf(want, sizeof want, "config.yaml:3:15: tiers.h.base_url: http:// off loopback");
+    expect_error(cfg, NULL, want);
+    /* the same URL with the explicit opt-in loads */
+    snprintf(cfg, sizeof cfg,
+             "tiers:\n  h:\n    base_url: \"%s\"\n    model: m\n    api_key_env: K\n    allow_plaintext: true\n", bad[i]);
+    assert_true(loads(cfg));
+  }
+  expect_error("tiers:\n  h: {base_url: ftp://x/v1, model: m, api_key_env: K}\n", NULL,
+               "config.yaml:2:17: tiers.h.base_url: must start with https://");
+  expect_error("tiers:\n  h: {base_url: http://x/v1, model: m, api_key_env: K, allow_plaintext: maybe}\n", NULL,
+               "tiers.h.allow_plaintext: expected true or false");
+}
+
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -341,7 +382,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(matchers),   cmocka_unit_test(default_and_offline),    cmocka_unit_test(calibrated),
-      cmocka_unit_test(errors),     cmocka_unit_test(reload_keeps_last_good), cmocka_unit_test(explain_names_rule_and_inputs),
+      cmocka_unit_test(errors),     cmocka_unit_test(plaintext_only_on_loopback),     cmocka_unit_test(reload_keeps_last_good), cmocka_unit_test(explain_names_rule_and_inputs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
