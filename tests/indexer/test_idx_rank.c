@@ -3,6 +3,11 @@
  * repo map, each on a small temporary git repository made for it (with the
  * `git` CLI), each failing without its lever:
  *   - code outranks the tests that exercise it, unless the query asks for tests;
+ *   - a doc comment right above a definition counts as the definition's
+ *     words, and a chunk starts at the comment rather than between the two;
+ *   - a definition outranks its declaration (a C prototype);
+ *   - identifier abbreviations and code verbs: "environment" finds env,
+ *     "remove" finds strip;
  * (test_idx_repo.c keeps the older search and map assertions.)
  */
 #include <setjmp.h>
@@ -93,6 +98,81 @@ static void test_code_above_tests(void **state) {
   idx_close(ix);
 }
 
+/* ---- doc comments ---------------------------------------------------------- */
+
+static void test_doc_comments(void **state) {
+  (void)state;
+  /* a 50-line function, then a commented one: the cut at 60 lines falls
+   * between the comment and its function without the lever */
+  char big[8192];
+  size_t n = (size_t)snprintf(big, sizeof big, "int first_thing(int x) {\n");
+  for (int i = 0; i < 48; i++) n += (size_t)snprintf(big + n, sizeof big - n, "  x = x * 3 + %d;\n", i);
+  n += (size_t)snprintf(big + n, sizeof big - n,
+                        "  return x;\n}\n\n"
+                        "/* Folds the quarterly ledger totals into a single checksum byte. */\n"
+                        "int second_thing(const int *v, int k) {\n");
+  for (int i = 0; i < 28; i++) n += (size_t)snprintf(big + n, sizeof big - n, "  k ^= v[%d];\n", i);
+  snprintf(big + n, sizeof big - n, "  return k;\n}\n");
+  static const char *files[] = {"src/thing.c", NULL, "src/other.c",
+                                "/* unrelated */\nint other_thing(void) { return 0; }\n", NULL};
+  files[1] = big;
+  idx_index *ix = repo_with("doc", files);
+  idx_hits h;
+  kv_err err;
+  assert_int_equal(idx_search(ix, "quarterly ledger totals folded", 5, &h, &err), 0);
+  assert_true(h.n >= 1);
+  assert_string_equal(h.v[0].path, "src/thing.c");
+  assert_int_equal(h.v[0].line0, 53); /* the comment starts the chunk */
+  assert_true(h.v[0].line1 >= 54);    /* and the function is in it */
+  assert_string_equal(h.v[0].symbol, "second_thing");
+  idx_hits_free(&h);
+  /* inside one chunk: the comment belongs to the definition below it */
+  static const char *const small[] = {
+      "lib/a.c",
+      "int alpha_one(int x) {\n  return x + 1;\n}\n\n"
+      "/* Rounds a ledger total to whole cents. */\nint alpha_two(int x) {\n  return x / 100;\n}\n",
+      "lib/b.c", "int beta_one(int x) {\n  /* a ledger total */\n  return x - 1;\n}\n", NULL};
+  idx_index *iy = repo_with("doc2", small);
+  assert_int_equal(idx_search(iy, "round a ledger total to whole cents", 5, &h, &err), 0);
+  assert_true(h.n >= 1);
+  assert_string_equal(h.v[0].path, "lib/a.c"); /* b.c says "ledger total" in a body */
+  idx_hits_free(&h);
+  idx_close(iy);
+  idx_close(ix);
+}
+
+/* ---- definitions above declarations ---------------------------------------- */
+
+static void test_definition_above_prototype(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "api/widget.h",
+      "/* Spins the widget until it settles and reports the turns. */\nint widget_spin(int turns);\n",
+      "src/widget.c",
+      "#include \"widget.h\"\n\n/* Spins the widget until it settles and reports the turns. */\n"
+      "int widget_spin(int turns) {\n  return turns;\n}\n",
+      NULL};
+  idx_index *ix = repo_with("proto", files);
+  top_is(ix, "how does the widget spin until it settles", "src/widget.c");
+  idx_close(ix);
+}
+
+/* ---- abbreviations and code verbs ---------------------------------------------- */
+
+static void test_abbreviations(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "a.py", "def add_codes(s):\n    return s + 'codes'\n",
+      "z.py", "def strip_codes(s):\n    return s.replace('codes', '')\n",
+      "m.py", "def read_env(name):\n    import os\n    return os.environ.get(name)\n",
+      "n.py", "def read_file(name):\n    return open(name).read()\n",
+      NULL};
+  idx_index *ix = repo_with("abbrev", files);
+  top_is(ix, "remove the codes", "z.py");
+  top_is(ix, "read a name from the environment", "m.py");
+  idx_close(ix);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(g_tmp, sizeof g_tmp, "/tmp/kvasir-test-rank.XXXXXX");
@@ -110,6 +190,9 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_code_above_tests),
+      cmocka_unit_test(test_doc_comments),
+      cmocka_unit_test(test_definition_above_prototype),
+      cmocka_unit_test(test_abbreviations),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
