@@ -490,6 +490,34 @@ static int is_blank_line(const char *t, size_t a, size_t b) {
   return 1;
 }
 
+int idx_comment_line(const char *s, size_t n) {
+  const char *e = s + n;
+  while (s < e && (*s == ' ' || *s == '\t')) s++;
+  if (s >= e) return 0;
+  if (*s == '*' || (e - s >= 2 && ((s[0] == '/' && (s[1] == '*' || s[1] == '/')) || (s[0] == '-' && s[1] == '-'))))
+    return 1;
+  if (*s != '#') return 0;
+  static const char *const pp[] = {"include", "define", "if", "endif", "else", "elif", "undef", "pragma", "error", "line"};
+  const char *w = s + 1;
+  while (w < e && (*w == ' ' || *w == '\t')) w++;
+  for (size_t i = 0; i < sizeof pp / sizeof pp[0]; i++) {
+    size_t k = strlen(pp[i]);
+    if ((size_t)(e - w) >= k && !strncmp(w, pp[i], k)) return 0;
+  }
+  return 1;
+}
+
+/* Moves a chunk start up over the comment lines right above it (not past
+ * floor): a definition's doc comment is a node of its own, and a cut
+ * between the two would leave the words that describe the definition in
+ * the chunk before it. */
+static int start_with_doc(const idx_parsed *r, const size_t *off, int start, int floor) {
+  while (start - 1 > floor && off[start] > off[start - 1] &&
+         idx_comment_line(r->text + off[start - 1], off[start] - off[start - 1] - 1))
+    start--;
+  return start;
+}
+
 /* Cut [0, nlines) at atom starts; line offsets in off[0..nlines]. */
 static int make_chunks(idx_parsed *r, const atoms *A, const size_t *off) {
   int *starts = malloc(((size_t)r->nlines + 1) * sizeof *starts);
@@ -500,7 +528,7 @@ static int make_chunks(idx_parsed *r, const atoms *A, const size_t *off) {
   for (size_t i = 0; i < A->n; i++) {
     int a0 = A->v[i][0], a1 = A->v[i][1];
     if (a0 > cur && a1 - cur + 1 > CHUNK_LINES) {
-      cur = a0;
+      cur = start_with_doc(r, off, a0, cur);
       starts[ns++] = cur;
     }
     while (a1 - cur + 1 > 2 * CHUNK_LINES && cur + CHUNK_LINES < r->nlines) {

@@ -84,4 +84,9 @@ int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap);
 int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap);
 uint64_t idx_hash_bytes(const char *s, size_t n);
 
+/* Is the line s (n bytes, no '\n') a comment line: after blanks, slash-star,
+ * '*', '//', '--', or a '#' that starts no C preprocessor directive? Used to
+ * keep a definition's doc comment with it (chunks, rank.c's documents). */
+int idx_comment_line(const char *s, size_t n);
+
 #endif

@@ -10,7 +10,9 @@
  *
  * A definition's document has four fields, all in the index's own terms
  * (FTS5's porter+unicode61 tokenizer, so "returns" and "return" meet):
- *   body     the definition's lines inside the chunk, identifiers whole   x1
+ *   body     the definition's lines inside the chunk, identifiers whole,
+ *            and the comment lines right above it (its doc comment, which
+ *            C, JS, Go... keep outside the definition's node)          x1
  *   parts    the camelCase/snake_case parts of those identifiers          x0.5
  *   name     the definition's name and its parts                          x6
  *   scope    the enclosing definition's (class) name and its parts        x2
@@ -20,7 +22,10 @@
  * query names (as a term, or as the start of a query word: "decr" in
  * "decremented"; a test's leading "test" counts as named), so `get_year`
  * wins for "return the year" once "return" brings in "get". A chunk without
- * definitions is one document without name. The weights were chosen on
+ * definitions is one document without name. A declaration (a C prototype)
+ * scores x0.7, so the definition it declares comes first. Query words also
+ * bring in the code's abbreviations of them (environment -> env, number ->
+ * num/nb/count, ...; the synonyms table). The weights were chosen on
  * bench/retrieval seed 42 (tune half / held-out half, docs/index.md).
  */
 #include "rank.h"
@@ -38,6 +43,7 @@
 #define W_NAME 6.0
 #define W_SCOPE 2.0
 #define NAME_COVER 4.0
+#define PROTO_FACTOR 0.7 /* a declaration (C prototype) scores below its definition */
 #define BM25_K1 1.2
 #define BM25_B 0.75
 #define MAX_TERMS 96
@@ -53,7 +59,7 @@ typedef struct term {
 
 typedef struct doc {
   size_t slot;
-  double len, bonus;
+  double len, bonus, mul; /* mul: PROTO_FACTOR for a declaration, else 1 */
   size_t f; /* offset of its MAX_TERMS-wide row in fbuf */
 } doc;
 
@@ -80,17 +86,34 @@ struct idx_ranker {
   size_t nparts, capparts;
 };
 
-/* Docstring verbs and the words code uses for them (porter stems on the
- * left, as the tokenizer produces them). */
-static const char *const synonyms[][4] = {
+/* Docstring verbs and the words code uses for them, then the usual
+ * abbreviations of identifiers (porter stems on the left, as the tokenizer
+ * produces them; the right-hand side is matched against stemmed tokens
+ * too, so it is written as the stem: "strip", "env"). */
+#define SYN_W 5
+static const char *const synonyms[][SYN_W] = {
     {"return", "get", NULL},         {"retriev", "get", NULL},
     {"fetch", "get", NULL},          {"check", "is", "has", NULL},
     {"whether", "is", "has", NULL},  {"creat", "make", "new", "build"},
-    {"construct", "make", "build", "new"}, {"remov", "delete", "del", NULL},
+    {"construct", "make", "build", "new"}, {"remov", "delete", "del", "strip"},
     {"delet", "remove", "del", NULL}, {"initi", "init", NULL},
     {"initialis", "init", NULL},     {"set", "setup", NULL},
     {"convert", "to", NULL},         {"valid", "check", "clean", NULL},
     {"determin", "is", "get", NULL}, {"list", "all", NULL},
+    /* abbreviations */
+    {"environ", "env", NULL},        {"variabl", "var", NULL},
+    {"number", "num", "nb", "count"}, {"mani", "count", NULL},
+    {"length", "len", NULL},         {"buffer", "buf", NULL},
+    {"context", "ctx", NULL},        {"destin", "dst", "dest", NULL},
+    {"sourc", "src", NULL},          {"dictionari", "dict", NULL},
+    {"messag", "msg", NULL},         {"argument", "arg", NULL},
+    {"paramet", "param", NULL},      {"pointer", "ptr", NULL},
+    {"temporari", "tmp", "temp", NULL}, {"maximum", "max", NULL},
+    {"minimum", "min", NULL},        {"previou", "prev", NULL},
+    {"posit", "pos", NULL},          {"refer", "ref", NULL},
+    {"attribut", "attr", NULL},      {"charact", "char", "ch", NULL},
+    {"sequenc", "seq", NULL},        {"directori", "dir", NULL},
+    {"configur", "config", "cfg", NULL}, {"worst", "bound", "max", NULL},
 };
 
 static sqlite3_stmt *prep(sqlite3 *db, const char *sql) {
@@ -124,7 +147,7 @@ int idx_ranker_new(idx_ranker **out, sqlite3 *db) {
       sqlite3_exec(db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kv_chunks_vocab USING fts5vocab(main, chunks_fts, row)",
                    NULL, NULL, NULL) == SQLITE_OK &&
       (r->vocab = prep(db, "SELECT doc FROM temp.kv_chunks_vocab WHERE term = ?1")) != NULL;
-  r->syms = prep(db, "SELECT name, scope, line0, line1 FROM symbols WHERE blob = ?1 AND line0 BETWEEN ?2 AND ?3"
+  r->syms = prep(db, "SELECT name, scope, line0, line1, kind = 'prototype' FROM symbols WHERE blob = ?1 AND line0 BETWEEN ?2 AND ?3"
                      " ORDER BY line0");
   if (!r->syms) {
     idx_ranker_free(r);
@@ -194,7 +217,7 @@ int idx_rank_begin(idx_ranker *r, char *const *words, size_t nwords) {
   for (size_t i = 0; i < base; i++)
     for (size_t k = 0; k < sizeof synonyms / sizeof synonyms[0]; k++)
       if (strcmp(r->t[i].s, synonyms[k][0]) == 0)
-        for (size_t j = 1; j < 4 && synonyms[k][j]; j++) term_add(r, synonyms[k][j], strlen(synonyms[k][j]), 1);
+        for (size_t j = 1; j < SYN_W && synonyms[k][j]; j++) term_add(r, synonyms[k][j], strlen(synonyms[k][j]), 1);
   /* IDF as FTS5's bm25 computes it, over the chunk table */
   r->nrows = 0;
   sqlite3_stmt *st = prep(r->db, "SELECT count(*) FROM chunks");
@@ -308,9 +331,31 @@ static int add_name(idx_ranker *r, namectx *c, const char *name, double w, int c
   return 0;
 }
 
+/* The first line (0-based, >= floor) of the run of comment lines that ends
+ * right above line a of the chunk: a definition's doc comment, which the
+ * parse leaves outside the definition's node in C, C++, JS, Go, Rust... */
+static int doc_start(const char *text, size_t len, int a, int floor) {
+  if (a <= floor) return a;
+  size_t *st = malloc(((size_t)a + 1) * sizeof *st);
+  if (!st) return a;
+  int line = 0;
+  st[0] = 0;
+  for (size_t off = 0; off < len && line < a; off++)
+    if (text[off] == '\n') st[++line] = off + 1;
+  int top = a;
+  for (int l = (line < a ? line : a) - 1; l >= floor; l--) {
+    size_t s = st[l], e = s;
+    while (e < len && text[e] != '\n') e++;
+    if (!idx_comment_line(text + s, e - s)) break;
+    top = l;
+  }
+  free(st);
+  return top;
+}
+
 /* One document: lines [a, b] of the chunk (0-based), name and scope. */
 static int add_doc(idx_ranker *r, size_t slot, const int *cb, const int *cs, int a, int b,
-                   const char *name, const char *scope) {
+                   const char *name, const char *scope, int proto) {
   size_t nt = r->nt;
   if (r->nd == r->capd) {
     size_t nc = r->capd ? r->capd * 2 : 256;
@@ -345,6 +390,7 @@ static int add_doc(idx_ranker *r, size_t slot, const int *cb, const int *cs, int
   if (rc) return rc;
   d->len = len + c.len;
   d->bonus = 0;
+  d->mul = proto ? PROTO_FACTOR : 1.0;
   if (c.matched > 0 && c.nseen > 0) {
     double cov = (double)(c.matched + c.test) / c.nseen;
     d->bonus = NAME_COVER * (cov > 1 ? 1 : cov);
@@ -391,18 +437,21 @@ int idx_rank_add(idx_ranker *r, size_t slot, int64_t blob, int line0, int line1,
   sqlite3_bind_int64(st, 1, blob);
   sqlite3_bind_int(st, 2, line0);
   sqlite3_bind_int(st, 3, line1);
-  int rc = 0, any = 0, s;
+  int rc = 0, any = 0, s, prev_end = -1;
   while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
     const char *scope = (const char *)sqlite3_column_text(st, 1);
     int a = sqlite3_column_int(st, 2) - line0, b = sqlite3_column_int(st, 3) - line0;
     if (b >= nlines) b = nlines - 1;
     if (a < 0 || b < a) continue;
-    rc = add_doc(r, slot, cb, cs, a, b, name, scope);
+    /* its doc comment, when one sits right above it (not inside the one before) */
+    int top = doc_start(text, len, a, prev_end + 1);
+    if (b > prev_end) prev_end = b;
+    rc = add_doc(r, slot, cb, cs, top, b, name, scope, sqlite3_column_int(st, 4));
     any = 1;
   }
   sqlite3_reset(st);
-  if (!rc && !any) rc = add_doc(r, slot, cb, cs, 0, nlines - 1, NULL, NULL);
+  if (!rc && !any) rc = add_doc(r, slot, cb, cs, 0, nlines - 1, NULL, NULL, 0);
   return rc;
 }
 
@@ -419,6 +468,7 @@ void idx_rank_scores(idx_ranker *r, double *scores, size_t nslots) {
     double norm = BM25_K1 * (1 - BM25_B + BM25_B * d->len / avg), s = d->bonus;
     for (size_t k = 0; k < r->nt; k++)
       if (f[k] > 0) s += r->t[k].idf * f[k] * (BM25_K1 + 1) / (f[k] + norm);
+    s *= d->mul;
     if (s > scores[d->slot]) scores[d->slot] = s;
   }
 }

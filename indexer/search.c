@@ -15,10 +15,12 @@
  *   + 2    per query word that names a definition in the chunk exactly;
  *   x 0.5  for prose (files without a grammar);
  *   + 1.5  per query word (3+ chars) found in the file's path;
- *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest).
+ *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest);
+ *   x 0.5  for test files (is_test_path) unless the query asks for tests.
  * Only chunks of blobs in the current view (files with worktree < 2) count.
  * The weights were chosen on bench/retrieval (Django and lodash, seed 42,
- * tune half / held-out half); see docs/index.md.
+ * tune half / held-out half) and bench/answers (the tune split); see
+ * docs/index.md.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "internal.h"
@@ -179,6 +181,42 @@ static int hand_out(cands *C, size_t k, idx_hits *out) {
   return 0;
 }
 
+/* A test file: a path component tests/, test/, __tests__/, spec/ or a base
+ * name test_*, *_test.*, *.test.*, *.spec.*, *_spec.*, conftest.py. Its
+ * code uses the vocabulary of what it tests (the test of a parser says
+ * "parse" as often as the parser), so without a demotion tests outrank the
+ * code they test. */
+static int is_test_path(const char *path) {
+  static const char *const dirs[] = {"test", "tests", "__tests__", "spec"};
+  for (const char *s = path; *s;) {
+    const char *e = strchr(s, '/');
+    if (!e) break;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+      if ((size_t)(e - s) == strlen(dirs[i]) && !strncmp(s, dirs[i], (size_t)(e - s))) return 1;
+    s = e + 1;
+  }
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  if (!strncmp(b, "test_", 5) || !strcmp(b, "conftest.py")) return 1;
+  const char *dot = strchr(b, '.');
+  size_t stem = dot ? (size_t)(dot - b) : strlen(b);
+  if (stem > 5 && (!strncmp(b + stem - 5, "_test", 5) || !strncmp(b + stem - 5, "_spec", 5))) return 1;
+  return strstr(b, ".test.") != NULL || strstr(b, ".spec.") != NULL;
+}
+
+/* Does the query ask for tests ("where is X tested", "which tests ...")? A
+ * "test runner" or "test client" is code that serves tests: the noun
+ * alone does not count. */
+static int asks_for_tests(const words *W) {
+  for (size_t i = 0; i < W->n; i++)
+    if (!strcasecmp(W->v[i], "tests") || !strcasecmp(W->v[i], "tested") || !strcasecmp(W->v[i], "testcase") ||
+        !strcasecmp(W->v[i], "unittest") || !strcasecmp(W->v[i], "spec") || !strcasecmp(W->v[i], "specs"))
+      return 1;
+  return 0;
+}
+
+#define TEST_FACTOR 0.5 /* a test file's score, unless the query asks for tests */
+
 /* Second stage (rank.c): each pooled chunk gets the score of its best
  * definition. Without FTS5's tokenizer API the first-stage scores stand. */
 static void rerank(idx_index *ix, const words *W, cands *C) {
@@ -273,6 +311,7 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
   rerank(ix, &W, &C);
   /* prose (files without a grammar: docs, text) counts half: a query is
    * usually after code, and prose shares a docstring's vocabulary */
+  int want_tests = asks_for_tests(&W);
   for (size_t i = 0; i < C.n; i++) {
     C.v[i].h.score += sb * C.v[i].exact;
     if (C.v[i].prose) C.v[i].h.score *= 0.5;
@@ -287,6 +326,7 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     for (size_t w = 0; w < W.n; w++)
       if (strlen(W.v[w]) >= 3 && strcasestr(C.v[i].h.path, W.v[w])) C.v[i].h.score += 1.5;
     if (tmax > tmin) C.v[i].h.score += 0.5 * (double)(C.v[i].changed - tmin) / (double)(tmax - tmin);
+    if (!want_tests && is_test_path(C.v[i].h.path)) C.v[i].h.score *= TEST_FACTOR;
   }
   if (hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
 out:

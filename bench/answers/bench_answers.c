@@ -1,0 +1,421 @@
+/*
+ * bench_answers — does kvasir find (and, with --answers, name) the code that
+ * answers a natural-language question about a real repository?
+ *
+ *   bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...
+ *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v]
+ *
+ * Questions: tests/reference/answers/questions.tsv (`repo, question, path,
+ * symbol, split`; how they were written: its README). Trees: the output of
+ * bench/answers/fetch (registry packages pinned by sha256, one git commit
+ * each), or --tree for each repo. Each tree is indexed into a fresh
+ * database (KVASIR_BENCH_DB=DIR keeps DIR/<name>.db across runs).
+ *
+ * Retrieval, from the indexer directly (idx_search(question, 5), as
+ * bench_retrieval): file@1, file@5 — the expected path is the first / among
+ * the five hits; symbol@5 — a hit's line range covers the first line of the
+ * expected definition (a definition of that name, and of that scope when
+ * the symbol is `Scope.name`, in the expected file).
+ *
+ * Answers (--answers, optional and slow): each question goes to a running
+ * kvasird as `ask` (the protocol of docs/protocol.md, as `kvasir ask` sends
+ * it; KVASIR_SOCKET picks the socket), after `repo.add` with wait. From the
+ * result (answer text + citations): names-symbol (the expected name occurs
+ * in the answer), fabricated (code-like tokens of the answer — `backticked`,
+ * snake_case, camelCase, Name( — that occur nowhere in the repository, by
+ * idx_grep, over all such tokens), citation precision (citations in the
+ * expected file over all citations), first-byte (first ask.token) and total
+ * latency, medians. Printed per repository and overall, tune and held-out
+ * apart.
+ */
+#define _GNU_SOURCE
+#include "indexer/indexer.h"
+#include "ipc/ipc.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_REPOS 8
+
+typedef struct question {
+  char *repo, *text, *path, *symbol, *split;
+  int heldout;
+  /* retrieval */
+  int file1, file5, sym5, resolved;
+  /* answers */
+  int asked, names, ntok, nfab, ncite, ncite_ok;
+  double first_byte, total;
+} question;
+
+typedef struct tree {
+  char name[64], path[4096];
+} tree;
+
+/* ---- input ----------------------------------------------------------------- */
+
+static int load_questions(const char *file, question **out, size_t *n) {
+  char *buf;
+  size_t len;
+  kv_err err;
+  if (kv_read_file(file, 1 << 24, &buf, &len, &err) != 0) {
+    fprintf(stderr, "bench_answers: %s\n", err.msg);
+    return -1;
+  }
+  size_t cap = 0, lineno = 0;
+  *out = NULL;
+  *n = 0;
+  char *save = NULL;
+  for (char *ln = strtok_r(buf, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+    lineno++;
+    if (lineno == 1 && !strncmp(ln, "repo\t", 5)) continue; /* header */
+    char *f[5];
+    int k = 0;
+    for (char *p = ln; k < 5; k++) {
+      f[k] = p;
+      char *t = strchr(p, '\t');
+      if (!t) {
+        k++;
+        break;
+      }
+      *t = 0;
+      p = t + 1;
+    }
+    if (k < 5) {
+      fprintf(stderr, "bench_answers: %s:%zu: want 5 tab-separated fields\n", file, lineno);
+      free(buf);
+      return -1;
+    }
+    if (KV_GROW(*out, cap, *n + 1)) {
+      free(buf);
+      return -1;
+    }
+    question *q = &(*out)[(*n)++];
+    memset(q, 0, sizeof *q);
+    q->repo = strdup(f[0]);
+    q->text = strdup(f[1]);
+    q->path = strdup(f[2]);
+    q->symbol = strdup(f[3]);
+    q->split = strdup(f[4]);
+    q->heldout = !strcmp(f[4], "heldout");
+  }
+  free(buf);
+  return 0;
+}
+
+static int fetch_trees(tree *T, int *nt) {
+  FILE *p = popen(KVASIR_SOURCE_DIR "/bench/answers/fetch", "r");
+  char line[4200];
+  while (p && *nt < MAX_REPOS && fgets(line, sizeof line, p)) {
+    line[strcspn(line, "\n")] = 0;
+    char *t = strchr(line, '\t');
+    if (!t) continue;
+    *t = 0;
+    snprintf(T[*nt].name, sizeof T[*nt].name, "%.63s", line);
+    snprintf(T[*nt].path, sizeof T[*nt].path, "%.4000s", t + 1);
+    (*nt)++;
+  }
+  int rc = p ? pclose(p) : -1;
+  if (rc != 0 || *nt == 0) {
+    fprintf(stderr, "bench_answers: bench/answers/fetch failed (needs pip, npm and network or its cache)\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- retrieval ------------------------------------------------------------- */
+
+/* The first lines of the expected definition (name, scope when "Scope.name",
+ * in the expected file); returns how many, at most cap. */
+static size_t expected_lines(idx_index *ix, const question *q, int *lines, size_t cap) {
+  const char *dot = strrchr(q->symbol, '.');
+  const char *name = dot ? dot + 1 : q->symbol;
+  char scope[256] = "";
+  if (dot) snprintf(scope, sizeof scope, "%.*s", (int)(dot - q->symbol), q->symbol);
+  idx_symbol_list sl = {0};
+  kv_err err;
+  size_t n = 0;
+  if (idx_symbols(ix, name, 0, &sl, &err) != 0) return 0;
+  for (size_t i = 0; i < sl.n && n < cap; i++)
+    if (!strcmp(sl.v[i].path, q->path) && (!*scope || !strcmp(sl.v[i].scope, scope))) lines[n++] = sl.v[i].line0;
+  idx_symbol_list_free(&sl);
+  return n;
+}
+
+static void score_retrieval(idx_index *ix, question *q, int verbose) {
+  int lines[64];
+  size_t nl = expected_lines(ix, q, lines, 64);
+  q->resolved = nl > 0;
+  idx_hits h;
+  kv_err err;
+  if (idx_search(ix, q->text, 5, &h, &err) != 0) {
+    fprintf(stderr, "bench_answers: search: %s\n", err.msg);
+    return;
+  }
+  for (size_t r = 0; r < h.n; r++) {
+    int same = !strcmp(h.v[r].path, q->path);
+    if (same && r == 0) q->file1 = 1;
+    if (same) q->file5 = 1;
+    for (size_t k = 0; same && k < nl; k++)
+      if (h.v[r].line0 <= lines[k] && lines[k] <= h.v[r].line1) q->sym5 = 1;
+  }
+  if (verbose) {
+    printf("%s %-7s f1=%d f5=%d s5=%d%s  %s  [want %s %s]\n", q->repo, q->split, q->file1, q->file5, q->sym5,
+           q->resolved ? "" : " (expected symbol not in the index)", q->text, q->path, q->symbol);
+    for (size_t r = 0; r < h.n; r++)
+      printf("      %d. %s:%d-%d %s (%.2f)\n", (int)r + 1, h.v[r].path, h.v[r].line0, h.v[r].line1, h.v[r].symbol,
+             h.v[r].score);
+  }
+  idx_hits_free(&h);
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+typedef struct ask_ud {
+  double t0, first;
+} ask_ud;
+
+static int on_note(void *ud, const char *method, const cJSON *params) {
+  (void)params;
+  ask_ud *a = ud;
+  if (!strcmp(method, "ask.token") && a->first < 0) a->first = kv_now() - a->t0;
+  return 0;
+}
+
+static int ident_ch(int c) { return isalnum(c) || c == '_'; }
+
+/* Counts the code-like tokens of the answer and those that occur nowhere in
+ * the repository (idx_grep finds no chunk holding them). */
+static void fabricated(idx_index *ix, const char *s, int *ntok, int *nfab) {
+  size_t n = strlen(s);
+  int tick = 0;
+  for (size_t i = 0; i < n;) {
+    if (s[i] == '`') {
+      tick = !tick;
+      i++;
+      continue;
+    }
+    if (!ident_ch((unsigned char)s[i])) {
+      i++;
+      continue;
+    }
+    size_t a = i;
+    while (i < n && ident_ch((unsigned char)s[i])) i++;
+    size_t len = i - a;
+    int snake = 0, camel = 0, call = i < n && s[i] == '(', alpha = 0;
+    for (size_t j = a; j < i; j++) {
+      if (s[j] == '_' && j > a && j + 1 < i) snake = 1;
+      if (j > a && islower((unsigned char)s[j - 1]) && isupper((unsigned char)s[j])) camel = 1;
+      if (isalpha((unsigned char)s[j])) alpha = 1;
+    }
+    if (len < 3 || len > 120 || !alpha || !(tick || snake || camel || call)) continue;
+    char tok[128];
+    memcpy(tok, s + a, len);
+    tok[len] = 0;
+    (*ntok)++;
+    idx_hits h;
+    kv_err err;
+    if (idx_grep(ix, tok, 1, &h, &err) == 0) {
+      if (h.n == 0) (*nfab)++;
+      idx_hits_free(&h);
+    }
+  }
+}
+
+static int repo_add(ipc_client *c, const char *path) {
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "path", path);
+  cJSON_AddBoolToObject(p, "wait", 1);
+  kv_err err;
+  int rc = ipc_client_call(c, "repo.add", p, NULL, NULL, 0, &r, &err);
+  if (rc) fprintf(stderr, "bench_answers: repo.add %s: %s\n", path, err.msg);
+  cJSON_Delete(p);
+  cJSON_Delete(r);
+  return rc;
+}
+
+static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q, int max_tokens, int verbose) {
+  cJSON *p = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(p, "repo", tree);
+  cJSON_AddStringToObject(p, "question", q->text);
+  if (max_tokens > 0) cJSON_AddNumberToObject(p, "max_tokens", max_tokens);
+  ask_ud ud = {kv_now(), -1};
+  kv_err err;
+  int rc = ipc_client_call(c, "ask", p, on_note, &ud, 0, &r, &err);
+  double total = kv_now() - ud.t0;
+  cJSON_Delete(p);
+  if (rc) {
+    fprintf(stderr, "bench_answers: ask: %s\n", err.msg);
+    cJSON_Delete(r);
+    return;
+  }
+  const cJSON *ans = cJSON_GetObjectItemCaseSensitive(r, "answer");
+  const char *text = cJSON_IsString(ans) ? ans->valuestring : "";
+  const char *dot = strrchr(q->symbol, '.');
+  q->asked = 1;
+  q->names = strstr(text, dot ? dot + 1 : q->symbol) != NULL;
+  fabricated(ix, text, &q->ntok, &q->nfab);
+  const cJSON *ci;
+  cJSON_ArrayForEach(ci, cJSON_GetObjectItemCaseSensitive(r, "citations")) {
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(ci, "path");
+    q->ncite++;
+    q->ncite_ok += cJSON_IsString(cp) && !strcmp(cp->valuestring, q->path);
+  }
+  q->first_byte = ud.first >= 0 ? ud.first : total;
+  q->total = total;
+  if (verbose)
+    printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations in %s): %.300s\n", q->total,
+           q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->path, text);
+  cJSON_Delete(r);
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n) {
+  if (!n) return 0;
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One line: the questions of repo (NULL = all) and split (0 tune, 1 held-out). */
+static void report(const question *Q, size_t nq, const char *repo, int heldout, int answers) {
+  size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0;
+  double *fb = malloc((nq ? nq : 1) * sizeof *fb), *tt = malloc((nq ? nq : 1) * sizeof *tt);
+  if (!fb || !tt) {
+    free(fb);
+    free(tt);
+    return;
+  }
+  for (size_t i = 0; i < nq; i++) {
+    const question *q = &Q[i];
+    if (q->heldout != heldout || (repo && strcmp(q->repo, repo))) continue;
+    n++;
+    f1 += (size_t)q->file1;
+    f5 += (size_t)q->file5;
+    s5 += (size_t)q->sym5;
+    unres += !q->resolved;
+    if (q->asked) {
+      fb[asked] = q->first_byte;
+      tt[asked] = q->total;
+      asked++;
+      names += (size_t)q->names;
+      ntok += (size_t)q->ntok;
+      nfab += (size_t)q->nfab;
+      nc += (size_t)q->ncite;
+      nco += (size_t)q->ncite_ok;
+    }
+  }
+  if (n) {
+    printf("%-10s %-8s %3zu   %.3f   %.3f   %.3f", repo ? repo : "overall", heldout ? "heldout" : "tune", n,
+           (double)f1 / n, (double)f5 / n, (double)s5 / n);
+    if (unres) printf("  (%zu expected symbol(s) not found in the index)", unres);
+    if (answers && asked)
+      printf("   | %3zu  %.3f  %zu/%zu=%.3f  %.3f  %6.1f s  %6.1f s", asked, (double)names / asked, nfab, ntok,
+             ntok ? (double)nfab / ntok : 0.0, nc ? (double)nco / nc : 0.0, median(fb, asked), median(tt, asked));
+    printf("\n");
+  }
+  free(fb);
+  free(tt);
+}
+
+static int usage(int rc) {
+  printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
+         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v]\n"
+         "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
+         "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
+         "  identifiers, citation precision, first-byte and total latency).\n");
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *qfile = KVASIR_SOURCE_DIR "/tests/reference/answers/questions.tsv";
+  const char *only_split = NULL, *only_repo[MAX_REPOS];
+  int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0;
+  tree T[MAX_REPOS];
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(0);
+    else if (!strcmp(a, "--answers")) answers = 1;
+    else if (!strcmp(a, "-v")) verbose = 1;
+    else if (i + 1 < argc && !strcmp(a, "--questions")) qfile = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--split")) only_split = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--max-tokens")) max_tokens = atoi(argv[++i]);
+    else if (i + 1 < argc && !strcmp(a, "--repo") && nonly < MAX_REPOS) only_repo[nonly++] = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--tree") && nt < MAX_REPOS) {
+      const char *v = argv[++i], *eq = strchr(v, '=');
+      if (!eq) return usage(2);
+      snprintf(T[nt].name, sizeof T[nt].name, "%.*s", (int)(eq - v), v);
+      snprintf(T[nt].path, sizeof T[nt].path, "%s", eq + 1);
+      nt++;
+    } else return usage(2);
+  }
+  question *Q;
+  size_t nq;
+  if (load_questions(qfile, &Q, &nq) != 0) return 1;
+  if (nt == 0 && fetch_trees(T, &nt) != 0) return 1;
+  ipc_client *c = NULL;
+  kv_err err;
+  if (answers && ipc_client_connect(&c, getenv("KVASIR_SOCKET"), NULL, &err) != 0) {
+    fprintf(stderr, "bench_answers: --answers needs a running kvasird: %s\n", err.msg);
+    return 1;
+  }
+  char tmp[] = "/tmp/kvasir-bench-answers.XXXXXX";
+  if (!mkdtemp(tmp)) return 1;
+  const char *keep = getenv("KVASIR_BENCH_DB");
+  double search_s = 0;
+  size_t searched = 0;
+  for (int t = 0; t < nt; t++) {
+    int want = nonly == 0;
+    for (int k = 0; k < nonly; k++) want |= !strcmp(only_repo[k], T[t].name);
+    if (!want) continue;
+    char db[4300];
+    snprintf(db, sizeof db, "%.4000s/%.63s.db", keep ? keep : tmp, T[t].name);
+    idx_options o = {0};
+    o.db_path = db;
+    idx_index *ix;
+    idx_sync_stats st;
+    if (idx_open(&ix, T[t].path, &o, &err) != 0 || idx_sync(ix, 0, NULL, NULL, NULL, &st, &err) != 0) {
+      fprintf(stderr, "bench_answers: %s: %s\n", T[t].path, err.msg);
+      return 1;
+    }
+    if (c && repo_add(c, T[t].path) != 0) return 1;
+    for (size_t i = 0; i < nq; i++) {
+      question *q = &Q[i];
+      if (strcmp(q->repo, T[t].name) || (only_split && strcmp(q->split, only_split))) continue;
+      double t0 = kv_now();
+      score_retrieval(ix, q, verbose);
+      search_s += kv_now() - t0;
+      searched++;
+      if (c) ask_one(c, ix, T[t].path, q, max_tokens, verbose);
+    }
+    idx_close(ix);
+  }
+  ipc_client_close(c);
+  printf("\n%-10s %-8s %3s   %-5s   %-5s   %-5s", "repo", "split", "n", "file@1", "file@5", "sym@5");
+  if (answers) printf("   | %3s  %-5s  %-11s  %-5s  %-8s  %-8s", "ans", "names", "fabricated", "cite", "1st byte", "total");
+  printf("\n");
+  for (int h = 0; h < 2; h++) {
+    if (only_split && strcmp(only_split, h ? "heldout" : "tune")) continue;
+    for (int t = 0; t < nt; t++) report(Q, nq, T[t].name, h, answers);
+    report(Q, nq, NULL, h, answers);
+  }
+  if (searched) printf("(%.1f ms per idx_search)\n", 1e3 * search_s / (double)searched);
+  for (size_t i = 0; i < nq; i++) {
+    free(Q[i].repo);
+    free(Q[i].text);
+    free(Q[i].path);
+    free(Q[i].symbol);
+    free(Q[i].split);
+  }
+  free(Q);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  return system(cmd) == 0 ? 0 : 1;
+}

@@ -1,0 +1,198 @@
+/*
+ * test_idx_rank.c — the ranking levers of idx_search and the truth of the
+ * repo map, each on a small temporary git repository made for it (with the
+ * `git` CLI), each failing without its lever:
+ *   - code outranks the tests that exercise it, unless the query asks for tests;
+ *   - a doc comment right above a definition counts as the definition's
+ *     words, and a chunk starts at the comment rather than between the two;
+ *   - a definition outranks its declaration (a C prototype);
+ *   - identifier abbreviations and code verbs: "environment" finds env,
+ *     "remove" finds strip;
+ * (test_idx_repo.c keeps the older search and map assertions.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "indexer/indexer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char g_tmp[256];
+
+static void sh(const char *dir, const char *fmt, ...) {
+  char cmd[8192];
+  int n = snprintf(cmd, sizeof cmd, "cd '%s' && ", dir);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+  va_end(ap);
+  int rc = system(cmd);
+  if (rc != 0) fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+static void write_file(const char *dir, const char *rel, const char *text) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  char *slash = strrchr(path, '/');
+  *slash = 0;
+  kv_err err;
+  assert_int_equal(kv_mkdirs(path, 0755, &err), 0);
+  *slash = '/';
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A repository under g_tmp with the given files (path, text pairs, NULL
+ * ended), committed, indexed into g_tmp/<name>.db. */
+static idx_index *repo_with(const char *name, const char *const *files) {
+  char dir[512], db[600];
+  snprintf(dir, sizeof dir, "%s/%s", g_tmp, name);
+  kv_err err;
+  assert_int_equal(kv_mkdirs(dir, 0755, &err), 0);
+  sh(dir, "git init -q -b main . && git config core.autocrlf false");
+  for (size_t i = 0; files[i]; i += 2) write_file(dir, files[i], files[i + 1]);
+  sh(dir, "git add -A && git -c user.name=t -c user.email=t@t commit -qm one");
+  snprintf(db, sizeof db, "%s/%s.db", g_tmp, name);
+  idx_options o = {0};
+  o.db_path = db;
+  idx_index *ix = NULL;
+  if (idx_open(&ix, dir, &o, &err) != 0) fail_msg("idx_open: %s", err.msg);
+  idx_sync_stats st;
+  if (idx_sync(ix, 0, NULL, NULL, NULL, &st, &err) != 0) fail_msg("idx_sync: %s", err.msg);
+  return ix;
+}
+
+static void top_is(idx_index *ix, const char *query, const char *path) {
+  idx_hits h;
+  kv_err err;
+  assert_int_equal(idx_search(ix, query, 5, &h, &err), 0);
+  if (h.n == 0 || strcmp(h.v[0].path, path) != 0)
+    fail_msg("'%s': first hit %s, want %s", query, h.n ? h.v[0].path : "(none)", path);
+  idx_hits_free(&h);
+}
+
+/* ---- code above its tests ------------------------------------------------- */
+
+static void test_code_above_tests(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "pkg/numbers.py",
+      "def parse_number(text):\n    text = text.strip()\n    return int(text)\n",
+      "tests/test_numbers.py",
+      "from pkg.numbers import parse_number\n\n\n"
+      "def test_parse_number():\n    assert parse_number(' 1 ') == 1\n    assert parse_number('2') == 2\n\n\n"
+      "def test_parse_number_text():\n    text = ' 3 '\n    assert parse_number(text) == 3\n",
+      "pkg/other.py", "def unrelated(a):\n    return a\n",
+      NULL};
+  idx_index *ix = repo_with("tests", files);
+  top_is(ix, "how is a number parsed from text", "pkg/numbers.py");
+  /* asking for the tests finds them */
+  top_is(ix, "which tests check that a number is parsed from text", "tests/test_numbers.py");
+  idx_close(ix);
+}
+
+/* ---- doc comments ---------------------------------------------------------- */
+
+static void test_doc_comments(void **state) {
+  (void)state;
+  /* a 50-line function, then a commented one: the cut at 60 lines falls
+   * between the comment and its function without the lever */
+  char big[8192];
+  size_t n = (size_t)snprintf(big, sizeof big, "int first_thing(int x) {\n");
+  for (int i = 0; i < 48; i++) n += (size_t)snprintf(big + n, sizeof big - n, "  x = x * 3 + %d;\n", i);
+  n += (size_t)snprintf(big + n, sizeof big - n,
+                        "  return x;\n}\n\n"
+                        "/* Folds the quarterly ledger totals into a single checksum byte. */\n"
+                        "int second_thing(const int *v, int k) {\n");
+  for (int i = 0; i < 28; i++) n += (size_t)snprintf(big + n, sizeof big - n, "  k ^= v[%d];\n", i);
+  snprintf(big + n, sizeof big - n, "  return k;\n}\n");
+  static const char *files[] = {"src/thing.c", NULL, "src/other.c",
+                                "/* unrelated */\nint other_thing(void) { return 0; }\n", NULL};
+  files[1] = big;
+  idx_index *ix = repo_with("doc", files);
+  idx_hits h;
+  kv_err err;
+  assert_int_equal(idx_search(ix, "quarterly ledger totals folded", 5, &h, &err), 0);
+  assert_true(h.n >= 1);
+  assert_string_equal(h.v[0].path, "src/thing.c");
+  assert_int_equal(h.v[0].line0, 53); /* the comment starts the chunk */
+  assert_true(h.v[0].line1 >= 54);    /* and the function is in it */
+  assert_string_equal(h.v[0].symbol, "second_thing");
+  idx_hits_free(&h);
+  /* inside one chunk: the comment belongs to the definition below it */
+  static const char *const small[] = {
+      "lib/a.c",
+      "int alpha_one(int x) {\n  return x + 1;\n}\n\n"
+      "/* Rounds a ledger total to whole cents. */\nint alpha_two(int x) {\n  return x / 100;\n}\n",
+      "lib/b.c", "int beta_one(int x) {\n  /* a ledger total */\n  return x - 1;\n}\n", NULL};
+  idx_index *iy = repo_with("doc2", small);
+  assert_int_equal(idx_search(iy, "round a ledger total to whole cents", 5, &h, &err), 0);
+  assert_true(h.n >= 1);
+  assert_string_equal(h.v[0].path, "lib/a.c"); /* b.c says "ledger total" in a body */
+  idx_hits_free(&h);
+  idx_close(iy);
+  idx_close(ix);
+}
+
+/* ---- definitions above declarations ---------------------------------------- */
+
+static void test_definition_above_prototype(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "api/widget.h",
+      "/* Spins the widget until it settles and reports the turns. */\nint widget_spin(int turns);\n",
+      "src/widget.c",
+      "#include \"widget.h\"\n\n/* Spins the widget until it settles and reports the turns. */\n"
+      "int widget_spin(int turns) {\n  return turns;\n}\n",
+      NULL};
+  idx_index *ix = repo_with("proto", files);
+  top_is(ix, "how does the widget spin until it settles", "src/widget.c");
+  idx_close(ix);
+}
+
+/* ---- abbreviations and code verbs ---------------------------------------------- */
+
+static void test_abbreviations(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "a.py", "def add_codes(s):\n    return s + 'codes'\n",
+      "z.py", "def strip_codes(s):\n    return s.replace('codes', '')\n",
+      "m.py", "def read_env(name):\n    import os\n    return os.environ.get(name)\n",
+      "n.py", "def read_file(name):\n    return open(name).read()\n",
+      NULL};
+  idx_index *ix = repo_with("abbrev", files);
+  top_is(ix, "remove the codes", "z.py");
+  top_is(ix, "read a name from the environment", "m.py");
+  idx_close(ix);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/kvasir-test-rank.XXXXXX");
+  if (!mkdtemp(g_tmp)) return -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_code_above_tests),
+      cmocka_unit_test(test_doc_comments),
+      cmocka_unit_test(test_definition_above_prototype),
+      cmocka_unit_test(test_abbreviations),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
