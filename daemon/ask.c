@@ -21,13 +21,14 @@
 
 #include "daemon/answer_internal.h"
 #include "daemon/model.h"
+#include "engine/kvmem_eng.h"
 #include "daemon/policy.h"
 #include "daemon/verify_internal.h"
 
 /* Prompt budget: small local models on laptop CPUs evaluate prompts at a few
  * hundred tokens per second, so the prompt stays near 1500 tokens. */
-#define MAX_CONTEXT_BYTES 1600  /* retrieved text given to the model (the facts lead) */
-#define MAX_CHUNK_BYTES 800
+#define MAX_CONTEXT_BYTES 1200  /* retrieved text given to the model (the facts lead) */
+#define MAX_CHUNK_BYTES 600
 #define MAX_PREFIX_BYTES 1500   /* repo map / file list in the resident prefix */
 #define STABLE_BYTES 1200       /* heads of stable files in the resident prefix */
 #define STABLE_FILE_BYTES 400   /* ... at most this much of each */
@@ -416,12 +417,74 @@ static int generate_stub(dmn_job *j, ask_ctx *a, gen_ud *g, int ms) {
   return 0;
 }
 
-/* The context size of a repo's generation context: the model's training
- * context, at most ASK_MAX_CTX (what the daemon is willing to hold). */
-#define ASK_MAX_CTX 8192
+/* The context size of a repo's generation context: the model's GGUF
+ * context_length, cut so that its compressed KV memory stays within
+ * ASK_KV_BUDGET bytes (kvm_eng_ctx_size); the resident prefixes of all
+ * repos share ASK_STORE_BUDGET bytes of RAM (the rest stay on disk). */
+#define ASK_KV_BUDGET ((size_t)256 << 20)
+#define ASK_STORE_BUDGET ((size_t)256 << 20)
 static int ask_n_ctx(const eng_model *model) {
-  int n = eng_model_get_info(model)->n_ctx_train;
-  return n <= 0 || n > ASK_MAX_CTX ? ASK_MAX_CTX : n;
+  int n = kvm_eng_ctx_size(model, 0, ASK_KV_BUDGET);
+  return n > 0 ? n : 2048;
+}
+
+/* Tokens of the resident prefix: the leading tokens the prompt shares with
+ * the system message rendered alone (the chat template's turn markers make
+ * the boundary exact; the common run is used whatever the template). */
+static size_t prefix_len(eng_model *model, const char *system, const int32_t *toks, size_t n) {
+  eng_chat_msg m = {"system", system};
+  char *sys = NULL;
+  kv_err e;
+  if (eng_chat_apply(model, &m, 1, 0, &sys, &e)) return 0;
+  size_t cap = strlen(sys) + 16, ns = 0, p = 0;
+  int32_t *st = malloc(cap * sizeof *st);
+  if (st && eng_tokenize(model, sys, strlen(sys), 1, 1, st, cap, &ns, &e) == 0)
+    while (p < ns && p < n && st[p] == toks[p]) p++;
+  free(st);
+  free(sys);
+  return p + 1 < n ? p : 0; /* keep at least one prompt token to evaluate */
+}
+
+/* Make ctx hold the prompt's first p tokens: in place already, else a fork
+ * of the resident prefix from the store (RAM or a snapshot from an earlier
+ * run of the daemon), else computed and then kept in the store. */
+static void ensure_prefix(dmn_backend *b, dmn_prefix *pre, const int32_t *toks, size_t p) {
+  if (p == 0 || eng_ctx_common_prefix(pre->ctx, toks, p) >= p) {
+    snprintf(pre->prefix_source, sizeof pre->prefix_source, "ram");
+    return;
+  }
+  kv_err e;
+  pthread_mutex_lock(&b->mu);
+  if (!b->kvstore && kvm_eng_store_open(&b->kvstore, pre->ctx, ASK_STORE_BUDGET, NULL, &e))
+    dmn_log(b->srv, DMN_WARN, "kv.store", "resident prefixes stay in this context only: %s", e.msg);
+  kvm_store *st = b->kvstore;
+  pthread_mutex_unlock(&b->mu);
+  if (!st) return; /* eng_generate computes the prefix as part of the prompt */
+  kvm_segment seg = {toks, p};
+  size_t got = 0;
+  int disk = 0;
+  eng_ctx_truncate(pre->ctx, 0);
+  if (kvm_eng_prefix_load(pre->ctx, st, &seg, 1, &got, &disk, &e) == 0 && got == p) {
+    snprintf(pre->prefix_source, sizeof pre->prefix_source, "%s", disk ? "disk" : "ram");
+    pthread_mutex_lock(&b->mu);
+    if (disk) b->kv_loads_disk++;
+    else b->kv_loads_ram++;
+    pthread_mutex_unlock(&b->mu);
+    return;
+  }
+  if (e.code == KV_EFORMAT || strstr(e.msg, "snapshot")) dmn_log(b->srv, DMN_WARN, "kv.snapshot", "%s", e.msg);
+  eng_ctx_truncate(pre->ctx, 0);
+  if (eng_ctx_eval(pre->ctx, toks, p, 0, &e)) {
+    eng_ctx_truncate(pre->ctx, 0);
+    return;
+  }
+  snprintf(pre->prefix_source, sizeof pre->prefix_source, "built");
+  int rc = kvm_eng_prefix_save(pre->ctx, st, &seg, 1, &e);
+  pthread_mutex_lock(&b->mu);
+  b->kv_builds++;
+  if (rc) b->kv_save_errors++;
+  pthread_mutex_unlock(&b->mu);
+  if (rc) dmn_log(b->srv, DMN_WARN, "kv.snapshot", "prefix of %s kept in RAM only: %s", pre->repo, e.msg);
 }
 
 /* The prompt with the facts and the first `ncut` excerpts, tokenized. */
@@ -496,7 +559,15 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
     eng_ctx_params cp;
     eng_ctx_params_default(&cp);
     cp.n_ctx = n_ctx;
-    rc = eng_ctx_create(&pre->ctx, model, &cp, err);
+    rc = kvm_eng_ctx_create(&pre->ctx, model, &cp, NULL, err);
+    pre->n_ctx = n_ctx;
+  }
+  if (!rc) {
+    double tp = kv_now();
+    pre->prefix_tokens = prefix_len(model, a->prefix_text, toks, n);
+    ensure_prefix(b, pre, toks, pre->prefix_tokens);
+    cJSON_AddNumberToObject(res, "prefix_seconds", kv_now() - tp);
+    cJSON_AddNumberToObject(res, "prefix_tokens", (double)pre->prefix_tokens);
   }
   eng_sampler *smp = NULL;
   eng_gen_result gr;
@@ -517,6 +588,14 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
     rc = eng_generate(pre->ctx, smp, toks, n, &gp, &gr, err);
     pre->uses++;
     pre->tokens = (size_t)gr.n_reused;
+    kvm_eng_stats ks;
+    kv_err se;
+    if (kvm_eng_stats_get(pre->ctx, NULL, &ks, &se) == 0) {
+      pthread_mutex_lock(&b->mu);
+      pre->kv_bytes = ks.kv_bytes;
+      pre->f16_bytes = ks.f16_bytes;
+      pthread_mutex_unlock(&b->mu);
+    }
   }
   pthread_mutex_unlock(&pre->mu);
   eng_sampler_free(smp);
@@ -530,6 +609,9 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   cJSON_AddNumberToObject(res, "prompt_tokens", gr.n_prompt);
   cJSON_AddNumberToObject(res, "reused_tokens", gr.n_reused);
   cJSON_AddNumberToObject(res, "prompt_seconds", gr.t_prompt);
+  cJSON_AddStringToObject(res, "kv_memory", "compressed");
+  cJSON_AddStringToObject(res, "prefix_source", pre->prefix_source);
+  cJSON_AddNumberToObject(res, "n_ctx", n_ctx);
   cJSON_AddNumberToObject(res, "gen_seconds", gr.t_gen);
   cJSON_AddNumberToObject(res, "mean_logprob", gr.mean_logprob);
   return 0;

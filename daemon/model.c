@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/model.h"
+#include "engine/kvmem_eng.h"
 
 /* The model path: --model, else $KVASIR_MODEL, else the engine's default
  * when that file exists (else empty). Called with b->mu held or before use. */
@@ -60,6 +61,7 @@ void dmn_backend_free(dmn_backend *b) {
     free(p);
     p = n;
   }
+  if (b->kvstore) kvm_store_free(b->kvstore);
   if (b->model) eng_model_free(b->model);
   pthread_mutex_destroy(&b->mu);
   free(b);
@@ -125,6 +127,15 @@ cJSON *dmn_backend_cache_stats(dmn_backend *b) {
     cJSON_AddNumberToObject(e, "tokens", (double)p->tokens);
     cJSON_AddNumberToObject(e, "uses", (double)p->uses);
     cJSON_AddBoolToObject(e, "resident_kv", p->ctx != NULL);
+    if (p->ctx) {
+      cJSON_AddStringToObject(e, "kv_memory", "compressed");
+      cJSON_AddNumberToObject(e, "n_ctx", p->n_ctx);
+      cJSON_AddNumberToObject(e, "prefix_tokens", (double)p->prefix_tokens);
+      cJSON_AddNumberToObject(e, "kv_bytes", (double)p->kv_bytes);
+      cJSON_AddNumberToObject(e, "kv_dense_f16_bytes", (double)p->f16_bytes);
+      cJSON_AddNumberToObject(e, "kv_ratio", p->f16_bytes ? (double)p->kv_bytes / (double)p->f16_bytes : 0);
+      cJSON_AddStringToObject(e, "prefix_source", p->prefix_source);
+    }
     cJSON_AddItemToObject(e, "stable_files", p->stable ? cJSON_Duplicate(p->stable, 1) : cJSON_CreateArray());
     cJSON_AddItemToArray(arr, e);
   }
@@ -132,6 +143,10 @@ cJSON *dmn_backend_cache_stats(dmn_backend *b) {
   cJSON_AddNumberToObject(o, "prefix_bytes", (double)bytes);
   cJSON_AddNumberToObject(o, "prefix_hits", (double)b->prefix_hits);
   cJSON_AddNumberToObject(o, "prefix_builds", (double)b->prefix_builds);
+  cJSON_AddNumberToObject(o, "kv_prefix_loads_ram", (double)b->kv_loads_ram);
+  cJSON_AddNumberToObject(o, "kv_prefix_loads_disk", (double)b->kv_loads_disk);
+  cJSON_AddNumberToObject(o, "kv_prefix_builds", (double)b->kv_builds);
+  cJSON_AddNumberToObject(o, "kv_snapshot_errors", (double)b->kv_save_errors);
   cJSON_AddNumberToObject(o, "asks", (double)b->asks);
   cJSON_AddNumberToObject(o, "completes", (double)b->completes);
   cJSON_AddNumberToObject(o, "tokens_prompt", (double)b->tokens_prompt);

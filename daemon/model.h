@@ -19,7 +19,11 @@ typedef struct dmn_prefix {
   char *text;             /* the system message */
   cJSON *stable;          /* paths of the stable files in it (array, owned) */
   size_t tokens;          /* tokens of the last prompt's shared prefix */
-  eng_ctx *ctx;           /* NULL until the first generation */
+  eng_ctx *ctx;           /* NULL until the first generation; on the compressed KV memory */
+  size_t prefix_tokens;   /* tokens of the system message (the resident prefix) */
+  size_t kv_bytes, f16_bytes; /* the context's cache after its last generation, and a dense f16 one's */
+  int n_ctx;
+  char prefix_source[8];  /* where the prefix's KV last came from: "ram", "disk", "built" */
   pthread_mutex_t mu;     /* one generation per repo at a time */
   uint64_t uses;
   struct dmn_prefix *next;
@@ -34,6 +38,8 @@ struct dmn_backend {
   eng_model *model;
   dmn_prefix *prefixes;
   uint64_t asks, completes, prefix_hits, prefix_builds, tokens_prompt, tokens_reused, tokens_gen;
+  struct kvm_store *kvstore; /* resident prefixes' KV (RAM + snapshots), opened with the first context */
+  uint64_t kv_loads_ram, kv_loads_disk, kv_builds, kv_save_errors;
 };
 
 /* Loads the model on first use (any thread). 0, or an error naming why. */

@@ -199,7 +199,7 @@ static void doc_comment(idx_index *ix, idx_fact *f) {
   kv_buf_free(&b);
 }
 
-/* The last commits (newest first, of the first 500 from HEAD) whose tree
+/* The last commits (newest first, of the first 200 from HEAD) whose tree
  * holds a different blob at the definition's path than their first parent. */
 static void commits(idx_index *ix, idx_fact *f) {
   if (!ix->rrepo) return;
@@ -210,7 +210,7 @@ static void commits(idx_index *ix, idx_fact *f) {
   }
   git_revwalk_sorting(w, GIT_SORT_TIME);
   git_oid id;
-  for (int n = 0; n < 500 && f->ncommits < IDX_FACT_COMMITS && git_revwalk_next(&id, w) == 0; n++) {
+  for (int n = 0; n < 200 && f->ncommits < IDX_FACT_COMMITS && git_revwalk_next(&id, w) == 0; n++) {
     git_commit *c = NULL, *p = NULL;
     git_tree *t = NULL, *pt = NULL;
     git_tree_entry *e = NULL, *pe = NULL;
