@@ -348,7 +348,7 @@ static void gather_facts(ask_ctx *a, const idx_hits *hits) {
       if (!tests_ok && idx_path_is_test(h->path) != pass) continue;
       idx_fact f;
       kv_err fe;
-      if (idx_fact_get(a->ix, h->path, h->line0, h->line1, &f, &fe)) continue;
+      if (idx_fact_get(a->ix, h->path, h->line0, h->line1, a->question, &f, &fe)) continue;
       int dup = 0;
       for (size_t k = 0; k < a->nfacts; k++)
         dup |= !strcmp(a->facts[k].def.path, f.def.path) && a->facts[k].def.line0 == f.def.line0;

@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int is_test_path(const char *p) {
   if (!strncmp(p, "test/", 5) || !strncmp(p, "tests/", 6) || strstr(p, "/test/") || strstr(p, "/tests/") ||
@@ -34,13 +35,47 @@ int idx_path_is_test(const char *path) { return path && is_test_path(path); }
 
 static char *col_dup(sqlite3_stmt *st, int i) { return idx_strdup0((const char *)sqlite3_column_text(st, i)); }
 
-/* The definition: the first symbol starting in [line0, line1] of path, else
+/* How well a definition's name matches the question: its name parts
+ * (snake_case and camelCase pieces, lower-cased) found among the question's
+ * words, a part matching a word when one is a prefix of the other and the
+ * shorter has at least 4 letters ("load" ~ "loaded", "perm" ~ "permission"). */
+static int name_match(const char *name, const char *question) {
+  if (!question || !*question) return 0;
+  int score = 0;
+  const char *p = name;
+  while (*p) {
+    while (*p && !isalnum((unsigned char)*p)) p++;
+    const char *q = p;
+    if (*q) q++;
+    while (*q && isalnum((unsigned char)*q) && !(isupper((unsigned char)*q) && islower((unsigned char)q[-1]))) q++;
+    size_t pl = (size_t)(q - p);
+    if (pl >= 3) {
+      for (const char *w = question; *w;) {
+        while (*w && !isalnum((unsigned char)*w)) w++;
+        const char *we = w;
+        while (*we && isalnum((unsigned char)*we)) we++;
+        size_t wl = (size_t)(we - w), m = pl < wl ? pl : wl;
+        if (wl && (m >= 4 || (m == pl && m == wl)) && !strncasecmp(p, w, m)) {
+          score++;
+          break;
+        }
+        w = we;
+      }
+    }
+    p = q;
+  }
+  return score;
+}
+
+/* The definition: among the symbols starting in [line0, line1] of path,
+ * the one whose name best matches the question (the first on a tie), else
  * the innermost one enclosing line0. */
-static int find_def(sqlite3 *db, const char *path, int line0, int line1, idx_symbol *d, sqlite3_int64 *blob) {
+static int find_def(sqlite3 *db, const char *path, int line0, int line1, const char *question, idx_symbol *d,
+                    sqlite3_int64 *blob) {
   static const char *const q[2] = {
       "SELECT s.name, s.kind, s.scope, s.sig, b.lang, s.line0, s.line1, s.blob FROM symbols s"
       " JOIN blobs b ON b.id = s.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2"
-      " WHERE f.path = ?1 AND s.line0 >= ?2 AND s.line0 <= ?3 ORDER BY s.line0, s.line1 DESC LIMIT 1",
+      " WHERE f.path = ?1 AND s.line0 >= ?2 AND s.line0 <= ?3 ORDER BY s.line0, s.line1 DESC LIMIT 64",
       "SELECT s.name, s.kind, s.scope, s.sig, b.lang, s.line0, s.line1, s.blob FROM symbols s"
       " JOIN blobs b ON b.id = s.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2"
       " WHERE f.path = ?1 AND s.line0 <= ?2 AND s.line1 >= ?2 ORDER BY s.line0 DESC LIMIT 1"};
@@ -50,8 +85,17 @@ static int find_def(sqlite3 *db, const char *path, int line0, int line1, idx_sym
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, line0);
     sqlite3_bind_int(st, 3, line1);
-    int found = sqlite3_step(st) == SQLITE_ROW;
-    if (found) {
+    int found = 0, best = -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *name = (const char *)sqlite3_column_text(st, 0);
+      int score = name ? name_match(name, question) : 0;
+      if (score <= best) continue;
+      best = score;
+      if (found) {
+        free(d->name), free(d->kind), free(d->scope), free(d->signature), free(d->path);
+        memset(d, 0, sizeof *d);
+      }
+      found = 1;
       d->name = col_dup(st, 0);
       d->kind = col_dup(st, 1);
       d->scope = col_dup(st, 2);
@@ -237,13 +281,14 @@ static void commits(idx_index *ix, idx_fact *f) {
   git_revwalk_free(w);
 }
 
-int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, idx_fact *out, kv_err *err) {
+int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, const char *question, idx_fact *out,
+                 kv_err *err) {
   memset(out, 0, sizeof *out);
   if (!path || !*path) return kv_err_set(err, KV_EINVAL, "facts: no path");
   sqlite3_int64 blob = 0;
   pthread_mutex_lock(&ix->rlock);
   sqlite3 *db = idx_store_db(ix->r);
-  int rc = find_def(db, path, line0, line1 < line0 ? line0 : line1, &out->def, &blob);
+  int rc = find_def(db, path, line0, line1 < line0 ? line0 : line1, question, &out->def, &blob);
   if (!rc) rc = same_name(db, out);
   if (!rc) rc = callers(db, out, blob);
   if (!rc) rc = callees(db, out, blob);

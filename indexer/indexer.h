@@ -225,9 +225,12 @@ typedef struct idx_fact {
                          * mean another definition of the same name */
 } idx_fact;
 
-/* What the index knows about the definition starting in [line0, line1] of
- * path (else the one enclosing line0): KV_ENOTFOUND when there is none. */
-int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, idx_fact *out, kv_err *err);
+/* What the index knows about a definition of path: among those starting in
+ * [line0, line1], the one whose name parts best match the words of
+ * `question` (may be NULL: the first), else the one enclosing line0.
+ * KV_ENOTFOUND when there is none. */
+int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, const char *question, idx_fact *out,
+                 kv_err *err);
 void idx_fact_free(idx_fact *f);
 /* 1 when path looks like a test file (tests/, test_*, *_test.*, *.spec.*). */
 int idx_path_is_test(const char *path);

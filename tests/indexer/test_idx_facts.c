@@ -110,7 +110,7 @@ static void test_fact(void **st) {
   idx_fact f;
   kv_err err;
   /* a chunk range that starts at the comment above the definition */
-  if (idx_fact_get(ix, "src/auth.c", 7, 12, &f, &err)) fail_msg("%s", err.msg);
+  if (idx_fact_get(ix, "src/auth.c", 7, 12, NULL, &f, &err)) fail_msg("%s", err.msg);
   assert_string_equal(f.def.name, "verify_client");
   assert_int_equal(f.def.line0, 9);
   assert_int_equal(f.ndefs, 1);
@@ -133,11 +133,21 @@ static void test_fact(void **st) {
   assert_string_equal(f.commits[1].summary, "first: auth and server");
   idx_fact_free(&f);
   /* a line inside a definition finds the enclosing one */
-  assert_int_equal(idx_fact_get(ix, "src/auth.c", 4, 4, &f, &err), 0);
+  assert_int_equal(idx_fact_get(ix, "src/auth.c", 4, 4, NULL, &f, &err), 0);
   assert_string_equal(f.def.name, "compare_tags");
   assert_int_equal(f.ndefs, 2);
   idx_fact_free(&f);
-  assert_int_equal(idx_fact_get(ix, "README.md", 1, 1, &f, &err), KV_ENOTFOUND);
+  /* a chunk holding two definitions: the question picks the one it names */
+  assert_int_equal(idx_fact_get(ix, "src/auth.c", 1, 12, NULL, &f, &err), 0);
+  assert_string_equal(f.def.name, "compare_tags"); /* no question: the first */
+  idx_fact_free(&f);
+  assert_int_equal(idx_fact_get(ix, "src/auth.c", 1, 12, "how is a client verified?", &f, &err), 0);
+  assert_string_equal(f.def.name, "verify_client");
+  idx_fact_free(&f);
+  assert_int_equal(idx_fact_get(ix, "src/auth.c", 1, 12, "where are the tags compared", &f, &err), 0);
+  assert_string_equal(f.def.name, "compare_tags");
+  idx_fact_free(&f);
+  assert_int_equal(idx_fact_get(ix, "README.md", 1, 1, NULL, &f, &err), KV_ENOTFOUND);
   assert_non_null(strstr(err.msg, "README.md"));
   idx_close(ix);
 }
