@@ -29,8 +29,6 @@ int eng_ctx_create(eng_ctx **out, eng_model *m, const eng_ctx_params *pp, kv_err
   eng_ctx_params p;
   if (pp) p = *pp; else eng_ctx_params_default(&p);
   const eng_model_info *I = &m->info;
-  const char *why = eng__model_unsupported(m);
-  if (why) return kv_err_set(err, KV_EUNSUPPORTED, "%s (%s): %s", I->name, I->arch, why);
   eng_ctx *c = calloc(1, sizeof *c);
   if (!c) return kv_err_set(err, KV_ENOMEM, "out of memory");
   c->m = m;

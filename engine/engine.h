@@ -1,8 +1,8 @@
 /*
  * engine — GGUF models on the CPU: a validating GGUF reader, tokenizers built
  * from GGUF metadata (GPT-2 byte-level BPE, SentencePiece-style with byte
- * fallback), the llama / qwen2 / gemma3 architectures (qwen3 and Llama 3's
- * rope_freqs load but do not run yet; see engine/arch.c), a sampler, chat
+ * fallback), the llama (with Llama 3's rope_freqs) / qwen2 / qwen3 / gemma3
+ * architectures (one row each in engine/arch.c), a sampler, chat
  * templates, and the KV cache behind a narrow interface (eng_kv_ops) that the
  * compressed KV memory (kvm_*) replaces later. Prefix: eng_.
  *

@@ -2,8 +2,10 @@
  * forward.c — the transformer forward pass for a batch of tokens, shared by
  * llama, qwen2 and gemma3; the differences are data (the architecture's row
  * in arch.c, eng_model fields and optional tensors), not code paths:
- *   llama:  RMSNorm -> attention (RoPE, adjacent pairs) -> SwiGLU FFN
+ *   llama:  RMSNorm -> attention (RoPE, adjacent pairs; Llama 3's
+ *           rope_freqs divide each pair's angle) -> SwiGLU FFN
  *   qwen2:  as llama with Q/K/V biases and NeoX RoPE (split halves)
+ *   qwen3:  as qwen2 without biases, each Q/K head RMS-normed before RoPE
  *   gemma3: embeddings scaled by sqrt(n_embd), QK-norm, post-attention and
  *           post-FFN norms, GELU-tanh gate, sliding-window layers (5 of 6)
  *           with their own RoPE base.
@@ -72,12 +74,15 @@ ENG_FMA_CLONES static void silu_mul(float *g, const float *u, size_t n) {
   for (size_t i = 0; i < n; i++) g[i] = eng_ggml_silu(g[i]) * u[i];
 }
 
-/* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN). */
-static void rope(float *x, int rope_dim, int pos, float base, int neox) {
+/* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN).
+ * ff: Llama 3's rope_freqs (dimension pair i turns by theta / ff[i], as
+ * ggml's freq_factors), or NULL. */
+static void rope(float *x, int rope_dim, int pos, float base, int neox, const float *ff) {
   const float theta_scale = powf(base, -2.0f / (float)rope_dim);
   float theta = (float)pos;
   for (int i = 0; i < rope_dim / 2; i++) {
-    const float c = cosf(theta), s = sinf(theta);
+    const float t = ff ? theta / ff[i] : theta;
+    const float c = cosf(t), s = sinf(t);
     int a = neox ? i : 2 * i, b = neox ? i + rope_dim / 2 : 2 * i + 1;
     const float x0 = x[a], x1 = x[b];
     x[a] = fmaf(x0, c, -(x1 * s)); /* ggml's build contracts these to FMA */
@@ -129,6 +134,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
     if (M->emb_scale != 1.0f)
       for (size_t i = 0; i < d; i++) c->x[t * d + i] *= M->emb_scale;
   }
+  const float *rf = M->rope_freqs ? M->rope_freqs->data : NULL;
   eng__kv_dense_batch(c->kvo, c->kv, m);
   for (int il = 0; il < I->n_layer; il++) {
     const eng_layer *L = &M->layers[il];
@@ -144,14 +150,14 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
       for (int hh = 0; hh < I->n_head; hh++) {
         float *q = c->q + t * nq + (size_t)hh * hd;
         if (L->q_norm) rmsnorm(q, q, L->q_norm->data, hd, M->eps);
-        rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
+        rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox, rf);
         if (M->a->scale_q)
           for (size_t i = 0; i < hd; i++) q[i] *= M->attn_scale; /* gemma scales Q, then kq_scale = 1 */
       }
       for (int hh = 0; hh < I->n_head_kv; hh++) {
         float *k = c->k + t * nkv + (size_t)hh * hd;
         if (L->k_norm) rmsnorm(k, k, L->k_norm->data, hd, M->eps);
-        rope(k, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox);
+        rope(k, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox, rf);
       }
       int rc = c->kvo->append(c->kv, il, pos0 + t, c->k + t * nkv, c->v + t * nkv);
       if (rc) return rc;

@@ -75,7 +75,6 @@ typedef struct eng_arch {
   int scale_q;           /* 1: Q scaled by 1/sqrt(head_dim) before attention (then scale 1) */
   int ffn;               /* ENG_FFN_* gate activation */
   int chat_default;      /* ENG_CHAT_* for a file without tokenizer.chat_template */
-  const char *unsupported; /* non-NULL: why eng_ctx_create refuses this architecture */
 } eng_arch;
 const eng_arch *eng__arch_find(const char *name); /* NULL: not in the table */
 const char *eng__arch_names(void);                /* "llama, qwen2, …" for messages */
@@ -124,10 +123,6 @@ struct eng_model {
   int chat_family;     /* ENG_CHAT_*, from the template's markers (eng_chat_family) */
   uint16_t *gelu_tab;  /* gemma3: GELU(tanh) of every half value, as ggml's table */
 };
-
-/* Why a context cannot run this model (the row's refusal, or a tensor the
- * forward pass does not apply), or NULL. */
-const char *eng__model_unsupported(const eng_model *m);
 
 int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err);
 void eng_vocab_free(eng_vocab *v);

@@ -184,13 +184,6 @@ static int load(eng_model *m, kv_err *err) {
   return 0;
 }
 
-const char *eng__model_unsupported(const eng_model *m) {
-  if (m->a->unsupported) return m->a->unsupported;
-  if (m->rope_freqs)
-    return "rope_freqs.weight (Llama 3's RoPE frequency scaling) is not applied by the forward pass yet; "
-           "running without it would give wrong outputs past short contexts";
-  return NULL;
-}
 
 int eng_model_open(eng_model **out, const char *path, kv_err *err) {
   *out = NULL;

@@ -214,19 +214,38 @@ static inline void tg_tensors(tg *g, unsigned groups, const char *skip) {
 #undef TGT
 }
 
-/* A whole tiny model of `arch` with `groups`, an optional chat template, at a
- * fresh temporary path written to `path` (n >= 32). 0 on success. */
-static inline int tg_model(char *path, size_t n, const char *arch, unsigned groups, const char *chat_template) {
+/* A whole tiny model of `arch` with `groups` and an optional chat template,
+ * written at `path`. 0 on success. */
+static inline int tg_model_at(const char *path, const char *arch, unsigned groups, const char *chat_template) {
   tg g;
   tg_init(&g);
   tg_hparams(&g, arch);
   tg_vocab(&g, NULL, 0);
   if (chat_template) tg_str(&g, "tokenizer.chat_template", chat_template);
   tg_tensors(&g, groups, NULL);
+  return tg_write(&g, path);
+}
+/* The same at a fresh temporary path, written to `path` (n >= 32). */
+static inline int tg_model(char *path, size_t n, const char *arch, unsigned groups, const char *chat_template) {
   snprintf(path, n, "/tmp/kvasir-tiny-XXXXXX");
   int fd = mkstemp(path);
   if (fd < 0) return -1;
   close(fd);
-  return tg_write(&g, path);
+  return tg_model_at(path, arch, groups, chat_template);
 }
+
+/* The models held to the numpy reference (tests/reference/engine/tiny_ref.py
+ * reads the files tiny_write writes; golden_tiny_arch.json has its logits
+ * for every position of TG_REF_TOKENS, evaluated as one batch). */
+static const struct tg_case {
+  const char *name, *arch;
+  unsigned groups;
+} TG_CASES[] = {
+    {"llama", "llama", 0},
+    {"llama-rope-freqs", "llama", TG_ROPE_FREQS},
+    {"qwen2", "qwen2", TG_BIAS},
+    {"qwen3", "qwen3", TG_QK_NORM},
+    {"qwen3-tied", "qwen3", TG_QK_NORM | TG_NO_OUTPUT},
+};
+static const int32_t TG_REF_TOKENS[] = {0, 5, 7, 9, 11, 13, 2, 30, 17, 3, 39, 21};
 #endif
