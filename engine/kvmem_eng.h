@@ -3,7 +3,10 @@
  * eng_kv_ops implementation, a context constructor that sets the per-layer
  * policy from the model (sliding-window layers keep only their window), and
  * the hooks resident prefixes need (take a context's cache out to store it,
- * put a forked prefix in). Engine-internal but shared with cli/ and bench/.
+ * put a forked prefix in), the serving calls the daemon makes (context
+ * size, prefix save/load through a kvm_store, cache stats), and the
+ * evaluations. The engine's second header, for the callers of the KV
+ * memory (daemon/, cli/, bench/); prefix kvm_eng_ / kvm_eval_.
  */
 #ifndef KVASIR_KVMEM_ENG_H
 #define KVASIR_KVMEM_ENG_H

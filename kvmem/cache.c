@@ -235,9 +235,9 @@ void kvm_prefix_destroy(kvm_prefix *p) {
   free(p);
 }
 
-void kvm_prefix_ref(kvm_prefix *p) { p->refs++; }
+void kvm_prefix_ref(kvm_prefix *p) { atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed); }
 void kvm_prefix_unref(kvm_prefix *p) {
-  if (p && --p->refs == 0) kvm_prefix_destroy(p);
+  if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) kvm_prefix_destroy(p);
 }
 size_t kvm_prefix_len(const kvm_prefix *p) { return (size_t)p->cache->layers[0].n; }
 int kvm_prefix_from_disk(const kvm_prefix *p) { return p->map != NULL; }

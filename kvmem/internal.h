@@ -20,6 +20,8 @@
 #ifndef KVASIR_KVMEM_INTERNAL_H
 #define KVASIR_KVMEM_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "kvmem/kvmem.h"
 
 typedef struct kvm_blk_layout {
@@ -66,7 +68,7 @@ struct kvm_cache {
 
 /* Prefix: a frozen cache plus what identifies it. */
 struct kvm_prefix {
-  int refs;
+  atomic_int refs;       /* forks on any thread hold and drop references */
   kvm_cache *cache;      /* frozen */
   uint64_t token_hash;
   int n_segs;

@@ -193,7 +193,10 @@ typedef struct kvm_segment {
 } kvm_segment;
 
 /* snap_dir NULL: $XDG_CACHE_HOME/kvasir/kv. budget: bytes of resident
- * prefixes kept in RAM (LRU eviction; evicted prefixes stay on disk). */
+ * prefixes kept in RAM (LRU eviction; evicted prefixes stay on disk).
+ * Thread-safe: any thread may call the kvm_store_* functions, and fork,
+ * free forks and unref prefixes (reference counts are atomic); one cache is
+ * still used by one thread at a time. */
 int kvm_store_open(kvm_store **out, const kvm_config *cfg, uint64_t model_hash, size_t budget,
                    const char *snap_dir, kv_err *err);
 void kvm_store_free(kvm_store *s);

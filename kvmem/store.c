@@ -13,11 +13,14 @@
  * made resident); a resident prefix never points into another prefix
  * (kvm_store_put materializes shared blocks), so its bytes are its own;
  * a fork holds a reference, so eviction never frees memory a fork reads.
+ * Thread-safe: each kvm_store_* call holds the store's mutex, and prefix
+ * reference counts are atomic, so forks may be freed on any thread.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@
 #include "kvmem/internal.h"
 
 struct kvm_store {
+  pthread_mutex_t mu;      /* every call holds it: requests on several threads share a store */
   kvm_config cfg;
   uint64_t model_hash;
   size_t budget, bytes;
@@ -143,6 +147,7 @@ int kvm_store_open(kvm_store **out, const kvm_config *cfg, uint64_t model_hash, 
     else snprintf(s->dir, sizeof s->dir, "%s/kv", base);
   }
   if (!rc) rc = kv_mkdirs(s->dir, 0700, err);
+  if (!rc && pthread_mutex_init(&s->mu, NULL)) rc = kv_err_set(err, KV_ENOMEM, "kvm_store: mutex");
   if (rc) {
     free(s);
     return rc;
@@ -189,12 +194,25 @@ static void admit(kvm_store *s, kvm_prefix *p) {
 void kvm_store_free(kvm_store *s) {
   if (!s) return;
   while (s->tail) evict(s, s->tail);
+  pthread_mutex_destroy(&s->mu);
   free(s);
 }
 
-size_t kvm_store_bytes(const kvm_store *s) { return s->bytes; }
-const kvm_config *kvm_store_config(const kvm_store *s) { return &s->cfg; }
-int kvm_store_count(const kvm_store *s) { return s->count; }
+size_t kvm_store_bytes(const kvm_store *s) {
+  pthread_mutex_t *mu = (pthread_mutex_t *)&s->mu; /* const for the caller: the lock is not the state */
+  pthread_mutex_lock(mu);
+  size_t b = s->bytes;
+  pthread_mutex_unlock(mu);
+  return b;
+}
+const kvm_config *kvm_store_config(const kvm_store *s) { return &s->cfg; } /* fixed at open */
+int kvm_store_count(const kvm_store *s) {
+  pthread_mutex_t *mu = (pthread_mutex_t *)&s->mu;
+  pthread_mutex_lock(mu);
+  int n = s->count;
+  pthread_mutex_unlock(mu);
+  return n;
+}
 
 static void snap_path(const kvm_store *s, uint64_t key, char *buf, size_t n) {
   snprintf(buf, n, "%s/%016" PRIx64 "-%016" PRIx64 ".kvm", s->dir, s->model_hash, key);
@@ -207,8 +225,8 @@ static int matched(const uint64_t *pc, const uint64_t *pe, int pn, const uint64_
   return m;
 }
 
-int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_prefix **out, int *n_segs_matched,
-                     size_t *n_tokens, kv_err *err) {
+static int lookup_locked(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_prefix **out, int *n_segs_matched,
+                         size_t *n_tokens, kv_err *err) {
   *out = NULL;
   *n_segs_matched = 0;
   *n_tokens = 0;
@@ -289,8 +307,8 @@ int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_pref
   return 0;
 }
 
-int kvm_store_put(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_cache *cache, kvm_prefix **out,
-                  kv_err *err) {
+static int put_locked(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_cache *cache, kvm_prefix **out,
+                      kv_err *err) {
   if (out) *out = NULL;
   size_t tot = 0;
   for (int i = 0; i < n_segs; i++) tot += segs[i].n;
@@ -334,5 +352,21 @@ int kvm_store_put(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_cache *
   admit(s, p);
   if (out) *out = p;
   else kvm_prefix_unref(p);
+  return rc;
+}
+
+int kvm_store_lookup(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_prefix **out, int *n_segs_matched,
+                     size_t *n_tokens, kv_err *err) {
+  pthread_mutex_lock(&s->mu);
+  int rc = lookup_locked(s, segs, n_segs, out, n_segs_matched, n_tokens, err);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int kvm_store_put(kvm_store *s, const kvm_segment *segs, int n_segs, kvm_cache *cache, kvm_prefix **out,
+                  kv_err *err) {
+  pthread_mutex_lock(&s->mu);
+  int rc = put_locked(s, segs, n_segs, cache, out, err);
+  pthread_mutex_unlock(&s->mu);
   return rc;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,102 @@ static void test_budget_lru(void **st) {
   free(t0);
 }
 
+/* Several threads share one store whose budget holds one prefix and a half,
+ * so every lookup of another prefix loads it from disk and evicts: forks are
+ * made, extended and freed on all threads while the store drops prefixes,
+ * and each fork still gives the outputs it gave single-threaded. */
+enum { TH = 4, TH_ITERS = 60, TH_PREFIXES = 3 };
+typedef struct th_arg {
+  kvm_store *s;
+  int32_t **tk;
+  const float *ref; /* [TH_PREFIXES][3*QD] */
+  int id, bad;
+  char why[600];
+} th_arg;
+
+static void *th_run(void *v) {
+  th_arg *a = v;
+  for (int it = 0; it < TH_ITERS && !a->bad; it++) {
+    int i = (a->id + it) % TH_PREFIXES;
+    kvm_segment g = {a->tk[i], 300};
+    kvm_prefix *p;
+    int m;
+    size_t nt;
+    kvm_cache *f;
+    kv_err e;
+    if (kvm_store_lookup(a->s, &g, 1, &p, &m, &nt, &e) || nt != 300) {
+      snprintf(a->why, sizeof a->why, "lookup %d: %s", i, e.msg);
+      a->bad = 1;
+      break;
+    }
+    int rc = kvm_prefix_fork(p, 300, &f, &e);
+    kvm_prefix_unref(p); /* the fork's reference may be the last one soon */
+    if (rc) {
+      snprintf(a->why, sizeof a->why, "fork %d: %s", i, e.msg);
+      a->bad = 1;
+      break;
+    }
+    float k[KVD], v2[KVD], o[3 * QD];
+    for (int t = 300; t < 310; t++) {
+      for (int x = 0; x < KVD; x++) {
+        k[x] = tokval(a->tk[i][t], t, x);
+        v2[x] = tokval(a->tk[i][t] + 7, t, x + 100);
+      }
+      for (int l = 0; l < 3; l++) rc |= kvm_cache_append(f, l, k, v2, NULL);
+    }
+    probe(f, o);
+    for (int x = 0; x < 3 * QD && !rc; x++)
+      if (fabsf(o[x] - a->ref[i * 3 * QD + x]) > 1e-6f) rc = 1;
+    if (rc) {
+      snprintf(a->why, sizeof a->why, "prefix %d iteration %d: outputs differ", i, it);
+      a->bad = 1;
+    }
+    kvm_cache_free(f);
+  }
+  return NULL;
+}
+
+static void test_threads_share_store(void **st) {
+  kvm_config cf;
+  small_cfg(&cf, 512);
+  kv_err e;
+  kvm_store *s;
+  int32_t *tk[TH_PREFIXES];
+  float ref[TH_PREFIXES * 3 * QD];
+  assert_int_equal(kvm_store_open(&s, &cf, 45, (size_t)1 << 30, g_dir, &e), 0);
+  for (int i = 0; i < TH_PREFIXES; i++) {
+    tk[i] = toks_make(310, 300 + i);
+    kvm_cache *c;
+    assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
+    feed(c, tk[i], 0, 300);
+    kvm_segment g = {tk[i], 300};
+    kvm_prefix *p;
+    assert_int_equal(kvm_store_put(s, &g, 1, c, &p, &e), 0);
+    kvm_cache *f;
+    assert_int_equal(kvm_prefix_fork(p, 300, &f, &e), 0);
+    kvm_prefix_unref(p);
+    feed(f, tk[i], 300, 310);
+    probe(f, ref + i * 3 * QD);
+    kvm_cache_free(f);
+  }
+  size_t one = kvm_store_bytes(s) / TH_PREFIXES;
+  kvm_store_free(s);
+  assert_int_equal(kvm_store_open(&s, &cf, 45, one * 3 / 2, g_dir, &e), 0);
+  pthread_t th[TH];
+  th_arg args[TH];
+  for (int t = 0; t < TH; t++) {
+    args[t] = (th_arg){s, tk, ref, t, 0, ""};
+    assert_int_equal(pthread_create(&th[t], NULL, th_run, &args[t]), 0);
+  }
+  for (int t = 0; t < TH; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < TH; t++)
+    if (args[t].bad) fail_msg("thread %d: %s", t, args[t].why);
+  assert_true(kvm_store_count(s) <= 1);
+  assert_true(kvm_store_bytes(s) <= one * 3 / 2);
+  kvm_store_free(s);
+  for (int i = 0; i < TH_PREFIXES; i++) free(tk[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_snapshot_roundtrip_and_flips, setup, teardown),
@@ -351,6 +448,7 @@ int main(void) {
       cmocka_unit_test(test_copy_and_truncate),
       cmocka_unit_test_setup_teardown(test_segments_longest_run, setup, teardown),
       cmocka_unit_test_setup_teardown(test_budget_lru, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threads_share_store, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
