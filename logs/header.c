@@ -47,7 +47,7 @@ typedef struct col {
 
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
 
-static int classify(const char *s, size_t n) {
+static int classify(const char *s, size_t n, uint32_t roff) {
   if (n == 0) return C_NONE;
   if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
   if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
@@ -60,8 +60,10 @@ static int classify(const char *s, size_t n) {
   }
   size_t core = n;
   while (core > 0 && (s[core - 1] == ',' || s[core - 1] == ';')) core--;
-  int alld = core > 0;
-  for (size_t i = 0; i < core; i++)
+  /* a signed integer ("-1", "+3") is a number too (a flag, an exit status) */
+  size_t d0 = core > 1 && (s[0] == '-' || s[0] == '+') && !(roff & LOG_R_H_SIGNED) ? 1 : 0;
+  int alld = core > d0;
+  for (size_t i = d0; i < core; i++)
     if (!isdigit((unsigned char)s[i])) alld = 0;
   if (alld) return C_N;
   if (n >= 2 && s[n - 1] == ':' && s[n - 2] != ':') return C_C;
@@ -112,12 +114,12 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
       } else {
         e = i;
         while (e < n && !is_sp(s[e])) e++;
-        cls = classify(s + i, e - i);
+        cls = classify(s + i, e - i, roff);
       }
     } else {
       e = i;
       while (e < n && !is_sp(s[e])) e++;
-      cls = classify(s + i, e - i);
+      cls = classify(s + i, e - i, roff);
     }
     cols[k].b = i;
     cols[k].e = e;

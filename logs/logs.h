@@ -77,7 +77,8 @@ enum {
   LOG_R_H_DASH_ANCHOR = 1u << 21,/* header: a " - " column in >= 80% of lines ends a header part */
   LOG_R_H_DELIM = 1u << 22,      /* header: '|' or tab separated fields */
   LOG_R_H_LOGFMT = 1u << 23,     /* header: logfmt lines (key=value ... msg="...") */
-  LOG_R_COUNT = 24
+  LOG_R_H_SIGNED = 1u << 24,     /* header: a signed integer ("-1") is a number column (found on HPC) */
+  LOG_R_COUNT = 25
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
