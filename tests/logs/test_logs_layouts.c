@@ -145,7 +145,31 @@ static void test_rules_matter(void **st) {
   }
 }
 
+/* Rule names round-trip through log_rules_parse; "all" is every bit; an
+ * unknown name is refused by name. */
+static void test_rule_names(void **st) {
+  (void)st;
+  uint32_t m, all = 0;
+  kv_err err = {0};
+  for (int i = 0; i < LOG_R_COUNT; i++) {
+    const char *nm = log_rule_name(i);
+    assert_non_null(nm);
+    assert_int_equal(log_rules_parse(nm, &m, &err), 0);
+    assert_int_equal(m, 1u << i);
+    all |= 1u << i;
+  }
+  assert_null(log_rule_name(LOG_R_COUNT));
+  assert_int_equal(LOG_R_H_SIGNED, 1u << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
+  assert_int_equal(log_rules_parse("all", &m, &err), 0);
+  assert_int_equal(m, all);
+  assert_int_equal(log_rules_parse("m_keyval,h_delim", &m, &err), 0);
+  assert_int_equal(m, LOG_R_M_KEYVAL | LOG_R_H_DELIM);
+  assert_int_equal(log_rules_parse("m_keyval,bogus", &m, &err), KV_EINVAL);
+  assert_non_null(strstr(err.msg, "bogus"));
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_layouts), cmocka_unit_test(test_rules_matter)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_layouts), cmocka_unit_test(test_rules_matter),
+                                     cmocka_unit_test(test_rule_names)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
