@@ -48,14 +48,17 @@
 #include <string.h>
 
 int log_buf_uv(kv_buf *b, uint64_t v) {
-  uint8_t tmp[10];
-  size_t k = 0;
+  /* hot (several per record): write in place, keeping kv_buf's NUL */
+  if (b->len + 11 > b->cap && kv_buf_reserve(b, 10)) return KV_ENOMEM;
+  uint8_t *p = (uint8_t *)b->data + b->len, *p0 = p;
   while (v >= 0x80) {
-    tmp[k++] = (uint8_t)(v | 0x80);
+    *p++ = (uint8_t)(v | 0x80);
     v >>= 7;
   }
-  tmp[k++] = (uint8_t)v;
-  return kv_buf_append(b, tmp, k);
+  *p++ = (uint8_t)v;
+  b->len += (size_t)(p - p0);
+  b->data[b->len] = 0;
+  return 0;
 }
 
 int log_get_uv(const uint8_t **p, const uint8_t *end, uint64_t *v) {

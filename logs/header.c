@@ -21,6 +21,7 @@
 #include "logs/internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,8 @@ struct log_fmt {
   int core;        /* columns that must match */
   int cls[HCOLS];
   uint32_t off; /* LOG_R_* switched off */
+  char delim;   /* '|' or '\t': the header is the first ndelim delimited fields */
+  int ndelim;
 };
 
 typedef struct col {
@@ -44,7 +47,7 @@ typedef struct col {
 
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
 
-static int classify(const char *s, size_t n) {
+static int classify(const char *s, size_t n, uint32_t roff) {
   if (n == 0) return C_NONE;
   if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
   if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
@@ -57,8 +60,10 @@ static int classify(const char *s, size_t n) {
   }
   size_t core = n;
   while (core > 0 && (s[core - 1] == ',' || s[core - 1] == ';')) core--;
-  int alld = core > 0;
-  for (size_t i = 0; i < core; i++)
+  /* a signed integer ("-1", "+3") is a number too (a flag, an exit status) */
+  size_t d0 = core > 1 && (s[0] == '-' || s[0] == '+') && !(roff & LOG_R_H_SIGNED) ? 1 : 0;
+  int alld = core > d0;
+  for (size_t i = d0; i < core; i++)
     if (!isdigit((unsigned char)s[i])) alld = 0;
   if (alld) return C_N;
   if (n >= 2 && s[n - 1] == ':' && s[n - 2] != ':') return C_C;
@@ -109,12 +114,12 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
       } else {
         e = i;
         while (e < n && !is_sp(s[e])) e++;
-        cls = classify(s + i, e - i);
+        cls = classify(s + i, e - i, roff);
       }
     } else {
       e = i;
       while (e < n && !is_sp(s[e])) e++;
-      cls = classify(s + i, e - i);
+      cls = classify(s + i, e - i, roff);
     }
     cols[k].b = i;
     cols[k].e = e;
@@ -134,6 +139,120 @@ static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
 }
 
 static int header_like(int c) { return c != C_W && c != C_NONE; }
+
+/* One delimited field [b, e) of a line, trimmed: what it holds. */
+static void delim_field(const char *s, size_t b, size_t e, int year_hint, uint32_t roff, log_line *out, int *saw_ts,
+                        int *saw_lvl) {
+  while (b < e && is_sp(s[b])) b++;
+  while (e > b && is_sp(s[e - 1])) e--;
+  if (b == e) return;
+  int64_t ms;
+  size_t t = log_ts_parse_rules(s + b, e - b, year_hint, roff, &ms);
+  if (t >= 6 && t + 1 >= e - b) {
+    if (out && out->ts_ms == INT64_MIN) out->ts_ms = ms;
+    if (saw_ts) *saw_ts = 1;
+    return;
+  }
+  int l = log_level_word(s + b, e - b);
+  if (l) {
+    if (out && !out->level) out->level = l;
+    if (saw_lvl) *saw_lvl = 1;
+    return;
+  }
+  if (out && !out->comp) out->comp = s + b, out->comp_len = e - b;
+}
+
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Delimited layouts ("2016-03-01 08:00:00|INFO|app|msg", tab-separated):
+ * when '|' or tab occurs at least twice in >= 90% of the lines, and the
+ * fields before the k-th (k = the count 90% of lines reach) hold a time or
+ * a level in >= 80% of them, the header is those k fields. A message may
+ * hold the delimiter too: only the first k count. */
+static void learn_delim(log_fmt *f, const char *const *lines, const size_t *lens, size_t n) {
+  static const char D[2] = {'|', '\t'};
+  size_t *cnt = malloc((n ? n : 1) * sizeof *cnt);
+  if (!cnt) return;
+  for (int di = 0; di < 2; di++) {
+    size_t m = 0;
+    for (size_t li = 0; li < n; li++) {
+      if (lens[li] == 0 || lines[li][0] == ' ') continue;
+      size_t c = 0, l = lens[li] < 4096 ? lens[li] : 4096;
+      for (size_t i = 0; i < l; i++) c += lines[li][i] == D[di];
+      cnt[m++] = c;
+    }
+    if (m < 5) break;
+    qsort(cnt, m, sizeof *cnt, cmp_size);
+    size_t k = cnt[m / 10];
+    if (k < 2 || k > 11) continue;
+    size_t anchored = 0, used = 0;
+    for (size_t li = 0; li < n; li++) {
+      if (lens[li] == 0 || lines[li][0] == ' ') continue;
+      const char *s = lines[li];
+      size_t b = 0, got = 0;
+      int ts = 0, lv = 0;
+      for (size_t i = 0; i < lens[li] && got < k; i++)
+        if (s[i] == D[di]) delim_field(s, b, i, 2000, f->off, NULL, &ts, &lv), b = i + 1, got++;
+      used++;
+      anchored += got == k && (ts || lv);
+    }
+    if (used && anchored * 10 >= used * 8) {
+      f->delim = D[di], f->ndelim = (int)k;
+      if (f->ncols == 0) f->ncols = f->core = (int)k;
+      break;
+    }
+  }
+  free(cnt);
+}
+
+/* logfmt ("ts=... level=info logger=x msg=\"...\""): a line whose first
+ * token is key=value and which has a msg/message key. Values are bare or
+ * double-quoted (backslash escapes kept as they are in the content). */
+static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
+  size_t i = 0;
+  if (!(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == '@')) return 0;
+  while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '@')) i++;
+  if (i >= n || s[i] != '=') return 0;
+  const char *msg = NULL, *ts = NULL, *lv = NULL, *cp = NULL;
+  size_t msgl = 0, tsl = 0, lvl = 0, cpl = 0;
+  i = 0;
+  while (i < n) {
+    while (i < n && is_sp(s[i])) i++;
+    size_t kb = i;
+    while (i < n && s[i] != '=' && !is_sp(s[i])) i++;
+    if (i >= n || s[i] != '=') break;
+    size_t kl = i - kb;
+    const char *k = s + kb;
+    i++;
+    size_t vb = i, ve;
+    if (i < n && s[i] == '"') {
+      vb = ++i;
+      while (i < n && s[i] != '"') i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+      ve = i < n ? i : n;
+      if (i < n) i++;
+    } else {
+      while (i < n && !is_sp(s[i])) i++;
+      ve = i;
+    }
+#define KEY(w) (kl == sizeof(w) - 1 && !memcmp(k, w, kl))
+    if (KEY("msg") || KEY("message")) msg = s + vb, msgl = ve - vb;
+    else if (KEY("ts") || KEY("time") || KEY("timestamp") || KEY("t") || KEY("@timestamp")) ts = s + vb, tsl = ve - vb;
+    else if (KEY("level") || KEY("lvl") || KEY("severity")) lv = s + vb, lvl = ve - vb;
+    else if (KEY("logger") || KEY("component") || KEY("module") || KEY("source") || KEY("caller")) cp = s + vb, cpl = ve - vb;
+#undef KEY
+  }
+  if (!msg) return 0;
+  out->has_header = 1;
+  out->content = msg, out->content_len = msgl;
+  int64_t ms;
+  if (ts && log_ts_parse_rules(ts, tsl, year_hint, roff, &ms)) out->ts_ms = ms;
+  if (lv) out->level = log_level_word(lv, lvl);
+  if (cp) out->comp = cp, out->comp_len = cpl;
+  return 1;
+}
 
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err) {
   return log_fmt_learn_rules(out, lines, lens, n, 0, err);
@@ -185,7 +304,10 @@ int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *l
     idshare[j] = used ? (double)(used - cnt[j][C_T] - cnt[j][C_NONE]) / used : 0;
   }
   for (int j = 0; j < HCOLS && used; j++) {
-    int strong = (modal[j] == C_T || modal[j] == C_L) ? share[j] >= 0.8 : modal[j] == C_C ? share[j] >= 0.7 : 0;
+    int strong = (modal[j] == C_T || modal[j] == C_L) ? share[j] >= 0.8
+                 : modal[j] == C_C                    ? share[j] >= 0.7
+                 : modal[j] == C_D && j > 0 && !(roff & LOG_R_H_DASH_ANCHOR) ? share[j] >= 0.8
+                                                                             : 0;
     int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || (!(roff & LOG_R_H_IDSHARE) && idshare[j] >= 0.9);
     if (!ok || j > core + 5) break;
     if (strong) {
@@ -205,6 +327,7 @@ int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *l
   if (core == 0) h = 0;
   f->ncols = h;
   f->core = core;
+  if (!(roff & LOG_R_H_DELIM)) learn_delim(f, lines, lens, n);
   *out = f;
   return 0;
 }
@@ -215,6 +338,10 @@ int log_fmt_columns(const log_fmt *f) { return f ? f->ncols : 0; }
 void log_fmt_describe(const log_fmt *f, char *buf, size_t n) {
   if (!n) return;
   size_t k = 0;
+  if (f && f->delim) {
+    snprintf(buf, n, "%d %s-separated fields", f->ndelim, f->delim == '|' ? "|" : "tab");
+    return;
+  }
   for (int j = 0; f && j < f->ncols && k + 2 < n; j++) {
     buf[k++] = CLS_CH[f->cls[j]];
     if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
@@ -316,7 +443,24 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
   n = out->content_len;
   uint32_t roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
+  if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
+  if (f->delim) {
+    size_t b = 0, got = 0, i;
+    for (i = 0; i < n && got < (size_t)f->ndelim; i++)
+      if (s[i] == f->delim) {
+        if (!got) out->has_header = 1;
+        delim_field(s, b, i, year_hint, roff, out, NULL, NULL);
+        b = i + 1, got++;
+      }
+    if (got < (size_t)f->ndelim) { /* not this file's layout: content is the whole line */
+      out->has_header = 0, out->ts_ms = INT64_MIN, out->level = 0, out->comp = NULL, out->comp_len = 0;
+      return;
+    }
+    while (b < n && is_sp(s[b])) b++;
+    out->content = s + b, out->content_len = n - b;
+    return;
+  }
   col cols[HCOLS];
   int k = columns(s, n, cols, year_hint, f->ncols + 3, roff);
   if (k < f->core) return;

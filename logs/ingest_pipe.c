@@ -38,7 +38,7 @@ void log_rbatch_free(log_rbatch *b) {
 }
 
 log_rrec *log_rbatch_add(log_rbatch *b, int kind) {
-  if (KV_GROW(b->r, b->cap, b->n + 1)) return NULL;
+  if (b->n == b->cap && KV_GROW(b->r, b->cap, b->n + 1)) return NULL;
   log_rrec *r = &b->r[b->n++];
   memset(r, 0, sizeof *r);
   r->kind = (uint8_t)kind;

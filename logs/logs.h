@@ -73,7 +73,12 @@ enum {
   LOG_R_M_LIST_SEP = 1u << 18,   /* merge: separators between variables belong to them */
   LOG_R_M_FREQ_SPLIT = 1u << 19, /* merge: a position with <= 3 distinct words is constant */
   LOG_R_M_SPLIT_TYPED = 1u << 20,/* merge: ... unless typed variables are the majority */
-  LOG_R_COUNT = 21
+  /* added for the header-robustness set (bench/logparse/header_layouts.py), not from a LogHub system */
+  LOG_R_H_DASH_ANCHOR = 1u << 21,/* header: a " - " column in >= 80% of lines ends a header part */
+  LOG_R_H_DELIM = 1u << 22,      /* header: '|' or tab separated fields */
+  LOG_R_H_LOGFMT = 1u << 23,     /* header: logfmt lines (key=value ... msg="...") */
+  LOG_R_H_SIGNED = 1u << 24,     /* header: a signed integer ("-1") is a number column (found on HPC) */
+  LOG_R_COUNT = 25
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);

@@ -434,6 +434,92 @@ static void test_junk(void **st) {
   log_db_close(d);
 }
 
+/* Bad input keeps its lines: CRLF line ends give the same records and
+ * templates as LF (and no '\r' in any text); a file mixing header layouts
+ * keeps every line as its own record; a file cut in the middle of its last
+ * line keeps that partial line. */
+static void test_bad_input_keeps_lines(void **st) {
+  size_t len, nrec;
+  char *b = synth(&len, &nrec);
+  char *crlf = malloc(2 * len + 1);
+  size_t k = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (b[i] == '\n') crlf[k++] = '\r';
+    crlf[k++] = b[i];
+  }
+  char f[512], db[512], f2[512], db2[512];
+  path_in(f, sizeof f, "lf.log");
+  path_in(db, sizeof db, "lf.db");
+  path_in(f2, sizeof f2, "crlf.log");
+  path_in(db2, sizeof db2, "crlf.db");
+  write_file(f, b, len, "w");
+  write_file(f2, crlf, k, "w");
+  log_ingest_stats s;
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.records, nrec);
+  assert_int_equal(ingest(db2, f2, 0, &s), 0);
+  assert_int_equal(s.records, nrec);
+  assert_int_equal(s.lines, 2000);
+  log_result a, c;
+  all_rows(db, &a);
+  all_rows(db2, &c);
+  assert_int_equal(a.n, c.n);
+  for (size_t i = 0; i < c.n; i++) {
+    assert_null(strchr(c.rows[i].text, '\r'));
+    assert_string_equal(a.rows[i].text, c.rows[i].text);
+    assert_string_equal(a.rows[i].template_text, c.rows[i].template_text);
+    assert_int_equal(a.rows[i].ts_ms, c.rows[i].ts_ms);
+  }
+  log_result_free(&a);
+  log_result_free(&c);
+  free(crlf);
+
+  /* mixed layouts, one file: 120 lines, 4 layouts interleaved */
+  static const char *fmt[4] = {"2016-03-01 08:%02d:%02d,123 INFO [main] a.B: job %d done\n",
+                               "Mar  1 08:%02d:%02d host sshd[42]: session %d opened\n",
+                               "{\"ts\":\"2016-03-01T08:%02d:%02dZ\",\"level\":\"warn\",\"msg\":\"retry %d\"}\n",
+                               "plain text line %02d %02d number %d\n"};
+  path_in(f, sizeof f, "mixed.log");
+  path_in(db, sizeof db, "mixed.db");
+  FILE *o = fopen(f, "w");
+  assert_non_null(o);
+  for (int i = 0; i < 120; i++) fprintf(o, fmt[i % 4], i / 60, i % 60, i);
+  fclose(o);
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.lines, 120);
+  assert_int_equal(s.records, 120);
+  all_rows(db, &a);
+  assert_int_equal(a.n, 120);
+  for (int i = 0; i < 120; i++) {
+    char want[256];
+    snprintf(want, sizeof want, fmt[i % 4], i / 60, i % 60, i);
+    want[strlen(want) - 1] = 0;
+    size_t hit = 0;
+    for (size_t r = 0; r < a.n; r++) hit += !strcmp(a.rows[r].text, want);
+    assert_int_equal(hit, 1);
+  }
+  log_result_free(&a);
+
+  /* cut in the middle of the last line */
+  size_t cut = len - 30;
+  while (b[cut - 1] == '\n') cut--;
+  path_in(f, sizeof f, "cut.log");
+  path_in(db, sizeof db, "cut.db");
+  write_file(f, b, cut, "w");
+  assert_int_equal(ingest(db, f, 0, &s), 0);
+  assert_int_equal(s.lines, 2000);
+  all_rows(db, &a);
+  size_t ls = cut;
+  while (ls > 0 && b[ls - 1] != '\n') ls--;
+  char *tail = strndup(b + ls, cut - ls);
+  size_t found = 0;
+  for (size_t r = 0; r < a.n; r++) found += strstr(a.rows[r].text, tail) != NULL;
+  assert_int_equal(found, 1);
+  free(tail);
+  log_result_free(&a);
+  free(b);
+}
+
 /* parameter lookups of every typing: an id, a number, a duration, and an
  * epoch stamp (a time to the tokenizer, a number to the query side) */
 static void test_param_kinds(void **st) {
@@ -564,7 +650,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_resume_append_rotate), cmocka_unit_test(test_compressed),
       cmocka_unit_test(test_multiline_json),       cmocka_unit_test(test_junk),
       cmocka_unit_test(test_param_kinds),          cmocka_unit_test(test_old_format),
-      cmocka_unit_test(test_kill9_resume),
+      cmocka_unit_test(test_kill9_resume),         cmocka_unit_test(test_bad_input_keeps_lines),
   };
   const struct CMUnitTest loghub[] = {cmocka_unit_test(test_ingest_query)};
   if (g & 1) rc |= cmocka_run_group_tests_name("fixtures", fixtures, setup, teardown);

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""header_layouts.py — the header-robustness set: each LogHub system's message
+bodies re-emitted under other header layouts, with the ground truth unchanged,
+and (with --bench) the grouping accuracy of every layout against the original.
+
+    header_layouts.py LOGHUB_DIR OUT_DIR [--bench path/to/bench_logparse] [--off RULES]
+
+For every layout L and system S it writes OUT_DIR/L/S/S_2k.log (one line per
+record of S_2k.log_structured.csv: the record's Content under L's header) and
+OUT_DIR/L/S/S_2k.log_structured.csv (a copy: same EventId per line). Header
+fields come from the CSV where the system has them (Level, Component, Pid),
+else neutral values (INFO, "app", a pid from the line number); timestamps are
+synthetic, one second apart from 2016-03-01, with milliseconds. No layout is
+one of the twelve originals, and nothing in the parser knows these names.
+
+Layouts: syslog RFC 3164 and RFC 5424, ISO 8601 with and without zone,
+bracketed timestamps with and without year in several field orders,
+"[date time] [level] program[pid]:", log4j "LEVEL [thread] class:", Python
+logging, an nginx/Apache access-log prefix, JSON lines, logfmt, pipe- and
+tab-separated, epoch seconds and milliseconds.
+"""
+import csv
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+
+SYSTEMS = ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "Mac", "OpenStack", "Spark", "Windows",
+           "Zookeeper"]
+T0 = dt.datetime(2016, 3, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
+MON = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def level_word(v):
+    v = (v or "").strip().upper()
+    for k, w in (("D", "DEBUG"), ("I", "INFO"), ("W", "WARN"), ("E", "ERROR"), ("F", "FATAL"), ("V", "TRACE"),
+                 ("N", "NOTICE"), ("S", "ERROR"), ("C", "ERROR")):
+        if v.startswith(k):
+            return w
+    return "INFO"
+
+
+def fields(row, i):
+    lvl = level_word(row.get("Level") or row.get("Type"))
+    comp = (row.get("Component") or "app").strip() or "app"
+    pid = (row.get("Pid") or row.get("PID") or "").strip()
+    if not pid.isdigit():
+        pid = str(1000 + (i * 7919) % 30000)
+    t = T0 + dt.timedelta(seconds=i, milliseconds=(i * 37) % 1000)
+    return lvl, comp, pid, t
+
+
+def iso(t, zone=True, sep="T"):
+    s = t.strftime("%Y-%m-%d" + sep + "%H:%M:%S") + ".%03d" % (t.microsecond // 1000)
+    return s + ("Z" if zone is True else zone if zone else "")
+
+
+def ident(comp):
+    return re.sub(r"\s+", "_", comp)
+
+
+def logfmt_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pri(lvl):
+    sev = {"FATAL": 2, "ERROR": 3, "WARN": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7, "TRACE": 7}[lvl]
+    return "<%d>" % (8 + sev)
+
+
+LAYOUTS = {
+    "rfc3164": lambda c, l, p, pid, t, i: "%s%s %2d %s host%d %s[%s]: %s" % (
+        pri(l), MON[t.month - 1], t.day, t.strftime("%H:%M:%S"), i % 5, ident(p), pid, c),
+    "rfc5424": lambda c, l, p, pid, t, i: "%s1 %s host%d %s %s - - %s" % (
+        pri(l), iso(t), i % 5, ident(p), pid, c),
+    "iso_zone": lambda c, l, p, pid, t, i: "%s %s %s: %s" % (iso(t, "+01:00"), l, p, c),
+    "iso_nozone": lambda c, l, p, pid, t, i: "%s %-5s %s - %s" % (iso(t, None), l, ident(p), c),
+    "bracket_year": lambda c, l, p, pid, t, i: "[%s] %s %s: %s" % (iso(t, None, " "), l, p, c),
+    "bracket_noyear_lvl_first": lambda c, l, p, pid, t, i: "%s [%s %2d %s] %s: %s" % (
+        l, MON[t.month - 1], t.day, t.strftime("%H:%M:%S"), p, c),
+    "bracket_comp_first": lambda c, l, p, pid, t, i: "%s [%s] %s %s" % (
+        ident(p), t.strftime("%d/%m %H:%M:%S"), l, c),
+    "bracket_date_level_prog": lambda c, l, p, pid, t, i: "[%s] [%s] %s[%s]: %s" % (
+        iso(t, None, " "), l.lower(), ident(p), pid, c),
+    "log4j": lambda c, l, p, pid, t, i: "%s %-5s [worker-%d] %s: %s" % (
+        iso(t, None, " ").replace(".", ","), l, i % 8, "org.example." + ident(p), c),
+    "python": lambda c, l, p, pid, t, i: "%s - %s - %s - %s" % (
+        iso(t, None, " ").replace(".", ","), ident(p), l, c),
+    "access": lambda c, l, p, pid, t, i: '10.%d.%d.%d - - [%s +0000] "GET /%s HTTP/1.1" %d %d %s' % (
+        i % 7, i % 13, i % 251, t.strftime("%d/") + MON[t.month - 1] + t.strftime("/%Y:%H:%M:%S"),
+        ident(p), (200, 200, 304, 404)[i % 4], 100 + (i * 53) % 9000, c),
+    "json": lambda c, l, p, pid, t, i: json.dumps(
+        {"ts": iso(t), "level": l.lower(), "logger": p, "pid": int(pid), "msg": c}, ensure_ascii=False),
+    "logfmt": lambda c, l, p, pid, t, i: "ts=%s level=%s logger=%s msg=%s" % (
+        iso(t), l.lower(), ident(p), logfmt_quote(c)),
+    "pipe": lambda c, l, p, pid, t, i: "%s|%s|%s|%s" % (iso(t, None, " "), l, ident(p), c),
+    "tab": lambda c, l, p, pid, t, i: "%s\t%s\t%s\t%s" % (iso(t), l, ident(p), c),
+    "epoch_s": lambda c, l, p, pid, t, i: "%d %s %s: %s" % (int(t.timestamp()), l, ident(p), c),
+    "epoch_ms": lambda c, l, p, pid, t, i: "%d %s[%s] %s %s" % (
+        int(t.timestamp() * 1000), ident(p), pid, l, c),
+}
+
+
+def generate(loghub, out):
+    for s in SYSTEMS:
+        src = os.path.join(loghub, s, s + "_2k.log_structured.csv")
+        with open(src, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.DictReader(f))
+        with open(src, "rb") as f:
+            truth = f.read()
+        for name, fn in LAYOUTS.items():
+            d = os.path.join(out, name, s)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, s + "_2k.log"), "w", encoding="utf-8") as f:
+                for i, r in enumerate(rows):
+                    lvl, comp, pid, t = fields(r, i)
+                    f.write(fn(r["Content"], lvl, comp, pid, t, i) + "\n")
+            with open(os.path.join(d, s + "_2k.log_structured.csv"), "wb") as f:
+                f.write(truth)
+
+
+def run_bench(bench, d, off):
+    cmd = [bench, d] + (["--off", off] if off else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ga = {}
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) >= 2 and p[0] in SYSTEMS:
+            ga[p[0]] = float(p[1])
+    return ga
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) < 2:
+        print(__doc__)
+        return 2
+    loghub, out = args[0], args[1]
+    bench = args[args.index("--bench") + 1] if "--bench" in args else None
+    off = args[args.index("--off") + 1] if "--off" in args else None
+    generate(loghub, out)
+    if not bench:
+        return 0
+    base = run_bench(bench, loghub, off)
+    avg0 = sum(base.values()) / len(base)
+    print("%-26s %6s %6s %6s  %s" % ("layout", "GA", "drop", "min", "worst system (GA)"))
+    print("%-26s %6.3f %6s %6.3f" % ("original", avg0, "", min(base.values())))
+    worst_drop = 0
+    for name in LAYOUTS:
+        ga = run_bench(bench, os.path.join(out, name), off)
+        avg = sum(ga.values()) / len(ga)
+        ws = min(ga, key=lambda k: ga[k] - base[k])
+        worst_drop = max(worst_drop, avg0 - avg)
+        print("%-26s %6.3f %+6.3f %6.3f  %s (%.3f, was %.3f)" % (name, avg, avg - avg0, min(ga.values()), ws,
+                                                                ga[ws], base[ws]))
+    print("largest average drop %.3f (goal <= 0.02)" % worst_drop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
