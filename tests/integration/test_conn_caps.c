@@ -9,7 +9,8 @@
  *    250 ms is closed 5 s after accept, although bytes keep coming;
  *  - an authenticated connection left idle is closed (cleanly, with a final
  *    message) after the configured --idle-timeout (1 s here), while one that
- *    streams an answer for longer than that is not.
+ *    streams an answer for longer than that is not, nor one whose request
+ *    waits silently in the queue (one worker) for longer than that.
  * The real kvasird binary, in private XDG directories.
  */
 #include <setjmp.h>
@@ -281,15 +282,28 @@ static void test_streaming_is_not_idle(void **st) {
   if (ipc_client_call(c, "repo.add", p, NULL, NULL, 30000, &r, &e)) fail_msg("repo.add: %s", e.msg);
   cJSON_Delete(p);
   cJSON_Delete(r);
+  double closed0 = status_num(c, "idle_closed");
   ipc_client_close(c);
-  streamer a = {0};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, stream_ask, &a), 0);
-  pthread_join(t, NULL);
-  print_message("ask streamed %d tokens over %.2f s on one connection\n", a.tokens, a.seconds);
+  /* one worker (--workers 1): b waits, silent, behind a for longer than the
+   * idle timeout; its request in flight keeps its connection open */
+  streamer a = {0}, b = {0};
+  pthread_t ta, tb;
+  assert_int_equal(pthread_create(&ta, NULL, stream_ask, &a), 0);
+  nap(200);
+  assert_int_equal(pthread_create(&tb, NULL, stream_ask, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  print_message("ask streamed %d tokens over %.2f s; the one queued behind it %d tokens over %.2f s\n", a.tokens,
+                a.seconds, b.tokens, b.seconds);
   assert_int_equal(a.rc, 0);
   assert_true(a.seconds > 1.5);
   assert_int_equal(a.tokens, 400);
+  assert_int_equal(b.rc, 0);
+  assert_true(b.seconds > 3.0); /* it did wait (about 1.8 s) before streaming */
+  assert_int_equal(b.tokens, 400);
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  assert_true(status_num(c, "idle_closed") == closed0);
+  ipc_client_close(c);
 }
 
 static int setup(void **st) {
@@ -301,7 +315,8 @@ static int setup(void **st) {
     snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
     snprintf(log, sizeof log, "%s/kvasird.log", root);
     if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "5", "--idle-timeout", "1", (char *)NULL);
+    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "5", "--idle-timeout", "1", "--workers",
+          "1", (char *)NULL);
     _exit(127);
   }
   if (itest_wait_daemon()) return 1;
