@@ -14,13 +14,17 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kvasird [--foreground] [--model PATH] [--workers N] [--no-watch] [--verbose]\n"
-          "               [--log FILE] [--stub-generator MS]\n"
+          "               [--log FILE] [--stub-generator MS] [--idle-timeout S] [--max-unauth N]\n"
           "  The kvasir daemon: listens on $XDG_RUNTIME_DIR/kvasir/kvasird.sock (encrypted\n"
           "  msgpack-rpc, see docs/protocol.md), indexes registered repositories and answers\n"
           "  questions. Without --foreground it detaches once listening and logs to --log\n"
           "  (default $XDG_RUNTIME_DIR/kvasir/kvasird.log). SIGTERM drains and exits,\n"
           "  SIGHUP reloads the repo registry and the projects' policies, and retries a model that failed to load.\n"
-          "  --stub-generator streams citations instead of running a model (tests).\n");
+          "  --stub-generator streams citations instead of running a model (tests).\n"
+          "  --idle-timeout S closes an authenticated connection that has had no request in\n"
+          "  flight and no traffic for S seconds (default 600; 0: never).\n"
+          "  --max-unauth N caps connections that have not completed the handshake (default 64);\n"
+          "  one more drops the one that has sent nothing for longest.\n");
 }
 
 int dmn_main(int argc, char **argv) {
@@ -42,6 +46,21 @@ int dmn_main(int argc, char **argv) {
     else if (!strcmp(a, "--log") && next) logfile = argv[++i];
     else if (!strcmp(a, "--workers") && next) cfg.workers = atoi(argv[++i]);
     else if (!strcmp(a, "--stub-generator") && next) cfg.stub_token_ms = atoi(argv[++i]);
+    else if (!strcmp(a, "--idle-timeout") && next) {
+      char *end;
+      double sec = strtod(argv[++i], &end);
+      if (*end || !(sec >= 0 && sec <= 7 * 86400)) {
+        fprintf(stderr, "kvasird: --idle-timeout takes seconds between 0 (never) and 604800\n");
+        return 2;
+      }
+      cfg.idle_timeout_ms = sec == 0 ? -1 : (sec * 1000 < 1 ? 1 : (int)(sec * 1000));
+    } else if (!strcmp(a, "--max-unauth") && next) {
+      cfg.max_unauth = atoi(argv[++i]);
+      if (cfg.max_unauth < 1 || cfg.max_unauth > 65536) {
+        fprintf(stderr, "kvasird: --max-unauth must be between 1 and 65536\n");
+        return 2;
+      }
+    }
     else {
       fprintf(stderr, "kvasird: unknown or incomplete option '%s'\n", a);
       usage(stderr);

@@ -27,6 +27,10 @@ typedef struct dmn_config {
   int handle_signals;       /* SIGTERM/SIGINT drain and exit, SIGHUP reloads */
   int watch;                /* re-index registered repos on HEAD moves / saves (default 1) */
   int verbose;              /* debug-level logs */
+  int max_unauth;           /* unauthenticated connections at once; 0 = 64. One more drops
+                               the one that has sent nothing for longest */
+  int idle_timeout_ms;      /* authenticated connections with no request in flight and no
+                               traffic for this long are closed; 0 = 10 min, < 0 = never */
 } dmn_config;
 
 void dmn_config_default(dmn_config *c);

@@ -17,7 +17,23 @@
  *    the handshake, a failed MAC, an undecodable message) is logged and
  *    closed; no other connection notices;
  *  - the socket is created with umask 077 (0600) inside a 0700 directory and
- *    every accepted peer's uid is checked with SO_PEERCRED.
+ *    every accepted peer's uid is checked with SO_PEERCRED;
+ *  - at most max_unauth connections are unauthenticated (accepted, handshake
+ *    not done) at once: accepting one more drops the one that has made the
+ *    least progress (nothing received, then the oldest), so a flood of idle
+ *    connections cannot lock out a real client, which sends its HELLO at
+ *    once and finishes the handshake in about a millisecond (closing the
+ *    new connection instead would refuse every real client for as long as
+ *    the flood refills the slots); every unauthenticated connection is also
+ *    closed HANDSHAKE_TIMEOUT after accept however many bytes it dribbles
+ *    (slowloris);
+ *  - at most ACCEPT_BURST connections are accepted per loop iteration (libuv
+ *    would accept for as long as the backlog refills, starving every other
+ *    connection and the timers): a real client's HELLO is read, at the
+ *    latest, after 2 bursts of newer connections, well inside the cap;
+ *  - an authenticated connection with no request in flight that has neither
+ *    completed a frame nor been sent anything for idle_timeout_ms is closed
+ *    (with a final message, so the client sees a clean close).
  */
 #define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
@@ -28,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +54,11 @@
 #include "daemon/params.h"
 
 #define HANDSHAKE_TIMEOUT 5.0   /* seconds from accept to an established session */
+#define MAX_UNAUTH_DEFAULT 64   /* unauthenticated connections at once */
+#define IDLE_TIMEOUT_DEFAULT_MS (10 * 60 * 1000)
+#define SWEEP_MS 250            /* handshake and idle timeouts are checked this often */
+#define DROP_LOG_S 10.0         /* drops over the cap are logged at most this often */
+#define ACCEPT_BURST 16         /* connections accepted per loop iteration */
 #define DRAIN_TIMEOUT 5.0       /* seconds running jobs get on shutdown */
 #define WRITE_QUEUE_MAX (64u << 20)
 #define READ_CHUNK 65536
@@ -47,9 +69,12 @@ struct dmn_conn {
   uint64_t id;
   uv_pipe_t pipe;
   ipc_framer *fr;
-  ipc_session *sess;
+  ipc_session *sess;  /* created when the first bytes arrive: an idle connection costs no crypto */
   double t_accept;
+  double t_active;    /* last complete frame received or message sent */
   int closing, ready; /* ready: the handshake completed (the session may die later) */
+  int got_bytes;      /* anything received (a real client's HELLO comes at once) */
+  int pending;        /* requests routed and not yet answered */
   dmn_conn *prev, *next;
 };
 
@@ -57,6 +82,7 @@ typedef struct outmsg {
   uint64_t conn_id;
   uint8_t *msg;
   size_t n;
+  int response; /* answers one of the connection's pending requests */
   struct outmsg *next;
 } outmsg;
 
@@ -70,6 +96,8 @@ struct dmn_server {
   uv_pipe_t listener;
   uv_async_t wake;
   uv_timer_t sweep, drain;
+  uv_check_t accept_check; /* after each poll phase: the next burst of accepts */
+  int accepts, accept_pending; /* this iteration's accepts; one is waiting in the backlog */
   uv_signal_t sig_term, sig_int, sig_hup;
   int listening, stopping, closed;
   int loop_ready; /* the loop is initialised and not yet closed */
@@ -77,7 +105,9 @@ struct dmn_server {
   atomic_int stop_requested;
   dmn_conn *conns;
   uint64_t next_conn_id;
-  int n_conns;
+  int n_conns, n_unauth; /* n_unauth: open, not closing, handshake not done */
+  int max_unauth;
+  double idle_timeout; /* seconds; <= 0: never */
   pthread_mutex_t out_mu;
   outmsg *out_head, *out_tail;
   dmn_hooks hooks;
@@ -87,6 +117,8 @@ struct dmn_server {
   int loop_running;
   double t_start;
   uint64_t n_accepted, n_rejected, n_bad_frames, n_requests, n_truncated;
+  uint64_t n_dropped, n_dropped_logged, n_idle_closed;
+  double t_drop_log;
 };
 
 /* ---------------------------------------------------------------- logging */
@@ -124,6 +156,9 @@ void dmn_server_status(dmn_server *s, cJSON *o) {
   cJSON_AddNumberToObject(o, "uptime_s", kv_now() - s->t_start);
   cJSON_AddStringToObject(o, "socket", s->sock_path);
   cJSON_AddNumberToObject(o, "connections", s->n_conns);
+  cJSON_AddNumberToObject(o, "unauthenticated", s->n_unauth);
+  cJSON_AddNumberToObject(o, "dropped_unauthenticated", (double)s->n_dropped);
+  cJSON_AddNumberToObject(o, "idle_closed", (double)s->n_idle_closed);
   cJSON_AddNumberToObject(o, "accepted", (double)s->n_accepted);
   cJSON_AddNumberToObject(o, "rejected", (double)s->n_rejected);
   cJSON_AddNumberToObject(o, "bad_frames", (double)s->n_bad_frames);
@@ -133,6 +168,8 @@ void dmn_server_status(dmn_server *s, cJSON *o) {
 }
 
 /* ----------------------------------------------------------------- writing */
+
+static int established(const dmn_conn *c) { return c->sess && ipc_session_established(c->sess); }
 
 typedef struct wreq {
   uv_write_t req;
@@ -183,7 +220,7 @@ static int conn_write_frame(dmn_conn *c, uint8_t *buf, size_t n) {
 
 /* Seals a plaintext message and writes it. */
 static int conn_send(dmn_conn *c, const uint8_t *msg, size_t n, int final) {
-  if (c->closing || !ipc_session_established(c->sess)) return KV_EIO;
+  if (c->closing || !established(c)) return KV_EIO;
   uint8_t *buf = malloc(4 + n + 17);
   if (!buf) {
     conn_close(c, "out of memory");
@@ -197,6 +234,7 @@ static int conn_send(dmn_conn *c, const uint8_t *msg, size_t n, int final) {
     conn_close(c, "seal failed");
     return e.code;
   }
+  c->t_active = kv_now();
   return conn_write_frame(c, buf, cn);
 }
 
@@ -206,15 +244,23 @@ static dmn_conn *conn_find(dmn_server *s, uint64_t id) {
   return NULL;
 }
 
-void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) {
+/* Loop thread: one message (msg NULL: none, only the end of a request) to
+ * the connection if it is still there. */
+static void deliver(dmn_server *s, uint64_t conn_id, const uint8_t *msg, size_t n, int response) {
+  dmn_conn *c = conn_find(s, conn_id);
+  if (!c) return;
+  if (response && c->pending > 0) c->pending--;
+  if (msg) conn_send(c, msg, n, 0);
+}
+
+static void post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n, int response) {
   if (conn_id == 0) {
     free(msg);
     return;
   }
   if (__atomic_load_n(&s->loop_running, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), s->loop_thread)) {
     /* Inline answers from the loop thread go straight out: no outbox hop. */
-    dmn_conn *c = conn_find(s, conn_id);
-    if (c) conn_send(c, msg, n, 0);
+    deliver(s, conn_id, msg, n, response);
     free(msg);
     return;
   }
@@ -226,6 +272,7 @@ void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) {
   m->conn_id = conn_id;
   m->msg = msg;
   m->n = n;
+  m->response = response;
   m->next = NULL;
   pthread_mutex_lock(&s->out_mu);
   if (s->out_tail) s->out_tail->next = m;
@@ -235,15 +282,23 @@ void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) {
   uv_async_send(&s->wake);
 }
 
+void dmn_post(dmn_server *s, uint64_t conn_id, uint8_t *msg, size_t n) { post(s, conn_id, msg, n, 0); }
+
 void dmn_post_response(dmn_server *s, uint64_t conn_id, uint32_t req_id, int rc, const char *errmsg,
                        const cJSON *result) {
   if (conn_id == 0) return;
   cJSON *err = rc ? ipc_error_new(rc, errmsg) : NULL;
-  uint8_t *b;
-  size_t n;
+  uint8_t *b = NULL;
+  size_t n = 0;
   kv_err e;
-  if (ipc_encode_response(req_id, err, result, &b, &n, &e) == 0) dmn_post(s, conn_id, b, n);
-  else dmn_log(s, DMN_ERROR, "rpc.encode", "response to request %u: %s", req_id, e.msg);
+  if (ipc_encode_response(req_id, err, result, &b, &n, &e) != 0) {
+    dmn_log(s, DMN_ERROR, "rpc.encode", "response to request %u: %s", req_id, e.msg);
+    cJSON *fe = ipc_error_new(KV_EFORMAT, e.msg); /* the request still gets its one answer */
+    kv_err e2;
+    if (!fe || ipc_encode_response(req_id, fe, NULL, &b, &n, &e2) != 0) b = NULL, n = 0;
+    cJSON_Delete(fe);
+  }
+  post(s, conn_id, b, n, 1);
   cJSON_Delete(err);
 }
 
@@ -254,8 +309,7 @@ static void flush_outbox(dmn_server *s) {
   pthread_mutex_unlock(&s->out_mu);
   while (m) {
     outmsg *next = m->next;
-    dmn_conn *c = conn_find(s, m->conn_id);
-    if (c) conn_send(c, m->msg, m->n, 0);
+    deliver(s, m->conn_id, m->msg, m->n, m->response);
     free(m->msg);
     free(m);
     m = next;
@@ -282,6 +336,7 @@ static void conn_close(dmn_conn *c, const char *why) {
   else s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   s->n_conns--;
+  if (!c->ready) s->n_unauth--;
   uv_read_stop((uv_stream_t *)&c->pipe);
   uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
@@ -321,6 +376,7 @@ static void handle_message(dmn_conn *c, const uint8_t *pt, size_t n) {
       send_response(c, m.id, KV_EBUSY, "the daemon is shutting down", NULL);
     } else {
       dmn_request r = {s, c->id, m.id, m.method, m.params};
+      c->pending++; /* before routing: an inline answer comes back within the hook */
       s->hooks.request(s, &r);
     }
   } else if (m.type == IPC_NOTIFY) {
@@ -338,7 +394,7 @@ static void handle_message(dmn_conn *c, const uint8_t *pt, size_t n) {
 
 static void handle_frame(dmn_conn *c, const uint8_t *p, size_t n) {
   kv_err e;
-  if (!ipc_session_established(c->sess)) {
+  if (!established(c)) {
     uint8_t out[IPC_HANDSHAKE_MAX];
     size_t on;
     int rc = ipc_session_step(c->sess, p, n, out, sizeof out, &on, &e);
@@ -357,11 +413,14 @@ static void handle_frame(dmn_conn *c, const uint8_t *p, size_t n) {
     }
     if (rc == IPC_HS_DONE) {
       c->ready = 1;
+      c->t_active = kv_now();
+      c->srv->n_unauth--;
       ipc_framer_set_max(c->fr, IPC_FRAME_MAX);
       dmn_log(c->srv, DMN_DEBUG, "conn.ready", "conn=%llu handshake done", (unsigned long long)c->id);
     }
     return;
   }
+  c->t_active = kv_now();
   uint8_t *pt = malloc(n > 17 ? n - 17 : 1);
   if (!pt) {
     conn_close(c, "out of memory");
@@ -391,12 +450,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     if (c->closing) return;
     if (nread == UV_EOF) {
-      if (ipc_session_established(c->sess) && !ipc_session_peer_closed(c->sess)) {
+      if (established(c) && !ipc_session_peer_closed(c->sess)) {
         c->srv->n_truncated++;
         dmn_log(c->srv, DMN_WARN, "conn.truncated", "conn=%llu stream ended without a final message%s",
                 (unsigned long long)c->id, ipc_framer_pending(c->fr) ? " (inside a frame)" : "");
         conn_close(c, "truncated stream");
-      } else if (!ipc_session_established(c->sess)) {
+      } else if (!established(c)) {
         conn_reject(c, "closed before the handshake completed", NULL);
       } else {
         conn_close(c, NULL);
@@ -407,6 +466,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread > 0 && !c->closing) {
+    c->got_bytes = 1;
+    if (!c->sess && ipc_session_new(&c->sess, IPC_SERVER, &c->srv->secret, &e)) {
+      conn_reject(c, "session setup failed", &e);
+      return;
+    }
     if (ipc_framer_feed(c->fr, (const uint8_t *)buf->base, (size_t)nread, &e)) {
       conn_reject(c, c->ready ? "oversize frame" : "garbage before the handshake", &e);
     } else {
@@ -419,30 +483,75 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+/* The unauthenticated connection to give up for a new one: one that has
+ * sent nothing before one that has (a real client's HELLO comes at once),
+ * then the oldest. */
+static void drop_unauthenticated(dmn_server *s) {
+  dmn_conn *victim = NULL;
+  for (dmn_conn *c = s->conns; c; c = c->next) {
+    if (c->ready || c->closing) continue;
+    if (!victim || c->got_bytes < victim->got_bytes || (c->got_bytes == victim->got_bytes && c->id < victim->id))
+      victim = c;
+  }
+  if (!victim) return;
+  s->n_dropped++;
+  dmn_log(s, DMN_DEBUG, "conn.drop", "conn=%llu unauthenticated connections at the cap (%d): dropped",
+          (unsigned long long)victim->id, s->max_unauth);
+  conn_close(victim, NULL);
+}
+
+static void accept_one(dmn_server *s);
+
 static void on_connection(uv_stream_t *server, int status) {
   dmn_server *s = server->data;
   if (status < 0) {
     dmn_log(s, DMN_ERROR, "conn.accept", "listen error: %s", uv_strerror(status));
     return;
   }
+  if (s->accepts >= ACCEPT_BURST) { /* not taking it stops libuv's accept loop until on_accept_check */
+    s->accept_pending = 1;
+    return;
+  }
+  s->accepts++;
+  accept_one(s);
+}
+
+/* After the poll phase (every other ready connection has been served): the
+ * connection left waiting is taken, which restarts the listener's watcher. */
+static void on_accept_check(uv_check_t *h) {
+  dmn_server *s = h->data;
+  s->accepts = 0;
+  if (s->accept_pending && s->listening) {
+    s->accept_pending = 0;
+    s->accepts++;
+    accept_one(s);
+  }
+}
+
+static void accept_one(dmn_server *s) {
+  uv_stream_t *server = (uv_stream_t *)&s->listener;
   dmn_conn *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) { /* left in the backlog: the next iteration tries again */
+    s->accept_pending = 1;
+    return;
+  }
   c->srv = s;
   c->id = ++s->next_conn_id;
   c->t_accept = kv_now();
   uv_pipe_init(&s->loop, &c->pipe, 0);
   c->pipe.data = c;
   kv_err e;
-  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || ipc_framer_new(&c->fr, IPC_HANDSHAKE_MAX, &e) ||
-      ipc_session_new(&c->sess, IPC_SERVER, &s->secret, &e)) {
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || ipc_framer_new(&c->fr, IPC_HANDSHAKE_MAX, &e)) {
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
     return;
   }
   s->n_accepted++;
+  if (s->n_unauth >= s->max_unauth) drop_unauthenticated(s);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
   s->n_conns++;
+  s->n_unauth++;
   uv_os_fd_t fd;
   struct ucred cred;
   socklen_t cl = sizeof cred;
@@ -453,6 +562,8 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_reject(c, "peer credentials", &pe);
     return;
   }
+  int queued = 0; /* a real client has sent its HELLO by the time it is accepted */
+  if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0) c->got_bytes = 1;
   dmn_log(s, DMN_DEBUG, "conn.accept", "conn=%llu pid=%d", (unsigned long long)c->id, (int)cred.pid);
   uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
@@ -475,6 +586,7 @@ static void close_all(dmn_server *s) {
   uv_close((uv_handle_t *)&s->wake, on_closed_noop);
   uv_close((uv_handle_t *)&s->sweep, on_closed_noop);
   uv_close((uv_handle_t *)&s->drain, on_closed_noop);
+  uv_close((uv_handle_t *)&s->accept_check, on_closed_noop);
   if (s->cfg.handle_signals) {
     uv_close((uv_handle_t *)&s->sig_term, on_closed_noop);
     uv_close((uv_handle_t *)&s->sig_int, on_closed_noop);
@@ -528,7 +640,25 @@ static void on_sweep(uv_timer_t *t) {
       kv_err e;
       kv_err_set(&e, KV_EBUSY, "no handshake within %.0f s", HANDSHAKE_TIMEOUT);
       conn_reject(c, "handshake timeout", &e);
+    } else if (c->ready && !c->closing && s->idle_timeout > 0 && c->pending == 0 &&
+               now - c->t_active > s->idle_timeout) {
+      char why[96];
+      snprintf(why, sizeof why, "idle for more than %.3g s", s->idle_timeout);
+      s->n_idle_closed++;
+      conn_send(c, (const uint8_t *)"", 0, 1); /* final: a clean close for the client */
+      conn_close(c, why);
     }
+  }
+  /* Drops over the cap are counted, and logged in one line now and then:
+   * a flood must not become a flood of log lines. */
+  if (s->n_dropped != s->n_dropped_logged && now - s->t_drop_log >= DROP_LOG_S) {
+    dmn_log(s, DMN_WARN, "conn.drop",
+            "%llu unauthenticated connection(s) dropped at the cap of %d (%llu in all): a client is opening "
+            "connections without completing the handshake",
+            (unsigned long long)(s->n_dropped - s->n_dropped_logged), s->max_unauth,
+            (unsigned long long)s->n_dropped);
+    s->n_dropped_logged = s->n_dropped;
+    s->t_drop_log = now;
   }
 }
 
@@ -561,6 +691,9 @@ int dmn_server_open(dmn_server **out, const dmn_config *cfg, const dmn_hooks *ho
   if (!s) return kv_err_set(err, KV_ENOMEM, "daemon: out of memory");
   s->cfg = *cfg;
   s->hooks = *hooks;
+  s->max_unauth = cfg->max_unauth > 0 ? cfg->max_unauth : MAX_UNAUTH_DEFAULT;
+  s->idle_timeout = cfg->idle_timeout_ms < 0 ? 0
+                    : (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS) / 1000.0;
   s->lock_fd = -1;
   s->t_start = kv_now();
   pthread_mutex_init(&s->out_mu, NULL);
@@ -625,10 +758,14 @@ int dmn_server_open(dmn_server **out, const dmn_config *cfg, const dmn_hooks *ho
   s->wake.data = s;
   uv_timer_init(&s->loop, &s->sweep);
   s->sweep.data = s;
-  uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
+  uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   uv_unref((uv_handle_t *)&s->sweep);
   uv_timer_init(&s->loop, &s->drain);
   s->drain.data = s;
+  uv_check_init(&s->loop, &s->accept_check);
+  s->accept_check.data = s;
+  uv_check_start(&s->accept_check, on_accept_check);
+  uv_unref((uv_handle_t *)&s->accept_check);
   if (s->cfg.handle_signals) {
     uv_signal_init(&s->loop, &s->sig_term);
     uv_signal_init(&s->loop, &s->sig_int);
