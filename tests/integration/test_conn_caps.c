@@ -223,7 +223,9 @@ typedef struct streamer {
 } streamer;
 
 static int on_tok(void *ud, const char *m, const cJSON *p) {
-  if (!strcmp(m, "ask.token")) ((streamer *)ud)->tokens++;
+  const cJSON *kind = cJSON_GetObjectItem(p, "kind");
+  if (!strcmp(m, "ask.token") && !(cJSON_IsString(kind) && !strcmp(kind->valuestring, "facts")))
+    ((streamer *)ud)->tokens++; /* generated tokens, not the grounded lead */
   return 0;
 }
 
