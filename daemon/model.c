@@ -33,6 +33,7 @@ int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err) {
   if (!b) return kv_err_set(err, KV_ENOMEM, "model: out of memory");
   b->srv = s;
   pthread_mutex_init(&b->mu, NULL);
+  pthread_mutex_init(&b->fim_mu, NULL);
   resolve_model_path(b);
   *out = b;
   return 0;
@@ -62,6 +63,8 @@ void dmn_backend_free(dmn_backend *b) {
     p = n;
   }
   if (b->kvstore) kvm_store_free(b->kvstore);
+  if (b->fim_ctx) eng_ctx_free(b->fim_ctx);
+  pthread_mutex_destroy(&b->fim_mu);
   if (b->model) eng_model_free(b->model);
   pthread_mutex_destroy(&b->mu);
   free(b);

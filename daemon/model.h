@@ -39,6 +39,8 @@ struct dmn_backend {
   dmn_prefix *prefixes;
   uint64_t asks, completes, prefix_hits, prefix_builds, tokens_prompt, tokens_reused, tokens_gen;
   struct kvm_store *kvstore; /* resident prefixes' KV (RAM + snapshots), opened with the first context */
+  eng_ctx *fim_ctx;         /* completions' context, kept across keystrokes (fim_mu) */
+  pthread_mutex_t fim_mu;
   uint64_t kv_loads_ram, kv_loads_disk, kv_builds, kv_save_errors;
 };
 

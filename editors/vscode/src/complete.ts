@@ -55,6 +55,7 @@ export class Completions implements vscode.InlineCompletionItemProvider {
           text,
           line: pos.line - first + 1,
           col: pos.character,
+          col_unit: "utf16", // VS Code positions count UTF-16 code units
           max_tokens: cfg.get<number>("inlineCompletions.maxTokens", 64),
         },
         { signal: ac.signal, timeoutMs: 15000 },

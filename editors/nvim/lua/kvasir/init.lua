@@ -478,7 +478,7 @@ local function ghost_request(buf)
   state.ghost = g
   g.buf, g.row, g.col = buf, cur[1], cur[2]
   g.id = c:request("complete", {
-    file = vim.api.nvim_buf_get_name(buf), text = text, line = cur[1], col = cur[2],
+    file = vim.api.nvim_buf_get_name(buf), text = text, line = cur[1], col = cur[2], col_unit = "byte",
     max_tokens = config.completion.max_tokens,
   }, function(err, r)
     if state.ghost ~= g or err or type(r) ~= "table" or type(r.text) ~= "string" or r.text == "" then return end
