@@ -260,12 +260,19 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
   if (l0 < 1) l0 = 1;
   if (l1 < l0) l1 = l0;
   if (l1 - l0 > 200) l1 = l0 + 200;
+  /* The path is resolved as the kernel would open it (symlinks followed,
+   * "." and ".." gone) and must lie inside the ask's repository: the
+   * policy matches the file itself, never the string the editor sent. */
+  const char *root = a->repo;
+  pol_resolved where;
+  int rc = pol_path_resolve(&root, 1, a->file, &where, err);
+  if (rc) return rc;
   const char *text = dmn_param_str(j->params, "text", -1);
   char *owned = NULL;
   size_t len;
   if (!text) {
     kv_err fe;
-    if (kv_read_file(a->file, 16 << 20, &owned, &len, &fe)) return 0; /* retrieval still answers */
+    if (kv_read_file(where.abs, 16 << 20, &owned, &len, &fe)) return 0; /* retrieval still answers */
     text = owned;
   }
   const char *p = text;
@@ -281,10 +288,9 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
     last = l;
   }
   if (last >= l0) {
-    size_t rl = strlen(a->repo);
-    const char *rel = !strncmp(a->file, a->repo, rl) && a->file[rl] == '/' ? a->file + rl + 1 : a->file;
+    const char *rel = where.rel;
     size_t n = (size_t)(q - p) > MAX_CHUNK_BYTES * 2 ? utf8_complete(p, MAX_CHUNK_BYTES * 2) : (size_t)(q - p);
-    int rc = kv_buf_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
+    rc = kv_buf_printf(&a->context, "### %s:%d-%d (where the user is working)\n```\n", rel, l0, last);
     if (!rc) rc = kv_buf_append(&a->context, p, n);
     if (!rc) rc = kv_buf_append(&a->context, "\n```\n\n", 6);
     if (!rc) rc = dmn_gate_add(&a->gate, rel, p, n);

@@ -427,11 +427,72 @@ static void test_broken_policy_refuses(void **st) {
   }
 }
 
+
+/* ask with the editor's file and a cursor line, think-max (the hosted tier) */
+static int ask_file(const char *file, seen *s, cJSON **out, kv_err *e) {
+  ipc_client *c;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, e), 0);
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "question", "what does this code return");
+  cJSON_AddStringToObject(p, "repo", repo);
+  cJSON_AddStringToObject(p, "file", file);
+  cJSON_AddNumberToObject(p, "line", 2);
+  cJSON_AddNumberToObject(p, "max_tokens", 4);
+  cJSON_AddStringToObject(p, "depth", "think-max");
+  memset(s, 0, sizeof *s);
+  *out = NULL;
+  int rc = ipc_client_call(c, "ask", p, on_note, s, 60000, out, e);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+  return rc;
+}
+
+/* Issue 18: the gate matches the file itself, not the path string the
+ * editor sent: "..", "./", a symlink into a never_send directory, and a
+ * file outside the repository. No body the mock received may hold the
+ * never_send canary or the outside file's. */
+static void test_path_bypasses(void **st) {
+  char p[512], target[512];
+  snprintf(p, sizeof p, "%s/src/link.txt", repo);
+  snprintf(target, sizeof target, "../secrets/rotate.c");
+  unlink(p);
+  assert_int_equal(symlink(target, p), 0);
+  snprintf(p, sizeof p, "%s/outside.c", root);
+  write_file(p, "const char *outside(void) {\n  return \"OUTSIDE_CANARY_51c2\";\n}\n");
+  const char *inside[] = {"/src/../secrets/rotate.c", "/./secrets/rotate.c", "/src//../secrets/./rotate.c",
+                          "/src/link.txt"};
+  for (size_t i = 0; i < sizeof inside / sizeof *inside; i++) {
+    seen s;
+    cJSON *r;
+    kv_err e;
+    snprintf(p, sizeof p, "%s%s", repo, inside[i]);
+    ask_file(p, &s, &r, &e); /* answered or refused: either way nothing secret leaves */
+    cJSON_Delete(r);
+  }
+  seen s;
+  cJSON *r;
+  kv_err e;
+  snprintf(p, sizeof p, "%s/outside.c", root);
+  int rc = ask_file(p, &s, &r, &e);
+  cJSON_Delete(r);
+  assert_int_not_equal(rc, 0); /* a file outside the repository is refused */
+  assert_non_null(strstr(e.msg, "outside.c"));
+  pthread_mutex_lock(&m.mu);
+  for (int i = 0; i < m.n_req; i++) {
+    if (strstr(m.body[i], CANARY)) fail_msg("request %d carried the never_send canary:\n%s", i, m.body[i]);
+    if (strstr(m.body[i], "OUTSIDE_CANARY_51c2")) fail_msg("request %d carried the outside file", i);
+  }
+  pthread_mutex_unlock(&m.mu);
+  snprintf(p, sizeof p, "%s/src/link.txt", repo);
+  unlink(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_local_default),
       cmocka_unit_test(test_infra_refused),
       cmocka_unit_test(test_hosted_strips_and_streams),
+      cmocka_unit_test(test_path_bypasses),
       cmocka_unit_test(test_hosted_failure_falls_back),
       cmocka_unit_test(test_policy_cached),
       cmocka_unit_test(test_edit_applies_without_restart),
