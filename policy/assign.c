@@ -34,7 +34,7 @@
 #define VALUE_MAX 4096
 
 /* "pass" only with another segment (db_pass, PASS alone is a test verdict). */
-static const char *const STRONG[] = {"password", "passwd", "pwd",   "passphrase", "secret",
+static const char *const STRONG[] = {"password", "passwd", "pwd",   "pw", "passphrase", "secret",
                                      "secrets",  "token",  "creds", "credential", "credentials", "auth",
                                      "apikey",   "authorization", "bearer", "privatekey", "accesskey", "secretkey",
                                      "clientsecret", "authtoken", "accesstoken", "refreshtoken", "sessiontoken",
@@ -67,10 +67,14 @@ static int has_marker(const char *s, size_t n) {
   return 0;
 }
 
-/* A printf conversion ("%s", "%.*s", "%d"): a format string, not a value. */
+/* A printf conversion ("%s", "%.*s", "%d", "%zu"): a format string, not a value. */
 static int printf_like(const char *s, size_t n) {
+  static const char *const CONV[] = {"%s", "%d", "%.*s", "%zu", "%lu", "%llu", "%i"};
   for (size_t i = 0; i + 1 < n; i++)
-    if (s[i] == '%' && strchr("sdzu.*l", s[i + 1])) return 1;
+    for (size_t k = 0; s[i] == '%' && k < sizeof CONV / sizeof *CONV; k++) {
+      size_t l = strlen(CONV[k]);
+      if (i + l <= n && !memcmp(s + i, CONV[k], l)) return 1;
+    }
   return 0;
 }
 
@@ -99,7 +103,10 @@ int pol_name_is_secret(const char *name, size_t n) {
   int strong = 0, key = 0, qual = 0;
   for (size_t i = 0; i < ns; i++) {
     if (IN(segs[i], EXCLUDE)) return 0;
-    strong |= IN(segs[i], STRONG);
+    size_t sl = strlen(segs[i]);
+    strong |= IN(segs[i], STRONG) || strstr(segs[i], "password") || strstr(segs[i], "passwd") ||
+              (sl > 6 && (!strcmp(segs[i] + sl - 6, "secret") || !strcmp(segs[i] + sl - 5, "token") ||
+                          !strcmp(segs[i] + sl - 6, "apikey"))); /* PGPASSWORD, clientsecret, authtoken */
     key |= !strcmp(segs[i], "key") || !strcmp(segs[i], "keys");
     qual |= IN(segs[i], KEY_QUAL);
   }
