@@ -397,7 +397,7 @@ static void pass(scan *sc) {
       size_t j = s[1] == 'u' ? 3 : 7, colon = 0;
       size_t u = j;
       if (j < n && (s[j] == '\'' || s[j] == '"')) j++, u++;
-      while (j < n && j - u < 256 && !isspace((unsigned char)s[j]) && s[j] != '\'' && s[j] != '"') {
+      while (j < n && j - u < 256 && !isspace((unsigned char)s[j]) && !strchr("'\"`", s[j])) {
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -165,9 +166,11 @@ static void hostile_input(void **state) {
   for (size_t i = 0; i < n; i++) big[i] = "-----BEGIN ://ab:@eyJ.sk-AKIA"[i % 29];
   char *out;
   kv_err err;
-  double t0 = kv_now();
+  clock_t t0 = clock(); /* CPU time: the machine may be shared, the bound is on the work */
   assert_int_equal(pol_redact(big, n, &out, NULL, NULL, &err), 0);
-  assert_true(kv_now() - t0 < 20.0);
+  double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  fprintf(stderr, "hostile 4 MiB: %.2f s CPU\n", cpu);
+  assert_true(cpu < 20.0);
   free(out);
   free(big);
 }
