@@ -401,7 +401,7 @@ static void pass(scan *sc) {
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
-      if (colon && colon > u && colon + 1 < j && !placeholder(s + colon + 1, j - colon - 1)) {
+      if (colon && colon > u && colon + 1 < j && s[colon + 1] != '[' && !placeholder(s + colon + 1, j - colon - 1)) {
         i += colon + 1;
         FLUSH();
         mark(b, c, POL_RED_URL_PASSWORD);
