@@ -237,7 +237,7 @@ int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, s
   size_t s = j, e = s;
   if (fmt == POL_FMT_TEXT) {
     while (e < len && !isspace((unsigned char)text[e]) && e - s < VALUE_MAX) e++;
-    while (e > s && strchr(".,;:!?)\"'", text[e - 1])) e--;
+    while (e > s && strchr(".,;:?)\"'", text[e - 1])) e--; /* a '!' may end a password */
   } else {
     int url_param = i > 0 && (text[i - 1] == '?' || text[i - 1] == '&');
     while (e < len && text[e] != '\n' && e - s < VALUE_MAX) {

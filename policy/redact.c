@@ -309,7 +309,8 @@ static int line_start(scan *sc, size_t *pi) {
     mark_span(sc, POL_RED_PRIVATE_KEY, sc->run_in, i);
     sc->run_flag = 1;
   }
-  *pi = i + ll, sc->from = *pi; /* the content goes, its '\n' stays */
+  kv_buf_append(sc->b, sc->t + sc->from, i - sc->from); /* the '\n' before this line */
+  *pi = i + ll, sc->from = *pi;                        /* the content goes, its own '\n' stays */
   return 1;
 }
 

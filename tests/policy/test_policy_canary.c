@@ -104,6 +104,12 @@ static void check(stats *st, const grams *g, const char *what, const char *path,
             hit, (int)(to - from > 600 ? 600 : to - from), in + from, (int)(olen > 600 ? 600 : olen), out);
 }
 
+static size_t lines_of(const char *s, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) k += s[i] == '\n';
+  return k;
+}
+
 /* A second pass over redacted text finds nothing but entropy false alarms
  * (a marker never hides, or turns into, another secret). */
 static void idempotent(const char *path, const char *out, size_t olen) {
@@ -123,14 +129,9 @@ static void redact_range(stats *st, const grams *g, const char *what, const char
   kv_err err;
   assert_int_equal(pol_redact_file(path, text + a, b - a, &out, &olen, NULL, &err), 0);
   check(st, g, what, path, text, a, b, out, olen);
+  assert_int_equal(lines_of(out, olen), lines_of(text + a, b - a)); /* chunks keep their line count too */
   if (what[0] == 'l') idempotent(path, out, olen);
   free(out);
-}
-
-static size_t lines_of(const char *s, size_t n) {
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) k += s[i] == '\n';
-  return k;
 }
 
 static cJSON *manifest(void) {

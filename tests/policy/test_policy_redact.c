@@ -196,11 +196,81 @@ static void never_send_stripped(void **state) {
   pol_policy_free(p);
 }
 
+/* The findings of issue 18, each as it was reported, plus the look-alikes
+ * that must stay. */
+static void expect_file(const char *path, const char *in, const char *want) {
+  char *out;
+  kv_err err;
+  assert_int_equal(pol_redact_file(path, in, strlen(in), &out, NULL, NULL, &err), 0);
+  if (strcmp(out, want)) fprintf(stderr, "%s:\n  in:   %s\n  out:  %s\n  want: %s\n", path, in, out, want);
+  assert_string_equal(out, want);
+  free(out);
+}
+
+static void issue_findings(void **state) {
+  (void)state;
+  expect_file("settings.py", "DB_PASSWORD = \"Sup3rS3cretPassw0rd!\"\n", "DB_PASSWORD = \"[REDACTED:secret_value]\"\n");
+  expect_file("config.yaml", "password: correcthorsebatterystaple\n", "password: [REDACTED:secret_value]\n");
+  expect_file("app.ini", "password = plaintextpassword123 ; old\n", "password = [REDACTED:secret_value] ; old\n");
+  expect_file("app.ini", "api_secret = 0123456789abcdef0123456789abcdef01234567\n", "api_secret = [REDACTED:secret_value]\n");
+  expect_file("client.py", "api_secret = '0123456789abcdef0123456789abcdef01234567'\n",
+              "api_secret = '[REDACTED:secret_value]'\n");
+  /* stays: hashes and ids by their context, names that are not the secret, code expressions */
+  static const char *const keep[][2] = {
+      {"notes.txt", "commit 0123456789abcdef0123456789abcdef01234567 fixed it\n"},
+      {"deploy.yaml", "uuid: 123e4567-e89b-12d3-a456-426614174000\n"},
+      {"deploy.yaml", "sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"},
+      {"config.yaml", "api_key_env: OPENAI_API_KEY\n"},
+      {"config.yaml", "api_key_file: ~/.config/kvasir/keys/openai\n"},
+      {"main.c", "size_t max_tokens = 512;\n"},
+      {"main.c", "token = next_token(p, &len);\n"},
+      {"main.c", "printf(\"%s\\n\", ok ? \"PASS\" : \"MISS\");\n"},
+      {"main.py", "password = get_password_from_vault(user_id)\n"},
+      {"README.md", "the next token: it is sampled from the logits\n"},
+      {"app.ini", "password =\n"},
+      {"conf.yaml", "token: ${{ secrets.GITHUB_TOKEN }}\n"},
+  };
+  for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) expect_file(keep[i][0], keep[i][1], keep[i][1]);
+  /* a PEM key cut into two chunks: the chunk without the BEGIN marker must not send its body */
+  char body[64 * 4 + 4 + 1];
+  for (int l = 0, k = 0; l < 4; l++) {
+    for (int c = 0; c < 64; c++) body[k++] = "AbCdEfGh0123456789+/xYzW"[(l * 7 + c * 5) % 24];
+    body[k++] = '\n';
+    body[k] = 0;
+  }
+  char file[512];
+  snprintf(file, sizeof file, "-----BEGIN RSA PRIVATE KEY-----\n%s-----END RSA PRIVATE KEY-----\n", body);
+  const char *second = strchr(strchr(file, '\n') + 1, '\n') + 1; /* from the body's second line on */
+  char *out;
+  pol_redactions c = {{0}, 0};
+  kv_err err;
+  assert_int_equal(pol_redact_file("deploy/notes.txt", second, strlen(second), &out, NULL, &c, &err), 0);
+  assert_int_equal(c.counts[POL_RED_PRIVATE_KEY], 1);
+  assert_null(strstr(out, "AbCdEf"));
+  assert_string_equal(out, "[REDACTED:private_key]\n\n\n-----END RSA PRIVATE KEY-----\n");
+  free(out);
+  /* and the whole file keeps its five lines */
+  assert_int_equal(pol_redact_file("deploy/notes.txt", file, strlen(file), &out, NULL, NULL, &err), 0);
+  assert_string_equal(out, "[REDACTED:private_key]\n\n\n\n\n\n");
+  free(out);
+  /* secrets typed into the question */
+  pol_policy *p;
+  assert_int_equal(pol_policy_from_buffers(&p, NULL, 0, NULL, NULL, 0, NULL, NULL, &err), 0);
+  pol_request req = {.kind = POL_KIND_ASK, .question = "my password is Hunter2Hunter2!, and why does DB_PASSWORD=Xk9pQ2mN7vL4 fail?"};
+  pol_payload *pl;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_null(strstr(pl->body, "Hunter2Hunter2"));
+  assert_null(strstr(pl->body, "Xk9pQ2mN7vL4"));
+  assert_non_null(strstr(pl->body, "my password is [REDACTED:secret_value], and why does DB_PASSWORD=[REDACTED:secret_value] fail?"));
+  pol_payload_free(pl);
+  pol_policy_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_lines),      cmocka_unit_test(golden_entropy), cmocka_unit_test(entropy_recall),
       cmocka_unit_test(no_false_positives_on_code),    cmocka_unit_test(counts_accumulate),
-      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped),
+      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped), cmocka_unit_test(issue_findings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
