@@ -44,21 +44,19 @@ static const char *const KEY_QUAL[] = {"api",     "access", "private", "secret",
                                        "service", "shared", "root",    "deploy", "admin",   "aws",        "hmac",
                                        "jwt",     "webhook", "gpg",    "pgp",    "x"};
 static const char *const EXCLUDE[] = {
-    "env",     "file",    "files",    "path",     "dir",     "name",    "names",   "id",      "ids",     "count",
-    "len",     "length",  "size",     "max",      "min",     "limit",   "type",    "types",   "kind",    "field",
-    "prefix",  "url",     "uri",      "endpoint", "host",    "port",    "user",    "username", "timeout", "ttl",
-    "expiry",  "expires", "expire",   "index",    "idx",     "num",     "bytes",   "budget",  "cost",    "price",
-    "stream",  "regex",   "pattern",  "format",   "fmt",     "mode",    "hash",    "hashed",  "sha",     "sha256",
-    "digest",  "label",   "policy",   "required", "enabled", "enable",  "disable", "provider", "method", "scheme",
-    "style",   "cmd",     "command",  "var",      "class",   "valid",   "reset",   "placeholder", "hint", "help",
-    "prompt",  "message", "msg",      "error",    "err",     "rotation", "ref",    "store",   "storage", "manager",
-    "source",  "backend", "version",  "algorithm", "algo",   "strength", "cb",     "fn",      "func",    "callback",
-    "handler", "parse",   "parser",   "tokens",   "tokenizer", "policy", "list",   "set",     "new",     "old",
-    "confirm", "confirmation", "check", "text",   "input",   "label",   "title",   "desc",    "description",
-    "level",   "flag",    "flags",    "state",    "status",  "ok",      "result",  "response", "request", "bits",
-    "start",   "end",     "pos",      "offset",   "buf",     "buffer",  "ptr",     "str",     "string",  "char",
-    "chars",   "line",    "lines",    "kinds",    "rule",    "rules",   "dict",    "map",     "table",   "schema",
-    "doc",     "docs",    "example",  "sample",   "test",    "mock",    "fake",    "dummy",   "out",     "in"};
+    "env", "file", "files", "path", "dir", "name", "names", "id", "ids", "count", "len", "length", "size", "max",
+    "min", "limit", "type", "types", "kind", "field", "prefix", "url", "uri", "endpoint", "host", "port", "user",
+    "username", "timeout", "ttl", "expiry", "expires", "expire", "index", "idx", "num", "bytes", "budget", "cost",
+    "price", "stream", "regex", "pattern", "format", "fmt", "mode", "hash", "hashed", "sha", "sha256", "digest",
+    "label", "policy", "required", "enabled", "enable", "disable", "provider", "method", "scheme", "style", "cmd",
+    "command", "var", "class", "valid", "reset", "placeholder", "hint", "help", "prompt", "message", "msg", "error",
+    "err", "rotation", "ref", "store", "storage", "manager", "source", "backend", "version", "algorithm", "algo",
+    "strength", "cb", "fn", "func", "callback", "handler", "parse", "parser", "tokens", "tokenizer", "list", "set",
+    "check", "text", "input", "title", "desc", "description", "level",
+    "flag", "flags", "state", "status", "ok", "result", "response", "request", "bits", "start", "end", "pos",
+    "offset", "buf", "buffer", "ptr", "str", "string", "char", "chars", "line", "lines", "kinds", "rule", "rules",
+    "dict", "map", "table", "schema", "doc", "docs", "example", "sample", "test", "mock", "fake", "dummy", "out",
+    "in"};
 
 /* "[REDACTED:" inside s[0..n): the value was redacted already. */
 static int has_marker(const char *s, size_t n) {
