@@ -266,11 +266,58 @@ static void issue_findings(void **state) {
   pol_policy_free(p);
 }
 
+/* An excerpt cut from a key body holds a short last line with no digit:
+ * alone it proves nothing, so only the whole file (its BEGIN marker) shows
+ * it is key material. With a pol_file_origin the payload is cut from the
+ * whole file's redaction; without one the line goes out. */
+static void excerpt_from_whole_file(void **state) {
+  (void)state;
+  const char *file = "notes\n-----BEGIN PRIVATE KEY-----\n"
+                     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+                     "tnFXshyTrmOjnXrAbcQ\n"
+                     "-----END PRIVATE KEY-----\nmore notes\n";
+  const char *excerpt = "tnFXshyTrmOjnXrAbcQ\n"; /* line 4 */
+  pol_policy *p;
+  kv_err err;
+  assert_int_equal(pol_policy_from_buffers(&p, NULL, 0, NULL, NULL, 0, NULL, NULL, &err), 0);
+  pol_file f = {"docs/notes.txt", excerpt, strlen(excerpt), NULL};
+  pol_request req = {.kind = POL_KIND_ASK, .question = "q", .files = &f, .n_files = 1};
+  pol_payload *pl;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->body, "tnFXshyTrmOj")); /* alone: not recognisable */
+  pol_payload_free(pl);
+  pol_file_origin o = {file, strlen(file), 4};
+  req.origins = &o;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_null(strstr(pl->body, "tnFXshyTrmOj"));
+  assert_non_null(strstr(pl->prompt, "--- file: docs/notes.txt ---\n\n")); /* the line, emptied, stays a line */
+  assert_int_equal(pl->redactions.total, 0); /* the marker itself is on line 2, outside the excerpt */
+  pol_payload_free(pl);
+  /* lines 1-3 of the same file: the marker line is in the excerpt and counted */
+  const char *head = "notes\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+  pol_file h = {"docs/notes.txt", head, strlen(head), NULL}; /* cut mid-line, no final newline */
+  pol_file_origin o1 = {file, strlen(file), 1};
+  req.files = &h, req.origins = &o1;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->prompt, "--- file: docs/notes.txt ---\nnotes\n[REDACTED:private_key]\n"));
+  assert_null(strstr(pl->prompt, "MIIEvQ"));
+  assert_int_equal(pl->redactions.counts[POL_RED_PRIVATE_KEY], 1);
+  pol_payload_free(pl);
+  /* a stale origin (the excerpt is not at line0) falls back to the excerpt alone */
+  pol_file_origin stale = {file, strlen(file), 2};
+  req.files = &f, req.origins = &stale;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->body, "tnFXshyTrmOj"));
+  assert_null(strstr(pl->body, "MIIEvQ"));
+  pol_payload_free(pl);
+  pol_policy_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_lines),      cmocka_unit_test(golden_entropy), cmocka_unit_test(entropy_recall),
       cmocka_unit_test(no_false_positives_on_code),    cmocka_unit_test(counts_accumulate),
-      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped), cmocka_unit_test(issue_findings),
+      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped), cmocka_unit_test(issue_findings), cmocka_unit_test(excerpt_from_whole_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
