@@ -34,7 +34,7 @@
 #define VALUE_MAX 4096
 
 /* "pass" only with another segment (db_pass, PASS alone is a test verdict). */
-static const char *const STRONG[] = {"password", "passwd", "pwd",   "passphrase", "secret",
+static const char *const STRONG[] = {"password", "passwd", "pwd",   "pw", "passphrase", "secret",
                                      "secrets",  "token",  "creds", "credential", "credentials", "auth",
                                      "apikey",   "authorization", "bearer", "privatekey", "accesskey", "secretkey",
                                      "clientsecret", "authtoken", "accesstoken", "refreshtoken", "sessiontoken",
@@ -44,21 +44,19 @@ static const char *const KEY_QUAL[] = {"api",     "access", "private", "secret",
                                        "service", "shared", "root",    "deploy", "admin",   "aws",        "hmac",
                                        "jwt",     "webhook", "gpg",    "pgp",    "x"};
 static const char *const EXCLUDE[] = {
-    "env",     "file",    "files",    "path",     "dir",     "name",    "names",   "id",      "ids",     "count",
-    "len",     "length",  "size",     "max",      "min",     "limit",   "type",    "types",   "kind",    "field",
-    "prefix",  "url",     "uri",      "endpoint", "host",    "port",    "user",    "username", "timeout", "ttl",
-    "expiry",  "expires", "expire",   "index",    "idx",     "num",     "bytes",   "budget",  "cost",    "price",
-    "stream",  "regex",   "pattern",  "format",   "fmt",     "mode",    "hash",    "hashed",  "sha",     "sha256",
-    "digest",  "label",   "policy",   "required", "enabled", "enable",  "disable", "provider", "method", "scheme",
-    "style",   "cmd",     "command",  "var",      "class",   "valid",   "reset",   "placeholder", "hint", "help",
-    "prompt",  "message", "msg",      "error",    "err",     "rotation", "ref",    "store",   "storage", "manager",
-    "source",  "backend", "version",  "algorithm", "algo",   "strength", "cb",     "fn",      "func",    "callback",
-    "handler", "parse",   "parser",   "tokens",   "tokenizer", "policy", "list",   "set",     "new",     "old",
-    "confirm", "confirmation", "check", "text",   "input",   "label",   "title",   "desc",    "description",
-    "level",   "flag",    "flags",    "state",    "status",  "ok",      "result",  "response", "request", "bits",
-    "start",   "end",     "pos",      "offset",   "buf",     "buffer",  "ptr",     "str",     "string",  "char",
-    "chars",   "line",    "lines",    "kinds",    "rule",    "rules",   "dict",    "map",     "table",   "schema",
-    "doc",     "docs",    "example",  "sample",   "test",    "mock",    "fake",    "dummy",   "out",     "in"};
+    "env", "file", "files", "path", "dir", "name", "names", "id", "ids", "count", "len", "length", "size", "max",
+    "min", "limit", "type", "types", "kind", "field", "prefix", "url", "uri", "endpoint", "host", "port", "user",
+    "username", "timeout", "ttl", "expiry", "expires", "expire", "index", "idx", "num", "bytes", "budget", "cost",
+    "price", "stream", "regex", "pattern", "format", "fmt", "mode", "hash", "hashed", "sha", "sha256", "digest",
+    "label", "policy", "required", "enabled", "enable", "disable", "provider", "method", "scheme", "style", "cmd",
+    "command", "var", "class", "valid", "reset", "placeholder", "hint", "help", "prompt", "message", "msg", "error",
+    "err", "rotation", "ref", "store", "storage", "manager", "source", "backend", "version", "algorithm", "algo",
+    "strength", "cb", "fn", "func", "callback", "handler", "parse", "parser", "tokens", "tokenizer", "list", "set",
+    "check", "text", "input", "title", "desc", "description", "level",
+    "flag", "flags", "state", "status", "ok", "result", "response", "request", "bits", "start", "end", "pos",
+    "offset", "buf", "buffer", "ptr", "str", "string", "char", "chars", "line", "lines", "kinds", "rule", "rules",
+    "dict", "map", "table", "schema", "doc", "docs", "example", "sample", "test", "mock", "fake", "dummy", "out",
+    "in"};
 
 /* "[REDACTED:" inside s[0..n): the value was redacted already. */
 static int has_marker(const char *s, size_t n) {
@@ -67,10 +65,14 @@ static int has_marker(const char *s, size_t n) {
   return 0;
 }
 
-/* A printf conversion ("%s", "%.*s", "%d"): a format string, not a value. */
+/* A printf conversion ("%s", "%.*s", "%d", "%zu"): a format string, not a value. */
 static int printf_like(const char *s, size_t n) {
+  static const char *const CONV[] = {"%s", "%d", "%.*s", "%zu", "%lu", "%llu", "%i"};
   for (size_t i = 0; i + 1 < n; i++)
-    if (s[i] == '%' && strchr("sdzu.*l", s[i + 1])) return 1;
+    for (size_t k = 0; s[i] == '%' && k < sizeof CONV / sizeof *CONV; k++) {
+      size_t l = strlen(CONV[k]);
+      if (i + l <= n && !memcmp(s + i, CONV[k], l)) return 1;
+    }
   return 0;
 }
 
@@ -99,7 +101,10 @@ int pol_name_is_secret(const char *name, size_t n) {
   int strong = 0, key = 0, qual = 0;
   for (size_t i = 0; i < ns; i++) {
     if (IN(segs[i], EXCLUDE)) return 0;
-    strong |= IN(segs[i], STRONG);
+    size_t sl = strlen(segs[i]);
+    strong |= IN(segs[i], STRONG) || strstr(segs[i], "password") || strstr(segs[i], "passwd") ||
+              (sl > 6 && (!strcmp(segs[i] + sl - 6, "secret") || !strcmp(segs[i] + sl - 5, "token") ||
+                          !strcmp(segs[i] + sl - 6, "apikey"))); /* PGPASSWORD, clientsecret, authtoken */
     key |= !strcmp(segs[i], "key") || !strcmp(segs[i], "keys");
     qual |= IN(segs[i], KEY_QUAL);
   }
@@ -230,7 +235,7 @@ int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, s
   size_t s = j, e = s;
   if (fmt == POL_FMT_TEXT) {
     while (e < len && !isspace((unsigned char)text[e]) && e - s < VALUE_MAX) e++;
-    while (e > s && strchr(".,;:!?)\"'", text[e - 1])) e--;
+    while (e > s && strchr(".,;:?)\"'", text[e - 1])) e--; /* a '!' may end a password */
   } else {
     int url_param = i > 0 && (text[i - 1] == '?' || text[i - 1] == '&');
     while (e < len && text[e] != '\n' && e - s < VALUE_MAX) {

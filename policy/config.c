@@ -110,15 +110,15 @@ static int get_bool(ctx *c, const pol_yaml_node *n, const char *field, int *out)
 static void strs_free(pol_strs *s) {
   for (size_t i = 0; i < s->n; i++) free(s->v[i]);
   free(s->v);
-  s->v = NULL, s->n = 0;
+  s->v = NULL, s->n = s->cap = 0;
 }
 
 static int strs_add(pol_strs *s, const char *v) {
-  char **nv = realloc(s->v, (s->n + 1) * sizeof *nv);
-  if (!nv) return KV_ENOMEM;
-  s->v = nv;
-  if (!(s->v[s->n] = pol_strdup(v))) return KV_ENOMEM;
-  s->n++;
+  char *d = pol_strdup(v);
+  if (!d || KV_PUSH(s->v, s->n, s->cap, d)) {
+    free(d);
+    return KV_ENOMEM;
+  }
   return 0;
 }
 
@@ -152,6 +152,7 @@ void pol_policy_clear(pol_policy *p) {
   free(p->label_paths);
   p->tiers = NULL, p->rules = NULL, p->label_paths = NULL;
   p->n_tiers = p->n_rules = p->n_label_paths = 0;
+  p->cap_tiers = p->cap_rules = p->cap_label_paths = 0;
 }
 
 const pol_tier *pol_tier_find(const pol_policy *p, const char *name) {
@@ -161,9 +162,7 @@ const pol_tier *pol_tier_find(const pol_policy *p, const char *name) {
 }
 
 static pol_tier *tier_add(pol_policy *p, const char *name) {
-  pol_tier *nt = realloc(p->tiers, (p->n_tiers + 1) * sizeof *nt);
-  if (!nt) return NULL;
-  p->tiers = nt;
+  if (KV_GROW(p->tiers, p->cap_tiers, p->n_tiers + 1)) return NULL;
   pol_tier *t = &p->tiers[p->n_tiers++];
   memset(t, 0, sizeof *t);
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -302,9 +301,7 @@ static int parse_rule(ctx *c, const pol_yaml_node *n, size_t idx, pol_policy *p)
   char field[64];
   snprintf(field, sizeof field, "rules[%zu]", idx);
   if (want_map(c, n, field)) return KV_EFORMAT;
-  pol_rule *nr = realloc(p->rules, (p->n_rules + 1) * sizeof *nr);
-  if (!nr) return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
-  p->rules = nr;
+  if (KV_GROW(p->rules, p->cap_rules, p->n_rules + 1)) return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
   pol_rule *r = &p->rules[p->n_rules++];
   memset(r, 0, sizeof *r);
   r->line = n->line, r->col = n->col;
@@ -373,9 +370,8 @@ static int parse_project(ctx *c, const pol_yaml_node *root, pol_policy *p) {
           rc = fail(c, lk, "label_paths", "label names must be short strings");
           break;
         }
-        pol_label_paths *nl = realloc(p->label_paths, (p->n_label_paths + 1) * sizeof *nl);
-        if (!nl) return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
-        p->label_paths = nl;
+        if (KV_GROW(p->label_paths, p->cap_label_paths, p->n_label_paths + 1))
+          return kv_err_set(c->err, KV_ENOMEM, "%s: out of memory", c->file);
         pol_label_paths *l = &p->label_paths[p->n_label_paths++];
         memset(l, 0, sizeof *l);
         strcpy(l->label, lk->value);

@@ -43,7 +43,7 @@ typedef struct pol_tier {
 
 enum { POL_MC_NONE = 0, POL_MC_TOKENS, POL_MC_LOCAL, POL_MC_CALIBRATED };
 
-typedef struct pol_strs { char **v; size_t n; } pol_strs;
+typedef struct pol_strs { char **v; size_t n, cap; } pol_strs;
 
 typedef struct pol_rule {
   char name[64];
@@ -67,13 +67,13 @@ struct pol_policy {
   char project[4096];
   int from_files;
   pol_tier *tiers;
-  size_t n_tiers;
+  size_t n_tiers, cap_tiers;
   pol_rule *rules;
-  size_t n_rules;
+  size_t n_rules, cap_rules;
   char default_tier[64];
   pol_strs never_send;
   pol_label_paths *label_paths;
-  size_t n_label_paths;
+  size_t n_label_paths, cap_label_paths;
   int offline;
   uint64_t budget_requests, budget_tokens; /* per day; 0 = unlimited */
   double budget_cost;

@@ -21,9 +21,15 @@
  * directory (tests, buffers): it cannot see symlinks, so it refuses what it
  * cannot judge (absolute paths, ".." above the top).
  *
- * Invariants: no allocation; every output fits its buffer or the call fails
- * with KV_ELIMIT; on any failure *out holds no usable path (rel and abs
- * are ""), so a caller that ignores the return value matches nothing.
+ * pol_request_paths applies this to a request (pol_decide, pol_payload_prepare
+ * and pol_explain call it): every file's path as the globs must see it.
+ *
+ * Invariants: pol_path_resolve allocates nothing; every output fits its
+ * buffer or the call fails with KV_ELIMIT; on any failure *out holds no
+ * usable path (rel and abs are ""), so a caller that ignores the return
+ * value matches nothing. The answer is as true as the filesystem at the
+ * moment of the call: a caller should read the file from out->abs right
+ * after resolving it, not from the path it was given.
  */
 #include <errno.h>
 #include <limits.h>

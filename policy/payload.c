@@ -3,7 +3,8 @@
  * drops the files whose resolved path matches never_send, redacts the
  * question and each remaining file on its own (a key block left open in
  * one file cannot swallow, or hide behind, the next), joins them under
- * "--- file: <resolved path> ---" headers, and builds the JSON body that
+ * "--- file: <resolved path> ---" headers (an excerpt with a
+ * pol_file_origin is cut from the redaction of its whole file), and builds the JSON body that
  * pol_hosted_send will POST and audit byte for byte.
  */
 #include <stdlib.h>
@@ -36,6 +37,54 @@ void pol_payload_free(pol_payload *pl) {
 static const char SYSTEM_PROMPT[] =
     "You are kvasir, a coding assistant. Answer from the context given; say when it is not enough.";
 
+/* Byte offset of 1-based line `line` in t[0..n), or n + 1 when there is none. */
+static size_t line_offset(const char *t, size_t n, unsigned line) {
+  size_t off = 0;
+  for (unsigned l = 1; l < line; l++) {
+    const char *nl = memchr(t + off, '\n', n - off);
+    if (!nl) return n + 1;
+    off = (size_t)(nl - t) + 1;
+  }
+  return off;
+}
+
+/* The excerpt f, cut from the whole file o: the same lines of the whole
+ * file's redaction (line counts are kept by redaction, so line numbers
+ * carry over). Falls back to the excerpt alone when it does not match the
+ * file at o->line0. */
+static int add_excerpt(kv_buf *b, const char *path, const pol_file *f, const pol_file_origin *o, pol_redactions *c,
+                       kv_err *err) {
+  size_t at = o->line0 ? line_offset(o->text, o->len, o->line0) : o->len + 1;
+  const char *nl = memchr(f->content, '\n', f->len);
+  size_t first = nl ? (size_t)(nl - f->content) : f->len; /* compare the first line (it may be cut short) */
+  if (at > o->len || o->len - at < first || memcmp(o->text + at, f->content, first))
+    return add_redacted(b, path, 0, f->content, f->len, c, err);
+  unsigned lines = 1;
+  for (size_t i = 0; i + 1 < f->len; i++) lines += f->content[i] == '\n';
+  char *r;
+  size_t rl;
+  int rc = pol_redact_file(path, o->text, o->len, &r, &rl, NULL, err);
+  if (rc) return rc;
+  size_t a = line_offset(r, rl, o->line0), e = line_offset(r, rl, o->line0 + lines);
+  if (a > rl) a = rl;
+  if (e > rl) e = rl;
+  else if (e > a && !(f->len && f->content[f->len - 1] == '\n')) e--; /* the excerpt had no final '\n' */
+  /* count the markers in the excerpt's lines only */
+  for (size_t i = a; i + 10 <= e; i++) {
+    if (r[i] != '[' || memcmp(r + i, "[REDACTED:", 10)) continue;
+    for (int k = 0; k < POL_RED__COUNT; k++) {
+      size_t kl = strlen(pol_redaction_name(k));
+      if (i + 10 + kl < e && !memcmp(r + i + 10, pol_redaction_name(k), kl) && r[i + 10 + kl] == ']') {
+        c->counts[k]++, c->total++;
+        break;
+      }
+    }
+  }
+  kv_buf_append(b, r + a, e - a);
+  free(r);
+  return rc;
+}
+
 int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
                         pol_payload **out, kv_err *err) {
   *out = NULL;
@@ -67,7 +116,9 @@ int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char 
     kv_buf_puts(&raw, "\n\n--- file: ");
     kv_buf_puts(&raw, path);
     kv_buf_puts(&raw, " ---\n");
-    if (f->content) rc = add_redacted(&raw, path, 0, f->content, f->len, &pl->redactions, err);
+    const pol_file_origin *o = req->origins && req->origins[i].text ? &req->origins[i] : NULL;
+    if (f->content && o) rc = add_excerpt(&raw, path, f, o, &pl->redactions, err);
+    else if (f->content) rc = add_redacted(&raw, path, 0, f->content, f->len, &pl->redactions, err);
   }
   pol_paths_free(&ps);
   if (!rc && !kv_buf_ok(&raw)) rc = kv_err_set(err, KV_ENOMEM, "out of memory");

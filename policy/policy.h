@@ -66,12 +66,26 @@ typedef struct pol_file {
   const char *language;
 } pol_file;
 
+/* Where an excerpt (a retrieved chunk, the lines around the cursor) was cut
+ * from: the whole file's text and the 1-based line the excerpt starts at.
+ * Given one, pol_payload_prepare redacts the whole file (pol_redact_file)
+ * and sends the excerpt's lines of that output, so a secret whose context
+ * (a BEGIN marker, the name before a value) lies outside the excerpt is
+ * still caught. Used only when the excerpt's first line matches the file
+ * at line0 (a stale index falls back to redacting the excerpt alone). */
+typedef struct pol_file_origin {
+  const char *text; /* NULL = none for this file */
+  size_t len;
+  unsigned line0;
+} pol_file_origin;
+
 typedef struct pol_request {
   pol_kind kind;
   pol_depth depth;
   const char *question;        /* may be NULL */
   const pol_file *files;
   size_t n_files;
+  const pol_file_origin *origins; /* NULL, or n_files entries parallel to files */
   const char *const *labels;   /* labels set by the caller (e.g. --label) */
   size_t n_labels;
   uint64_t context_tokens;     /* 0 = estimate from bytes (len/4) */

@@ -82,6 +82,7 @@ static size_t tokrun(const char *s, size_t n) {
   return i;
 }
 
+static int isdigit_(int c) { return isdigit(c); }
 static int upalnum(int c) { return isupper(c) || isdigit(c); }
 
 double pol_entropy(const char *s, size_t n) {
@@ -144,31 +145,42 @@ static int conventional(const char *s, size_t n) {
 /* A token starting at s (a word boundary): which kind of secret, and how
  * long. 0 = not a secret. whole_run: s also starts a run of tokch
  * characters, so the entropy test applies. */
+/* Long enough for a prefixed token of prefix length pl and body span sp: the
+ * kind's minimum, or — when the body runs to the end of the text (a chunk
+ * cut inside the token) — any piece of 12 characters or more. */
+static int long_enough(size_t pl, size_t sp, size_t n, size_t min) { return sp >= min || (pl + sp == n && pl + sp >= 12); }
+
 static size_t token_secret_(const char *s, size_t n, int whole_run, pol_redaction_kind *kind) {
   static const char *const AWS[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
   static const char *const GH[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
   if (!n || !strchr("Aygxse", s[0])) goto entropy; /* no prefixed kind starts with another letter */
   for (size_t i = 0; i < sizeof AWS / sizeof *AWS; i++)
-    if (starts(s, n, AWS[i]) && span(s + 4, n - 4, upalnum) >= 16) return *kind = POL_RED_AWS, 4 + span(s + 4, n - 4, upalnum);
-  if (starts(s, n, "AIza") && span(s + 4, n - 4, b64url) >= 30) return *kind = POL_RED_GCP, 4 + span(s + 4, n - 4, b64url);
-  if (starts(s, n, "ya29.") && span(s + 5, n - 5, b64url) >= 20) return *kind = POL_RED_GCP, 5 + span(s + 5, n - 5, b64url);
+    if (starts(s, n, AWS[i]) && long_enough(4, span(s + 4, n - 4, upalnum), n, 16))
+      return *kind = POL_RED_AWS, 4 + span(s + 4, n - 4, upalnum);
+  if (starts(s, n, "AIza") && long_enough(4, span(s + 4, n - 4, b64url), n, 30))
+    return *kind = POL_RED_GCP, 4 + span(s + 4, n - 4, b64url);
+  if (starts(s, n, "ya29.") && long_enough(5, span(s + 5, n - 5, b64url), n, 20))
+    return *kind = POL_RED_GCP, 5 + span(s + 5, n - 5, b64url);
   for (size_t i = 0; i < sizeof GH / sizeof *GH; i++)
-    if (starts(s, n, GH[i]) && span(s + 4, n - 4, b64url) >= 30) return *kind = POL_RED_GITHUB, 4 + span(s + 4, n - 4, b64url);
-  if (starts(s, n, "github_pat_") && span(s + 11, n - 11, b64url) >= 30)
+    if (starts(s, n, GH[i]) && long_enough(4, span(s + 4, n - 4, b64url), n, 30))
+      return *kind = POL_RED_GITHUB, 4 + span(s + 4, n - 4, b64url);
+  if (starts(s, n, "github_pat_") && long_enough(11, span(s + 11, n - 11, b64url), n, 30))
     return *kind = POL_RED_GITHUB, 11 + span(s + 11, n - 11, b64url);
-  if (n > 5 && starts(s, n, "xox") && strchr("baprs", s[3]) && s[4] == '-' && span(s + 5, n - 5, b64url) >= 10)
+  if (n > 5 && starts(s, n, "xox") && strchr("baprs", s[3]) && s[4] == '-' && long_enough(5, span(s + 5, n - 5, b64url), n, 10))
     return *kind = POL_RED_SLACK, 5 + span(s + 5, n - 5, b64url);
-  if (starts(s, n, "sk-") && span(s + 3, n - 3, b64url) >= 20) return *kind = POL_RED_OPENAI, 3 + span(s + 3, n - 3, b64url);
-  /* JWT: three base64url parts, the first a JSON header ("eyJ" = '{"'). */
+  if (starts(s, n, "sk-") && long_enough(3, span(s + 3, n - 3, b64url), n, 20))
+    return *kind = POL_RED_OPENAI, 3 + span(s + 3, n - 3, b64url);
+  /* JWT: three base64url parts, the first a JSON header ("eyJ" = '{"'); cut short at the end of the text, any part. */
   if (starts(s, n, "eyJ")) {
     size_t a = span(s, n, b64url);
     if (a >= 10 && a < n && s[a] == '.') {
       size_t b = span(s + a + 1, n - a - 1, b64url);
+      if (a + 1 + b == n && n >= 12) return *kind = POL_RED_JWT, n;
       if (b >= 4 && a + 1 + b < n && s[a + 1 + b] == '.') {
         size_t c = span(s + a + 2 + b, n - a - 2 - b, b64url);
-        if (c >= 4) return *kind = POL_RED_JWT, a + 2 + b + c;
+        if (c >= 4 || a + 2 + b + c == n) return *kind = POL_RED_JWT, a + 2 + b + c;
       }
-    }
+    } else if (a == n && a >= 12) return *kind = POL_RED_JWT, a;
   }
 entropy:
   /* Subresource-integrity digests (package-lock.json) are hashes, not secrets. */
@@ -297,7 +309,8 @@ static int line_start(scan *sc, size_t *pi) {
     mark_span(sc, POL_RED_PRIVATE_KEY, sc->run_in, i);
     sc->run_flag = 1;
   }
-  *pi = i + ll, sc->from = *pi; /* the content goes, its '\n' stays */
+  kv_buf_append(sc->b, sc->t + sc->from, i - sc->from); /* the '\n' before this line */
+  *pi = i + ll, sc->from = *pi;                        /* the content goes, its own '\n' stays */
   return 1;
 }
 
@@ -370,9 +383,30 @@ static void pass(scan *sc) {
         if (s[j] == ':' && !colon) colon = j;
         j++;
       }
-      if (j < n && s[j] == '@' && colon && colon + 1 < j && !placeholder(s + colon + 1, j - colon - 1)) {
+      /* a chunk may end inside the password: a userinfo running to the end of the text
+       * counts unless what follows the colon is a port */
+      int cut = j == n && colon && span(s + colon + 1, j - colon - 1, isdigit_) != j - colon - 1;
+      if (((j < n && s[j] == '@') || cut) && colon && colon + 1 < j && !placeholder(s + colon + 1, j - colon - 1)) {
         pw_from = i + colon + 1, pw_to = i + j;
         i += 3;
+        continue;
+      }
+    }
+    if (*s == '-' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t') &&
+        (starts(s, n, "-u ") || starts(s, n, "--user ") || starts(s, n, "--user="))) {
+      /* curl -u user:password (and --user): the part after the colon */
+      size_t j = s[1] == 'u' ? 3 : 7, colon = 0;
+      size_t u = j;
+      if (j < n && (s[j] == '\'' || s[j] == '"')) j++, u++;
+      while (j < n && j - u < 256 && !isspace((unsigned char)s[j]) && !strchr("'\"`", s[j])) {
+        if (s[j] == ':' && !colon) colon = j;
+        j++;
+      }
+      if (colon && colon > u && colon + 1 < j && s[colon + 1] != '[' && !placeholder(s + colon + 1, j - colon - 1)) {
+        i += colon + 1;
+        FLUSH();
+        mark(b, c, POL_RED_URL_PASSWORD);
+        i += j - colon - 1, sc->from = i;
         continue;
       }
     }

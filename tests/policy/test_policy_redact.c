@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -165,9 +166,11 @@ static void hostile_input(void **state) {
   for (size_t i = 0; i < n; i++) big[i] = "-----BEGIN ://ab:@eyJ.sk-AKIA"[i % 29];
   char *out;
   kv_err err;
-  double t0 = kv_now();
+  clock_t t0 = clock(); /* CPU time: the machine may be shared, the bound is on the work */
   assert_int_equal(pol_redact(big, n, &out, NULL, NULL, &err), 0);
-  assert_true(kv_now() - t0 < 20.0);
+  double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  fprintf(stderr, "hostile 4 MiB: %.2f s CPU\n", cpu);
+  assert_true(cpu < 20.0);
   free(out);
   free(big);
 }
@@ -193,11 +196,128 @@ static void never_send_stripped(void **state) {
   pol_policy_free(p);
 }
 
+/* The findings of issue 18, each as it was reported, plus the look-alikes
+ * that must stay. */
+static void expect_file(const char *path, const char *in, const char *want) {
+  char *out;
+  kv_err err;
+  assert_int_equal(pol_redact_file(path, in, strlen(in), &out, NULL, NULL, &err), 0);
+  if (strcmp(out, want)) fprintf(stderr, "%s:\n  in:   %s\n  out:  %s\n  want: %s\n", path, in, out, want);
+  assert_string_equal(out, want);
+  free(out);
+}
+
+static void issue_findings(void **state) {
+  (void)state;
+  expect_file("settings.py", "DB_PASSWORD = \"Sup3rS3cretPassw0rd!\"\n", "DB_PASSWORD = \"[REDACTED:secret_value]\"\n");
+  expect_file("config.yaml", "password: correcthorsebatterystaple\n", "password: [REDACTED:secret_value]\n");
+  expect_file("app.ini", "password = plaintextpassword123 ; old\n", "password = [REDACTED:secret_value] ; old\n");
+  expect_file("app.ini", "api_secret = 0123456789abcdef0123456789abcdef01234567\n", "api_secret = [REDACTED:secret_value]\n");
+  expect_file("client.py", "api_secret = '0123456789abcdef0123456789abcdef01234567'\n",
+              "api_secret = '[REDACTED:secret_value]'\n");
+  /* stays: hashes and ids by their context, names that are not the secret, code expressions */
+  static const char *const keep[][2] = {
+      {"notes.txt", "commit 0123456789abcdef0123456789abcdef01234567 fixed it\n"},
+      {"deploy.yaml", "uuid: 123e4567-e89b-12d3-a456-426614174000\n"},
+      {"deploy.yaml", "sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"},
+      {"config.yaml", "api_key_env: OPENAI_API_KEY\n"},
+      {"config.yaml", "api_key_file: ~/.config/kvasir/keys/openai\n"},
+      {"main.c", "size_t max_tokens = 512;\n"},
+      {"main.c", "token = next_token(p, &len);\n"},
+      {"main.c", "printf(\"%s\\n\", ok ? \"PASS\" : \"MISS\");\n"},
+      {"main.py", "password = get_password_from_vault(user_id)\n"},
+      {"README.md", "the next token: it is sampled from the logits\n"},
+      {"app.ini", "password =\n"},
+      {"conf.yaml", "token: ${{ secrets.GITHUB_TOKEN }}\n"},
+  };
+  for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) expect_file(keep[i][0], keep[i][1], keep[i][1]);
+  /* a PEM key cut into two chunks: the chunk without the BEGIN marker must not send its body */
+  char body[64 * 4 + 4 + 1];
+  for (int l = 0, k = 0; l < 4; l++) {
+    for (int c = 0; c < 64; c++) body[k++] = "AbCdEfGh0123456789+/xYzW"[(l * 7 + c * 5) % 24];
+    body[k++] = '\n';
+    body[k] = 0;
+  }
+  char file[512];
+  snprintf(file, sizeof file, "-----BEGIN RSA PRIVATE KEY-----\n%s-----END RSA PRIVATE KEY-----\n", body);
+  const char *second = strchr(strchr(file, '\n') + 1, '\n') + 1; /* from the body's second line on */
+  char *out;
+  pol_redactions c = {{0}, 0};
+  kv_err err;
+  assert_int_equal(pol_redact_file("deploy/notes.txt", second, strlen(second), &out, NULL, &c, &err), 0);
+  assert_int_equal(c.counts[POL_RED_PRIVATE_KEY], 1);
+  assert_null(strstr(out, "AbCdEf"));
+  assert_string_equal(out, "[REDACTED:private_key]\n\n\n-----END RSA PRIVATE KEY-----\n");
+  free(out);
+  /* and the whole file keeps its five lines */
+  assert_int_equal(pol_redact_file("deploy/notes.txt", file, strlen(file), &out, NULL, NULL, &err), 0);
+  assert_string_equal(out, "[REDACTED:private_key]\n\n\n\n\n\n");
+  free(out);
+  /* secrets typed into the question */
+  pol_policy *p;
+  assert_int_equal(pol_policy_from_buffers(&p, NULL, 0, NULL, NULL, 0, NULL, NULL, &err), 0);
+  pol_request req = {.kind = POL_KIND_ASK, .question = "my password is Hunter2Hunter2!, and why does DB_PASSWORD=Xk9pQ2mN7vL4 fail?"};
+  pol_payload *pl;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_null(strstr(pl->body, "Hunter2Hunter2"));
+  assert_null(strstr(pl->body, "Xk9pQ2mN7vL4"));
+  assert_non_null(strstr(pl->body, "my password is [REDACTED:secret_value], and why does DB_PASSWORD=[REDACTED:secret_value] fail?"));
+  pol_payload_free(pl);
+  pol_policy_free(p);
+}
+
+/* An excerpt cut from a key body holds a short last line with no digit:
+ * alone it proves nothing, so only the whole file (its BEGIN marker) shows
+ * it is key material. With a pol_file_origin the payload is cut from the
+ * whole file's redaction; without one the line goes out. */
+static void excerpt_from_whole_file(void **state) {
+  (void)state;
+  const char *file = "notes\n-----BEGIN PRIVATE KEY-----\n"
+                     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+                     "tnFXshyTrmOjnXrAbcQ\n"
+                     "-----END PRIVATE KEY-----\nmore notes\n";
+  const char *excerpt = "tnFXshyTrmOjnXrAbcQ\n"; /* line 4 */
+  pol_policy *p;
+  kv_err err;
+  assert_int_equal(pol_policy_from_buffers(&p, NULL, 0, NULL, NULL, 0, NULL, NULL, &err), 0);
+  pol_file f = {"docs/notes.txt", excerpt, strlen(excerpt), NULL};
+  pol_request req = {.kind = POL_KIND_ASK, .question = "q", .files = &f, .n_files = 1};
+  pol_payload *pl;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->body, "tnFXshyTrmOj")); /* alone: not recognisable */
+  pol_payload_free(pl);
+  pol_file_origin o = {file, strlen(file), 4};
+  req.origins = &o;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_null(strstr(pl->body, "tnFXshyTrmOj"));
+  assert_non_null(strstr(pl->prompt, "--- file: docs/notes.txt ---\n\n")); /* the line, emptied, stays a line */
+  assert_int_equal(pl->redactions.total, 0); /* the marker itself is on line 2, outside the excerpt */
+  pol_payload_free(pl);
+  /* lines 1-3 of the same file: the marker line is in the excerpt and counted */
+  const char *head = "notes\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+  pol_file h = {"docs/notes.txt", head, strlen(head), NULL}; /* cut mid-line, no final newline */
+  pol_file_origin o1 = {file, strlen(file), 1};
+  req.files = &h, req.origins = &o1;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->prompt, "--- file: docs/notes.txt ---\nnotes\n[REDACTED:private_key]\n"));
+  assert_null(strstr(pl->prompt, "MIIEvQ"));
+  assert_int_equal(pl->redactions.counts[POL_RED_PRIVATE_KEY], 1);
+  pol_payload_free(pl);
+  /* a stale origin (the excerpt is not at line0) falls back to the excerpt alone */
+  pol_file_origin stale = {file, strlen(file), 2};
+  req.files = &f, req.origins = &stale;
+  assert_int_equal(pol_payload_prepare(p, &req, "m", 0, &pl, &err), 0);
+  assert_non_null(strstr(pl->body, "tnFXshyTrmOj"));
+  assert_null(strstr(pl->body, "MIIEvQ"));
+  pol_payload_free(pl);
+  pol_policy_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_lines),      cmocka_unit_test(golden_entropy), cmocka_unit_test(entropy_recall),
       cmocka_unit_test(no_false_positives_on_code),    cmocka_unit_test(counts_accumulate),
-      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped),
+      cmocka_unit_test(hostile_input),     cmocka_unit_test(never_send_stripped), cmocka_unit_test(issue_findings), cmocka_unit_test(excerpt_from_whole_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

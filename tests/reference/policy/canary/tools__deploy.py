@@ -1,0 +1,37 @@
+"""Deploy helper (pinned at commit bbd5da3297020b7a36b3dbd5b59384ddc77ce033)."""
+import os
+
+DB_PASSWORD = "irSb2lP^CP96GPfw"
+AWS_ACCESS_KEY_ID = "AKIA76JYPZWENEFTNO9A"
+aws_secret_access_key = 'Be8oZnjwm0uSnB/r+MNQTYIAVK+xEfv94i9nieA0'
+GITHUB = {"token": "gho_p577Fln2qwm9FcIfgq0qukw3jYyeOTMKqmjJ"}
+
+
+def login(client):
+    return client.login(user="ops", password='4HKM6hzmQT+5eq5')
+
+DEPLOY_KEY = """-----BEGIN OPENSSH PRIVATE KEY-----
+6uxCtFtyA5iKxjyqgmLWFV8VK//xoxtxFLIpjZBN0217xXfocFxRR32t5TvZWuZpYDWF7s
+zGrTMemtZHRIc53AUrewOX1e2rdO+PFZv8eJZwxa4ZoEzxtp2rtrEBSJNMgNT3DeK3NHd5
+JjYN9NUaAEigxfblRDddiD2uEa4aI/3jH7I0DvPVWfwyoLQM0Cm4d0EtPivUsjhftRdJ9R
+4Q4+j0oePJpB657g8Chd4mUX+osn+W4H5wdV/c520PcgSnM6cPo7b0r9nCus3eHL/o0j3K
+jXwmojhxElaxCgAfjmoO2x+nr+C2pOaL+OwE6ct1kbYj/F/DC10XfshuYm0bhcFXV13NwW
+ieVcCawgCb1zUnCppX8qKatw9e35CBWX64apEMpWjiE0i2NjH5k/LsLDoA9rDKdJvPItaY
+RTwJh/PuVp9TZQVou0vYfB7ZXMoT5k1r8y+aHb9FR6i18YLy6AqxCIJqSYg4L+KTsk2JMP
+PACqsjxplNAbghhKcWiPL2QbwGWtnZjQ5Oc0yA40CufRsdCHffMxiE8b7VZgG+Q/bjQ3MH
+HXlirP5eK2b8fHPt8+C64RL9xgr2OugQArLJnE+JsEk6+piU6yTUmwjkLSQ1MqS6e2EWc/
+jC8scmq75XlcqdEpwQ/G/dEs2MWl/myH6Q5xO+4V62YbVeYQtcSLTRxifG1Y9ZJe9++Vpg
+t4VhiopJQcw/YtidlwAh0BCuAz23dPYuMtU2pCeuvjWbQAUDBithMH0mtozosBIaDgGC+l
+QaAPW5e0XV8df/I4rmRIF9J3YVcFYkGGpWgEN8IDmsm5DZveGPWSnvgjFrHHR8mkeCbs0M
+R+gnR4XkVO95kEzByNIpdk1SZd6HUkjWt+XtDg9oIfJ8WDNBKUxEJuk8detGy1KhAx+Pyo
+3f78BTOJaC+v1NqttcOMG46Js/uzDAFUG6Q3vpADAHyfcS0hoTn4Cs9+ir7KlyVFOMDttC
+7+kF5smFGUxMpeltHScc+qEFJ3Z+vBVvnY5ryErZ0rRbvEUxVEExze4sRHJP9w46NNVpBI
+T34+8GT1+f74MYamVjulnbbmKVqOSrKCo31K3IDbcOt6nQjLtGo4RYGOAUaTdNXIREPc18
+TfaGe2GpU355mZfi7NMf6oI7+Hvt90jEmGyvbwkHXYPswDQnpNb36Q4+3TlRbLyWacQakm
+2X0J3JN8nAWvoCXBH3sSMsAfJBA1EvLnmpR2p3wJpaPpU/3/d14NxsgmPpZYyoOmh57xec
+UsPG9xmGgL36s31OgOMZrpAeLw75yfYQf1/SVLshGzVqePdoYUOOdvmoBWGGXvBM6ifm5v
+DJmw==
+-----END OPENSSH PRIVATE KEY-----
+"""
+SLACK_BOT = "xoxb-818352577020-541145467138-RT6x17XhDCKLEpFt1YOOkCv6"
+timeout = 30
