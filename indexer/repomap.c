@@ -9,6 +9,10 @@
  * map lists the best definitions (signature lines, grouped by file) — as
  * many as fit in the token budget, found by binary search on the count.
  *
+ * Left out: self-aliases (`str = str`, a compat module re-exporting a
+ * builtin), which are no definition a reader would list and drew every call
+ * of the builtin.
+ *
  * Deterministic: ties are broken by path and line, so the same index gives
  * the same map (the prefix cache depends on it).
  */
@@ -192,6 +196,16 @@ static char *render(const mapctx *M, size_t m, size_t *len) {
   return s;
 }
 
+/* `str = str`, `bytes = bytes`: a module re-exporting a builtin under its
+ * own name (a compat shim). It is not a definition a reader would list,
+ * and as a definition it draws every call of the builtin in the repository
+ * (it topped requests' map); such rows are left out of the map. */
+static int self_alias(const char *name, const char *sig) {
+  size_t n = strlen(name);
+  return n && strlen(sig) == 2 * n + 3 && !strncmp(sig, name, n) && !strncmp(sig + n, " = ", 3) &&
+         !strcmp(sig + n + 3, name);
+}
+
 static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err) {
   sqlite3 *db = idx_store_db(ix->r);
   sqlite3_stmt *st;
@@ -243,6 +257,8 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
     int64_t b = sqlite3_column_int64(st, 0);
     if (b < 0 || b > maxb || b2f[b] < 0) continue;
+    const char *nm = (const char *)sqlite3_column_text(st, 1), *sg = (const char *)sqlite3_column_text(st, 2);
+    if (nm && sg && self_alias(nm, sg)) continue;
     if (M->ndefs == M->capdefs) {
       M->capdefs = M->capdefs ? M->capdefs * 2 : 1024;
       def *nd = realloc(M->defs, M->capdefs * sizeof *nd);

@@ -8,6 +8,8 @@
  *   - a definition outranks its declaration (a C prototype);
  *   - identifier abbreviations and code verbs: "environment" finds env,
  *     "remove" finds strip;
+ *   - the repo map leaves out a compat alias (`str = str`), which drew every
+ *     call of the builtin, and lists definitions at their own lines;
  * (test_idx_repo.c keeps the older search and map assertions.)
  */
 #include <setjmp.h>
@@ -173,6 +175,29 @@ static void test_abbreviations(void **state) {
   idx_close(ix);
 }
 
+/* ---- repo map ----------------------------------------------------------------- */
+
+static void test_map_alias(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "pkg/compat.py", "import sys\n\n# Keep old names\nbuiltin_str = str\nstr = str\nbytes = bytes\n",
+      "pkg/util.py", "from .compat import str\n\n\ndef render_value(v):\n    return str(v) + str(len(v))\n",
+      "pkg/a.py", "from .compat import str\nfrom .util import render_value\n\n\ndef fa(x):\n"
+                  "    return str(x) + str(x) + render_value(x)\n",
+      "pkg/b.py", "from .compat import str\n\n\ndef fb(x):\n    return str(x) + str(str(x))\n",
+      NULL};
+  idx_index *ix = repo_with("alias", files);
+  char *map;
+  kv_err err;
+  assert_int_equal(idx_repomap(ix, 1000, NULL, NULL, &map, &err), 0);
+  if (strstr(map, ": str = str") || strstr(map, ": bytes = bytes")) fail_msg("alias in the map:\n%s", map);
+  /* the most referenced real definition leads, at its own line */
+  if (strncmp(map, "pkg/util.py:\n     4: def render_value(v):\n", 41) != 0) fail_msg("map:\n%s", map);
+  assert_non_null(strstr(map, "     4: builtin_str = str\n")); /* a rename stays */
+  free(map);
+  idx_close(ix);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(g_tmp, sizeof g_tmp, "/tmp/kvasir-test-rank.XXXXXX");
@@ -193,6 +218,7 @@ int main(void) {
       cmocka_unit_test(test_doc_comments),
       cmocka_unit_test(test_definition_above_prototype),
       cmocka_unit_test(test_abbreviations),
+      cmocka_unit_test(test_map_alias),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
