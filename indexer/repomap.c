@@ -48,7 +48,7 @@ static int nm_find(name_map *m, const char *s, int add) {
     }
     for (size_t i = 0; i < m->cap; i++)
       if (m->k[i]) {
-        size_t h = idx_hash(m->k[i], strlen(m->k[i])) & (nc - 1);
+        size_t h = kv_hash64(m->k[i], strlen(m->k[i])) & (nc - 1);
         while (nk[h]) h = (h + 1) & (nc - 1);
         nk[h] = m->k[i];
         nv[h] = m->v[i];
@@ -60,7 +60,7 @@ static int nm_find(name_map *m, const char *s, int add) {
     m->cap = nc;
   }
   if (!m->cap) return -1;
-  size_t h = idx_hash(s, strlen(s)) & (m->cap - 1);
+  size_t h = kv_hash64(s, strlen(s)) & (m->cap - 1);
   while (m->k[h]) {
     if (strcmp(m->k[h], s) == 0) return m->v[h];
     h = (h + 1) & (m->cap - 1);
@@ -217,17 +217,9 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   int64_t(*blob)[2] = NULL; /* blob id, file */
   int rc = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    if (M->nfiles == cap) {
-      cap = cap ? cap * 2 : 256;
-      char **np = realloc(M->paths, cap * sizeof *np);
-      if (!np) { rc = KV_ENOMEM; break; }
-      M->paths = np;
-    }
-    if (nb == capb) {
-      capb = capb ? capb * 2 : 256;
-      void *t = realloc(blob, capb * sizeof *blob);
-      if (!t) { rc = KV_ENOMEM; break; }
-      blob = t;
+    if (KV_GROW(M->paths, cap, M->nfiles + 1) || KV_GROW(blob, capb, nb + 1)) {
+      rc = KV_ENOMEM;
+      break;
     }
     if (!(M->paths[M->nfiles] = idx_strdup0((const char *)sqlite3_column_text(st, 0)))) { rc = KV_ENOMEM; break; }
     blob[nb][0] = sqlite3_column_int64(st, 1);
@@ -259,11 +251,9 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
     if (b < 0 || b > maxb || b2f[b] < 0) continue;
     const char *nm = (const char *)sqlite3_column_text(st, 1), *sg = (const char *)sqlite3_column_text(st, 2);
     if (nm && sg && self_alias(nm, sg)) continue;
-    if (M->ndefs == M->capdefs) {
-      M->capdefs = M->capdefs ? M->capdefs * 2 : 1024;
-      def *nd = realloc(M->defs, M->capdefs * sizeof *nd);
-      if (!nd) { rc = KV_ENOMEM; break; }
-      M->defs = nd;
+    if (KV_GROW(M->defs, M->capdefs, M->ndefs + 1)) {
+      rc = KV_ENOMEM;
+      break;
     }
     def *d = &M->defs[M->ndefs];
     d->file = b2f[b];

@@ -124,13 +124,7 @@ static int cand_add(cands *C, sqlite3_stmt *st, double score) {
     if (score > c->h.score) c->h.score = score;
     return 0;
   }
-  if (C->n == C->cap) {
-    size_t nc = C->cap ? C->cap * 2 : 64;
-    cand *nv = realloc(C->v, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    C->v = nv;
-    C->cap = nc;
-  }
+  if (KV_GROW(C->v, C->cap, C->n + 1)) return KV_ENOMEM;
   c = &C->v[C->n];
   memset(c, 0, sizeof *c);
   c->id = id;
@@ -389,14 +383,9 @@ static int grep_query(sqlite3 *db, const char *needle, size_t n, char **fq) {
       const char *nm = (const char *)sqlite3_column_text(st, 0);
       size_t nl = nm ? strlen(nm) : 0;
       if (!nl || strchr(nm, '"')) continue;
-      if (len + nl + 8 > cap) {
-        while (len + nl + 8 > cap) cap *= 2;
-        char *nq = realloc(q, cap);
-        if (!nq) {
-          rc = KV_ENOMEM;
-          break;
-        }
-        q = nq;
+      if (KV_GROW(q, cap, len + nl + 8)) {
+        rc = KV_ENOMEM;
+        break;
       }
       len += (size_t)sprintf(q + len, "%s\"%s\"", count ? " OR " : "", nm);
       count++;
@@ -507,14 +496,9 @@ int idx_symbols(idx_index *ix, const char *name, size_t limit, idx_symbol_list *
   sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
   size_t cap = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    if (out->n == cap) {
-      cap = cap ? cap * 2 : 64;
-      idx_symbol *nv = realloc(out->v, cap * sizeof *nv);
-      if (!nv) {
-        rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
-        break;
-      }
-      out->v = nv;
+    if (KV_GROW(out->v, cap, out->n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
+      break;
     }
     idx_symbol *y = &out->v[out->n++];
     memset(y, 0, sizeof *y);
