@@ -5,7 +5,8 @@
  *   - code outranks the tests that exercise it, unless the query asks for tests;
  *   - a doc comment right above a definition counts as the definition's
  *     words, and a chunk starts at the comment rather than between the two;
- *   - a definition outranks its declaration (a C prototype);
+ *   - a definition outranks its declaration (a C prototype), and a
+ *     declaration file (header, .d.ts) scores below the code;
  *   - identifier abbreviations and code verbs: "environment" finds env,
  *     "remove" finds strip;
  *   - the repo map leaves out a compat alias (`str = str`), which drew every
@@ -159,6 +160,22 @@ static void test_definition_above_prototype(void **state) {
   idx_close(ix);
 }
 
+static void test_code_above_header(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "include/gadget.h",
+      "/* The gadget turns counted until it settled. */\n"
+      "struct gadget_turns {\n  int turns;\n};\n",
+      "src/gadget.c",
+      "#include \"gadget.h\"\n\n/* The gadget turns counted until it settled. */\n"
+      "int gadget_turns(const int *v, int n) {\n  int turns = 0;\n  for (int i = 0; i < n; i++) turns += v[i];\n"
+      "  return turns;\n}\n",
+      NULL};
+  idx_index *ix = repo_with("header", files);
+  top_is(ix, "how are the gadget turns counted until it settled", "src/gadget.c");
+  idx_close(ix);
+}
+
 /* ---- abbreviations and code verbs ---------------------------------------------- */
 
 static void test_abbreviations(void **state) {
@@ -217,6 +234,7 @@ int main(void) {
       cmocka_unit_test(test_code_above_tests),
       cmocka_unit_test(test_doc_comments),
       cmocka_unit_test(test_definition_above_prototype),
+      cmocka_unit_test(test_code_above_header),
       cmocka_unit_test(test_abbreviations),
       cmocka_unit_test(test_map_alias),
   };
