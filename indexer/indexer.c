@@ -28,16 +28,8 @@ const char *idx_note_name(int n) { return n >= 0 && n < IDX_NOTE__COUNT ? note_n
 
 char *idx_strdup0(const char *s) { return strdup(s ? s : ""); }
 
-uint64_t idx_hash_bytes(const char *s, size_t n) { return idx_hash(s, n); }
-
-uint64_t idx_hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
-
 void idx_repo_id(const char *abs_path, char buf[17]) {
-  snprintf(buf, 17, "%016llx", (unsigned long long)idx_hash(abs_path, strlen(abs_path)));
+  snprintf(buf, 17, "%016llx", (unsigned long long)kv_hash64(abs_path, strlen(abs_path)));
 }
 
 static int strset_grow(idx_strset *s) {
@@ -46,7 +38,7 @@ static int strset_grow(idx_strset *s) {
   if (!nv) return KV_ENOMEM;
   for (size_t i = 0; i < s->cap; i++)
     if (s->v[i]) {
-      size_t h = idx_hash(s->v[i], strlen(s->v[i])) & (nc - 1);
+      size_t h = kv_hash64(s->v[i], strlen(s->v[i])) & (nc - 1);
       while (nv[h]) h = (h + 1) & (nc - 1);
       nv[h] = s->v[i];
     }
@@ -58,7 +50,7 @@ static int strset_grow(idx_strset *s) {
 
 int idx_strset_has(const idx_strset *s, const char *k) {
   if (!s->cap) return 0;
-  size_t h = idx_hash(k, strlen(k)) & (s->cap - 1);
+  size_t h = kv_hash64(k, strlen(k)) & (s->cap - 1);
   while (s->v[h]) {
     if (strcmp(s->v[h], k) == 0) return 1;
     h = (h + 1) & (s->cap - 1);
@@ -69,7 +61,7 @@ int idx_strset_has(const idx_strset *s, const char *k) {
 int idx_strset_add(idx_strset *s, const char *k) {
   if (idx_strset_has(s, k)) return 0;
   if ((s->n + 1) * 2 > s->cap && strset_grow(s)) return KV_ENOMEM;
-  size_t h = idx_hash(k, strlen(k)) & (s->cap - 1);
+  size_t h = kv_hash64(k, strlen(k)) & (s->cap - 1);
   while (s->v[h]) h = (h + 1) & (s->cap - 1);
   if (!(s->v[h] = strdup(k))) return KV_ENOMEM;
   s->n++;
@@ -203,14 +195,9 @@ int idx_files(idx_index *ix, int flags, idx_file_list *out, kv_err *err) {
   }
   size_t cap = 0;
   while (sqlite3_step(st) == SQLITE_ROW) {
-    if (out->n == cap) {
-      cap = cap ? cap * 2 : 64;
-      idx_file *nv = realloc(out->v, cap * sizeof *nv);
-      if (!nv) {
-        rc = kv_err_set(err, KV_ENOMEM, "idx_files: out of memory");
-        break;
-      }
-      out->v = nv;
+    if (KV_GROW(out->v, cap, out->n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "idx_files: out of memory");
+      break;
     }
     idx_file *f = &out->v[out->n];
     memset(f, 0, sizeof *f);

@@ -43,6 +43,5 @@ typedef struct idx_strset {
 int idx_strset_add(idx_strset *s, const char *k); /* 1 added, 0 present, <0 ENOMEM */
 int idx_strset_has(const idx_strset *s, const char *k);
 void idx_strset_free(idx_strset *s);
-uint64_t idx_hash(const char *s, size_t n);
 
 #endif

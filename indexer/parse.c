@@ -134,14 +134,7 @@ int idx_classify_content(const char *buf, size_t len, int *note) {
 
 /* Append s (n bytes) as is, space-separated. */
 static int put_raw(char **out, size_t *len, size_t *cap, const char *s, size_t n) {
-  if (*len + n + 2 > *cap) {
-    size_t nc = (*cap ? *cap * 2 : 256);
-    while (nc < *len + n + 2) nc *= 2;
-    char *t = realloc(*out, nc);
-    if (!t) return KV_ENOMEM;
-    *out = t;
-    *cap = nc;
-  }
+  if (kv_grow((void **)out, cap, *len + n + 2, 1)) return KV_ENOMEM;
   if (*len) (*out)[(*len)++] = ' ';
   memcpy(*out + *len, s, n);
   *len += n;
@@ -152,14 +145,7 @@ static int put_raw(char **out, size_t *len, size_t *cap, const char *s, size_t n
 /* ---- sub-words ----------------------------------------------------------- */
 
 static int put(char **out, size_t *len, size_t *cap, const char *s, size_t n) {
-  if (*len + n + 2 > *cap) {
-    size_t nc = (*cap ? *cap * 2 : 256);
-    while (nc < *len + n + 2) nc *= 2;
-    char *t = realloc(*out, nc);
-    if (!t) return KV_ENOMEM;
-    *out = t;
-    *cap = nc;
-  }
+  if (kv_grow((void **)out, cap, *len + n + 2, 1)) return KV_ENOMEM;
   if (*len) (*out)[(*len)++] = ' ';
   for (size_t i = 0; i < n; i++) (*out)[(*len)++] = (char)tolower((unsigned char)s[i]);
   (*out)[*len] = 0;
@@ -219,7 +205,7 @@ int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap) {
     while (i < n && ident_char((unsigned char)s[i])) i++;
     size_t w = i - a;
     if (w < 3 || w > 200) continue;
-    size_t h = idx_hash_bytes(s + a, w) & (slots - 1);
+    size_t h = kv_hash64(s + a, w) & (slots - 1);
     int seen = 0;
     while (set[h][1]) {
       if (set[h][1] == w && memcmp(s + set[h][0], s + a, w) == 0) {
@@ -231,16 +217,9 @@ int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap) {
     if (seen) continue;
     set[h][0] = (uint32_t)a;
     set[h][1] = (uint32_t)w;
-    if (*len + w + 2 > *cap) {
-      size_t nc = *cap ? *cap * 2 : 256;
-      while (nc < *len + w + 2) nc *= 2;
-      char *t = realloc(*out, nc);
-      if (!t) {
-        rc = KV_ENOMEM;
-        break;
-      }
-      *out = t;
-      *cap = nc;
+    if (kv_grow((void **)out, cap, *len + w + 2, 1)) {
+      rc = KV_ENOMEM;
+      break;
     }
     if (*len) (*out)[(*len)++] = ' ';
     memcpy(*out + *len, s + a, w);
@@ -295,16 +274,6 @@ void idx_parsed_free(idx_parsed *r) {
   free(r->chunks);
   free(r->text);
   memset(r, 0, sizeof *r);
-}
-
-static int grow(void **v, size_t *cap, size_t n, size_t elt) {
-  if (n < *cap) return 0;
-  size_t nc = *cap ? *cap * 2 : 16;
-  void *t = realloc(*v, nc * elt);
-  if (!t) return KV_ENOMEM;
-  *v = t;
-  *cap = nc;
-  return 0;
 }
 
 static char *dup_range(idx_parsed *r, const char *s, size_t a, size_t b) {
@@ -406,7 +375,7 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
     uint32_t a = ts_node_start_byte(name), b = ts_node_end_byte(name);
     if (b <= a || b > r->len || b - a > 200) continue;
     if (role == 3) {
-      if (grow((void **)&r->refs, &r->caprefs, r->nrefs, sizeof *r->refs)) return KV_ENOMEM;
+      if (KV_GROW(r->refs, r->caprefs, r->nrefs + 1)) return KV_ENOMEM;
       idx_pref *f = &r->refs[r->nrefs];
       if (!(f->name = dup_range(r, t, a, b))) return KV_ENOMEM;
       f->kind = kind;
@@ -422,7 +391,7 @@ static int run_tags(idx_parser *p, const idx_lang *l, TSNode root, idx_parsed *r
           memcmp(r->syms[i].name, t + a, b - a) == 0)
         dup = 1;
     if (dup) continue;
-    if (grow((void **)&r->syms, &r->capsyms, r->nsyms, sizeof *r->syms)) return KV_ENOMEM;
+    if (KV_GROW(r->syms, r->capsyms, r->nsyms + 1)) return KV_ENOMEM;
     idx_psym *s = &r->syms[r->nsyms];
     memset(s, 0, sizeof *s);
     s->kind = kind;
@@ -460,7 +429,7 @@ typedef struct atoms {
 } atoms;
 
 static int add_atom(atoms *A, int r0, int r1) {
-  if (grow((void **)&A->v, &A->cap, A->n, sizeof *A->v)) return KV_ENOMEM;
+  if (KV_GROW(A->v, A->cap, A->n + 1)) return KV_ENOMEM;
   A->v[A->n][0] = r0;
   A->v[A->n][1] = r1;
   A->n++;
@@ -542,7 +511,7 @@ static int make_chunks(idx_parsed *r, const atoms *A, const size_t *off) {
     while (l0 <= l1 && is_blank_line(r->text, off[l0], off[l0 + 1])) l0++;
     while (l1 >= l0 && is_blank_line(r->text, off[l1], off[l1 + 1])) l1--;
     if (l0 > l1) continue;
-    if (grow((void **)&r->chunks, &r->capchunks, r->nchunks, sizeof *r->chunks)) {
+    if (KV_GROW(r->chunks, r->capchunks, r->nchunks + 1)) {
       free(starts);
       return KV_ENOMEM;
     }

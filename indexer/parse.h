@@ -82,7 +82,6 @@ int idx_subwords(const char *s, size_t n, char **out, size_t *len, size_t *cap);
  * non-ASCII) of s, space-separated, appended to *out: what the trigram
  * table indexes for substring search. */
 int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap);
-uint64_t idx_hash_bytes(const char *s, size_t n);
 
 /* Is the line s (n bytes, no '\n') a comment line: after blanks, slash-star,
  * '*', '//', '--', or a '#' that starts no C preprocessor directive? Used to

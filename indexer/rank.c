@@ -171,7 +171,7 @@ void idx_ranker_free(idx_ranker *r) {
 
 /* ---- terms ---------------------------------------------------------------- */
 
-static size_t hslot(const char *s, size_t n) { return (size_t)(idx_hash_bytes(s, n) & (HSLOTS - 1)); }
+static size_t hslot(const char *s, size_t n) { return (size_t)(kv_hash64(s, n) & (HSLOTS - 1)); }
 
 static int term_find(const idx_ranker *r, const char *s, size_t n) {
   if (n == 0 || n > TERM_MAX) return -1;
@@ -291,7 +291,7 @@ static int on_name_token(void *ctx, int tflags, const char *tok, int n, int a, i
 static int on_part_token(void *ctx, int tflags, const char *tok, int n, int a, int b) {
   (void)tflags, (void)a, (void)b;
   namectx *c = ctx;
-  uint64_t h = idx_hash_bytes(tok, (size_t)n);
+  uint64_t h = kv_hash64(tok, (size_t)n);
   for (int i = 0; i < c->nseen; i++)
     if (c->seen[i] == h) return SQLITE_OK;
   if (c->nseen >= 16) return SQLITE_OK;
@@ -357,21 +357,7 @@ static int doc_start(const char *text, size_t len, int a, int floor) {
 static int add_doc(idx_ranker *r, size_t slot, const int *cb, const int *cs, int a, int b,
                    const char *name, const char *scope, int proto) {
   size_t nt = r->nt;
-  if (r->nd == r->capd) {
-    size_t nc = r->capd ? r->capd * 2 : 256;
-    doc *nv = realloc(r->d, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    r->d = nv;
-    r->capd = nc;
-  }
-  if (r->nf + nt + 1 > r->capf) {
-    size_t nc = r->capf ? r->capf * 2 : 4096;
-    while (nc < r->nf + nt + 1) nc *= 2;
-    double *nv = realloc(r->fbuf, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    r->fbuf = nv;
-    r->capf = nc;
-  }
+  if (KV_GROW(r->d, r->capd, r->nd + 1) || KV_GROW(r->fbuf, r->capf, r->nf + nt + 1)) return KV_ENOMEM;
   doc *d = &r->d[r->nd];
   d->slot = slot;
   d->f = r->nf;
@@ -404,12 +390,7 @@ int idx_rank_add(idx_ranker *r, size_t slot, int64_t blob, int line0, int line1,
   if (r->nt == 0 || line1 < line0) return 0;
   int nlines = line1 - line0 + 1;
   size_t row = r->nt + 1, need = 2 * (size_t)nlines * row;
-  if (need > r->capcnt) {
-    int *nv = realloc(r->cnt, need * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    r->cnt = nv;
-    r->capcnt = need;
-  }
+  if (KV_GROW(r->cnt, r->capcnt, need)) return KV_ENOMEM;
   int *cb = r->cnt, *cs = r->cnt + (size_t)nlines * row;
   memset(r->cnt, 0, need * sizeof *r->cnt);
   size_t len = strlen(text);
@@ -420,13 +401,7 @@ int idx_rank_add(idx_ranker *r, size_t slot, int64_t blob, int line0, int line1,
     size_t e = i;
     while (e < len && text[e] != '\n') e++;
     if (idx_subwords(text + i, e - i, &r->parts, &r->nparts, &r->capparts)) return KV_ENOMEM;
-    if (r->nparts + 2 > r->capparts) {
-      size_t nc = r->capparts ? r->capparts * 2 : 256;
-      char *nv = realloc(r->parts, nc);
-      if (!nv) return KV_ENOMEM;
-      r->parts = nv;
-      r->capparts = nc;
-    }
+    if (KV_GROW(r->parts, r->capparts, r->nparts + 2)) return KV_ENOMEM;
     r->parts[r->nparts++] = '\n';
     r->parts[r->nparts] = 0;
     i = e + 1;

@@ -9,6 +9,10 @@
  * map lists the best definitions (signature lines, grouped by file) — as
  * many as fit in the token budget, found by binary search on the count.
  *
+ * Left out: self-aliases (`str = str`, a compat module re-exporting a
+ * builtin), which are no definition a reader would list and drew every call
+ * of the builtin.
+ *
  * Deterministic: ties are broken by path and line, so the same index gives
  * the same map (the prefix cache depends on it).
  */
@@ -44,7 +48,7 @@ static int nm_find(name_map *m, const char *s, int add) {
     }
     for (size_t i = 0; i < m->cap; i++)
       if (m->k[i]) {
-        size_t h = idx_hash(m->k[i], strlen(m->k[i])) & (nc - 1);
+        size_t h = kv_hash64(m->k[i], strlen(m->k[i])) & (nc - 1);
         while (nk[h]) h = (h + 1) & (nc - 1);
         nk[h] = m->k[i];
         nv[h] = m->v[i];
@@ -56,7 +60,7 @@ static int nm_find(name_map *m, const char *s, int add) {
     m->cap = nc;
   }
   if (!m->cap) return -1;
-  size_t h = idx_hash(s, strlen(s)) & (m->cap - 1);
+  size_t h = kv_hash64(s, strlen(s)) & (m->cap - 1);
   while (m->k[h]) {
     if (strcmp(m->k[h], s) == 0) return m->v[h];
     h = (h + 1) & (m->cap - 1);
@@ -192,6 +196,16 @@ static char *render(const mapctx *M, size_t m, size_t *len) {
   return s;
 }
 
+/* `str = str`, `bytes = bytes`: a module re-exporting a builtin under its
+ * own name (a compat shim). It is not a definition a reader would list,
+ * and as a definition it draws every call of the builtin in the repository
+ * (it topped requests' map); such rows are left out of the map. */
+static int self_alias(const char *name, const char *sig) {
+  size_t n = strlen(name);
+  return n && strlen(sig) == 2 * n + 3 && !strncmp(sig, name, n) && !strncmp(sig + n, " = ", 3) &&
+         !strcmp(sig + n + 3, name);
+}
+
 static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err) {
   sqlite3 *db = idx_store_db(ix->r);
   sqlite3_stmt *st;
@@ -203,17 +217,9 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   int64_t(*blob)[2] = NULL; /* blob id, file */
   int rc = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    if (M->nfiles == cap) {
-      cap = cap ? cap * 2 : 256;
-      char **np = realloc(M->paths, cap * sizeof *np);
-      if (!np) { rc = KV_ENOMEM; break; }
-      M->paths = np;
-    }
-    if (nb == capb) {
-      capb = capb ? capb * 2 : 256;
-      void *t = realloc(blob, capb * sizeof *blob);
-      if (!t) { rc = KV_ENOMEM; break; }
-      blob = t;
+    if (KV_GROW(M->paths, cap, M->nfiles + 1) || KV_GROW(blob, capb, nb + 1)) {
+      rc = KV_ENOMEM;
+      break;
     }
     if (!(M->paths[M->nfiles] = idx_strdup0((const char *)sqlite3_column_text(st, 0)))) { rc = KV_ENOMEM; break; }
     blob[nb][0] = sqlite3_column_int64(st, 1);
@@ -243,11 +249,11 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
     int64_t b = sqlite3_column_int64(st, 0);
     if (b < 0 || b > maxb || b2f[b] < 0) continue;
-    if (M->ndefs == M->capdefs) {
-      M->capdefs = M->capdefs ? M->capdefs * 2 : 1024;
-      def *nd = realloc(M->defs, M->capdefs * sizeof *nd);
-      if (!nd) { rc = KV_ENOMEM; break; }
-      M->defs = nd;
+    const char *nm = (const char *)sqlite3_column_text(st, 1), *sg = (const char *)sqlite3_column_text(st, 2);
+    if (nm && sg && self_alias(nm, sg)) continue;
+    if (KV_GROW(M->defs, M->capdefs, M->ndefs + 1)) {
+      rc = KV_ENOMEM;
+      break;
     }
     def *d = &M->defs[M->ndefs];
     d->file = b2f[b];

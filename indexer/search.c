@@ -16,7 +16,8 @@
  *   x 0.5  for prose (files without a grammar);
  *   + 1.5  per query word (3+ chars) found in the file's path;
  *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest);
- *   x 0.5  for test files (is_test_path) unless the query asks for tests.
+ *   x 0.5  for test files (is_test_path) unless the query asks for tests;
+ *   x 0.8  for declaration files (.h, .hpp, .d.ts, .pyi: is_decl_path).
  * Only chunks of blobs in the current view (files with worktree < 2) count.
  * The weights were chosen on bench/retrieval (Django and lodash, seed 42,
  * tune half / held-out half) and bench/answers (the tune split); see
@@ -124,13 +125,7 @@ static int cand_add(cands *C, sqlite3_stmt *st, double score) {
     if (score > c->h.score) c->h.score = score;
     return 0;
   }
-  if (C->n == C->cap) {
-    size_t nc = C->cap ? C->cap * 2 : 64;
-    cand *nv = realloc(C->v, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    C->v = nv;
-    C->cap = nc;
-  }
+  if (KV_GROW(C->v, C->cap, C->n + 1)) return KV_ENOMEM;
   c = &C->v[C->n];
   memset(c, 0, sizeof *c);
   c->id = id;
@@ -216,6 +211,22 @@ static int asks_for_tests(const words *W) {
 }
 
 #define TEST_FACTOR 0.5 /* a test file's score, unless the query asks for tests */
+
+/* A file of declarations: C/C++ headers, TypeScript .d.ts, Python .pyi. A
+ * header repeats its definitions' doc comments (lz4.h, commander's
+ * typings), and a question about how something works is answered by the
+ * definition. */
+static int is_decl_path(const char *path) {
+  size_t n = strlen(path);
+  static const char *const suf[] = {".h", ".hh", ".hpp", ".hxx", ".d.ts", ".d.mts", ".d.cts", ".pyi"};
+  for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++) {
+    size_t k = strlen(suf[i]);
+    if (n > k && !strcmp(path + n - k, suf[i])) return 1;
+  }
+  return 0;
+}
+
+#define DECL_FACTOR 0.8 /* a declaration file's score */
 
 /* Second stage (rank.c): each pooled chunk gets the score of its best
  * definition. Without FTS5's tokenizer API the first-stage scores stand. */
@@ -327,6 +338,7 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
       if (strlen(W.v[w]) >= 3 && strcasestr(C.v[i].h.path, W.v[w])) C.v[i].h.score += 1.5;
     if (tmax > tmin) C.v[i].h.score += 0.5 * (double)(C.v[i].changed - tmin) / (double)(tmax - tmin);
     if (!want_tests && is_test_path(C.v[i].h.path)) C.v[i].h.score *= TEST_FACTOR;
+    if (is_decl_path(C.v[i].h.path)) C.v[i].h.score *= DECL_FACTOR;
   }
   if (hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
 out:
@@ -389,14 +401,9 @@ static int grep_query(sqlite3 *db, const char *needle, size_t n, char **fq) {
       const char *nm = (const char *)sqlite3_column_text(st, 0);
       size_t nl = nm ? strlen(nm) : 0;
       if (!nl || strchr(nm, '"')) continue;
-      if (len + nl + 8 > cap) {
-        while (len + nl + 8 > cap) cap *= 2;
-        char *nq = realloc(q, cap);
-        if (!nq) {
-          rc = KV_ENOMEM;
-          break;
-        }
-        q = nq;
+      if (KV_GROW(q, cap, len + nl + 8)) {
+        rc = KV_ENOMEM;
+        break;
       }
       len += (size_t)sprintf(q + len, "%s\"%s\"", count ? " OR " : "", nm);
       count++;
@@ -507,14 +514,9 @@ int idx_symbols(idx_index *ix, const char *name, size_t limit, idx_symbol_list *
   sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
   size_t cap = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    if (out->n == cap) {
-      cap = cap ? cap * 2 : 64;
-      idx_symbol *nv = realloc(out->v, cap * sizeof *nv);
-      if (!nv) {
-        rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
-        break;
-      }
-      out->v = nv;
+    if (KV_GROW(out->v, cap, out->n + 1)) {
+      rc = kv_err_set(err, KV_ENOMEM, "symbols: out of memory");
+      break;
     }
     idx_symbol *y = &out->v[out->n++];
     memset(y, 0, sizeof *y);

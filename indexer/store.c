@@ -10,7 +10,7 @@
  */
 #include "store.h"
 
-#include "parse.h" /* idx_hash_bytes */
+#include "parse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -304,7 +304,7 @@ static int put_idents(idx_store *s, const char *ids, size_t n, kv_err *err) {
     if (i == a || i - a >= sizeof w) continue;
     memcpy(w, ids + a, i - a);
     w[i - a] = 0;
-    int added = seen_add(s, idx_hash_bytes(w, i - a));
+    int added = seen_add(s, kv_hash64(w, i - a));
     if (added < 0) return kv_err_set(err, KV_ENOMEM, "index: out of memory");
     if (added == 0) continue;
     sqlite3_bind_text(s->ident_put, 1, w, (int)(i - a), SQLITE_STATIC);

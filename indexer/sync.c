@@ -84,13 +84,7 @@ static double thread_cpu(void) {
 
 static int add_op(plan *P, const char *path, const char *oid, const char *head_oid, int kind,
                   int worktree, int mode) {
-  if (P->n == P->cap) {
-    size_t nc = P->cap ? P->cap * 2 : 1024;
-    op *nv = realloc(P->v, nc * sizeof *nv);
-    if (!nv) return KV_ENOMEM;
-    P->v = nv;
-    P->cap = nc;
-  }
+  if (KV_GROW(P->v, P->cap, P->n + 1)) return KV_ENOMEM;
   op *o = &P->v[P->n];
   memset(o, 0, sizeof *o);
   if (!(o->path = strdup(path))) return KV_ENOMEM;
@@ -545,7 +539,7 @@ static int sync_locked(sync_ctx *C, int flags, idx_progress_fn fn, void *ud,
   read_ignore(ix, tree, &rules);
   git_ignore_clear_internal_rules(ix->repo);
   if (rules) git_ignore_add_rule(ix->repo, rules);
-  snprintf(ign_hex, sizeof ign_hex, "%016llx", (unsigned long long)(rules ? idx_hash(rules, strlen(rules)) : 0));
+  snprintf(ign_hex, sizeof ign_hex, "%016llx", (unsigned long long)(rules ? kv_hash64(rules, strlen(rules)) : 0));
   free(rules);
   snprintf(cap_s, sizeof cap_s, "%zu", ix->opt.max_file_bytes);
 

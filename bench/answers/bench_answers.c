@@ -23,8 +23,10 @@
  * result (answer text + citations): names-symbol (the expected name occurs
  * in the answer), fabricated (code-like tokens of the answer — `backticked`,
  * snake_case, camelCase, Name( — that occur nowhere in the repository, by
- * idx_grep, over all such tokens), citation precision (citations in the
- * expected file over all citations), first-byte (first ask.token) and total
+ * idx_grep, over all such tokens), citation precision (cited ranges that
+ * contain the expected definition's first line, over all cited ranges; the
+ * issue also counts a range holding "a fact the answer states", which this
+ * does not judge), first-byte (first ask.token) and total
  * latency, medians. Printed per repository and overall, tune and held-out
  * apart.
  */
@@ -257,17 +259,26 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   q->asked = 1;
   q->names = strstr(text, dot ? dot + 1 : q->symbol) != NULL;
   fabricated(ix, text, &q->ntok, &q->nfab);
+  int lines[64];
+  size_t nl = expected_lines(ix, q, lines, 64);
   const cJSON *ci;
   cJSON_ArrayForEach(ci, cJSON_GetObjectItemCaseSensitive(r, "citations")) {
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(ci, "path");
+    const cJSON *c0 = cJSON_GetObjectItemCaseSensitive(ci, "start_line");
+    const cJSON *c1 = cJSON_GetObjectItemCaseSensitive(ci, "end_line");
     q->ncite++;
-    q->ncite_ok += cJSON_IsString(cp) && !strcmp(cp->valuestring, q->path);
+    if (!cJSON_IsString(cp) || strcmp(cp->valuestring, q->path) || !cJSON_IsNumber(c0) || !cJSON_IsNumber(c1)) continue;
+    for (size_t k = 0; k < nl; k++)
+      if (c0->valuedouble <= lines[k] && lines[k] <= c1->valuedouble) {
+        q->ncite_ok++;
+        break;
+      }
   }
   q->first_byte = ud.first >= 0 ? ud.first : total;
   q->total = total;
   if (verbose)
-    printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations in %s): %.300s\n", q->total,
-           q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->path, text);
+    printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s): %.300s\n", q->total,
+           q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->symbol, text);
   cJSON_Delete(r);
 }
 

@@ -5,9 +5,12 @@
  *   - code outranks the tests that exercise it, unless the query asks for tests;
  *   - a doc comment right above a definition counts as the definition's
  *     words, and a chunk starts at the comment rather than between the two;
- *   - a definition outranks its declaration (a C prototype);
+ *   - a definition outranks its declaration (a C prototype), and a
+ *     declaration file (header, .d.ts) scores below the code;
  *   - identifier abbreviations and code verbs: "environment" finds env,
  *     "remove" finds strip;
+ *   - the repo map leaves out a compat alias (`str = str`), which drew every
+ *     call of the builtin, and lists definitions at their own lines;
  * (test_idx_repo.c keeps the older search and map assertions.)
  */
 #include <setjmp.h>
@@ -157,6 +160,22 @@ static void test_definition_above_prototype(void **state) {
   idx_close(ix);
 }
 
+static void test_code_above_header(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "include/gadget.h",
+      "/* The gadget turns counted until it settled. */\n"
+      "struct gadget_turns {\n  int turns;\n};\n",
+      "src/gadget.c",
+      "#include \"gadget.h\"\n\n/* The gadget turns counted until it settled. */\n"
+      "int gadget_turns(const int *v, int n) {\n  int turns = 0;\n  for (int i = 0; i < n; i++) turns += v[i];\n"
+      "  return turns;\n}\n",
+      NULL};
+  idx_index *ix = repo_with("header", files);
+  top_is(ix, "how are the gadget turns counted until it settled", "src/gadget.c");
+  idx_close(ix);
+}
+
 /* ---- abbreviations and code verbs ---------------------------------------------- */
 
 static void test_abbreviations(void **state) {
@@ -170,6 +189,29 @@ static void test_abbreviations(void **state) {
   idx_index *ix = repo_with("abbrev", files);
   top_is(ix, "remove the codes", "z.py");
   top_is(ix, "read a name from the environment", "m.py");
+  idx_close(ix);
+}
+
+/* ---- repo map ----------------------------------------------------------------- */
+
+static void test_map_alias(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "pkg/compat.py", "import sys\n\n# Keep old names\nbuiltin_str = str\nstr = str\nbytes = bytes\n",
+      "pkg/util.py", "from .compat import str\n\n\ndef render_value(v):\n    return str(v) + str(len(v))\n",
+      "pkg/a.py", "from .compat import str\nfrom .util import render_value\n\n\ndef fa(x):\n"
+                  "    return str(x) + str(x) + render_value(x)\n",
+      "pkg/b.py", "from .compat import str\n\n\ndef fb(x):\n    return str(x) + str(str(x))\n",
+      NULL};
+  idx_index *ix = repo_with("alias", files);
+  char *map;
+  kv_err err;
+  assert_int_equal(idx_repomap(ix, 1000, NULL, NULL, &map, &err), 0);
+  if (strstr(map, ": str = str") || strstr(map, ": bytes = bytes")) fail_msg("alias in the map:\n%s", map);
+  /* the most referenced real definition leads, at its own line */
+  if (strncmp(map, "pkg/util.py:\n     4: def render_value(v):\n", 41) != 0) fail_msg("map:\n%s", map);
+  assert_non_null(strstr(map, "     4: builtin_str = str\n")); /* a rename stays */
+  free(map);
   idx_close(ix);
 }
 
@@ -192,7 +234,9 @@ int main(void) {
       cmocka_unit_test(test_code_above_tests),
       cmocka_unit_test(test_doc_comments),
       cmocka_unit_test(test_definition_above_prototype),
+      cmocka_unit_test(test_code_above_header),
       cmocka_unit_test(test_abbreviations),
+      cmocka_unit_test(test_map_alias),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -680,6 +680,17 @@ static void test_migrations(void **state) {
   assert_non_null(strstr(err.msg, "99"));
 }
 
+/* The id of an index directory is persisted (it names
+ * $XDG_DATA_HOME/kvasir/repos/<id>): it must stay the FNV-1a value with
+ * kvasir's basis (base/hash.h) that it always was; this value was computed
+ * with the indexer's own copy of the hash before it moved to kv_hash64. */
+static void test_repo_id_stable(void **state) {
+  (void)state;
+  char id[17];
+  idx_repo_id("/home/user/project", id);
+  assert_string_equal(id, "cf83f8d017fec02d");
+}
+
 static void test_not_a_repo(void **state) {
   (void)state;
   idx_index *ix = NULL;
@@ -708,7 +719,7 @@ int main(void) {
       cmocka_unit_test(test_recency_and_map),
       cmocka_unit_test(test_kill9),       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_bare_and_worktree), cmocka_unit_test(test_migrations),
-      cmocka_unit_test(test_not_a_repo),
+      cmocka_unit_test(test_not_a_repo), cmocka_unit_test(test_repo_id_stable),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[300];
