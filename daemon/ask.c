@@ -294,6 +294,7 @@ static int editor_context(dmn_job *j, ask_ctx *a, kv_err *err) {
     if (!rc) rc = kv_buf_append(&a->context, p, n);
     if (!rc) rc = kv_buf_append(&a->context, "\n```\n\n", 6);
     if (!rc) rc = dmn_gate_add(&a->gate, rel, p, n);
+    if (!rc) rc = dmn_gate_origin(&a->gate, text, strlen(text), (unsigned)l0);
     if (rc) {
       free(owned);
       return kv_err_set(err, KV_ENOMEM, "out of memory");
@@ -386,7 +387,15 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
       kv_buf_append(&a->context, h->text, tl);
       kv_buf_append(&a->context, "\n```\n\n", 6);
       if (a->ncut < ASK_CUTS) a->cut[a->ncut++] = a->context.len;
-      dmn_gate_add(&a->gate, h->path, h->text, tl);
+      if (dmn_gate_add(&a->gate, h->path, h->text, tl) == 0) {
+        /* the whole file, for redaction that sees past the chunk's edges */
+        char *whole = NULL;
+        size_t wl = 0;
+        kv_err we;
+        if (idx_read_lines(a->ix, h->path, 1, 1 << 30, 0, &whole, &wl, &we) == 0 && wl <= (8u << 20))
+          dmn_gate_origin(&a->gate, whole, wl, (unsigned)h->line0);
+        free(whole);
+      }
     }
   }
   gather_facts(a, &hits);

@@ -341,8 +341,22 @@ void dmn_gate_ctx_free(dmn_gate_ctx *g) {
   for (size_t i = 0; i < g->n; i++) {
     free(g->path[i]);
     free(g->text[i]);
+    free(g->origin[i]);
+    g->origin[i] = NULL;
   }
   g->n = 0;
+}
+
+int dmn_gate_origin(dmn_gate_ctx *g, const char *file, size_t len, unsigned line0) {
+  if (!g->n || !file || g->origin[g->n - 1]) return 0;
+  char *t = malloc(len + 1);
+  if (!t) return KV_ENOMEM;
+  memcpy(t, file, len);
+  t[len] = 0;
+  g->origin[g->n - 1] = t;
+  g->origin_len[g->n - 1] = len;
+  g->line0[g->n - 1] = line0;
+  return 0;
 }
 
 int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len) {
@@ -374,11 +388,16 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
   int d = depth ? pol_depth_parse(depth) : POL_DEPTH_FAST;
   if (d < 0) return kv_err_set(err, KV_EINVAL, "ask: unknown depth '%s' (fast, think, think-max)", depth);
   pol_file files[DMN_GATE_MAX_FILES];
+  pol_file_origin origins[DMN_GATE_MAX_FILES];
   memset(files, 0, sizeof files);
+  memset(origins, 0, sizeof origins);
   for (size_t i = 0; i < gc->n; i++) {
     files[i].path = gc->path[i];
     files[i].content = gc->text[i];
     files[i].len = gc->len[i];
+    origins[i].text = gc->origin[i];
+    origins[i].len = gc->origin_len[i];
+    origins[i].line0 = gc->line0[i];
   }
   pol_request req;
   memset(&req, 0, sizeof req);
@@ -387,6 +406,7 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
   req.question = question;
   req.files = files;
   req.n_files = gc->n;
+  req.origins = origins;
 
   gate_pol *gp = NULL;
   char warning[512];

@@ -22,6 +22,12 @@ typedef struct dmn_gate_ctx {
   char *path[DMN_GATE_MAX_FILES];
   char *text[DMN_GATE_MAX_FILES];
   size_t len[DMN_GATE_MAX_FILES];
+  /* the whole file each excerpt was cut from (NULL: unknown) and the line
+   * the excerpt starts at: redaction then sees the secret's context even
+   * when it lies outside the excerpt (a PEM body without its BEGIN) */
+  char *origin[DMN_GATE_MAX_FILES];
+  size_t origin_len[DMN_GATE_MAX_FILES];
+  unsigned line0[DMN_GATE_MAX_FILES];
 } dmn_gate_ctx;
 
 typedef struct dmn_gate_io {
@@ -30,6 +36,9 @@ typedef struct dmn_gate_io {
 } dmn_gate_io;
 
 int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len);
+/* The last excerpt added came from lines line0.. of the whole file `file`
+ * (copied; file may be NULL). */
+int dmn_gate_origin(dmn_gate_ctx *g, const char *file, size_t len, unsigned line0);
 void dmn_gate_ctx_free(dmn_gate_ctx *g);
 
 /* The gate's caches (each repo's parsed policy, read again when its files

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,12 +488,74 @@ static void test_path_bypasses(void **st) {
   unlink(p);
 }
 
+
+/* A PEM key in a source file whose excerpt (the editor's selection) holds
+ * only body lines: redaction runs on the whole file, so no body line goes
+ * to the hosted tier (issue 18: the BEGIN marker was in the other chunk). */
+static void test_key_body_without_marker(void **st) {
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char body[20][65];
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (int l = 0; l < 20; l++) {
+    for (int c = 0; c < 64; c++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      body[l][c] = b64[x % 64];
+    }
+    body[l][64] = 0;
+  }
+  char text[4096] = "/* TLS setup for the ledger service. */\nstatic const char *key_pem =\n"
+                    "  \"-----BEGIN RSA PRIVATE KEY-----\\n\"\n";
+  for (int l = 0; l < 20; l++) {
+    strcat(text, "  \"");
+    strcat(text, body[l]);
+    strcat(text, "\\n\"\n");
+  }
+  strcat(text, "  \"-----END RSA PRIVATE KEY-----\\n\";\n");
+  char p[512];
+  snprintf(p, sizeof p, "%s/src/tls_setup.c", repo);
+  write_file(p, text);
+  pthread_mutex_lock(&m.mu);
+  int before = m.n_req;
+  pthread_mutex_unlock(&m.mu);
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *prm = cJSON_CreateObject(), *r = NULL;
+  cJSON_AddStringToObject(prm, "question", "what is in this part of the setup");
+  cJSON_AddStringToObject(prm, "repo", repo);
+  cJSON_AddStringToObject(prm, "file", p);
+  cJSON *sel = cJSON_AddObjectToObject(prm, "selection");
+  cJSON_AddNumberToObject(sel, "start_line", 8); /* body lines 5..24 of the key: well past BEGIN */
+  cJSON_AddNumberToObject(sel, "end_line", 20);
+  cJSON_AddNumberToObject(prm, "max_tokens", 4);
+  cJSON_AddStringToObject(prm, "depth", "think-max");
+  seen s;
+  memset(&s, 0, sizeof s);
+  int rc = ipc_client_call(c, "ask", prm, on_note, &s, 60000, &r, &e);
+  cJSON_Delete(prm);
+  cJSON_Delete(r);
+  ipc_client_close(c);
+  assert_int_equal(rc, 0);
+  pthread_mutex_lock(&m.mu);
+  assert_true(m.n_req > before); /* it went to the hosted tier */
+  for (int i = before; i < m.n_req; i++)
+    for (int l = 0; l < 20; l++) {
+      char piece[17];
+      memcpy(piece, body[l] + 24, 16);
+      piece[16] = 0;
+      if (strstr(m.body[i], piece)) fail_msg("key body line %d left the machine:\n%s", l, m.body[i]);
+    }
+  pthread_mutex_unlock(&m.mu);
+  unlink(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_local_default),
       cmocka_unit_test(test_infra_refused),
       cmocka_unit_test(test_hosted_strips_and_streams),
       cmocka_unit_test(test_path_bypasses),
+      cmocka_unit_test(test_key_body_without_marker),
       cmocka_unit_test(test_hosted_failure_falls_back),
       cmocka_unit_test(test_policy_cached),
       cmocka_unit_test(test_edit_applies_without_restart),
