@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "daemon/answer_internal.h"
+#include "daemon/conv_internal.h"
 #include "daemon/model.h"
 #include "engine/kvmem_eng.h"
 #include "daemon/policy.h"
@@ -67,6 +68,8 @@ typedef struct ask_ctx {
   size_t nfacts;
   dmn_confidence conf;
   size_t cut[ASK_CUTS]; /* context.len after each excerpt, best first (trimming) */
+  dmn_conv *conv;       /* the conversation this ask continues (or starts) */
+  char query[16384 + 2048]; /* what retrieval searches: a follow-up adds the last question */
   size_t ncut;
   cJSON *cites;      /* array */
   kv_buf context;      /* excerpts for the prompt */
@@ -203,7 +206,7 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
   int rc = idx_open(&a->ix, a->repo, NULL, err);
   if (rc) return rc;
   idx_hits hits = {0};
-  rc = idx_search(a->ix, a->question, (size_t)a->k, &hits, err);
+  rc = idx_search(a->ix, a->query, (size_t)a->k, &hits, err);
   if (rc) return rc;
   for (size_t i = 0; i < hits.n; i++) {
     idx_hit *h = &hits.v[i];
@@ -285,9 +288,17 @@ static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, int32_t
     kv_buf_free(&user);
     return kv_err_set(err, KV_ENOMEM, "out of memory");
   }
-  eng_chat_msg msgs[2] = {{"system", a->prefix_text}, {"user", user.data}};
+  /* a follow-up: the conversation's earlier turns come first */
+  eng_chat_msg msgs[2 + 2 * DMN_CONV_TURNS];
+  size_t nm = 0;
+  msgs[nm++] = (eng_chat_msg){"system", a->prefix_text};
+  for (int t = 0; a->conv && t < a->conv->nturns; t++) {
+    msgs[nm++] = (eng_chat_msg){"user", a->conv->q[t]};
+    msgs[nm++] = (eng_chat_msg){"assistant", a->conv->a[t]};
+  }
+  msgs[nm++] = (eng_chat_msg){"user", user.data};
   char *prompt = NULL;
-  int rc = eng_chat_apply(model, msgs, 2, 1, &prompt, err);
+  int rc = eng_chat_apply(model, msgs, nm, 1, &prompt, err);
   kv_buf_free(&user);
   if (rc) return rc;
   size_t cap = strlen(prompt) + 16;
@@ -303,6 +314,9 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   dmn_prefix *pre;
   int rc = dmn_backend_prefix(b, a->repo, &pre, err);
   if (rc) return rc;
+  /* a follow-up runs in the conversation's own context (its first tokens a
+   * fork of the repo's resident prefix); a first question in the repo's */
+  if (a->conv && a->conv->nturns > 0) pre = &a->conv->slot;
   int n_ctx = dmn_prefix_n_ctx(model);
   /* The prompt is trimmed to the context, lowest-ranked excerpts first,
    * never refused: the facts and the question always go in. */
@@ -474,12 +488,20 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   if (a.max_tokens < 1 || a.max_tokens > 4096) a.max_tokens = ASK_MAX_TOKENS;
   if (a.k < 1 || a.k > 32) a.k = 4;
   const char *depth = dmn_param_str(j->params, "depth", -1);
+  const char *conv_id = dmn_param_str(j->params, "conversation", -1);
   const char *repo = dmn_param_str(j->params, "repo", -1);
   int rc = dmn_repos_resolve(dmn_server_repos(s), repo ? repo : a.file, a.repo, sizeof a.repo, err);
   if (rc) return rc;
   pthread_mutex_lock(&b->mu);
   b->asks++;
   pthread_mutex_unlock(&b->mu);
+  int conv_new = 0;
+  char conv_note[256];
+  if ((rc = dmn_conv_acquire(b, a.repo, conv_id, &a.conv, &conv_new, conv_note, sizeof conv_note, err))) return rc;
+  if (a.conv->nturns > 0)
+    snprintf(a.query, sizeof a.query, "%s %s", a.conv->q[a.conv->nturns - 1], a.question);
+  else
+    snprintf(a.query, sizeof a.query, "%s", a.question);
   cJSON *res = cJSON_CreateObject();
   dmn_stream g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
   dmn_verifier ver;
@@ -554,9 +576,17 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
   cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
   cJSON_AddNumberToObject(res, "seconds", kv_now() - t0);
+  cJSON *cv = cJSON_AddObjectToObject(res, "conversation");
+  cJSON_AddStringToObject(cv, "id", a.conv->id);
+  cJSON_AddBoolToObject(cv, "new", conv_new);
+  cJSON_AddNumberToObject(cv, "turns", a.conv->nturns + 1);
+  if (conv_note[0]) cJSON_AddStringToObject(cv, "note", conv_note);
+  dmn_conv_release(b, a.conv, a.question, kv_buf_str(&g.answer));
+  a.conv = NULL;
   *result = res;
   res = NULL;
 out:
+  if (a.conv) dmn_conv_release(b, a.conv, NULL, NULL);
   cJSON_Delete(res);
   kv_buf_free(&g.answer);
   dmn_verifier_free(&ver);

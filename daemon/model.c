@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/conv_internal.h"
 #include "daemon/model.h"
 #include "engine/kvmem_eng.h"
 
@@ -62,6 +63,7 @@ void dmn_backend_free(dmn_backend *b) {
     free(p);
     p = n;
   }
+  dmn_conv_free_all(b);
   if (b->kvstore) kvm_store_free(b->kvstore);
   if (b->fim_ctx) eng_ctx_free(b->fim_ctx);
   pthread_mutex_destroy(&b->fim_mu);

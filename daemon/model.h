@@ -42,6 +42,8 @@ struct dmn_backend {
   eng_ctx *fim_ctx;         /* completions' context, kept across keystrokes (fim_mu) */
   pthread_mutex_t fim_mu;
   uint64_t kv_loads_ram, kv_loads_disk, kv_builds, kv_save_errors;
+  struct dmn_conv *convs;   /* conversations (conv.c), guarded by mu */
+  uint64_t conv_seq;
 };
 
 /* Loads the model on first use (any thread). 0, or an error naming why. */

@@ -311,10 +311,55 @@ static void test_repo_list_remove(void **st) {
   ipc_client_close(c);
 }
 
+
+static const char *conv_field(const cJSON *r, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "conversation"), k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Conversations: an ask starts one and returns its id; the id continues it
+ * (turns counted); an unknown id starts a new one and says so. */
+static void test_conversations(void **st) {
+  ipc_client *c;
+  kv_err e;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), 0);
+  cJSON *p = ask_params("ipc_framer_feed oversize frame cap", 2), *r = NULL;
+  counter cnt = {0};
+  assert_int_equal(ipc_client_call(c, "ask", p, count_tokens, &cnt, 30000, &r, &e), 0);
+  const cJSON *cv = cJSON_GetObjectItem(r, "conversation");
+  assert_non_null(cv);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cv, "new")));
+  char id[64];
+  snprintf(id, sizeof id, "%s", conv_field(r, "id"));
+  assert_true(strlen(id) > 8);
+  cJSON_Delete(r);
+  cJSON_Delete(p);
+  p = ask_params("and where is the cap checked", 2);
+  cJSON_AddStringToObject(p, "conversation", id);
+  assert_int_equal(ipc_client_call(c, "ask", p, count_tokens, &cnt, 30000, &r, &e), 0);
+  cv = cJSON_GetObjectItem(r, "conversation");
+  assert_string_equal(conv_field(r, "id"), id);
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cv, "new")));
+  assert_int_equal(cJSON_GetObjectItem(cv, "turns")->valueint, 2);
+  assert_null(conv_field(r, "note"));
+  cJSON_Delete(r);
+  cJSON_Delete(p);
+  p = ask_params("ipc_framer_feed", 2);
+  cJSON_AddStringToObject(p, "conversation", "c-no-such-conversation");
+  assert_int_equal(ipc_client_call(c, "ask", p, count_tokens, &cnt, 30000, &r, &e), 0);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "conversation"), "new")));
+  assert_string_not_equal(conv_field(r, "id"), "c-no-such-conversation");
+  assert_non_null(strstr(conv_field(r, "note"), "unknown conversation 'c-no-such-conversation'"));
+  cJSON_Delete(r);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ask_citations),
       cmocka_unit_test(test_ask_editor_context),
+      cmocka_unit_test(test_conversations),
       cmocka_unit_test(test_cancel_within_one_token),
       cmocka_unit_test(test_disconnect_frees_job),
       cmocka_unit_test(test_priority_order),

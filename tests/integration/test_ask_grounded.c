@@ -183,7 +183,26 @@ static void test_grounded_on_compressed_memory(void **st) {
   if (!(warm_prefix >= 0 && warm_prefix <= 0.15 * cold_prefix))
     fail_msg("prefix after restart %.3f s vs cold %.3f s", warm_prefix, cold_prefix);
   names_exist(cJSON_GetObjectItem(r, "answer")->valuestring);
+  /* a follow-up in the same conversation: its own context, forked from the
+   * resident prefix (not built again), and the earlier turn in the prompt */
+  const char *cid = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "conversation"), "id")->valuestring;
+  cJSON *p2 = cJSON_CreateObject();
+  cJSON_AddStringToObject(p2, "question", "and what happens when the file is missing?");
+  cJSON_AddStringToObject(p2, "repo", repo);
+  cJSON_AddStringToObject(p2, "conversation", cid);
+  cJSON_AddNumberToObject(p2, "max_tokens", 16);
   cJSON_Delete(r);
+  memset(&s, 0, sizeof s);
+  r = call("ask", p2, &s);
+  const cJSON *cv = cJSON_GetObjectItem(r, "conversation");
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cv, "new")));
+  assert_int_equal(cJSON_GetObjectItem(cv, "turns")->valueint, 2);
+  const char *src = cJSON_GetObjectItem(r, "prefix_source")->valuestring;
+  if (strcmp(src, "ram") && strcmp(src, "disk")) fail_msg("follow-up prefix: %s (built again)", src);
+  assert_true(num(r, "reused_tokens") >= num(r, "prefix_tokens"));
+  names_exist(cJSON_GetObjectItem(r, "answer")->valuestring);
+  cJSON_Delete(r);
+  cJSON_Delete(p2);
   cJSON_Delete(p);
 }
 

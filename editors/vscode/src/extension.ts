@@ -25,6 +25,9 @@ let chat: ChatView;
 let out: vscode.OutputChannel;
 let seq = 0;
 let current: { id: number; ac: AbortController } | null = null;
+/* The chat view's conversation: follow-up questions continue it (the daemon
+ * keeps its turns and KV context); a question about another repo starts anew. */
+let conversation: { id: string; repo?: string } | null = null;
 
 /* The git repository containing file (nearest directory with .git), else the workspace folder. */
 function repoRoot(file?: string): string | undefined {
@@ -126,6 +129,7 @@ async function runAsk(question: string, scope: AskScope, retry = true): Promise<
     };
   }
   const params = askParams(question, scope, { repo, file: af?.file, selection, maxTokens: cfg.get<number>("maxTokens", 256) });
+  if (conversation && conversation.repo === repo) params.conversation = conversation.id;
   const id = ++seq;
   const label = scope === "selection" && selection ? `${question}  (${selection.relPath}:${selection.startLine}-${selection.endLine})`
     : scope === "file" && selection ? `${question}  (${selection.relPath})` : question;
@@ -158,7 +162,10 @@ async function runAsk(question: string, scope: AskScope, retry = true): Promise<
     chat.post({ type: "answer", id, segments: linkify(answer || "(no answer text)"), repo: answerRepo });
     const by = answeredBy(res);
     daemon.update({ tier: by });
-    const foot = [by ? `answered by ${by}` : "", `${res.retrieved ?? 0} excerpt(s)`, res.note || "", res.retrieval || ""];
+    const conv = res.conversation && typeof res.conversation.id === "string" ? res.conversation : null;
+    if (conv) conversation = { id: conv.id, repo };
+    const turn = conv && Number(conv.turns) > 1 ? `turn ${conv.turns} of this conversation` : "";
+    const foot = [by ? `answered by ${by}` : "", `${res.retrieved ?? 0} excerpt(s)`, turn, conv?.note || "", res.note || "", res.retrieval || ""];
     chat.post({ type: "done", id, footer: foot.filter(Boolean).join(" · ") });
   } catch (e: any) {
     if (e && e.code === Codes.ECANCELED) {

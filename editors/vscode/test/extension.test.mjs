@@ -116,6 +116,15 @@ test("ask about selection streams into the chat view with citations", async () =
   assert.equal(vscode.__log.contexts["kvasir.asking"], false);
 });
 
+test("a follow-up question continues the chat view's conversation", async () => {
+  editorOn("src/ledger.c", 2, 5);
+  vscode.__answers.inputBox.push("and who calls it?");
+  const n = posts.length;
+  await vscode.commands.executeCommand("kvasir.askSelection");
+  const done = since(n).find((m) => m.type === "done");
+  assert.match(done.footer, /turn [2-9] of this conversation/);  // the daemon saw the earlier turn
+});
+
 test("clicking a citation opens the file at the line; paths outside the repo are refused", async () => {
   onMessage({ type: "open", path: "src/ledger.c", line: 4, repo: d.repo });
   await until(() => vscode.__log.shown.length > 0, 5000, "showTextDocument");

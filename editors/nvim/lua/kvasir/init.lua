@@ -218,6 +218,8 @@ function M.ask(question, opts)
   local params = { question = q, max_tokens = opts.max_tokens or config.max_tokens }
   if file ~= "" then params.file = file end
   if repo then params.repo = repo end
+  -- one conversation per repository: a follow-up continues it (its turns and KV context in the daemon)
+  if state.conversation and state.conversation.repo == repo then params.conversation = state.conversation.id end
   local a = { buf = buf, win = win, origin = origin, text = {}, repo = repo, done = false, params = params }
   a.id = c:request("ask", params, function(err, res)
     a.done = true
@@ -232,6 +234,9 @@ function M.ask(question, opts)
       end
     else
       a.result = res
+      if type(res) == "table" and type(res.conversation) == "table" and type(res.conversation.id) == "string" then
+        state.conversation = { id = res.conversation.id, repo = repo }
+      end
       a.repo = res.repo or a.repo
       set_quickfix(question, a.repo, res.citations)
       local tail = {}
