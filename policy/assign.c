@@ -2,7 +2,9 @@
  * assign.c — secrets recognised by the name they are given rather than by
  * their shape: `DB_PASSWORD = "…"`, `password: …` in YAML,
  * `api_secret=…` (40 hex digits are caught by the name, not the shape), `"apiKey": "…"`, `<password>…</password>`,
- * `Password=…;` in a connection string, `#define API_TOKEN "…"`, and in a
+ * `Password=…;` in a connection string, `#define API_TOKEN "…"`, a `value`
+ * whose sibling names the secret (`- name: DB_PASSWORD` / `value: …`,
+ * `<add key="DbPassword" value="…"/>`), and in a
  * question "my password is hunter2". pol_assign_at looks at one
  * identifier and says whether it names a secret and, if a literal value is
  * assigned to it, where that value lies; redact.c then replaces it.
@@ -178,12 +180,49 @@ static int literal_unquoted(const char *s, size_t n, int fmt, const char *name, 
   return 1;
 }
 
+/* In t[a..b): a "name"/"key" field, and whether its (quoted or bare) value
+ * is a secret-like name (`- name: DB_PASSWORD`, `key="DbPassword"`,
+ * `{"name": "API_TOKEN", …`): 1 yes, 0 a field naming something else,
+ * -1 no such field. */
+static int names_secret(const char *t, size_t a, size_t b) {
+  int seen = -1;
+  for (size_t p = a; p + 4 < b; p++) {
+    size_t k = !strncasecmp(t + p, "name", 4) ? 4 : !strncasecmp(t + p, "key", 3) ? 3 : 0;
+    if (!k || (p > a && identch((unsigned char)t[p - 1])) || identch((unsigned char)t[p + k])) continue;
+    size_t q = p + k;
+    while (q < b && (t[q] == '"' || t[q] == '\'' || t[q] == ' ')) q++;
+    if (q >= b || (t[q] != ':' && t[q] != '=')) continue;
+    q++;
+    while (q < b && (t[q] == ' ' || t[q] == '"' || t[q] == '\'')) q++;
+    size_t e = q;
+    while (e < b && identch((unsigned char)t[e]) && e - q < NAME_MAX_) e++;
+    if (e > q && pol_name_is_secret(t + q, e - q)) return 1;
+    seen = 0;
+  }
+  return seen;
+}
+
+/* A `value` field whose sibling names a secret: the same line before it
+ * (XML attributes, JSON objects) or, in YAML, the line before
+ * (Kubernetes env: `- name: DB_PASSWORD` then `value: …`). */
+static int value_of_secret(const char *t, size_t len, size_t i, size_t nl) {
+  if (nl != 5 || strncasecmp(t + i, "value", 5)) return 0;
+  size_t ls = i;
+  while (ls > 0 && t[ls - 1] != '\n') ls--;
+  int same = names_secret(t, ls, i);
+  if (same >= 0 || ls == 0) return same == 1; /* a sibling on this line decides */
+  size_t ps = ls - 1;
+  while (ps > 0 && t[ps - 1] != '\n') ps--;
+  (void)len;
+  return names_secret(t, ps, ls - 1) == 1;
+}
+
 int pol_assign_at(const char *text, size_t len, size_t i, int fmt, size_t *v0, size_t *v1) {
   size_t j = i;
   while (j < len && j - i < NAME_MAX_ && identch((unsigned char)text[j])) j++;
   size_t nl = j - i;
   while (nl && (text[i + nl - 1] == '.' || text[i + nl - 1] == '-')) nl--;
-  if (!nl || nl >= NAME_MAX_ || !pol_name_is_secret(text + i, nl)) return 0;
+  if (!nl || nl >= NAME_MAX_ || !(pol_name_is_secret(text + i, nl) || value_of_secret(text, len, i, nl))) return 0;
   j = i + nl;
   int xml_elem = i > 0 && text[i - 1] == '<';
   int define = i >= 8 && !memcmp(text + i - 8, "#define ", 8);

@@ -215,6 +215,13 @@ static void issue_findings(void **state) {
   expect_file("app.ini", "api_secret = 0123456789abcdef0123456789abcdef01234567\n", "api_secret = [REDACTED:secret_value]\n");
   expect_file("client.py", "api_secret = '0123456789abcdef0123456789abcdef01234567'\n",
               "api_secret = '[REDACTED:secret_value]'\n");
+  /* a value named by its sibling: Kubernetes env entries, .NET appSettings, JSON pairs */
+  expect_file("deploy.yaml", "env:\n  - name: DB_PASSWORD\n    value: Xk9pQ2mN7vL4zz\n  - name: LOG_LEVEL\n    value: debug\n",
+              "env:\n  - name: DB_PASSWORD\n    value: [REDACTED:secret_value]\n  - name: LOG_LEVEL\n    value: debug\n");
+  expect_file("web.config", "<add key=\"DbPassword\" value=\"Xk9pQ2mN7vL4zz\"/>\n<add key=\"Theme\" value=\"dark\"/>\n",
+              "<add key=\"DbPassword\" value=\"[REDACTED:secret_value]\"/>\n<add key=\"Theme\" value=\"dark\"/>\n");
+  expect_file("vars.json", "[{\"name\": \"API_TOKEN\", \"value\": \"Xk9pQ2mN7vL4zz\"}]\n",
+              "[{\"name\": \"API_TOKEN\", \"value\": \"[REDACTED:secret_value]\"}]\n");
   /* stays: hashes and ids by their context, names that are not the secret, code expressions */
   static const char *const keep[][2] = {
       {"notes.txt", "commit 0123456789abcdef0123456789abcdef01234567 fixed it\n"},
