@@ -190,8 +190,9 @@ static void gather_facts(ask_ctx *a, const idx_hits *hits) {
       kv_err fe;
       if (idx_fact_get(a->ix, h->path, h->line0, h->line1, a->question, &f, &fe)) continue;
       int dup = 0;
-      for (size_t k = 0; k < a->nfacts; k++)
-        dup |= !strcmp(a->facts[k].def.path, f.def.path) && a->facts[k].def.line0 == f.def.line0;
+      for (size_t k = 0; k < a->nfacts; k++) /* the same definition, or its declaration again */
+        dup |= (!strcmp(a->facts[k].def.path, f.def.path) && a->facts[k].def.line0 == f.def.line0) ||
+               !strcmp(a->facts[k].def.name, f.def.name);
       if (dup) {
         idx_fact_free(&f);
         continue;
@@ -469,6 +470,7 @@ static cJSON *verification_json(const dmn_verify_stats *st) {
   cJSON_AddNumberToObject(v, "tokens_checked", st->tokens);
   cJSON_AddNumberToObject(v, "tokens_unknown", st->unknown);
   cJSON_AddBoolToObject(v, "repetition_stopped", st->repeated);
+  cJSON_AddNumberToObject(v, "unanchored", st->unanchored);
   return v;
 }
 
@@ -545,6 +547,9 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   } else if (dmn_backend_model(b, &model, &me) == 0) {
     gen = "engine";
     g.model_label = "Local model's summary";
+    /* below 1B parameters a model cannot reason about code: show only what it
+     * ties to code the index holds */
+    ver.require_anchor = eng_model_get_info(model)->n_params < 1000000000ull;
     rc = generate_engine(j, &a, model, &g, res, err);
   } else {
     cJSON_AddStringToObject(res, "note", me.msg);

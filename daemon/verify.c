@@ -8,7 +8,8 @@
  * camelCase or PascalCase-with-inner-capital words, Name( calls, path:line
  * locations) goes to the caller's `known` function; one unknown token drops
  * the whole unit, since a sentence built around an invented name is not made
- * true by deleting the name. A unit equal to one already shown, or a unit
+ * true by deleting the name. With require_anchor, a unit naming no code at
+ * all is dropped too (a small model's unverifiable prose). A unit equal to one already shown, or a unit
  * that loops on itself, ends the text (small models repeat themselves).
  *
  * Invariants: nothing reaches `out` before its unit was judged; units are
@@ -189,7 +190,11 @@ static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
     return 1;
   }
   judge j = {v, 0};
-  dmn_code_tokens(p, n, judge_tok, &j);
+  int ntok = dmn_code_tokens(p, n, judge_tok, &j);
+  if (!j.bad && v->require_anchor && ntok == 0) {
+    j.bad = 1;
+    v->st.unanchored++;
+  }
   if (j.bad) {
     v->st.dropped++;
     /* keep the line structure so lists stay lists */

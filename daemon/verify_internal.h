@@ -30,6 +30,7 @@ typedef struct dmn_verify_stats {
   int tokens;     /* code-like tokens checked */
   int unknown;    /* of which not found */
   int repeated;   /* 1 when repetition stopped the text */
+  int unanchored; /* units dropped for naming no code at all (require_anchor) */
 } dmn_verify_stats;
 
 typedef struct dmn_verifier {
@@ -38,6 +39,10 @@ typedef struct dmn_verifier {
   kv_buf pending; /* text not yet judged (an unfinished sentence) */
   kv_buf shown;   /* every unit shown so far (for repetition) */
   dmn_verify_stats st;
+  /* drop units that name no code at all: for models too small to reason, a
+   * sentence that points at nothing in the repository is prose that cannot
+   * be checked, so it is not shown */
+  int require_anchor;
   /* a small cache of answers from `known` */
   struct { uint64_t h; int v; } cache[256];
 } dmn_verifier;

@@ -143,6 +143,16 @@ static int callers(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
     sqlite3_bind_int64(in, 1, b);
     sqlite3_bind_int(in, 2, line);
     r.in = idx_strdup0(sqlite3_step(in) == SQLITE_ROW ? (const char *)sqlite3_column_text(in, 0) : "");
+    /* one entry per calling definition: its first reference */
+    int seen = 0;
+    idx_ref *list = test ? f->tests : f->callers;
+    size_t nl = test ? f->ntests : f->ncallers;
+    for (size_t k = 0; r.in && *r.in && k < nl && !seen; k++)
+      seen = !strcmp(list[k].path, r.path) && !strcmp(list[k].in, r.in);
+    if (seen) {
+      free(r.path), free(r.in);
+      continue;
+    }
     if (!r.path || !r.in) rc = KV_ENOMEM;
     else if (test) rc = KV_PUSH(f->tests, f->ntests, capt, r);
     else rc = KV_PUSH(f->callers, f->ncallers, capc, r);
@@ -158,11 +168,13 @@ static int same_name(sqlite3 *db, idx_fact *f) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
                          "SELECT count(*) FROM symbols s JOIN blobs b ON b.id = s.blob"
-                         " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0 WHERE s.name = ?1",
+                         " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
+                         " WHERE s.name = ?1 AND coalesce(s.kind, '') <> 'prototype'",
                          -1, &st, NULL) != SQLITE_OK)
     return KV_EIO;
   sqlite3_bind_text(st, 1, f->def.name, -1, SQLITE_STATIC);
   f->ndefs = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+  if (f->ndefs < 1) f->ndefs = 1; /* the fact is a declaration itself */
   sqlite3_finalize(st);
   return 0;
 }
@@ -191,6 +203,24 @@ static int callees(sqlite3 *db, idx_fact *f, sqlite3_int64 blob) {
   return rc;
 }
 
+/* Where the definition is declared apart from it (a prototype), if anywhere. */
+static void declaration(sqlite3 *db, const idx_fact *f, char *path, size_t n, int *line) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT f.path, s.line0 FROM symbols s JOIN blobs b ON b.id = s.blob"
+                         " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
+                         " WHERE s.name = ?1 AND s.kind = 'prototype' AND b.lang = ?2 ORDER BY f.path LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return;
+  sqlite3_bind_text(st, 1, f->def.name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, f->def.lang, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+    snprintf(path, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    *line = sqlite3_column_int(st, 1);
+  }
+  sqlite3_finalize(st);
+}
+
 static int comment_line(const char *s, size_t n) {
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   return (n >= 2 && ((s[0] == '/' && (s[1] == '/' || s[1] == '*')) || (s[0] == '*' && s[1] != '/') ||
@@ -200,15 +230,13 @@ static int comment_line(const char *s, size_t n) {
          (n >= 1 && s[0] == '#' && (n == 1 || s[1] == ' ' || s[1] == '#' || s[1] == '\t'));
 }
 
-/* The doc comment: the comment lines right above the definition, or a
- * Python docstring right below its first line. Trimmed, at most 600 bytes. */
-static void doc_comment(idx_index *ix, idx_fact *f) {
-  kv_buf b = KV_BUF_INIT;
+/* The comment block right above line0 of path, appended to b. */
+static void comment_above(idx_index *ix, const char *path, int line0, kv_buf *b) {
   char *txt = NULL;
   size_t len = 0;
   kv_err e;
-  int from = f->def.line0 > 12 ? f->def.line0 - 12 : 1;
-  if (f->def.line0 > 1 && idx_read_lines(ix, f->def.path, from, f->def.line0 - 1, 0, &txt, &len, &e) == 0 && len) {
+  int from = line0 > 12 ? line0 - 12 : 1;
+  if (line0 > 1 && idx_read_lines(ix, path, from, line0 - 1, 0, &txt, &len, &e) == 0 && len) {
     /* walk back over the trailing comment block */
     size_t end = len, start = len;
     while (start > 0) {
@@ -219,10 +247,21 @@ static void doc_comment(idx_index *ix, idx_fact *f) {
       if (!ll || !comment_line(txt + ls, ll)) break;
       start = ls;
     }
-    if (start < end) kv_buf_append(&b, txt + start, end - start);
+    if (start < end) kv_buf_append(b, txt + start, end - start);
   }
   free(txt);
-  txt = NULL;
+}
+
+/* The doc comment: the comment lines right above the definition, else above
+ * its declaration (a C prototype in a header), or a Python docstring right
+ * below its first line. Trimmed, at most 600 bytes. */
+static void doc_comment(idx_index *ix, idx_fact *f, const char *decl_path, int decl_line) {
+  kv_buf b = KV_BUF_INIT;
+  char *txt = NULL;
+  size_t len = 0;
+  kv_err e;
+  comment_above(ix, f->def.path, f->def.line0, &b);
+  if (!b.len && decl_path && decl_line > 0) comment_above(ix, decl_path, decl_line, &b);
   if (!b.len && !strcmp(f->def.lang, "python") &&
       idx_read_lines(ix, f->def.path, f->def.line0 + 1, f->def.line0 + 12, 0, &txt, &len, &e) == 0 && len) {
     const char *q = txt;
@@ -293,9 +332,12 @@ int idx_fact_get(idx_index *ix, const char *path, int line0, int line1, const ch
   if (!rc) rc = callers(db, out, blob);
   if (!rc) rc = callees(db, out, blob);
   if (!rc) commits(ix, out);
+  char decl_path[1024] = "";
+  int decl_line = 0;
+  if (!rc) declaration(db, out, decl_path, sizeof decl_path, &decl_line);
   const char *msg = rc == KV_EIO ? sqlite3_errmsg(db) : NULL;
   pthread_mutex_unlock(&ix->rlock);
-  if (!rc) doc_comment(ix, out); /* idx_read_lines takes rlock itself */
+  if (!rc) doc_comment(ix, out, decl_path, decl_line); /* idx_read_lines takes rlock itself */
   if (rc) {
     idx_fact_free(out);
     if (rc == KV_ENOTFOUND) return kv_err_set(err, rc, "facts: no definition at %s:%d-%d", path, line0, line1);

@@ -136,6 +136,23 @@ static void test_code_block_whole(void **s) {
   free(out);
 }
 
+static void test_anchor(void **s) {
+  (void)s;
+  dmn_verifier v;
+  dmn_verifier_init(&v, known, NULL);
+  v.require_anchor = 1;
+  kv_buf out = KV_BUF_INIT;
+  const char *t = "The server checks the MAC address of the client. It calls `ipc_handshake_server` first.\n";
+  assert_true(dmn_verifier_feed(&v, t, strlen(t), &out) >= 0);
+  dmn_verifier_finish(&v, &out);
+  assert_null(strstr(kv_buf_str(&out), "MAC address"));
+  assert_non_null(strstr(kv_buf_str(&out), "It calls `ipc_handshake_server` first."));
+  assert_int_equal(v.st.unanchored, 1);
+  assert_int_equal(v.st.dropped, 1);
+  dmn_verifier_free(&v);
+  kv_buf_free(&out);
+}
+
 static void test_known_asked_once(void **s) {
   (void)s;
   asked = 0;
@@ -152,6 +169,7 @@ int main(void) {
       cmocka_unit_test(test_tokens),           cmocka_unit_test(test_drops_invented),
       cmocka_unit_test(test_wrong_location_dropped), cmocka_unit_test(test_repetition_stops),
       cmocka_unit_test(test_code_block_whole), cmocka_unit_test(test_known_asked_once),
+      cmocka_unit_test(test_anchor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,7 +65,13 @@ static int setup(void **st) {
   kv_mkdirs(g_dir, 0755, &err);
   sh("git init -q -b main . && git config user.email t@t && git config user.name t");
   put("src/auth.c", auth_c);
-  put("src/server.c", "int on_connect(const char *p, const char *s) {\n  return verify_client(p, s);\n}\n");
+  /* two calls from one function: one caller */
+  put("src/server.c", "int on_connect(const char *p, const char *s) {\n  if (!verify_client(s, p)) return 0;\n"
+                      "  return verify_client(p, s);\n}\n");
+  /* a prototype is not a second definition */
+  put("src/auth.h", "int verify_client(const char *proof, const char *secret);\n"
+                    "/* Opens the session. */\nint open_session(void);\n");
+  put("src/session.c", "#include \"auth.h\"\n\nint open_session(void) {\n  return 1;\n}\n");
   sh("git add -A && git commit -qm 'first: auth and server'");
   put("README.md", "hello\n");
   sh("git add -A && git commit -qm 'docs only'");
@@ -146,6 +152,12 @@ static void test_fact(void **st) {
   idx_fact_free(&f);
   assert_int_equal(idx_fact_get(ix, "src/auth.c", 1, 12, "where are the tags compared", &f, &err), 0);
   assert_string_equal(f.def.name, "compare_tags");
+  idx_fact_free(&f);
+  /* no comment above the definition: the one above its declaration */
+  assert_int_equal(idx_fact_get(ix, "src/session.c", 3, 5, NULL, &f, &err), 0);
+  assert_string_equal(f.def.name, "open_session");
+  assert_non_null(f.doc);
+  assert_non_null(strstr(f.doc, "Opens the session."));
   idx_fact_free(&f);
   assert_int_equal(idx_fact_get(ix, "README.md", 1, 1, NULL, &f, &err), KV_ENOTFOUND);
   assert_non_null(strstr(err.msg, "README.md"));
