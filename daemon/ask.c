@@ -20,9 +20,9 @@
 
 #include "daemon/answer_internal.h"
 #include "daemon/conv_internal.h"
-#include "daemon/model.h"
+#include "daemon/model_internal.h"
 #include "engine/kvmem_eng.h"
-#include "daemon/policy.h"
+#include "daemon/policy_internal.h"
 #include "daemon/prefix_internal.h"
 #include "daemon/stream_internal.h"
 #include "daemon/verify_internal.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "daemon/fim_internal.h"
-#include "daemon/model.h"
+#include "daemon/model_internal.h"
 #include "daemon/stream_internal.h"
 #include "engine/kvmem_eng.h"
 #include "policy/policy.h"

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "daemon/model.h"
+#include "daemon/model_internal.h"
 
 #define DMN_CONV_MAX 8        /* conversations kept (least recently used go first) */
 #define DMN_CONV_TURNS 4      /* earlier turns given to the model */

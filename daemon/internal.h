@@ -22,8 +22,8 @@
 #ifndef KVASIR_DAEMON_INTERNAL_H
 #define KVASIR_DAEMON_INTERNAL_H
 
-#include "daemon/params.h"
-#include "daemon/server.h"
+#include "daemon/params_internal.h"
+#include "daemon/server_internal.h"
 
 typedef struct dmn_job dmn_job;
 
@@ -133,7 +133,7 @@ int dmn_job_logs_ingest(dmn_job *j, cJSON **result, kv_err *err);
 int dmn_job_logs_query(dmn_job *j, cJSON **result, kv_err *err);
 int dmn_job_logs_triage(dmn_job *j, cJSON **result, kv_err *err);
 
-/* policy.c (policy): policy.explain; the gate itself is in daemon/policy.h. */
+/* policy.c (policy): policy.explain; the gate itself is in daemon/policy_internal.h. */
 int dmn_policy_explain(const dmn_request *r, cJSON **result, kv_err *err);
 int dmn_gate_new(dmn_gate **out, dmn_server *s, kv_err *err);
 void dmn_gate_free(dmn_gate *g);
@@ -144,7 +144,7 @@ void dmn_gate_reload(dmn_gate *g);
 void dmn_gate_stats(dmn_gate *g, cJSON *out);
 
 /* model.c (engine: loading, status, cache statistics) and ask.c (ask,
- * complete); the shared structs are in daemon/model.h. */
+ * complete); the shared structs are in daemon/model_internal.h. */
 int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err);
 void dmn_backend_free(dmn_backend *b);
 /* Adds "model": {path, state, error?}. */

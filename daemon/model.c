@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/conv_internal.h"
-#include "daemon/model.h"
+#include "daemon/model_internal.h"
 #include "engine/kvmem_eng.h"
 
 /* The model path: --model, else $KVASIR_MODEL, else the engine's default

@@ -8,7 +8,7 @@
  * Invariants: pure functions of their arguments; no allocation; callable
  * from any thread.
  */
-#include "daemon/params.h"
+#include "daemon/params_internal.h"
 
 static const cJSON *param(const cJSON *params, const char *key, int index) {
   if (cJSON_IsObject(params)) return cJSON_GetObjectItemCaseSensitive(params, key);

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "daemon/policy.h"
+#include "daemon/policy_internal.h"
 #include "policy/policy.h"
 
 #define RACY_S 2          /* seconds a fresh edit's timestamps are not trusted */

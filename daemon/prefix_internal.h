@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "daemon/model.h"
+#include "daemon/model_internal.h"
 
 /* The system message for repo from its index; *stable: the paths of the
  * stable files it holds (array, caller owns). */

@@ -50,8 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/server.h"
-#include "daemon/params.h"
+#include "daemon/server_internal.h"
+#include "daemon/params_internal.h"
 
 #define HANDSHAKE_TIMEOUT 5.0   /* seconds from accept to an established session */
 #define MAX_UNAUTH_DEFAULT 64   /* unauthenticated connections at once */

@@ -3,8 +3,8 @@
  * model, status, cache statistics) and ask.c (ask, complete, the resident
  * prefixes). Internal to the daemon.
  */
-#ifndef KVASIR_DAEMON_MODEL_H
-#define KVASIR_DAEMON_MODEL_H
+#ifndef KVASIR_DAEMON_MODEL_INTERNAL_H
+#define KVASIR_DAEMON_MODEL_INTERNAL_H
 
 #include "daemon/internal.h"
 #include "engine/engine.h"
