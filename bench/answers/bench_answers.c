@@ -50,6 +50,7 @@ typedef struct question {
   /* answers */
   int asked, names, ntok, nfab, ncite, ncite_ok;
   double first_byte, total;
+  double first_facts, first_model; /* ask.facts arrived; the first generated (not kind "facts") text */
 } question;
 
 typedef struct tree {
@@ -176,13 +177,17 @@ static void score_retrieval(idx_index *ix, question *q, int verbose) {
 /* ---- answers --------------------------------------------------------------- */
 
 typedef struct ask_ud {
-  double t0, first;
+  double t0, first, facts, model;
 } ask_ud;
 
 static int on_note(void *ud, const char *method, const cJSON *params) {
-  (void)params;
   ask_ud *a = ud;
   if (!strcmp(method, "ask.token") && a->first < 0) a->first = kv_now() - a->t0;
+  if (!strcmp(method, "ask.facts") && a->facts < 0) a->facts = kv_now() - a->t0;
+  if (!strcmp(method, "ask.token") && a->model < 0) {
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "kind");
+    if (!cJSON_IsString(k)) a->model = kv_now() - a->t0; /* generated text, not kvasir's lead */
+  }
   return 0;
 }
 
@@ -243,7 +248,7 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   cJSON_AddStringToObject(p, "repo", tree);
   cJSON_AddStringToObject(p, "question", q->text);
   if (max_tokens > 0) cJSON_AddNumberToObject(p, "max_tokens", max_tokens);
-  ask_ud ud = {kv_now(), -1};
+  ask_ud ud = {kv_now(), -1, -1, -1};
   kv_err err;
   int rc = ipc_client_call(c, "ask", p, on_note, &ud, 0, &r, &err);
   double total = kv_now() - ud.t0;
@@ -275,6 +280,8 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
       }
   }
   q->first_byte = ud.first >= 0 ? ud.first : total;
+  q->first_facts = ud.facts >= 0 ? ud.facts : total;
+  q->first_model = ud.model; /* -1: the model's text was all dropped or not generated */
   q->total = total;
   if (verbose)
     printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s): %.300s\n", q->total,
@@ -299,9 +306,13 @@ static double median(double *v, size_t n) {
 static void report(const question *Q, size_t nq, const char *repo, int heldout, int answers) {
   size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0;
   double *fb = malloc((nq ? nq : 1) * sizeof *fb), *tt = malloc((nq ? nq : 1) * sizeof *tt);
-  if (!fb || !tt) {
+  double *ff = malloc((nq ? nq : 1) * sizeof *ff), *fm = malloc((nq ? nq : 1) * sizeof *fm);
+  size_t nfm = 0;
+  if (!fb || !tt || !ff || !fm) {
     free(fb);
     free(tt);
+    free(ff);
+    free(fm);
     return;
   }
   for (size_t i = 0; i < nq; i++) {
@@ -315,6 +326,8 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
     if (q->asked) {
       fb[asked] = q->first_byte;
       tt[asked] = q->total;
+      ff[asked] = q->first_facts;
+      if (q->first_model >= 0) fm[nfm++] = q->first_model;
       asked++;
       names += (size_t)q->names;
       ntok += (size_t)q->ntok;
@@ -330,10 +343,15 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
     if (answers && asked)
       printf("   | %3zu  %.3f  %zu/%zu=%.3f  %.3f  %6.1f s  %6.1f s", asked, (double)names / asked, nfab, ntok,
              ntok ? (double)nfab / ntok : 0.0, nc ? (double)nco / nc : 0.0, median(fb, asked), median(tt, asked));
+    if (answers && asked)
+      printf("  | facts %.2f s, model text %zu/%zu, first model text %.1f s", median(ff, asked), nfm, asked,
+             nfm ? median(fm, nfm) : 0.0);
     printf("\n");
   }
   free(fb);
   free(tt);
+  free(ff);
+  free(fm);
 }
 
 static int usage(int rc) {
