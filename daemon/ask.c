@@ -454,7 +454,7 @@ static void escalation(dmn_job *j, ask_ctx *a, const char *depth) {
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(out, "rule");
     if (cJSON_IsString(tier))
       snprintf(a->conf.escalate, sizeof a->conf.escalate,
-               "%s`kvasir policy explain --depth think-max` sends this question to the %s tier%s%s%s.",
+               "%sAt depth think-max, policy explain sends this question to the %s tier%s%s%s.",
                a->conf.reasoning ? "It needs reasoning that the local model cannot do well: " : "",
                tier->valuestring, cJSON_IsString(rule) ? " (rule " : "",
                cJSON_IsString(rule) ? rule->valuestring : "", cJSON_IsString(rule) ? ")" : "");
