@@ -13,14 +13,14 @@
  * SmolLM2): activations quantized inside krn_matmul, K/V and Q rounded to
  * f16 in the cache, attention sums in ggml's order (kv_dense.c), RoPE with
  * the FMAs ggml's -march=native build contracts to, SiLU through ggml's
- * vector expf (ggml_math.h), GELU through f16 like ggml's table.
+ * vector expf (ggml_math_internal.h), GELU through f16 like ggml's table.
  * All buffers come from the context; nothing is allocated per token.
  */
 #include <math.h>
 #include <string.h>
 
 #include "engine/ctx_internal.h"
-#include "engine/ggml_math.h"
+#include "engine/ggml_math_internal.h"
 #include "kernels/kernels.h"
 
 /* GELU-tanh as ggml computes it: through the half-precision table. */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ggml_math.h"
+#include "engine/ggml_math_internal.h"
 #include "engine/internal.h"
 #include "kernels/kernels.h"
 

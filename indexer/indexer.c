@@ -9,7 +9,7 @@
  * grammars' queries are compiled on the first sync (readers never need them).
  */
 #include "internal.h"
-#include "rank.h"
+#include "rank_internal.h"
 
 #include <limits.h>
 #include <stdlib.h>

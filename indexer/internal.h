@@ -10,7 +10,7 @@
 #define KVASIR_INDEXER_INTERNAL_H
 
 #include "indexer/indexer.h"
-#include "store.h"
+#include "store_internal.h"
 
 #include <git2.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
  * (see langs.h). Invariant: every idx_lang in a set has a valid TSLanguage;
  * query may be NULL (text only) but then npatterns == 0.
  */
-#include "langs.h"
+#include "langs_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

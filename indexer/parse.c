@@ -7,7 +7,7 @@
  * line of the text; a definition's scope is the innermost other definition
  * whose byte range contains it. Nothing here reads outside [buf, buf+len).
  */
-#include "parse.h"
+#include "parse_internal.h"
 
 #include <ctype.h>
 #include <stdlib.h>

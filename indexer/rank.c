@@ -28,10 +28,10 @@
  * num/nb/count, ...; the synonyms table). The weights were chosen on
  * bench/retrieval seed 42 (tune half / held-out half, docs/index.md).
  */
-#include "rank.h"
+#include "rank_internal.h"
 
 #include <sqlite3.h> /* includes the FTS5 extension API (fts5_api, fts5_tokenizer) */
-#include "parse.h"
+#include "parse_internal.h"
 
 #include <ctype.h>
 #include <math.h>

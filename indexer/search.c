@@ -25,7 +25,7 @@
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "internal.h"
-#include "rank.h"
+#include "rank_internal.h"
 
 #include <ctype.h>
 #include <math.h>

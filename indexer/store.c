@@ -8,9 +8,9 @@
  * PRAGMA user_version: a new database gets the current schema at once, an
  * older one runs the upgrades in order, all inside one transaction.
  */
-#include "store.h"
+#include "store_internal.h"
 
-#include "parse.h"
+#include "parse_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,7 @@
  * The tree is modified (one commit); use a scratch copy.
  */
 #include "indexer/indexer.h"
-#include "indexer/parse.h" /* private: for the parse-only diagnostic */
+#include "indexer/parse_internal.h" /* private: for the parse-only diagnostic */
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * (or plain text). Invariants checked: line numbers within the text, chunks
  * ordered and disjoint, definitions' ranges sane.
  */
-#include "indexer/parse.h"
+#include "indexer/parse_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "indexer/parse.h"
+#include "indexer/parse_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "indexer/indexer.h"
-#include "indexer/rank.h" /* private: the search's second stage */
+#include "indexer/rank_internal.h" /* private: the search's second stage */
 
 #include <signal.h>
 #include <sqlite3.h>

@@ -8,7 +8,7 @@
 #ifndef KVASIR_INDEXER_STORE_H
 #define KVASIR_INDEXER_STORE_H
 
-#include "parse.h"
+#include "parse_internal.h"
 
 #include <sqlite3.h>
 

@@ -1,5 +1,5 @@
 /*
- * ggml_math.h — scalar renditions of the float operations llama.cpp's CPU
+ * ggml_math_internal.h — scalar renditions of the float operations llama.cpp's CPU
  * backend (ggml, built with -march=native on an AVX-512 machine) performs
  * in attention and SiLU, op for op, so kvasir's results are bit-identical
  * to its reference rather than merely close: these small models amplify a

@@ -9,7 +9,7 @@
 #define KVASIR_INDEXER_PARSE_H
 
 #include "indexer/indexer.h"
-#include "langs.h"
+#include "langs_internal.h"
 
 #include <stddef.h>
 
