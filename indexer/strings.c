@@ -20,14 +20,18 @@
  * aligned to a format slot is the expected case, one that eats code
  * constants (the miner merged two lines) or nothing costs. A literal is a
  * match when >= 80% of its constant chars and of the template's chars (less
- * those its slots absorbed) match literally, at most one template slot is
+ * those its slots absorbed) match literally (quotes match quotes), at most
+ * one char on either side (10% past 20 chars) is left unexplained — so
+ * "%s unregistered" is not "<*> registered" — at most one template slot is
  * not aligned to a format slot, and the alignment quality q (matched chars
  * and aligned slots over all) is >= 0.8. Evidence against false links: the
  * words of the literal that matched literally carry log2(N / df) bits each
  * (df: chunks holding the word, N: chunks, at least 1000 so a small repo
  * does not make every word rare; a common log word, STOP below, 1 bit); a
- * link needs >= MIN_BITS. So a template of variables only, or of one common
- * word, links to nothing.
+ * link needs >= MIN_BITS, or >= MIN_BITS_UNIQUE when it is the only literal
+ * of the repository that matches and matches with q >= 0.95 ("%s
+ * registered"). So a template of variables only, or of one common word,
+ * links to nothing.
  *
  * Candidates come from chunks_fts (the template's constant words, OR-ed,
  * best BM25 first, code files only: prose and logs hold the rendered
@@ -48,6 +52,7 @@
 #define POOL 300        /* candidate chunks per template */
 #define MIN_Q 0.8
 #define MIN_BITS 8.0
+#define MIN_BITS_UNIQUE 4.0 /* enough for the one literal of the repo that matches */
 #define N_FLOOR 1000.0
 
 /* A slot-string: chars (0..255) and SLOT, whitespace runs as one ' '. */
@@ -114,8 +119,10 @@ static size_t printf_spec(const char *s, const char *e) {
     else
       while (p < e && isdigit((unsigned char)*p)) p++;
   }
+  const char *len0 = p;
   while (p < e && strchr("hlLqjztI", *p)) p++;
-  if (p < e && strchr("diouxXeEfFgGaAcspqvwTtbrSn", *p) && *p) return (size_t)(p + 1 - s);
+  if (p < e && *p && strchr("diouxXeEfFgGaAcspqvwTtbrSn", *p)) return (size_t)(p + 1 - s);
+  if (p > len0 && strchr("qt", p[-1])) return (size_t)(p - s); /* Go's %q, %t */
   return 0;
 }
 
@@ -325,6 +332,9 @@ typedef struct astats {
 #define AT(X, i, j) (X)[(size_t)(i) * (nf + 1) + (size_t)(j)]
 
 static int sp(int c) { return c == ' '; }
+/* Chars that match: the same, or two quotes (loggers re-quote: kvasird
+ * writes '"' as '\''). */
+static int same(int a, int b) { return a == b || ((a == '"' || a == '\'') && (b == '"' || b == '\'')); }
 
 /* Fills D (best score aligning T[i:] with F[j:]) and E (the same with the
  * template slot i open, having eaten >= 1 literal char). */
@@ -357,7 +367,7 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
           if (AT(E, i, j + 1) - c > best) best = AT(E, i, j + 1) - c;
         }
       } else {
-        if (i < nt && j < nf && T[i] == F[j]) best = AT(D, i + 1, j + 1) + (sp(T[i]) ? 0 : W_MATCH);
+        if (i < nt && j < nf && same(T[i], F[j])) best = AT(D, i + 1, j + 1) + (sp(T[i]) ? 0 : W_MATCH);
         if (i < nt && AT(D, i + 1, j) - (sp(T[i]) ? 0 : C_SKIP) > best) best = AT(D, i + 1, j) - (sp(T[i]) ? 0 : C_SKIP);
         if (j < nf && AT(D, i, j + 1) - (sp(F[j]) ? 0 : C_SKIP) > best) best = AT(D, i, j + 1) - (sp(F[j]) ? 0 : C_SKIP);
       }
@@ -420,7 +430,7 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
       }
       continue;
     }
-    if (i < nt && j < nf && T[i] == F[j] && cur == AT(D, i + 1, j + 1) + (sp(T[i]) ? 0 : W_MATCH)) {
+    if (i < nt && j < nf && same(T[i], F[j]) && cur == AT(D, i + 1, j + 1) + (sp(T[i]) ? 0 : W_MATCH)) {
       if (!sp(T[i])) st->m++;
       i++, j++;
     } else if (i < nt && cur == AT(D, i + 1, j) - (sp(T[i]) ? 0 : C_SKIP)) {
@@ -438,9 +448,9 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
 
 static int accept(const astats *s) {
   if (s->m == 0 || s->ft == 0) return 0;
-  if (s->m < 0.8 * s->ft || s->fu > 0.2 * s->ft) return 0;
+  if (s->m < 0.8 * s->ft || s->fu > (s->ft >= 20 ? 0.1 * s->ft : 1)) return 0;
   int tl = s->tt - s->ta;
-  if (s->m < 0.8 * tl || s->tu > 0.2 * (tl > 0 ? tl : 1)) return 0;
+  if (s->m < 0.8 * tl || s->tu > (tl >= 20 ? 0.1 * tl : 1)) return 0;
   if (s->su + s->seat > 1) return 0;
   return s->q >= MIN_Q;
 }
@@ -732,8 +742,9 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
     sqlite3_bind_text(st, 1, kv_buf_str(&fq), -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, POOL);
     align A = {0};
-    size_t cap = 0;
+    size_t cap = 0, rows = 0, weak = 0, pooled = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+      pooled++;
       const char *text = (const char *)sqlite3_column_text(st, 0);
       const char *path = (const char *)sqlite3_column_text(st, 2);
       const char *lang = (const char *)sqlite3_column_text(st, 3);
@@ -745,8 +756,10 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
       double bits = 0;
       char *save = NULL;
       for (char *w = strtok_r(b.words, " ", &save); w; w = strtok_r(NULL, " ", &save)) bits += word_bits(db, df, N, w);
-      if (bits < MIN_BITS) continue;
-      double score = b.q * bits / (bits + 4.0);
+      rows++;
+      if (bits < MIN_BITS_UNIQUE) continue;
+      if (bits < MIN_BITS) weak++;
+      double score = b.q * bits / (bits + 4.0) * (bits < MIN_BITS ? -1 : 1); /* < 0: weak, see below */
       int dup = 0;
       for (size_t i = 0; i < out->n; i++)
         if (out->v[i].line == line && !strcmp(out->v[i].path, path)) {
@@ -754,6 +767,7 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
           dup = 1;
         }
       if (dup) continue;
+      if (score < 0 && b.q < 0.95) continue;
       if (KV_GROW(out->v, cap, out->n + 1) || !(out->v[out->n].path = strdup(path))) {
         rc = KV_ENOMEM;
         break;
@@ -764,6 +778,21 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
     }
     free(A.D), free(A.E);
     if (rc) kv_err_set(err, rc, "log sites: out of memory");
+    /* A weak site (MIN_BITS_UNIQUE <= bits < MIN_BITS) stays only when it is
+     * the one literal of the repository that matches: it matched (almost)
+     * exactly, nothing else matched, and the pool held every candidate. */
+    int keep_weak = out->n == 1 && weak == 1 && rows == 1 && pooled < POOL;
+    for (size_t i = 0; i < out->n;) {
+      if (out->v[i].score >= 0) {
+        i++;
+      } else if (keep_weak) {
+        out->v[i].score = -out->v[i].score;
+        i++;
+      } else {
+        free(out->v[i].path);
+        out->v[i] = out->v[--out->n];
+      }
+    }
   }
   sqlite3_finalize(st);
   sqlite3_finalize(df);
