@@ -264,12 +264,13 @@ static int triage_sites(const char *repo, const log_triage *t, idx_sites *sites)
   }
   idx_file_list fl = {0};
   if (idx_files(ix, IDX_FILES_INDEXED, &fl, &err) == 0 && fl.n == 0)
-    fprintf(stderr, "kvasir logs triage: %s is not indexed yet (kvasir index --repo %s, or kvasir repo add): no code links\n",
+    fprintf(stderr, "kvasir logs triage: %s is not indexed yet (kvasir index %s, or kvasir repo add): no code links\n",
             repo, repo);
   idx_file_list_free(&fl);
   int rc = 0;
   for (size_t i = 0; i < t->n && !rc; i++)
-    if (idx_log_sites(ix, t->items[i].template_text ? t->items[i].template_text : "", "<*>", 3, &sites[i], &err)) {
+    if (idx_log_sites(ix, t->items[i].template_text ? t->items[i].template_text : "", "<*>",
+                      log_level_name(t->items[i].level), 3, &sites[i], &err)) {
       fprintf(stderr, "kvasir logs triage: %s\n", err.msg);
       rc = 1;
     }

@@ -233,7 +233,8 @@ static int logs_triage(dmn_job *j, log_db *db, cJSON **res, kv_err *err) {
       break;
     }
     idx_sites s;
-    if ((rc = idx_log_sites(ix, t.items[i].template_text ? t.items[i].template_text : "", "<*>", 3, &s, err))) break;
+    if ((rc = idx_log_sites(ix, t.items[i].template_text ? t.items[i].template_text : "", "<*>",
+                            log_level_name(t.items[i].level), 3, &s, err))) break;
     cJSON *code = cJSON_AddArrayToObject(cJSON_GetArrayItem(items, (int)i), "code");
     for (size_t k = 0; code && k < s.n; k++) {
       cJSON *c = cJSON_CreateObject();

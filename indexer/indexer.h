@@ -256,8 +256,11 @@ typedef struct idx_sites { size_t n; idx_site *v; } idx_sites;
  * concatenations): the literal's constant pieces must appear in order and
  * its format slots line up with the template's slots. At most k sites (0 =
  * 3), best first; none when nothing matches well — a template of variables
- * only, or of one common word, links to nothing. */
-int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, idx_sites *out, kv_err *err);
+ * only, or of one common word, links to nothing. `level` (may be NULL: "info",
+ * "warn", ...) breaks ties between equal literals: the call that names it
+ * (log.info(, DMN_INFO) first. */
+int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, const char *level, size_t k, idx_sites *out,
+                  kv_err *err);
 void idx_sites_free(idx_sites *s);
 /* The literal matcher alone, on source text in language `lang` ("c",
  * "python", "javascript", "go", "java", "ruby", "rust", "bash", ...): the

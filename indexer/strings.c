@@ -49,7 +49,7 @@
 #define SLOT (-1)
 #define MAX_T 1024      /* template items considered */
 #define MAX_F 2048      /* literal items considered */
-#define POOL 300        /* candidate chunks per template */
+#define POOL 1000       /* candidate chunks per template */
 #define MIN_Q 0.8
 #define MIN_BITS 8.0
 #define MIN_BITS_UNIQUE 4.0 /* enough for the one literal of the repo that matches */
@@ -311,7 +311,7 @@ static const char *skip_ws(const char *p, const char *e) {
 /* ------------------------------------------------------------- alignment */
 
 /* Scores of one alignment step (see the file's comment). */
-enum { W_MATCH = 2, W_SLOTS = 3, C_SKIP = 3, C_EAT = 2, C_LONE = 4 };
+enum { W_MATCH = 2, W_SLOTS = 3, C_SKIP = 3, C_EAT = 1, C_LONE = 4 };
 
 typedef struct align {
   int *D, *E;
@@ -325,6 +325,8 @@ typedef struct astats {
   int tu, fu;         /* unexplained chars: template, literal (skipped or eaten by a template slot) */
   int sa, st, su;     /* template slots aligned to format slots, all template slots, lone ones */
   int seat;           /* template slots that ate literal constants */
+  int fe;             /* literal chars eaten by template slots (inside one token: "%s://%s" -> <*>) */
+  int lead_abs;       /* a leading format slot absorbed template constants (the literal is a piece of the message) */
   int fs_used;        /* format slots that absorbed something */
   double q;
 } astats;
@@ -361,11 +363,9 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
           if (AT(D, i + 1, j) + g > best) best = AT(D, i + 1, j) + g;
         }
       } else if (i < nt && T[i] == SLOT) {
+        /* a template slot is one token: it eats no space */
         best = AT(D, i + 1, j) - C_LONE;
-        if (j < nf) {
-          int c = sp(F[j]) ? 0 : C_EAT;
-          if (AT(E, i, j + 1) - c > best) best = AT(E, i, j + 1) - c;
-        }
+        if (j < nf && !sp(F[j]) && AT(E, i, j + 1) - C_EAT > best) best = AT(E, i, j + 1) - C_EAT;
       } else {
         if (i < nt && j < nf && same(T[i], F[j])) best = AT(D, i + 1, j + 1) + (sp(T[i]) ? 0 : W_MATCH);
         if (i < nt && AT(D, i + 1, j) - (sp(T[i]) ? 0 : C_SKIP) > best) best = AT(D, i + 1, j) - (sp(T[i]) ? 0 : C_SKIP);
@@ -376,9 +376,9 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
         e = AT(D, i + 1, j);
         if (j < nf && F[j] == SLOT) {
           if (AT(D, i + 1, j + 1) + W_SLOTS > e) e = AT(D, i + 1, j + 1) + W_SLOTS;
-        } else if (j < nf) {
-          int c = sp(F[j]) ? 0 : C_EAT;
-          if (AT(E, i, j + 1) - c > e) e = AT(E, i, j + 1) - c;
+          if (AT(E, i, j + 1) + W_SLOTS > e) e = AT(E, i, j + 1) + W_SLOTS;
+        } else if (j < nf && !sp(F[j])) {
+          if (AT(E, i, j + 1) - C_EAT > e) e = AT(E, i, j + 1) - C_EAT;
         }
       }
       AT(D, i, j) = best;
@@ -394,15 +394,28 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
     if (F[j] != SLOT && !sp(F[j])) st->ft++;
   size_t i = 0, j = 0;
   int inE = 0, slot_used = 0;
+  /* the run a template slot eats: its length, letters in it, an F slot in it */
+  int run = 0, run_alpha = 0, run_slot = 0;
+#define RUN_END()                                                                                  \
+  do {                                                                                             \
+    if (run && run_alpha && !run_slot) st->fe -= run, st->fu += run; /* a constant word: not a variable */ \
+    run = run_alpha = run_slot = 0;                                                                \
+  } while (0)
   while (i < nt || j < nf) {
     int cur = inE ? AT(E, i, j) : AT(D, i, j);
     if (inE) { /* T[i] is an open slot */
       if (cur == AT(D, i + 1, j)) {
+        RUN_END();
         i++, inE = 0;
-      } else if (j < nf && F[j] == SLOT) {
+      } else if (j < nf && F[j] == SLOT && cur == AT(D, i + 1, j + 1) + W_SLOTS) {
+        run_slot = 1;
+        RUN_END();
         st->sa++, st->fs_used++, i++, j++, inE = 0;
+      } else if (j < nf && F[j] == SLOT) {
+        run_slot = 1;
+        st->fs_used++, j++;
       } else {
-        if (!sp(F[j])) st->fu++;
+        st->fe++, run++, run_alpha |= isalpha(F[j]) != 0;
         j++;
       }
       continue;
@@ -414,7 +427,10 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
         j++;
       } else {
         if (T[i] == SLOT) st->sa++;
-        else if (!sp(T[i])) st->ta++;
+        else if (!sp(T[i])) {
+          st->ta++;
+          if (j == 0 && isalnum(T[i])) st->lead_abs = 1;
+        }
         slot_used = 1;
         i++;
       }
@@ -425,7 +441,8 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
         st->su++, i++;
       } else {
         st->seat++;
-        if (!sp(F[j])) st->fu++;
+        st->fe++;
+        run = 1, run_alpha = isalpha(F[j]) != 0, run_slot = 0;
         j++, inE = 1;
       }
       continue;
@@ -441,17 +458,20 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
       j++;
     }
   }
-  double num = 2.0 * (st->m + st->sa), den = st->ft + (st->tt - st->ta) + st->st + st->fs_used;
+  RUN_END();
+#undef RUN_END
+  double num = 2.0 * (st->m + st->sa), den = (st->ft - st->fe) + (st->tt - st->ta) + st->st + st->fs_used;
   st->q = den > 0 ? num / den : 0;
   return 0;
 }
 
 static int accept(const astats *s) {
   if (s->m == 0 || s->ft == 0) return 0;
-  if (s->m < 0.8 * s->ft || s->fu > (s->ft >= 20 ? 0.1 * s->ft : 1)) return 0;
+  int fl = s->ft - s->fe; /* the literal's constants outside the template's tokens */
+  if (fl <= 0 || s->fe > s->ft / 2 || s->m < 0.8 * fl || s->fu > (fl >= 20 ? 0.1 * fl : 1)) return 0;
   int tl = s->tt - s->ta;
   if (s->m < 0.8 * tl || s->tu > (tl >= 20 ? 0.1 * tl : 1)) return 0;
-  if (s->su + s->seat > 1) return 0;
+  if (s->su > 1) return 0;
   return s->q >= MIN_Q;
 }
 
@@ -459,6 +479,8 @@ static int accept(const astats *s) {
 
 typedef struct best_lit {
   double q;
+  int lead_abs;
+  int lvl;        /* the call before the literal names the record's level */
   int line;       /* 1-based, relative to the text */
   char words[512]; /* the literal's words that matched, space-separated */
 } best_lit;
@@ -503,8 +525,19 @@ static void matched_words(const int *T, size_t nt, const int *F, size_t nf, char
 
 /* The literal chains of text in language L, each aligned with T; the best
  * accepted one goes to *b (b->q = 0 when none). */
-static int scan_text(int L, const char *text, size_t len, const int *T, size_t nt, const char *twords, align *A,
-                     best_lit *b) {
+/* 1 when the 160 bytes before lit name the level (log.info(, DMN_WARN,
+ * logger.warning(, Level.ERROR): a word starting with it, case aside. */
+static int names_level(const char *s, const char *lit, const char *level) {
+  size_t ll = level ? strlen(level) : 0;
+  if (!ll) return 0;
+  const char *p = lit - s > 160 ? lit - 160 : s;
+  for (; p + ll <= lit; p++)
+    if (!strncasecmp(p, level, ll) && (p == s || !isalpha((unsigned char)p[-1]))) return 1;
+  return 0;
+}
+
+static int scan_text(int L, const char *text, size_t len, const int *T, size_t nt, const char *twords,
+                     const char *level, align *A, best_lit *b) {
   const char *s = text, *e = text + len, *p = text;
   int line = 1;
   b->q = 0;
@@ -603,8 +636,10 @@ static int scan_text(int L, const char *text, size_t len, const int *T, size_t n
       if (any) {
         astats st;
         if ((rc = align_run(A, T, nt, F.v, F.n, &st))) break;
-        if (accept(&st) && st.q > b->q) {
+        if (accept(&st) && st.q * (st.lead_abs ? 0.5 : 1) > b->q * (b->lead_abs ? 0.5 : 1)) {
           b->q = st.q;
+          b->lead_abs = st.lead_abs;
+          b->lvl = names_level(s, p, level);
           b->line = line0;
           matched_words(T, nt, F.v, F.n, b->words, sizeof b->words);
         }
@@ -642,7 +677,7 @@ double idx_literal_match(const char *lang, const char *text, size_t len, const c
   best_lit b = {0};
   if (line) *line = 0;
   if (text && tmpl && template_sstr(tmpl, slot, &T, &tx) == 0 &&
-      scan_text(lang_kind(lang), text, len, T.v, T.n, tx, &A, &b) == 0 && b.q > 0 && line)
+      scan_text(lang_kind(lang), text, len, T.v, T.n, tx, NULL, &A, &b) == 0 && b.q > 0 && line)
     *line = b.line;
   free(T.v), free(tx), free(A.D), free(A.E);
   return b.q;
@@ -677,7 +712,9 @@ static int cmp_site(const void *a, const void *b) {
   return c ? c : x->line - y->line;
 }
 
-/* Bits of one word: log2(max(N, N_FLOOR) / df) over the chunks' text. */
+/* Bits of one word: log2(max(N, N_FLOOR) / df), df the chunks whose text
+ * holds the word as written (FTS finds its stem, instr the word: the stem
+ * of "Redirecting" is in every chunk about redirects). */
 static double word_bits(sqlite3 *db, sqlite3_stmt *df, double N, const char *w) {
   (void)db;
   if (is_stop(w)) return 1.0;
@@ -686,13 +723,15 @@ static double word_bits(sqlite3 *db, sqlite3_stmt *df, double N, const char *w) 
   snprintf(q, sizeof q, "text : \"%s\"", w);
   sqlite3_reset(df);
   sqlite3_bind_text(df, 1, q, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(df, 2, w, -1, SQLITE_TRANSIENT);
   double n = 0;
   if (sqlite3_step(df) == SQLITE_ROW) n = sqlite3_column_double(df, 0);
   sqlite3_reset(df);
   return log2((N < N_FLOOR ? N_FLOOR : N) / (n + 1.0));
 }
 
-int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, idx_sites *out, kv_err *err) {
+int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, const char *level, size_t k, idx_sites *out,
+                  kv_err *err) {
   memset(out, 0, sizeof *out);
   if (!tmpl) return kv_err_set(err, KV_EINVAL, "log sites: no template");
   if (k == 0) k = 3;
@@ -730,7 +769,8 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
     N = sqlite3_column_double(st, 0);
   sqlite3_finalize(st);
   st = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1", -1, &df, NULL) != SQLITE_OK ||
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
+                                 " WHERE chunks_fts MATCH ?1 AND instr(c.text, ?2) > 0", -1, &df, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db,
                          "SELECT c.text, c.line0, f.path, b.lang FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
                          " JOIN blobs b ON b.id = c.blob JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
@@ -750,7 +790,8 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
       const char *lang = (const char *)sqlite3_column_text(st, 3);
       if (!text || !path) continue;
       best_lit b;
-      if ((rc = scan_text(lang_kind(lang), text, (size_t)sqlite3_column_bytes(st, 0), T.v, T.n, tx, &A, &b))) break;
+      if ((rc = scan_text(lang_kind(lang), text, (size_t)sqlite3_column_bytes(st, 0), T.v, T.n, tx, level, &A, &b)))
+        break;
       if (b.q <= 0) continue;
       int line = sqlite3_column_int(st, 1) + b.line - 1;
       double bits = 0;
@@ -759,7 +800,10 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, size_t k, i
       rows++;
       if (bits < MIN_BITS_UNIQUE) continue;
       if (bits < MIN_BITS) weak++;
-      double score = b.q * bits / (bits + 4.0) * (bits < MIN_BITS ? -1 : 1); /* < 0: weak, see below */
+      /* a literal whose leading slot absorbed the message's first words is a
+       * piece of it (a __repr__ inside "Incremented Retry for %r"): half */
+      double score = b.q * bits / (bits + 4.0) * (b.lead_abs ? 0.5 : 1) * (bits < MIN_BITS ? -1 : 1); /* < 0: weak */
+      if (level && !b.lvl) score *= 0.98; /* between equal literals, the call at the record's level */
       int dup = 0;
       for (size_t i = 0; i < out->n; i++)
         if (out->v[i].line == line && !strcmp(out->v[i].path, path)) {

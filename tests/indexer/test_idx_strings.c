@@ -116,6 +116,8 @@ static void test_log_sites_repo(void **st) {
            "  }\\n  err(\"error\");\\n}\\n' > src/cache.c && "
            "printf 'def g():\\n    log.info(\"evicted %%%%d entries from %%%%s\", n, name)\\n"
            "    log.info(\"done\")\\n' > src/evict.py && "
+           "printf 'def a():\\n    log.debug(\"pruned %%%%d shards of %%%%s\", n, t)\\n' > src/a.py && "
+           "printf 'def b():\\n    log.warning(\"pruned %%%%d shards of %%%%s\", n, t)\\n' > src/b.py && "
            "printf 'ts=1 msg=\"cache miss for key abc in shard 3\"\\n' > run.log && "
            "git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            root);
@@ -130,27 +132,37 @@ static void test_log_sites_repo(void **st) {
   idx_sync_stats ss;
   assert_int_equal(idx_sync(ix, 0, NULL, NULL, NULL, &ss, &e), 0);
   idx_sites s;
-  assert_int_equal(idx_log_sites(ix, "cache miss for key <*> in shard <*>", "<*>", 3, &s, &e), 0);
+  assert_int_equal(idx_log_sites(ix, "cache miss for key <*> in shard <*>", "<*>", "info", 3, &s, &e), 0);
   assert_int_equal(s.n, 1);
   assert_string_equal(s.v[0].path, "src/cache.c");
   assert_int_equal(s.v[0].line, 3);
   assert_true(s.v[0].score > 0 && s.v[0].score <= 1);
   idx_sites_free(&s);
-  assert_int_equal(idx_log_sites(ix, "evicted <*> entries from <*>", "<*>", 3, &s, &e), 0);
+  assert_int_equal(idx_log_sites(ix, "evicted <*> entries from <*>", "<*>", "info", 3, &s, &e), 0);
   assert_int_equal(s.n, 1);
   assert_string_equal(s.v[0].path, "src/evict.py");
   assert_int_equal(s.v[0].line, 2);
   idx_sites_free(&s);
+  /* two equal literals: the call at the record's level first */
+  assert_int_equal(idx_log_sites(ix, "pruned <*> shards of <*>", "<*>", "warn", 3, &s, &e), 0);
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.v[0].path, "src/b.py");
+  assert_true(s.v[0].score > s.v[1].score);
+  idx_sites_free(&s);
+  assert_int_equal(idx_log_sites(ix, "pruned <*> shards of <*>", "<*>", "debug", 3, &s, &e), 0);
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.v[0].path, "src/a.py");
+  idx_sites_free(&s);
   /* a message with its values (the miner kept them) links to the code,
    * never to the log file holding the rendered message */
-  assert_int_equal(idx_log_sites(ix, "cache miss for key abc in shard 3", "<*>", 3, &s, &e), 0);
+  assert_int_equal(idx_log_sites(ix, "cache miss for key abc in shard 3", "<*>", "info", 3, &s, &e), 0);
   assert_int_equal(s.n, 1);
   assert_string_equal(s.v[0].path, "src/cache.c");
   idx_sites_free(&s);
   /* one common word, or variables only, link to nothing */
   const char *none[] = {"error", "done", "<*> <*>", "<*>", "<*> error <*>"};
   for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
-    assert_int_equal(idx_log_sites(ix, none[i], "<*>", 3, &s, &e), 0);
+    assert_int_equal(idx_log_sites(ix, none[i], "<*>", NULL, 3, &s, &e), 0);
     if (s.n) fail_msg("'%s' linked to %s:%d", none[i], s.v[0].path, s.v[0].line);
     idx_sites_free(&s);
   }
