@@ -460,8 +460,11 @@ static int align_run(align *A, const int *T, size_t nt, const int *F, size_t nf,
   }
   RUN_END();
 #undef RUN_END
-  double num = 2.0 * (st->m + st->sa), den = (st->ft - st->fe) + (st->tt - st->ta) + st->st + st->fs_used;
+  /* q <= 1: m is at most either side's constants, sa at most st, and a
+   * format slot that absorbed several template slots counts once */
+  double num = 2.0 * st->m + st->sa + (st->sa < st->fs_used ? st->sa : st->fs_used), den = (st->ft - st->fe) + (st->tt - st->ta) + st->st + st->fs_used;
   st->q = den > 0 ? num / den : 0;
+  if (st->q > 1) st->q = 1;
   return 0;
 }
 
