@@ -17,8 +17,10 @@
  * space and free to skip): a constant char matches the same char; a format
  * slot absorbs any run of the template (its value may have been constant in
  * the log, "%s: draining" -> "stop requested: draining"); a template slot
- * aligned to a format slot is the expected case, one that eats code
- * constants (the miner merged two lines) or nothing costs. A literal is a
+ * aligned to a format slot is the expected case; it may also eat code
+ * constants inside its one token (the miner masks whole tokens:
+ * "%s://%s:%s" -> <*>, "HTTP/%s" -> <*>), but a constant word it eats
+ * whole is unexplained, and a slot with nothing under it costs. A literal is a
  * match when >= 80% of its constant chars and of the template's chars (less
  * those its slots absorbed) match literally (quotes match quotes), at most
  * one char on either side (10% past 20 chars) is left unexplained — so
@@ -26,12 +28,15 @@
  * not aligned to a format slot, and the alignment quality q (matched chars
  * and aligned slots over all) is >= 0.8. Evidence against false links: the
  * words of the literal that matched literally carry log2(N / df) bits each
- * (df: chunks holding the word, N: chunks, at least 1000 so a small repo
+ * (df: chunks holding the word as written, N: chunks, at least 1000 so a small repo
  * does not make every word rare; a common log word, STOP below, 1 bit); a
  * link needs >= MIN_BITS, or >= MIN_BITS_UNIQUE when it is the only literal
  * of the repository that matches and matches with q >= 0.95 ("%s
  * registered"). So a template of variables only, or of one common word,
- * links to nothing.
+ * links to nothing. Ranking: q x bits / (bits + 4), halved for a literal
+ * whose leading slot absorbed the message's first words (a __repr__ piece
+ * of "Incremented Retry for %r"), and between equal literals the call that
+ * names the record's level (log.info( vs log.debug() first.
  *
  * Candidates come from chunks_fts (the template's constant words, OR-ed,
  * best BM25 first, code files only: prose and logs hold the rendered
