@@ -2,9 +2,13 @@
  * cmd_logs.c — `kvasir logs ingest|parse|query|triage`: the offline front
  * end of the logs module. Stores live at $XDG_DATA_HOME/kvasir/logs/<name>.db
  * (--db NAME, default "default"; a value with '/' is taken as a path).
+ * `triage --repo PATH` joins the two offline modules: each template is
+ * linked to the source lines that print it (idx_log_sites over the
+ * repository's index; logs/ itself knows nothing of the indexer).
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 #include "cli/cli.h"
+#include "indexer/indexer.h"
 #include "logs/logs.h"
 
 #include <cjson/cJSON.h>
@@ -23,7 +27,7 @@ static const char *opt(int argc, char **argv, const char *name) {
 /* Flags that take a value, so positional arguments can be told apart. */
 static int takes_value(const char *a) {
   static const char *const V[] = {"--db", "--since", "--until", "--level", "--template", "--component", "--param",
-                                  "--text", "--limit", "--bins", "--batch", NULL};
+                                  "--text", "--limit", "--bins", "--batch", "--repo", NULL};
   for (int i = 0; V[i]; i++)
     if (!strcmp(a, V[i])) return 1;
   return 0;
@@ -249,11 +253,42 @@ static int cmd_query(int argc, char **argv) {
   return 0;
 }
 
+/* The code sites of every triage item (sites[i] for items[i]), from the
+ * index of the repository at repo (built by `kvasir index` or the daemon). */
+static int triage_sites(const char *repo, const log_triage *t, idx_sites *sites) {
+  idx_index *ix;
+  kv_err err = {0};
+  if (idx_open(&ix, repo, NULL, &err)) {
+    fprintf(stderr, "kvasir logs triage: %s\n", err.msg);
+    return 1;
+  }
+  idx_file_list fl = {0};
+  if (idx_files(ix, IDX_FILES_INDEXED, &fl, &err) == 0 && fl.n == 0)
+    fprintf(stderr, "kvasir logs triage: %s is not indexed yet (kvasir index %s, or kvasir repo add): no code links\n",
+            repo, repo);
+  idx_file_list_free(&fl);
+  int rc = 0;
+  for (size_t i = 0; i < t->n && !rc; i++)
+    if (idx_log_sites(ix, t->items[i].template_text ? t->items[i].template_text : "", "<*>",
+                      log_level_name(t->items[i].level), 3, &sites[i], &err)) {
+      fprintf(stderr, "kvasir logs triage: %s\n", err.msg);
+      rc = 1;
+    }
+  idx_close(ix);
+  return rc;
+}
+
+static void sites_free(idx_sites *sites, size_t n) {
+  for (size_t i = 0; sites && i < n; i++) idx_sites_free(&sites[i]);
+  free(sites);
+}
+
 static int cmd_triage(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help")) {
-    printf("usage: kvasir logs triage [--db NAME] [--since T] [--until T] [--bins N] [--limit N] [--json]\n"
+    printf("usage: kvasir logs triage [--db NAME] [--since T] [--until T] [--bins N] [--limit N] [--repo PATH] [--json]\n"
            "  Ranks new and rare templates, bursts, rate changes and error clusters; each item points to\n"
-           "  its first line. The sparkline is the template's rate over the time range.\n");
+           "  its first line. The sparkline is the template's rate over the time range. With --repo, each\n"
+           "  template is linked to the source lines (path:line) that print it, from the repository's index.\n");
     return 0;
   }
   log_triage_opts o = {0};
@@ -261,6 +296,7 @@ static int cmd_triage(int argc, char **argv) {
   o.until_ms = opt(argc, argv, "--until") ? parse_time(opt(argc, argv, "--until")) : 0;
   o.nbins = opt(argc, argv, "--bins") ? atoi(opt(argc, argv, "--bins")) : 24;
   o.limit = opt(argc, argv, "--limit") ? atoi(opt(argc, argv, "--limit")) : 20;
+  const char *repo = opt(argc, argv, "--repo");
   log_db *db;
   if (open_db(argc, argv, &db)) return 1;
   log_triage t;
@@ -271,8 +307,29 @@ static int cmd_triage(int argc, char **argv) {
     fprintf(stderr, "kvasir logs triage: %s\n", err.msg);
     return 1;
   }
+  idx_sites *sites = NULL;
+  if (repo) {
+    sites = calloc(t.n ? t.n : 1, sizeof *sites);
+    if (!sites || triage_sites(repo, &t, sites)) {
+      sites_free(sites, t.n);
+      log_triage_free(&t);
+      return 1;
+    }
+  }
   if (cli_has_flag(argc, argv, "--json")) {
-    print_json(log_triage_json(&t));
+    cJSON *j = log_triage_json(&t);
+    cJSON *items = j ? cJSON_GetObjectItemCaseSensitive(j, "items") : NULL;
+    for (size_t i = 0; sites && i < t.n; i++) {
+      cJSON *code = cJSON_AddArrayToObject(cJSON_GetArrayItem(items, (int)i), "code");
+      for (size_t k = 0; code && k < sites[i].n; k++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "path", sites[i].v[k].path);
+        cJSON_AddNumberToObject(c, "line", sites[i].v[k].line);
+        cJSON_AddNumberToObject(c, "score", sites[i].v[k].score);
+        cJSON_AddItemToArray(code, c);
+      }
+    }
+    print_json(j);
   } else {
     char a[32], b[32];
     fmt_time(t.t0, a, sizeof a);
@@ -285,8 +342,11 @@ static int cmd_triage(int argc, char **argv) {
       printf("%2zu. %-5s %6.1f %-5s x%-6llu |%s| T%lld %s\n      %s:%lld  (%s)\n", i + 1, log_triage_kind(it->kind),
              it->score, log_level_name(it->level), (unsigned long long)it->count, sp, (long long)it->template_id,
              it->template_text, it->first_file ? it->first_file : "", (long long)it->first_line, it->why ? it->why : "");
+      for (size_t k = 0; sites && k < sites[i].n; k++)
+        printf("      code %s:%d  (%.2f)\n", sites[i].v[k].path, sites[i].v[k].line, sites[i].v[k].score);
     }
   }
+  sites_free(sites, t.n);
   log_triage_free(&t);
   return 0;
 }
@@ -297,7 +357,8 @@ int cmd_logs(int argc, char **argv) {
            "  ingest PATH... [--db NAME]   store records, templates and parameters (resumable)\n"
            "  parse FILE --csv             LineId,EventId,EventTemplate, nothing stored\n"
            "  query [filters] [--json]     by time, level, template, component, parameter, text\n"
-           "  triage [--json]              new/rare templates, bursts, rate changes, error clusters\n");
+           "  triage [--repo PATH] [--json] new/rare templates, bursts, rate changes, error clusters;\n"
+           "                               --repo links each template to the code that prints it\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "ingest")) return cmd_ingest(argc - 1, argv + 1);

@@ -3,7 +3,11 @@
  * notifications and cancellation), logs.query and logs.triage, each a job
  * on a worker. Results are the logs module's own JSON (log_ingest_stats_json,
  * log_result_json, log_triage_json), the same fields `kvasir logs ... --json`
- * prints, plus "db", the store's path.
+ * prints, plus "db", the store's path. logs.triage with `repo` (a path in a
+ * registered repository) also links each item to the code that prints its
+ * template: a `code` array [{path, line, score}] from idx_log_sites on the
+ * repository's index (the join of logs/ and indexer/ happens here and in
+ * cli/cmd_logs.c; neither module knows the other).
  *
  * Log stores stay open between logs.query / logs.triage requests: opening
  * one and loading its block summaries costs ~0.2 s at 8 M records, a query
@@ -26,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "daemon/internal.h"
+#include "indexer/indexer.h"
 #include "logs/logs.h"
 
 #define LOGSTORE_IDLE 4
@@ -205,11 +210,51 @@ static int logs_triage(dmn_job *j, log_db *db, cJSON **res, kv_err *err) {
   o.nbins = dmn_param_int(j->params, "nbins", -1, 24);
   log_triage t;
   memset(&t, 0, sizeof t);
-  int rc = log_triage_run(db, &o, &t, err);
-  if (rc) return rc;
+  const char *repo = dmn_param_str(j->params, "repo", -1);
+  char abs[1024] = "";
+  idx_index *ix = NULL;
+  int rc = 0;
+  if (repo) { /* before the triage: a bad repo is a params error, the store handle stays */
+    kv_err re = {0};
+    if (dmn_repos_resolve(dmn_server_repos(j->srv), repo, abs, sizeof abs, &re))
+      return kv_err_set(err, IPC_ERR_PARAMS, "logs.triage: param 'repo': %s", re.msg);
+    if ((rc = idx_open(&ix, abs, NULL, err))) return rc;
+  }
+  rc = log_triage_run(db, &o, &t, err);
+  if (rc) {
+    if (ix) idx_close(ix);
+    return rc;
+  }
   *res = log_triage_json(&t);
+  cJSON *items = *res ? cJSON_GetObjectItemCaseSensitive(*res, "items") : NULL;
+  for (size_t i = 0; ix && items && i < t.n && !rc; i++) {
+    if (dmn_job_canceled(j)) {
+      rc = kv_err_set(err, KV_ECANCELED, "logs.triage: canceled");
+      break;
+    }
+    idx_sites s;
+    if ((rc = idx_log_sites(ix, t.items[i].template_text ? t.items[i].template_text : "", "<*>",
+                            log_level_name(t.items[i].level), 3, &s, err))) break;
+    cJSON *code = cJSON_AddArrayToObject(cJSON_GetArrayItem(items, (int)i), "code");
+    for (size_t k = 0; code && k < s.n; k++) {
+      cJSON *c = cJSON_CreateObject();
+      cJSON_AddStringToObject(c, "path", s.v[k].path);
+      cJSON_AddNumberToObject(c, "line", s.v[k].line);
+      cJSON_AddNumberToObject(c, "score", s.v[k].score);
+      cJSON_AddItemToArray(code, c);
+    }
+    idx_sites_free(&s);
+  }
+  if (ix) {
+    if (*res) cJSON_AddStringToObject(*res, "repo", abs);
+    idx_close(ix);
+  }
   log_triage_free(&t);
-  return 0;
+  if (rc) {
+    cJSON_Delete(*res);
+    *res = NULL;
+  }
+  return rc;
 }
 
 typedef int (*logs_fn)(dmn_job *j, log_db *db, cJSON **res, kv_err *err);

@@ -240,6 +240,36 @@ int idx_path_is_test(const char *path);
  * one) and lines inside it. 0 when not, <0 on a database error. */
 int idx_known(idx_index *ix, const char *tok, size_t n, int is_location);
 
+/* ---- log lines to code (strings.c) ---------------------------------------- */
+
+typedef struct idx_site {
+  char *path;
+  int line;             /* 1-based: the line the string literal starts on */
+  double score;         /* (0, 1]: alignment quality x evidence of the words matched */
+} idx_site;
+typedef struct idx_sites { size_t n; idx_site *v; } idx_sites;
+
+/* The source lines that print a log template: `tmpl` is constant text with
+ * variable slots written `slot` (logs/ writes "<*>"). Candidates are chunks
+ * holding the template's constant words (chunks_fts), confirmed on their
+ * string literals (format strings, f-strings, printf/logger calls, `+`
+ * concatenations): the literal's constant pieces must appear in order and
+ * its format slots line up with the template's slots. At most k sites (0 =
+ * 3), best first; none when nothing matches well — a template of variables
+ * only, or of one common word, links to nothing. `level` (may be NULL: "info",
+ * "warn", ...) breaks ties between equal literals: the call that names it
+ * (log.info(, DMN_INFO) first. */
+int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, const char *level, size_t k, idx_sites *out,
+                  kv_err *err);
+void idx_sites_free(idx_sites *s);
+/* The literal matcher alone, on source text in language `lang` ("c",
+ * "python", "javascript", "go", "java", "ruby", "rust", "bash", ...): the
+ * alignment quality in [0.8, 1] of the best literal that matches the
+ * template and the 1-based line (of text) it starts on; 0 when none does.
+ * No evidence threshold (that needs the index's word counts). */
+double idx_literal_match(const char *lang, const char *text, size_t len, const char *tmpl, const char *slot,
+                         int *line);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,7 @@
  * (or plain text). Invariants checked: line numbers within the text, chunks
  * ordered and disjoint, definitions' ranges sane.
  */
+#include "indexer/indexer.h"
 #include "indexer/parse_internal.h"
 
 #include <stdint.h>
@@ -38,6 +39,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   len = 0;
   if (idx_idents((const char *)data, size, &s, &len, &cap) != 0) abort();
   free(s);
+  /* the log -> code literal matcher on the same bytes, with a template cut
+   * from them (slots "<*>") and a fixed one: a line inside the text or 0 */
+  char tmpl[65];
+  size_t tl = size - 1 < 64 ? size - 1 : 64;
+  memcpy(tmpl, data + 1, tl);
+  tmpl[tl] = 0;
+  const char *fixed = "conn=<*> closed after <*> s: %s {x}";
+  for (int k = 0; k < 2; k++) {
+    int line = -1;
+    double q = idx_literal_match(lang, (const char *)data + 1, size - 1, k ? fixed : tmpl, "<*>", &line);
+    if (q < 0 || q > 1.0001 || line < 0 || (q > 0 && (line < 1 || line > r.nlines + 1))) abort();
+  }
   idx_parsed_free(&r);
   idx_parser_free(p);
   return 0;

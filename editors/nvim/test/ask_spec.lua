@@ -137,6 +137,13 @@ case("triage view: the logs module's fields (first_file, first_line, bins) and t
   check(vim.deep_equal(lines, { "1. [new] ERROR ×3  db <*> refused", "   rare", "     █", "2. [burst] INFO ×50  x" }),
     vim.inspect(lines))
   check(#qf == 2 and qf[1].filename == "/l/app.log" and qf[1].lnum == 51 and qf[2].lnum == 1, vim.inspect(qf))
+  -- code links (logs.triage with repo): a line and a quickfix item each, under the repository
+  lines, qf = kv._triage_view({ repo = "/r", items = {
+    { kind = "new", level = "DEBUG", count = 4, template = "conn=<*> pid=<*>", first_file = "/l/d.log", first_line = 2,
+      code = { { path = "daemon/server.c", line = 567, score = 0.76 }, { path = 7 } } },
+  } })
+  check(vim.deep_equal(lines, { "1. [new] DEBUG ×4  conn=<*> pid=<*>", "   code daemon/server.c:567" }), vim.inspect(lines))
+  check(#qf == 2 and qf[2].filename == "/r/daemon/server.c" and qf[2].lnum == 567, vim.inspect(qf))
 end)
 
 case(":KvasirTriage ranks the log's clusters and sends the anomaly to quickfix", function()

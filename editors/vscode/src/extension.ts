@@ -253,10 +253,22 @@ async function triage(uri?: vscode.Uri): Promise<void> {
         if (m === "progress" && p.total) chat.post({ type: "done", id, footer: `reading ${Math.round((100 * p.done) / p.total)}%` });
       },
     });
-    const r = await cl.call("logs.triage", { name, limit: 20 }, { signal: ac.signal });
+    /* with the workspace's repository the daemon links each template to the
+     * code that prints it; a repository it does not know is a params error,
+     * and the triage goes on without the links */
+    const ws = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(file)) || (vscode.workspace.workspaceFolders || [])[0];
+    let r: any;
+    try {
+      r = await cl.call("logs.triage", ws ? { name, limit: 20, repo: ws.uri.fsPath } : { name, limit: 20 }, { signal: ac.signal });
+    } catch (e: any) {
+      if (!ws || (e && e.code === Codes.ECANCELED)) throw e;
+      r = await cl.call("logs.triage", { name, limit: 20 }, { signal: ac.signal });
+    }
     const t = triageView(r);
     /* citations point into the log itself: its directory is the allowed root */
     chat.post({ type: "info", id, title: `Triage of ${path.basename(file)}`, lines: t.lines, citations: t.citations, repo: path.dirname(file) });
+    if (t.code.length && r && typeof r.repo === "string")
+      chat.post({ type: "info", id, title: "Code that prints these lines", lines: [], citations: t.code, repo: r.repo });
     chat.post({ type: "done", id, footer: `${ing && ing.records != null ? ing.records : "?"} records, ${t.citations.length} cluster(s)` });
   } catch (e: any) {
     if (e && e.code === Codes.ECANCELED) chat.post({ type: "done", id, footer: "canceled" });

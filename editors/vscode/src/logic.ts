@@ -160,11 +160,15 @@ export function sparkline(bins: unknown): string {
 
 /* A logs.triage result (the logs module's triage JSON: kind, level, count,
  * template, why, first_file, first_line, bins, ...) as text lines (best
- * first) and citations (file:line of each cluster's first occurrence). */
-export function triageView(r: any): { lines: string[]; citations: Citation[] } {
+ * first) and citations (file:line of each cluster's first occurrence). With
+ * `repo` given to logs.triage, each item's `code` sites ({path, line, score}:
+ * the literal that prints the template, path relative to `r.repo`) become a
+ * line each and `code` citations (relative to the repository). */
+export function triageView(r: any): { lines: string[]; citations: Citation[]; code: Citation[] } {
   const items: any[] = r && Array.isArray(r.items) ? r.items : [];
   const lines: string[] = [];
   const citations: Citation[] = [];
+  const code: Citation[] = [];
   if (!items.length) lines.push("nothing stands out in this log");
   items.forEach((it, i) => {
     if (!it || typeof it !== "object") return;
@@ -179,6 +183,15 @@ export function triageView(r: any): { lines: string[]; citations: Citation[] } {
       if (typeof it.template === "string") cit.symbol = it.template.slice(0, 60);
       citations.push(cit);
     }
+    for (const c of Array.isArray(it.code) ? it.code : []) {
+      if (!c || typeof c.path !== "string" || !c.path) continue;
+      const l = Math.max(1, Math.floor(Number(c.line) || 1));
+      lines.push(`   code ${c.path}:${l}`);
+      const cit: Citation = { path: c.path, start_line: l, end_line: l };
+      if (typeof it.template === "string") cit.symbol = it.template.slice(0, 60);
+      if (typeof c.score === "number") cit.score = c.score;
+      code.push(cit);
+    }
   });
-  return { lines, citations };
+  return { lines, citations, code };
 }

@@ -114,6 +114,13 @@ test("triageView lists clusters and cites their first line", () => {
     { path: "/l/app.log", start_line: 51, end_line: 51, symbol: "db <*> refused" },
     { path: "/l/app.log", start_line: 1, end_line: 1, symbol: "x" },
   ]);
+  const c = L.triageView({ repo: "/r", items: [
+    { kind: "new", template: "conn=<*> pid=<*>", level: "DEBUG", count: 4, first_file: "/l/d.log", first_line: 2,
+      code: [{ path: "daemon/server.c", line: 567, score: 0.76 }, { path: 7 }, null] },
+  ] });
+  assert.deepEqual(c.lines, ["1. [new] DEBUG ×4  conn=<*> pid=<*>", "   code daemon/server.c:567"]);
+  assert.deepEqual(c.code, [{ path: "daemon/server.c", start_line: 567, end_line: 567, symbol: "conn=<*> pid=<*>", score: 0.76 }]);
+  assert.deepEqual(v.code, []);
   assert.deepEqual(L.triageView({ items: [] }).lines, ["nothing stands out in this log"]);
   assert.deepEqual(L.triageView(null).citations, []);
 });

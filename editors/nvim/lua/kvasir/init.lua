@@ -343,7 +343,9 @@ M._sparkline = sparkline
 
 -- logs.triage items (the logs module's triage JSON: kind, level, count,
 -- template, why, first_file, first_line, bins, ...) to float lines and
--- quickfix items (best first).
+-- quickfix items (best first). With `repo` given to logs.triage, each
+-- item's `code` sites ({path, line, score}: the literal that prints the
+-- template, relative to r.repo) are a line and a quickfix item each.
 local function triage_view(r)
   local lines, qf = {}, {}
   local items = type(r) == "table" and r.items or {}
@@ -358,6 +360,14 @@ local function triage_view(r)
     if type(it.first_file) == "string" then
       qf[#qf + 1] = { filename = it.first_file, lnum = math.max(1, tonumber(it.first_line) or 1), col = 1,
         text = ("[%s] %s %s"):format(tostring(it.kind or "?"), tostring(it.level or ""), tostring(it.template or "")) }
+    end
+    for _, c in ipairs(type(it.code) == "table" and it.code or {}) do
+      if type(c) == "table" and type(c.path) == "string" and c.path ~= "" then
+        local l = math.max(1, tonumber(c.line) or 1)
+        lines[#lines + 1] = ("   code %s:%d"):format(c.path, l)
+        local f = type(r.repo) == "string" and (r.repo .. "/" .. c.path) or c.path
+        qf[#qf + 1] = { filename = f, lnum = l, col = 1, text = "[code] " .. tostring(it.template or "") }
+      end
     end
   end
   return lines, qf
@@ -387,7 +397,11 @@ function M.triage(path, opts)
   end
   a.id = c:request("logs.ingest", { paths = { path }, name = name }, function(err, ing)
     if err then return fail(err) end
-    a.id = c:request("logs.triage", { name = name, limit = 20 }, function(err2, r)
+    -- with the working directory's repository the daemon links each
+    -- template to the code that prints it; one it does not know is a params
+    -- error, and the triage goes on without the links
+    local repo = opts.repo or vim.fn.getcwd()
+    local function done(err2, r)
       if err2 then return fail(err2) end
       a.done, a.result = true, r
       local lines, qf = triage_view(r)
@@ -396,6 +410,13 @@ function M.triage(path, opts)
       set_lines(buf, out)
       vim.fn.setqflist({}, " ", { title = "kvasir: " .. title, items = qf })
       if opts.on_done then opts.on_done(a) end
+    end
+    a.id = c:request("logs.triage", { name = name, limit = 20, repo = repo }, function(err2, r)
+      if err2 and not a.canceled then
+        a.id = c:request("logs.triage", { name = name, limit = 20 }, done)
+        return
+      end
+      done(err2, r)
     end)
   end, function(method, p)
     if method == "progress" and p.total and p.total > 0 then
