@@ -10,6 +10,7 @@
  *   - a think-max ask streams the mock's tokens in order, and the body the
  *     mock received holds neither the never_send file's canary nor the
  *     planted API key, while the key reached the Authorization header;
+ *   - a password typed into a think-max question reaches the mock redacted;
  *   - the hosted endpoint failing (500) falls back to local, said in the
  *     result;
  *   - the daemon caches the parsed policy and pooled audit connections
@@ -549,6 +550,33 @@ static void test_key_body_without_marker(void **st) {
   unlink(p);
 }
 
+/* A secret typed into the question itself (not in any file) is redacted
+ * before the question goes to the hosted tier (issue 18). */
+static void test_secret_in_question(void **st) {
+  pthread_mutex_lock(&m.mu);
+  int before = m.n_req;
+  pthread_mutex_unlock(&m.mu);
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("why does reconcile_ledger fail to log in with password=Sup3rS3cret!2024 on staging", "think-max",
+                       &s, &r, &e),
+                   0);
+  assert_string_equal(str(r, "generator"), "hosted");
+  pthread_mutex_lock(&m.mu); /* copied out: a failed check must not leave the mock's lock held */
+  int n_req = m.n_req;
+  char *body = n_req == before + 1 && m.body[before] ? strdup(m.body[before]) : NULL;
+  pthread_mutex_unlock(&m.mu);
+  assert_int_equal(n_req, before + 1);
+  assert_non_null(body);
+  if (strstr(body, "Sup3rS3cret")) fail_msg("the typed password left the machine:\n%s", body);
+  assert_non_null(strstr(body, "reconcile_ledger fail to log in")); /* the rest of the question was sent */
+  free(body);
+  const cJSON *red = cJSON_GetObjectItem(r, "redactions");
+  assert_true(cJSON_IsNumber(red) && red->valuedouble >= 1); /* and the result says so */
+  cJSON_Delete(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_local_default),
@@ -556,6 +584,7 @@ int main(void) {
       cmocka_unit_test(test_hosted_strips_and_streams),
       cmocka_unit_test(test_path_bypasses),
       cmocka_unit_test(test_key_body_without_marker),
+      cmocka_unit_test(test_secret_in_question),
       cmocka_unit_test(test_hosted_failure_falls_back),
       cmocka_unit_test(test_policy_cached),
       cmocka_unit_test(test_edit_applies_without_restart),
