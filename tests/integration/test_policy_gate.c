@@ -10,6 +10,7 @@
  *   - a think-max ask streams the mock's tokens in order, and the body the
  *     mock received holds neither the never_send file's canary nor the
  *     planted API key, while the key reached the Authorization header;
+ *   - a password typed into a think-max question reaches the mock redacted;
  *   - the hosted endpoint failing (500) falls back to local, said in the
  *     result;
  *   - the daemon caches the parsed policy and pooled audit connections
@@ -202,6 +203,31 @@ static const char *str(const cJSON *o, const char *k) {
   return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* What the mock received from request `from` on, copied out under its lock:
+ * a failed check must not leave the lock held, or teardown's mock_stop
+ * waits on it until ctest's timeout instead of the test failing. */
+typedef struct got {
+  int n_req, n;         /* requests in all; copied from `from` on */
+  char *body[MOCK_MAX_REQ];
+  char auth[MOCK_MAX_REQ][512];
+} got;
+
+static void got_copy(got *g, int from) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_lock(&m.mu);
+  g->n_req = m.n_req;
+  for (int i = from; i < m.n_req && i < MOCK_MAX_REQ; i++, g->n++) {
+    g->body[g->n] = strdup(m.body[i] ? m.body[i] : "");
+    memcpy(g->auth[g->n], m.auth[i], sizeof g->auth[g->n]);
+  }
+  pthread_mutex_unlock(&m.mu);
+}
+
+static void got_free(got *g) {
+  for (int i = 0; i < g->n; i++) free(g->body[i]);
+  g->n = 0;
+}
+
 static void test_local_default(void **st) {
   seen s;
   cJSON *r;
@@ -240,14 +266,14 @@ static void test_hosted_strips_and_streams(void **st) {
   const char *ans = str(r, "answer");
   assert_true(strlen(ans) > 23 && !strcmp(ans + strlen(ans) - 23, "Hosted answer in order."));
   assert_non_null(strstr(ans, "`rotate_master_key` (secrets/rotate.c:"));
-  pthread_mutex_lock(&m.mu);
-  assert_int_equal(m.n_req, 1);
-  assert_non_null(m.body[0]);
-  assert_null(strstr(m.body[0], CANARY));          /* never_send file stripped */
-  assert_null(strstr(m.body[0], API_KEY));         /* the key is not in the body */
-  assert_non_null(strstr(m.body[0], "reconcile_ledger")); /* the allowed context was sent */
-  assert_non_null(strstr(m.auth[0], API_KEY));     /* it went where it belongs */
-  pthread_mutex_unlock(&m.mu);
+  got g;
+  got_copy(&g, 0);
+  assert_int_equal(g.n_req, 1);
+  assert_null(strstr(g.body[0], CANARY));          /* never_send file stripped */
+  assert_null(strstr(g.body[0], API_KEY));         /* the key is not in the body */
+  assert_non_null(strstr(g.body[0], "reconcile_ledger")); /* the allowed context was sent */
+  assert_non_null(strstr(g.auth[0], API_KEY));     /* it went where it belongs */
+  got_free(&g);
   cJSON_Delete(r);
 }
 
@@ -478,12 +504,13 @@ static void test_path_bypasses(void **st) {
   cJSON_Delete(r);
   assert_int_not_equal(rc, 0); /* a file outside the repository is refused */
   assert_non_null(strstr(e.msg, "outside.c"));
-  pthread_mutex_lock(&m.mu);
-  for (int i = 0; i < m.n_req; i++) {
-    if (strstr(m.body[i], CANARY)) fail_msg("request %d carried the never_send canary:\n%s", i, m.body[i]);
-    if (strstr(m.body[i], "OUTSIDE_CANARY_51c2")) fail_msg("request %d carried the outside file", i);
+  got g;
+  got_copy(&g, 0);
+  for (int i = 0; i < g.n; i++) {
+    if (strstr(g.body[i], CANARY)) fail_msg("request %d carried the never_send canary:\n%s", i, g.body[i]);
+    if (strstr(g.body[i], "OUTSIDE_CANARY_51c2")) fail_msg("request %d carried the outside file", i);
   }
-  pthread_mutex_unlock(&m.mu);
+  got_free(&g);
   snprintf(p, sizeof p, "%s/src/link.txt", repo);
   unlink(p);
 }
@@ -536,17 +563,42 @@ static void test_key_body_without_marker(void **st) {
   cJSON_Delete(r);
   ipc_client_close(c);
   assert_int_equal(rc, 0);
-  pthread_mutex_lock(&m.mu);
-  assert_true(m.n_req > before); /* it went to the hosted tier */
-  for (int i = before; i < m.n_req; i++)
+  got g;
+  got_copy(&g, before);
+  assert_true(g.n > 0); /* it went to the hosted tier */
+  for (int i = 0; i < g.n; i++)
     for (int l = 0; l < 20; l++) {
       char piece[17];
       memcpy(piece, body[l] + 24, 16);
       piece[16] = 0;
-      if (strstr(m.body[i], piece)) fail_msg("key body line %d left the machine:\n%s", l, m.body[i]);
+      if (strstr(g.body[i], piece)) fail_msg("key body line %d left the machine:\n%s", l, g.body[i]);
     }
-  pthread_mutex_unlock(&m.mu);
+  got_free(&g);
   unlink(p);
+}
+
+/* A secret typed into the question itself (not in any file) is redacted
+ * before the question goes to the hosted tier (issue 18). */
+static void test_secret_in_question(void **st) {
+  pthread_mutex_lock(&m.mu);
+  int before = m.n_req;
+  pthread_mutex_unlock(&m.mu);
+  seen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(ask("why does reconcile_ledger fail to log in with password=Sup3rS3cret!2024 on staging", "think-max",
+                       &s, &r, &e),
+                   0);
+  assert_string_equal(str(r, "generator"), "hosted");
+  got g;
+  got_copy(&g, before);
+  assert_int_equal(g.n, 1);
+  if (strstr(g.body[0], "Sup3rS3cret")) fail_msg("the typed password left the machine:\n%s", g.body[0]);
+  assert_non_null(strstr(g.body[0], "reconcile_ledger fail to log in")); /* the rest of the question was sent */
+  got_free(&g);
+  const cJSON *red = cJSON_GetObjectItem(r, "redactions");
+  assert_true(cJSON_IsNumber(red) && red->valuedouble >= 1); /* and the result says so */
+  cJSON_Delete(r);
 }
 
 int main(void) {
@@ -556,6 +608,7 @@ int main(void) {
       cmocka_unit_test(test_hosted_strips_and_streams),
       cmocka_unit_test(test_path_bypasses),
       cmocka_unit_test(test_key_body_without_marker),
+      cmocka_unit_test(test_secret_in_question),
       cmocka_unit_test(test_hosted_failure_falls_back),
       cmocka_unit_test(test_policy_cached),
       cmocka_unit_test(test_edit_applies_without_restart),
