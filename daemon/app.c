@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/internal.h"
+#include "indexer/indexer.h"
 
 static void h_request(dmn_server *s, const dmn_request *r) { dmn_route(s, r); }
 
@@ -66,8 +67,12 @@ static void free_parts(dmn_app *a) {
 
 int dmn_server_new(dmn_server **out, const dmn_config *cfg, kv_err *err) {
   dmn_server *s;
+  idx_global_init(); /* for the daemon's life: workers open indexes */
   int rc = dmn_server_open(&s, cfg, &HOOKS, err);
-  if (rc) return rc;
+  if (rc) {
+    idx_global_shutdown();
+    return rc;
+  }
   dmn_app *a = dmn_server_app(s);
   int workers = cfg->workers > 0 ? cfg->workers : 3;
   if (!rc) rc = dmn_jobs_new(&a->jobs, s, workers, err);
@@ -79,6 +84,7 @@ int dmn_server_new(dmn_server **out, const dmn_config *cfg, kv_err *err) {
     dmn_server_shutdown(s); /* hooks.closing: the queue, if any, is joined */
     free_parts(a);
     dmn_server_close(s);
+    idx_global_shutdown();
     return rc;
   }
   dmn_log(s, DMN_INFO, "daemon.start", "pid=%d socket=%s workers=%d", (int)getpid(), dmn_server_socket(s), workers);
@@ -91,4 +97,5 @@ void dmn_server_free(dmn_server *s) {
   dmn_server_shutdown(s);
   free_parts(dmn_server_app(s));
   dmn_server_close(s);
+  idx_global_shutdown(); /* after the workers were joined (h_closing) */
 }

@@ -79,6 +79,9 @@ static int git_fail(kv_err *err, const char *what, const char *path) {
   return kv_err_set(err, KV_EIO, "%s: %s: %s", path, what, e && e->message ? e->message : "libgit2 error");
 }
 
+void idx_global_init(void) { git_libgit2_init(); }
+void idx_global_shutdown(void) { git_libgit2_shutdown(); }
+
 int idx_open(idx_index **out, const char *repo_path, const idx_options *opt, kv_err *err) {
   *out = NULL;
   if (!repo_path) return kv_err_set(err, KV_EINVAL, "idx_open: no repository path");

@@ -46,6 +46,13 @@ typedef struct idx_options {
  * repo_path. The id of the index directory is derived from the repository's
  * absolute path (see idx_repo_id). Nothing is indexed until idx_sync. */
 int idx_open(idx_index **out, const char *repo_path, const idx_options *opt, kv_err *err);
+/* The indexer's libraries (libgit2) stay initialised from idx_global_init to
+ * idx_global_shutdown (counted; idx_open/idx_close hold them too). A process
+ * whose threads open indexes holds them for its whole life and shuts them
+ * down after the last such thread has ended, so no thread's libgit2 state
+ * outlives the library (the daemon does, around its workers). */
+void idx_global_init(void);
+void idx_global_shutdown(void);
 void idx_close(idx_index *ix);
 
 /* Path of the index database and the repository's working directory (or
