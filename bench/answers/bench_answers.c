@@ -199,6 +199,10 @@ static void fabricated(idx_index *ix, const char *s, int *ntok, int *nfab) {
   size_t n = strlen(s);
   int tick = 0;
   for (size_t i = 0; i < n;) {
+    if (i + 2 < n && !strncmp(s + i, "```", 3)) { /* a fence and its language tag ("```javascript") */
+      while (i < n && s[i] != '\n') i++;
+      continue;
+    }
     if (s[i] == '`') {
       tick = !tick;
       i++;
