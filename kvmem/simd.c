@@ -263,6 +263,93 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   }
 }
 
+K512 void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out) {
+  /* output lane e of vector o of a 16-byte chunk is code E = 16*o + e: byte
+   * E/m, shifted right by bits*(E%m) (m = 8/bits codes per byte, a power of 2) */
+  const int m = 8 / bits, lm = m == 1 ? 0 : m == 2 ? 1 : 2, lb = bits == 2 ? 1 : bits == 4 ? 2 : 3;
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i mask = _mm512_set1_epi32((1 << bits) - 1), mm = _mm512_set1_epi32(m - 1);
+  __m512i idx[4], sh[4];
+  for (int o = 0; o < m; o++) {
+    const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(16 * o), lane);
+    idx[o] = _mm512_srli_epi32(e, (unsigned)lm);
+    sh[o] = _mm512_slli_epi32(_mm512_and_si512(e, mm), (unsigned)lb);
+  }
+  for (int c = 0; c < nbytes; c += 16) {
+    const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + c)));
+    float *o0 = out + (size_t)c * (size_t)m;
+    if (m == 1) {
+      _mm512_storeu_ps(o0, _mm512_cvtepi32_ps(x));
+      continue;
+    }
+    for (int o = 0; o < m; o++) {
+      const __m512i v = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(idx[o], x), sh[o]), mask);
+      _mm512_storeu_ps(o0 + 16 * o, _mm512_cvtepi32_ps(v));
+    }
+  }
+}
+
+K512 void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc,
+                           float *tmp) {
+  const kvm_blk_layout *L = &c->L;
+  const int B = c->cfg.block, D = a->D, NL = B / 16, NV = D / 16;
+  const float kq = (float)((1 << c->cfg.key_bits) - 1), vq = (float)((1 << c->cfg.val_bits) - 1);
+  float *qs = tmp, *coef = tmp + D, *p = tmp + D + B;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  for (int j = 0; j < a->g; j++) {
+    /* logit_t = scale * (q·lo + sum_c (q_c*s_c) * code_ct), 16 tokens a vector */
+    const float b0 = range_scale(kmin, kmax, a->q + (size_t)j * D, D, kq, qs);
+    __m512 ev[16], od[16];
+    for (int v = 0; v < NL; v++) ev[v] = od[v] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 2) {
+      const __m512 s0 = _mm512_set1_ps(qs[d]), s1 = _mm512_set1_ps(qs[d + 1]);
+      const float *k0 = kc + (size_t)d * B, *k1 = k0 + B;
+      for (int v = 0; v < NL; v++) {
+        ev[v] = _mm512_fmadd_ps(s0, _mm512_loadu_ps(k0 + 16 * v), ev[v]);
+        od[v] = _mm512_fmadd_ps(s1, _mm512_loadu_ps(k1 + 16 * v), od[v]);
+      }
+    }
+    const __m512 sc = _mm512_set1_ps(a->scale), bv = _mm512_set1_ps(b0);
+    __m512 mxv = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NL; v++) {
+      ev[v] = _mm512_mul_ps(sc, _mm512_add_ps(bv, _mm512_add_ps(ev[v], od[v])));
+      mxv = _mm512_max_ps(mxv, ev[v]);
+    }
+    rescale(a, j, _mm512_reduce_max_ps(mxv));
+    const __m512 m = _mm512_set1_ps(a->m[j]);
+    __m512 ps = _mm512_setzero_ps();
+    for (int v = 0; v < NL; v++) {
+      const __m512 pv = vexp(_mm512_sub_ps(ev[v], m));
+      ps = _mm512_add_ps(ps, pv);
+      _mm512_storeu_ps(p + 16 * v, pv);
+    }
+    a->l[j] += _mm512_reduce_add_ps(ps);
+    /* acc += sum_t (p_t*s_t) * code_t + sum_t p_t*lo_t, 16 dimensions a vector */
+    const __m512 losum = _mm512_set1_ps(range_scale(vlo, vhi, p, B, vq, coef));
+    float *dst = (c->cfg.val_rot ? a->accr : a->acc) + (size_t)j * D;
+    for (int v0 = 0; v0 < NV; v0 += 8) {
+      const int nv = NV - v0 < 8 ? NV - v0 : 8;
+      __m512 s0[8], s1[8];
+      for (int v = 0; v < nv; v++) s0[v] = s1[v] = _mm512_setzero_ps();
+      for (int t = 0; t < B; t += 2) {
+        const __m512 w0 = _mm512_set1_ps(coef[t]), w1 = _mm512_set1_ps(coef[t + 1]);
+        const float *r0 = vc + (size_t)t * D + 16 * v0, *r1 = r0 + D;
+        for (int v = 0; v < nv; v++) {
+          s0[v] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(r0 + 16 * v), s0[v]);
+          s1[v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(r1 + 16 * v), s1[v]);
+        }
+      }
+      for (int v = 0; v < nv; v++) {
+        float *o = dst + 16 * (v0 + v);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_add_ps(_mm512_add_ps(s0[v], s1[v]), losum)));
+      }
+    }
+  }
+}
+
 K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
   const int D = c->cfg.head_dim;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
@@ -307,6 +394,10 @@ void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t 
 }
 void kvm512_fold_f32(kvm_att *a, int n, float bias) { (void)a; (void)n; (void)bias; }
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) { (void)c; (void)a; (void)hb; }
+void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out) { (void)p; (void)nbytes; (void)bits; (void)out; }
+void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp) {
+  (void)c; (void)a; (void)hb; (void)kc; (void)vc; (void)tmp;
+}
 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
   (void)c; (void)hb; (void)q; (void)g;
   return 0;

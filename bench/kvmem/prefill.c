@@ -1,0 +1,108 @@
+/*
+ * bench_prefill — prompt processing (prefill) through the compressed KV
+ * memory against the dense f16 cache, same model, same thread count, same
+ * run: for each length N, one eng_ctx_eval of N random tokens from an empty
+ * context (batches of the engine's B), on a dense context (eng_ctx_create)
+ * and on a compressed one (kvm_eng_ctx_create, the daemon's), best of REPS.
+ * Prints tokens/s for both and the ratio compressed/dense (the bar: >= 0.8).
+ *
+ * usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [N ...]
+ *   default N: 1024 2048 4096; --ctx: the contexts' n_ctx (default: the
+ *   largest N, which also sets the compressed memory's key/value bits).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kvmem_eng.h"
+
+/* Seconds for one prefill of toks[0..n) on a fresh context (kvm: on the
+ * compressed memory); negative on error. */
+static double prefill_s(eng_model *m, const int32_t *toks, int n, int n_ctx, int threads, int kvm) {
+  eng_ctx_params p;
+  eng_ctx_params_default(&p);
+  p.n_ctx = n_ctx;
+  p.n_threads = threads;
+  eng_ctx *c;
+  kv_err e;
+  int rc = kvm ? kvm_eng_ctx_create(&c, m, &p, NULL, &e) : eng_ctx_create(&c, m, &p, &e);
+  if (rc) {
+    fprintf(stderr, "bench_prefill: %s\n", e.msg);
+    return -1;
+  }
+  double t0 = kv_now();
+  rc = eng_ctx_eval(c, toks, (size_t)n, 0, &e);
+  double t = kv_now() - t0;
+  if (rc) fprintf(stderr, "bench_prefill: %s\n", e.msg);
+  eng_ctx_free(c);
+  return rc ? -1 : t;
+}
+
+int main(int argc, char **argv) {
+  const char *model = NULL;
+  int threads = 2, reps = 1, n_ctx = 0, only = -1, lens[16], n_lens = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : "";
+    if (!strcmp(argv[i], "-m")) model = v, i++;
+    else if (!strcmp(argv[i], "-t")) threads = atoi(v), i++;
+    else if (!strcmp(argv[i], "-r")) reps = atoi(v), i++;
+    else if (!strcmp(argv[i], "--ctx")) n_ctx = atoi(v), i++;
+    else if (!strcmp(argv[i], "--only")) only = !strcmp(v, "kvm"), i++;
+    else if (argv[i][0] != '-' && atoi(argv[i]) > 0 && n_lens < 16) lens[n_lens++] = atoi(argv[i]);
+    else {
+      fprintf(stderr, "usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [N ...]\n");
+      return 2;
+    }
+  }
+  if (!n_lens) lens[n_lens++] = 1024, lens[n_lens++] = 2048, lens[n_lens++] = 4096;
+  if (reps < 1) reps = 1;
+  for (int i = 0; i < n_lens; i++)
+    if (lens[i] > n_ctx) n_ctx = lens[i];
+  char mpath[4096];
+  if (!model && eng_default_model_path(mpath, sizeof mpath) == 0) model = mpath;
+  kv_err err;
+  eng_model *m = NULL;
+  if (eng_model_open(&m, model, &err)) {
+    fprintf(stderr, "bench_prefill: %s\n", err.msg);
+    return 1;
+  }
+  const eng_model_info *I = eng_model_get_info(m);
+  if (I->n_ctx_train > 0 && n_ctx > I->n_ctx_train) {
+    fprintf(stderr, "bench_prefill: %d tokens exceed the model's context %d\n", n_ctx, I->n_ctx_train);
+    return 1;
+  }
+  kvm_config cfg;
+  kvm_eng_config(&cfg, m, n_ctx, KVM_COMPRESSED);
+  printf("bench_prefill: model %s (%s, %d layers, %d heads / %d KV heads of %d), n_ctx %d, %d threads, best of %d\n",
+         I->name, I->arch, I->n_layer, I->n_head, I->n_head_kv, I->head_dim, n_ctx, threads, reps);
+  printf("compressed: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d\n", cfg.sinks, cfg.window,
+         cfg.block, cfg.top_k, cfg.key_bits, cfg.val_bits);
+  int32_t *toks = malloc(sizeof *toks * (size_t)n_ctx);
+  if (!toks) return 1;
+  unsigned s = 12345;
+  for (int i = 0; i < n_ctx; i++) {
+    s = s * 1103515245u + 12345u;
+    toks[i] = (int32_t)((s >> 8) % (unsigned)I->n_vocab);
+  }
+  printf("%8s %14s %14s %8s\n", "tokens", "dense tok/s", "kvmem tok/s", "ratio");
+  int bad = 0;
+  for (int i = 0; i < n_lens; i++) {
+    double best[2] = {0, 0};
+    for (int kvm = 0; kvm < 2; kvm++) {
+      if (only >= 0 && only != kvm) continue;
+      for (int r = 0; r < reps; r++) {
+        double t = prefill_s(m, toks, lens[i], n_ctx, threads, kvm);
+        if (t <= 0) {
+          bad = 1;
+          break;
+        }
+        if (lens[i] / t > best[kvm]) best[kvm] = lens[i] / t;
+      }
+    }
+    printf("%8d %14.1f %14.1f %8.2f\n", lens[i], best[0], best[1], best[0] > 0 ? best[1] / best[0] : 0.0);
+    fflush(stdout);
+  }
+  free(toks);
+  eng_model_free(m);
+  return bad;
+}
