@@ -29,7 +29,7 @@ static int choice_cap(const kvm_config *k) {
 static size_t batch_floats(const kvm_cache *c, int nq) {
   const kvm_config *k = &c->cfg;
   size_t D = (size_t)k->head_dim, T = (size_t)c->tile, B = (size_t)k->block, mb = (size_t)kvm_max_blocks(k);
-  size_t shared = T + 2 * T * D + 2 * D + 2 * mb + 2 * B * D + D + 2 * B + 64;
+  size_t shared = T + 2 * T * D + 2 * D + 2 * mb + 2 * B * D + 4 * (D + 2 * B) + 64;
   size_t per_q = 2 * D + 2 + (size_t)choice_cap(k) + 4;
   return shared + (size_t)nq * per_q;
 }
@@ -81,7 +81,7 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
   int *top = (int *)sc; sc += mb;
   float *kc = sc; sc += (size_t)B * D;
   float *vc = sc; sc += (size_t)B * D;
-  float *tmp = sc; sc += (size_t)D + 2 * (size_t)B;
+  float *tmp = sc; sc += 4 * ((size_t)D + 2 * (size_t)B);
   s.acc = sc; sc += (size_t)nq * D;
   s.accr = sc; sc += (size_t)nq * D;
   s.m = sc; sc += nq;
@@ -141,11 +141,18 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
       kvm512_unpack_f32(hb + c->L.kcodes, (int)(c->L.krow * (size_t)D), k->key_bits, kc);
       kvm512_unpack_f32(hb + c->L.vcodes, (int)(c->L.vrow * (size_t)B), k->val_bits, vc);
     }
-    for (int w = 0; w < nw; w++) {
-      const int i = who[w];
-      kvm_att a = query_att(&s, q + (size_t)(i / g) * stride + (size_t)(i % g) * D, i);
-      if (tile) kvm512_fold_tile(c, &a, hb, kc, vc, tmp);
-      else kvm_fold_block(c, &a, hb);
+    for (int w = 0; w < nw;) {
+      kvm_att a[4], *ap[4];
+      const int nt = !tile || B != 64 || D % 64 ? 1 : nw - w < 4 ? nw - w : 4; /* queries sharing the loads */
+      for (int j = 0; j < nt; j++) {
+        const int i = who[w + j];
+        a[j] = query_att(&s, q + (size_t)(i / g) * stride + (size_t)(i % g) * D, i);
+        ap[j] = &a[j];
+      }
+      if (!tile) kvm_fold_block(c, &a[0], hb);
+      else if (nt > 1) kvm512_fold_tile4(c, ap, nt, hb, kc, vc, tmp);
+      else kvm512_fold_tile(c, &a[0], hb, kc, vc, tmp);
+      w += nt;
     }
   }
   /* per query: pooled summaries of the blocks it did not choose, then out */

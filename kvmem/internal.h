@@ -164,5 +164,9 @@ void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out);
  * token-major; tmp: D + 2*B floats. Same sums as kvm512_fold_block up to
  * float rounding (other orders). */
 void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp);
+/* kvm512_fold_tile for nq <= 4 single-head queries at once (sharing the
+ * tile loads); block == 64 and head_dim % 64 == 0; tmp: 4 * (D + 2*B) floats. */
+void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                       const float *vc, float *tmp);
 
 #endif

@@ -350,6 +350,99 @@ K512 void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, co
   }
 }
 
+/* The same for nq <= 4 queries at once (a[0..nq), one head each), which
+ * share every load of the tiles: 4 queries x 4 vectors of logits or values
+ * are 16 independent sums per tile row, held in registers (every loop
+ * bound below is a constant; missing queries run with zero weights and are
+ * not stored), so the loop runs on FMAs instead of loads. Needs B == 64
+ * and D % 64 == 0; tmp: 4 * (D + 2*B) floats. */
+K512 void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                            const float *vc, float *tmp) {
+  const kvm_blk_layout *L = &c->L;
+  enum { B = 64, NL = 4 };
+  const int D = a[0]->D;
+  const float kq = (float)((1 << c->cfg.key_bits) - 1), vq = (float)((1 << c->cfg.val_bits) - 1);
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  float *qs[4], *coef[4], *p[4], b0[4] = {0, 0, 0, 0}, losum[4] = {0, 0, 0, 0};
+  for (int j = 0; j < 4; j++) {
+    qs[j] = tmp + (size_t)j * (D + 2 * B);
+    coef[j] = qs[j] + D;
+    p[j] = coef[j] + B;
+    if (j < nq) b0[j] = range_scale(kmin, kmax, a[j]->q, D, kq, qs[j]);
+    else memset(qs[j], 0, sizeof(float) * (size_t)(D + B));
+  }
+  __m512 lg[4][NL];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NL; v++) lg[j][v] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d++) {
+    const float *kr = kc + (size_t)d * B;
+    __m512 kv[NL];
+#pragma GCC unroll 4
+    for (int v = 0; v < NL; v++) kv[v] = _mm512_loadu_ps(kr + 16 * v);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      const __m512 sj = _mm512_set1_ps(qs[j][d]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NL; v++) lg[j][v] = _mm512_fmadd_ps(sj, kv[v], lg[j][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    if (j >= nq) break;
+    const __m512 sc = _mm512_set1_ps(a[j]->scale), bv = _mm512_set1_ps(b0[j]);
+    __m512 x[NL], mxv = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NL; v++) {
+      x[v] = _mm512_mul_ps(sc, _mm512_add_ps(bv, lg[j][v]));
+      mxv = _mm512_max_ps(mxv, x[v]);
+    }
+    rescale(a[j], 0, _mm512_reduce_max_ps(mxv));
+    const __m512 m = _mm512_set1_ps(a[j]->m[0]);
+    __m512 ps = _mm512_setzero_ps();
+    for (int v = 0; v < NL; v++) {
+      const __m512 pv = vexp(_mm512_sub_ps(x[v], m));
+      ps = _mm512_add_ps(ps, pv);
+      _mm512_storeu_ps(p[j] + 16 * v, pv);
+    }
+    a[j]->l[0] += _mm512_reduce_add_ps(ps);
+    losum[j] = range_scale(vlo, vhi, p[j], B, vq, coef[j]);
+  }
+  for (int v0 = 0; v0 < D / 16; v0 += 4) {
+    __m512 s[4][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) s[j][v] = _mm512_setzero_ps();
+    for (int t = 0; t < B; t++) {
+      const float *r = vc + (size_t)t * D + 16 * v0;
+      __m512 vv[4];
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) vv[v] = _mm512_loadu_ps(r + 16 * v);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        const __m512 w = _mm512_set1_ps(coef[j][t]);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) s[j][v] = _mm512_fmadd_ps(w, vv[v], s[j][v]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      if (j >= nq) break;
+      float *dst = c->cfg.val_rot ? a[j]->accr : a[j]->acc;
+      const __m512 ls = _mm512_set1_ps(losum[j]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) {
+        float *o = dst + 16 * (v0 + v);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_add_ps(s[j][v], ls)));
+      }
+    }
+  }
+}
+
 K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
   const int D = c->cfg.head_dim;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
@@ -395,6 +488,10 @@ void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t 
 void kvm512_fold_f32(kvm_att *a, int n, float bias) { (void)a; (void)n; (void)bias; }
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) { (void)c; (void)a; (void)hb; }
 void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out) { (void)p; (void)nbytes; (void)bits; (void)out; }
+void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                       const float *vc, float *tmp) {
+  (void)c; (void)a; (void)nq; (void)hb; (void)kc; (void)vc; (void)tmp;
+}
 void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp) {
   (void)c; (void)a; (void)hb; (void)kc; (void)vc; (void)tmp;
 }

@@ -8,10 +8,18 @@
  * by wall clock and per CPU-second of the process (the steadier of the two
  * on a shared machine).
  *
- * usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [N ...]
+ * --attn: the compressed attention alone instead (one thread, no model
+ * compute, synthetic K/V of the model's shape in one global layer): the
+ * last batch of 64 positions of N, all query heads, per query
+ * (kvm_cache_attend_head) against one call per KV head
+ * (kvm_cache_attend_batch, what the engine's prefill calls), best of 15
+ * (the two interleaved), in the thread's CPU time.
+ *
+ * usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn] [N ...]
  *   default N: 1024 2048 4096; --ctx: the contexts' n_ctx (default: the
  *   largest N, which also sets the compressed memory's key/value bits).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +58,64 @@ static double prefill_s(eng_model *m, const int32_t *toks, int n, int n_ctx, int
   return rc ? -1 : t;
 }
 
+static double thread_cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --attn for n tokens: prints us per query both ways and the speedup. */
+static void attn_only(const kvm_config *model_cfg, int g, int n) {
+  kvm_config cf = *model_cfg;
+  cf.n_layers = 1;
+  cf.layer_mode[0] = KVM_COMPRESSED;
+  kvm_cache *c;
+  kv_err e;
+  if (kvm_cache_open(&c, &cf, &e)) {
+    fprintf(stderr, "bench_prefill: %s\n", e.msg);
+    return;
+  }
+  const int D = cf.head_dim, kvd = cf.n_kv_heads * D, nb = 64 < n ? 64 : n;
+  const size_t qd = (size_t)kvd * g;
+  float *k = malloc(sizeof(float) * kvd), *v = malloc(sizeof(float) * kvd), *q = malloc(sizeof(float) * qd * nb),
+        *o = malloc(sizeof(float) * qd * nb);
+  void *s1 = malloc(kvm_attend_scratch_bytes(c)), *sb = malloc(kvm_attend_batch_scratch_bytes(c, nb * g));
+  unsigned s = 7;
+  for (int t = 0; t < n; t++) {
+    for (int i = 0; i < kvd; i++) {
+      s = s * 1103515245u + 12345u;
+      k[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f + (i % 7 == 0 ? 2.0f : 0.0f);
+      v[i] = (float)((s >> 4) & 0xffff) / 32768.0f - 1.0f;
+    }
+    kvm_cache_append(c, 0, k, v, &e);
+  }
+  for (size_t i = 0; i < qd * nb; i++) q[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+  const int pos0 = n - nb;
+  double best[2] = {INFINITY, INFINITY};
+  for (int rep = 0; rep < 15; rep++)
+    for (int way = 0; way < 2; way++) {
+      double t0 = thread_cpu_now();
+      for (int h = 0; h < cf.n_kv_heads; h++) {
+        const size_t off = (size_t)h * g * D;
+        if (way)
+          kvm_cache_attend_batch(c, 0, h, q + off, qd, g, pos0, nb, 0, 0.125f, o + off, sb);
+        else
+          for (int t = 0; t < nb; t++)
+            for (int j = 0; j < g; j++)
+              kvm_cache_attend_head(c, 0, h, q + t * qd + off + (size_t)j * D, pos0 + t, 0, 0.125f,
+                                    o + t * qd + off + (size_t)j * D, s1);
+      }
+      double us = (thread_cpu_now() - t0) * 1e6 / ((double)nb * g * cf.n_kv_heads);
+      if (us < best[way]) best[way] = us;
+    }
+  printf("%8d %16.2f %16.2f %8.2f\n", n, best[0], best[1], best[0] / best[1]);
+  free(k); free(v); free(q); free(o); free(s1); free(sb);
+  kvm_cache_free(c);
+}
+
 int main(int argc, char **argv) {
   const char *model = NULL;
-  int threads = 2, reps = 1, n_ctx = 0, only = -1, lens[16], n_lens = 0;
+  int threads = 2, reps = 1, n_ctx = 0, only = -1, lens[16], n_lens = 0, attn = 0;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(argv[i], "-m")) model = v, i++;
@@ -60,9 +123,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "-r")) reps = atoi(v), i++;
     else if (!strcmp(argv[i], "--ctx")) n_ctx = atoi(v), i++;
     else if (!strcmp(argv[i], "--only")) only = !strcmp(v, "kvm"), i++;
+    else if (!strcmp(argv[i], "--attn")) attn = 1;
     else if (argv[i][0] != '-' && atoi(argv[i]) > 0 && n_lens < 16) lens[n_lens++] = atoi(argv[i]);
     else {
-      fprintf(stderr, "usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [N ...]\n");
+      fprintf(stderr, "usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn] [N ...]\n");
       return 2;
     }
   }
@@ -89,6 +153,13 @@ int main(int argc, char **argv) {
          I->name, I->arch, I->n_layer, I->n_head, I->n_head_kv, I->head_dim, n_ctx, threads, reps);
   printf("compressed: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d\n", cfg.sinks, cfg.window,
          cfg.block, cfg.top_k, cfg.key_bits, cfg.val_bits);
+  if (attn) {
+    printf("compressed attention alone, last 64 positions, one thread, CPU us/query:\n");
+    printf("%8s %16s %16s %8s\n", "tokens", "per query", "batched", "speedup");
+    for (int i = 0; i < n_lens; i++) attn_only(&cfg, I->n_head / I->n_head_kv, lens[i]);
+    eng_model_free(m);
+    return 0;
+  }
   int32_t *toks = malloc(sizeof *toks * (size_t)n_ctx);
   if (!toks) return 1;
   unsigned s = 12345;
