@@ -153,6 +153,13 @@ typedef struct eng_kv_ops {
   /* Make dst hold src's first n positions (dst was created with the same shape). */
   int (*copy_prefix)(void *dst, const void *src, int n);
   void (*free)(void *kv);
+  /* Optional (NULL: the forward pass calls attend per token and head). A
+   * batch's attention in one call: the g query heads of kv_head for the n
+   * positions pos0..pos0+n-1 (head j of position pos0+t at q + t*stride +
+   * j*head_dim, its output at the same offset of out), each what attend
+   * gives it. Thread-safe as attend. */
+  void (*attend_rows)(void *kv, int layer, int kv_head, int g, const float *q, size_t stride, int pos0, int n,
+                      int window, float scale, float *out);
 } eng_kv_ops;
 
 typedef struct eng_kv_shape {

@@ -94,6 +94,7 @@ static void rope(float *x, int rope_dim, int pos, float base, int neox, const fl
 typedef struct attn_job {
   eng_ctx *c;
   int layer, m, pos0, window;
+  int chunk, n_chunks; /* attend_rows: tokens per task, tasks per KV head */
   float scale;
 } attn_job;
 
@@ -106,6 +107,38 @@ static void attn_task(void *p, int i) {
   size_t nq = (size_t)I->n_head * I->head_dim;
   c->kvo->attend(c->kv, j->layer, kvh, c->q + t * nq + (size_t)hh * I->head_dim, j->pos0 + t, j->window, j->scale,
                  c->att + t * nq + (size_t)hh * I->head_dim);
+}
+
+/* Task i of a batch through attend_rows: KV head i / n_chunks, its g query
+ * heads, for the chunk (i % n_chunks) of the batch's tokens. */
+static void attn_rows_task(void *p, int i) {
+  attn_job *j = p;
+  eng_ctx *c = j->c;
+  const eng_model_info *I = &c->m->info;
+  int kvh = i / j->n_chunks, t0 = (i % j->n_chunks) * j->chunk, nt = j->m - t0 < j->chunk ? j->m - t0 : j->chunk;
+  int g = I->n_head / I->n_head_kv;
+  size_t nq = (size_t)I->n_head * I->head_dim, off = (size_t)t0 * nq + (size_t)kvh * g * I->head_dim;
+  c->kvo->attend_rows(c->kv, j->layer, kvh, g, c->q + off, nq, j->pos0 + t0, nt, j->window, j->scale, c->att + off);
+}
+
+/* The batch's attention: per (token, head), or, when the cache reads a
+ * batch at once (attend_rows), per (KV head, chunk of tokens), the chunks
+ * as long as the threads allow (longer ones read each block for more
+ * queries) and at most 16 tokens (more tasks than threads to balance). */
+static void attention(eng_ctx *c, attn_job *job) {
+  const eng_model_info *I = &c->m->info;
+  if (!c->kvo->attend_rows || job->m < 2) {
+    c->be->parallel(c->be->state, attn_task, job, job->m * I->n_head);
+    return;
+  }
+  int want = 2 * (c->be->n_threads > 0 ? c->be->n_threads : 1); /* tasks */
+  int per_kv = (want + I->n_head_kv - 1) / I->n_head_kv;
+  int chunk = (job->m + per_kv - 1) / per_kv;
+  if (chunk > 16) chunk = 16;
+  if (chunk < 1) chunk = 1;
+  job->chunk = chunk;
+  job->n_chunks = (job->m + chunk - 1) / chunk;
+  c->be->parallel(c->be->state, attn_rows_task, job, I->n_head_kv * job->n_chunks);
 }
 
 static void add_bias(float *y, const eng_tensor *b, size_t m, size_t n) {
@@ -163,8 +196,8 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
       if (rc) return rc;
     }
     if (!M->a->scale_q) qscale = M->attn_scale;
-    attn_job job = {c, il, m, pos0, L->swa ? M->n_swa : 0, qscale};
-    c->be->parallel(c->be->state, attn_task, &job, m * I->n_head);
+    attn_job job = {c, il, m, pos0, L->swa ? M->n_swa : 0, 0, 0, qscale};
+    attention(c, &job);
     mm(c, L->wo, c->att, (size_t)m, c->o);
     for (int t = 0; t < m; t++) {
       float *o = c->o + t * d, *x = c->x + t * d;

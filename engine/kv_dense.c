@@ -316,7 +316,7 @@ static void kd_free(void *kv) {
   free(d);
 }
 
-static const eng_kv_ops k_dense_ops = {"dense-f16", kd_append, kd_attend, kd_truncate, kd_copy_prefix, kd_free};
+static const eng_kv_ops k_dense_ops = {"dense-f16", kd_append, kd_attend, kd_truncate, kd_copy_prefix, kd_free, NULL};
 
 void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens) {
   if (ops == &k_dense_ops) ((kv_dense *)kv)->n_batch = n_tokens;

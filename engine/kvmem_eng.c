@@ -1,9 +1,10 @@
 /*
  * kvmem_eng.c — the KV memory behind eng_kv_ops (engine.h). The engine
  * appends a whole batch of K/V, then calls attend once per (token, query
- * head) from several threads; each call takes one of a fixed set of scratch
- * slots (lock-free, no allocation per token) and reads the positions
- * <= pos of its layer. Contexts are created through kvm_eng_ctx_create so the
+ * head), or, for a batch, attend_rows once per (KV head, run of tokens),
+ * from several threads; each call takes one of a fixed set of scratch
+ * slots (lock-free, no allocation per token; a slot grows once to the
+ * batch it serves) and reads the positions <= pos of its layer. Contexts are created through kvm_eng_ctx_create so the
  * policy can follow the model (Gemma 3's local layers keep only a window).
  *
  * Invariant: the adapter's cache always holds exactly the context's n_past
@@ -21,8 +22,9 @@
 
 typedef struct kvm_eng {
   kvm_cache *c;
-  size_t scratch;
+  size_t scratch;                  /* bytes every slot has at least */
   float *slot[KVM_ENG_SLOTS];
+  size_t slot_bytes[KVM_ENG_SLOTS]; /* a slot grows (once) for batched attention */
   atomic_int busy[KVM_ENG_SLOTS];
 } kvm_eng;
 
@@ -41,6 +43,7 @@ static int ke_set_cache(kvm_eng *e, kvm_cache *c, kv_err *err) {
     for (int i = 0; i < KVM_ENG_SLOTS; i++) {
       free(e->slot[i]);
       e->slot[i] = malloc(need);
+      e->slot_bytes[i] = e->slot[i] ? need : 0;
       if (!e->slot[i]) {
         e->scratch = 0;
         kvm_cache_free(c);
@@ -60,15 +63,19 @@ static int ke_append(void *kv, int layer, int pos, const float *k, const float *
   return kvm_cache_append(e->c, layer, k, v, NULL);
 }
 
+/* A free scratch slot (now the caller's until release_slot), or -1. */
+static int take_slot(kvm_eng *e) {
+  for (int tries = 0; tries < 4; tries++)
+    for (int i = 0; i < KVM_ENG_SLOTS; i++)
+      if (atomic_exchange_explicit(&e->busy[i], 1, memory_order_acquire) == 0) return i;
+  return -1;
+}
+
+static void release_slot(kvm_eng *e, int s) { atomic_store_explicit(&e->busy[s], 0, memory_order_release); }
+
 static void ke_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
   kvm_eng *e = kv;
-  int s = -1;
-  for (int tries = 0; s < 0 && tries < 4; tries++)
-    for (int i = 0; i < KVM_ENG_SLOTS; i++)
-      if (atomic_exchange_explicit(&e->busy[i], 1, memory_order_acquire) == 0) {
-        s = i;
-        break;
-      }
+  int s = take_slot(e);
   if (s < 0) { /* more concurrent callers than slots: not expected */
     void *tmp = malloc(e->scratch);
     if (!tmp) {
@@ -80,7 +87,35 @@ static void ke_attend(void *kv, int layer, int kvh, const float *q, int pos, int
     return;
   }
   kvm_cache_attend_head(e->c, layer, kvh, q, pos, window, scale, out, e->slot[s]);
-  atomic_store_explicit(&e->busy[s], 0, memory_order_release);
+  release_slot(e, s);
+}
+
+/* eng_kv_ops.attend_rows: kvm_cache_attend_batch in a slot grown to its
+ * scratch (a slot grows once, to the largest batch it served; no memory:
+ * per-query attention in the slot as it is). */
+static void ke_attend_rows(void *kv, int layer, int kvh, int g, const float *q, size_t stride, int pos0, int n,
+                           int window, float scale, float *out) {
+  kvm_eng *e = kv;
+  const int D = kvm_cache_config(e->c)->head_dim;
+  int s = take_slot(e);
+  size_t need = kvm_attend_batch_scratch_bytes(e->c, n * g);
+  if (s >= 0 && e->slot_bytes[s] < need) {
+    float *p = realloc(e->slot[s], need);
+    if (p) {
+      e->slot[s] = p;
+      e->slot_bytes[s] = need;
+    }
+  }
+  if (s >= 0 && e->slot_bytes[s] >= need) {
+    kvm_cache_attend_batch(e->c, layer, kvh, q, stride, g, pos0, n, window, scale, out, e->slot[s]);
+    release_slot(e, s);
+    return;
+  }
+  if (s >= 0) release_slot(e, s);
+  for (int t = 0; t < n; t++)
+    for (int j = 0; j < g; j++)
+      ke_attend(kv, layer, kvh, q + (size_t)t * stride + (size_t)j * D, pos0 + t, window, scale,
+                out + (size_t)t * stride + (size_t)j * D);
 }
 
 static void ke_truncate(void *kv, int n) {
@@ -99,7 +134,8 @@ static int ke_copy_prefix(void *dst, const void *src, int n) {
   return kvm_cache_copy_prefix(a->c, b->c, n, NULL);
 }
 
-static const eng_kv_ops k_kvm_ops = {"kvmem", ke_append, ke_attend, ke_truncate, ke_copy_prefix, ke_free};
+static const eng_kv_ops k_kvm_ops = {"kvmem", ke_append, ke_attend, ke_truncate, ke_copy_prefix, ke_free,
+                                     ke_attend_rows};
 
 static int ke_new(void **out, const kvm_config *cfg, const eng_kv_ops **ops, kv_err *err) {
   *out = NULL;

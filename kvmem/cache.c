@@ -112,6 +112,7 @@ int kvm_config_equal(const kvm_config *a, const kvm_config *b) {
 }
 
 static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1; }
+int kvm_max_blocks(const kvm_config *c) { return max_blocks(c); }
 
 /* Scratch floats one layer's attend needs (see attend_* for the carve-up). */
 static size_t scratch_floats(const kvm_cache *c) {
@@ -368,7 +369,7 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
 /* ---- attention ---- */
 
 /* Fold n rows of kt/vt (logit bias added) into every head's state. */
-static void att_fold(kvm_att *a, int n, float bias) {
+void kvm_att_fold(kvm_att *a, int n, float bias) {
   if (a->simd) {
     kvm512_fold_f32(a, n, bias);
     return;
@@ -398,7 +399,7 @@ static void att_fold(kvm_att *a, int n, float bias) {
 }
 
 /* Fold f16 rows (row i at rows + i*stride, head slice at +hoff). */
-static void att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
+void kvm_att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
   if (a->simd) {
     kvm512_rows_f16(a, kr, vr, stride, n);
     return;
@@ -409,7 +410,7 @@ static void att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, siz
       kvm_f16_row_to_f32(kr + (size_t)(r0 + r) * stride, a->kt + (size_t)r * a->D, a->D, f16c);
       kvm_f16_row_to_f32(vr + (size_t)(r0 + r) * stride, a->vt + (size_t)r * a->D, a->D, f16c);
     }
-    att_fold(a, m, 0.0f);
+    kvm_att_fold(a, m, 0.0f);
   }
 }
 
@@ -428,7 +429,7 @@ static void codes_to_f32(const kvm_cache *c, const uint8_t *codes, int n, int bi
  * without materializing K: logit_t = sum_c q_c*lo_c + sum_c (q_c*s_c)*code_ct
  * over channel-major key codes, and acc += sum_t p_t*lo_t + sum_t (p_t*s_t)*code_t
  * over token-major value codes. */
-static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
+void kvm_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   if (a->simd) {
     kvm512_fold_block(c, a, hb);
     return;
@@ -489,7 +490,7 @@ static void fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
     for (int d = 0; d < D; d++) dst[(size_t)j * D + d] += losum[j];
 }
 
-static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd) {
+void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd) {
   const kvm_blk_layout *L = &c->L;
   uint16_t s16;
   memcpy(&s16, hb + (which ? L->vmean_s : L->kmean_s), 2);
@@ -509,7 +510,7 @@ static void pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *
  * samples), times the ~2.4 sigma a maximum of 64 reaches. The L1 spread of
  * the bound grows with sqrt(D) over the L2 one and, at D = 256, ranks
  * blocks by how wide they are rather than by how well they match. */
-static float block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, int g, float *lohi) {
+float kvm_block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, int g, float *lohi) {
   int D = c->cfg.head_dim;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
   const uint16_t *kmax = (const uint16_t *)(const void *)(hb + c->L.kmax);
@@ -539,7 +540,7 @@ static float block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, 
 }
 
 /* Indexes of the top k scores (ties: lower index), ascending order. */
-static int top_k_select(const float *score, int n, int k, int *out) {
+int kvm_top_k_select(const float *score, int n, int k, int *out) {
   if (k > n) k = n;
   int m = 0;
   for (int i = 0; i < n; i++) {
@@ -594,11 +595,11 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   if (ly->mode == KVM_FULL) {
     int b_end = end < ly->base_n ? end : ly->base_n;
     if (lo < b_end)
-      att_rows_f16(&a, ly->base_k + (size_t)lo * kvd + hoff, ly->base_v + (size_t)lo * kvd + hoff, kvd, b_end - lo,
+      kvm_att_rows_f16(&a, ly->base_k + (size_t)lo * kvd + hoff, ly->base_v + (size_t)lo * kvd + hoff, kvd, b_end - lo,
                    c->has_f16c);
     int o0 = lo > ly->win_start ? lo : ly->win_start;
     if (o0 < end)
-      att_rows_f16(&a, ly->wk + (size_t)(o0 - ly->win_start) * kvd + hoff,
+      kvm_att_rows_f16(&a, ly->wk + (size_t)(o0 - ly->win_start) * kvd + hoff,
                    ly->wv + (size_t)(o0 - ly->win_start) * kvd + hoff, kvd, end - o0, c->has_f16c);
     exact = end - lo;
   } else if (ly->mode == KVM_LOCAL) {
@@ -606,17 +607,17 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
     if (first < lo) first = lo;
     for (int p0 = first; p0 < end;) { /* at most two contiguous runs of the ring */
       int s0 = p0 % cap, run = cap - s0 < end - p0 ? cap - s0 : end - p0;
-      att_rows_f16(&a, ly->wk + (size_t)s0 * kvd + hoff, ly->wv + (size_t)s0 * kvd + hoff, kvd, run, c->has_f16c);
+      kvm_att_rows_f16(&a, ly->wk + (size_t)s0 * kvd + hoff, ly->wv + (size_t)s0 * kvd + hoff, kvd, run, c->has_f16c);
       p0 += run;
     }
     exact = end > first ? end - first : 0;
   } else {
     /* sinks and window rows inside [lo, end) */
     int ns = end < ly->n_sink ? end : ly->n_sink, s0 = lo < ns ? lo : ns;
-    att_rows_f16(&a, ly->sk + (size_t)s0 * kvd + hoff, ly->sv + (size_t)s0 * kvd + hoff, kvd, ns - s0, c->has_f16c);
+    kvm_att_rows_f16(&a, ly->sk + (size_t)s0 * kvd + hoff, ly->sv + (size_t)s0 * kvd + hoff, kvd, ns - s0, c->has_f16c);
     int w0 = lo > ly->win_start ? lo : ly->win_start, nw = end - w0;
     if (nw > 0)
-      att_rows_f16(&a, ly->wk + (size_t)(w0 - ly->win_start) * kvd + hoff,
+      kvm_att_rows_f16(&a, ly->wk + (size_t)(w0 - ly->win_start) * kvd + hoff,
                    ly->wv + (size_t)(w0 - ly->win_start) * kvd + hoff, kvd, nw, c->has_f16c);
     else nw = 0;
     ns -= s0;
@@ -636,23 +637,23 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
         nc = nb;
       } else if (k->top_k > 0) {
         for (int b = 0; b < nb; b++)
-          bscore[b] = a.simd ? kvm512_block_score(c, blocks[b] + ho, q, gq) : block_bound(c, blocks[b] + ho, q, gq, lohi);
-        nc = top_k_select(bscore, nb, k->top_k, ch);
+          bscore[b] = a.simd ? kvm512_block_score(c, blocks[b] + ho, q, gq) : kvm_block_bound(c, blocks[b] + ho, q, gq, lohi);
+        nc = kvm_top_k_select(bscore, nb, k->top_k, ch);
       }
       memset(mark, 0, (size_t)nb);
       for (int i = 0; i < nc; i++) {
         mark[ch[i]] = 1;
-        fold_block(c, &a, blocks[ch[i]] + ho);
+        kvm_fold_block(c, &a, blocks[ch[i]] + ho);
       }
       if (k->pooled && nc < nb) {
         int r = 0;
         for (int b = 0; b < nb; b++) {
           if (mark[b]) continue;
-          pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D, a.simd);
-          pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D, a.simd);
-          if (++r == T) { att_fold(&a, r, logf((float)B)); r = 0; }
+          kvm_pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D, a.simd);
+          kvm_pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D, a.simd);
+          if (++r == T) { kvm_att_fold(&a, r, logf((float)B)); r = 0; }
         }
-        if (r) att_fold(&a, r, logf((float)B));
+        if (r) kvm_att_fold(&a, r, logf((float)B));
       }
     }
     exact = ns + nw + nc * B;

@@ -26,7 +26,8 @@
  * budget with LRU eviction, and snapshotted to disk (format in kvmem/snap.c).
  *
  * Files (calls point one way, top to bottom): store.c (resident prefixes)
- * -> snap.c (snapshot files), ops.c (truncate, copy, fork) -> cache.c
+ * -> snap.c (snapshot files), ops.c (truncate, copy, fork), batch.c (a
+ * prefill's attention, block-outer) -> cache.c
  * (appends, attention, accounting, cache and prefix lifetime) -> simd.c
  * (AVX-512 loops), quant.c (number formats, checksum); internal.h holds the
  * structs they share.
@@ -110,6 +111,18 @@ void kvm_cache_attend(kvm_cache *c, int layer, const float *q, float scale, floa
 void kvm_cache_attend_head(kvm_cache *c, int layer, int kv_head, const float *q, int pos, int window, float scale,
                            float *out, void *scratch);
 size_t kvm_attend_scratch_bytes(const kvm_cache *c);
+
+/* A prefill's attention in one call: the g query heads sharing KV head
+ * kv_head, for the n consecutive positions pos0..pos0+n-1 (query head j of
+ * position pos0+t at q + t*stride + j*head_dim, its output at the same
+ * offset of out). Each result is kvm_cache_attend_head's for that query
+ * (its own block choice; bit for bit with the portable loops, to float
+ * rounding with the AVX-512 ones), but a compressed block is read, and
+ * unpacked, once for all the queries that chose it. Thread-safety as
+ * attend_head; scratch: kvm_attend_batch_scratch_bytes(c, n*g). */
+void kvm_cache_attend_batch(kvm_cache *c, int layer, int kv_head, const float *q, size_t stride, int g, int pos0,
+                            int n, int window, float scale, float *out, void *scratch);
+size_t kvm_attend_batch_scratch_bytes(const kvm_cache *c, int n_queries);
 
 /* Forget positions >= n in every layer. Compressed layers whose cut falls in
  * compressed blocks get those rows back (dequantized) into the window. */

@@ -263,6 +263,186 @@ K512 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
   }
 }
 
+K512 void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out) {
+  /* output lane e of vector o of a 16-byte chunk is code E = 16*o + e: byte
+   * E/m, shifted right by bits*(E%m) (m = 8/bits codes per byte, a power of 2) */
+  const int m = 8 / bits, lm = m == 1 ? 0 : m == 2 ? 1 : 2, lb = bits == 2 ? 1 : bits == 4 ? 2 : 3;
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i mask = _mm512_set1_epi32((1 << bits) - 1), mm = _mm512_set1_epi32(m - 1);
+  __m512i idx[4], sh[4];
+  for (int o = 0; o < m; o++) {
+    const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(16 * o), lane);
+    idx[o] = _mm512_srli_epi32(e, (unsigned)lm);
+    sh[o] = _mm512_slli_epi32(_mm512_and_si512(e, mm), (unsigned)lb);
+  }
+  for (int c = 0; c < nbytes; c += 16) {
+    const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + c)));
+    float *o0 = out + (size_t)c * (size_t)m;
+    if (m == 1) {
+      _mm512_storeu_ps(o0, _mm512_cvtepi32_ps(x));
+      continue;
+    }
+    for (int o = 0; o < m; o++) {
+      const __m512i v = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(idx[o], x), sh[o]), mask);
+      _mm512_storeu_ps(o0 + 16 * o, _mm512_cvtepi32_ps(v));
+    }
+  }
+}
+
+K512 void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc,
+                           float *tmp) {
+  const kvm_blk_layout *L = &c->L;
+  const int B = c->cfg.block, D = a->D, NL = B / 16, NV = D / 16;
+  const float kq = (float)((1 << c->cfg.key_bits) - 1), vq = (float)((1 << c->cfg.val_bits) - 1);
+  float *qs = tmp, *coef = tmp + D, *p = tmp + D + B;
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  for (int j = 0; j < a->g; j++) {
+    /* logit_t = scale * (q·lo + sum_c (q_c*s_c) * code_ct), 16 tokens a vector */
+    const float b0 = range_scale(kmin, kmax, a->q + (size_t)j * D, D, kq, qs);
+    __m512 ev[16], od[16];
+    for (int v = 0; v < NL; v++) ev[v] = od[v] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 2) {
+      const __m512 s0 = _mm512_set1_ps(qs[d]), s1 = _mm512_set1_ps(qs[d + 1]);
+      const float *k0 = kc + (size_t)d * B, *k1 = k0 + B;
+      for (int v = 0; v < NL; v++) {
+        ev[v] = _mm512_fmadd_ps(s0, _mm512_loadu_ps(k0 + 16 * v), ev[v]);
+        od[v] = _mm512_fmadd_ps(s1, _mm512_loadu_ps(k1 + 16 * v), od[v]);
+      }
+    }
+    const __m512 sc = _mm512_set1_ps(a->scale), bv = _mm512_set1_ps(b0);
+    __m512 mxv = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NL; v++) {
+      ev[v] = _mm512_mul_ps(sc, _mm512_add_ps(bv, _mm512_add_ps(ev[v], od[v])));
+      mxv = _mm512_max_ps(mxv, ev[v]);
+    }
+    rescale(a, j, _mm512_reduce_max_ps(mxv));
+    const __m512 m = _mm512_set1_ps(a->m[j]);
+    __m512 ps = _mm512_setzero_ps();
+    for (int v = 0; v < NL; v++) {
+      const __m512 pv = vexp(_mm512_sub_ps(ev[v], m));
+      ps = _mm512_add_ps(ps, pv);
+      _mm512_storeu_ps(p + 16 * v, pv);
+    }
+    a->l[j] += _mm512_reduce_add_ps(ps);
+    /* acc += sum_t (p_t*s_t) * code_t + sum_t p_t*lo_t, 16 dimensions a vector */
+    const __m512 losum = _mm512_set1_ps(range_scale(vlo, vhi, p, B, vq, coef));
+    float *dst = (c->cfg.val_rot ? a->accr : a->acc) + (size_t)j * D;
+    for (int v0 = 0; v0 < NV; v0 += 8) {
+      const int nv = NV - v0 < 8 ? NV - v0 : 8;
+      __m512 s0[8], s1[8];
+      for (int v = 0; v < nv; v++) s0[v] = s1[v] = _mm512_setzero_ps();
+      for (int t = 0; t < B; t += 2) {
+        const __m512 w0 = _mm512_set1_ps(coef[t]), w1 = _mm512_set1_ps(coef[t + 1]);
+        const float *r0 = vc + (size_t)t * D + 16 * v0, *r1 = r0 + D;
+        for (int v = 0; v < nv; v++) {
+          s0[v] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(r0 + 16 * v), s0[v]);
+          s1[v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(r1 + 16 * v), s1[v]);
+        }
+      }
+      for (int v = 0; v < nv; v++) {
+        float *o = dst + 16 * (v0 + v);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_add_ps(_mm512_add_ps(s0[v], s1[v]), losum)));
+      }
+    }
+  }
+}
+
+/* The same for nq <= 4 queries at once (a[0..nq), one head each), which
+ * share every load of the tiles: 4 queries x 4 vectors of logits or values
+ * are 16 independent sums per tile row, held in registers (every loop
+ * bound below is a constant; missing queries run with zero weights and are
+ * not stored), so the loop runs on FMAs instead of loads. Needs B == 64
+ * and D % 64 == 0; tmp: 4 * (D + 2*B) floats. */
+K512 void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                            const float *vc, float *tmp) {
+  const kvm_blk_layout *L = &c->L;
+  enum { B = 64, NL = 4 };
+  const int D = a[0]->D;
+  const float kq = (float)((1 << c->cfg.key_bits) - 1), vq = (float)((1 << c->cfg.val_bits) - 1);
+  const uint16_t *kmin = (const uint16_t *)(const void *)(hb + L->kmin);
+  const uint16_t *kmax = (const uint16_t *)(const void *)(hb + L->kmax);
+  const uint16_t *vlo = (const uint16_t *)(const void *)(hb + L->vlo);
+  const uint16_t *vhi = (const uint16_t *)(const void *)(hb + L->vhi);
+  float *qs[4], *coef[4], *p[4], b0[4] = {0, 0, 0, 0}, losum[4] = {0, 0, 0, 0};
+  for (int j = 0; j < 4; j++) {
+    qs[j] = tmp + (size_t)j * (D + 2 * B);
+    coef[j] = qs[j] + D;
+    p[j] = coef[j] + B;
+    if (j < nq) b0[j] = range_scale(kmin, kmax, a[j]->q, D, kq, qs[j]);
+    else memset(qs[j], 0, sizeof(float) * (size_t)(D + B));
+  }
+  __m512 lg[4][NL];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NL; v++) lg[j][v] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d++) {
+    const float *kr = kc + (size_t)d * B;
+    __m512 kv[NL];
+#pragma GCC unroll 4
+    for (int v = 0; v < NL; v++) kv[v] = _mm512_loadu_ps(kr + 16 * v);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      const __m512 sj = _mm512_set1_ps(qs[j][d]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NL; v++) lg[j][v] = _mm512_fmadd_ps(sj, kv[v], lg[j][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    if (j >= nq) break;
+    const __m512 sc = _mm512_set1_ps(a[j]->scale), bv = _mm512_set1_ps(b0[j]);
+    __m512 x[NL], mxv = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < NL; v++) {
+      x[v] = _mm512_mul_ps(sc, _mm512_add_ps(bv, lg[j][v]));
+      mxv = _mm512_max_ps(mxv, x[v]);
+    }
+    rescale(a[j], 0, _mm512_reduce_max_ps(mxv));
+    const __m512 m = _mm512_set1_ps(a[j]->m[0]);
+    __m512 ps = _mm512_setzero_ps();
+    for (int v = 0; v < NL; v++) {
+      const __m512 pv = vexp(_mm512_sub_ps(x[v], m));
+      ps = _mm512_add_ps(ps, pv);
+      _mm512_storeu_ps(p[j] + 16 * v, pv);
+    }
+    a[j]->l[0] += _mm512_reduce_add_ps(ps);
+    losum[j] = range_scale(vlo, vhi, p[j], B, vq, coef[j]);
+  }
+  for (int v0 = 0; v0 < D / 16; v0 += 4) {
+    __m512 s[4][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) s[j][v] = _mm512_setzero_ps();
+    for (int t = 0; t < B; t++) {
+      const float *r = vc + (size_t)t * D + 16 * v0;
+      __m512 vv[4];
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) vv[v] = _mm512_loadu_ps(r + 16 * v);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        const __m512 w = _mm512_set1_ps(coef[j][t]);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) s[j][v] = _mm512_fmadd_ps(w, vv[v], s[j][v]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      if (j >= nq) break;
+      float *dst = c->cfg.val_rot ? a[j]->accr : a[j]->acc;
+      const __m512 ls = _mm512_set1_ps(losum[j]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; v++) {
+        float *o = dst + 16 * (v0 + v);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_add_ps(s[j][v], ls)));
+      }
+    }
+  }
+}
+
 K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
   const int D = c->cfg.head_dim;
   const uint16_t *kmin = (const uint16_t *)(const void *)(hb + c->L.kmin);
@@ -307,6 +487,14 @@ void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t 
 }
 void kvm512_fold_f32(kvm_att *a, int n, float bias) { (void)a; (void)n; (void)bias; }
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) { (void)c; (void)a; (void)hb; }
+void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out) { (void)p; (void)nbytes; (void)bits; (void)out; }
+void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                       const float *vc, float *tmp) {
+  (void)c; (void)a; (void)nq; (void)hb; (void)kc; (void)vc; (void)tmp;
+}
+void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp) {
+  (void)c; (void)a; (void)hb; (void)kc; (void)vc; (void)tmp;
+}
 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g) {
   (void)c; (void)hb; (void)q; (void)g;
   return 0;
