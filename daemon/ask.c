@@ -440,8 +440,8 @@ static int generate_stub(dmn_job *j, ask_ctx *a, gen_ud *g, int ms) {
  * repos share ASK_STORE_BUDGET bytes of RAM (the rest stay on disk). */
 #define ASK_KV_BUDGET ((size_t)256 << 20)
 #define ASK_STORE_BUDGET ((size_t)256 << 20)
-static int ask_n_ctx(const eng_model *model) {
-  int n = kvm_eng_ctx_size(model, 0, ASK_KV_BUDGET);
+static int ask_n_ctx(const eng_model *model, int tier_context) {
+  int n = kvm_eng_ctx_size(model, tier_context, ASK_KV_BUDGET);
   return n > 0 ? n : 2048;
 }
 
@@ -471,11 +471,7 @@ static void ensure_prefix(dmn_backend *b, dmn_prefix *pre, const int32_t *toks, 
     return;
   }
   kv_err e;
-  pthread_mutex_lock(&b->mu);
-  if (!b->kvstore && kvm_eng_store_open(&b->kvstore, pre->ctx, ASK_STORE_BUDGET, NULL, &e))
-    dmn_log(b->srv, DMN_WARN, "kv.store", "resident prefixes stay in this context only: %s", e.msg);
-  kvm_store *st = b->kvstore;
-  pthread_mutex_unlock(&b->mu);
+  kvm_store *st = dmn_backend_store(b, pre->ctx, ASK_STORE_BUDGET); /* the store of the context's model */
   if (!st) return; /* eng_generate computes the prefix as part of the prompt */
   kvm_segment seg = {toks, p};
   size_t got = 0;
@@ -545,7 +541,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   dmn_prefix *pre;
   int rc = dmn_backend_prefix(b, a->repo, &pre, err);
   if (rc) return rc;
-  int n_ctx = ask_n_ctx(model);
+  int n_ctx = ask_n_ctx(model, dmn_backend_context(b, model));
   /* The prompt is trimmed to the context, lowest-ranked excerpts first,
    * never refused: the facts and the question always go in. */
   int32_t *toks = NULL;
@@ -568,7 +564,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, gen_ud *g, 
   if ((int)n + a->max_tokens > n_ctx) a->max_tokens = n_ctx - (int)n;
   if (trimmed) cJSON_AddNumberToObject(res, "excerpts_trimmed", trimmed);
   pthread_mutex_lock(&pre->mu);
-  if (pre->ctx && eng_ctx_n_ctx(pre->ctx) != n_ctx) {
+  if (pre->ctx && (eng_ctx_n_ctx(pre->ctx) != n_ctx || eng_ctx_model(pre->ctx) != model)) {
     eng_ctx_free(pre->ctx);
     pre->ctx = NULL;
   }
@@ -762,7 +758,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     gen = "stub";
     g.ver = NULL; /* the protocol tests' generator streams word by word */
     rc = generate_stub(j, &a, &g, stub_ms);
-  } else if (dmn_backend_model(b, &model, &me) == 0) {
+  } else if (dmn_backend_model_for(b, cJSON_GetStringValue(cJSON_GetObjectItem(res, "tier")), &model, &me) == 0) {
     gen = "engine";
     g.model_label = "Local model's summary";
     rc = generate_engine(j, &a, model, &g, res, err);
@@ -791,7 +787,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   if (a.conf.escalate[0]) cJSON_AddStringToObject(res, "escalation", a.conf.escalate);
   cJSON_AddItemToObject(res, "verification", verification_json(&ver.st));
   cJSON_AddStringToObject(res, "generator", gen);
-  if (model) cJSON_AddStringToObject(res, "model", eng_model_get_info(model)->name);
+  if (model || (stub_ms > 0 && !answered)) cJSON_AddStringToObject(res, "model", model ? dmn_backend_model_name(b, model) : "stub");
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
   cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
   cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
@@ -799,6 +795,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   *result = res;
   res = NULL;
 out:
+  dmn_backend_release(b, model);
   cJSON_Delete(res);
   kv_buf_free(&g.answer);
   dmn_verifier_free(&ver);
@@ -913,6 +910,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     pthread_mutex_lock(&b->fim_mu);
     /* one context for every completion: the tokens before the keystroke's
      * change are reused (eng_generate skips the common prefix) */
+    if (b->fim_ctx && eng_ctx_model(b->fim_ctx) != model) eng_ctx_free(b->fim_ctx), b->fim_ctx = NULL;
     if (!rc && !b->fim_ctx) {
       eng_ctx_params cp;
       eng_ctx_params_default(&cp);
@@ -942,9 +940,11 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     cJSON_AddBoolToObject(res, "fim", fp.fim);
     cJSON_AddStringToObject(res, "format", fp.format ? fp.format : "prefix");
     cJSON_AddNumberToObject(res, "snippets", (double)nsnip);
-    cJSON_AddStringToObject(res, "model", eng_model_get_info(model)->name);
+    cJSON_AddStringToObject(res, "model", dmn_backend_model_name(b, model));
+    cJSON_AddStringToObject(res, "tier", "flash");
     eng_sampler_free(smp);
     dmn_fim_prompt_free(&fp);
+    dmn_backend_release(b, model);
   }
   stream_flush(&g, 1);
   free(owned);
