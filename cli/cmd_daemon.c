@@ -139,6 +139,13 @@ int cmd_status(int argc, char **argv) {
     printf("  repos        %.0f registered\n", num(r, "repos"));
     printf("  model        %s (%s)%s%s\n", str(m, "path")[0] ? str(m, "path") : "-", str(m, "state"),
            str(m, "error")[0] ? ": " : "", str(m, "error"));
+    const cJSON *ms = cJSON_GetObjectItem(r, "models"), *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(ms, "loaded")) /* the tiers' models the daemon holds */
+      printf("  %-12s %s (%s, tier %s, %.1f MiB + %.1f MiB KV)\n", e == cJSON_GetObjectItem(ms, "loaded")->child ? "loaded" : "",
+             str(e, "name"), str(e, "state"), str(e, "tier"), num(e, "file_bytes") / 1048576, num(e, "kv_bytes") / 1048576);
+    if (ms) printf("  memory cap   %.1f MiB (%s), %.1f MiB used\n", num(ms, "memory_cap") / 1048576,
+                   str(ms, "memory_cap_source"), num(ms, "memory_used") / 1048576);
+    if (str(m, "tier")[0]) printf("  last answer  tier %s, model %s\n", str(m, "tier"), str(m, "model"));
   }
   cJSON_Delete(r);
   return 0;
@@ -341,6 +348,8 @@ int cmd_ask(int argc, char **argv) {
     if (*note) printf("note: %s\n      showing the retrieved locations instead of a generated answer.\n", note);
     const char *none = str(r, "retrieval");
     if (*none) printf("note: %s\n", none);
+    if (*str(r, "tier")) printf("answered by tier %s%s%s%s\n", str(r, "tier"), *str(r, "model") ? " (" : "", str(r, "model"),
+                               *str(r, "model") ? ")" : "");
     const cJSON *cites = cJSON_GetObjectItem(r, "citations");
     if (cJSON_GetArraySize(cites)) {
       printf("\nSources (%.0f retrieved, %s):\n", num(r, "retrieved"), str(r, "generator"));
