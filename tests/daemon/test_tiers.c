@@ -3,10 +3,12 @@
  * tiny-pro, config.yaml's tiers name them, and a project policy sends
  * `depth: think` to pro. A plain ask is answered by tiny-flash, a think ask
  * by tiny-pro (the answers' `model` and `tier`, the daemon's status). Then,
- * with config.yaml's model_memory set to fit either model but not both,
- * each switch unloads the other (status lists one model, unloads counts);
- * and a cap below one model alone is refused naming the cap. models.list
- * shows the registry with each entry's tier. */
+ * in the same daemon, config.yaml's model_memory is set to fit one model
+ * and pro names a third: loading it unloads both idle models, and each
+ * switch unloads the other (status lists one model, unloads counts); a cap
+ * below one model alone is refused naming the cap; an unregistered name is
+ * refused naming config.yaml:line:col. models.list shows the registry with
+ * each entry's tier. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,14 +50,19 @@ static void write_text(const char *path, const char *text) {
   assert_int_equal(fclose(f), 0);
 }
 
-static void write_config(const char *extra) {
-  char p[256], t[1024];
+static void write_config_text(const char *t) {
+  char p[256];
   snprintf(p, sizeof p, "%s/kvasir", getenv("XDG_CONFIG_HOME"));
   kv_mkdirs(p, 0700, NULL);
   snprintf(p, sizeof p, "%s/kvasir/config.yaml", getenv("XDG_CONFIG_HOME"));
+  write_text(p, t);
+}
+
+static void write_config(const char *extra) {
+  char t[1024];
   snprintf(t, sizeof t, "tiers:\n  flash:\n    model: tiny-flash\n  pro:\n    model: tiny-pro\n    context: 2048\n%s",
            extra ? extra : "");
-  write_text(p, t);
+  write_config_text(t);
 }
 
 static cJSON *call(const char *method, cJSON *params, int *rc, kv_err *e) {
@@ -171,54 +178,58 @@ static void test_pro_tier_loads_its_model(void **st) {
   }
   assert_int_equal(seen, 2);
   cJSON_Delete(r);
-  th_stop(&h);
 
-  /* a cap that holds either model but not both: each switch unloads the other */
+  /* The same daemon (config.yaml is read again when it changes): a cap that
+   * holds one model but not two, and pro now names a third model of
+   * flash's size. Loading it unloads both idle models, least recently used
+   * (flash) first; then each switch unloads the other. */
+  char c3[160];
+  snprintf(c3, sizeof c3, "%s/third.gguf", h.root);
+  write_model(c3, "llama", 0);
+  if (eng_registry_add(NULL, c3, "tiny-third", NULL, &e)) fail_msg("%s", e.msg);
   double cap = (bytes[0] > bytes[1] ? bytes[0] : bytes[1]) + 1;
   assert_true(cap < bytes[0] + bytes[1]);
-  char extra[64];
-  snprintf(extra, sizeof extra, "model_memory: %.0f\n", cap);
-  write_config(extra);
-  start();
-  cJSON_Delete(ask(NULL));
-  loaded(names, sizeof names, &unloads, NULL);
-  assert_string_equal(names, "tiny-flash");
+  char cfg[256];
+  snprintf(cfg, sizeof cfg, "tiers:\n  flash:\n    model: tiny-flash\n  pro:\n    model: tiny-third\nmodel_memory: %.0f\n", cap);
+  write_config_text(cfg);
   r = ask("think");
-  assert_string_equal(str(r, "model"), "tiny-pro");
+  assert_string_equal(str(r, "model"), "tiny-third");
   cJSON_Delete(r);
   loaded(names, sizeof names, &unloads, NULL);
-  assert_string_equal(names, "tiny-pro");
-  assert_true(unloads == 1);
+  assert_string_equal(names, "tiny-third");
+  assert_true(unloads == 2);
   r = ask(NULL);
   assert_string_equal(str(r, "model"), "tiny-flash");
   cJSON_Delete(r);
   loaded(names, sizeof names, &unloads, NULL);
   assert_string_equal(names, "tiny-flash");
-  assert_true(unloads == 2);
+  assert_true(unloads == 3);
+  r = ask("think");
+  assert_string_equal(str(r, "model"), "tiny-third");
+  cJSON_Delete(r);
+  loaded(names, sizeof names, &unloads, NULL);
+  assert_string_equal(names, "tiny-third");
+  assert_true(unloads == 4);
   s = th_status();
   assert_true(th_num(s, "models.memory_used") <= cap);
   assert_true(th_num(s, "models.memory_cap") == cap);
   cJSON_Delete(s);
-  th_stop(&h);
 
   /* a cap below the pro model alone: the ask is answered without it, saying why */
   write_config("model_memory: 4KiB\n");
-  start();
   r = ask("think");
   assert_string_equal(str(r, "tier"), "pro");
-  assert_non_null(strstr(str(r, "note"), "more than the cap"));
+  assert_non_null(strstr(str(r, "note"), "more than the cap of 4.0 KiB"));
   assert_null(cJSON_GetObjectItem(r, "model"));
   cJSON_Delete(r);
-  th_stop(&h);
 
   /* a tier naming a model nobody registered: the note names config.yaml:line:col and the field */
-  write_config(NULL);
-  char p2[256];
-  snprintf(p2, sizeof p2, "%s/kvasir/config.yaml", getenv("XDG_CONFIG_HOME"));
-  write_text(p2, "tiers:\n  pro:\n    model: nope\n");
-  start();
+  write_config_text("tiers:\n  pro:\n    model: nope\n");
   r = ask("think");
   assert_non_null(strstr(str(r, "note"), "config.yaml:2:3: tiers.pro.model: 'nope' is not a registered model"));
+  cJSON_Delete(r);
+  r = ask(NULL); /* flash has no model: the daemon's default (none here) */
+  assert_non_null(strstr(str(r, "note"), "no model"));
   cJSON_Delete(r);
 }
 
