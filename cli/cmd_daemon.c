@@ -286,9 +286,10 @@ static void print_citations(const cJSON *cites) {
 
 int cmd_ask(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help") || argc < 2) {
-    printf("usage: kvasir ask [--repo PATH] [--file F] [--line N] [--max-tokens N] [--json] QUESTION...\n"
+    printf("usage: kvasir ask [--repo PATH] [--file F] [--line N] [--max-tokens N] [--depth D] [--json] QUESTION...\n"
            "  Ask the daemon about a registered repository; the answer streams, then the\n"
-           "  path:line ranges it was given (its citations). Ctrl-C cancels.\n");
+           "  path:line ranges it was given (its citations). Ctrl-C cancels.\n"
+           "  --depth fast|think|think-max is what the project's policy rules see (e.g. think -> pro).\n");
     return argc < 2 ? 2 : 0;
   }
   int json = cli_has_flag(argc, argv, "--json");
@@ -296,12 +297,14 @@ int cmd_ask(int argc, char **argv) {
   char q[8192] = "", abs[PATH_MAX], fabs_[PATH_MAX];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if ((!strcmp(a, "--repo") || !strcmp(a, "--file") || !strcmp(a, "--line") || !strcmp(a, "--max-tokens")) &&
+    if ((!strcmp(a, "--repo") || !strcmp(a, "--file") || !strcmp(a, "--line") || !strcmp(a, "--max-tokens") ||
+         !strcmp(a, "--depth")) &&
         i + 1 < argc) {
       const char *v = argv[++i];
       if (!strcmp(a, "--repo")) cJSON_AddStringToObject(params, "repo", realpath(v, abs) ? abs : v);
       else if (!strcmp(a, "--file")) cJSON_AddStringToObject(params, "file", realpath(v, fabs_) ? fabs_ : v);
       else if (!strcmp(a, "--line")) cJSON_AddNumberToObject(params, "line", atoi(v));
+      else if (!strcmp(a, "--depth")) cJSON_AddStringToObject(params, "depth", v);
       else cJSON_AddNumberToObject(params, "max_tokens", atoi(v));
     } else if (!strcmp(a, "--json")) {
     } else {
