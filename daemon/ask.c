@@ -700,6 +700,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   dmn_server *s = j->srv;
   dmn_backend *b = dmn_server_backend(s);
   ask_ctx a;
+  eng_model *model = NULL; /* held from dmn_backend_model_for until out: */
   memset(&a, 0, sizeof a);
   a.question = dmn_param_str(j->params, "question", 0);
   if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "missing string param 'question'");
@@ -742,7 +743,6 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   g.ask = &a;
   g.t0 = t0;
   const char *gen = "none";
-  eng_model *model = NULL;
   kv_err me;
   int stub_ms = dmn_server_config(s)->stub_token_ms;
   /* The project's policy decides before anything is generated or sent. */
