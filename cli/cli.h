@@ -17,6 +17,8 @@ int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* the models registry (offline: engine/registry.c) */
+int cmd_models(int argc, char **argv);
 /* indexer (offline) */
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);

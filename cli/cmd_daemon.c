@@ -139,6 +139,13 @@ int cmd_status(int argc, char **argv) {
     printf("  repos        %.0f registered\n", num(r, "repos"));
     printf("  model        %s (%s)%s%s\n", str(m, "path")[0] ? str(m, "path") : "-", str(m, "state"),
            str(m, "error")[0] ? ": " : "", str(m, "error"));
+    const cJSON *ms = cJSON_GetObjectItem(r, "models"), *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(ms, "loaded")) /* the tiers' models the daemon holds */
+      printf("  %-12s %s (%s, tier %s, %.1f MiB + %.1f MiB KV)\n", e == cJSON_GetObjectItem(ms, "loaded")->child ? "loaded" : "",
+             str(e, "name"), str(e, "state"), str(e, "tier"), num(e, "file_bytes") / 1048576, num(e, "kv_bytes") / 1048576);
+    if (ms) printf("  memory cap   %.1f MiB (%s), %.1f MiB used\n", num(ms, "memory_cap") / 1048576,
+                   str(ms, "memory_cap_source"), num(ms, "memory_used") / 1048576);
+    if (str(m, "tier")[0]) printf("  last answer  tier %s, model %s\n", str(m, "tier"), str(m, "model"));
   }
   cJSON_Delete(r);
   return 0;
@@ -279,9 +286,10 @@ static void print_citations(const cJSON *cites) {
 
 int cmd_ask(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help") || argc < 2) {
-    printf("usage: kvasir ask [--repo PATH] [--file F] [--line N] [--max-tokens N] [--json] QUESTION...\n"
+    printf("usage: kvasir ask [--repo PATH] [--file F] [--line N] [--max-tokens N] [--depth D] [--json] QUESTION...\n"
            "  Ask the daemon about a registered repository; the answer streams, then the\n"
-           "  path:line ranges it was given (its citations). Ctrl-C cancels.\n");
+           "  path:line ranges it was given (its citations). Ctrl-C cancels.\n"
+           "  --depth fast|think|think-max is what the project's policy rules see (e.g. think -> pro).\n");
     return argc < 2 ? 2 : 0;
   }
   int json = cli_has_flag(argc, argv, "--json");
@@ -289,12 +297,14 @@ int cmd_ask(int argc, char **argv) {
   char q[8192] = "", abs[PATH_MAX], fabs_[PATH_MAX];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if ((!strcmp(a, "--repo") || !strcmp(a, "--file") || !strcmp(a, "--line") || !strcmp(a, "--max-tokens")) &&
+    if ((!strcmp(a, "--repo") || !strcmp(a, "--file") || !strcmp(a, "--line") || !strcmp(a, "--max-tokens") ||
+         !strcmp(a, "--depth")) &&
         i + 1 < argc) {
       const char *v = argv[++i];
       if (!strcmp(a, "--repo")) cJSON_AddStringToObject(params, "repo", realpath(v, abs) ? abs : v);
       else if (!strcmp(a, "--file")) cJSON_AddStringToObject(params, "file", realpath(v, fabs_) ? fabs_ : v);
       else if (!strcmp(a, "--line")) cJSON_AddNumberToObject(params, "line", atoi(v));
+      else if (!strcmp(a, "--depth")) cJSON_AddStringToObject(params, "depth", v);
       else cJSON_AddNumberToObject(params, "max_tokens", atoi(v));
     } else if (!strcmp(a, "--json")) {
     } else {
@@ -341,6 +351,8 @@ int cmd_ask(int argc, char **argv) {
     if (*note) printf("note: %s\n      showing the retrieved locations instead of a generated answer.\n", note);
     const char *none = str(r, "retrieval");
     if (*none) printf("note: %s\n", none);
+    if (*str(r, "tier")) printf("answered by tier %s%s%s%s\n", str(r, "tier"), *str(r, "model") ? " (" : "", str(r, "model"),
+                               *str(r, "model") ? ")" : "");
     const cJSON *cites = cJSON_GetObjectItem(r, "citations");
     if (cJSON_GetArraySize(cites)) {
       printf("\nSources (%.0f retrieved, %s):\n", num(r, "retrieved"), str(r, "generator"));

@@ -24,6 +24,7 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file (llama-perplexity's method)"},
     {"bench", cmd_bench, "prompt-processing and generation speed (like llama-bench)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"models", cmd_models, "list|add|remove the registered GGUF models that tiers name"},
     {"eval", cmd_eval, "evaluations (eval needle: long-context retrieval on your data)"},
     {"index", cmd_index, "index a git repository"},
     {"search", cmd_search, "search an indexed repository"},

@@ -318,7 +318,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   /* a follow-up runs in the conversation's own context (its first tokens a
    * fork of the repo's resident prefix); a first question in the repo's */
   if (a->conv && a->conv->nturns > 0) pre = &a->conv->slot;
-  int n_ctx = dmn_prefix_n_ctx(model);
+  int n_ctx = dmn_prefix_n_ctx(model, dmn_backend_context(b, model));
   /* The prompt is trimmed to the context, lowest-ranked excerpts first,
    * never refused: the facts and the question always go in. */
   int32_t *toks = NULL;
@@ -341,7 +341,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   if ((int)n + a->max_tokens > n_ctx) a->max_tokens = n_ctx - (int)n;
   if (trimmed) cJSON_AddNumberToObject(res, "excerpts_trimmed", trimmed);
   pthread_mutex_lock(&pre->mu);
-  if (pre->ctx && eng_ctx_n_ctx(pre->ctx) != n_ctx) {
+  if (pre->ctx && (eng_ctx_n_ctx(pre->ctx) != n_ctx || eng_ctx_model(pre->ctx) != model)) {
     eng_ctx_free(pre->ctx);
     pre->ctx = NULL;
   }
@@ -478,6 +478,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   dmn_server *s = j->srv;
   dmn_backend *b = dmn_server_backend(s);
   ask_ctx a;
+  eng_model *model = NULL; /* held from dmn_backend_model_for until out: */
   memset(&a, 0, sizeof a);
   a.question = dmn_param_str(j->params, "question", 0);
   if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "missing string param 'question'");
@@ -528,7 +529,6 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   g.ask = &a;
   g.t0 = t0;
   const char *gen = "none";
-  eng_model *model = NULL;
   kv_err me;
   int stub_ms = dmn_server_config(s)->stub_token_ms;
   /* The project's policy decides before anything is generated or sent. */
@@ -544,7 +544,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     gen = "stub";
     g.ver = NULL; /* the protocol tests' generator streams word by word */
     rc = generate_stub(j, &a, &g, stub_ms);
-  } else if (dmn_backend_model(b, &model, &me) == 0) {
+  } else if (dmn_backend_model_for(b, cJSON_GetStringValue(cJSON_GetObjectItem(res, "tier")), &model, &me) == 0) {
     gen = "engine";
     g.model_label = "Local model's summary";
     /* below 1B parameters a model cannot reason about code: show only what it
@@ -576,7 +576,8 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   if (a.conf.escalate[0]) cJSON_AddStringToObject(res, "escalation", a.conf.escalate);
   cJSON_AddItemToObject(res, "verification", verification_json(&ver.st));
   cJSON_AddStringToObject(res, "generator", gen);
-  if (model) cJSON_AddStringToObject(res, "model", eng_model_get_info(model)->name);
+  if (model || (stub_ms > 0 && !answered))
+    cJSON_AddStringToObject(res, "model", model ? dmn_backend_model_name(b, model) : "stub");
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
   cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
   cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
@@ -591,6 +592,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   *result = res;
   res = NULL;
 out:
+  dmn_backend_release(b, model);
   if (a.conv) dmn_conv_release(b, a.conv, NULL, NULL);
   cJSON_Delete(res);
   kv_buf_free(&g.answer);

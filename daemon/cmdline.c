@@ -10,16 +10,21 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "policy/policy.h"
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: kvasird [--foreground] [--model PATH] [--workers N] [--no-watch] [--verbose]\n"
-          "               [--log FILE] [--stub-generator MS] [--idle-timeout S] [--max-unauth N]\n"
+          "usage: kvasird [--foreground] [--model PATH] [--model-memory SIZE] [--workers N] [--no-watch]\n"
+          "               [--verbose] [--log FILE] [--stub-generator MS] [--idle-timeout S] [--max-unauth N]\n"
           "  The kvasir daemon: listens on $XDG_RUNTIME_DIR/kvasir/kvasird.sock (encrypted\n"
           "  msgpack-rpc, see docs/protocol.md), indexes registered repositories and answers\n"
           "  questions. Without --foreground it detaches once listening and logs to --log\n"
           "  (default $XDG_RUNTIME_DIR/kvasir/kvasird.log). SIGTERM drains and exits,\n"
           "  SIGHUP reloads the repo registry and the projects' policies, and retries a model that failed to load.\n"
+          "  --model PATH is the default model (of tiers without `model:` in config.yaml).\n"
+          "  --model-memory SIZE caps the loaded local models, files + KV (75%%, 8GiB, 512MiB;\n"
+          "  default: config.yaml model_memory, else 75%% of RAM); the least recently used idle\n"
+          "  model is unloaded when the next one would not fit.\n"
           "  --stub-generator streams citations instead of running a model (tests).\n"
           "  --idle-timeout S closes an authenticated connection that has had no request in\n"
           "  flight and no traffic for S seconds (default 600; 0: never).\n"
@@ -43,7 +48,12 @@ int dmn_main(int argc, char **argv) {
     else if (!strcmp(a, "--no-watch")) cfg.watch = 0;
     else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) cfg.verbose = 1;
     else if (!strcmp(a, "--model") && next) cfg.model_path = argv[++i];
-    else if (!strcmp(a, "--log") && next) logfile = argv[++i];
+    else if (!strcmp(a, "--model-memory") && next) {
+      if (pol_parse_size(argv[++i], &cfg.model_memory, &cfg.model_memory_frac)) {
+        fprintf(stderr, "kvasird: --model-memory takes a size such as 75%%, 8GiB or 512MiB, not '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (!strcmp(a, "--log") && next) logfile = argv[++i];
     else if (!strcmp(a, "--workers") && next) cfg.workers = atoi(argv[++i]);
     else if (!strcmp(a, "--stub-generator") && next) cfg.stub_token_ms = atoi(argv[++i]);
     else if (!strcmp(a, "--idle-timeout") && next) {

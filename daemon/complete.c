@@ -115,6 +115,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     pthread_mutex_lock(&b->fim_mu);
     /* one context for every completion: the tokens before the keystroke's
      * change are reused (eng_generate skips the common prefix) */
+    if (b->fim_ctx && eng_ctx_model(b->fim_ctx) != model) eng_ctx_free(b->fim_ctx), b->fim_ctx = NULL;
     if (!rc && !b->fim_ctx) {
       eng_ctx_params cp;
       eng_ctx_params_default(&cp);
@@ -144,9 +145,11 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     cJSON_AddBoolToObject(res, "fim", fp.fim);
     cJSON_AddStringToObject(res, "format", fp.format ? fp.format : "prefix");
     cJSON_AddNumberToObject(res, "snippets", (double)nsnip);
-    cJSON_AddStringToObject(res, "model", eng_model_get_info(model)->name);
+    cJSON_AddStringToObject(res, "model", dmn_backend_model_name(b, model));
+    cJSON_AddStringToObject(res, "tier", "flash");
     eng_sampler_free(smp);
     dmn_fim_prompt_free(&fp);
+    dmn_backend_release(b, model);
   }
   dmn_stream_flush(&g, 1);
   free(owned);

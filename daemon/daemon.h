@@ -21,6 +21,8 @@ typedef struct dmn_config {
   const char *secret_path;  /* NULL: ipc_secret_path(); created (0600) when missing */
   const char *data_dir;     /* NULL: kv_xdg_dir("data"); holds repos.json */
   const char *model_path;   /* NULL: $KVASIR_MODEL, else the engine's default if it exists */
+  uint64_t model_memory;    /* cap on loaded local models (files + KV), bytes; 0: model_memory_frac */
+  double model_memory_frac; /* ... as a fraction of RAM; both 0: config.yaml model_memory, else 0.75 */
   int workers;              /* worker threads; 0 = 3 (one always kept for interactive jobs) */
   int stub_token_ms;        /* > 0: no model; a built-in generator streams the retrieved
                                citations as tokens, one every stub_token_ms (tests) */

@@ -147,10 +147,14 @@ void dmn_gate_stats(dmn_gate *g, cJSON *out);
  * complete); the shared structs are in daemon/model_internal.h. */
 int dmn_backend_new(dmn_backend **out, dmn_server *s, kv_err *err);
 void dmn_backend_free(dmn_backend *b);
-/* Adds "model": {path, state, error?}. */
+/* Adds "model": {path, state, error?, tier?, model?} (the default model;
+ * tier/model: who answered last) and "models" (cap, loaded, last). */
 void dmn_backend_status(dmn_backend *b, cJSON *out);
 /* SIGHUP: retry a model that failed to load (path resolved again). */
 void dmn_backend_reload(dmn_backend *b);
+/* models.list: the registry (models.tsv) with each entry's tiers and state,
+ * what is loaded, the memory cap. */
+int dmn_models_list(const dmn_request *r, cJSON **result, kv_err *err);
 /* The prefix cache's part of cache.stats. */
 cJSON *dmn_backend_cache_stats(dmn_backend *b);
 int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err);

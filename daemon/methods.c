@@ -75,6 +75,8 @@ static const struct {
     {"repo.list", dmn_repo_list, NULL, 0},
     /* policy.c */
     {"policy.explain", dmn_policy_explain, NULL, 0},
+    /* model.c */
+    {"models.list", dmn_models_list, NULL, 0},
     /* ask.c */
     {"ask", NULL, dmn_job_ask, DMN_PRIO_INTERACTIVE},
     {"complete", NULL, dmn_job_complete, DMN_PRIO_INTERACTIVE},

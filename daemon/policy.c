@@ -437,6 +437,7 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
         rc = kv_err_set(err, KV_ECANCELED, "ask canceled");
       } else if (src == 0 && !sr.fallback) {
         *answered = 1;
+        cJSON_AddStringToObject(res, "model", dec.model); /* the hosted tier's model answered */
         cJSON_AddNumberToObject(res, "redactions", (double)pl->redactions.total);
         cJSON_AddNumberToObject(res, "stripped_files", (double)pl->n_stripped);
       } else {

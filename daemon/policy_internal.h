@@ -46,7 +46,7 @@ void dmn_gate_ctx_free(dmn_gate_ctx *g);
  * Decide for an ask on `repo`; adds "tier" and "rule" (and "fallback" when
  * a hosted tier failed, "policy_warning" when the policy files are broken
  * and the last good policy was used) to res. *answered = 1 when a hosted
- * tier streamed the answer through io; 0 = answer locally. KV_EDENIED when the policy
+ * tier streamed the answer through io (then res also has its "model"); 0 = answer locally. KV_EDENIED when the policy
  * refuses (message names the rule) or cannot be loaded. */
 int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
                  const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err);

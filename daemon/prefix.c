@@ -106,8 +106,8 @@ int dmn_backend_prefix(dmn_backend *b, const char *repo, dmn_prefix **out, kv_er
  * repos share ASK_STORE_BUDGET bytes of RAM (the rest stay on disk). */
 #define ASK_KV_BUDGET ((size_t)256 << 20)
 #define ASK_STORE_BUDGET ((size_t)256 << 20)
-int dmn_prefix_n_ctx(const eng_model *model) {
-  int n = kvm_eng_ctx_size(model, 0, ASK_KV_BUDGET);
+int dmn_prefix_n_ctx(const eng_model *model, int tier_context) {
+  int n = kvm_eng_ctx_size(model, tier_context, ASK_KV_BUDGET);
   return n > 0 ? n : 2048;
 }
 
@@ -137,11 +137,7 @@ void dmn_prefix_ensure(dmn_backend *b, dmn_prefix *pre, const int32_t *toks, siz
     return;
   }
   kv_err e;
-  pthread_mutex_lock(&b->mu);
-  if (!b->kvstore && kvm_eng_store_open(&b->kvstore, pre->ctx, ASK_STORE_BUDGET, NULL, &e))
-    dmn_log(b->srv, DMN_WARN, "kv.store", "resident prefixes stay in this context only: %s", e.msg);
-  kvm_store *st = b->kvstore;
-  pthread_mutex_unlock(&b->mu);
+  kvm_store *st = dmn_backend_store(b, pre->ctx, ASK_STORE_BUDGET); /* the store of the context's model */
   if (!st) return; /* eng_generate computes the prefix as part of the prompt */
   kvm_segment seg = {toks, p};
   size_t got = 0;

@@ -14,8 +14,9 @@
 /* The system message for repo from its index; *stable: the paths of the
  * stable files it holds (array, caller owns). */
 int dmn_prefix_build_text(const char *repo, idx_index *ix, char **out, cJSON **stable, kv_err *err);
-/* The context size for model: GGUF context_length cut to the KV budget. */
-int dmn_prefix_n_ctx(const eng_model *model);
+/* The context size for model: the tier's `context` when > 0, else the GGUF
+ * context_length; cut to the KV budget. */
+int dmn_prefix_n_ctx(const eng_model *model, int tier_context);
 /* Tokens of toks[0..n) that are the system message rendered alone. */
 size_t dmn_prefix_len(eng_model *model, const char *system, const int32_t *toks, size_t n);
 /* Make pre->ctx hold toks[0..p): in place, forked from the store (RAM or a

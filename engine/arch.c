@@ -53,6 +53,9 @@ const eng_arch *eng__arch_find(const char *name) {
 
 const char *eng__arch_names(void) { return "llama, qwen2, qwen3, gemma3"; }
 
+int eng_arch_supported(const char *arch) { return arch && eng__arch_find(arch) != NULL; }
+const char *eng_arch_list(void) { return eng__arch_names(); }
+
 /* Markers of each family's template text, in the order they are tried
  * (Gemma first, as kvasir always did: a Gemma template that also mentions
  * another family's markers stays Gemma). */

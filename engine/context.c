@@ -63,6 +63,7 @@ fail:
 
 int eng_ctx_n_past(const eng_ctx *c) { return c->n_past; }
 int eng_ctx_n_ctx(const eng_ctx *c) { return c->n_ctx; }
+const eng_model *eng_ctx_model(const eng_ctx *c) { return c->m; }
 const int32_t *eng_ctx_tokens(const eng_ctx *c) { return c->toks; }
 
 int eng_ctx_eval(eng_ctx *c, const int32_t *toks, size_t n, int all_logits, kv_err *err) {

@@ -86,6 +86,42 @@ void eng_model_free(eng_model *m);
 const eng_model_info *eng_model_get_info(const eng_model *m);
 /* The default model path: $XDG_CACHE_HOME/kvasir/models/SmolLM2-135M-Instruct.Q4_1.gguf */
 int eng_default_model_path(char *buf, size_t n);
+/* 1 when a GGUF general.architecture has a row in the architecture table
+ * (engine/arch.c); eng_arch_list() names the rows ("llama, qwen2, ..."). */
+int eng_arch_supported(const char *arch);
+const char *eng_arch_list(void);
+
+/* ---------------------------------------------------- models registry -- */
+/* The models the user registered (`kvasir models add`), by name, so that a
+ * tier of config.yaml can say `model: NAME` (engine/registry.c documents
+ * the file). Adding opens the GGUF, checks its architecture against the
+ * table and stores the file's sha256 and size. */
+typedef struct eng_reg_entry {
+  char name[64];
+  char sha256[65];  /* hex */
+  uint64_t size;    /* bytes of the file when it was registered */
+  char arch[32];
+  char path[4096];  /* absolute, symlinks resolved */
+} eng_reg_entry;
+typedef struct eng_registry {
+  eng_reg_entry *v;
+  size_t n, cap;
+} eng_registry;
+/* The registry file: $XDG_DATA_HOME/kvasir/models.tsv. */
+int eng_registry_path(char *buf, size_t n);
+/* Reads file (NULL = eng_registry_path); an absent file is an empty registry.
+ * Errors name file:line. */
+int eng_registry_load(eng_registry *r, const char *file, kv_err *err);
+void eng_registry_free(eng_registry *r);
+const eng_reg_entry *eng_registry_find(const eng_registry *r, const char *name);
+const eng_reg_entry *eng_registry_find_path(const eng_registry *r, const char *abs_path);
+/* Registers the GGUF at path under name (NULL: the file name without
+ * ".gguf"): KV_EUNSUPPORTED naming the architecture and the supported ones,
+ * KV_EINVAL when the name is taken or not a valid name. The file is rewritten
+ * under a lock (flock on file.lock) and renamed into place. */
+int eng_registry_add(const char *file, const char *path, const char *name, eng_reg_entry *out, kv_err *err);
+/* KV_ENOTFOUND when no model has that name. */
+int eng_registry_remove(const char *file, const char *name, kv_err *err);
 
 /* ----------------------------------------------------------- tokenizer -- */
 /* Tokenize text (len bytes). add_special: add BOS when the model asks for it
@@ -200,6 +236,8 @@ void eng_ctx_free(eng_ctx *c);
 /* Tokens held in the cache so far. */
 int eng_ctx_n_past(const eng_ctx *c);
 int eng_ctx_n_ctx(const eng_ctx *c);
+/* The model the context was created on. */
+const eng_model *eng_ctx_model(const eng_ctx *c);
 const int32_t *eng_ctx_tokens(const eng_ctx *c);
 /* Run n tokens at positions n_past.. and append them to the cache. With
  * all_logits, logits of every token are kept (eng_ctx_logits(c, i), i < n);

@@ -31,8 +31,9 @@
  * (df: chunks holding the word as written, N: chunks, at least 1000 so a small repo
  * does not make every word rare; a common log word, STOP below, 1 bit); a
  * link needs >= MIN_BITS, or >= MIN_BITS_UNIQUE when it is the only literal
- * of the repository that matches and matches with q >= 0.95 ("%s
- * registered"). So a template of variables only, or of one common word,
+ * of the repository that matches with q >= WEAK_Q (0.99: "%s registered";
+ * a bare "registered" JSON key leaves the template's slot unexplained, q
+ * 0.95, and is no rival). So a template of variables only, or of one common word,
  * links to nothing. Ranking: q x bits / (bits + 4), halved for a literal
  * whose leading slot absorbed the message's first words (a __repr__ piece
  * of "Incremented Retry for %r"), and between equal literals the call that
@@ -57,6 +58,7 @@
 #define POOL 1000       /* candidate chunks per template */
 #define MIN_Q 0.8
 #define MIN_BITS 8.0
+#define WEAK_Q 0.99 /* a weak site links only as the one literal matching this well */
 #define MIN_BITS_UNIQUE 4.0 /* enough for the one literal of the repo that matches */
 #define N_FLOOR 1000.0
 
@@ -805,9 +807,9 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, const char 
       double bits = 0;
       char *save = NULL;
       for (char *w = strtok_r(b.words, " ", &save); w; w = strtok_r(NULL, " ", &save)) bits += word_bits(db, df, N, w);
-      rows++;
+      if (b.q >= WEAK_Q) rows++; /* a rival for uniqueness only when it matches (almost) exactly */
       if (bits < MIN_BITS_UNIQUE) continue;
-      if (bits < MIN_BITS) weak++;
+      if (bits < MIN_BITS && b.q >= WEAK_Q) weak++;
       /* a literal whose leading slot absorbed the message's first words is a
        * piece of it (a __repr__ inside "Incremented Retry for %r"): half */
       double score = b.q * bits / (bits + 4.0) * (b.lead_abs ? 0.5 : 1) * (bits < MIN_BITS ? -1 : 1); /* < 0: weak */
@@ -819,7 +821,7 @@ int idx_log_sites(idx_index *ix, const char *tmpl, const char *slot, const char 
           dup = 1;
         }
       if (dup) continue;
-      if (score < 0 && b.q < 0.95) continue;
+      if (score < 0 && b.q < WEAK_Q) continue;
       if (KV_GROW(out->v, cap, out->n + 1) || !(out->v[out->n].path = strdup(path))) {
         rc = KV_ENOMEM;
         break;

@@ -269,7 +269,13 @@ static int parse_config(ctx *c, const pol_yaml_node *root, pol_policy *p) {
         else rc = parse_tier(c, v->items[j]->value, v->items[j], v->items[j + 1], p);
       }
     } else if (!strcmp(k, "budget")) rc = parse_budget(c, v, p);
-    else rc = fail(c, root->items[i], "(top level)", "unknown key '%s' (tiers, budget)", k);
+    else if (!strcmp(k, "model_memory")) {
+      if (v->type != POL_YAML_SCALAR || pol_parse_size(v->value, &p->model_memory, &p->model_memory_frac) ||
+          (!p->model_memory && !p->model_memory_frac))
+        rc = fail(c, v, "model_memory", "expected a size such as 75%%, 8GiB or 512MiB, got '%s'",
+                  v->type == POL_YAML_SCALAR ? v->value : "(not a scalar)");
+      p->model_memory_line = v->line, p->model_memory_col = v->col;
+    } else rc = fail(c, root->items[i], "(top level)", "unknown key '%s' (tiers, budget, model_memory)", k);
     if (rc) return rc;
   }
   return 0;
@@ -516,6 +522,48 @@ int pol_find_project(const char *dir, char *out, size_t n, kv_err *err) {
     *slash = 0;
   }
   return kv_err_set(err, KV_ENOTFOUND, "no .kvasir/policy.yaml in %s or any parent", dir);
+}
+
+int pol_parse_size(const char *s, uint64_t *bytes, double *frac) {
+  *bytes = 0, *frac = 0;
+  if (!s || !*s || *s == '-') return KV_EINVAL;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !isfinite(v) || v <= 0) return KV_EINVAL;
+  while (*end == ' ') end++;
+  if (!strcmp(end, "%")) {
+    if (v > 100) return KV_EINVAL;
+    *frac = v / 100;
+    return 0;
+  }
+  static const struct { const char *sfx; double mul; } U[] = {
+      {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+      {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0}};
+  for (size_t i = 0; i < sizeof U / sizeof *U; i++)
+    if (!strcmp(end, U[i].sfx)) {
+      double b = v * U[i].mul;
+      if (b < 1 || b > 1.8e19) return KV_EINVAL;
+      *bytes = (uint64_t)b;
+      return 0;
+    }
+  return KV_EINVAL;
+}
+
+int pol_tier_local(const pol_policy *p, const char *name, pol_local_tier *out) {
+  memset(out, 0, sizeof *out);
+  const pol_tier *t = name ? pol_tier_find(p, name) : NULL;
+  if (!t || t->kind != POL_TIER_LOCAL) return KV_ENOTFOUND;
+  out->model = t->model;
+  out->context = t->context;
+  out->file = p->config_path[0] ? p->config_path : "config.yaml";
+  out->line = t->line, out->col = t->col;
+  return 0;
+}
+
+void pol_policy_model_memory(const pol_policy *p, uint64_t *bytes, double *frac) {
+  *bytes = p->model_memory;
+  *frac = p->model_memory_frac;
 }
 
 const char *pol_policy_project(const pol_policy *p) { return p->project; }

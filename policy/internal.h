@@ -77,6 +77,9 @@ struct pol_policy {
   int offline;
   uint64_t budget_requests, budget_tokens; /* per day; 0 = unlimited */
   double budget_cost;
+  uint64_t model_memory;      /* config.yaml model_memory: bytes (0 = unset) ... */
+  double model_memory_frac;   /* ... or a fraction of RAM (0 = unset) */
+  int model_memory_line, model_memory_col;
 };
 
 const pol_tier *pol_tier_find(const pol_policy *p, const char *name);

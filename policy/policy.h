@@ -127,6 +127,26 @@ void pol_policy_free(pol_policy *p);
  * into out. KV_ENOTFOUND when none up to /. */
 int pol_find_project(const char *dir, char *out, size_t n, kv_err *err);
 
+/* A local tier of config.yaml as the daemon loads it: `model` (a registered
+ * model's name or a GGUF path; NULL = the daemon's default model), `context`
+ * (0 = the model's own), and where the tier was declared (config file,
+ * line, col; 0 for a built-in tier). KV_ENOTFOUND when there is no local
+ * tier of that name. */
+typedef struct pol_local_tier {
+  const char *model;
+  uint64_t context;
+  const char *file;
+  int line, col;
+} pol_local_tier;
+int pol_tier_local(const pol_policy *p, const char *name, pol_local_tier *out);
+/* config.yaml `model_memory:` — the cap on loaded local models (files + KV):
+ * bytes (*bytes) or a fraction of RAM (*frac); both 0 when not set. */
+void pol_policy_model_memory(const pol_policy *p, uint64_t *bytes, double *frac);
+/* Parses a size for model_memory / kvasird --model-memory: "75%", "8GiB",
+ * "512MiB", "64KiB", "1234" (bytes; also KB/MB/GB as powers of 1000).
+ * 0, or KV_EINVAL. */
+int pol_parse_size(const char *s, uint64_t *bytes, double *frac);
+
 const char *pol_policy_project(const pol_policy *p); /* absolute root or "" */
 const char *pol_policy_file(const pol_policy *p);    /* policy.yaml path or "" */
 int pol_policy_offline(const pol_policy *p);

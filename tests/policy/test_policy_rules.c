@@ -249,6 +249,48 @@ static void errors(void **state) {
   expect_error(CONFIG, "default: flash\noffline: true\ndefault: hosted-large\n", "policy.yaml:3:1: duplicate key 'default'");
 }
 
+/* config.yaml's local tiers name models (pol_tier_local) and model_memory
+ * caps them; a bad size names file:line:col, an unknown top-level key
+ * lists model_memory among the known ones. */
+static void tier_models_and_memory(void **state) {
+  (void)state;
+  pol_policy *p = NULL;
+  kv_err err;
+  const char *cfg = "tiers:\n  pro:\n    model: tiny-pro\n    context: 4096\nmodel_memory: 60%\n";
+  assert_int_equal(pol_policy_from_buffers(&p, cfg, strlen(cfg), "config.yaml", NULL, 0, NULL, NULL, &err), 0);
+  pol_local_tier lt;
+  assert_int_equal(pol_tier_local(p, "pro", &lt), 0);
+  assert_string_equal(lt.model, "tiny-pro");
+  assert_int_equal(lt.context, 4096);
+  assert_int_equal(lt.line, 2);
+  assert_int_equal(lt.col, 3);
+  assert_int_equal(pol_tier_local(p, "flash", &lt), 0); /* built in: the daemon's default model */
+  assert_null(lt.model);
+  assert_int_equal(pol_tier_local(p, "nope", &lt), KV_ENOTFOUND);
+  uint64_t bytes;
+  double frac;
+  pol_policy_model_memory(p, &bytes, &frac);
+  assert_int_equal(bytes, 0);
+  assert_true(frac > 0.599 && frac < 0.601);
+  pol_policy_free(p);
+  assert_int_equal(pol_parse_size("8GiB", &bytes, &frac), 0);
+  assert_int_equal(bytes, 8ull << 30);
+  assert_int_equal(pol_parse_size("512MiB", &bytes, &frac), 0);
+  assert_int_equal(bytes, 512ull << 20);
+  assert_int_equal(pol_parse_size("1234", &bytes, &frac), 0);
+  assert_int_equal(bytes, 1234);
+  assert_int_equal(pol_parse_size("2GB", &bytes, &frac), 0);
+  assert_int_equal(bytes, 2000000000ull);
+  assert_int_equal(pol_parse_size("150%", &bytes, &frac), KV_EINVAL);
+  assert_int_equal(pol_parse_size("-1GiB", &bytes, &frac), KV_EINVAL);
+  assert_int_equal(pol_parse_size("lots", &bytes, &frac), KV_EINVAL);
+  assert_int_equal(pol_parse_size("0", &bytes, &frac), KV_EINVAL);
+  expect_error("model_memory: lots\n", NULL, "config.yaml:1:15: model_memory: expected a size such as 75%, 8GiB");
+  expect_error("model_memory: [1]\n", NULL, "config.yaml:1:15: model_memory");
+  expect_error("modle_memory: 1GiB\n", NULL, "config.yaml:1:1: (top level): unknown key 'modle_memory' (tiers, budget, model_memory)");
+  expect_error("tiers:\n  pro: {model: x, contxt: 5}\n", NULL, "config.yaml:2:19: tiers.pro: unknown key 'contxt'");
+}
+
 static int loads(const char *cfg) {
   pol_policy *p = NULL;
   kv_err err;
@@ -382,7 +424,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(matchers),   cmocka_unit_test(default_and_offline),    cmocka_unit_test(calibrated),
-      cmocka_unit_test(errors),     cmocka_unit_test(plaintext_only_on_loopback),     cmocka_unit_test(reload_keeps_last_good), cmocka_unit_test(explain_names_rule_and_inputs),
+      cmocka_unit_test(errors),     cmocka_unit_test(tier_models_and_memory),     cmocka_unit_test(plaintext_only_on_loopback),     cmocka_unit_test(reload_keeps_last_good), cmocka_unit_test(explain_names_rule_and_inputs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -90,7 +90,7 @@ export interface DaemonView {
   state: "connected" | "down" | "no-key" | "error" | "connecting";
   message?: string;
   indexing?: { done: number; total: number; repo?: string } | null;
-  tier?: string | null;       /* the tier (or generator) of the last answer */
+  tier?: string | null;       /* the tier (or generator) and model of the last answer (answeredBy) */
   status?: any;               /* the last `status` result */
 }
 
@@ -124,10 +124,12 @@ export function statusText(v: DaemonView): { text: string; tooltip: string } {
   return { text: text + tier, tooltip };
 }
 
-/* The tier (or generator) that answered, from an `ask` result. */
+/* The tier (or generator) that answered, from an `ask` result, with the
+ * model that answered for it: "pro (qwen2.5-coder-7b)". */
 export function answeredBy(res: any): string | null {
   if (!res || typeof res !== "object") return null;
-  if (typeof res.tier === "string" && res.tier) return res.tier;
+  const model = typeof res.model === "string" && res.model ? ` (${res.model})` : "";
+  if (typeof res.tier === "string" && res.tier) return res.tier + model;
   if (typeof res.generator === "string" && res.generator) return res.generator === "none" ? "no model" : res.generator;
   return null;
 }

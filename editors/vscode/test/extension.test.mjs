@@ -111,7 +111,7 @@ test("ask about selection streams into the chat view with citations", async () =
   assert.ok(link, JSON.stringify(final));
   // the link may be the grounded lead's definition line or the citation's first line: inside the cited range
   assert.ok(link.line >= cite.start_line && link.line <= cite.end_line, JSON.stringify({ link, cite }));
-  assert.match(got.find((m) => m.type === "done").footer, /answered by flash/);  // the policy tier that answered
+  assert.match(got.find((m) => m.type === "done").footer, /answered by flash \(stub\)/);  // the policy tier that answered, and its model
   assert.match(vscode.window._status.text, /flash/);
   assert.equal(vscode.__log.contexts["kvasir.asking"], false);
 });

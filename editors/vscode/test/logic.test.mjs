@@ -81,6 +81,9 @@ test("statusText: down, no key, indexing, tier", () => {
 
 test("answeredBy and errorText", () => {
   assert.equal(L.answeredBy({ tier: "deep", generator: "engine" }), "deep");
+  assert.equal(L.answeredBy({ tier: "pro", model: "tiny-pro", generator: "engine" }), "pro (tiny-pro)"); // the model that answered
+  const t = L.statusText({ state: "connected", status: { model: { state: "loaded" } }, tier: L.answeredBy({ tier: "pro", model: "m7" }) });
+  assert.equal(t.text, "$(hubot) kvasir · pro (m7)");
   assert.equal(L.answeredBy({ generator: "none" }), "no model");
   assert.equal(L.answeredBy(null), null);
   assert.deepEqual(L.errorText({ code: -5, message: "the daemon is not running (x); start it" }), { text: "the daemon is not running (x); start it", canStart: true });

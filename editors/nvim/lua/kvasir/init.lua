@@ -34,6 +34,7 @@ local state = {
   client = nil,
   ask = nil,      -- {id, buf (answer), win, origin (buffer), text, done, error, canceled}
   last = nil,     -- the last finished ask (tests and :KvasirAsk! reopen it)
+  answered_by = nil, -- "tier (model)" of the last answer (M.statusline)
   ghost = nil,    -- {id, buf, ns, text, row, col}
 }
 M._state = state
@@ -243,6 +244,8 @@ function M.ask(question, opts)
       if res.note then tail[#tail + 1] = "(" .. res.note .. ")" end
       if res.retrieval then tail[#tail + 1] = "(" .. res.retrieval .. ")" end
       if #a.text == 0 and #tail == 0 then tail[1] = "(no answer text)" end
+      state.answered_by = M.answered_by(res)
+      if state.answered_by then tail[#tail + 1] = "answered by " .. state.answered_by end
       if #tail > 0 then append(buf, "\n\n" .. table.concat(tail, "\n")) end
       local n = #(res.citations or {})
       if n > 0 then append(buf, ("\n\n%d citation(s) in the quickfix list (:copen)"):format(n)) end
@@ -454,6 +457,20 @@ function M.index(opts)
   return a
 end
 
+-- The tier that answered an ask and its model: "pro (qwen2.5-coder-7b)".
+function M.answered_by(res)
+  if type(res) ~= "table" then return nil end
+  local model = type(res.model) == "string" and res.model ~= "" and (" (" .. res.model .. ")") or ""
+  if type(res.tier) == "string" and res.tier ~= "" then return res.tier .. model end
+  if type(res.generator) == "string" then return res.generator == "none" and "no model" or res.generator end
+  return nil
+end
+
+-- For 'statusline': "kvasir · <tier> (<model>)" of the last answer, "" before one.
+function M.statusline()
+  return state.answered_by and ("kvasir · " .. state.answered_by) or ""
+end
+
 function M.status(opts)
   opts = opts or {}
   local c = client()
@@ -463,8 +480,9 @@ function M.status(opts)
       notify(explain_error(err), vim.log.levels.WARN)
     else
       local model = r.model or {}
-      notify(("daemon %s (pid %s): model %s, %s repo(s), %s job(s) active"):format(tostring(r.version), tostring(r.pid),
-        tostring(model.state or "?"), tostring(r.repos or 0), tostring(r.jobs and r.jobs.active or 0)))
+      notify(("daemon %s (pid %s): model %s, %s repo(s), %s job(s) active%s"):format(tostring(r.version), tostring(r.pid),
+        tostring(model.state or "?"), tostring(r.repos or 0), tostring(r.jobs and r.jobs.active or 0),
+        model.tier and (", last answer: " .. model.tier .. " (" .. tostring(model.model) .. ")") or ""))
     end
     if opts.on_done then opts.on_done(err, r) end
   end)
