@@ -156,27 +156,10 @@ int cmd_index(int argc, char **argv) {
   idx_file_list sk = {0};
   idx_files(ix, IDX_FILES_SKIPPED, &sk, &err);
   if (a.json) {
-    cJSON *j = cJSON_CreateObject();
+    cJSON *j = idx_sync_stats_json(&st);
+    if (!j) j = cJSON_CreateObject();
     add_str(j, "repo", idx_repo_root(ix));
     add_str(j, "db", idx_db_path(ix));
-    cJSON_AddNumberToObject(j, "files", (double)st.files);
-    cJSON_AddNumberToObject(j, "files_indexed", (double)st.files_indexed);
-    cJSON_AddNumberToObject(j, "bytes_indexed", (double)st.bytes_indexed);
-    cJSON_AddNumberToObject(j, "paths_changed", (double)st.paths_changed);
-    cJSON_AddNumberToObject(j, "blobs_parsed", (double)st.blobs_parsed);
-    cJSON_AddNumberToObject(j, "blobs_reused", (double)st.blobs_reused);
-    cJSON_AddNumberToObject(j, "symbols", (double)st.symbols);
-    cJSON_AddNumberToObject(j, "refs", (double)st.refs);
-    cJSON_AddNumberToObject(j, "chunks", (double)st.chunks);
-    cJSON_AddBoolToObject(j, "full_walk", st.full_walk);
-    cJSON_AddBoolToObject(j, "head_moved", st.head_moved);
-    cJSON_AddNumberToObject(j, "seconds", st.seconds);
-    cJSON *sko = cJSON_AddObjectToObject(j, "skipped");
-    for (int r = 1; r < IDX_SKIP__COUNT; r++)
-      if (st.skipped[r]) cJSON_AddNumberToObject(sko, idx_skip_name(r), (double)st.skipped[r]);
-    cJSON *no = cJSON_AddObjectToObject(j, "notes");
-    for (int r = 1; r < IDX_NOTE__COUNT; r++)
-      if (st.noted[r]) cJSON_AddNumberToObject(no, idx_note_name(r), (double)st.noted[r]);
     cJSON *arr = cJSON_AddArrayToObject(j, "skipped_files");
     for (size_t i = 0; i < sk.n; i++) {
       cJSON *f = cJSON_CreateObject();

@@ -49,17 +49,8 @@ int dmn_index_sync(dmn_job *j, const char *abs, cJSON **stats, kv_err *err) {
   rc = idx_sync(ix, 0, on_sync_progress, &ud, &j->cancel, &st, err);
   idx_close(ix);
   if (rc) return rc;
-  cJSON *o = cJSON_CreateObject();
+  cJSON *o = idx_sync_stats_json(&st);
   if (!o) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  cJSON_AddNumberToObject(o, "files", (double)st.files);
-  cJSON_AddNumberToObject(o, "files_indexed", (double)st.files_indexed);
-  cJSON_AddNumberToObject(o, "bytes_indexed", (double)st.bytes_indexed);
-  cJSON_AddNumberToObject(o, "blobs_parsed", (double)st.blobs_parsed);
-  cJSON_AddNumberToObject(o, "blobs_reused", (double)st.blobs_reused);
-  cJSON_AddNumberToObject(o, "symbols", (double)st.symbols);
-  cJSON_AddNumberToObject(o, "chunks", (double)st.chunks);
-  cJSON_AddBoolToObject(o, "head_moved", st.head_moved);
-  cJSON_AddNumberToObject(o, "seconds", st.seconds);
   *stats = o;
   return 0;
 }

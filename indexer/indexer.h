@@ -128,6 +128,11 @@ typedef struct idx_sync_stats {
  * valid and the next sync resumes. Killing the process has the same effect. */
 int idx_sync(idx_index *ix, int flags, idx_progress_fn fn, void *ud,
              const volatile int *cancel, idx_sync_stats *st, kv_err *err);
+/* What a sync did, as the JSON object every caller prints: files,
+ * files_indexed, bytes_indexed, paths_changed, blobs_parsed, blobs_reused,
+ * symbols, refs, chunks, full_walk, head_moved, seconds, skipped {reason: n},
+ * notes {note: n}. NULL when out of memory. */
+struct cJSON *idx_sync_stats_json(const idx_sync_stats *st);
 
 /* Total blobs parsed by this handle since idx_open (for tests of reuse). */
 uint64_t idx_parse_count(const idx_index *ix);
