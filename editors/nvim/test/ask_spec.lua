@@ -81,6 +81,9 @@ case(":KvasirAsk (range) streams into a float and fills the quickfix list", func
   check(item.end_lnum == 0 or item.end_lnum >= 4, "quickfix end line " .. tostring(item.end_lnum))
   check(item.text:find("reconcile_ledger", 1, true), "quickfix text " .. item.text)
   check(vim.fn.getqflist({ title = 1 }).title:find("kvasir", 1, true), "quickfix title")
+  -- the facts (ask.facts) lead the list: the definition itself, at its line
+  check(type(a.facts) == "table" and #a.facts >= 1, "no ask.facts")
+  check(item.lnum == a.facts[1].start_line and item.text:find(a.facts[1].symbol, 1, true), "first quickfix item is not the definition: " .. item.text)
   -- :cfirst jumps to the cited file and line
   vim.cmd("cfirst")
   check(vim.api.nvim_buf_get_name(0) == repo .. "/src/ledger.c", "cfirst opened " .. vim.api.nvim_buf_get_name(0))

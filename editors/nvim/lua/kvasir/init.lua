@@ -140,6 +140,28 @@ local function citation_items(repo, cites)
 end
 M._citation_items = citation_items
 
+-- The facts of an answer (ask.facts: definitions, their callers and tests)
+-- as citations, definitions first, then the excerpts retrieval found.
+local function facts_citations(facts, cites)
+  local out = {}
+  for _, f in ipairs(facts or {}) do
+    if type(f) == "table" and type(f.path) == "string" then
+      out[#out + 1] = { path = f.path, start_line = f.start_line, end_line = f.end_line, symbol = f.symbol }
+      for _, key in ipairs({ "callers", "tests" }) do
+        for _, r in ipairs(type(f[key]) == "table" and f[key] or {}) do
+          if type(r) == "table" and type(r.path) == "string" then
+            out[#out + 1] = { path = r.path, start_line = r.line, end_line = r.line,
+              symbol = (key == "tests" and "test " or "uses ") .. f.symbol .. (r["in"] and (" in " .. r["in"]) or "") }
+          end
+        end
+      end
+    end
+  end
+  for _, c in ipairs(cites or {}) do out[#out + 1] = c end
+  return out
+end
+M._facts_citations = facts_citations
+
 local function set_quickfix(title, repo, cites)
   vim.fn.setqflist({}, " ", { title = "kvasir: " .. title, items = citation_items(repo, cites) })
 end
@@ -239,7 +261,7 @@ function M.ask(question, opts)
         state.conversation = { id = res.conversation.id, repo = repo }
       end
       a.repo = res.repo or a.repo
-      set_quickfix(question, a.repo, res.citations)
+      set_quickfix(question, a.repo, facts_citations(res.facts, res.citations))
       local tail = {}
       if res.note then tail[#tail + 1] = "(" .. res.note .. ")" end
       if res.retrieval then tail[#tail + 1] = "(" .. res.retrieval .. ")" end
@@ -258,7 +280,10 @@ function M.ask(question, opts)
   end, function(method, p)
     if method == "ask.context" then
       a.citations = p.citations
-      set_quickfix(question, a.repo, p.citations)
+      set_quickfix(question, a.repo, facts_citations(a.facts, p.citations))
+    elseif method == "ask.facts" then
+      a.facts = p.facts
+      set_quickfix(question, a.repo, facts_citations(p.facts, a.citations))
     elseif method == "ask.token" and type(p.text) == "string" then
       a.text[#a.text + 1] = p.text
       append(buf, p.text)
