@@ -18,7 +18,7 @@ import { Codes } from "./protocol";
 import { Daemon } from "./daemon";
 import { ChatView, FromView } from "./chat";
 import { Completions } from "./complete";
-import { AskScope, askParams, answeredBy, errorText, linkify, logStoreName, parseCitations, triageView } from "./logic";
+import { AskScope, askParams, answeredBy, errorText, factsCitations, linkify, logStoreName, parseCitations, triageView } from "./logic";
 
 let daemon: Daemon;
 let chat: ChatView;
@@ -144,12 +144,20 @@ async function runAsk(question: string, scope: AskScope, retry = true): Promise<
   });
   let text = "";
   let answerRepo = repo;
+  let facts: unknown = null;
+  let cites: ReturnType<typeof parseCitations> = [];
   try {
     const cl = await daemon.get();
     const res = await cl.call("ask", params, {
       signal: ac.signal,
       onNotify: (m, p) => {
-        if (m === "ask.context") chat.post({ type: "context", id, citations: parseCitations(p.citations), repo: answerRepo });
+        if (m === "ask.context") {
+          cites = parseCitations(p.citations);
+          chat.post({ type: "context", id, citations: factsCitations(facts, cites), repo: answerRepo });
+        } else if (m === "ask.facts") {
+          facts = p.facts; // the definitions, their users and tests: clickable, before any model text
+          chat.post({ type: "context", id, citations: factsCitations(facts, cites), repo: answerRepo });
+        }
         else if (m === "ask.token" && typeof p.text === "string") {
           text += p.text;
           chat.post({ type: "answer", id, segments: linkify(text), repo: answerRepo });
@@ -158,7 +166,7 @@ async function runAsk(question: string, scope: AskScope, retry = true): Promise<
     });
     answerRepo = typeof res.repo === "string" ? res.repo : repo;
     const answer = typeof res.answer === "string" ? res.answer : text;
-    chat.post({ type: "context", id, citations: parseCitations(res.citations), repo: answerRepo });
+    chat.post({ type: "context", id, citations: factsCitations(res.facts ?? facts, parseCitations(res.citations)), repo: answerRepo });
     chat.post({ type: "answer", id, segments: linkify(answer || "(no answer text)"), repo: answerRepo });
     const by = answeredBy(res);
     daemon.update({ tier: by });

@@ -63,6 +63,28 @@ export function parseCitations(v: unknown): Citation[] {
   return out;
 }
 
+/* The facts of an answer (ask.facts: definitions with their users and
+ * tests; untrusted shape) as citations, definitions first, then `cites`. */
+export function factsCitations(facts: unknown, cites: Citation[]): Citation[] {
+  const out: Citation[] = [];
+  for (const f of Array.isArray(facts) ? facts : []) {
+    if (!f || typeof f !== "object") continue;
+    const o = f as Record<string, unknown>;
+    if (typeof o.path !== "string" || !o.path || typeof o.symbol !== "string") continue;
+    out.push(...parseCitations([{ path: o.path, start_line: o.start_line, end_line: o.end_line, symbol: o.symbol }]));
+    for (const key of ["callers", "tests"]) {
+      const refs = Array.isArray(o[key]) ? (o[key] as unknown[]) : [];
+      for (const r of refs) {
+        if (!r || typeof r !== "object") continue;
+        const x = r as Record<string, unknown>;
+        const what = `${key === "tests" ? "test of" : "uses"} ${o.symbol}${typeof x.in === "string" ? ` in ${x.in}` : ""}`;
+        out.push(...parseCitations([{ path: x.path, start_line: x.line, end_line: x.line, symbol: what }]));
+      }
+    }
+  }
+  return out.concat(cites);
+}
+
 /* Resolves a citation's path against the repository root. */
 export function citationFile(repo: string | undefined, path: string): string {
   if (path.startsWith("/") || !repo) return path;

@@ -127,3 +127,13 @@ test("triageView lists clusters and cites their first line", () => {
   assert.deepEqual(L.triageView({ items: [] }).lines, ["nothing stands out in this log"]);
   assert.deepEqual(L.triageView(null).citations, []);
 });
+
+test("factsCitations puts the definitions, their users and tests before the excerpts", () => {
+  const facts = [{ symbol: "reconcile_ledger", path: "src/ledger.c", start_line: 4, end_line: 9,
+    callers: [{ path: "src/main.c", line: 12, in: "main" }], tests: [{ path: "tests/t.c", line: 3 }] }, { bogus: 1 }];
+  const got = L.factsCitations(facts, [{ path: "src/ledger.c", start_line: 1, end_line: 20 }]);
+  assert.deepEqual(got.map((c) => [c.path, c.start_line, c.symbol]), [
+    ["src/ledger.c", 4, "reconcile_ledger"], ["src/main.c", 12, "uses reconcile_ledger in main"],
+    ["tests/t.c", 3, "test of reconcile_ledger"], ["src/ledger.c", 1, undefined]]);
+  assert.deepEqual(L.factsCitations(undefined, []), []);
+});
