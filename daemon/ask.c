@@ -219,20 +219,28 @@ static int retrieve(dmn_job *j, ask_ctx *a, kv_err *err) {
       kv_buf_append(&a->context, h->text, tl);
       kv_buf_append(&a->context, "\n```\n\n", 6);
       if (a->ncut < ASK_CUTS) a->cut[a->ncut++] = a->context.len;
-      if (dmn_gate_add(&a->gate, h->path, h->text, tl) == 0) {
-        /* the whole file, for redaction that sees past the chunk's edges */
-        char *whole = NULL;
-        size_t wl = 0;
-        kv_err we;
-        if (idx_read_lines(a->ix, h->path, 1, 1 << 30, 0, &whole, &wl, &we) == 0 && wl <= (8u << 20))
-          dmn_gate_origin(&a->gate, whole, wl, (unsigned)h->line0);
-        free(whole);
-      }
+      /* the whole file, for redaction that sees past the chunk's edges */
+      if (dmn_gate_add(&a->gate, h->path, h->text, tl) == 0) dmn_gate_origin_lazy(&a->gate, (unsigned)h->line0);
     }
   }
   gather_facts(a, &hits);
   idx_hits_free(&hits);
   return prefix_text(j, a, a->ix, err);
+}
+
+/* The gate's reader of an excerpt's whole file (as indexed), for file-level
+ * redaction when a payload goes to a hosted tier. */
+static int ask_read_file(void *ud, const char *path, char **text, size_t *len) {
+  ask_ctx *a = ud;
+  kv_err e;
+  *text = NULL;
+  if (idx_read_lines(a->ix, path, 1, 1 << 30, 0, text, len, &e)) return e.code ? e.code : KV_EIO;
+  if (*len > (8u << 20)) { /* too large to redact whole: the excerpt alone */
+    free(*text);
+    *text = NULL;
+    return KV_ELIMIT;
+  }
+  return 0;
 }
 
 /* The verifier's question: does this token exist in the repository? */
@@ -492,6 +500,8 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   ask_ctx a;
   eng_model *model = NULL; /* held from dmn_backend_model_for until out: */
   memset(&a, 0, sizeof a);
+  a.gate.read_file = ask_read_file;
+  a.gate.read_ud = &a;
   a.question = dmn_param_str(j->params, "question", 0);
   if (!a.question || !*a.question) return kv_err_set(err, IPC_ERR_PARAMS, "missing string param 'question'");
   if (strlen(a.question) > 16384)

@@ -343,8 +343,31 @@ void dmn_gate_ctx_free(dmn_gate_ctx *g) {
     free(g->text[i]);
     free(g->origin[i]);
     g->origin[i] = NULL;
+    g->lazy[i] = 0;
   }
   g->n = 0;
+}
+
+void dmn_gate_origin_lazy(dmn_gate_ctx *g, unsigned line0) {
+  if (!g->n || g->origin[g->n - 1]) return;
+  g->lazy[g->n - 1] = 1;
+  g->line0[g->n - 1] = line0;
+}
+
+/* The whole files of the lazily marked excerpts, read once per path into
+ * owned[] (what origins[] then points at; the caller frees owned[]). */
+static void read_origins(const dmn_gate_ctx *gc, pol_file_origin *origins, char **owned) {
+  for (size_t i = 0; i < gc->n && gc->read_file; i++) {
+    if (!gc->lazy[i] || origins[i].text) continue;
+    size_t k = 0;
+    while (k < i && !(gc->lazy[k] && origins[k].text && !strcmp(gc->path[k], gc->path[i]))) k++;
+    if (k < i) { /* the same file as an earlier excerpt */
+      origins[i].text = origins[k].text;
+      origins[i].len = origins[k].len;
+    } else if (gc->read_file(gc->read_ud, gc->path[i], &owned[i], &origins[i].len) == 0) {
+      origins[i].text = owned[i];
+    }
+  }
 }
 
 int dmn_gate_origin(dmn_gate_ctx *g, const char *file, size_t len, unsigned line0) {
@@ -426,8 +449,11 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
     rc = kv_err_set(err, KV_EDENIED, "refused by policy rule '%s' (%s)", dec.rule,
                     pol_policy_file(p)[0] ? pol_policy_file(p) : "default policy");
   } else if (dec.tier_kind == POL_TIER_HOSTED) {
+    char *owned[DMN_GATE_MAX_FILES] = {0};
+    read_origins(gc, origins, owned);
     pol_payload *pl = NULL;
     rc = pol_payload_prepare(p, &req, dec.model, 512, &pl, err);
+    for (size_t i = 0; i < gc->n; i++) free(owned[i]);
     if (!rc) {
       pol_send_result sr;
       memset(&sr, 0, sizeof sr);

@@ -28,6 +28,12 @@ typedef struct dmn_gate_ctx {
   char *origin[DMN_GATE_MAX_FILES];
   size_t origin_len[DMN_GATE_MAX_FILES];
   unsigned line0[DMN_GATE_MAX_FILES];
+  /* an excerpt marked by dmn_gate_origin_lazy has its whole file read only
+   * when a payload goes to a hosted tier (most asks stay local), once per
+   * path: read_file(read_ud, path, &text, &len) gives a malloc'd copy */
+  int lazy[DMN_GATE_MAX_FILES];
+  int (*read_file)(void *ud, const char *path, char **text, size_t *len);
+  void *read_ud;
 } dmn_gate_ctx;
 
 typedef struct dmn_gate_io {
@@ -39,6 +45,9 @@ int dmn_gate_add(dmn_gate_ctx *g, const char *path, const char *text, size_t len
 /* The last excerpt added came from lines line0.. of the whole file `file`
  * (copied; file may be NULL). */
 int dmn_gate_origin(dmn_gate_ctx *g, const char *file, size_t len, unsigned line0);
+/* The last excerpt added starts at line0 of its file, which g->read_file
+ * reads if the payload goes to a hosted tier. */
+void dmn_gate_origin_lazy(dmn_gate_ctx *g, unsigned line0);
 void dmn_gate_ctx_free(dmn_gate_ctx *g);
 
 /* The gate's caches (each repo's parsed policy, read again when its files
