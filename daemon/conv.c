@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "daemon/conv_internal.h"
 
 static void conv_free(dmn_conv *c) {
@@ -23,16 +25,14 @@ static void conv_free(dmn_conv *c) {
   free(c);
 }
 
-/* An id nobody can guess from another client's: 16 random bytes (hex). */
-static void new_id(char *out, size_t n, uint64_t seq) {
-  unsigned char r[12];
-  FILE *f = fopen("/dev/urandom", "rb");
-  size_t got = f ? fread(r, 1, sizeof r, f) : 0;
-  if (f) fclose(f);
-  uint64_t h = kv_hash64_more(kv_hash64(r, got), &seq, sizeof seq);
-  double t = kv_now();
-  h = kv_hash64_more(h, &t, sizeof t);
-  snprintf(out, n, "c-%016llx%08x", (unsigned long long)h, (unsigned)(r[0] | r[1] << 8 | r[2] << 16));
+/* An id nobody can guess from another client's: 16 random bytes (hex),
+ * from libsodium's generator (as ipc/crypto.c makes keys). */
+static void new_id(char *out, size_t n) {
+  unsigned char r[16];
+  randombytes_buf(r, sizeof r);
+  char hex[2 * sizeof r + 1];
+  sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+  snprintf(out, n, "c-%s", hex);
 }
 
 int dmn_conv_acquire(dmn_backend *b, const char *repo, const char *id, dmn_conv **out, int *created, char *note,
@@ -74,7 +74,7 @@ int dmn_conv_acquire(dmn_backend *b, const char *repo, const char *id, dmn_conv 
       pthread_mutex_unlock(&b->mu);
       return kv_err_set(err, KV_ENOMEM, "conversation: out of memory");
     }
-    new_id(c->id, sizeof c->id, ++b->conv_seq);
+    new_id(c->id, sizeof c->id);
     snprintf(c->repo, sizeof c->repo, "%s", repo);
     snprintf(c->slot.repo, sizeof c->slot.repo, "%s", repo);
     pthread_mutex_init(&c->slot.mu, NULL);

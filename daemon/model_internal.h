@@ -70,7 +70,6 @@ struct dmn_backend {
   pthread_mutex_t fim_mu;
   uint64_t kv_loads_ram, kv_loads_disk, kv_builds, kv_save_errors;
   struct dmn_conv *convs;   /* conversations (conv.c), guarded by mu */
-  uint64_t conv_seq;
 };
 
 /* The model of a local tier (tier NULL: flash), loaded on first use under
