@@ -29,23 +29,30 @@ static eng_model *open_ok(const char *path) {
   return m;
 }
 
-/* Opens arch with groups, expecting failure rc with `needle` in the message. */
-static void open_fails(const char *arch, unsigned groups, const char *skip, int want_rc, const char *needle) {
-  tg g;
+/* Writes g to a temporary file and opens it: the rc, *m on success. */
+static int open_written(tg *g, eng_model **m, kv_err *err) {
   char path[64];
-  tg_init(&g);
-  tg_hparams(&g, arch);
-  tg_vocab(&g, NULL, 0);
-  tg_tensors(&g, groups, skip);
   snprintf(path, sizeof path, "/tmp/kvasir-tiny-XXXXXX");
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
-  assert_int_equal(tg_write(&g, path), 0);
+  assert_int_equal(tg_write(g, path), 0);
+  *m = NULL;
+  int rc = eng_model_open(m, path, err);
+  unlink(path);
+  return rc;
+}
+
+/* Opens arch with groups, expecting failure rc with `needle` in the message. */
+static void open_fails(const char *arch, unsigned groups, const char *skip, int want_rc, const char *needle) {
+  tg g;
+  tg_init(&g);
+  tg_hparams(&g, arch);
+  tg_vocab(&g, NULL, 0);
+  tg_tensors(&g, groups, skip);
   eng_model *m = NULL;
   kv_err err = {0};
-  int rc = eng_model_open(&m, path, &err);
-  unlink(path);
+  int rc = open_written(&g, &m, &err);
   eng_model_free(m);
   if (rc != want_rc || !strstr(err.msg, needle))
     fail_msg("%s without %s: rc %d '%s' (wanted %d and '%s')", arch, skip ? skip : "-", rc, err.msg, want_rc, needle);
@@ -329,22 +336,15 @@ static void test_rope_scaling_keys(void **st) {
   const float factors[] = {4.0f, -2.0f, 4.0f};
   for (int i = 0; i < 3; i++) {
     tg g;
-    char path[64];
     tg_init(&g);
     tg_hparams(&g, "llama");
     tg_str(&g, "llama.rope.scaling.type", types[i]);
     tg_f32(&g, "llama.rope.scaling.factor", factors[i]);
     tg_vocab(&g, NULL, 0);
     tg_tensors(&g, 0, NULL);
-    snprintf(path, sizeof path, "/tmp/kvasir-tiny-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(tg_write(&g, path), 0);
     eng_model *m = NULL;
     kv_err err = {0};
-    int rc = eng_model_open(&m, path, &err);
-    unlink(path);
+    int rc = open_written(&g, &m, &err);
     if (i == 0) {
       assert_int_equal(rc, KV_EUNSUPPORTED);
       assert_non_null(strstr(err.msg, "rope.scaling.type 'longrope'"));
