@@ -340,7 +340,7 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     for (size_t w = 0; w < W.n; w++)
       if (strlen(W.v[w]) >= 3 && strcasestr(C.v[i].h.path, W.v[w])) C.v[i].h.score += 1.5;
     if (tmax > tmin) C.v[i].h.score += 0.5 * (double)(C.v[i].changed - tmin) / (double)(tmax - tmin);
-    if (!want_tests && is_test_path(C.v[i].h.path)) C.v[i].h.score *= TEST_FACTOR;
+    if (!want_tests && is_test_path(C.v[i].h.path)) C.v[i].h.score *= getenv("KNOB_TEST") ? atof(getenv("KNOB_TEST")) : TEST_FACTOR;
     if (is_decl_path(C.v[i].h.path)) C.v[i].h.score *= DECL_FACTOR;
   }
   if (hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
