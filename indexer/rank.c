@@ -37,7 +37,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #define W_BODY 1.0
 #define W_PARTS 0.5
@@ -62,7 +61,6 @@ typedef struct doc {
   size_t slot;
   double len, bonus, mul; /* mul: PROTO_FACTOR for a declaration, else 1 */
   size_t f; /* offset of its MAX_TERMS-wide row in fbuf */
-  char dbg[64];
 } doc;
 
 struct idx_ranker {
@@ -420,10 +418,8 @@ static int add_doc(idx_ranker *r, size_t slot, int64_t blob, const int *cb, cons
   if (!rc && name && *name && !proto) rc = add_decl_doc(r, &c, name, blob);
   if (rc) return rc;
   d->len = len + c.len;
-  snprintf(d->dbg, sizeof d->dbg, "%s", name ? name : "-");
   d->bonus = 0;
   d->mul = proto ? PROTO_FACTOR : 1.0;
-  if (!name) { const char *e = getenv("KNOB_NONAME"); if (e) d->mul = atof(e); }
   if (c.matched > 0 && c.nseen > 0) {
     double cov = (double)(c.matched + c.test) / c.nseen;
     d->bonus = NAME_COVER * (cov > 1 ? 1 : cov);
@@ -491,12 +487,6 @@ void idx_rank_scores(idx_ranker *r, double *scores, size_t nslots) {
     for (size_t k = 0; k < r->nt; k++)
       if (f[k] > 0) s += r->t[k].idf * f[k] * (BM25_K1 + 1) / (f[k] + norm);
     s *= d->mul;
-    if (getenv("KNOB_DEBUG") && strstr(getenv("KNOB_DEBUG"), d->dbg)) {
-      fprintf(stderr, "DOC %s slot=%zu len=%.0f avg=%.0f bonus=%.2f mul=%.2f s=%.2f:", d->dbg, d->slot, d->len, avg, d->bonus, d->mul, s);
-      for (size_t k = 0; k < r->nt; k++)
-        if (f[k] > 0) fprintf(stderr, " %s=%.2f(f%.1f,idf%.2f)", r->t[k].s, r->t[k].idf * f[k] * (BM25_K1 + 1) / (f[k] + norm), f[k], r->t[k].idf);
-      fprintf(stderr, "\n");
-    }
     if (s > scores[d->slot]) scores[d->slot] = s;
   }
 }
