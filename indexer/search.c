@@ -233,24 +233,28 @@ static int hit_extend(idx_hit *h, const char *t, int t1, int t0) {
   return 0;
 }
 
-/* A chunk that continues a definition begun in the chunk right before it
- * (no definition starts in it) joins that chunk: one hit from the
- * definition's first line on, with the score of the better half, so the
- * hit covers the definition that matched and the definition takes one
- * place among the hits. Looks at the HEADS_SCAN x k best candidates. */
+/* A chunk that continues a definition (no definition starts in it): right
+ * after the chunk where the definition starts, it joins that chunk — one
+ * hit from the definition's first line, with the score of the better half
+ * — so the hit covers the definition that matched; further on, only the
+ * best of the definition's continuing chunks stays. Either way one
+ * definition takes one place among the hits. Looks at the HEADS_SCAN x k
+ * best candidates. */
 static int join_heads(sqlite3 *db, cands *C, size_t k) {
   if (C->n > 1) qsort(C->v, C->n, sizeof *C->v, cmp_hit);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
-                         "SELECT " CHUNK_COLS " FROM symbols s JOIN chunks c ON c.blob = s.blob"
+                         "SELECT " CHUNK_COLS ", s.line0, NOT EXISTS (SELECT 1 FROM chunks m WHERE m.blob = c.blob"
+                         " AND m.line0 > c.line1 AND m.line0 < ?2) FROM symbols s JOIN chunks c ON c.blob = s.blob"
                          " AND s.line0 BETWEEN c.line0 AND c.line1" VIEW_JOIN
-                         "WHERE s.blob = ?1 AND s.line0 < ?2 AND s.line1 >= ?2 AND c.line1 < ?2 AND NOT EXISTS"
-                         " (SELECT 1 FROM chunks m WHERE m.blob = c.blob AND m.line0 > c.line1 AND m.line0 < ?2)"
+                         "WHERE s.blob = ?1 AND s.line0 < ?2 AND s.line1 >= ?2 AND c.line1 < ?2"
                          " ORDER BY s.line0 DESC LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
     return 0; /* the chunks stand as they are */
   int rc = 0;
-  size_t scan = C->n < HEADS_SCAN * k ? C->n : HEADS_SCAN * k;
+  size_t scan = C->n < HEADS_SCAN * k ? C->n : HEADS_SCAN * k, nseen = 0;
+  int64_t(*seen)[2] = calloc(scan ? scan : 1, sizeof *seen); /* blob, first line of a definition kept */
+  if (!seen) rc = KV_ENOMEM;
   for (size_t i = 0; i < scan && !rc; i++) {
     cand *t = &C->v[i];
     if (t->h.symbol[0] || t->gone) continue;
@@ -258,6 +262,16 @@ static int join_heads(sqlite3 *db, cands *C, size_t k) {
     sqlite3_bind_int64(st, 1, t->blob);
     sqlite3_bind_int(st, 2, t->h.line0);
     if (sqlite3_step(st) != SQLITE_ROW) continue;
+    int64_t defline = sqlite3_column_int64(st, 9);
+    size_t j = 0;
+    while (j < nseen && !(seen[j][0] == t->blob && seen[j][1] == defline)) j++;
+    if (j < nseen) { /* a better chunk of the same definition is a hit already */
+      t->gone = 1;
+      continue;
+    }
+    seen[nseen][0] = t->blob;
+    seen[nseen++][1] = defline;
+    if (!sqlite3_column_int(st, 10)) continue; /* not right after its first chunk */
     int64_t hid = sqlite3_column_int64(st, 0);
     cand *h = cand_find(C, hid);
     if (h && (h->gone || h->h.line1 >= t->h.line0)) continue; /* already joined */
@@ -270,6 +284,7 @@ static int join_heads(sqlite3 *db, cands *C, size_t k) {
     if (h->h.score < t->h.score) h->h.score = t->h.score;
     t->gone = 1;
   }
+  free(seen);
   sqlite3_finalize(st);
   return rc;
 }

@@ -210,7 +210,8 @@ static void test_declaration_doc(void **state) {
 
 /* A match in the second chunk of a long function: the hit starts at the
  * function's first line (its first chunk joined with the one that
- * matched), and the function takes one place among the hits. */
+ * matched); matches further down: the function takes one place among the
+ * hits. */
 static void test_hit_covers_definition(void **state) {
   (void)state;
   char big[8192];
@@ -239,6 +240,20 @@ static void test_hit_covers_definition(void **state) {
   for (size_t i = 1; i < h.n; i++) assert_string_not_equal(h.v[i].path, "src/long.c");
   idx_hits_free(&h);
   idx_close(ix);
+  /* two matches further down a 250-line function: one hit for the two */
+  n = (size_t)snprintf(big, sizeof big, "int long_two(int x) {\n");
+  for (int i = 0; i < 248; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, i == 150 || i == 215 ? "  x ^= 7; /* fold the quarterly ledger */\n"
+                                                                        : "  x = x * 3 + %d;\n", i);
+  snprintf(big + n, sizeof big - n, "  return x;\n}\n");
+  files[1] = big;
+  idx_index *iy = repo_with("long2", files);
+  assert_int_equal(idx_search(iy, "where is the quarterly ledger folded", 5, &h, &err), 0);
+  assert_true(h.n >= 2);
+  assert_string_equal(h.v[0].path, "src/long.c");
+  for (size_t i = 1; i < h.n; i++) assert_string_not_equal(h.v[i].path, "src/long.c");
+  idx_hits_free(&h);
+  idx_close(iy);
 }
 
 /* ---- abbreviations and code verbs ---------------------------------------------- */
