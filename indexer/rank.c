@@ -11,8 +11,10 @@
  * A definition's document has four fields, all in the index's own terms
  * (FTS5's porter+unicode61 tokenizer, so "returns" and "return" meet):
  *   body     the definition's lines inside the chunk, identifiers whole,
- *            and the comment lines right above it (its doc comment, which
- *            C, JS, Go... keep outside the definition's node)          x1
+ *            the doc comment right above it (idx_doc_top: comment lines or
+ *            whole block comments; C, JS, Go... keep it outside the
+ *            definition's node), and for a definition declared elsewhere
+ *            (a C prototype in a header) that declaration's doc comment x1
  *   parts    the camelCase/snake_case parts of those identifiers          x0.5
  *   name     the definition's name and its parts                          x6
  *   scope    the enclosing definition's (class) name and its parts        x2

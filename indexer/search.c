@@ -19,7 +19,11 @@
  *   + 1.5  per query word (3+ chars) found in the file's path;
  *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest);
  *   x 0.85 for test files (idx_is_test_path) unless the query asks for tests;
- *   x 0.8  for declaration files (.h, .hpp, .d.ts, .pyi: is_decl_path).
+ *   x 0.8  for declaration files (.h, .hpp, .d.ts, .pyi: idx_is_decl_path);
+ *   hits   of the 8k best, a chunk continuing a definition begun in the
+ *          chunk right before it joins that chunk (one hit from the
+ *          definition's first line); further pieces of one definition
+ *          count once (join_heads).
  * Only chunks of blobs in the current view (files with worktree < 2) count.
  * The weights were chosen on bench/retrieval (Django and lodash, seed 42,
  * tune half / held-out half) and bench/answers (the tune split); see

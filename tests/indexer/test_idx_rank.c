@@ -9,8 +9,13 @@
  *     declaration file (header, .d.ts) scores below the code;
  *   - identifier abbreviations and code verbs: "environment" finds env,
  *     "remove" finds strip;
+ *   - a block comment with unstarred inner lines is a doc comment, and a C
+ *     definition scores with its header prototype's doc comment;
+ *   - a hit in the middle of a long definition starts at its first line,
+ *     and one definition takes one place among the hits;
  *   - the repo map leaves out a compat alias (`str = str`), which drew every
- *     call of the builtin, and lists definitions at their own lines;
+ *     call of the builtin, and lists definitions at their own lines; its
+ *     stand-ins (.d.ts declarations, a test's fakes) yield to the code;
  * (test_idx_repo.c keeps the older search and map assertions.)
  */
 #include <setjmp.h>
