@@ -28,6 +28,43 @@ const char *idx_note_name(int n) { return n >= 0 && n < IDX_NOTE__COUNT ? note_n
 
 char *idx_strdup0(const char *s) { return strdup(s ? s : ""); }
 
+/* A test file: a path component tests/, test/, __tests__/, spec/ or a base
+ * name test_*, *_test.*, *.test.*, *.spec.*, *_spec.*, conftest.py. Its
+ * code uses the vocabulary of what it tests (the test of a parser says
+ * "parse" as often as the parser), so without a demotion tests outrank the
+ * code they test. */
+int idx_is_test_path(const char *path) {
+  static const char *const dirs[] = {"test", "tests", "__tests__", "spec"};
+  for (const char *s = path; *s;) {
+    const char *e = strchr(s, '/');
+    if (!e) break;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+      if ((size_t)(e - s) == strlen(dirs[i]) && !strncmp(s, dirs[i], (size_t)(e - s))) return 1;
+    s = e + 1;
+  }
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  if (!strncmp(b, "test_", 5) || !strcmp(b, "conftest.py")) return 1;
+  const char *dot = strchr(b, '.');
+  size_t stem = dot ? (size_t)(dot - b) : strlen(b);
+  if (stem > 5 && (!strncmp(b + stem - 5, "_test", 5) || !strncmp(b + stem - 5, "_spec", 5))) return 1;
+  return strstr(b, ".test.") != NULL || strstr(b, ".spec.") != NULL;
+}
+
+/* A file of declarations: C/C++ headers, TypeScript .d.ts, Python .pyi. A
+ * header repeats its definitions' doc comments (lz4.h, commander's
+ * typings), and a question about how something works is answered by the
+ * definition. */
+int idx_is_decl_path(const char *path) {
+  size_t n = strlen(path);
+  static const char *const suf[] = {".h", ".hh", ".hpp", ".hxx", ".d.ts", ".d.mts", ".d.cts", ".pyi"};
+  for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++) {
+    size_t k = strlen(suf[i]);
+    if (n > k && !strcmp(path + n - k, suf[i])) return 1;
+  }
+  return 0;
+}
+
 void idx_repo_id(const char *abs_path, char buf[17]) {
   snprintf(buf, 17, "%016llx", (unsigned long long)kv_hash64(abs_path, strlen(abs_path)));
 }

@@ -34,6 +34,10 @@ struct idx_index {
 
 /* Small helpers shared by the readers. */
 char *idx_strdup0(const char *s);   /* strdup of s, or of "" when s is NULL */
+/* A test file (tests/, test_*.py, *.spec.js, conftest.py, ...; indexer.c). */
+int idx_is_test_path(const char *path);
+/* A file of declarations: .h, .hpp, .d.ts, .pyi ... (indexer.c). */
+int idx_is_decl_path(const char *path);
 
 /* An open-addressing set of strings (paths, names). */
 typedef struct idx_strset {

@@ -476,15 +476,52 @@ int idx_comment_line(const char *s, size_t n) {
   return 1;
 }
 
-/* Moves a chunk start up over the comment lines right above it (not past
+/* Trimmed bounds of line l (off[l] .. off[l + 1] - 1, without its '\n'). */
+static void trimmed(const char *text, const size_t *off, int l, const char **s, const char **e) {
+  *s = text + off[l];
+  *e = text + (off[l + 1] > off[l] ? off[l + 1] - 1 : off[l]);
+  while (*s < *e && (**s == ' ' || **s == '\t')) (*s)++;
+  while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r')) (*e)--;
+}
+
+int idx_doc_top(const char *text, const size_t *off, int a, int floor) {
+  int top = a;
+  for (int l = a - 1; l >= floor; l--) {
+    const char *s, *e;
+    trimmed(text, off, l, &s, &e);
+    if (e - s >= 2 && e[-2] == '*' && e[-1] == '/') {
+      /* the end of a block comment: its opening line must start with slash-star */
+      int m = l;
+      for (; m >= floor; m--) {
+        const char *ms, *me;
+        trimmed(text, off, m, &ms, &me);
+        const char *o = NULL;
+        for (const char *p = ms; p + 1 < (m == l ? e - 2 : me); p++)
+          if (p[0] == '/' && p[1] == '*') {
+            o = p;
+            break;
+          }
+        if (o) {
+          if (o != ms) return top; /* code before the comment */
+          break;
+        }
+      }
+      if (m < floor) return top;
+      top = l = m;
+      continue;
+    }
+    if (!idx_comment_line(s, (size_t)(e - s))) break;
+    top = l;
+  }
+  return top;
+}
+
+/* Moves a chunk start up over the doc comment right above it (not past
  * floor): a definition's doc comment is a node of its own, and a cut
  * between the two would leave the words that describe the definition in
  * the chunk before it. */
 static int start_with_doc(const idx_parsed *r, const size_t *off, int start, int floor) {
-  while (start - 1 > floor && off[start] > off[start - 1] &&
-         idx_comment_line(r->text + off[start - 1], off[start] - off[start - 1] - 1))
-    start--;
-  return start;
+  return idx_doc_top(r->text, off, start, floor + 1);
 }
 
 /* Cut [0, nlines) at atom starts; line offsets in off[0..nlines]. */

@@ -88,4 +88,10 @@ int idx_idents(const char *s, size_t n, char **out, size_t *len, size_t *cap);
  * keep a definition's doc comment with it (chunks, rank.c's documents). */
 int idx_comment_line(const char *s, size_t n);
 
+/* The first line (>= floor) of the doc comment that ends right above line a
+ * of text, whose line l starts at off[l] (off[a] is needed): a run of
+ * comment lines (idx_comment_line), and whole block comments, however their
+ * inner lines look, whose opening line starts with slash-star. a when none. */
+int idx_doc_top(const char *text, const size_t *off, int a, int floor);
+
 #endif

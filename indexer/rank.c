@@ -11,8 +11,10 @@
  * A definition's document has four fields, all in the index's own terms
  * (FTS5's porter+unicode61 tokenizer, so "returns" and "return" meet):
  *   body     the definition's lines inside the chunk, identifiers whole,
- *            and the comment lines right above it (its doc comment, which
- *            C, JS, Go... keep outside the definition's node)          x1
+ *            the doc comment right above it (idx_doc_top: comment lines or
+ *            whole block comments; C, JS, Go... keep it outside the
+ *            definition's node), and for a definition declared elsewhere
+ *            (a C prototype in a header) that declaration's doc comment x1
  *   parts    the camelCase/snake_case parts of those identifiers          x0.5
  *   name     the definition's name and its parts                          x6
  *   scope    the enclosing definition's (class) name and its parts        x2
@@ -67,7 +69,7 @@ struct idx_ranker {
   sqlite3 *db;
   fts5_tokenizer tk;
   Fts5Tokenizer *tok;
-  sqlite3_stmt *vocab, *syms;
+  sqlite3_stmt *vocab, *syms, *decl;
   int have_vocab;
   term t[MAX_TERMS];
   size_t nt;
@@ -149,7 +151,13 @@ int idx_ranker_new(idx_ranker **out, sqlite3 *db) {
       (r->vocab = prep(db, "SELECT doc FROM temp.kv_chunks_vocab WHERE term = ?1")) != NULL;
   r->syms = prep(db, "SELECT name, scope, line0, line1, kind = 'prototype' FROM symbols WHERE blob = ?1 AND line0 BETWEEN ?2 AND ?3"
                      " ORDER BY line0");
-  if (!r->syms) {
+  /* the declaration of a definition elsewhere (a C prototype in a header):
+   * the chunk holding it, for its doc comment */
+  r->decl = prep(db, "SELECT c.text, s.line0 - c.line0 FROM symbols s JOIN chunks c ON c.blob = s.blob"
+                     " AND s.line0 BETWEEN c.line0 AND c.line1 JOIN blobs b ON b.id = s.blob"
+                     " JOIN files f ON f.oid = b.oid AND f.worktree < 2 AND f.skip = 0"
+                     " WHERE s.name = ?1 AND s.kind = 'prototype' AND s.blob != ?2 LIMIT 1");
+  if (!r->syms || !r->decl) {
     idx_ranker_free(r);
     return KV_EIO;
   }
@@ -162,6 +170,7 @@ void idx_ranker_free(idx_ranker *r) {
   if (r->tok) r->tk.xDelete(r->tok);
   sqlite3_finalize(r->vocab);
   sqlite3_finalize(r->syms);
+  sqlite3_finalize(r->decl);
   free(r->d);
   free(r->fbuf);
   free(r->cnt);
@@ -342,19 +351,54 @@ static int doc_start(const char *text, size_t len, int a, int floor) {
   st[0] = 0;
   for (size_t off = 0; off < len && line < a; off++)
     if (text[off] == '\n') st[++line] = off + 1;
-  int top = a;
-  for (int l = (line < a ? line : a) - 1; l >= floor; l--) {
-    size_t s = st[l], e = s;
-    while (e < len && text[e] != '\n') e++;
-    if (!idx_comment_line(text + s, e - s)) break;
-    top = l;
-  }
+  int top = line < a ? a : idx_doc_top(text, st, a, floor);
   free(st);
   return top;
 }
 
+/* The doc comment of name's declaration in another blob (a C prototype in
+ * a header, where C keeps the documentation of the function a .c file
+ * defines), counted into the document as body words and their parts. */
+static int add_decl_doc(idx_ranker *r, namectx *c, const char *name, int64_t blob) {
+  sqlite3_stmt *st = r->decl;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, blob);
+  int rc = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    int at = sqlite3_column_int(st, 1);
+    size_t len = text ? strlen(text) : 0;
+    int top = text ? doc_start(text, len, at, 0) : at;
+    if (top < at) {
+      size_t s0 = 0, s1 = 0;
+      int line = 0;
+      for (size_t off = 0; off < len && line < at; off++)
+        if (text[off] == '\n') {
+          line++;
+          if (line == top) s0 = off + 1;
+          if (line == at) s1 = off;
+        }
+      if (s1 > s0) {
+        double w = c->w;
+        c->w = W_BODY;
+        r->tk.xTokenize(r->tok, c, FTS5_TOKENIZE_DOCUMENT, text + s0, (int)(s1 - s0), on_name_token);
+        char *sub = NULL;
+        size_t sl = 0, sc = 0;
+        if (idx_subwords(text + s0, s1 - s0, &sub, &sl, &sc)) rc = KV_ENOMEM;
+        c->w = W_PARTS;
+        if (sub) r->tk.xTokenize(r->tok, c, FTS5_TOKENIZE_DOCUMENT, sub, (int)sl, on_name_token);
+        free(sub);
+        c->w = w;
+      }
+    }
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
 /* One document: lines [a, b] of the chunk (0-based), name and scope. */
-static int add_doc(idx_ranker *r, size_t slot, const int *cb, const int *cs, int a, int b,
+static int add_doc(idx_ranker *r, size_t slot, int64_t blob, const int *cb, const int *cs, int a, int b,
                    const char *name, const char *scope, int proto) {
   size_t nt = r->nt;
   if (KV_GROW(r->d, r->capd, r->nd + 1) || KV_GROW(r->fbuf, r->capf, r->nf + nt + 1)) return KV_ENOMEM;
@@ -373,6 +417,7 @@ static int add_doc(idx_ranker *r, size_t slot, const int *cb, const int *cs, int
   int rc = 0;
   if (name && *name) rc = add_name(r, &c, name, W_NAME, 1);
   if (!rc && scope && *scope) rc = add_name(r, &c, scope, W_SCOPE, 0);
+  if (!rc && name && *name && !proto) rc = add_decl_doc(r, &c, name, blob);
   if (rc) return rc;
   d->len = len + c.len;
   d->bonus = 0;
@@ -422,11 +467,11 @@ int idx_rank_add(idx_ranker *r, size_t slot, int64_t blob, int line0, int line1,
     /* its doc comment, when one sits right above it (not inside the one before) */
     int top = doc_start(text, len, a, prev_end + 1);
     if (b > prev_end) prev_end = b;
-    rc = add_doc(r, slot, cb, cs, top, b, name, scope, sqlite3_column_int(st, 4));
+    rc = add_doc(r, slot, blob, cb, cs, top, b, name, scope, sqlite3_column_int(st, 4));
     any = 1;
   }
   sqlite3_reset(st);
-  if (!rc && !any) rc = add_doc(r, slot, cb, cs, 0, nlines - 1, NULL, NULL, 0);
+  if (!rc && !any) rc = add_doc(r, slot, blob, cb, cs, 0, nlines - 1, NULL, NULL, 0);
   return rc;
 }
 

@@ -4,7 +4,10 @@
  * gets an edge to it, weighted sqrt(#references) x a name factor (long
  * camelCase/snake_case names count 10x, _private names and names defined
  * in more than 5 files 0.1x, names defined in more than 50 files not at
- * all; a prototype only stands for a name nothing else defines); PageRank (damping 0.85) ranks the files; each edge then hands its
+ * all; a stand-in — a C prototype, a definition in a declaration file
+ * (.h, .d.ts, .pyi) or in a test file — only stands for a name nothing else
+ * defines, and code's references never reach a test file's definitions);
+ * PageRank (damping 0.85) ranks the files; each edge then hands its
  * share of the referencing file's rank to the definition it points at. The
  * map lists the best definitions (signature lines, grouped by file) — as
  * many as fit in the token budget, found by binary search on the count.
@@ -24,7 +27,7 @@
 #include <string.h>
 
 typedef struct def {
-  int file, line, proto;
+  int file, line, proto; /* proto: a stand-in (see load), not the definition itself */
   char *sig;
   int name;
   double rank;
@@ -126,6 +129,7 @@ static double name_factor(const char *s, int ndefs) {
 
 typedef struct mapctx {
   char **paths;
+  char *test;  /* per file: a test file (idx_is_test_path) */
   size_t nfiles;
   def *defs;
   size_t ndefs, capdefs;
@@ -213,7 +217,7 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   if (sqlite3_prepare_v2(db, "SELECT f.path, b.id FROM files f JOIN blobs b ON b.oid = f.oid"
                              " WHERE f.worktree < 2 AND f.skip = 0 ORDER BY f.path", -1, &st, NULL) != SQLITE_OK)
     return kv_err_set(err, KV_EIO, "%s: repomap: %s", ix->db_path, sqlite3_errmsg(db));
-  size_t cap = 0, nb = 0, capb = 0;
+  size_t cap = 0, capt = 0, nb = 0, capb = 0;
   int64_t(*blob)[2] = NULL; /* blob id, file */
   int rc = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
@@ -222,6 +226,8 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
       break;
     }
     if (!(M->paths[M->nfiles] = idx_strdup0((const char *)sqlite3_column_text(st, 0)))) { rc = KV_ENOMEM; break; }
+    if (KV_GROW(M->test, capt, M->nfiles + 1)) { rc = KV_ENOMEM; break; }
+    M->test[M->nfiles] = (char)idx_is_test_path(M->paths[M->nfiles]);
     blob[nb][0] = sqlite3_column_int64(st, 1);
     blob[nb][1] = (int64_t)M->nfiles;
     nb++;
@@ -258,7 +264,9 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
     def *d = &M->defs[M->ndefs];
     d->file = b2f[b];
     d->line = sqlite3_column_int(st, 3);
-    d->proto = sqlite3_column_int(st, 4);
+    /* stand-ins for a definition made elsewhere: a C prototype, anything a
+     * declaration file (.h, .d.ts, .pyi) or a test file defines */
+    d->proto = sqlite3_column_int(st, 4) || idx_is_decl_path(M->paths[d->file]) || M->test[d->file];
     d->rank = 0;
     d->name = nm_find(names, (const char *)sqlite3_column_text(st, 1), 1);
     d->sig = idx_strdup0((const char *)sqlite3_column_text(st, 2));
@@ -287,6 +295,14 @@ static int load(idx_index *ix, mapctx *M, name_map *names, emap *E, kv_err *err)
   return 0;
 }
 
+/* Does a reference from file a reach definition d? Not in a's own file,
+ * and not from code into a test file: code does not call its tests (a
+ * test's `pop` or `write` would draw every such call of the code). */
+static int edge_ok(const mapctx *M, int a, int d) {
+  int b = M->defs[d].file;
+  return b != a && (!M->test[b] || M->test[a]);
+}
+
 static int rank(mapctx *M, name_map *names, emap *E) {
   size_t F = M->nfiles, N = names->n;
   int *head = malloc((N ? N : 1) * sizeof *head), *next = malloc((M->ndefs ? M->ndefs : 1) * sizeof *next);
@@ -295,7 +311,7 @@ static int rank(mapctx *M, name_map *names, emap *E) {
          *np = malloc((F ? F : 1) * sizeof *np), *fac = malloc((N ? N : 1) * sizeof *fac);
   int rc = (!head || !next || !cnt || !out || !pr || !np || !fac) ? KV_ENOMEM : 0;
   if (!rc) {
-    /* a name with a real definition does not resolve to its prototypes */
+    /* a name with a real definition does not resolve to its stand-ins */
     char *real = calloc(N ? N : 1, 1);
     if (!real) {
       rc = KV_ENOMEM;
@@ -323,7 +339,7 @@ static int rank(mapctx *M, name_map *names, emap *E) {
       if (cnt[nm] > 50) continue;
       double w = fac[nm] * sqrt(E->v[i].n);
       for (int d = head[nm]; d >= 0; d = next[d])
-        if (M->defs[d].file != a) out[a] += w;
+        if (edge_ok(M, a, d)) out[a] += w;
     }
     for (size_t f = 0; f < F; f++) pr[f] = 1.0 / (double)F;
     for (int it = 0; it < 30; it++) {
@@ -338,7 +354,7 @@ static int rank(mapctx *M, name_map *names, emap *E) {
         if (cnt[nm] > 50 || out[a] == 0) continue;
         double w = fac[nm] * sqrt(E->v[i].n);
         for (int d = head[nm]; d >= 0; d = next[d])
-          if (M->defs[d].file != a) np[M->defs[d].file] += pr[a] * w / out[a];
+          if (edge_ok(M, a, d)) np[M->defs[d].file] += pr[a] * w / out[a];
       }
       for (size_t f = 0; f < F; f++) pr[f] = 0.15 / (double)F + 0.85 * (np[f] + dangling / (double)F);
     }
@@ -349,7 +365,7 @@ static int rank(mapctx *M, name_map *names, emap *E) {
       if (cnt[nm] > 50 || out[a] == 0) continue;
       double w = fac[nm] * sqrt(E->v[i].n);
       for (int d = head[nm]; d >= 0; d = next[d])
-        if (M->defs[d].file != a) M->defs[d].rank += pr[a] * w / out[a];
+        if (edge_ok(M, a, d)) M->defs[d].rank += pr[a] * w / out[a];
     }
     /* unreferenced definitions keep a little of their file's rank */
     for (size_t d = 0; d < M->ndefs; d++) M->defs[d].rank += 1e-6 * pr[M->defs[d].file];
@@ -406,6 +422,7 @@ int idx_repomap(idx_index *ix, size_t budget, idx_token_fn fn, void *ud, char **
     if (!rc && !*out) rc = kv_err_set(err, KV_ENOMEM, "repomap: out of memory");
   }
   for (size_t i = 0; i < M.nfiles; i++) free(M.paths[i]);
+  free(M.test);
   for (size_t i = 0; i < M.ndefs; i++) free(M.defs[i].sig);
   free(M.paths);
   free(M.defs);

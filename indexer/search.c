@@ -8,7 +8,9 @@
  *   pool   the 500 best chunks by -bm25(chunks_fts; text 1, sub-words 0.5,
  *          names of the chunk's definitions and their parts 6) over the
  *          query's words and their camelCase/snake_case parts, OR-ed, plus
- *          every chunk holding a definition named exactly like a query word;
+ *          every chunk holding a definition named exactly like a query word,
+ *          and the chunks defining what a pooled chunk declares (a C
+ *          prototype's function: rank.c gives it the prototype's doc);
  *   base   the best score among the definitions in the chunk, each scored
  *          as its own document (rank.c: name, class, body, synonyms, name
  *          coverage); the first-stage BM25 when rank.c is unavailable;
@@ -16,8 +18,12 @@
  *   x 0.5  for prose (files without a grammar);
  *   + 1.5  per query word (3+ chars) found in the file's path;
  *   + 0.5 * recency of the file among the candidates (0 oldest .. 1 newest);
- *   x 0.85 for test files (is_test_path) unless the query asks for tests;
- *   x 0.8  for declaration files (.h, .hpp, .d.ts, .pyi: is_decl_path).
+ *   x 0.85 for test files (idx_is_test_path) unless the query asks for tests;
+ *   x 0.8  for declaration files (.h, .hpp, .d.ts, .pyi: idx_is_decl_path);
+ *   hits   of the 8k best, a chunk continuing a definition begun in the
+ *          chunk right before it joins that chunk (one hit from the
+ *          definition's first line); further pieces of one definition
+ *          count once (join_heads).
  * Only chunks of blobs in the current view (files with worktree < 2) count.
  * The weights were chosen on bench/retrieval (Django and lodash, seed 42,
  * tune half / held-out half) and bench/answers (the tune split); see
@@ -102,7 +108,7 @@ void idx_hits_free(idx_hits *h) {
 
 typedef struct cand {
   int64_t id, blob, changed;
-  int prose, exact;
+  int prose, exact, gone; /* gone: joined into the hit of its definition's first chunk */
   idx_hit h;
 } cand;
 
@@ -165,38 +171,16 @@ static int cmp_hit(const void *a, const void *b) {
 
 static int hand_out(cands *C, size_t k, idx_hits *out) {
   if (C->n > 1) qsort(C->v, C->n, sizeof *C->v, cmp_hit);
-  size_t m = C->n < k ? C->n : k;
-  out->v = calloc(m ? m : 1, sizeof *out->v);
+  out->v = calloc(k < C->n ? k : C->n ? C->n : 1, sizeof *out->v);
   if (!out->v) return KV_ENOMEM;
-  for (size_t i = 0; i < m; i++) {
-    out->v[i] = C->v[i].h;
+  size_t m = 0;
+  for (size_t i = 0; i < C->n && m < k; i++) {
+    if (C->v[i].gone) continue;
+    out->v[m++] = C->v[i].h;
     memset(&C->v[i].h, 0, sizeof C->v[i].h);
   }
   out->n = m;
   return 0;
-}
-
-/* A test file: a path component tests/, test/, __tests__/, spec/ or a base
- * name test_*, *_test.*, *.test.*, *.spec.*, *_spec.*, conftest.py. Its
- * code uses the vocabulary of what it tests (the test of a parser says
- * "parse" as often as the parser), so without a demotion tests outrank the
- * code they test. */
-static int is_test_path(const char *path) {
-  static const char *const dirs[] = {"test", "tests", "__tests__", "spec"};
-  for (const char *s = path; *s;) {
-    const char *e = strchr(s, '/');
-    if (!e) break;
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-      if ((size_t)(e - s) == strlen(dirs[i]) && !strncmp(s, dirs[i], (size_t)(e - s))) return 1;
-    s = e + 1;
-  }
-  const char *b = strrchr(path, '/');
-  b = b ? b + 1 : path;
-  if (!strncmp(b, "test_", 5) || !strcmp(b, "conftest.py")) return 1;
-  const char *dot = strchr(b, '.');
-  size_t stem = dot ? (size_t)(dot - b) : strlen(b);
-  if (stem > 5 && (!strncmp(b + stem - 5, "_test", 5) || !strncmp(b + stem - 5, "_spec", 5))) return 1;
-  return strstr(b, ".test.") != NULL || strstr(b, ".spec.") != NULL;
 }
 
 /* Does the query ask for tests ("where is X tested", "which tests ...")? A
@@ -214,20 +198,6 @@ static int asks_for_tests(const words *W) {
  * answer bench most but cost bench_retrieval (whose Django queries are
  * mostly test docstrings) half its recall: 0.85 keeps both (docs/index.md). */
 #define TEST_FACTOR 0.85
-
-/* A file of declarations: C/C++ headers, TypeScript .d.ts, Python .pyi. A
- * header repeats its definitions' doc comments (lz4.h, commander's
- * typings), and a question about how something works is answered by the
- * definition. */
-static int is_decl_path(const char *path) {
-  size_t n = strlen(path);
-  static const char *const suf[] = {".h", ".hh", ".hpp", ".hxx", ".d.ts", ".d.mts", ".d.cts", ".pyi"};
-  for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++) {
-    size_t k = strlen(suf[i]);
-    if (n > k && !strcmp(path + n - k, suf[i])) return 1;
-  }
-  return 0;
-}
 
 #define DECL_FACTOR 0.8 /* a declaration file's score */
 
@@ -250,6 +220,77 @@ static void rerank(idx_index *ix, const words *W, cands *C) {
   }
   idx_rank_end(ix->ranker);
   free(sc);
+}
+
+#define HEADS_SCAN 8 /* x k best candidates looked at by join_heads */
+
+/* Appends chunk t (lines t0..t1) to hit h, which ends at h->line1 < t0: the
+ * lines between (blank: the chunks cover every other line) as newlines. */
+static int hit_extend(idx_hit *h, const char *t, int t1, int t0) {
+  size_t a = strlen(h->text), b = strlen(t), gap = (size_t)(t0 - h->line1 - 1) + (a && h->text[a - 1] != '\n');
+  char *s = realloc(h->text, a + gap + b + 1);
+  if (!s) return KV_ENOMEM;
+  memset(s + a, '\n', gap);
+  memcpy(s + a + gap, t, b + 1);
+  h->text = s;
+  h->line1 = t1;
+  return 0;
+}
+
+/* A chunk that continues a definition (no definition starts in it): right
+ * after the chunk where the definition starts, it joins that chunk — one
+ * hit from the definition's first line, with the score of the better half
+ * — so the hit covers the definition that matched; further on, only the
+ * best of the definition's continuing chunks stays. Either way one
+ * definition takes one place among the hits. Looks at the HEADS_SCAN x k
+ * best candidates. */
+static int join_heads(sqlite3 *db, cands *C, size_t k) {
+  if (C->n > 1) qsort(C->v, C->n, sizeof *C->v, cmp_hit);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT " CHUNK_COLS ", s.line0, NOT EXISTS (SELECT 1 FROM chunks m WHERE m.blob = c.blob"
+                         " AND m.line0 > c.line1 AND m.line0 < ?2) FROM symbols s JOIN chunks c ON c.blob = s.blob"
+                         " AND s.line0 BETWEEN c.line0 AND c.line1" VIEW_JOIN
+                         "WHERE s.blob = ?1 AND s.line0 < ?2 AND s.line1 >= ?2 AND c.line1 < ?2"
+                         " ORDER BY s.line0 DESC LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return 0; /* the chunks stand as they are */
+  int rc = 0;
+  size_t scan = C->n < HEADS_SCAN * k ? C->n : HEADS_SCAN * k, nseen = 0;
+  int64_t(*seen)[2] = calloc(scan ? scan : 1, sizeof *seen); /* blob, first line of a definition kept */
+  if (!seen) rc = KV_ENOMEM;
+  for (size_t i = 0; i < scan && !rc; i++) {
+    cand *t = &C->v[i];
+    if (t->h.symbol[0] || t->gone) continue;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, t->blob);
+    sqlite3_bind_int(st, 2, t->h.line0);
+    if (sqlite3_step(st) != SQLITE_ROW) continue;
+    int64_t defline = sqlite3_column_int64(st, 9);
+    size_t j = 0;
+    while (j < nseen && !(seen[j][0] == t->blob && seen[j][1] == defline)) j++;
+    if (j < nseen) { /* a better chunk of the same definition is a hit already */
+      t->gone = 1;
+      continue;
+    }
+    seen[nseen][0] = t->blob;
+    seen[nseen++][1] = defline;
+    if (!sqlite3_column_int(st, 10)) continue; /* not right after its first chunk */
+    int64_t hid = sqlite3_column_int64(st, 0);
+    cand *h = cand_find(C, hid);
+    if (h && (h->gone || h->h.line1 >= t->h.line0)) continue; /* already joined */
+    if (!h) {
+      if ((rc = cand_add(C, st, t->h.score))) break;
+      h = &C->v[C->n - 1];
+      t = &C->v[i]; /* cand_add may move the array */
+    }
+    if ((rc = hit_extend(&h->h, t->h.text, t->h.line1, t->h.line0))) break;
+    if (h->h.score < t->h.score) h->h.score = t->h.score;
+    t->gone = 1;
+  }
+  free(seen);
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err *err) {
@@ -318,6 +359,24 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     sqlite3_finalize(st);
     st = NULL;
   }
+  /* the definitions of the pooled declarations (a header's prototypes):
+   * C documents a function at its prototype, and the question is after the
+   * definition, whose own text may share no word with it */
+  if (!rc && sqlite3_prepare_v2(db,
+                                "SELECT " CHUNK_COLS " FROM chunks p JOIN symbols ps ON ps.blob = p.blob"
+                                " AND ps.line0 BETWEEN p.line0 AND p.line1 AND ps.kind = 'prototype'"
+                                " JOIN symbols s ON s.name = ps.name AND s.kind != 'prototype' AND s.blob != p.blob"
+                                " JOIN chunks c ON c.blob = s.blob AND s.line0 BETWEEN c.line0 AND c.line1" VIEW_JOIN
+                                "WHERE p.id = ?1 LIMIT 16",
+                                -1, &st, NULL) == SQLITE_OK) {
+    for (size_t i = 0, n0 = C.n; i < n0 && !rc; i++) {
+      sqlite3_reset(st);
+      sqlite3_bind_int64(st, 1, C.v[i].id);
+      while (!rc && sqlite3_step(st) == SQLITE_ROW) rc = cand_add(&C, st, 0);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+  }
   if (rc) {
     kv_err_set(err, rc, "search: out of memory");
     goto out;
@@ -340,10 +399,11 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
     for (size_t w = 0; w < W.n; w++)
       if (strlen(W.v[w]) >= 3 && strcasestr(C.v[i].h.path, W.v[w])) C.v[i].h.score += 1.5;
     if (tmax > tmin) C.v[i].h.score += 0.5 * (double)(C.v[i].changed - tmin) / (double)(tmax - tmin);
-    if (!want_tests && is_test_path(C.v[i].h.path)) C.v[i].h.score *= TEST_FACTOR;
-    if (is_decl_path(C.v[i].h.path)) C.v[i].h.score *= DECL_FACTOR;
+    if (!want_tests && idx_is_test_path(C.v[i].h.path)) C.v[i].h.score *= TEST_FACTOR;
+    if (idx_is_decl_path(C.v[i].h.path)) C.v[i].h.score *= DECL_FACTOR;
   }
-  if (hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
+  if ((rc = join_heads(db, &C, k))) kv_err_set(err, rc, "search: out of memory");
+  if (!rc && hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "search: out of memory");
 out:
   pthread_mutex_unlock(&ix->rlock);
   cands_free(&C);

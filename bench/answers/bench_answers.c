@@ -3,7 +3,7 @@
  * answers a natural-language question about a real repository?
  *
  *   bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...
- *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v]
+ *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]
  *
  * Questions: tests/reference/answers/questions.tsv (`repo, question, path,
  * symbol, split`; how they were written: its README). Trees: the output of
@@ -147,6 +147,24 @@ static size_t expected_lines(idx_index *ix, const question *q, int *lines, size_
   return n;
 }
 
+static int depth = 0; /* --depth N: with -v, where the expected file and symbol first rank in the top N */
+
+/* The 1-based rank of the first of the top `depth` hits in the expected file
+ * (*rf) and covering the expected definition (*rs); 0 where none. */
+static void deep_ranks(idx_index *ix, const question *q, const int *lines, size_t nl, int *rf, int *rs) {
+  *rf = *rs = 0;
+  idx_hits h;
+  kv_err err;
+  if (idx_search(ix, q->text, (size_t)depth, &h, &err) != 0) return;
+  for (size_t r = 0; r < h.n; r++) {
+    if (strcmp(h.v[r].path, q->path)) continue;
+    if (!*rf) *rf = (int)r + 1;
+    for (size_t k = 0; !*rs && k < nl; k++)
+      if (h.v[r].line0 <= lines[k] && lines[k] <= h.v[r].line1) *rs = (int)r + 1;
+  }
+  idx_hits_free(&h);
+}
+
 static void score_retrieval(idx_index *ix, question *q, int verbose) {
   int lines[64];
   size_t nl = expected_lines(ix, q, lines, 64);
@@ -167,6 +185,11 @@ static void score_retrieval(idx_index *ix, question *q, int verbose) {
   if (verbose) {
     printf("%s %-7s f1=%d f5=%d s5=%d%s  %s  [want %s %s]\n", q->repo, q->split, q->file1, q->file5, q->sym5,
            q->resolved ? "" : " (expected symbol not in the index)", q->text, q->path, q->symbol);
+    if (depth > 5) {
+      int rf, rs;
+      deep_ranks(ix, q, lines, nl, &rf, &rs);
+      printf("      (in the top %d: file at %d, symbol at %d; 0 = absent)\n", depth, rf, rs);
+    }
     for (size_t r = 0; r < h.n; r++)
       printf("      %d. %s:%d-%d %s (%.2f)\n", (int)r + 1, h.v[r].path, h.v[r].line0, h.v[r].line1, h.v[r].symbol,
              h.v[r].score);
@@ -373,7 +396,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
 
 static int usage(int rc) {
   printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
-         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v]\n"
+         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]\n"
          "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
          "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
          "  identifiers, citation precision, first-byte and total latency).\n");
@@ -393,6 +416,7 @@ int main(int argc, char **argv) {
     else if (i + 1 < argc && !strcmp(a, "--questions")) qfile = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--split")) only_split = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--max-tokens")) max_tokens = atoi(argv[++i]);
+    else if (i + 1 < argc && !strcmp(a, "--depth")) depth = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(a, "--repo") && nonly < MAX_REPOS) only_repo[nonly++] = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--tree") && nt < MAX_REPOS) {
       const char *v = argv[++i], *eq = strchr(v, '=');

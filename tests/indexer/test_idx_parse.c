@@ -258,12 +258,45 @@ static void test_chunks(void **st) {
   free(src);
 }
 
+/* idx_doc_top on text whose lines start at off[]; returns the doc's first line. */
+static int doc_top_of(const char *text, int a, int floor) {
+  size_t off[64];
+  int nl = 0;
+  off[nl++] = 0;
+  for (size_t i = 0; text[i] && nl < 63; i++)
+    if (text[i] == '\n') off[nl++] = i + 1;
+  assert_true(a < nl);
+  return idx_doc_top(text, off, a, floor);
+}
+
+/* A doc comment is a run of comment lines or a whole block comment, however
+ * its inner lines look (lz4.h writes them without a leading star). */
+static void test_doc_top(void **st) {
+  (void)st;
+  const char *block = "int x;\n"          /* 0 */
+                      "/*! f() :\n"        /* 1 */
+                      "    Provides the worst case\n"
+                      "      return : size\n"
+                      "*/\n"               /* 4 */
+                      "int f(int n);\n";   /* 5 */
+  assert_int_equal(doc_top_of(block, 5, 0), 1);
+  assert_int_equal(doc_top_of(block, 5, 2), 5); /* its opening is below the floor */
+  const char *lines = "int y;\n\n// one\n// two\nint g(void);\n";
+  assert_int_equal(doc_top_of(lines, 4, 0), 2); /* the blank line ends it */
+  const char *code = "int z; /* trailing\n   still */\nint h(void);\n";
+  assert_int_equal(doc_top_of(code, 2, 0), 2); /* a comment after code is no doc */
+  const char *two = "/* a */\n/* b\n c */\nint k(void);\n";
+  assert_int_equal(doc_top_of(two, 3, 0), 0); /* two blocks in a row */
+  const char *none = "int a;\nint b(void);\n";
+  assert_int_equal(doc_top_of(none, 1, 0), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_queries_compile), cmocka_unit_test(test_golden_symbols),
       cmocka_unit_test(test_python_exact),    cmocka_unit_test(test_c_details),
       cmocka_unit_test(test_subwords),        cmocka_unit_test(test_classify),
-      cmocka_unit_test(test_chunks),
+      cmocka_unit_test(test_chunks),          cmocka_unit_test(test_doc_top),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

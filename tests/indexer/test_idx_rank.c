@@ -9,8 +9,13 @@
  *     declaration file (header, .d.ts) scores below the code;
  *   - identifier abbreviations and code verbs: "environment" finds env,
  *     "remove" finds strip;
+ *   - a block comment with unstarred inner lines is a doc comment, and a C
+ *     definition scores with its header prototype's doc comment;
+ *   - a hit in the middle of a long definition starts at its first line,
+ *     and one definition takes one place among the hits;
  *   - the repo map leaves out a compat alias (`str = str`), which drew every
- *     call of the builtin, and lists definitions at their own lines;
+ *     call of the builtin, and lists definitions at their own lines; its
+ *     stand-ins (.d.ts declarations, a test's fakes) yield to the code;
  * (test_idx_repo.c keeps the older search and map assertions.)
  */
 #include <setjmp.h>
@@ -176,6 +181,86 @@ static void test_code_above_header(void **state) {
   idx_close(ix);
 }
 
+/* A block comment whose inner lines carry no leading star is still the doc
+ * of the definition below it (lz4.h's style). */
+static void test_block_doc_comment(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "src/a.c",
+      "int alpha(int x) {\n  return x;\n}\n\n/*! lf_sum() :\n    Folds the quarterly totals into one checksum byte.\n"
+      "    return : the byte\n*/\nint lf_sum(int x) {\n  return x & 255;\n}\n",
+      "src/b.c", "int beta(int x) {\n  /* quarterly totals */\n  return x;\n}\n", NULL};
+  idx_index *ix = repo_with("blockdoc", files);
+  top_is(ix, "how are the quarterly totals folded into a checksum byte", "src/a.c");
+  idx_close(ix);
+}
+
+/* C documents a function at its prototype in the header: the definition in
+ * the .c file scores with that doc comment, and outranks the header. */
+static void test_declaration_doc(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "include/w.h", "/* Folds the quarterly totals into one checksum byte. */\nint lf_sum(int x);\n",
+      "src/w.c", "#include \"w.h\"\n\nint lf_sum(int x) {\n  return x & 255;\n}\n",
+      "src/b.c", "int beta(int x) {\n  /* quarterly totals, checksum */\n  return x;\n}\n", NULL};
+  idx_index *ix = repo_with("declдоc" + 0, files);
+  idx_hits h;
+  kv_err err;
+  assert_int_equal(idx_search(ix, "how are the quarterly totals folded into a checksum byte", 5, &h, &err), 0);
+  if (h.n == 0 || strcmp(h.v[0].path, "src/w.c") != 0) fail_msg("first hit %s, want src/w.c", h.n ? h.v[0].path : "-");
+  assert_true(h.v[0].line0 <= 3 && 3 <= h.v[0].line1); /* the hit holds the definition */
+  idx_hits_free(&h);
+  idx_close(ix);
+}
+
+/* A match in the second chunk of a long function: the hit starts at the
+ * function's first line (its first chunk joined with the one that
+ * matched); matches further down: the function takes one place among the
+ * hits. */
+static void test_hit_covers_definition(void **state) {
+  (void)state;
+  char big[8192];
+  size_t n = (size_t)snprintf(big, sizeof big, "int long_one(int x) {\n");
+  for (int i = 0; i < 128; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, i == 118 ? "  x ^= 7; /* fold the quarterly ledger */\n"
+                                                            : "  x = x * 3 + %d;\n", i);
+  snprintf(big + n, sizeof big - n, "  return x;\n}\n");
+  static const char *files[] = {"src/long.c", NULL, "src/other.c",
+                                "int other_one(int x) {\n  return x; /* ledger */\n}\n", NULL};
+  files[1] = big;
+  idx_index *ix = repo_with("long", files);
+  idx_hits h;
+  kv_err err;
+  assert_int_equal(idx_search(ix, "where is the quarterly ledger folded", 5, &h, &err), 0);
+  assert_true(h.n >= 1);
+  assert_string_equal(h.v[0].path, "src/long.c");
+  assert_int_equal(h.v[0].line0, 1);
+  assert_true(h.v[0].line1 >= 120); /* through the line that matched */
+  assert_string_equal(h.v[0].symbol, "long_one");
+  /* the text is the lines line0..line1: the matched line sits at its place */
+  const char *p = h.v[0].text;
+  for (int l = 1; l < 120 && p; l++) p = strchr(p, '\n'), p = p ? p + 1 : NULL;
+  assert_non_null(p);
+  assert_memory_equal(p, "  x ^= 7; /* fold the quarterly ledger */\n", 42);
+  for (size_t i = 1; i < h.n; i++) assert_string_not_equal(h.v[i].path, "src/long.c");
+  idx_hits_free(&h);
+  idx_close(ix);
+  /* two matches further down a 250-line function: one hit for the two */
+  n = (size_t)snprintf(big, sizeof big, "int long_two(int x) {\n");
+  for (int i = 0; i < 248; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, i == 150 || i == 215 ? "  x ^= 7; /* fold the quarterly ledger */\n"
+                                                                        : "  x = x * 3 + %d;\n", i);
+  snprintf(big + n, sizeof big - n, "  return x;\n}\n");
+  files[1] = big;
+  idx_index *iy = repo_with("long2", files);
+  assert_int_equal(idx_search(iy, "where is the quarterly ledger folded", 5, &h, &err), 0);
+  assert_true(h.n >= 2);
+  assert_string_equal(h.v[0].path, "src/long.c");
+  for (size_t i = 1; i < h.n; i++) assert_string_not_equal(h.v[i].path, "src/long.c");
+  idx_hits_free(&h);
+  idx_close(iy);
+}
+
 /* ---- abbreviations and code verbs ---------------------------------------------- */
 
 static void test_abbreviations(void **state) {
@@ -215,6 +300,35 @@ static void test_map_alias(void **state) {
   idx_close(ix);
 }
 
+/* Stand-ins: a declaration file's method (.d.ts) and a test's fake of a
+ * name the code defines do not take the code's references; code's calls
+ * never reach a test file. */
+static void test_map_standins(void **state) {
+  (void)state;
+  static const char *const files[] = {
+      "lib/store.js",
+      "class Store {\n  loadRecord(key) {\n    return this.data[key];\n  }\n}\nmodule.exports = { Store };\n",
+      "lib/app.js",
+      "const { Store } = require('./store');\nfunction runApp(s) {\n  s.loadRecord('a');\n  s.loadRecord('b');\n"
+      "  return flushEverything(s);\n}\nmodule.exports = { runApp };\n",
+      "typings/index.d.ts", "export class Store {\n  loadRecord(key: string): any;\n}\n",
+      "test/fakes.js",
+      "class FakeStore {\n  loadRecord(key) {\n    return key;\n  }\n}\nfunction flushEverything(s) {\n  return s;\n}\n"
+      "module.exports = { FakeStore, flushEverything };\n",
+      NULL};
+  idx_index *ix = repo_with("standins", files);
+  char *map;
+  kv_err err;
+  assert_int_equal(idx_repomap(ix, 1000, NULL, NULL, &map, &err), 0);
+  const char *real = strstr(map, "lib/store.js:\n");
+  if (!real || !strstr(real, "     2: loadRecord(key)\n")) fail_msg("the code's method is not in the map:\n%s", map);
+  /* the stand-ins have no references left: they come after the code's */
+  const char *decl = strstr(map, "typings/index.d.ts:\n"), *fake = strstr(map, "test/fakes.js:\n");
+  if ((decl && decl < real) || (fake && fake < real)) fail_msg("a stand-in leads the map:\n%s", map);
+  free(map);
+  idx_close(ix);
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(g_tmp, sizeof g_tmp, "/tmp/kvasir-test-rank.XXXXXX");
@@ -237,6 +351,10 @@ int main(void) {
       cmocka_unit_test(test_code_above_header),
       cmocka_unit_test(test_abbreviations),
       cmocka_unit_test(test_map_alias),
+      cmocka_unit_test(test_block_doc_comment),
+      cmocka_unit_test(test_declaration_doc),
+      cmocka_unit_test(test_map_standins),
+      cmocka_unit_test(test_hit_covers_definition),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
