@@ -288,7 +288,7 @@ int cmd_ask(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help") || argc < 2) {
     printf("usage: kvasir ask [--repo PATH] [--file F] [--line N] [--max-tokens N] [--depth D] [--json] QUESTION...\n"
            "  Ask the daemon about a registered repository; the answer streams, then the\n"
-           "  path:line ranges it was given (its citations). Ctrl-C cancels.\n"
+           "  path:line ranges it refers to (its citations). Ctrl-C cancels.\n"
            "  --depth fast|think|think-max is what the project's policy rules see (e.g. think -> pro).\n");
     return argc < 2 ? 2 : 0;
   }
