@@ -34,12 +34,43 @@
 #define FUSE_DEPTH 100
 #define EMBED_TEXT_MAX 1500
 
-static const char TABLE[] =
-    "CREATE TABLE IF NOT EXISTS chunk_vecs(chunk INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
-    " model TEXT NOT NULL, vec BLOB NOT NULL)";
-
 #define VIEW_EXISTS \
   " EXISTS(SELECT 1 FROM files f WHERE f.oid = b.oid AND f.worktree < 2 AND f.skip = 0)"
+
+static const char TABLES[] =
+    "CREATE TABLE IF NOT EXISTS chunk_vecs(chunk INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
+    " model TEXT NOT NULL, vec BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS def_vecs(sym INTEGER PRIMARY KEY, blob INTEGER NOT NULL, line0 INTEGER,"
+    " model TEXT NOT NULL, vec BLOB NOT NULL);";
+
+/* Per unit (IDX_DENSE_CHUNKS, IDX_DENSE_DEFS): drop invalid vectors; the
+ * rows to embed (id, blob, line0, then the text columns: embed_text's or
+ * def_text's); insert; the query scan (chunk id, vector). */
+static const char *const CLEANUP[2] = {
+    "DELETE FROM chunk_vecs WHERE model != ?1 OR NOT EXISTS(SELECT 1 FROM chunks c WHERE"
+    " c.id = chunk_vecs.chunk AND c.blob = chunk_vecs.blob AND c.line0 IS chunk_vecs.line0)",
+    "DELETE FROM def_vecs WHERE model != ?1 OR NOT EXISTS(SELECT 1 FROM symbols s WHERE"
+    " s.id = def_vecs.sym AND s.blob = def_vecs.blob AND s.line0 IS def_vecs.line0)"};
+static const char *const TODO[2] = {
+    "SELECT c.id, c.blob, c.line0, ifnull(c.defs, ''), ifnull(c.text, ''),"
+    " (SELECT min(f.path) FROM files f WHERE f.oid = b.oid AND f.worktree < 2 AND f.skip = 0)"
+    " FROM chunks c JOIN blobs b ON b.id = c.blob WHERE b.lang IS NOT NULL AND b.lang != ''"
+    " AND" VIEW_EXISTS " AND NOT EXISTS(SELECT 1 FROM chunk_vecs v WHERE v.chunk = c.id) ORDER BY c.id",
+    "SELECT s.id, s.blob, s.line0, s.name, ifnull(c.text, ''),"
+    " (SELECT min(f.path) FROM files f WHERE f.oid = b.oid AND f.worktree < 2 AND f.skip = 0),"
+    " ifnull(s.scope, ''), ifnull(s.sig, ''), c.line0"
+    " FROM symbols s JOIN chunks c ON c.blob = s.blob AND s.line0 BETWEEN c.line0 AND c.line1"
+    " JOIN blobs b ON b.id = s.blob WHERE b.lang IS NOT NULL AND b.lang != ''"
+    " AND" VIEW_EXISTS " AND NOT EXISTS(SELECT 1 FROM def_vecs v WHERE v.sym = s.id) GROUP BY s.id ORDER BY s.id"};
+static const char *const INSERT[2] = {
+    "INSERT OR REPLACE INTO chunk_vecs(chunk, blob, line0, model, vec) VALUES(?1,?2,?3,?4,?5)",
+    "INSERT OR REPLACE INTO def_vecs(sym, blob, line0, model, vec) VALUES(?1,?2,?3,?4,?5)"};
+static const char *const SCAN[2] = {
+    "SELECT v.chunk, v.vec FROM chunk_vecs v JOIN chunks c ON c.id = v.chunk AND c.blob = v.blob"
+    " JOIN blobs b ON b.id = c.blob WHERE v.model = ?1 AND" VIEW_EXISTS,
+    "SELECT c.id, v.vec FROM def_vecs v JOIN symbols s ON s.id = v.sym AND s.blob = v.blob"
+    " JOIN chunks c ON c.blob = s.blob AND s.line0 BETWEEN c.line0 AND c.line1"
+    " JOIN blobs b ON b.id = c.blob WHERE v.model = ?1 AND" VIEW_EXISTS};
 
 static int dberr(idx_index *ix, sqlite3 *db, kv_err *err, const char *what) {
   return kv_err_set(err, KV_EIO, "%s: dense %s: %s", ix->db_path, what, sqlite3_errmsg(db));
@@ -71,11 +102,54 @@ static int embed_text(const char *path, const char *defs, const char *text, char
   return 0;
 }
 
+/* A definition's embedding text: path, scope and name sub-words, signature,
+ * then its doc comment (comment lines right above it in its chunk) and its
+ * first lines, DEF_LINES at most. */
+#define DEF_LINES 12
+static int def_text(const char *path, const char *scope, const char *name, const char *sig, const char *ctext,
+                    int cline0, int line0, char **buf, size_t *len, size_t *cap) {
+  /* the chunk's lines: find the definition's first line, then walk up over comments */
+  const char *p = ctext;
+  for (int l = cline0; l < line0 && *p; l++) {
+    const char *nl = strchr(p, '\n');
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  const char *start = p;
+  while (start > ctext) {
+    const char *e = start - 1, *b = e; /* e at the '\n' ending the line above */
+    while (b > ctext && b[-1] != '\n') b--;
+    if (!idx_comment_line(b, (size_t)(e - b))) break;
+    start = b;
+  }
+  const char *end = p;
+  for (int k = 0; k < DEF_LINES && *end; k++) {
+    const char *nl = strchr(end, '\n');
+    end = nl ? nl + 1 : end + strlen(end);
+  }
+  size_t body = (size_t)(end - start);
+  if (body > EMBED_TEXT_MAX) body = EMBED_TEXT_MAX;
+  char *sub = NULL;
+  size_t sl = 0, sc = 0;
+  char nm[600];
+  snprintf(nm, sizeof nm, "%s %s", scope, name);
+  if (idx_subwords(nm, strlen(nm), &sub, &sl, &sc)) return KV_ENOMEM;
+  size_t need = strlen(path) + strlen(nm) + sl + strlen(sig) + body + 8;
+  if (KV_GROW(*buf, *cap, need)) { free(sub); return KV_ENOMEM; }
+  int n = snprintf(*buf, *cap, "%s\n%s %s\n%s\n", path, nm, sl ? sub : "", sig);
+  free(sub);
+  *len = n < 0 ? 0 : (size_t)n < *cap ? (size_t)n : *cap - 1;
+  if (*len + body + 1 > *cap) body = *cap - *len - 1;
+  memcpy(*buf + *len, start, body);
+  *len += body;
+  return 0;
+}
+
 int idx_dense_sync(idx_index *ix, const idx_dense *d, const volatile int *cancel, idx_dense_stats *st,
                    kv_err *err) {
   idx_dense_stats S = {0};
   double t0 = kv_now();
   if (!d || !d->embed || d->dim <= 0 || !d->model) return kv_err_set(err, KV_EINVAL, "dense: no embedding function");
+  const int u = d->unit == IDX_DENSE_DEFS;
   pthread_mutex_lock(&ix->wlock);
   sqlite3 *db = idx_store_db(ix->w);
   sqlite3_stmt *sel = NULL, *ins = NULL;
@@ -84,12 +158,9 @@ int idx_dense_sync(idx_index *ix, const idx_dense *d, const volatile int *cancel
   size_t len = 0, cap = 0;
   int rc = 0, in_tx = 0;
   if (!vec) { rc = kv_err_set(err, KV_ENOMEM, "dense: out of memory"); goto out; }
-  if (sqlite3_exec(db, TABLE, NULL, NULL, NULL) != SQLITE_OK) { rc = dberr(ix, db, err, "table"); goto out; }
+  if (sqlite3_exec(db, TABLES, NULL, NULL, NULL) != SQLITE_OK) { rc = dberr(ix, db, err, "table"); goto out; }
   /* drop what is no longer valid: chunk gone or re-used, or another model */
-  if (sqlite3_prepare_v2(db,
-                         "DELETE FROM chunk_vecs WHERE model != ?1 OR NOT EXISTS(SELECT 1 FROM chunks c WHERE"
-                         " c.id = chunk_vecs.chunk AND c.blob = chunk_vecs.blob AND c.line0 IS chunk_vecs.line0)",
-                         -1, &sel, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, CLEANUP[u], -1, &sel, NULL) != SQLITE_OK) {
     rc = dberr(ix, db, err, "cleanup");
     goto out;
   }
@@ -98,15 +169,8 @@ int idx_dense_sync(idx_index *ix, const idx_dense *d, const volatile int *cancel
   S.dropped = (uint64_t)sqlite3_changes(db);
   sqlite3_finalize(sel);
   sel = NULL;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT c.id, c.blob, c.line0, ifnull(c.defs, ''), ifnull(c.text, ''),"
-                         " (SELECT min(f.path) FROM files f WHERE f.oid = b.oid AND f.worktree < 2 AND f.skip = 0)"
-                         " FROM chunks c JOIN blobs b ON b.id = c.blob WHERE b.lang IS NOT NULL AND b.lang != ''"
-                         " AND" VIEW_EXISTS " AND NOT EXISTS(SELECT 1 FROM chunk_vecs v WHERE v.chunk = c.id)"
-                         " ORDER BY c.id",
-                         -1, &sel, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO chunk_vecs(chunk, blob, line0, model, vec) VALUES(?1,?2,?3,?4,?5)",
-                         -1, &ins, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, TODO[u], -1, &sel, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, INSERT[u], -1, &ins, NULL) != SQLITE_OK) {
     rc = dberr(ix, db, err, "select");
     goto out;
   }
@@ -117,8 +181,13 @@ int idx_dense_sync(idx_index *ix, const idx_dense *d, const volatile int *cancel
   int s;
   while (!rc && (s = sqlite3_step(sel)) == SQLITE_ROW) {
     const char *path = (const char *)sqlite3_column_text(sel, 5);
-    if (embed_text(path ? path : "", (const char *)sqlite3_column_text(sel, 3),
-                   (const char *)sqlite3_column_text(sel, 4), &buf, &len, &cap) ||
+    int e = u ? def_text(path ? path : "", (const char *)sqlite3_column_text(sel, 6),
+                         (const char *)sqlite3_column_text(sel, 3), (const char *)sqlite3_column_text(sel, 7),
+                         (const char *)sqlite3_column_text(sel, 4), sqlite3_column_int(sel, 8),
+                         sqlite3_column_int(sel, 2), &buf, &len, &cap)
+              : embed_text(path ? path : "", (const char *)sqlite3_column_text(sel, 3),
+                           (const char *)sqlite3_column_text(sel, 4), &buf, &len, &cap);
+    if (e ||
         KV_GROW(R, rcap, nr + 1)) {
       rc = kv_err_set(err, KV_ENOMEM, "dense: out of memory");
       break;
@@ -170,7 +239,8 @@ out:
   if (ins) sqlite3_finalize(ins);
   if (!rc) {
     sqlite3_stmt *c;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunk_vecs", -1, &c, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, u ? "SELECT count(*) FROM def_vecs" : "SELECT count(*) FROM chunk_vecs", -1, &c,
+                           NULL) == SQLITE_OK) {
       if (sqlite3_step(c) == SQLITE_ROW) S.vectors = (uint64_t)sqlite3_column_int64(c, 0);
       sqlite3_finalize(c);
     }
@@ -203,9 +273,7 @@ static int dense_top(idx_index *ix, const idx_dense *d, const float *q, idx_hits
   dcand *C = NULL;
   size_t n = 0, cap = 0;
   int rc = 0;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT v.chunk, v.vec FROM chunk_vecs v JOIN chunks c ON c.id = v.chunk AND c.blob = v.blob"
-                         " JOIN blobs b ON b.id = c.blob WHERE v.model = ?1 AND" VIEW_EXISTS,
+  if (sqlite3_prepare_v2(db, SCAN[d->unit == IDX_DENSE_DEFS],
                          -1, &st, NULL) != SQLITE_OK) {
     /* no table yet: no dense candidates */
     pthread_mutex_unlock(&ix->rlock);
@@ -225,7 +293,13 @@ static int dense_top(idx_index *ix, const idx_dense *d, const float *q, idx_hits
   sqlite3_finalize(st);
   if (!rc && n) {
     qsort(C, n, sizeof *C, cmp_dcand);
-    if (n > FUSE_DEPTH) n = FUSE_DEPTH;
+    size_t m = 0; /* a chunk's score is its best definition's: keep its first (best) row */
+    for (size_t i = 0; i < n && m < FUSE_DEPTH; i++) {
+      size_t j = 0;
+      while (j < m && C[j].id != C[i].id) j++;
+      if (j == m) C[m++] = C[i];
+    }
+    n = m;
     if (!(out->v = calloc(n, sizeof *out->v))) rc = KV_ENOMEM;
     if (!rc && sqlite3_prepare_v2(db,
                                   "SELECT c.line0, c.line1, ifnull(c.symbol, ''), ifnull(c.text, ''),"

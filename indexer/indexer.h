@@ -213,7 +213,9 @@ typedef struct idx_dense {
   const char *model;    /* names the vectors: another name re-embeds everything */
   int rrf_k;            /* reciprocal rank fusion constant; 0 = 60 */
   double weight;        /* the dense list's weight in the fusion; 0 = 1 */
+  int unit;             /* IDX_DENSE_CHUNKS (0): a vector per chunk; IDX_DENSE_DEFS: per definition */
 } idx_dense;
+enum { IDX_DENSE_CHUNKS = 0, IDX_DENSE_DEFS = 1 };
 typedef struct idx_dense_stats {
   uint64_t embedded;    /* chunks embedded by this call */
   uint64_t dropped;     /* vectors dropped (chunk gone, or another model) */

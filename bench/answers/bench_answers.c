@@ -23,7 +23,7 @@
  * repository, then a second call that must embed nothing), and retrieval
  * is idx_search_fused (BM25 ranking + cosine ranking, reciprocal rank
  * fusion; KVASIR_DENSE_W and KVASIR_DENSE_K set the dense weight and the
- * RRF constant); the latency line gives idx_search's and the fused
+ * RRF constant, KVASIR_DENSE_UNIT=defs embeds definitions, not chunks); the latency line gives idx_search's and the fused
  * search's milliseconds, measured on the same questions.
  *
  * Answers (--answers, optional and slow): each question goes to a running
@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_REPOS 8
@@ -166,6 +167,12 @@ static int embed_cb(void *ud, const char *text, size_t len, float *out, kv_err *
   return eng_embed(e->m, e->be, text, len, 128, out, NULL, err);
 }
 static const idx_dense *g_dense; /* NULL: idx_search alone */
+/* CPU seconds of the whole process (every thread: the encoder's pool too). */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 static double g_lex_s, g_fused_s;
 
 static void score_retrieval(idx_index *ix, question *q, int verbose) {
@@ -402,7 +409,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
 
 static int usage(int rc) {
   printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
-         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v]\n"
+         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v] [--dense ENCODER.gguf]\n"
          "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
          "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
          "  identifiers, citation precision, first-byte and total latency).\n");
@@ -458,6 +465,8 @@ int main(int argc, char **argv) {
     const char *w = getenv("KVASIR_DENSE_W"), *k = getenv("KVASIR_DENSE_K");
     if (w) dense.weight = atof(w);
     if (k) dense.rrf_k = atoi(k);
+    const char *u = getenv("KVASIR_DENSE_UNIT");
+    if (u && !strcmp(u, "defs")) dense.unit = IDX_DENSE_DEFS;
     g_dense = &dense;
   }
   char tmp[] = "/tmp/kvasir-bench-answers.XXXXXX";
@@ -475,21 +484,31 @@ int main(int argc, char **argv) {
     o.db_path = db;
     idx_index *ix;
     idx_sync_stats st;
+    double c0 = cpu_now();
     if (idx_open(&ix, T[t].path, &o, &err) != 0 || idx_sync(ix, 0, NULL, NULL, NULL, &st, &err) != 0) {
       fprintf(stderr, "bench_answers: %s: %s\n", T[t].path, err.msg);
       return 1;
     }
+    const double sync_cpu = cpu_now() - c0;
     if (c && repo_add(c, T[t].path) != 0) return 1;
     if (g_dense) {
       idx_dense_stats ds, ds2;
-      if (idx_dense_sync(ix, g_dense, NULL, &ds, &err) != 0 || idx_dense_sync(ix, g_dense, NULL, &ds2, &err) != 0) {
+      double d0 = cpu_now();
+      if (idx_dense_sync(ix, g_dense, NULL, &ds, &err) != 0) {
         fprintf(stderr, "bench_answers: %s: dense: %s\n", T[t].name, err.msg);
         return 1;
       }
-      printf("dense %-10s embedded %llu chunks in %.1f s (%.1f ms each; %llu vectors); again: %llu in %.2f s\n",
-             T[t].name, (unsigned long long)ds.embedded, ds.seconds,
-             ds.embedded ? 1e3 * ds.seconds / (double)ds.embedded : 0.0, (unsigned long long)ds.vectors,
-             (unsigned long long)ds2.embedded, ds2.seconds);
+      const double dense_cpu = cpu_now() - d0;
+      if (idx_dense_sync(ix, g_dense, NULL, &ds2, &err) != 0) {
+        fprintf(stderr, "bench_answers: %s: dense: %s\n", T[t].name, err.msg);
+        return 1;
+      }
+      printf("dense %-10s embedded %llu chunks in %.1f s wall, %.1f s CPU (%.1f ms CPU each; %llu vectors);"
+             " idx_sync %.1f s wall, %.1f s CPU (%llu blobs parsed); again: %llu embedded in %.2f s\n",
+             T[t].name, (unsigned long long)ds.embedded, ds.seconds, dense_cpu,
+             ds.embedded ? 1e3 * dense_cpu / (double)ds.embedded : 0.0, (unsigned long long)ds.vectors, st.seconds,
+             sync_cpu, (unsigned long long)st.blobs_parsed, (unsigned long long)ds2.embedded, ds2.seconds);
+      fflush(stdout);
     }
     for (size_t i = 0; i < nq; i++) {
       question *q = &Q[i];

@@ -79,12 +79,12 @@ static int teardown(void **st) {
   return system(cmd) == 0 ? 0 : -1;
 }
 
-static void test_dense(void **state) {
-  (void)state;
-  char d[512], db[600];
-  snprintf(d, sizeof d, "%s/repo", g_tmp);
-  snprintf(db, sizeof db, "%s/index.db", g_tmp);
-  sh(g_tmp, "mkdir repo");
+static void run_dense(int unit) {
+  char d[512], db[600], mk[600];
+  snprintf(d, sizeof d, "%s/repo%d", g_tmp, unit);
+  snprintf(db, sizeof db, "%s/index%d.db", g_tmp, unit);
+  snprintf(mk, sizeof mk, "mkdir repo%d", unit);
+  sh(g_tmp, mk);
   sh(d, "git init -q -b main . && git config core.autocrlf false");
   write_file(d, "pack.c",
              "/* squash a block of bytes with the fast path */\nint squash_block(const char *src, int n) {\n"
@@ -100,7 +100,7 @@ static void test_dense(void **state) {
   idx_sync_stats st;
   assert_int_equal(idx_open(&ix, d, &o, &err), 0);
   assert_int_equal(idx_sync(ix, 0, NULL, NULL, NULL, &st, &err), 0);
-  idx_dense D = {.embed = fake_embed, .dim = DIM, .model = "fake-1"};
+  idx_dense D = {.embed = fake_embed, .dim = DIM, .model = "fake-1", .unit = unit};
   /* before any vector: the fused search is idx_search */
   idx_hits h, h2;
   assert_int_equal(idx_search_fused(ix, &D, "parse options", 5, &h, &err), 0);
@@ -111,7 +111,7 @@ static void test_dense(void **state) {
   idx_hits_free(&h2);
   idx_dense_stats ds;
   assert_int_equal(idx_dense_sync(ix, &D, NULL, &ds, &err), 0);
-  assert_true(ds.embedded >= 2); /* the two C files' chunks; README.md is prose */
+  assert_true(ds.embedded >= 2); /* the two C files' chunks or definitions; README.md is prose */
   const uint64_t first = ds.embedded;
   assert_int_equal(ds.vectors, first);
   assert_int_equal(idx_dense_sync(ix, &D, NULL, &ds, &err), 0);
@@ -160,8 +160,10 @@ static void test_dense(void **state) {
   g_fail = 0;
   idx_close(ix);
 }
+static void test_dense_chunks(void **state) { (void)state; run_dense(IDX_DENSE_CHUNKS); }
+static void test_dense_defs(void **state) { (void)state; run_dense(IDX_DENSE_DEFS); }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_dense)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_dense_chunks), cmocka_unit_test(test_dense_defs)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
