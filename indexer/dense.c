@@ -4,23 +4,28 @@
  * bench and a daemon pass the engine's eng_embed), fused with idx_search's
  * ranking by reciprocal rank fusion.
  *
- * Storage (docs/index.md): the table chunk_vecs(chunk, blob, line0, model,
- * vec), made here on first use and outside the schema version, because it
- * is a cache: a vector is valid while a chunk with that id, blob and line0
- * exists and `model` names the embedding function in use. idx_dense_sync
+ * Storage (docs/index.md): the tables chunk_vecs(chunk, blob, line0, model,
+ * vec) and def_vecs(sym, blob, line0, model, vec) (idx_dense.unit: a vector
+ * per chunk, or per definition, a chunk then scoring its best definition),
+ * made here on first use and outside the schema version, because they are
+ * a cache: a vector is valid while a chunk (symbol) with that id, blob and
+ * line0 exists and `model` names the embedding function in use. idx_dense_sync
  * first drops every vector that is not valid, then embeds the chunks of the
  * current view (files with worktree < 2, not skipped, with a grammar) that
  * have none, so a sync re-embeds only the chunks of blobs it parsed. vec is
  * dim little-endian f32, unit length.
  *
- * What is embedded (the "embedding text"): the file path, the sub-words of
- * the chunk's definition names, then the chunk's text, cut to 1,500 bytes
- * (the encoder cuts again at its own token limit).
+ * What is embedded (the "embedding text"): per chunk, the file path, the
+ * sub-words of the chunk's definition names, then the chunk's text, cut to
+ * 1,500 bytes (the encoder cuts again at its own token limit); per
+ * definition (def_text), the path, scope and name with their sub-words, the
+ * signature, the doc comment and the first DEF_LINES lines.
  *
  * Fusion (idx_search_fused): idx_search's top FUSE_DEPTH and the
  * FUSE_DEPTH chunks of highest cosine with the query's embedding, each chunk
  * scored 1/(k + rank_lexical) + w/(k + rank_dense) (k, w from idx_dense;
- * defaults 60 and 1); a chunk absent from one list gets nothing from it.
+ * defaults FUSE_K 5 and FUSE_W 0.3); a chunk absent from one list gets
+ * nothing from it.
  * The scan is brute force over the view's vectors (a few thousand per repo
  * here).
  */
@@ -32,6 +37,12 @@
 #include <string.h>
 
 #define FUSE_DEPTH 100
+/* Chosen on the answer bench's tune split (docs/dense.md): RRF's usual
+ * k = 60 flattens the lexical ranking so much that any dense vote reorders
+ * its top (tune sym@5 0.735 -> 0.529 at w 1); a small k keeps BM25's head
+ * apart and a weight of 0.3 lets the dense list break near-ties. */
+#define FUSE_K 5
+#define FUSE_W 0.3
 #define EMBED_TEXT_MAX 1500
 
 #define VIEW_EXISTS \
@@ -361,7 +372,7 @@ int idx_search_fused(idx_index *ix, const idx_dense *d, const char *query, size_
     idx_hits_free(&D);
     return rc;
   }
-  const double K = d->rrf_k > 0 ? d->rrf_k : 60, w = d->weight > 0 ? d->weight : 1.0;
+  const double K = d->rrf_k > 0 ? d->rrf_k : FUSE_K, w = d->weight > 0 ? d->weight : FUSE_W;
   size_t nf = 0;
   for (size_t i = 0; i < L.n; i++) F[nf++] = (fused){&L.v[i], 1.0 / (K + (double)i + 1), (int)i};
   for (size_t j = 0; j < D.n; j++) {

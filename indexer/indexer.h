@@ -211,8 +211,8 @@ typedef struct idx_dense {
   void *ud;
   int dim;
   const char *model;    /* names the vectors: another name re-embeds everything */
-  int rrf_k;            /* reciprocal rank fusion constant; 0 = 60 */
-  double weight;        /* the dense list's weight in the fusion; 0 = 1 */
+  int rrf_k;            /* reciprocal rank fusion constant; 0 = 5 (dense.c) */
+  double weight;        /* the dense list's weight in the fusion; 0 = 0.3 */
   int unit;             /* IDX_DENSE_CHUNKS (0): a vector per chunk; IDX_DENSE_DEFS: per definition */
 } idx_dense;
 enum { IDX_DENSE_CHUNKS = 0, IDX_DENSE_DEFS = 1 };

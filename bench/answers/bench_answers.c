@@ -532,8 +532,8 @@ int main(int argc, char **argv) {
   }
   if (searched && g_dense)
     printf("(%.1f ms per idx_search, %.1f ms per idx_search_fused, same questions; dense weight %.2f, k %d)\n",
-           1e3 * g_lex_s / (double)searched, 1e3 * g_fused_s / (double)searched, dense.weight > 0 ? dense.weight : 1.0,
-           dense.rrf_k > 0 ? dense.rrf_k : 60);
+           1e3 * g_lex_s / (double)searched, 1e3 * g_fused_s / (double)searched, dense.weight > 0 ? dense.weight : 0.3,
+           dense.rrf_k > 0 ? dense.rrf_k : 5);
   else if (searched) printf("(%.1f ms per idx_search)\n", 1e3 * search_s / (double)searched);
   eng_backend_free(enc.be);
   eng_model_free(enc.m);
