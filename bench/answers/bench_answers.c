@@ -23,7 +23,8 @@
  * repository, then a second call that must embed nothing), and retrieval
  * is idx_search_fused (BM25 ranking + cosine ranking, reciprocal rank
  * fusion; KVASIR_DENSE_W and KVASIR_DENSE_K set the dense weight and the
- * RRF constant, KVASIR_DENSE_UNIT=defs embeds definitions, not chunks); the latency line gives idx_search's and the fused
+ * RRF constant, KVASIR_DENSE_UNIT=defs embeds definitions, not chunks,
+ * KVASIR_DENSE_TOKENS the encoder's token cut, default 128); the latency line gives idx_search's and the fused
  * search's milliseconds, measured on the same questions.
  *
  * Answers (--answers, optional and slow): each question goes to a running
@@ -162,9 +163,10 @@ typedef struct encoder {
   eng_model *m;
   eng_backend *be;
 } encoder;
+static size_t g_dense_tokens = 128; /* KVASIR_DENSE_TOKENS */
 static int embed_cb(void *ud, const char *text, size_t len, float *out, kv_err *err) {
   encoder *e = ud;
-  return eng_embed(e->m, e->be, text, len, 128, out, NULL, err);
+  return eng_embed(e->m, e->be, text, len, g_dense_tokens, out, NULL, err);
 }
 static const idx_dense *g_dense; /* NULL: idx_search alone */
 /* CPU seconds of the whole process (every thread: the encoder's pool too). */
@@ -461,7 +463,12 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_answers: --dense: %s is not an encoder model\n", dense_path);
       return 1;
     }
-    dense = (idx_dense){.embed = embed_cb, .ud = &enc, .dim = eng_embed_dim(enc.m), .model = eng_model_get_info(enc.m)->name};
+    const char *tk = getenv("KVASIR_DENSE_TOKENS");
+    if (tk && atoi(tk) >= 2) g_dense_tokens = (size_t)atoi(tk);
+    static char model_name[160]; /* the token cut is part of what the vectors are */
+    snprintf(model_name, sizeof model_name, "%s%s%.12s", eng_model_get_info(enc.m)->name, g_dense_tokens == 128 ? "" : "@",
+             g_dense_tokens == 128 ? "" : tk);
+    dense = (idx_dense){.embed = embed_cb, .ud = &enc, .dim = eng_embed_dim(enc.m), .model = model_name};
     const char *w = getenv("KVASIR_DENSE_W"), *k = getenv("KVASIR_DENSE_K");
     if (w) dense.weight = atof(w);
     if (k) dense.rrf_k = atoi(k);

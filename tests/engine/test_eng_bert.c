@@ -8,7 +8,8 @@
  * eng_embed. Those need the converted model (scripts/fetch-model minilm):
  * without it the test exits 77 (skipped) after the part that needs none:
  * a tiny bert GGUF (tiny_gguf.h) loads, tokenizes by WordPiece ("worlds" ->
- * "world" "##s", an unknown word -> [UNK]) and embeds to a unit vector, and
+ * "world" "##s", an unknown word -> [UNK]; 3,000 random byte strings
+ * without error and within len + 2 tokens) and embeds to a unit vector, and
  * the same file less a tensor, or less [CLS], is refused naming what is
  * missing.
  */
@@ -105,6 +106,24 @@ static void tiny_checks(eng_backend *be) {
     CHECK(eng_embed(m, be, "hello world", 11, 0, e, &n, &err) == 0 && n == 4, "tiny embed: %s", err.msg);
     for (int i = 0; i < 8; i++) s += (double)e[i] * e[i];
     CHECK(fabs(s - 1) < 1e-5, "tiny |e|^2 %.6f", s);
+    /* any bytes: no error, at most one piece per byte plus [CLS] [SEP]
+     * (the bound eng_embed sizes its buffer by); ASan watches the rest */
+    uint64_t r = 42;
+    int bad = 0;
+    for (int it = 0; it < 3000; it++) {
+      char txt[300];
+      size_t len = (size_t)(it % 300);
+      for (size_t i = 0; i < len; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        static const unsigned char pick[] = {'a', 'h', ' ', ',', '#', 0xc3, 0xa9, 0xe4, 0xb8, 0xad, 0xea, 0xb0,
+                                             0x80, 0xf0, 0x9f, 0x98, 0xff, 0x00, '\n', 0xce};
+        txt[i] = (char)((r >> 33) % 3 ? pick[(r >> 40) % sizeof pick] : (unsigned char)(r >> 48));
+      }
+      int32_t big[310];
+      size_t nb = 0;
+      if (eng_tokenize(m, txt, len, 1, 0, big, 310, &nb, &err) != 0 || nb > len + 2) bad++;
+    }
+    CHECK(bad == 0, "%d random byte strings failed or exceeded len + 2 tokens", bad);
     /* longer than context_length 16: cut, not refused */
     CHECK(eng_embed(m, be, "hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello "
                     "hello hello", 101, 0, e, &n, &err) == 0 && n == 16, "cut at context_length (%zu)", n);
