@@ -213,9 +213,10 @@ typedef struct idx_dense {
   const char *model;    /* names the vectors: another name re-embeds everything */
   int rrf_k;            /* reciprocal rank fusion constant; 0 = 5 (dense.c) */
   double weight;        /* the dense list's weight in the fusion; 0 = 0.3 */
-  int unit;             /* IDX_DENSE_CHUNKS (0): a vector per chunk; IDX_DENSE_DEFS: per definition */
+  int unit;             /* IDX_DENSE_DEFS (0): a vector per definition, a chunk scoring its best;
+                           IDX_DENSE_CHUNKS: a vector per chunk (docs/dense.md compares them) */
 } idx_dense;
-enum { IDX_DENSE_CHUNKS = 0, IDX_DENSE_DEFS = 1 };
+enum { IDX_DENSE_DEFS = 0, IDX_DENSE_CHUNKS = 1 };
 typedef struct idx_dense_stats {
   uint64_t embedded;    /* chunks embedded by this call */
   uint64_t dropped;     /* vectors dropped (chunk gone, or another model) */

@@ -18,13 +18,12 @@
  * expected definition (a definition of that name, and of that scope when
  * the symbol is `Scope.name`, in the expected file).
  *
- * Dense (--dense, e.g. `scripts/fetch-model minilm`): every code chunk is
- * embedded after the sync (idx_dense_sync; seconds and chunks printed per
+ * Dense (--dense, e.g. `scripts/fetch-model minilm`): every definition
+ * (KVASIR_DENSE_UNIT=chunks: every code chunk) is embedded after the sync (idx_dense_sync; seconds and chunks printed per
  * repository, then a second call that must embed nothing), and retrieval
  * is idx_search_fused (BM25 ranking + cosine ranking, reciprocal rank
  * fusion; KVASIR_DENSE_W and KVASIR_DENSE_K set the dense weight and the
- * RRF constant, KVASIR_DENSE_UNIT=defs embeds definitions, not chunks,
- * KVASIR_DENSE_TOKENS the encoder's token cut, default 128); the latency line gives idx_search's and the fused
+ * RRF constant, KVASIR_DENSE_TOKENS the encoder's token cut, default 64); the latency line gives idx_search's and the fused
  * search's milliseconds, measured on the same questions.
  *
  * Answers (--answers, optional and slow): each question goes to a running
@@ -163,7 +162,7 @@ typedef struct encoder {
   eng_model *m;
   eng_backend *be;
 } encoder;
-static size_t g_dense_tokens = 128; /* KVASIR_DENSE_TOKENS */
+static size_t g_dense_tokens = 64; /* KVASIR_DENSE_TOKENS */
 static int embed_cb(void *ud, const char *text, size_t len, float *out, kv_err *err) {
   encoder *e = ud;
   return eng_embed(e->m, e->be, text, len, g_dense_tokens, out, NULL, err);
@@ -466,14 +465,13 @@ int main(int argc, char **argv) {
     const char *tk = getenv("KVASIR_DENSE_TOKENS");
     if (tk && atoi(tk) >= 2) g_dense_tokens = (size_t)atoi(tk);
     static char model_name[160]; /* the token cut is part of what the vectors are */
-    snprintf(model_name, sizeof model_name, "%s%s%.12s", eng_model_get_info(enc.m)->name, g_dense_tokens == 128 ? "" : "@",
-             g_dense_tokens == 128 ? "" : tk);
+    snprintf(model_name, sizeof model_name, "%s@%zu", eng_model_get_info(enc.m)->name, g_dense_tokens);
     dense = (idx_dense){.embed = embed_cb, .ud = &enc, .dim = eng_embed_dim(enc.m), .model = model_name};
     const char *w = getenv("KVASIR_DENSE_W"), *k = getenv("KVASIR_DENSE_K");
     if (w) dense.weight = atof(w);
     if (k) dense.rrf_k = atoi(k);
     const char *u = getenv("KVASIR_DENSE_UNIT");
-    if (u && !strcmp(u, "defs")) dense.unit = IDX_DENSE_DEFS;
+    if (u && !strcmp(u, "chunks")) dense.unit = IDX_DENSE_CHUNKS;
     g_dense = &dense;
   }
   char tmp[] = "/tmp/kvasir-bench-answers.XXXXXX";
@@ -510,9 +508,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_answers: %s: dense: %s\n", T[t].name, err.msg);
         return 1;
       }
-      printf("dense %-10s embedded %llu chunks in %.1f s wall, %.1f s CPU (%.1f ms CPU each; %llu vectors);"
+      printf("dense %-10s embedded %llu %s in %.1f s wall, %.1f s CPU (%.1f ms CPU each; %llu vectors);"
              " idx_sync %.1f s wall, %.1f s CPU (%llu blobs parsed); again: %llu embedded in %.2f s\n",
-             T[t].name, (unsigned long long)ds.embedded, ds.seconds, dense_cpu,
+             T[t].name, (unsigned long long)ds.embedded, g_dense->unit == IDX_DENSE_CHUNKS ? "chunks" : "definitions",
+             ds.seconds, dense_cpu,
              ds.embedded ? 1e3 * dense_cpu / (double)ds.embedded : 0.0, (unsigned long long)ds.vectors, st.seconds,
              sync_cpu, (unsigned long long)st.blobs_parsed, (unsigned long long)ds2.embedded, ds2.seconds);
       fflush(stdout);
