@@ -28,6 +28,10 @@
  * qwen3, rope_freqs and rope.scaling, which llama.cpp was not run on here, to a numpy
  * port of llama.cpp's graphs (tests/reference/engine/tiny_ref.py, checked
  * itself on the llama and qwen2 rows) by test_eng_arch.
+ *   bert    an encoder, not a decoder: bert.c loads and runs it (eng_embed;
+ *           post-LayerNorm, learned absolute positions, erf GELU,
+ *           bidirectional attention, mean pooling); held to a numpy port of
+ *           the Hugging Face BertModel by test_eng_bert.
  * The chat format is chosen from the template's own markers, not the row
  * (eng_chat_family); the row only supplies the default for files without one.
  */
@@ -45,6 +49,7 @@ static const eng_arch ARCHS[] = {
     {.id = ARCH_GEMMA3, .name = "gemma3", .need = ENG_T_QK_NORM | ENG_T_POST_NORMS, .rope_neox = 1,
      .swa_period = 6, .rope_base_swa = 10000.f, .emb_scale_sqrt = 1, .scale_q = 1, .ffn = ENG_FFN_GELU,
      .chat_default = ENG_CHAT_GEMMA},
+    {.id = ARCH_BERT, .name = "bert", .encoder = 1, .ffn = ENG_FFN_GELU},
 };
 
 const eng_arch *eng__arch_find(const char *name) {
@@ -53,7 +58,7 @@ const eng_arch *eng__arch_find(const char *name) {
   return NULL;
 }
 
-const char *eng__arch_names(void) { return "llama, qwen2, qwen3, gemma3"; }
+const char *eng__arch_names(void) { return "llama, qwen2, qwen3, gemma3, bert"; }
 
 int eng_arch_supported(const char *arch) { return arch && eng__arch_find(arch) != NULL; }
 const char *eng_arch_list(void) { return eng__arch_names(); }

@@ -29,6 +29,9 @@ int eng_ctx_create(eng_ctx **out, eng_model *m, const eng_ctx_params *pp, kv_err
   eng_ctx_params p;
   if (pp) p = *pp; else eng_ctx_params_default(&p);
   const eng_model_info *I = &m->info;
+  if (m->bert)
+    return kv_err_set(err, KV_EUNSUPPORTED, "%s: '%s' is an encoder (embeddings, eng_embed), not a generator",
+                      m->name, m->arch_name);
   eng_ctx *c = calloc(1, sizeof *c);
   if (!c) return kv_err_set(err, KV_ENOMEM, "out of memory");
   c->m = m;

@@ -1,8 +1,9 @@
 /*
  * engine — GGUF models on the CPU: a validating GGUF reader, tokenizers built
  * from GGUF metadata (GPT-2 byte-level BPE, SentencePiece-style with byte
- * fallback), the llama (with Llama 3's rope_freqs) / qwen2 / qwen3 / gemma3
- * architectures (one row each in engine/arch.c), a sampler, chat
+ * fallback, BERT WordPiece), the llama (with Llama 3's rope_freqs) / qwen2 /
+ * qwen3 / gemma3 architectures and the bert encoder (one row each in
+ * engine/arch.c), a sampler, chat
  * templates, and the KV cache behind a narrow interface (eng_kv_ops) that the
  * compressed KV memory (kvm_*) replaces later. Prefix: eng_.
  *
@@ -221,6 +222,20 @@ typedef struct eng_backend {
 /* CPU backend with n_threads workers (<= 0: one per CPU). Free with eng_backend_free. */
 int eng_backend_cpu(eng_backend **out, int n_threads, kv_err *err);
 void eng_backend_free(eng_backend *b);
+
+/* ------------------------------------------------------------- encoder -- */
+/* Sentence embeddings from an encoder model (the `bert` row, engine/bert.c:
+ * sentence-transformers' mean pooling, L2-normalised). An encoder has no
+ * eng_ctx (eng_ctx_create refuses it). eng_embed_dim: the embedding's
+ * length, 0 for a model that is not an encoder. */
+int eng_embed_dim(const eng_model *m);
+/* out[eng_embed_dim(m)] = the embedding of text (len bytes, any bytes),
+ * WordPiece-tokenized with [CLS]/[SEP] and cut to max_tokens (0: 256, at
+ * most the model's context_length) as the Hugging Face tokenizer truncates.
+ * *n_tokens (may be NULL): the tokens encoded. Thread-safe on a shared model;
+ * the backend is used as by eng_ctx_eval. */
+int eng_embed(const eng_model *m, eng_backend *b, const char *text, size_t len, size_t max_tokens, float *out,
+              size_t *n_tokens, kv_err *err);
 
 /* ------------------------------------------------------------- context -- */
 typedef struct eng_ctx eng_ctx;

@@ -48,10 +48,10 @@ static inline float eng_round_h(float x) { return eng_h2f(eng_f2h(x)); }
  * one token than for several, and kv_dense follows it. */
 void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens);
 
-enum { VOCAB_BPE = 1, VOCAB_SPM = 2 };
+enum { VOCAB_BPE = 1, VOCAB_SPM = 2, VOCAB_WPM = 3 /* BERT WordPiece (wordpiece.c) */ };
 enum { PRE_GPT2 = 0, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
-enum { ARCH_LLAMA = 1, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3 };
+enum { ARCH_LLAMA = 1, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_BERT };
 
 /* Tensor groups beyond the common set (arch.c): per layer, or model-wide. */
 enum {
@@ -75,6 +75,7 @@ typedef struct eng_arch {
   int scale_q;           /* 1: Q scaled by 1/sqrt(head_dim) before attention (then scale 1) */
   int ffn;               /* ENG_FFN_* gate activation */
   int chat_default;      /* ENG_CHAT_* for a file without tokenizer.chat_template */
+  int encoder;           /* 1: a bidirectional encoder (bert.c loads and runs it; no eng_ctx) */
 } eng_arch;
 const eng_arch *eng__arch_find(const char *name); /* NULL: not in the table */
 const char *eng__arch_names(void);                /* "llama, qwen2, …" for messages */
@@ -94,6 +95,7 @@ typedef struct eng_vocab {
   int n_special;
   int32_t byte_tok[256]; /* SPM: id of "<0xXX>", -1 if absent */
   int32_t bos, eos, eot, unk;
+  int32_t cls, sep;     /* WordPiece: [CLS], [SEP] (-1 elsewhere) */
   int32_t fim[3];       /* prefix, suffix, middle ids, or -1 each (all or none) */
   int add_bos, add_space_prefix;
   void *re[2];          /* pcre2_code* pre-tokenizer stages */
@@ -139,10 +141,17 @@ struct eng_model {
   char *chat_template; /* NUL-terminated copy, or NULL */
   int chat_family;     /* ENG_CHAT_*, from the template's markers (eng_chat_family) */
   uint16_t *gelu_tab;  /* gemma3: GELU(tanh) of every half value, as ggml's table */
+  struct eng_bert *bert; /* encoder rows: weights and hyper-parameters (bert.c) */
 };
 
 int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err);
 void eng_vocab_free(eng_vocab *v);
 int32_t eng_vocab_find(const eng_vocab *v, const char *s, size_t n);
+/* WordPiece (wordpiece.c), eng_tokenize's contract. */
+int eng__wpm_tokenize(const eng_vocab *v, const char *text, size_t len, int add_special, int32_t *out,
+                      size_t cap, size_t *n_out, kv_err *err);
+/* Encoder rows (bert.c): read the weights after the vocabulary; free them. */
+int eng__bert_load(eng_model *m, kv_err *err);
+void eng__bert_free(eng_model *m);
 
 #endif

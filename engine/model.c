@@ -170,6 +170,7 @@ static int load(eng_model *m, kv_err *err) {
   eng_model_info *I = &m->info;
   I->arch = m->arch_name;
   I->name = m->name;
+  if (m->a->encoder) return eng__bert_load(m, err);
   int64_t x;
 #define GETI(field, key, req, def) \
   if ((rc = kint(m, key, &x, req, def, err))) return rc; \
@@ -269,6 +270,7 @@ void eng_model_free(eng_model *m) {
   free(m->layers);
   free(m->chat_template);
   free(m->gelu_tab);
+  eng__bert_free(m);
   eng_gguf_free(m->g);
   free(m);
 }

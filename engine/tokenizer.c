@@ -278,6 +278,7 @@ int eng_tokenize(const eng_model *m, const char *text, size_t len, int add_speci
   int rc = 0;
   *n_out = 0;
   if (!text && len) return kv_err_set(err, KV_EINVAL, "eng_tokenize: NULL text");
+  if (v->kind == VOCAB_WPM) return eng__wpm_tokenize(v, text, len, add_special, out, cap, n_out, err);
   if (add_special && v->add_bos) emit(&o, v->bos);
   if (!len) goto done;
   if (partition(v, text, len, parse_special, &f, &nf)) { rc = KV_ENOMEM; goto done; }

@@ -149,7 +149,8 @@ int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err) {
     return rc;
   if (model.n == 4 && !memcmp(model.p, "gpt2", 4)) v->kind = VOCAB_BPE;
   else if (model.n == 5 && !memcmp(model.p, "llama", 5)) v->kind = VOCAB_SPM;
-  else return kv_err_set(err, KV_EUNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama)",
+  else if (model.n == 4 && !memcmp(model.p, "bert", 4)) v->kind = VOCAB_WPM;
+  else return kv_err_set(err, KV_EUNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert)",
                          fn, (int)model.n, model.p);
   int et;
   uint64_t n;
@@ -198,8 +199,13 @@ int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err) {
   if ((rc = get_id(g, "tokenizer.ggml.bos_token_id", v->n, &v->bos, err)) ||
       (rc = get_id(g, "tokenizer.ggml.eos_token_id", v->n, &v->eos, err)) ||
       (rc = get_id(g, "tokenizer.ggml.eot_token_id", v->n, &v->eot, err)) ||
-      (rc = get_id(g, "tokenizer.ggml.unknown_token_id", v->n, &v->unk, err)))
+      (rc = get_id(g, "tokenizer.ggml.unknown_token_id", v->n, &v->unk, err)) ||
+      (rc = get_id(g, "tokenizer.ggml.cls_token_id", v->n, &v->cls, err)) ||
+      (rc = get_id(g, "tokenizer.ggml.seperator_token_id", v->n, &v->sep, err)))
     return rc;
+  if (v->kind == VOCAB_WPM && (v->unk < 0 || v->cls < 0 || v->sep < 0))
+    return kv_err_set(err, KV_EFORMAT, "%s: a WordPiece vocabulary needs tokenizer.ggml.{unknown,cls,seperator}_token_id",
+                      fn);
   int64_t b = v->kind == VOCAB_SPM;
   if (eng_gguf_has(g, "tokenizer.ggml.add_bos_token") &&
       (rc = eng_gguf_get_int(g, "tokenizer.ggml.add_bos_token", &b, err)))

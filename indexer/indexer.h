@@ -201,6 +201,37 @@ int idx_search(idx_index *ix, const char *query, size_t k, idx_hits *out, kv_err
 int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err);
 void idx_hits_free(idx_hits *h);
 
+/* ---- dense retrieval (optional; indexer/dense.c) ------------------------- */
+
+/* An embedding the caller supplies (the indexer links no model): out[dim] =
+ * the unit-length embedding of text[0..len). 0 or a KV_E* code (err set). */
+typedef int (*idx_embed_fn)(void *ud, const char *text, size_t len, float *out, kv_err *err);
+typedef struct idx_dense {
+  idx_embed_fn embed;
+  void *ud;
+  int dim;
+  const char *model;    /* names the vectors: another name re-embeds everything */
+  int rrf_k;            /* reciprocal rank fusion constant; 0 = 5 (dense.c) */
+  double weight;        /* the dense list's weight in the fusion; 0 = 0.3 */
+  int unit;             /* IDX_DENSE_DEFS (0): a vector per definition, a chunk scoring its best;
+                           IDX_DENSE_CHUNKS: a vector per chunk (docs/dense.md compares them) */
+} idx_dense;
+enum { IDX_DENSE_DEFS = 0, IDX_DENSE_CHUNKS = 1 };
+typedef struct idx_dense_stats {
+  uint64_t embedded;    /* chunks embedded by this call */
+  uint64_t dropped;     /* vectors dropped (chunk gone, or another model) */
+  uint64_t vectors;     /* vectors stored after the call */
+  double seconds;
+} idx_dense_stats;
+/* Give every code chunk of the current view a vector (only those without
+ * one: after an idx_sync, the chunks of the blobs it parsed). Takes the
+ * writer's lock; cancel (may be NULL) is polled between chunks. */
+int idx_dense_sync(idx_index *ix, const idx_dense *d, const volatile int *cancel, idx_dense_stats *st,
+                   kv_err *err);
+/* idx_search's ranking fused with the chunks nearest the query's embedding
+ * (reciprocal rank fusion, dense.c). d NULL: idx_search. */
+int idx_search_fused(idx_index *ix, const idx_dense *d, const char *query, size_t k, idx_hits *out, kv_err *err);
+
 /* Token counter for the repo map; default: bytes / 4. */
 typedef size_t (*idx_token_fn)(const char *text, size_t len, void *ud);
 

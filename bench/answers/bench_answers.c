@@ -4,6 +4,7 @@
  *
  *   bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...
  *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]
+ *                 [--dense ENCODER.gguf]
  *
  * Questions: tests/reference/answers/questions.tsv (`repo, question, path,
  * symbol, split`; how they were written: its README). Trees: the output of
@@ -16,6 +17,14 @@
  * the five hits; symbol@5 — a hit's line range covers the first line of the
  * expected definition (a definition of that name, and of that scope when
  * the symbol is `Scope.name`, in the expected file).
+ *
+ * Dense (--dense, e.g. `scripts/fetch-model minilm`): every definition
+ * (KVASIR_DENSE_UNIT=chunks: every code chunk) is embedded after the sync (idx_dense_sync; seconds and chunks printed per
+ * repository, then a second call that must embed nothing), and retrieval
+ * is idx_search_fused (BM25 ranking + cosine ranking, reciprocal rank
+ * fusion; KVASIR_DENSE_W and KVASIR_DENSE_K set the dense weight and the
+ * RRF constant, KVASIR_DENSE_TOKENS the encoder's token cut, default 64); the latency line gives idx_search's and the fused
+ * search's milliseconds, measured on the same questions.
  *
  * Answers (--answers, optional and slow): each question goes to a running
  * kvasird as `ask` (the protocol of docs/protocol.md, as `kvasir ask` sends
@@ -31,6 +40,7 @@
  * apart.
  */
 #define _GNU_SOURCE
+#include "engine/engine.h"
 #include "indexer/indexer.h"
 #include "ipc/ipc.h"
 
@@ -38,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_REPOS 8
@@ -165,16 +176,42 @@ static void deep_ranks(idx_index *ix, const question *q, const int *lines, size_
   idx_hits_free(&h);
 }
 
+typedef struct encoder {
+  eng_model *m;
+  eng_backend *be;
+} encoder;
+static size_t g_dense_tokens = 64; /* KVASIR_DENSE_TOKENS */
+static int embed_cb(void *ud, const char *text, size_t len, float *out, kv_err *err) {
+  encoder *e = ud;
+  return eng_embed(e->m, e->be, text, len, g_dense_tokens, out, NULL, err);
+}
+static const idx_dense *g_dense; /* NULL: idx_search alone */
+/* CPU seconds of the whole process (every thread: the encoder's pool too). */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static double g_lex_s, g_fused_s;
+
 static void score_retrieval(idx_index *ix, question *q, int verbose) {
   int lines[64];
   size_t nl = expected_lines(ix, q, lines, 64);
   q->resolved = nl > 0;
   idx_hits h;
   kv_err err;
-  if (idx_search(ix, q->text, 5, &h, &err) != 0) {
+  if (g_dense) { /* the plain search's latency on the same question, then the fused one */
+    double t0 = kv_now();
+    if (idx_search(ix, q->text, 5, &h, &err) == 0) idx_hits_free(&h);
+    double t1 = kv_now();
+    g_lex_s += t1 - t0;
+  }
+  double t1 = kv_now();
+  if ((g_dense ? idx_search_fused(ix, g_dense, q->text, 5, &h, &err) : idx_search(ix, q->text, 5, &h, &err)) != 0) {
     fprintf(stderr, "bench_answers: search: %s\n", err.msg);
     return;
   }
+  g_fused_s += kv_now() - t1;
   for (size_t r = 0; r < h.n; r++) {
     int same = !strcmp(h.v[r].path, q->path);
     if (same && r == 0) q->file1 = 1;
@@ -397,6 +434,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
 static int usage(int rc) {
   printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
          "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]\n"
+         "                     [--dense ENCODER.gguf]\n"
          "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
          "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
          "  identifiers, citation precision, first-byte and total latency).\n");
@@ -407,6 +445,7 @@ int main(int argc, char **argv) {
   const char *qfile = KVASIR_SOURCE_DIR "/tests/reference/answers/questions.tsv";
   const char *only_split = NULL, *only_repo[MAX_REPOS];
   int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0;
+  const char *dense_path = NULL;
   tree T[MAX_REPOS];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -414,6 +453,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--answers")) answers = 1;
     else if (!strcmp(a, "-v")) verbose = 1;
     else if (i + 1 < argc && !strcmp(a, "--questions")) qfile = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--dense")) dense_path = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--split")) only_split = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--max-tokens")) max_tokens = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(a, "--depth")) depth = atoi(argv[++i]);
@@ -436,6 +476,29 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_answers: --answers needs a running kvasird: %s\n", err.msg);
     return 1;
   }
+  encoder enc = {0};
+  idx_dense dense = {0};
+  if (dense_path) {
+    if (eng_model_open(&enc.m, dense_path, &err) != 0 || eng_backend_cpu(&enc.be, 0, &err) != 0) {
+      fprintf(stderr, "bench_answers: --dense: %s\n", err.msg);
+      return 1;
+    }
+    if (!eng_embed_dim(enc.m)) {
+      fprintf(stderr, "bench_answers: --dense: %s is not an encoder model\n", dense_path);
+      return 1;
+    }
+    const char *tk = getenv("KVASIR_DENSE_TOKENS");
+    if (tk && atoi(tk) >= 2) g_dense_tokens = (size_t)atoi(tk);
+    static char model_name[160]; /* the token cut is part of what the vectors are */
+    snprintf(model_name, sizeof model_name, "%s@%zu", eng_model_get_info(enc.m)->name, g_dense_tokens);
+    dense = (idx_dense){.embed = embed_cb, .ud = &enc, .dim = eng_embed_dim(enc.m), .model = model_name};
+    const char *w = getenv("KVASIR_DENSE_W"), *k = getenv("KVASIR_DENSE_K");
+    if (w) dense.weight = atof(w);
+    if (k) dense.rrf_k = atoi(k);
+    const char *u = getenv("KVASIR_DENSE_UNIT");
+    if (u && !strcmp(u, "chunks")) dense.unit = IDX_DENSE_CHUNKS;
+    g_dense = &dense;
+  }
   char tmp[] = "/tmp/kvasir-bench-answers.XXXXXX";
   if (!mkdtemp(tmp)) return 1;
   const char *keep = getenv("KVASIR_BENCH_DB");
@@ -451,11 +514,33 @@ int main(int argc, char **argv) {
     o.db_path = db;
     idx_index *ix;
     idx_sync_stats st;
+    double c0 = cpu_now();
     if (idx_open(&ix, T[t].path, &o, &err) != 0 || idx_sync(ix, 0, NULL, NULL, NULL, &st, &err) != 0) {
       fprintf(stderr, "bench_answers: %s: %s\n", T[t].path, err.msg);
       return 1;
     }
+    const double sync_cpu = cpu_now() - c0;
     if (c && repo_add(c, T[t].path) != 0) return 1;
+    if (g_dense) {
+      idx_dense_stats ds, ds2;
+      double d0 = cpu_now();
+      if (idx_dense_sync(ix, g_dense, NULL, &ds, &err) != 0) {
+        fprintf(stderr, "bench_answers: %s: dense: %s\n", T[t].name, err.msg);
+        return 1;
+      }
+      const double dense_cpu = cpu_now() - d0;
+      if (idx_dense_sync(ix, g_dense, NULL, &ds2, &err) != 0) {
+        fprintf(stderr, "bench_answers: %s: dense: %s\n", T[t].name, err.msg);
+        return 1;
+      }
+      printf("dense %-10s embedded %llu %s in %.1f s wall, %.1f s CPU (%.1f ms CPU each; %llu vectors);"
+             " idx_sync %.1f s wall, %.1f s CPU (%llu blobs parsed); again: %llu embedded in %.2f s\n",
+             T[t].name, (unsigned long long)ds.embedded, g_dense->unit == IDX_DENSE_CHUNKS ? "chunks" : "definitions",
+             ds.seconds, dense_cpu,
+             ds.embedded ? 1e3 * dense_cpu / (double)ds.embedded : 0.0, (unsigned long long)ds.vectors, st.seconds,
+             sync_cpu, (unsigned long long)st.blobs_parsed, (unsigned long long)ds2.embedded, ds2.seconds);
+      fflush(stdout);
+    }
     for (size_t i = 0; i < nq; i++) {
       question *q = &Q[i];
       if (strcmp(q->repo, T[t].name) || (only_split && strcmp(q->split, only_split))) continue;
@@ -476,7 +561,13 @@ int main(int argc, char **argv) {
     for (int t = 0; t < nt; t++) report(Q, nq, T[t].name, h, answers);
     report(Q, nq, NULL, h, answers);
   }
-  if (searched) printf("(%.1f ms per idx_search)\n", 1e3 * search_s / (double)searched);
+  if (searched && g_dense)
+    printf("(%.1f ms per idx_search, %.1f ms per idx_search_fused, same questions; dense weight %.2f, k %d)\n",
+           1e3 * g_lex_s / (double)searched, 1e3 * g_fused_s / (double)searched, dense.weight > 0 ? dense.weight : 0.3,
+           dense.rrf_k > 0 ? dense.rrf_k : 5);
+  else if (searched) printf("(%.1f ms per idx_search)\n", 1e3 * search_s / (double)searched);
+  eng_backend_free(enc.be);
+  eng_model_free(enc.m);
   for (size_t i = 0; i < nq; i++) {
     free(Q[i].repo);
     free(Q[i].text);

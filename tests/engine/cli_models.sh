@@ -34,7 +34,7 @@ i = b.index(b"llama")  # general.architecture's value, the first string "llama" 
 open(sys.argv[2], "wb").write(b[:i] + b"mamba" + b[i + 5:])
 P
 err=$("$K" models add "$T/mamba.gguf" 2>&1) && fail "an unsupported architecture was accepted"
-echo "$err" | grep -q "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma3)" || fail "says: $err"
+echo "$err" | grep -q "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, gemma3, bert)" || fail "says: $err"
 "$K" models remove tiny-llama >/dev/null || fail "remove"
 "$K" models remove tiny-llama 2>/dev/null && fail "removed twice"
 "$K" models list | grep -q "pro-model" || fail "remove took the other entry"
