@@ -78,7 +78,10 @@ enum {
   LOG_R_H_DELIM = 1u << 22,      /* header: '|' or tab separated fields */
   LOG_R_H_LOGFMT = 1u << 23,     /* header: logfmt lines (key=value ... msg="...") */
   LOG_R_H_SIGNED = 1u << 24,     /* header: a signed integer ("-1") is a number column (found on HPC) */
-  LOG_R_COUNT = 25
+  LOG_R_H_MIXED = 1u << 25,      /* header: several layouts in one file, one learnt per line shape */
+  LOG_R_H_TIME_SHAPE = 1u << 26, /* header: a column of one digit shape with a clock (HH:MM) is a time */
+  LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
+  LOG_R_COUNT = 28
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);

@@ -208,12 +208,20 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint
     if (!(off & LOG_R_M_COLONS))
       for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
+    int esc = !(off & LOG_R_M_ESC_QUOTE);
     while (p < e && k < max) {
+      /* an escaped quote (\" from a JSON or logfmt string) reads as the quote */
+      if (esc && !whole && s[p] == '\\' && p + 1 < e && (s[p + 1] == '"' || s[p + 1] == '\'')) {
+        if (p == i) i++; /* the quote takes the space before the backslash */
+        p++;
+        continue;
+      }
       size_t q = p;
       if (whole) q = e;
       else if (is_split(s[p])) q = p + 1;
       else {
         while (q < e && !is_split(s[q])) {
+          if (esc && s[q] == '\\' && q + 1 < e && (s[q + 1] == '"' || s[q + 1] == '\'')) break;
           if (keyval && s[q] == '=') {
             q++;
             break;

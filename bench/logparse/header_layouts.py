@@ -17,7 +17,9 @@ Layouts: syslog RFC 3164 and RFC 5424, ISO 8601 with and without zone,
 bracketed timestamps with and without year in several field orders,
 "[date time] [level] program[pid]:", log4j "LEVEL [thread] class:", Python
 logging, an nginx/Apache access-log prefix, JSON lines, logfmt, pipe- and
-tab-separated, epoch seconds and milliseconds.
+tab-separated, epoch seconds and milliseconds; five with timestamps in shapes
+the timestamp parser does not know (time of day only, compact and dotted
+dates); and "mixed": five of the layouts alternating line by line in one file.
 """
 import csv
 import datetime as dt
@@ -100,7 +102,19 @@ LAYOUTS = {
     "epoch_s": lambda c, l, p, pid, t, i: "%d %s %s: %s" % (int(t.timestamp()), l, ident(p), c),
     "epoch_ms": lambda c, l, p, pid, t, i: "%d %s[%s] %s %s" % (
         int(t.timestamp() * 1000), ident(p), pid, l, c),
+    # timestamps in shapes the timestamp parser does not know: the header is
+    # found from the column's regular shape alone (the time itself is lost)
+    "tod": lambda c, l, p, pid, t, i: "%s.%03d %s %s: %s" % (t.strftime("%H:%M:%S"), t.microsecond // 1000, l, p, c),
+    "tod_bracket_prog": lambda c, l, p, pid, t, i: "[%s] %s[%s]: %s" % (t.strftime("%H:%M:%S"), ident(p), pid, c),
+    "compact_date": lambda c, l, p, pid, t, i: "%s:%03d %s %s %s" % (
+        t.strftime("%Y%m%d-%H:%M:%S"), t.microsecond // 1000, l, ident(p), c),
+    "dotted_date": lambda c, l, p, pid, t, i: "%s %s %s: %s" % (t.strftime("%d.%m.%Y %H:%M:%S"), l, p, c),
+    "pipe_tod": lambda c, l, p, pid, t, i: "%s:%03d|%s|%s|%s" % (
+        t.strftime("%H:%M:%S"), t.microsecond // 1000, ident(p), pid, c),
 }
+# several layouts in one file, alternating line by line
+MIXED = ["rfc3164", "iso_zone", "log4j", "bracket_date_level_prog", "json"]
+LAYOUTS["mixed"] = lambda c, l, p, pid, t, i: LAYOUTS[MIXED[i % len(MIXED)]](c, l, p, pid, t, i)
 
 
 def generate(loghub, out):
