@@ -81,7 +81,8 @@ enum {
   LOG_R_H_MIXED = 1u << 25,      /* header: several layouts in one file, one learnt per line shape */
   LOG_R_H_TIME_SHAPE = 1u << 26, /* header: a column of one digit shape with a clock (HH:MM) is a time */
   LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
-  LOG_R_COUNT = 28
+  LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
+  LOG_R_COUNT = 29
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);

@@ -438,6 +438,13 @@ static uint64_t skeleton(const log_miner *m, const log_tpl *p) {
 
 #define SPLIT_MAX 3 /* a position with at most this many distinct words ... */
 #define SPLIT_MIN 1 /* ... each seen at least this often is a constant */
+/* A closed vocabulary (m_closed_vocab): up to VOCAB_MAX distinct words, every
+ * one of them frequent (>= VOCAB_MIN times and >= 1/VOCAB_DIV of the
+ * position's messages), is constant too ("VM Started|Paused|Resumed|Stopped");
+ * a word seen once or rarely says the vocabulary is open (user names). */
+#define VOCAB_MAX 6
+#define VOCAB_MIN 2
+#define VOCAB_DIV 20
 
 static int cmp_ent(const void *a, const void *b) {
   const uint64_t *x = a, *y = b;
@@ -460,8 +467,9 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
   int any = 0;
   for (uint32_t p = 0; p < n; p++) {
     if (R->ids[p] != VAR || (m->off & LOG_R_M_FREQ_SPLIT)) continue;
-    uint32_t val[SPLIT_MAX + 1];
-    uint64_t w[SPLIT_MAX + 1];
+    int dmax = (m->off & LOG_R_M_CLOSED_VOCAB) ? SPLIT_MAX : VOCAB_MAX;
+    uint32_t val[VOCAB_MAX + 1];
+    uint64_t w[VOCAB_MAX + 1];
     int d = 0, ok = 1;
     for (size_t i = 0; i < np && ok; i++) {
       const log_leaf *l = &m->lv[pats[i]];
@@ -470,7 +478,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       int j = 0;
       while (j < d && val[j] != v) j++;
       if (j == d) {
-        if (d == SPLIT_MAX) {
+        if (d == dmax) {
           ok = 0;
           break;
         }
@@ -484,7 +492,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
     if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
     int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
-      if (w[j] < (uint64_t)smin) ok = 0;
+      if (w[j] < (uint64_t)smin || (d > SPLIT_MAX && (w[j] < VOCAB_MIN || w[j] * VOCAB_DIV < tot))) ok = 0;
     if (ok) splitpos[p] = 1, any = 1;
   }
   for (size_t i = 0; i < np; i++) {

@@ -111,6 +111,19 @@ LAYOUTS = {
     "dotted_date": lambda c, l, p, pid, t, i: "%s %s %s: %s" % (t.strftime("%d.%m.%Y %H:%M:%S"), l, p, c),
     "pipe_tod": lambda c, l, p, pid, t, i: "%s:%03d|%s|%s|%s" % (
         t.strftime("%H:%M:%S"), t.microsecond // 1000, ident(p), pid, c),
+    # common layouts of other programs
+    "go_log": lambda c, l, p, pid, t, i: "%s %s" % (t.strftime("%Y/%m/%d %H:%M:%S"), c),
+    "klog": lambda c, l, p, pid, t, i: "%s%s.%06d %7s %s.go:%d] %s" % (
+        l[0], t.strftime("%m%d %H:%M:%S"), t.microsecond, pid, ident(p), 10 + i % 90, c),
+    "nginx_error": lambda c, l, p, pid, t, i: "%s [%s] %s#0: *%d %s" % (
+        t.strftime("%Y/%m/%d %H:%M:%S"), l.lower(), pid, i, c),
+    "postgres": lambda c, l, p, pid, t, i: "%s UTC [%s] %s:  %s" % (iso(t, None, " "), pid, l, c),
+    "ruby_logger": lambda c, l, p, pid, t, i: "%s, [%s #%s] %5s -- %s: %s" % (
+        l[0], t.strftime("%Y-%m-%dT%H:%M:%S.%f"), pid, l, ident(p), c),
+    "apache_error": lambda c, l, p, pid, t, i: "[%s] [%s:%s] [pid %s] %s" % (
+        t.strftime("%a %b %d %H:%M:%S.%f %Y"), ident(p), l.lower(), pid, c),
+    "heroku": lambda c, l, p, pid, t, i: "%s app[web.%d]: %s" % (iso(t, "+00:00"), i % 3 + 1, c),
+    "elixir": lambda c, l, p, pid, t, i: "%s.%03d [%s] %s" % (t.strftime("%H:%M:%S"), t.microsecond // 1000, l.lower(), c),
 }
 # several layouts in one file, alternating line by line
 MIXED = ["rfc3164", "iso_zone", "log4j", "bracket_date_level_prog", "json"]
