@@ -14,7 +14,10 @@
  * "component:" that ends most headers). Columns up to the last T/L/C of
  * that prefix are the "core": a line must match them to have a header at
  * all (other lines are continuations or stray). Trailing H/N/B/D columns
- * are stripped only when the line's class matches.
+ * are stripped only when the line's class matches. A column of digits and
+ * date/time separators holding a clock is a time column even when ts.c
+ * cannot read it (time_shaped). A file mixing layouts gets a chain of them
+ * (learn_mixed), tried in order when a line is parsed.
  *
  * Invariant: parsing never reads outside [line, line+len) and never fails.
  */

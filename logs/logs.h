@@ -95,7 +95,8 @@ typedef struct log_fmt log_fmt;
 
 /* Learn the header layout from sample lines (the first ~2000 of a file).
  * Lines need not be NUL-terminated. Never fails on odd input: with no
- * consistent header, the layout is "whole line is content". */
+ * consistent header, the layout is "whole line is content". A file that
+ * mixes layouts gets several, tried in order by log_line_parse. */
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err);
 /* The same with some rules switched off (LOG_R_H_*, LOG_R_TS_*): the layout
  * keeps the mask, so log_line_parse follows it too. */

@@ -3,7 +3,7 @@
  *
  * A message is cut into tokens at whitespace and at punctuation that glues
  * a key to its value ("rhost=1.2.3.4" -> "rhost=", "1.2.3.4"; "(0x0)" ->
- * "(", "0x0", ")"). Tokens that carry a digit, look like a path or URL, or
+ * "(", "0x0", ")"; an escaped quote \" reads as "). Tokens that carry a digit, look like a path or URL, or
  * are long hex are variables before clustering (typed: number, hex, IP,
  * UUID, path, duration, id). The masked sequence is then clustered the Drain
  * way: a bucket per (token count, first token), the most similar template
