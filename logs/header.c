@@ -392,7 +392,7 @@ static int strong_layout(const log_fmt *f) {
  * leaves >= 10% of the lines that should have a header (>= 20 of them)
  * without one, the lines are grouped by the classes of their first three
  * columns and a layout is learnt from each group in turn, largest first,
- * from the lines no layout so far parses. Every layout after the first
+ * from the lines no layout so far parses. Every layout of the chain
  * must be strong (strong_layout: a stray group of junk lines is not one). The
  * chain replaces the single layout only when it gives more lines a header. */
 static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
@@ -442,7 +442,7 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
     log_fmt *g = calloc(1, sizeof *g);
     if (!g) break;
     learn_one(g, sl, sn, m, roff);
-    if (g->ncols == 0 || (nch > 0 && !strong_layout(g))) {
+    if (g->ncols == 0 || !strong_layout(g)) {
       free(g);
       continue;
     }
