@@ -387,6 +387,26 @@ static int strong_layout(const log_fmt *f) {
 
 #define MAXALT 6 /* layouts in one file */
 
+static int strong_cls(int c) { return c == C_T || c == C_L || c == C_C; }
+
+/* Anchors among the first three columns (the ones lines are grouped by:
+ * further out, a "status:" of the message passes for a component). */
+static int strong_count(const log_fmt *f) {
+  int k = 0;
+  for (int j = 0; j < f->core && j < 3; j++) k += strong_cls(f->cls[j]);
+  return k;
+}
+
+/* Two layouts that agree on every time, level and component column both
+ * have (one may be longer): the same layout seen on different lines. */
+static int compatible(const log_fmt *a, const log_fmt *b) {
+  if (a->delim || b->delim) return a->delim == b->delim && a->ndelim == b->ndelim;
+  int n = a->ncols < b->ncols ? a->ncols : b->ncols;
+  for (int j = 0; j < n; j++)
+    if (a->cls[j] != b->cls[j] && (strong_cls(a->cls[j]) || strong_cls(b->cls[j]))) return 0;
+  return 1;
+}
+
 /* Several layouts mixed in one file (lines from different programs merged,
  * a format change in the middle): when the layout learnt from all lines
  * leaves >= 10% of the lines that should have a header (>= 20 of them)
@@ -394,13 +414,18 @@ static int strong_layout(const log_fmt *f) {
  * columns and a layout is learnt from each group in turn, largest first,
  * from the lines no layout so far parses. Every layout of the chain
  * must be strong (strong_layout: a stray group of junk lines is not one). The
- * chain replaces the single layout only when it gives more lines a header. */
+ * chain replaces the single layout when it gives more lines a header, or as
+ * many when two of its layouts disagree on a time, level or component column
+ * or has more of them than the single layout and fits other groups' lines
+ * too (the single layout was a compromise between two, "T LEVEL comp:" and
+ * "T LEVEL [thread] class:" learnt as "T LEVEL"). */
 static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
   uint8_t *left = calloc(n ? n : 1, 1);
   uint16_t *sig = calloc(n ? n : 1, sizeof *sig);
   const char **sl = malloc((n ? n : 1) * sizeof *sl);
   size_t *sn = malloc((n ? n : 1) * sizeof *sn);
   log_fmt *chain[MAXALT] = {0};
+  size_t ext[MAXALT] = {0}; /* lines of other groups each layout gave a header */
   int nch = 0;
   if (!left || !sig || !sl || !sn) goto out;
   size_t cand = 0, miss = 0;
@@ -416,7 +441,8 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
     int k = columns(lines[i], lens[i] < 512 ? lens[i] : 512, c, 2000, 3, roff);
     sig[i] = (uint16_t)(1 + (k > 0 ? c[0].cls : 0) * 100 + (k > 1 ? c[1].cls : 0) * 10 + (k > 2 ? c[2].cls : 0));
   }
-  if (miss < 20 || miss * 10 < cand) goto out;
+  int missing = miss >= 20 && miss * 10 >= cand;
+  if (cand < 20) goto out;
   size_t got = 0;
   while (nch < MAXALT) {
     uint16_t key[64];
@@ -452,10 +478,20 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
       log_line ln;
       line_init(lines[i], lens[i], &ln);
       parse_one(g, lines[i], lens[i], 2000, &ln);
-      if (ln.has_header) got++, left[i] = 0;
+      if (ln.has_header) got++, left[i] = 0, ext[nch - 1] += sig[i] != key[b];
     }
   }
-  if (nch == 0 || got <= cand - miss) goto out;
+  /* accepted when it gives more lines a header than the single layout did
+   * (which left many without), or as many when two of its layouts disagree
+   * on a time, level or component column (one layout was a compromise) */
+  int clash = 0;
+  for (int a = 0; a < nch; a++) {
+    for (int b2 = a + 1; b2 < nch; b2++) clash |= !compatible(chain[a], chain[b2]);
+    /* a layout with more anchors than the single one, that fits other
+     * groups' lines too: the single layout was what two had in common */
+    if (ext[a] >= 20 && ext[a] * 20 >= cand && strong_count(chain[a]) > strong_count(f)) clash = 1;
+  }
+  if (nch == 0 || !(missing ? got > cand - miss : clash && got >= cand - miss)) goto out;
   /* the chain replaces the single layout: f takes the first one's place */
   *f = *chain[0];
   free(chain[0]);

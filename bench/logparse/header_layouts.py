@@ -21,7 +21,7 @@ tab-separated, epoch seconds and milliseconds; five with timestamps in shapes
 the timestamp parser does not know (time of day only, compact and dotted
 dates); eight of other programs (Go, klog, nginx error, PostgreSQL, Ruby
 Logger, Apache error, Heroku, Elixir); "mixed": five of the layouts
-alternating line by line in one file; "junk20": the original files with a
+alternating line by line in one file, and four pairs ("mix_A_B"); "junk20": the original files with a
 stray headerless line after every fourth (their own truth ids).
 """
 import csv
@@ -132,6 +132,10 @@ JUNK = ["==== checkpoint ====", "Processing batch of queued records", "configura
 # several layouts in one file, alternating line by line
 MIXED = ["rfc3164", "iso_zone", "log4j", "bracket_date_level_prog", "json"]
 LAYOUTS["mixed"] = lambda c, l, p, pid, t, i: LAYOUTS[MIXED[i % len(MIXED)]](c, l, p, pid, t, i)
+# and two at a time
+for _a, _b in (("iso_zone", "log4j"), ("python", "log4j"), ("rfc3164", "rfc5424"), ("go_log", "klog")):
+    LAYOUTS["mix_%s_%s" % (_a, _b)] = (lambda a, b: lambda c, l, p, pid, t, i: LAYOUTS[(a, b)[i % 2]](
+        c, l, p, pid, t, i))(_a, _b)
 
 
 def generate(loghub, out):
