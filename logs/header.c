@@ -345,7 +345,8 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
     }
   }
   h = core;
-  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !(roff & LOG_R_H_TRAIL); j++) {
+  int dash_end = core && f->cls[core - 1] == C_D && !(roff & LOG_R_H_DASH_ANCHOR); /* "- -", " - ": the header ends there */
+  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !dash_end && !(roff & LOG_R_H_TRAIL); j++) {
     if (!header_like(modal[j]) || share[j] < 0.8) break;
     f->cls[j] = modal[j];
     h = j + 1;
@@ -439,7 +440,10 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
     left[i] = 1;
     col c[3];
     int k = columns(lines[i], lens[i] < 512 ? lens[i] : 512, c, 2000, 3, roff);
-    sig[i] = (uint16_t)(1 + (k > 0 ? c[0].cls : 0) * 100 + (k > 1 ? c[1].cls : 0) * 10 + (k > 2 ? c[2].cls : 0));
+    /* words, ids and numbers stand for each other in a layout: one class here */
+    int s3[3] = {0, 0, 0};
+    for (int j = 0; j < k && j < 3; j++) s3[j] = c[j].cls == C_W || c[j].cls == C_N ? C_H : c[j].cls;
+    sig[i] = (uint16_t)(1 + s3[0] * 100 + s3[1] * 10 + s3[2]);
   }
   int missing = miss >= 20 && miss * 10 >= cand;
   if (cand < 20) goto out;
