@@ -14,7 +14,10 @@
  * "component:" that ends most headers). Columns up to the last T/L/C of
  * that prefix are the "core": a line must match them to have a header at
  * all (other lines are continuations or stray). Trailing H/N/B/D columns
- * are stripped only when the line's class matches.
+ * are stripped only when the line's class matches. A column of digits and
+ * date/time separators holding a clock is a time column even when ts.c
+ * cannot read it (time_shaped). A file mixing layouts gets a chain of them
+ * (learn_mixed), tried in order when a line is parsed.
  *
  * Invariant: parsing never reads outside [line, line+len) and never fails.
  */
@@ -37,6 +40,7 @@ struct log_fmt {
   uint32_t off; /* LOG_R_* switched off */
   char delim;   /* '|' or '\t': the header is the first ndelim delimited fields */
   int ndelim;
+  struct log_fmt *alt; /* the next layout of a file that mixes several (tried in order), or NULL */
 };
 
 typedef struct col {
@@ -81,6 +85,30 @@ static int classify(const char *s, size_t n, uint32_t roff) {
   return C_W;
 }
 
+/* A timestamp in a shape the parser does not know ("20171223-22:15:29:606",
+ * "16:49:06.123", "10.30 16:49:06"): digits and date/time separators only,
+ * >= 4 digits, and a clock: 1-2 digits, ':', exactly 2 digits. Such a
+ * column anchors the header like a time (its value is not read). */
+static int time_shaped(const char *s, size_t n, uint32_t roff) {
+  if ((roff & LOG_R_H_TIME_SHAPE) || n < 4 || n > 40) return 0;
+  int d = 0, clock = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) d++;
+    else if (!strchr("-:./,_ ", c)) return 0;
+  }
+  for (size_t i = 1; i + 2 < n + 0 && !clock; i++) {
+    if (s[i] != ':' || !isdigit((unsigned char)s[i - 1])) continue;
+    size_t b = i - 1;
+    if (b > 0 && isdigit((unsigned char)s[b - 1])) b--;
+    if (b > 0 && isdigit((unsigned char)s[b - 1])) continue; /* 3+ digits before ':' */
+    if (isdigit((unsigned char)s[i + 1]) && isdigit((unsigned char)s[i + 2]) &&
+        (i + 3 == n || !isdigit((unsigned char)s[i + 3])))
+      clock = 1;
+  }
+  return clock && d >= 4;
+}
+
 /* Cut the first HCOLS columns of a line. Returns the number of columns. */
 static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, uint32_t roff) {
   int k = 0;
@@ -108,9 +136,10 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
         e++;
       }
       if (e < n && s[e] == ']') {
+        size_t in = e;
         e++;
         while (e < n && !is_sp(s[e])) e++;
-        cls = log_level_word(s + i, e - i) ? C_L : C_B;
+        cls = log_level_word(s + i, e - i) ? C_L : time_shaped(s + i + 1, in - i - 1, roff) ? C_T : C_B;
       } else {
         e = i;
         while (e < n && !is_sp(s[e])) e++;
@@ -119,7 +148,7 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
     } else {
       e = i;
       while (e < n && !is_sp(s[e])) e++;
-      cls = classify(s + i, e - i, roff);
+      cls = time_shaped(s + i, e - i, roff) ? C_T : classify(s + i, e - i, roff);
     }
     cols[k].b = i;
     cols[k].e = e;
@@ -148,8 +177,8 @@ static void delim_field(const char *s, size_t b, size_t e, int year_hint, uint32
   if (b == e) return;
   int64_t ms;
   size_t t = log_ts_parse_rules(s + b, e - b, year_hint, roff, &ms);
-  if (t >= 6 && t + 1 >= e - b) {
-    if (out && out->ts_ms == INT64_MIN) out->ts_ms = ms;
+  if ((t >= 6 && t + 1 >= e - b) || time_shaped(s + b, e - b, roff)) {
+    if (out && out->ts_ms == INT64_MIN && t >= 6) out->ts_ms = ms;
     if (saw_ts) *saw_ts = 1;
     return;
   }
@@ -258,10 +287,8 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   return log_fmt_learn_rules(out, lines, lens, n, 0, err);
 }
 
-int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
-                        kv_err *err) {
-  log_fmt *f = calloc(1, sizeof *f);
-  if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
+/* One layout from sample lines (all of a file's, or one group's). */
+static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
   f->off = roff;
   unsigned cnt[HCOLS][C_NCLASS];
   unsigned have[HCOLS];
@@ -318,7 +345,8 @@ int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *l
     }
   }
   h = core;
-  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !(roff & LOG_R_H_TRAIL); j++) {
+  int dash_end = core && f->cls[core - 1] == C_D && !(roff & LOG_R_H_DASH_ANCHOR); /* "- -", " - ": the header ends there */
+  for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !dash_end && !(roff & LOG_R_H_TRAIL); j++) {
     if (!header_like(modal[j]) || share[j] < 0.8) break;
     f->cls[j] = modal[j];
     h = j + 1;
@@ -328,23 +356,190 @@ int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *l
   f->ncols = h;
   f->core = core;
   if (!(roff & LOG_R_H_DELIM)) learn_delim(f, lines, lens, n);
+}
+
+static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
+static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out);
+
+static void line_init(const char *s, size_t n, log_line *out) {
+  memset(out, 0, sizeof *out);
+  out->ts_ms = INT64_MIN;
+  out->pid = -1;
+  out->content = s;
+  out->content_len = n;
+}
+
+/* A line that should have a header: not a continuation, JSON or logfmt. */
+static int plain_line(const char *s, size_t n, uint32_t roff) {
+  if (n == 0 || is_sp(s[0]) || s[0] == '{' || log_is_continuation(s, n)) return 0;
+  log_line ln;
+  line_init(s, n, &ln);
+  return (roff & LOG_R_H_LOGFMT) || !parse_logfmt(s, n, 2000, roff, &ln);
+}
+
+/* A layout strong enough to stand beside another: a time column, or at
+ * least three columns ending in "component:" (syslog with a priority glued
+ * to the month, "<11>Mar  1 08:00:00 host prog[1]:", has no time column). */
+static int strong_layout(const log_fmt *f) {
+  for (int j = 0; j < f->core; j++)
+    if (f->cls[j] == C_T) return 1;
+  return f->delim != 0 || (f->core >= 3 && f->cls[f->core - 1] == C_C);
+}
+
+#define MAXALT 6 /* layouts in one file */
+
+static int strong_cls(int c) { return c == C_T || c == C_L || c == C_C; }
+
+/* Anchors among the first three columns (the ones lines are grouped by:
+ * further out, a "status:" of the message passes for a component). */
+static int strong_count(const log_fmt *f) {
+  int k = 0;
+  for (int j = 0; j < f->core && j < 3; j++) k += strong_cls(f->cls[j]);
+  return k;
+}
+
+/* Two layouts that agree on every time, level and component column both
+ * have (one may be longer): the same layout seen on different lines. */
+static int compatible(const log_fmt *a, const log_fmt *b) {
+  if (a->delim || b->delim) return a->delim == b->delim && a->ndelim == b->ndelim;
+  int n = a->ncols < b->ncols ? a->ncols : b->ncols;
+  for (int j = 0; j < n; j++)
+    if (a->cls[j] != b->cls[j] && (strong_cls(a->cls[j]) || strong_cls(b->cls[j]))) return 0;
+  return 1;
+}
+
+/* Several layouts mixed in one file (lines from different programs merged,
+ * a format change in the middle): when the layout learnt from all lines
+ * leaves >= 10% of the lines that should have a header (>= 20 of them)
+ * without one, the lines are grouped by the classes of their first three
+ * columns and a layout is learnt from each group in turn, largest first,
+ * from the lines no layout so far parses. Every layout of the chain
+ * must be strong (strong_layout: a stray group of junk lines is not one). The
+ * chain replaces the single layout when it gives more lines a header, or as
+ * many when two of its layouts disagree on a time, level or component column
+ * or has more of them than the single layout and fits other groups' lines
+ * too (the single layout was a compromise between two, "T LEVEL comp:" and
+ * "T LEVEL [thread] class:" learnt as "T LEVEL"). */
+static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+  uint8_t *left = calloc(n ? n : 1, 1);
+  uint16_t *sig = calloc(n ? n : 1, sizeof *sig);
+  const char **sl = malloc((n ? n : 1) * sizeof *sl);
+  size_t *sn = malloc((n ? n : 1) * sizeof *sn);
+  log_fmt *chain[MAXALT] = {0};
+  size_t ext[MAXALT] = {0}; /* lines of other groups each layout gave a header */
+  int nch = 0;
+  if (!left || !sig || !sl || !sn) goto out;
+  size_t cand = 0, miss = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!plain_line(lines[i], lens[i], roff)) continue;
+    cand++;
+    log_line ln;
+    line_init(lines[i], lens[i], &ln);
+    parse_one(f, lines[i], lens[i], 2000, &ln);
+    miss += !ln.has_header;
+    left[i] = 1;
+    col c[3];
+    int k = columns(lines[i], lens[i] < 512 ? lens[i] : 512, c, 2000, 3, roff);
+    /* words, ids and numbers stand for each other in a layout: one class here */
+    int s3[3] = {0, 0, 0};
+    for (int j = 0; j < k && j < 3; j++) s3[j] = c[j].cls == C_W || c[j].cls == C_N ? C_H : c[j].cls;
+    sig[i] = (uint16_t)(1 + s3[0] * 100 + s3[1] * 10 + s3[2]);
+  }
+  int missing = miss >= 20 && miss * 10 >= cand;
+  if (cand < 20) goto out;
+  size_t got = 0;
+  while (nch < MAXALT) {
+    uint16_t key[64];
+    size_t kc[64];
+    int nk = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!left[i]) continue;
+      int j = 0;
+      while (j < nk && key[j] != sig[i]) j++;
+      if (j == nk) {
+        if (nk == 64) continue;
+        key[nk] = sig[i], kc[nk] = 0, nk++;
+      }
+      kc[j]++;
+    }
+    int b = -1;
+    for (int j = 0; j < nk; j++)
+      if (b < 0 || kc[j] > kc[b]) b = j;
+    if (b < 0 || kc[b] < 10 || kc[b] * 20 < cand) break;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+      if (left[i] && sig[i] == key[b]) sl[m] = lines[i], sn[m] = lens[i], m++, left[i] = 0;
+    log_fmt *g = calloc(1, sizeof *g);
+    if (!g) break;
+    learn_one(g, sl, sn, m, roff);
+    if (g->ncols == 0 || !strong_layout(g)) {
+      free(g);
+      continue;
+    }
+    chain[nch++] = g;
+    for (size_t i = 0; i < n; i++) {
+      if (!left[i] && !(sig[i] == key[b])) continue;
+      log_line ln;
+      line_init(lines[i], lens[i], &ln);
+      parse_one(g, lines[i], lens[i], 2000, &ln);
+      if (ln.has_header) got++, left[i] = 0, ext[nch - 1] += sig[i] != key[b];
+    }
+  }
+  /* accepted when it gives more lines a header than the single layout did
+   * (which left many without), or as many when two of its layouts disagree
+   * on a time, level or component column (one layout was a compromise) */
+  int clash = 0;
+  for (int a = 0; a < nch; a++) {
+    for (int b2 = a + 1; b2 < nch; b2++) clash |= !compatible(chain[a], chain[b2]);
+    /* a layout with more anchors than the single one, that fits other
+     * groups' lines too: the single layout was what two had in common */
+    if (ext[a] >= 20 && ext[a] * 20 >= cand && strong_count(chain[a]) > strong_count(f)) clash = 1;
+  }
+  if (nch == 0 || !(missing ? got > cand - miss : clash && got >= cand - miss)) goto out;
+  /* the chain replaces the single layout: f takes the first one's place */
+  *f = *chain[0];
+  free(chain[0]);
+  for (int j = 0; j + 1 < nch; j++) (j ? chain[j] : f)->alt = chain[j + 1];
+  nch = 0;
+out:
+  for (int j = 0; j < nch; j++) free(chain[j]);
+  free(left), free(sig), free(sl), free(sn);
+}
+
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
+                        kv_err *err) {
+  log_fmt *f = calloc(1, sizeof *f);
+  if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
+  learn_one(f, lines, lens, n, roff);
+  if (!(roff & LOG_R_H_MIXED)) learn_mixed(f, lines, lens, n, roff);
   *out = f;
   return 0;
 }
 
-void log_fmt_free(log_fmt *f) { free(f); }
+void log_fmt_free(log_fmt *f) {
+  while (f) {
+    log_fmt *a = f->alt;
+    free(f);
+    f = a;
+  }
+}
 int log_fmt_columns(const log_fmt *f) { return f ? f->ncols : 0; }
 
 void log_fmt_describe(const log_fmt *f, char *buf, size_t n) {
   if (!n) return;
   size_t k = 0;
-  if (f && f->delim) {
-    snprintf(buf, n, "%d %s-separated fields", f->ndelim, f->delim == '|' ? "|" : "tab");
-    return;
-  }
-  for (int j = 0; f && j < f->ncols && k + 2 < n; j++) {
-    buf[k++] = CLS_CH[f->cls[j]];
-    if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
+  buf[0] = 0;
+  for (; f && k + 4 < n; f = f->alt) {
+    if (k) buf[k++] = ' ', buf[k++] = '/', buf[k++] = ' ';
+    if (f->delim) {
+      k += (size_t)snprintf(buf + k, n - k, "%d %s-separated fields", f->ndelim, f->delim == '|' ? "|" : "tab");
+      if (k >= n) k = n - 1;
+      continue;
+    }
+    for (int j = 0; j < f->ncols && k + 2 < n; j++) {
+      buf[k++] = CLS_CH[f->cls[j]];
+      if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
+    }
   }
   buf[k] = 0;
 }
@@ -433,17 +628,22 @@ static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log
 }
 
 void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
-  memset(out, 0, sizeof *out);
-  out->ts_ms = INT64_MIN;
-  out->pid = -1;
-  out->content = s;
-  out->content_len = n;
-  while (out->content_len && (s[out->content_len - 1] == '\r' || s[out->content_len - 1] == '\n'))
-    out->content_len--;
-  n = out->content_len;
+  while (n && (s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
+  line_init(s, n, out);
   uint32_t roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
+  for (const log_fmt *g = f; g; g = g->alt) {
+    parse_one(g, s, n, year_hint, out);
+    if (out->has_header || !g->alt) return;
+    line_init(s, n, out);
+  }
+}
+
+/* The line under one layout; has_header = 0 (content = the line) when it
+ * does not match. */
+static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
+  uint32_t roff = f ? f->off : 0;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   if (f->delim) {
     size_t b = 0, got = 0, i;

@@ -78,7 +78,11 @@ enum {
   LOG_R_H_DELIM = 1u << 22,      /* header: '|' or tab separated fields */
   LOG_R_H_LOGFMT = 1u << 23,     /* header: logfmt lines (key=value ... msg="...") */
   LOG_R_H_SIGNED = 1u << 24,     /* header: a signed integer ("-1") is a number column (found on HPC) */
-  LOG_R_COUNT = 25
+  LOG_R_H_MIXED = 1u << 25,      /* header: several layouts in one file, one learnt per line shape */
+  LOG_R_H_TIME_SHAPE = 1u << 26, /* header: a column of one digit shape with a clock (HH:MM) is a time */
+  LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
+  LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
+  LOG_R_COUNT = 29
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
@@ -91,7 +95,8 @@ typedef struct log_fmt log_fmt;
 
 /* Learn the header layout from sample lines (the first ~2000 of a file).
  * Lines need not be NUL-terminated. Never fails on odd input: with no
- * consistent header, the layout is "whole line is content". */
+ * consistent header, the layout is "whole line is content". A file that
+ * mixes layouts gets several, tried in order by log_line_parse. */
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err);
 /* The same with some rules switched off (LOG_R_H_*, LOG_R_TS_*): the layout
  * keeps the mask, so log_line_parse follows it too. */

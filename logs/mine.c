@@ -3,7 +3,7 @@
  *
  * A message is cut into tokens at whitespace and at punctuation that glues
  * a key to its value ("rhost=1.2.3.4" -> "rhost=", "1.2.3.4"; "(0x0)" ->
- * "(", "0x0", ")"). Tokens that carry a digit, look like a path or URL, or
+ * "(", "0x0", ")"; an escaped quote \" reads as "). Tokens that carry a digit, look like a path or URL, or
  * are long hex are variables before clustering (typed: number, hex, IP,
  * UUID, path, duration, id). The masked sequence is then clustered the Drain
  * way: a bucket per (token count, first token), the most similar template
@@ -208,12 +208,20 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint
     if (!(off & LOG_R_M_COLONS))
       for (size_t q = i; q < e; q++) colons += s[q] == ':';
     size_t p = i;
+    int esc = !(off & LOG_R_M_ESC_QUOTE);
     while (p < e && k < max) {
+      /* an escaped quote (\" from a JSON or logfmt string) reads as the quote */
+      if (esc && !whole && s[p] == '\\' && p + 1 < e && (s[p + 1] == '"' || s[p + 1] == '\'')) {
+        if (p == i) i++; /* the quote takes the space before the backslash */
+        p++;
+        continue;
+      }
       size_t q = p;
       if (whole) q = e;
       else if (is_split(s[p])) q = p + 1;
       else {
         while (q < e && !is_split(s[q])) {
+          if (esc && s[q] == '\\' && q + 1 < e && (s[q + 1] == '"' || s[q + 1] == '\'')) break;
           if (keyval && s[q] == '=') {
             q++;
             break;
@@ -430,6 +438,13 @@ static uint64_t skeleton(const log_miner *m, const log_tpl *p) {
 
 #define SPLIT_MAX 3 /* a position with at most this many distinct words ... */
 #define SPLIT_MIN 1 /* ... each seen at least this often is a constant */
+/* A closed vocabulary (m_closed_vocab): up to VOCAB_MAX distinct words, every
+ * one of them frequent (>= VOCAB_MIN times and >= 1/VOCAB_DIV of the
+ * position's messages), is constant too ("VM Started|Paused|Resumed|Stopped");
+ * a word seen once or rarely says the vocabulary is open (user names). */
+#define VOCAB_MAX 6
+#define VOCAB_MIN 2
+#define VOCAB_DIV 20
 
 static int cmp_ent(const void *a, const void *b) {
   const uint64_t *x = a, *y = b;
@@ -452,8 +467,9 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
   int any = 0;
   for (uint32_t p = 0; p < n; p++) {
     if (R->ids[p] != VAR || (m->off & LOG_R_M_FREQ_SPLIT)) continue;
-    uint32_t val[SPLIT_MAX + 1];
-    uint64_t w[SPLIT_MAX + 1];
+    int dmax = (m->off & LOG_R_M_CLOSED_VOCAB) ? SPLIT_MAX : VOCAB_MAX;
+    uint32_t val[VOCAB_MAX + 1];
+    uint64_t w[VOCAB_MAX + 1];
     int d = 0, ok = 1;
     for (size_t i = 0; i < np && ok; i++) {
       const log_leaf *l = &m->lv[pats[i]];
@@ -462,7 +478,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       int j = 0;
       while (j < d && val[j] != v) j++;
       if (j == d) {
-        if (d == SPLIT_MAX) {
+        if (d == dmax) {
           ok = 0;
           break;
         }
@@ -476,7 +492,7 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
     if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */
     int smin = SPLIT_MIN;
     for (int j = 0; j < d; j++)
-      if (w[j] < (uint64_t)smin) ok = 0;
+      if (w[j] < (uint64_t)smin || (d > SPLIT_MAX && (w[j] < VOCAB_MIN || w[j] * VOCAB_DIV < tot))) ok = 0;
     if (ok) splitpos[p] = 1, any = 1;
   }
   for (size_t i = 0; i < np; i++) {

@@ -17,7 +17,12 @@ Layouts: syslog RFC 3164 and RFC 5424, ISO 8601 with and without zone,
 bracketed timestamps with and without year in several field orders,
 "[date time] [level] program[pid]:", log4j "LEVEL [thread] class:", Python
 logging, an nginx/Apache access-log prefix, JSON lines, logfmt, pipe- and
-tab-separated, epoch seconds and milliseconds.
+tab-separated, epoch seconds and milliseconds; five with timestamps in shapes
+the timestamp parser does not know (time of day only, compact and dotted
+dates); eight of other programs (Go, klog, nginx error, PostgreSQL, Ruby
+Logger, Apache error, Heroku, Elixir); "mixed": five of the layouts
+alternating line by line in one file, and four pairs ("mix_A_B"); "junk20": the original files with a
+stray headerless line after every fourth (their own truth ids).
 """
 import csv
 import datetime as dt
@@ -100,7 +105,37 @@ LAYOUTS = {
     "epoch_s": lambda c, l, p, pid, t, i: "%d %s %s: %s" % (int(t.timestamp()), l, ident(p), c),
     "epoch_ms": lambda c, l, p, pid, t, i: "%d %s[%s] %s %s" % (
         int(t.timestamp() * 1000), ident(p), pid, l, c),
+    # timestamps in shapes the timestamp parser does not know: the header is
+    # found from the column's regular shape alone (the time itself is lost)
+    "tod": lambda c, l, p, pid, t, i: "%s.%03d %s %s: %s" % (t.strftime("%H:%M:%S"), t.microsecond // 1000, l, p, c),
+    "tod_bracket_prog": lambda c, l, p, pid, t, i: "[%s] %s[%s]: %s" % (t.strftime("%H:%M:%S"), ident(p), pid, c),
+    "compact_date": lambda c, l, p, pid, t, i: "%s:%03d %s %s %s" % (
+        t.strftime("%Y%m%d-%H:%M:%S"), t.microsecond // 1000, l, ident(p), c),
+    "dotted_date": lambda c, l, p, pid, t, i: "%s %s %s: %s" % (t.strftime("%d.%m.%Y %H:%M:%S"), l, p, c),
+    "pipe_tod": lambda c, l, p, pid, t, i: "%s:%03d|%s|%s|%s" % (
+        t.strftime("%H:%M:%S"), t.microsecond // 1000, ident(p), pid, c),
+    # common layouts of other programs
+    "go_log": lambda c, l, p, pid, t, i: "%s %s" % (t.strftime("%Y/%m/%d %H:%M:%S"), c),
+    "klog": lambda c, l, p, pid, t, i: "%s%s.%06d %7s %s.go:%d] %s" % (
+        l[0], t.strftime("%m%d %H:%M:%S"), t.microsecond, pid, ident(p), 10 + i % 90, c),
+    "nginx_error": lambda c, l, p, pid, t, i: "%s [%s] %s#0: *%d %s" % (
+        t.strftime("%Y/%m/%d %H:%M:%S"), l.lower(), pid, i, c),
+    "postgres": lambda c, l, p, pid, t, i: "%s UTC [%s] %s:  %s" % (iso(t, None, " "), pid, l, c),
+    "ruby_logger": lambda c, l, p, pid, t, i: "%s, [%s #%s] %5s -- %s: %s" % (
+        l[0], t.strftime("%Y-%m-%dT%H:%M:%S.%f"), pid, l, ident(p), c),
+    "apache_error": lambda c, l, p, pid, t, i: "[%s] [%s:%s] [pid %s] %s" % (
+        t.strftime("%a %b %d %H:%M:%S.%f %Y"), ident(p), l.lower(), pid, c),
+    "heroku": lambda c, l, p, pid, t, i: "%s app[web.%d]: %s" % (iso(t, "+00:00"), i % 3 + 1, c),
+    "elixir": lambda c, l, p, pid, t, i: "%s.%03d [%s] %s" % (t.strftime("%H:%M:%S"), t.microsecond // 1000, l.lower(), c),
 }
+JUNK = ["==== checkpoint ====", "Processing batch of queued records", "configuration reloaded from disk"]
+# several layouts in one file, alternating line by line
+MIXED = ["rfc3164", "iso_zone", "log4j", "bracket_date_level_prog", "json"]
+LAYOUTS["mixed"] = lambda c, l, p, pid, t, i: LAYOUTS[MIXED[i % len(MIXED)]](c, l, p, pid, t, i)
+# and two at a time
+for _a, _b in (("iso_zone", "log4j"), ("python", "log4j"), ("rfc3164", "rfc5424"), ("go_log", "klog")):
+    LAYOUTS["mix_%s_%s" % (_a, _b)] = (lambda a, b: lambda c, l, p, pid, t, i: LAYOUTS[(a, b)[i % 2]](
+        c, l, p, pid, t, i))(_a, _b)
 
 
 def generate(loghub, out):
@@ -119,6 +154,25 @@ def generate(loghub, out):
                     f.write(fn(r["Content"], lvl, comp, pid, t, i) + "\n")
             with open(os.path.join(d, s + "_2k.log_structured.csv"), "wb") as f:
                 f.write(truth)
+        # the original file with a junk line (no header) after every fourth:
+        # a file of one layout plus stray lines must not be taken for several
+        with open(os.path.join(loghub, s, s + "_2k.log"), encoding="utf-8", errors="replace") as f:
+            raw = f.read().split("\n")[:len(rows)]
+        d = os.path.join(out, "junk20", s)
+        os.makedirs(d, exist_ok=True)
+        fields_ = list(rows[0].keys())
+        with open(os.path.join(d, s + "_2k.log"), "w", encoding="utf-8") as f, \
+                open(os.path.join(d, s + "_2k.log_structured.csv"), "w", newline="", encoding="utf-8") as c:
+            w = csv.DictWriter(c, fieldnames=fields_)
+            w.writeheader()
+            for i, r in enumerate(rows):
+                f.write(raw[i] + "\n")
+                w.writerow(r)
+                if i % 4 == 3:
+                    j = (i // 4) % len(JUNK)
+                    f.write(JUNK[j] + "\n")
+                    w.writerow({k: (JUNK[j] if k in ("Content", "EventTemplate") else "JUNK%d" % j if k == "EventId"
+                                    else "") for k in fields_})
 
 
 def run_bench(bench, d, off):
@@ -148,7 +202,7 @@ def main():
     print("%-26s %6s %6s %6s  %s" % ("layout", "GA", "drop", "min", "worst system (GA)"))
     print("%-26s %6.3f %6s %6.3f" % ("original", avg0, "", min(base.values())))
     worst_drop = 0
-    for name in LAYOUTS:
+    for name in list(LAYOUTS) + ["junk20"]:
         ga = run_bench(bench, os.path.join(out, name), off)
         avg = sum(ga.values()) / len(ga)
         ws = min(ga, key=lambda k: ga[k] - base[k])

@@ -1,0 +1,150 @@
+/* test_logs_mixed.c — several header layouts mixed line by line in one file
+ * (programs writing to one log, a format change mid-file): grouping must not
+ * depend on which layout a line came in. 600 generated lines of six message
+ * shapes (the truth: the shape's index) under five layouts that alternate
+ * per line — syslog with a priority, ISO 8601 + level + "comp:", log4j,
+ * "[date time] [level] prog[pid]:", JSON lines (whose messages escape their
+ * quotes). Checks: every line's content is exactly its message (JSON: as
+ * escaped), its time where the layout has a parseable one, and the grouping
+ * accuracy (computed here, LogHub's definition) is 1.0. With the mixed-layout
+ * rule off, the lines of all but one layout keep their headers in their
+ * content (fewer than 60% exact), so the test can fail; the miner happens to
+ * group these simple messages even then (on the LogHub messages under five
+ * alternating layouts it does not: GA 0.022 vs 0.968, docs/logs.md). Needs
+ * nothing outside the repo. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logs/logs.h"
+
+#define NL 600
+#define NS 6
+#define NLAY 5
+#define T0 1456819200000LL /* 2016-03-01 08:00:00 UTC */
+
+static const char *MSG[NS] = {
+    "Accepted password for root from 10.1.2.%d port %d ssh2",
+    "session opened for user root by (uid=%d) after %d ms",
+    "connection %d closed, %d bytes sent",
+    "GET \"/v2/servers/%d/detail\" status: 200 len: %d",
+    "worker %d started in %d ms",
+    "disk quota exceeded on volume vol%d (%d blocks)",
+};
+
+static char text[NL][640], msg[NL][160];
+static int truth[NL];
+
+static void gen(void) {
+  static const char *MON[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < NL; i++) {
+    int sh = (i * 7 + i / 5) % NS; /* shapes and layouts not in step */
+    truth[i] = sh;
+    snprintf(msg[i], sizeof msg[i], MSG[sh], 3 + (i * 13) % 250, 10 + (i * 31) % 9000);
+    int64_t ms = T0 + i * 1000LL + (i * 37) % 1000;
+    int s = (int)((ms / 1000) % 60), mi = (int)((ms / 60000) % 60), h = (int)((ms / 3600000) % 24), f = (int)(ms % 1000);
+    char esc[512];
+    size_t k = 0;
+    for (const char *p = msg[i]; *p && k + 3 < sizeof esc; p++) {
+      if (*p == '"' || *p == '\\') esc[k++] = '\\';
+      esc[k++] = *p;
+    }
+    esc[k] = 0;
+    switch (i % NLAY) {
+    case 0: snprintf(text[i], sizeof text[i], "<14>%s  1 %02d:%02d:%02d host%d prog%d[%d]: %.150s", MON[2], h, mi, s, i % 3, i % 4, 100 + i, msg[i]); break;
+    case 1: snprintf(text[i], sizeof text[i], "2016-03-01T%02d:%02d:%02d.%03dZ INFO app.mod%d: %.150s", h, mi, s, f, i % 3, msg[i]); break;
+    case 2: snprintf(text[i], sizeof text[i], "2016-03-01 %02d:%02d:%02d,%03d WARN  [pool-%d] org.x.Y%d: %.150s", h, mi, s, f, i % 3, i % 4, msg[i]); break;
+    case 3: snprintf(text[i], sizeof text[i], "[2016-03-01 %02d:%02d:%02d.%03d] [error] daemon%d[%d]: %.150s", h, mi, s, f, i % 2, 10 + i, msg[i]); break;
+    case 4: snprintf(text[i], sizeof text[i], "{\"ts\":\"2016-03-01T%02d:%02d:%02d.%03dZ\",\"level\":\"info\",\"msg\":\"%.300s\"}", h, mi, s, f, esc); break;
+    }
+  }
+}
+
+/* LogHub grouping accuracy of ids against truth. */
+static double ga(const uint32_t *ids) {
+  int good = 0;
+  for (int i = 0; i < NL; i++) {
+    int ok = 1;
+    for (int j = 0; j < NL && ok; j++)
+      if ((ids[j] == ids[i]) != (truth[j] == truth[i])) ok = 0;
+    good += ok;
+  }
+  return (double)good / NL;
+}
+
+static double parse_ga(uint32_t off) {
+  static char buf[NL * 520];
+  size_t n = 0;
+  for (int i = 0; i < NL; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%.639s\n", text[i]);
+  log_miner *m = NULL;
+  uint32_t *ids = NULL;
+  size_t nl = 0;
+  kv_err err = {0};
+  assert_int_equal(log_parse_buffer_rules(buf, n, off, 0, &m, &ids, &nl, &err), 0);
+  assert_int_equal(nl, NL);
+  double g = ga(ids);
+  free(ids);
+  log_miner_free(m);
+  return g;
+}
+
+/* Lines whose content is exactly the message, layouts learnt with rules off. */
+static int exact_contents(uint32_t off, int verbose) {
+  gen();
+  const char *lines[NL];
+  size_t lens[NL];
+  for (int i = 0; i < NL; i++) lines[i] = text[i], lens[i] = strlen(text[i]);
+  log_fmt *f;
+  kv_err err = {0};
+  assert_int_equal(log_fmt_learn_rules(&f, lines, lens, NL, off, &err), 0);
+  char d[128];
+  log_fmt_describe(f, d, sizeof d);
+  if (verbose) printf("  layouts learnt: %s\n", d);
+  int bad = 0;
+  for (int i = 0; i < NL; i++) {
+    log_line ln;
+    log_line_parse(f, lines[i], lens[i], 2016, &ln);
+    char want[400];
+    if (i % NLAY == 4) {
+      size_t k = 0;
+      for (const char *p = msg[i]; *p; p++) {
+        if (*p == '"' || *p == '\\') want[k++] = '\\';
+        want[k++] = *p;
+      }
+      want[k] = 0;
+    } else snprintf(want, sizeof want, "%.159s", msg[i]);
+    int ok = ln.has_header && ln.content_len == strlen(want) && !memcmp(ln.content, want, ln.content_len);
+    int64_t ms = T0 + i * 1000LL + (i * 37) % 1000;
+    if (i % NLAY != 0 && ln.ts_ms != ms) ok = 0;
+    if (!ok && bad++ < 5 && verbose)
+      printf("  line %d (layout %d): content '%.*s' ts %lld, want '%s' %lld\n", i, i % NLAY, (int)ln.content_len,
+             ln.content, (long long)ln.ts_ms, want, (long long)ms);
+  }
+  log_fmt_free(f);
+  return NL - bad;
+}
+
+static void test_mixed_fields(void **st) {
+  (void)st;
+  assert_int_equal(exact_contents(0, 1), NL);
+  int off = exact_contents(LOG_R_H_MIXED, 0);
+  printf("  exact contents: %d/%d (mixed-layout rule off: %d)\n", NL, NL, off);
+  assert_true(off < NL * 6 / 10);
+}
+
+static void test_mixed_grouping(void **st) {
+  (void)st;
+  gen();
+  double on = parse_ga(0), off = parse_ga(LOG_R_H_MIXED);
+  printf("  grouping accuracy, 5 layouts alternating: %.3f (mixed-layout rule off: %.3f)\n", on, off);
+  assert_true(on >= 0.999);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_mixed_fields), cmocka_unit_test(test_mixed_grouping)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
