@@ -75,6 +75,11 @@ typedef struct ask_ctx {
   kv_buf context;      /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
   dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
+  struct {           /* where the time went (the result's `timing`) */
+    double retrieval, prefix, prefill, gen; /* seconds */
+    int prompt, reused, gen_tokens, excerpts;
+    size_t excerpt_bytes;
+  } tm;
 } ask_ctx;
 
 /* The editor's focus: lines of `file` around the cursor or the selection
@@ -364,7 +369,8 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
     double tp = kv_now();
     pre->prefix_tokens = dmn_prefix_len(model, a->prefix_text, toks, n);
     dmn_prefix_ensure(b, pre, toks, pre->prefix_tokens);
-    cJSON_AddNumberToObject(res, "prefix_seconds", kv_now() - tp);
+    a->tm.prefix = kv_now() - tp;
+    cJSON_AddNumberToObject(res, "prefix_seconds", a->tm.prefix);
     cJSON_AddNumberToObject(res, "prefix_tokens", (double)pre->prefix_tokens);
   }
   eng_sampler *smp = NULL;
@@ -404,6 +410,13 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   b->tokens_reused += (uint64_t)gr.n_reused;
   b->tokens_gen += (uint64_t)gr.n_gen;
   pthread_mutex_unlock(&b->mu);
+  a->tm.prefill = gr.t_prompt;
+  a->tm.gen = gr.t_gen;
+  a->tm.prompt = gr.n_prompt;
+  a->tm.reused = gr.n_reused;
+  a->tm.gen_tokens = gr.n_gen;
+  a->tm.excerpts = (int)ncut;
+  a->tm.excerpt_bytes = ncut ? a->cut[ncut - 1] : 0;
   cJSON_AddNumberToObject(res, "prompt_tokens", gr.n_prompt);
   cJSON_AddNumberToObject(res, "reused_tokens", gr.n_reused);
   cJSON_AddNumberToObject(res, "prompt_seconds", gr.t_prompt);
@@ -483,10 +496,37 @@ static void escalation(dmn_job *j, ask_ctx *a, const char *depth) {
   cJSON_Delete(params);
 }
 
+/* The result's `timing` (docs/protocol.md): milliseconds since the ask
+ * began, and what the model's prompt and generation cost. */
+static cJSON *timing_json(const ask_ctx *a, const dmn_stream *g, double total) {
+  cJSON *t = cJSON_CreateObject();
+  cJSON_AddNumberToObject(t, "retrieval_ms", 1e3 * a->tm.retrieval);
+  cJSON_AddNumberToObject(t, "facts_ms", 1e3 * g->t_facts);
+  if (a->tm.prompt) {
+    cJSON_AddNumberToObject(t, "prefix_ms", 1e3 * a->tm.prefix);
+    cJSON_AddNumberToObject(t, "prompt_tokens", a->tm.prompt);
+    cJSON_AddNumberToObject(t, "prefill_tokens", a->tm.prompt - a->tm.reused);
+    cJSON_AddNumberToObject(t, "prefill_ms", 1e3 * a->tm.prefill);
+    cJSON_AddNumberToObject(t, "excerpts", a->tm.excerpts);
+    cJSON_AddNumberToObject(t, "excerpt_bytes", (double)a->tm.excerpt_bytes);
+    cJSON_AddNumberToObject(t, "gen_tokens", a->tm.gen_tokens);
+    if (a->tm.gen_tokens)
+      cJSON_AddNumberToObject(t, "decode_ms_per_token", 1e3 * a->tm.gen / a->tm.gen_tokens);
+  }
+  if (g->t_token) cJSON_AddNumberToObject(t, "first_token_ms", 1e3 * g->t_token);
+  if (g->t_text) {
+    cJSON_AddNumberToObject(t, "first_text_ms", 1e3 * g->t_text);
+    if (g->t_token) cJSON_AddNumberToObject(t, "held_ms", 1e3 * (g->t_text - g->t_token));
+  }
+  cJSON_AddNumberToObject(t, "total_ms", 1e3 * total);
+  return t;
+}
+
 static cJSON *verification_json(const dmn_verify_stats *st) {
   cJSON *v = cJSON_CreateObject();
   cJSON_AddNumberToObject(v, "units", st->sentences);
   cJSON_AddNumberToObject(v, "dropped", st->dropped);
+  cJSON_AddNumberToObject(v, "cut", st->cut);
   cJSON_AddNumberToObject(v, "tokens_checked", st->tokens);
   cJSON_AddNumberToObject(v, "tokens_unknown", st->unknown);
   cJSON_AddBoolToObject(v, "repetition_stopped", st->repeated);
@@ -528,7 +568,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   else
     snprintf(a.query, sizeof a.query, "%s", a.question);
   cJSON *res = cJSON_CreateObject();
-  dmn_stream g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+  dmn_stream g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0};
   dmn_verifier ver;
   dmn_verifier_init(&ver, ask_known, &a);
   double t0 = kv_now();
@@ -539,6 +579,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   }
   if ((rc = ensure_indexed(j, a.repo, res, err)) || (rc = editor_context(j, &a, err)) || (rc = retrieve(j, &a, err)))
     goto out;
+  a.tm.retrieval = kv_now() - t0;
   cJSON *ctxn = cJSON_CreateObject();
   cJSON_AddNumberToObject(ctxn, "id", j->req_id);
   cJSON_AddItemToObject(ctxn, "citations", cJSON_Duplicate(a.cites, 1));
@@ -605,7 +646,9 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
   cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
   cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
-  cJSON_AddNumberToObject(res, "seconds", kv_now() - t0);
+  double total = kv_now() - t0;
+  cJSON_AddNumberToObject(res, "seconds", total);
+  cJSON_AddItemToObject(res, "timing", timing_json(&a, &g, total));
   cJSON *cv = cJSON_AddObjectToObject(res, "conversation");
   cJSON_AddStringToObject(cv, "id", a.conv->id);
   cJSON_AddBoolToObject(cv, "new", conv_new);

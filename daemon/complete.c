@@ -91,7 +91,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   eng_model *model = NULL;
   kv_err me;
   cJSON *res = cJSON_CreateObject();
-  dmn_stream g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+  dmn_stream g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0};
   int rc = 0;
   if (dmn_backend_model(b, &model, &me) != 0) {
     cJSON_AddStringToObject(res, "note", me.msg);

@@ -28,7 +28,14 @@
  * issue also counts a range holding "a fact the answer states", which this
  * does not judge), first-byte (first ask.token) and total
  * latency, medians. Printed per repository and overall, tune and held-out
- * apart.
+ * apart, with a second line of latencies (medians): facts (ask.facts
+ * arrived), first model token (the first ask.token whose kind is not
+ * "facts": the first verified words of the model's text), first verified
+ * unit (the model's text seen so far holds a whole sentence or line:
+ * ". ", "! ", "? " or a newline; the end of the ask when it never does),
+ * and from the result's `timing`: the daemon's first generated token,
+ * the per-question prefill (tokens after the resident prefix, ms) and ms
+ * per decoded token.
  */
 #define _GNU_SOURCE
 #include "indexer/indexer.h"
@@ -51,6 +58,8 @@ typedef struct question {
   int asked, names, ntok, nfab, ncite, ncite_ok;
   double first_byte, total;
   double first_facts, first_model; /* ask.facts arrived; the first generated (not kind "facts") text */
+  double first_unit;               /* the generated text first held a whole unit (-1: no model text) */
+  double gen_first, prefill_ms, prefill_tokens, decode_ms; /* from the result's timing (-1: absent) */
 } question;
 
 typedef struct tree {
@@ -177,8 +186,17 @@ static void score_retrieval(idx_index *ix, question *q, int verbose) {
 /* ---- answers --------------------------------------------------------------- */
 
 typedef struct ask_ud {
-  double t0, first, facts, model;
+  double t0, first, facts, model, unit;
+  char text[512]; /* the generated text so far, until it holds a unit */
+  size_t len;
 } ask_ud;
+
+/* 1 when s holds a whole verified unit: a sentence end or a line end. */
+static int holds_unit(const char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || ((*s == '.' || *s == '!' || *s == '?') && (s[1] == ' ' || s[1] == '\n'))) return 1;
+  return 0;
+}
 
 static int on_note(void *ud, const char *method, const cJSON *params) {
   ask_ud *a = ud;
@@ -188,7 +206,19 @@ static int on_note(void *ud, const char *method, const cJSON *params) {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "kind");
     if (!cJSON_IsString(k)) a->model = kv_now() - a->t0; /* generated text, not kvasir's lead */
   }
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "kind");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(params, "text");
+  if (!strcmp(method, "ask.token") && a->unit < 0 && !cJSON_IsString(k) && cJSON_IsString(t)) {
+    a->len += (size_t)snprintf(a->text + a->len, sizeof a->text - a->len, "%s", t->valuestring);
+    if (a->len >= sizeof a->text) a->len = sizeof a->text - 1;
+    if (holds_unit(a->text)) a->unit = kv_now() - a->t0;
+  }
   return 0;
+}
+
+static double timing_num(const cJSON *r, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "timing"), name);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
 static int ident_ch(int c) { return isalnum(c) || c == '_'; }
@@ -265,7 +295,7 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   cJSON_AddStringToObject(p, "repo", tree);
   cJSON_AddStringToObject(p, "question", q->text);
   if (max_tokens > 0) cJSON_AddNumberToObject(p, "max_tokens", max_tokens);
-  ask_ud ud = {kv_now(), -1, -1, -1};
+  ask_ud ud = {kv_now(), -1, -1, -1, -1, "", 0};
   kv_err err;
   int rc = ipc_client_call(c, "ask", p, on_note, &ud, 0, &r, &err);
   double total = kv_now() - ud.t0;
@@ -299,10 +329,19 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   q->first_byte = ud.first >= 0 ? ud.first : total;
   q->first_facts = ud.facts >= 0 ? ud.facts : total;
   q->first_model = ud.model; /* -1: the model's text was all dropped or not generated */
+  q->first_unit = ud.unit >= 0 ? ud.unit : ud.model >= 0 ? total : -1;
+  q->gen_first = timing_num(r, "first_token_ms");
+  q->prefill_ms = timing_num(r, "prefill_ms");
+  q->prefill_tokens = timing_num(r, "prefill_tokens");
+  q->decode_ms = timing_num(r, "decode_ms_per_token");
   q->total = total;
-  if (verbose)
+  if (verbose) {
     printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s): %.300s\n", q->total,
            q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->symbol, text);
+    printf("  timing: facts %.2f s, model token %.2f s, unit %.2f s, generated first %.0f ms, prefill %.0f tokens "
+           "%.0f ms, decode %.1f ms/token\n",
+           q->first_facts, q->first_model, q->first_unit, q->gen_first, q->prefill_tokens, q->prefill_ms, q->decode_ms);
+  }
   cJSON_Delete(r);
 }
 
@@ -324,12 +363,16 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
   size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0;
   double *fb = malloc((nq ? nq : 1) * sizeof *fb), *tt = malloc((nq ? nq : 1) * sizeof *tt);
   double *ff = malloc((nq ? nq : 1) * sizeof *ff), *fm = malloc((nq ? nq : 1) * sizeof *fm);
-  size_t nfm = 0;
-  if (!fb || !tt || !ff || !fm) {
+  double *fu = malloc((nq ? nq : 1) * sizeof *fu), *tv[4];
+  size_t nfm = 0, nfu = 0, ntv[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 4; k++) tv[k] = malloc((nq ? nq : 1) * sizeof *tv[k]);
+  if (!fb || !tt || !ff || !fm || !fu || !tv[0] || !tv[1] || !tv[2] || !tv[3]) {
     free(fb);
     free(tt);
     free(ff);
     free(fm);
+    free(fu);
+    for (int k = 0; k < 4; k++) free(tv[k]);
     return;
   }
   for (size_t i = 0; i < nq; i++) {
@@ -345,6 +388,10 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
       tt[asked] = q->total;
       ff[asked] = q->first_facts;
       if (q->first_model >= 0) fm[nfm++] = q->first_model;
+      if (q->first_unit >= 0) fu[nfu++] = q->first_unit;
+      const double tq[4] = {q->gen_first, q->prefill_tokens, q->prefill_ms, q->decode_ms};
+      for (int k = 0; k < 4; k++)
+        if (tq[k] >= 0) tv[k][ntv[k]++] = tq[k];
       asked++;
       names += (size_t)q->names;
       ntok += (size_t)q->ntok;
@@ -360,15 +407,19 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
     if (answers && asked)
       printf("   | %3zu  %.3f  %zu/%zu=%.3f  %.3f  %6.1f s  %6.1f s", asked, (double)names / asked, nfab, ntok,
              ntok ? (double)nfab / ntok : 0.0, nc ? (double)nco / nc : 0.0, median(fb, asked), median(tt, asked));
-    if (answers && asked)
-      printf("  | facts %.2f s, model text %zu/%zu, first model text %.1f s", median(ff, asked), nfm, asked,
-             nfm ? median(fm, nfm) : 0.0);
     printf("\n");
+    if (answers && asked)
+      printf("%-10s %-8s       latency: facts %.2f s, model text %zu/%zu, first model token %.2f s, first verified "
+             "unit %.2f s | daemon: first generated token %.0f ms, prefill %.0f tokens %.0f ms, decode %.1f ms/token\n",
+             "", "", median(ff, asked), nfm, asked, nfm ? median(fm, nfm) : 0.0, nfu ? median(fu, nfu) : 0.0,
+             median(tv[0], ntv[0]), median(tv[1], ntv[1]), median(tv[2], ntv[2]), median(tv[3], ntv[3]));
   }
   free(fb);
   free(tt);
   free(ff);
   free(fm);
+  free(fu);
+  for (int k = 0; k < 4; k++) free(tv[k]);
 }
 
 static int usage(int rc) {

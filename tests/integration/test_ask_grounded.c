@@ -161,6 +161,18 @@ static void test_grounded_on_compressed_memory(void **st) {
   const cJSON *ver = cJSON_GetObjectItem(r, "verification");
   assert_non_null(ver);
   assert_string_equal(cJSON_GetObjectItem(r, "kv_memory")->valuestring, "compressed");
+  /* where the time went: facts, then the first generated token, then the
+   * first verified text, within the ask; the prefill is the per-question
+   * part, after the resident prefix */
+  const cJSON *tm = cJSON_GetObjectItem(r, "timing");
+  assert_non_null(tm);
+  double facts_ms = num(tm, "facts_ms"), tok_ms = num(tm, "first_token_ms"), total_ms = num(tm, "total_ms");
+  if (!(facts_ms >= 0 && tok_ms > facts_ms && total_ms >= tok_ms))
+    fail_msg("timing: facts %.1f, first token %.1f, total %.1f ms", facts_ms, tok_ms, total_ms);
+  if (s.model_tokens && !(num(tm, "first_text_ms") >= tok_ms && num(tm, "held_ms") >= 0))
+    fail_msg("timing: first text %.1f ms before the first token %.1f ms", num(tm, "first_text_ms"), tok_ms);
+  assert_true(num(tm, "prefill_tokens") > 0 && num(tm, "prefill_tokens") < num(tm, "prompt_tokens"));
+  assert_true(num(tm, "gen_tokens") > 0 && num(tm, "decode_ms_per_token") > 0);
   double cold_prefix = num(r, "prefix_seconds");
   assert_string_equal(cJSON_GetObjectItem(r, "prefix_source")->valuestring, "built");
   assert_true(num(r, "prefix_tokens") > 100);
