@@ -29,6 +29,11 @@
 #include "policy/policy.h"
 
 #define MAX_CONTEXT_BYTES 1200  /* retrieved text given to the model (the facts lead) */
+/* With facts, which carry the best definitions' names, signatures, docs,
+ * callers and callees, the local model's prompt keeps only this much of the
+ * excerpts (best first, cut at a line end): each excerpt byte is prefill
+ * the question waits for before the first token. */
+#define ASK_EXCERPT_BYTES_FACTS 480
 #define MAX_CHUNK_BYTES 600
 #define ASK_MAX_TOKENS 96    /* the model writes a short text: the facts lead */
 
@@ -77,7 +82,7 @@ typedef struct ask_ctx {
   dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
   struct {           /* where the time went (the result's `timing`) */
     double retrieval, prefix, prefill, gen; /* seconds */
-    int prompt, reused, gen_tokens, excerpts;
+    int prompt, reused, gen_tokens;
     size_t excerpt_bytes;
   } tm;
 } ask_ctx;
@@ -279,18 +284,41 @@ static int generate_stub(dmn_job *j, ask_ctx *a, dmn_stream *g, int ms) {
   return 0;
 }
 
-/* The prompt with the facts and the first `ncut` excerpts, tokenized. */
-static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, int32_t **toks, size_t *n, kv_err *err) {
+/* How many bytes of the excerpts go into the prompt with the first `ncut`
+ * of them, at most `budget` (0: no limit): whole excerpts, best first, else
+ * the best one cut at a line end (*cut_open: its fence is to be closed). */
+static size_t excerpt_len(const ask_ctx *a, size_t ncut, size_t budget, int *cut_open) {
+  size_t clen = ncut ? a->cut[ncut - 1] : (a->ncut ? 0 : a->context.len);
+  *cut_open = 0;
+  if (!budget || clen <= budget) return clen;
+  while (ncut > 1 && a->cut[ncut - 1] > budget) ncut--;
+  if (ncut && a->cut[ncut - 1] <= budget) return a->cut[ncut - 1];
+  const char *nl = NULL; /* the first excerpt alone is longer: up to its last line end within budget */
+  for (size_t i = budget; i > 0 && !nl; i--)
+    if (a->context.data[i - 1] == '\n') nl = a->context.data + i;
+  if (!nl) return clen;
+  *cut_open = 1;
+  return (size_t)(nl - a->context.data);
+}
+
+/* The prompt with the facts and the first `ncut` excerpts (at most
+ * `budget` bytes of them, 0: no limit), tokenized; *used: the excerpt
+ * bytes that went in. */
+static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, size_t budget, int32_t **toks, size_t *n,
+                        size_t *used, kv_err *err) {
   kv_buf user = KV_BUF_INIT;
   if (a->nfacts) {
     kv_buf_puts(&user, "Facts from the index:\n");
     dmn_facts_prompt(&user, a->facts, a->nfacts);
     kv_buf_putc(&user, '\n');
   }
-  size_t clen = ncut ? a->cut[ncut - 1] : (a->ncut ? 0 : a->context.len);
+  int cut_open;
+  size_t clen = excerpt_len(a, ncut, budget, &cut_open);
+  *used = clen;
   if (clen) {
     kv_buf_puts(&user, "Code excerpts from the repository:\n\n");
     kv_buf_append(&user, a->context.data, clen);
+    if (cut_open) kv_buf_puts(&user, "...\n```\n\n");
   } else if (!a->nfacts) {
     kv_buf_puts(&user, "(Retrieval found no code excerpts for this question.)\n\n");
   }
@@ -335,12 +363,12 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   /* The prompt is trimmed to the context, lowest-ranked excerpts first,
    * never refused: the facts and the question always go in. */
   int32_t *toks = NULL;
-  size_t n = 0, ncut = a->ncut;
+  size_t n = 0, ncut = a->ncut, used = 0, budget = a->nfacts ? ASK_EXCERPT_BYTES_FACTS : 0;
   int trimmed = 0;
   for (;;) {
     free(toks);
     toks = NULL;
-    if ((rc = build_prompt(model, a, ncut, &toks, &n, err))) break;
+    if ((rc = build_prompt(model, a, ncut, budget, &toks, &n, &used, err))) break;
     if ((int)n + a->max_tokens <= n_ctx || ncut == 0) break;
     ncut--;
     trimmed++;
@@ -415,8 +443,7 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   a->tm.prompt = gr.n_prompt;
   a->tm.reused = gr.n_reused;
   a->tm.gen_tokens = gr.n_gen;
-  a->tm.excerpts = (int)ncut;
-  a->tm.excerpt_bytes = ncut ? a->cut[ncut - 1] : 0;
+  a->tm.excerpt_bytes = used;
   cJSON_AddNumberToObject(res, "prompt_tokens", gr.n_prompt);
   cJSON_AddNumberToObject(res, "reused_tokens", gr.n_reused);
   cJSON_AddNumberToObject(res, "prompt_seconds", gr.t_prompt);
@@ -507,7 +534,6 @@ static cJSON *timing_json(const ask_ctx *a, const dmn_stream *g, double total) {
     cJSON_AddNumberToObject(t, "prompt_tokens", a->tm.prompt);
     cJSON_AddNumberToObject(t, "prefill_tokens", a->tm.prompt - a->tm.reused);
     cJSON_AddNumberToObject(t, "prefill_ms", 1e3 * a->tm.prefill);
-    cJSON_AddNumberToObject(t, "excerpts", a->tm.excerpts);
     cJSON_AddNumberToObject(t, "excerpt_bytes", (double)a->tm.excerpt_bytes);
     cJSON_AddNumberToObject(t, "gen_tokens", a->tm.gen_tokens);
     if (a->tm.gen_tokens)

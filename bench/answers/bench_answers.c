@@ -3,13 +3,16 @@
  * answers a natural-language question about a real repository?
  *
  *   bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...
- *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v]
+ *                 [--split tune|heldout] [--answers] [--max-tokens N] [--limit N] [--warm] [-v]
  *
  * Questions: tests/reference/answers/questions.tsv (`repo, question, path,
  * symbol, split`; how they were written: its README). Trees: the output of
  * bench/answers/fetch (registry packages pinned by sha256, one git commit
  * each), or --tree for each repo. Each tree is indexed into a fresh
  * database (KVASIR_BENCH_DB=DIR keeps DIR/<name>.db across runs).
+ * --limit N takes the first N questions of each repository (and split);
+ * --warm first asks each repository one unscored question with max_tokens
+ * 1, so its resident prefix is built before the scored asks ("repo warm").
  *
  * Retrieval, from the indexer directly (idx_search(question, 5), as
  * bench_retrieval): file@1, file@5 — the expected path is the first / among
@@ -51,7 +54,7 @@
 
 typedef struct question {
   char *repo, *text, *path, *symbol, *split;
-  int heldout;
+  int heldout, skip; /* skip: left out by --limit */
   /* retrieval */
   int file1, file5, sym5, resolved;
   /* answers */
@@ -377,7 +380,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
   }
   for (size_t i = 0; i < nq; i++) {
     const question *q = &Q[i];
-    if (q->heldout != heldout || (repo && strcmp(q->repo, repo))) continue;
+    if (q->skip || q->heldout != heldout || (repo && strcmp(q->repo, repo))) continue;
     n++;
     f1 += (size_t)q->file1;
     f5 += (size_t)q->file5;
@@ -424,7 +427,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
 
 static int usage(int rc) {
   printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
-         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v]\n"
+         "                     [--split tune|heldout] [--answers] [--max-tokens N] [--limit N] [--warm] [-v]\n"
          "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
          "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
          "  identifiers, citation precision, first-byte and total latency).\n");
@@ -434,16 +437,18 @@ static int usage(int rc) {
 int main(int argc, char **argv) {
   const char *qfile = KVASIR_SOURCE_DIR "/tests/reference/answers/questions.tsv";
   const char *only_split = NULL, *only_repo[MAX_REPOS];
-  int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0;
+  int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0, limit = 0, warm = 0;
   tree T[MAX_REPOS];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(0);
     else if (!strcmp(a, "--answers")) answers = 1;
     else if (!strcmp(a, "-v")) verbose = 1;
+    else if (!strcmp(a, "--warm")) warm = 1;
     else if (i + 1 < argc && !strcmp(a, "--questions")) qfile = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--split")) only_split = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--max-tokens")) max_tokens = atoi(argv[++i]);
+    else if (i + 1 < argc && !strcmp(a, "--limit")) limit = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(a, "--repo") && nonly < MAX_REPOS) only_repo[nonly++] = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--tree") && nt < MAX_REPOS) {
       const char *v = argv[++i], *eq = strchr(v, '=');
@@ -471,7 +476,10 @@ int main(int argc, char **argv) {
   for (int t = 0; t < nt; t++) {
     int want = nonly == 0;
     for (int k = 0; k < nonly; k++) want |= !strcmp(only_repo[k], T[t].name);
-    if (!want) continue;
+    if (!want) { /* its questions are left out of the report too */
+      for (size_t i = 0; i < nq; i++) Q[i].skip |= !strcmp(Q[i].repo, T[t].name);
+      continue;
+    }
     char db[4300];
     snprintf(db, sizeof db, "%.4000s/%.63s.db", keep ? keep : tmp, T[t].name);
     idx_options o = {0};
@@ -483,9 +491,23 @@ int main(int argc, char **argv) {
       return 1;
     }
     if (c && repo_add(c, T[t].path) != 0) return 1;
+    if (c && warm) {
+      cJSON *p = cJSON_CreateObject(), *r = NULL;
+      cJSON_AddStringToObject(p, "repo", T[t].path);
+      cJSON_AddStringToObject(p, "question", "What does this project do?");
+      cJSON_AddNumberToObject(p, "max_tokens", 1);
+      if (ipc_client_call(c, "ask", p, NULL, NULL, 0, &r, &err)) fprintf(stderr, "bench_answers: warm-up: %s\n", err.msg);
+      cJSON_Delete(p);
+      cJSON_Delete(r);
+    }
+    int taken[2] = {0, 0};
     for (size_t i = 0; i < nq; i++) {
       question *q = &Q[i];
       if (strcmp(q->repo, T[t].name) || (only_split && strcmp(q->split, only_split))) continue;
+      if (limit > 0 && taken[q->heldout]++ >= limit) {
+        q->skip = 1;
+        continue;
+      }
       double t0 = kv_now();
       score_retrieval(ix, q, verbose);
       search_s += kv_now() - t0;
