@@ -293,12 +293,17 @@ static size_t excerpt_len(const ask_ctx *a, size_t ncut, size_t budget, int *cut
   if (!budget || clen <= budget) return clen;
   while (ncut > 1 && a->cut[ncut - 1] > budget) ncut--;
   if (ncut && a->cut[ncut - 1] <= budget) return a->cut[ncut - 1];
-  const char *nl = NULL; /* the first excerpt alone is longer: up to its last line end within budget */
-  for (size_t i = budget; i > 0 && !nl; i--)
-    if (a->context.data[i - 1] == '\n') nl = a->context.data + i;
+  /* the first excerpt alone is longer: up to its last line end within
+   * budget, past its opening fence (else it goes whole) */
+  const char *c = a->context.data, *nl = NULL;
+  size_t code = 0; /* where the excerpt's code starts */
+  for (size_t i = 0; i + 4 <= budget && !code; i++)
+    if (!memcmp(c + i, "```\n", 4)) code = i + 4;
+  for (size_t i = budget; code && i > code && !nl; i--)
+    if (c[i - 1] == '\n') nl = c + i;
   if (!nl) return clen;
   *cut_open = 1;
-  return (size_t)(nl - a->context.data);
+  return (size_t)(nl - c);
 }
 
 /* The prompt with the facts and the first `ncut` excerpts (at most

@@ -219,9 +219,22 @@ static int on_note(void *ud, const char *method, const cJSON *params) {
   return 0;
 }
 
-static double timing_num(const cJSON *r, const char *name) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "timing"), name);
+static double num_of(const cJSON *o, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
   return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* A field of the result's timing; from a daemon older than `timing`, the
+ * prefill and decode figures from its top-level fields (else -1). */
+static double timing_num(const cJSON *r, const char *name) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "timing");
+  if (t) return num_of(t, name);
+  double np = num_of(r, "prompt_tokens"), nr = num_of(r, "reused_tokens"), ng = num_of(r, "tokens");
+  if (!strcmp(name, "prefill_tokens") && np >= 0 && nr >= 0) return np - nr;
+  if (!strcmp(name, "prefill_ms") && num_of(r, "prompt_seconds") >= 0) return 1e3 * num_of(r, "prompt_seconds");
+  if (!strcmp(name, "decode_ms_per_token") && ng > 0 && num_of(r, "gen_seconds") >= 0)
+    return 1e3 * num_of(r, "gen_seconds") / ng;
+  return -1;
 }
 
 static int ident_ch(int c) { return isalnum(c) || c == '_'; }
