@@ -83,9 +83,20 @@ static size_t loc_len(const char *p, const char *end) {
   return (size_t)(q - p);
 }
 
+/* 1 when p begins a word: nothing of a name, path or chain before it, or
+ * only a dot that itself begins the word (".name(": a method named alone),
+ * or two dots ("e.g..name", "so..name": no chain goes on past those). */
+static int joins(const char *floor, const char *p) {
+  return p > floor && (is_id((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '/' || p[-1] == '-');
+}
+/* (floor: the text's start, or the end of a location, which nothing joins) */
+static int word_start(const char *floor, const char *p) {
+  return !joins(floor, p) || (p[-1] == '.' && (!joins(floor, p - 1) || (p - 1 > floor && p[-2] == '.')));
+}
+
 int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char *tok, size_t len, int kind),
                     void *ud) {
-  const char *p = text, *end = text + n;
+  const char *p = text, *end = text + n, *loc_end = NULL;
   int count = 0;
   while (p < end) {
     unsigned char c = (unsigned char)*p;
@@ -93,15 +104,16 @@ int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char 
       const char *q = p + 1;
       while (q < end && *q != '`' && *q != '\n') q++;
       if (q < end && *q == '`') { /* a span: every identifier chain in it */
-        for (const char *s = p + 1; s < q;) {
+        for (const char *s = p + 1, *le = NULL; s < q;) {
           size_t l = loc_len(s, q);
           if (l) {
             fn(ud, s, l, DMN_TOK_LOC), count++;
             s += l;
+            le = s;
             continue;
           }
           l = chain_len(s, q);
-          if (l >= 2 && (s == p + 1 || !is_id((unsigned char)s[-1]))) {
+          if (l >= 2 && (s == p + 1 || s == le || !is_id((unsigned char)s[-1]))) {
             fn(ud, s, l, DMN_TOK_IDENT), count++;
             s += l;
           } else {
@@ -112,11 +124,12 @@ int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char 
         continue;
       }
     }
-    if (p == text || !(is_id((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '/' || p[-1] == '-')) {
+    if (word_start(loc_end ? loc_end : text, p)) { /* text glued to a location is a word of its own */
       size_t l = loc_len(p, end);
       if (l) {
         fn(ud, p, l, DMN_TOK_LOC), count++;
         p += l;
+        loc_end = p;
         continue;
       }
       l = chain_len(p, end);

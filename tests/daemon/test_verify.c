@@ -61,6 +61,9 @@ static void test_tokens(void **s) {
       {"see ipc/crypto.c:40-88 and server.c:12.", 2},
       {"e.g. this, i.e. that", 0},
       {"`a.b->c` then `x + y_z`", 2}, /* one-letter names are not checked */
+      {"call .parseArgs() or .opts here", 1}, /* a method named alone, after its dot */
+      {"and so on... Then", 0},
+      {"see server.c:12FakeThing( now", 2}, /* glued to a location */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int n = dmn_code_tokens(cases[i].text, strlen(cases[i].text), count_tok, NULL);
@@ -285,6 +288,47 @@ static void test_repeat_held(void **s) {
   free(out);
 }
 
+/* Random text from a fixed vocabulary (known and invented names, spans,
+ * calls, locations, sentence and line ends, fences; a third of the words
+ * glued to the next), fed in random pieces: no invented name is ever out,
+ * whatever the split, not even for a moment. */
+static void test_random_splits(void **s) {
+  (void)s;
+  static const char *const words[] = {"the", "server", "`dmn_server`", "kv_buf_append(", ")", "`made_up_fn`",
+                                      "made_up_fn", "FakeThing(", "ghost.c:12", "server.c:9999", "ipc/crypto.c:40-88",
+                                      "`kv_buf_append`", ".", ". ", "\n", "`", "``", "```", ",", "handshake", "e.g.",
+                                      "`ghostName`", "secret", ".fakeMethod()"};
+  unsigned r = 12345;
+  for (int round = 0; round < 400; round++) {
+    kv_buf text = KV_BUF_INIT;
+    int nw = 5 + (int)((r = r * 1103515245u + 12345u) >> 16) % 40;
+    for (int w = 0; w < nw; w++) {
+      r = r * 1103515245u + 12345u;
+      kv_buf_puts(&text, words[(r >> 16) % (sizeof words / sizeof words[0])]);
+      if ((r >> 8) % 3) kv_buf_putc(&text, ' ');
+    }
+    const char *const never[] = {"made_up", "FakeThing", "ghost", "9999", "fakeMethod", NULL};
+    dmn_verify_stats st;
+    const char *pieces[64];
+    char *owned[64];
+    size_t np = 0, off = 0;
+    while (off < text.len && np < 63) {
+      r = r * 1103515245u + 12345u;
+      size_t k = 1 + (r >> 16) % 9;
+      if (off + k > text.len || np == 62) k = text.len - off;
+      owned[np] = strndup(text.data + off, k);
+      pieces[np] = owned[np];
+      np++;
+      off += k;
+    }
+    pieces[np] = NULL;
+    char *out = feed_pieces(pieces, round % 2, never, &st, NULL);
+    free(out);
+    for (size_t i = 0; i < np; i++) free(owned[i]);
+    kv_buf_free(&text);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokens),           cmocka_unit_test(test_drops_invented),
@@ -292,7 +336,7 @@ int main(void) {
       cmocka_unit_test(test_code_block_whole), cmocka_unit_test(test_known_asked_once),
       cmocka_unit_test(test_anchor),           cmocka_unit_test(test_word_release),
       cmocka_unit_test(test_invented_never_out), cmocka_unit_test(test_anchor_words),
-      cmocka_unit_test(test_repeat_held),
+      cmocka_unit_test(test_repeat_held),      cmocka_unit_test(test_random_splits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
