@@ -181,7 +181,11 @@ static void test_grounded_on_compressed_memory(void **st) {
   r = call("cache.stats", NULL, NULL);
   const cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0);
   double ratio = num(e0, "kv_ratio");
-  if (!(ratio > 0 && ratio <= 0.30)) fail_msg("kv_ratio %.3f", ratio);
+  /* compressed, not dense f16 (1.0) nor 8-bit (~0.5): the ratio includes the
+   * f16 sinks and recent window (kvmem: 4 + 128 tokens and a partial
+   * block), which weigh more on this short context (~1.1k tokens since the
+   * prompt keeps fewer excerpts: 0.305; the design budget is 25% at 8k) */
+  if (!(ratio > 0 && ratio <= 0.33)) fail_msg("kv_ratio %.3f", ratio);
   assert_true(num(r, "kv_prefix_builds") == 1);
   cJSON_Delete(r);
 
