@@ -3,7 +3,8 @@
  * knows (idx_fact) before the model writes anything: the `ask.facts` event
  * (definitions with path:line, signature, doc comment, callers, tests,
  * callees and last commits, which editors show as clickable locations), the
- * lead sentence of the answer, and the facts block of the model's prompt.
+ * lead sentence of the answer, the facts block of the model's prompt, and
+ * the answer's citations (the places its final text refers to).
  *
  * Invariant: every identifier and path:line these functions write is copied
  * from an idx_fact, so the lead is true by construction; the model's text is
@@ -13,6 +14,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -205,4 +207,74 @@ void dmn_confidence_judge(dmn_confidence *c, const double *scores, size_t n, con
     c->margin = 1;
   }
   c->reasoning = depth && (!strcmp(depth, "think") || !strcmp(depth, "think-max"));
+}
+
+/* ---------------------------------------------------------------- citations */
+
+static int ident_char(int c) { return isalnum(c) || c == '_'; }
+
+int dmn_names_word(const char *text, const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  if (n < 3) return 0;
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name))
+    if ((p == text || !ident_char((unsigned char)p[-1])) && !ident_char((unsigned char)p[n])) return 1;
+  return 0;
+}
+
+/* text holds "path:L" (or path:L-M) with L in [l0, l1]. */
+static int names_location(const char *text, const char *path, int l0, int l1) {
+  size_t n = strlen(path);
+  if (!n) return 0;
+  for (const char *p = strstr(text, path); p; p = strstr(p + 1, path)) {
+    if (p[n] != ':' || !isdigit((unsigned char)p[n + 1])) continue;
+    long l = strtol(p + n + 1, NULL, 10);
+    if (l >= l0 && l <= l1) return 1;
+  }
+  return 0;
+}
+
+static cJSON *cite_json(const char *path, int l0, int l1, const char *symbol, double score) {
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddStringToObject(c, "path", path);
+  cJSON_AddNumberToObject(c, "start_line", l0);
+  cJSON_AddNumberToObject(c, "end_line", l1);
+  cJSON_AddStringToObject(c, "symbol", symbol ? symbol : "");
+  cJSON_AddNumberToObject(c, "score", score);
+  return c;
+}
+
+static int overlaps(const cJSON *out, const char *path, int l0, int l1) {
+  const cJSON *c;
+  cJSON_ArrayForEach(c, out) {
+    const char *cp = cJSON_GetStringValue(cJSON_GetObjectItem(c, "path"));
+    int c0 = cJSON_GetObjectItem(c, "start_line")->valueint, c1 = cJSON_GetObjectItem(c, "end_line")->valueint;
+    if (cp && !strcmp(cp, path) && l0 <= c1 && c0 <= l1) return 1;
+  }
+  return 0;
+}
+
+cJSON *dmn_answer_citations(const char *answer, const cJSON *cites, const idx_fact *f, size_t n) {
+  cJSON *out = cJSON_CreateArray();
+  if (!out) return NULL;
+  const char *t = answer ? answer : "";
+  for (size_t i = 0; i < n; i++) {
+    const idx_symbol *d = &f[i].def;
+    if (!dmn_names_word(t, d->name) || overlaps(out, d->path, d->line0, d->line1)) continue;
+    cJSON_AddItemToArray(out, cite_json(d->path, d->line0, d->line1, d->name, 0));
+  }
+  const cJSON *c;
+  cJSON_ArrayForEach(c, cites) {
+    const char *cp = cJSON_GetStringValue(cJSON_GetObjectItem(c, "path"));
+    const char *sym = cJSON_GetStringValue(cJSON_GetObjectItem(c, "symbol"));
+    const cJSON *j0 = cJSON_GetObjectItem(c, "start_line"), *j1 = cJSON_GetObjectItem(c, "end_line");
+    if (!cp || !cJSON_IsNumber(j0) || !cJSON_IsNumber(j1)) continue;
+    int l0 = j0->valueint, l1 = j1->valueint;
+    if (!(dmn_names_word(t, sym) || names_location(t, cp, l0, l1)) || overlaps(out, cp, l0, l1)) continue;
+    cJSON_AddItemToArray(out, cJSON_Duplicate(c, 1));
+  }
+  if (cJSON_GetArraySize(out) == 0) {
+    cJSON_Delete(out);
+    return cJSON_Duplicate(cites, 1);
+  }
+  return out;
 }

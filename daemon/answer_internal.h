@@ -38,6 +38,15 @@ int dmn_answer_lead(kv_buf *b, const idx_fact *f, size_t n, const dmn_confidence
  * the others with one user (the prompt's size is the wait before the
  * model's first token). */
 int dmn_facts_prompt(kv_buf *b, const idx_fact *f, size_t n);
+/* 1 when text holds name (3+ chars) as a whole identifier, not part of a
+ * longer one. */
+int dmn_names_word(const char *text, const char *name);
+/* The answer's citations (a new array of {path, start_line, end_line,
+ * symbol, score}): the definitions of the facts whose names the final
+ * text states, then the retrieved ranges (`cites`, best first) it refers
+ * to — their symbol named as a word, or a path:line inside them — that do
+ * not overlap one already listed; all of `cites` when it refers to none. */
+cJSON *dmn_answer_citations(const char *answer, const cJSON *cites, const idx_fact *f, size_t n);
 /* The first sentence of a doc comment without its markers. */
 void dmn_doc_sentence(const char *doc, char *buf, size_t n);
 

@@ -460,18 +460,6 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   return 0;
 }
 
-/* 1 when text holds name as a whole identifier (not part of a longer one). */
-static int names_word(const char *text, const char *name) {
-  size_t n = strlen(name);
-  if (n < 3) return 0;
-  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
-    int before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-    int after = isalnum((unsigned char)p[n]) || p[n] == '_';
-    if (!before && !after) return 1;
-  }
-  return 0;
-}
-
 /* The ask.facts event and the lead of the answer, once. */
 static void emit_facts(dmn_stream *g) {
   ask_ctx *a = (ask_ctx *)g->ask;
@@ -619,7 +607,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   /* Facts first: what the index knows, before any model runs (sent once the
    * policy let the ask go on, so a refused ask shows nothing). */
   dmn_confidence_judge(&a.conf, a.fscore, a.nfacts, depth);
-  if (a.conf.unsure && a.nfacts && names_word(a.question, a.facts[0].def.name))
+  if (a.conf.unsure && a.nfacts && dmn_names_word(a.question, a.facts[0].def.name))
     a.conf.unsure = 0; /* the question names the definition that leads: no guess */
   escalation(j, &a, depth);
   g.ask = &a;
@@ -663,7 +651,9 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   int nc = cJSON_GetArraySize(a.cites);
   cJSON_AddStringToObject(res, "answer", kv_buf_str(&g.answer));
   cJSON_AddStringToObject(res, "repo", a.repo);
-  cJSON_AddItemToObject(res, "citations", a.cites);
+  /* citations: the places the answer refers to; context: all it was given */
+  cJSON_AddItemToObject(res, "citations", dmn_answer_citations(kv_buf_str(&g.answer), a.cites, a.facts, a.nfacts));
+  cJSON_AddItemToObject(res, "context", a.cites);
   a.cites = NULL;
   cJSON_AddNumberToObject(res, "retrieved", nc);
   if (nc == 0)

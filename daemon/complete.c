@@ -3,6 +3,14 @@
  * the model's own FIM tokens (fim.c), on one completion context kept across
  * keystrokes so the unchanged start of the prompt is reused; a file is read
  * only when it resolves inside a registered repository.
+ *
+ * Routing: in a registered repository the project's policy decides, as for
+ * an ask (kind `complete`): refuse; a local tier (flash, pro: the tier's
+ * model answers); or a hosted tier, which gets the lines around the cursor
+ * redacted (cut at the cursor from the redaction of the whole buffer) as a
+ * /completions request with prompt + suffix, audited, and falls back to the
+ * local tier when it fails or when nothing may be sent. Text outside every
+ * repository never leaves the machine and is completed by flash.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +18,7 @@
 
 #include "daemon/fim_internal.h"
 #include "daemon/model_internal.h"
+#include "daemon/policy_internal.h"
 #include "daemon/stream_internal.h"
 #include "engine/kvmem_eng.h"
 #include "policy/policy.h"
@@ -55,6 +64,20 @@ static size_t fim_snippets(const char *repo, const char *rel, const char *prefix
   return n;
 }
 
+/* The gate's read_file: the whole buffer the cursor is in (what the editor
+ * sent, or the file as read), copied. */
+static int buffer_copy(void *ud, const char *path, char **text, size_t *len) {
+  (void)path;
+  const char *t = ud;
+  *len = strlen(t);
+  *text = malloc(*len + 1);
+  if (!*text) return KV_ENOMEM;
+  memcpy(*text, t, *len + 1);
+  return 0;
+}
+
+static int on_hosted_piece(void *user, const char *piece, size_t len) { return dmn_stream_token(user, piece, len); }
+
 int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   const char *file = dmn_param_str(j->params, "file", 0);
   const char *text = dmn_param_str(j->params, "text", 1);
@@ -87,19 +110,55 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   }
   size_t cut = dmn_fim_offset(text, line, col, utf16);
   const char *p = text + cut;
+  /* the window: whole lines up to 4000 bytes before the cursor, up to 2000 after */
+  size_t pre0 = cut > 4000 ? cut - 4000 : 0;
+  if (pre0 > 0) {
+    const char *nl = memchr(text + pre0, '\n', cut - pre0);
+    pre0 = nl ? (size_t)(nl - text) + 1 : pre0;
+    while (pre0 < cut && ((unsigned char)text[pre0] & 0xc0) == 0x80) pre0++;
+  }
+  size_t suf = strlen(p);
+  if (suf > 2000) {
+    size_t k = 2000;
+    while (k > 0 && p[k - 1] != '\n') k--;
+    suf = k ? k : dmn_utf8_complete(p, 2000);
+  }
   dmn_backend *b = dmn_server_backend(j->srv);
   eng_model *model = NULL;
   kv_err me;
   cJSON *res = cJSON_CreateObject();
   dmn_stream g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0};
-  int rc = 0;
-  if (dmn_backend_model(b, &model, &me) != 0) {
+  int rc = 0, answered = 0;
+  /* The project's policy decides first (nothing is generated or sent before). */
+  if (in_repo) {
+    dmn_gate_ctx gc;
+    memset(&gc, 0, sizeof gc);
+    gc.kind = POL_KIND_COMPLETE;
+    gc.cursor = cut - pre0;
+    gc.read_file = buffer_copy;
+    gc.read_ud = (void *)text;
+    unsigned line0 = 1;
+    for (size_t i = 0; i < pre0; i++) line0 += text[i] == '\n';
+    rc = dmn_gate_add(&gc, where.rel, text + pre0, cut - pre0 + suf);
+    if (!rc) dmn_gate_origin_lazy(&gc, line0);
+    dmn_gate_io gio = {on_hosted_piece, &g};
+    if (!rc) rc = dmn_gate_run(dmn_server_gate(j->srv), repo, NULL, NULL, &gc, &gio, res, &answered, err);
+    dmn_gate_ctx_free(&gc);
+    if (rc) {
+      cJSON_Delete(res);
+      free(owned);
+      kv_buf_free(&g.answer);
+      return rc;
+    }
+  }
+  const char *tier = cJSON_GetStringValue(cJSON_GetObjectItem(res, "tier"));
+  if (answered) {
+    cJSON_AddBoolToObject(res, "fim", 1);
+    cJSON_AddStringToObject(res, "format", "hosted");
+    cJSON_AddStringToObject(res, "generator", "hosted");
+  } else if (dmn_backend_model_for(b, tier, &model, &me) != 0) {
     cJSON_AddStringToObject(res, "note", me.msg);
   } else {
-    size_t pre0 = cut > 4000 ? cut - 4000 : 0;
-    size_t suf = strlen(p) > 2000 ? 2000 : strlen(p);
-    while (pre0 > 0 && ((unsigned char)text[pre0] & 0xc0) == 0x80) pre0++;
-    suf = dmn_utf8_complete(p, suf);
     idx_hits hits = {0};
     dmn_fim_snippet snip[2];
     size_t nsnip = 0;
@@ -146,11 +205,12 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     cJSON_AddStringToObject(res, "format", fp.format ? fp.format : "prefix");
     cJSON_AddNumberToObject(res, "snippets", (double)nsnip);
     cJSON_AddStringToObject(res, "model", dmn_backend_model_name(b, model));
-    cJSON_AddStringToObject(res, "tier", "flash");
+    cJSON_AddStringToObject(res, "generator", "engine");
     eng_sampler_free(smp);
     dmn_fim_prompt_free(&fp);
     dmn_backend_release(b, model);
   }
+  if (!cJSON_GetObjectItem(res, "tier")) cJSON_AddStringToObject(res, "tier", "flash");
   dmn_stream_flush(&g, 1);
   free(owned);
   pthread_mutex_lock(&b->mu);

@@ -424,8 +424,10 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
   }
   pol_request req;
   memset(&req, 0, sizeof req);
-  req.kind = POL_KIND_ASK;
+  req.kind = gc->kind == POL_KIND_COMPLETE ? POL_KIND_COMPLETE : POL_KIND_ASK;
   req.depth = (pol_depth)d;
+  req.has_cursor = req.kind == POL_KIND_COMPLETE;
+  req.cursor = gc->cursor;
   req.question = question;
   req.files = files;
   req.n_files = gc->n;
@@ -454,7 +456,14 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
     pol_payload *pl = NULL;
     rc = pol_payload_prepare(p, &req, dec.model, 512, &pl, err);
     for (size_t i = 0; i < gc->n; i++) free(owned[i]);
-    if (!rc) {
+    if (rc == KV_EDENIED && req.kind == POL_KIND_COMPLETE) { /* nothing may go out: complete locally */
+      const char *fb = pol_tier_fallback(p, dec.tier);
+      cJSON_ReplaceItemInObject(res, "tier", cJSON_CreateString(fb));
+      char note[640];
+      snprintf(note, sizeof note, "hosted tier '%s' not used (%.400s); completed by local tier '%s'", dec.tier, err->msg, fb);
+      cJSON_AddStringToObject(res, "fallback", note);
+      rc = 0;
+    } else if (!rc) {
       pol_send_result sr;
       memset(&sr, 0, sizeof sr);
       kv_err se;

@@ -34,6 +34,10 @@ typedef struct dmn_gate_ctx {
   int lazy[DMN_GATE_MAX_FILES];
   int (*read_file)(void *ud, const char *path, char **text, size_t *len);
   void *read_ud;
+  /* what is asked: POL_KIND_ASK (0, the default) or POL_KIND_COMPLETE, whose
+   * one excerpt holds the lines around the cursor, at byte `cursor` */
+  int kind;
+  size_t cursor;
 } dmn_gate_ctx;
 
 typedef struct dmn_gate_io {
@@ -56,7 +60,10 @@ void dmn_gate_ctx_free(dmn_gate_ctx *g);
  * a hosted tier failed, "policy_warning" when the policy files are broken
  * and the last good policy was used) to res. *answered = 1 when a hosted
  * tier streamed the answer through io (then res also has its "model"); 0 = answer locally. KV_EDENIED when the policy
- * refuses (message names the rule) or cannot be loaded. */
+ * refuses (message names the rule) or cannot be loaded. A completion the
+ * payload step will not send (its file is never_send, a secret on the
+ * cursor's line) is completed locally: res gets the local "tier" and a
+ * "fallback" saying why. */
 int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char *depth,
                  const dmn_gate_ctx *gc, dmn_gate_io *io, cJSON *res, int *answered, kv_err *err);
 

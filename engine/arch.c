@@ -18,14 +18,16 @@
  * Hyper-parameters: every row reads "<arch>.embedding_length", block_count,
  * attention.head_count, feed_forward_length (required) and
  * attention.head_count_kv, context_length, attention.key_length,
- * rope.dimension_count, attention.layer_norm_rms_epsilon, rope.freq_base
- * (optional); rows with sliding-window layers also attention.sliding_window.
+ * rope.dimension_count, attention.layer_norm_rms_epsilon, rope.freq_base,
+ * rope.scaling.{type,factor,attn_factor,original_context_length} (linear
+ * and YaRN, as llama.cpp reads them; model.c) (optional); rows with
+ * sliding-window layers also attention.sliding_window (their RoPE is never
+ * scaled, as in llama.cpp).
  *
  * llama, qwen2 and gemma3 are held to llama.cpp (tests/engine goldens);
- * qwen3 and rope_freqs, which llama.cpp was not run on here, to a numpy
+ * qwen3, rope_freqs and rope.scaling, which llama.cpp was not run on here, to a numpy
  * port of llama.cpp's graphs (tests/reference/engine/tiny_ref.py, checked
  * itself on the llama and qwen2 rows) by test_eng_arch.
- * Not read by any row: rope.scaling.type / factor (linear, YaRN scaling).
  * The chat format is chosen from the template's own markers, not the row
  * (eng_chat_family); the row only supplies the default for files without one.
  */

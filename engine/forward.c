@@ -74,15 +74,30 @@ ENG_FMA_CLONES static void silu_mul(float *g, const float *u, size_t n) {
   for (size_t i = 0; i < n; i++) g[i] = eng_ggml_silu(g[i]) * u[i];
 }
 
-/* RoPE on one head in place, as ggml_rope_ext (freq_scale 1, no YaRN).
- * ff: Llama 3's rope_freqs (dimension pair i turns by theta / ff[i], as
- * ggml's freq_factors), or NULL. */
-static void rope(float *x, int rope_dim, int pos, float base, int neox, const float *ff) {
-  const float theta_scale = powf(base, -2.0f / (float)rope_dim);
+/* RoPE on one head in place, as ggml_rope_ext: r's base, linear/YaRN
+ * scaling (rope_yarn: the interpolated angle freq_scale * theta, mixed
+ * toward the extrapolated one below dims corr[0..1] when ext_factor is
+ * set, cos/sin times mscale). ff: Llama 3's rope_freqs (dimension pair i
+ * turns by theta / ff[i], as ggml's freq_factors), or NULL. */
+static void rope(float *x, int rope_dim, int pos, const eng_rope *r, int neox, const float *ff) {
+  const float theta_scale = powf(r->base, -2.0f / (float)rope_dim);
+  const int plain = r->freq_scale == 1.0f && r->ext_factor == 0.0f && r->mscale == 1.0f;
   float theta = (float)pos;
   for (int i = 0; i < rope_dim / 2; i++) {
-    const float t = ff ? theta / ff[i] : theta;
-    const float c = cosf(t), s = sinf(t);
+    const float te = ff ? theta / ff[i] : theta;
+    float c, s;
+    if (plain) {
+      c = cosf(te), s = sinf(te);
+    } else {
+      float t = r->freq_scale * te, ms = r->mscale;
+      if (r->ext_factor != 0.0f) {
+        float y = ((float)i - r->corr[0]) / fmaxf(0.001f, r->corr[1] - r->corr[0]); /* i0 / 2 = i */
+        float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * r->ext_factor;
+        t = t * (1 - mix) + te * mix;
+        ms *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
+      }
+      c = cosf(t) * ms, s = sinf(t) * ms;
+    }
     int a = neox ? i : 2 * i, b = neox ? i + rope_dim / 2 : 2 * i + 1;
     const float x0 = x[a], x1 = x[b];
     x[a] = fmaf(x0, c, -(x1 * s)); /* ggml's build contracts these to FMA */
@@ -183,14 +198,14 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
       for (int hh = 0; hh < I->n_head; hh++) {
         float *q = c->q + t * nq + (size_t)hh * hd;
         if (L->q_norm) rmsnorm(q, q, L->q_norm->data, hd, M->eps);
-        rope(q, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox, rf);
+        rope(q, M->rope_dim, pos0 + t, &L->rope, M->rope_neox, rf);
         if (M->a->scale_q)
           for (size_t i = 0; i < hd; i++) q[i] *= M->attn_scale; /* gemma scales Q, then kq_scale = 1 */
       }
       for (int hh = 0; hh < I->n_head_kv; hh++) {
         float *k = c->k + t * nkv + (size_t)hh * hd;
         if (L->k_norm) rmsnorm(k, k, L->k_norm->data, hd, M->eps);
-        rope(k, M->rope_dim, pos0 + t, L->rope_base, M->rope_neox, rf);
+        rope(k, M->rope_dim, pos0 + t, &L->rope, M->rope_neox, rf);
       }
       int rc = c->kvo->append(c->kv, il, pos0 + t, c->k + t * nkv, c->v + t * nkv);
       if (rc) return rc;

@@ -100,11 +100,23 @@ typedef struct eng_vocab {
   int n_re;
 } eng_vocab;
 
+/* RoPE of a layer as ggml_rope_ext computes it: angle theta = pos *
+ * base^(-2i/d) (divided by rope_freqs[i] where given), interpolated by
+ * freq_scale (linear and YaRN scaling: 1/rope.scaling.factor), YaRN's ramp
+ * between interpolated and extrapolated angles over dims corr[0..1] when
+ * ext_factor != 0, cos/sin scaled by mscale. Without scaling: freq_scale 1,
+ * ext_factor 0, mscale 1 (plain RoPE). */
+typedef struct eng_rope {
+  float base, freq_scale, ext_factor, mscale;
+  float corr[2];
+} eng_rope;
+
 typedef struct eng_layer {
   const eng_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm, *post_attn_norm;
   const eng_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *post_ffn_norm;
   int swa;            /* 1: local (sliding window) layer */
   float rope_base;
+  eng_rope rope;      /* the layer's RoPE (base: rope_base) */
 } eng_layer;
 
 struct eng_model {
@@ -114,6 +126,11 @@ struct eng_model {
   char arch_name[32], name[128];
   float eps, rope_base, rope_base_swa, attn_scale, emb_scale;
   int n_swa, rope_neox, rope_dim;
+  /* rope.scaling.*: type (0 none, 1 linear, 2 yarn), 1/factor, attn_factor,
+   * the training context YaRN extends (original_context_length) */
+  int rope_scaling;
+  float rope_freq_scale, rope_attn_factor;
+  int64_t rope_n_ctx_orig;
   const eng_tensor *tok_embd, *out_norm, *output;
   eng_layer *layers;
   eng_vocab vocab;

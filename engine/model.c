@@ -58,6 +58,8 @@ static int want(const eng_model *m, const eng_tensor **out, const char *name, ui
   return 0;
 }
 
+static void layer_rope(const eng_model *m, eng_layer *L);
+
 static int load_layers(eng_model *m, kv_err *err) {
   const eng_model_info *I = &m->info;
   uint64_t d = (uint64_t)I->n_embd, q = (uint64_t)I->n_head * I->head_dim, kv = (uint64_t)I->n_head_kv * I->head_dim;
@@ -95,8 +97,62 @@ static int load_layers(eng_model *m, kv_err *err) {
     const int period = m->a->swa_period;
     L->swa = period > 0 && m->n_swa > 0 && (il + 1) % period != 0;
     L->rope_base = L->swa ? m->rope_base_swa : m->rope_base;
+    layer_rope(m, L);
   }
   return 0;
+}
+
+/* rope.scaling.{type,factor,attn_factor,original_context_length} (and the
+ * old rope.scale_linear), read as llama.cpp reads them: the type defaults
+ * to linear, a factor of 0 or none means no scaling, and YaRN's
+ * extrapolation mix (ext_factor 1, beta_fast 32, beta_slow 1) is on for
+ * type yarn. An unknown type is refused, naming it. */
+static int rope_scaling(eng_model *m, kv_err *err) {
+  char key[128];
+  snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch_name);
+  int type = 1;
+  if (eng_gguf_has(m->g, key)) {
+    eng_str s;
+    int rc = eng_gguf_get_str(m->g, key, &s, err);
+    if (rc) return rc;
+    if (s.n == 4 && !memcmp(s.p, "none", 4)) type = 0;
+    else if (s.n == 6 && !memcmp(s.p, "linear", 6)) type = 1;
+    else if (s.n == 4 && !memcmp(s.p, "yarn", 4)) type = 2;
+    else
+      return kv_err_set(err, KV_EUNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear, yarn)", eng_gguf_name(m->g),
+                        key, (int)(s.n < 32 ? s.n : 32), s.p);
+  }
+  float factor = 0;
+  int rc = kf32(m, "rope.scaling.factor", &factor, 0.f, err);
+  if (!rc && factor == 0.f) rc = kf32(m, "rope.scale_linear", &factor, 0.f, err);
+  if (!rc) rc = kf32(m, "rope.scaling.attn_factor", &m->rope_attn_factor, 1.f, err);
+  if (!rc) rc = kint(m, "rope.scaling.original_context_length", &m->rope_n_ctx_orig, 0, m->info.n_ctx_train, err);
+  if (rc) return rc;
+  if (!(factor >= 0.f && factor < 1e6f) || !(m->rope_attn_factor > 0.f && m->rope_attn_factor < 1e3f))
+    return kv_err_set(err, KV_EFORMAT, "%s: rope.scaling factor %g / attn_factor %g out of range", eng_gguf_name(m->g),
+                      (double)factor, (double)m->rope_attn_factor);
+  m->rope_freq_scale = factor == 0.f || type == 0 ? 1.f : 1.f / factor; /* type none never scales */
+  m->rope_scaling = type == 0 ? 0 : m->rope_freq_scale != 1.f || type == 2 ? type : 0;
+  return 0;
+}
+
+/* ggml_rope_yarn_corr_dims: the dims where YaRN's ramp starts and ends. */
+static float corr_dim(int n_dims, int64_t n_ctx_orig, float n_rot, float base) {
+  return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2 * 3.14159265358979323846f)) / (2 * logf(base));
+}
+
+/* The layer's RoPE: its base; scaling on every layer but the sliding-window
+ * ones (llama.cpp keeps their freq_scale at 1). */
+static void layer_rope(const eng_model *m, eng_layer *L) {
+  eng_rope *r = &L->rope;
+  r->base = L->rope_base;
+  r->freq_scale = L->swa ? 1.f : m->rope_freq_scale;
+  r->ext_factor = !L->swa && m->rope_scaling == 2 ? 1.f : 0.f;
+  r->mscale = m->rope_attn_factor;
+  float start = floorf(corr_dim(m->rope_dim, m->rope_n_ctx_orig, 32.f, r->base));
+  float end = ceilf(corr_dim(m->rope_dim, m->rope_n_ctx_orig, 1.f, r->base));
+  r->corr[0] = start > 0 ? start : 0;
+  r->corr[1] = end < (float)(m->rope_dim - 1) ? end : (float)(m->rope_dim - 1);
 }
 
 static int load(eng_model *m, kv_err *err) {
@@ -145,6 +201,7 @@ static int load(eng_model *m, kv_err *err) {
     return rc;
   m->rope_base_swa = m->a->swa_period > 0 ? m->a->rope_base_swa : m->rope_base;
   m->rope_neox = m->a->rope_neox;
+  if ((rc = rope_scaling(m, err))) return rc;
   m->attn_scale = 1.0f / sqrtf((float)I->head_dim);
   m->emb_scale = m->a->emb_scale_sqrt ? sqrtf((float)I->n_embd) : 1.0f;
   if ((rc = eng_vocab_load(&m->vocab, m->g, err))) return rc;

@@ -561,6 +561,11 @@ int pol_tier_local(const pol_policy *p, const char *name, pol_local_tier *out) {
   return 0;
 }
 
+const char *pol_tier_fallback(const pol_policy *p, const char *name) {
+  const pol_tier *t = name ? pol_tier_find(p, name) : NULL;
+  return t && t->kind == POL_TIER_HOSTED && t->fallback[0] ? t->fallback : "flash";
+}
+
 void pol_policy_model_memory(const pol_policy *p, uint64_t *bytes, double *frac) {
   *bytes = p->model_memory;
   *frac = p->model_memory_frac;

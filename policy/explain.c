@@ -33,10 +33,16 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     if (!strcmp(d.rule, "default")) hosted = p->default_tier;
   }
   pol_payload *pl = NULL;
+  char withheld[512] = ""; /* a completion the payload step keeps local */
   if (hosted) {
     const pol_tier *ht = pol_tier_find(p, hosted);
-    rc = pol_payload_prepare(p, req, ht && ht->model ? ht->model : "", 0, &pl, err);
-    if (rc) {
+    kv_err pe;
+    rc = pol_payload_prepare(p, req, ht && ht->model ? ht->model : "", 0, &pl, &pe);
+    if (rc == KV_EDENIED && req->kind == POL_KIND_COMPLETE) {
+      snprintf(withheld, sizeof withheld, "%s", pe.msg);
+      rc = 0;
+    } else if (rc) {
+      if (err) *err = pe;
       pol_paths_free(&ps);
       return rc;
     }
@@ -90,7 +96,10 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
       for (int k = 0; k < POL_RED__COUNT; k++)
         if (pl->redactions.counts[k]) cJSON_AddNumberToObject(rd, pol_redaction_name(k), pl->redactions.counts[k]);
       cJSON_AddStringToObject(o, "prompt", pl->prompt);
+      if (pl->suffix) cJSON_AddStringToObject(o, "suffix", pl->suffix);
+      cJSON_AddStringToObject(o, "endpoint", pl->endpoint);
     }
+    if (withheld[0]) cJSON_AddStringToObject(r, "withheld", withheld);
     *out = cJSON_Print(r);
     cJSON_Delete(r);
     pol_payload_free(pl);
@@ -126,7 +135,10 @@ int pol_explain(const pol_policy *p, const pol_request *req, int json, char **ou
     kv_buf_printf(&b, "  redactions: %u", pl->redactions.total);
     for (int k = 0; k < POL_RED__COUNT; k++)
       if (pl->redactions.counts[k]) kv_buf_printf(&b, " %s=%u", pol_redaction_name(k), pl->redactions.counts[k]);
-    kv_buf_printf(&b, "\n--- prompt as it would be sent ---\n%s\n--- end ---\n", pl->prompt);
+    kv_buf_printf(&b, "\n--- prompt as it would be sent (to /%s) ---\n%s\n--- end ---\n", pl->endpoint, pl->prompt);
+    if (pl->suffix) kv_buf_printf(&b, "--- suffix as it would be sent ---\n%s\n--- end ---\n", pl->suffix);
+  } else if (withheld[0]) {
+    kv_buf_printf(&b, "\nnothing leaves the machine: %s.\n", withheld);
   } else {
     kv_buf_printf(&b, "\nnothing leaves the machine.\n");
   }

@@ -5,7 +5,11 @@
  * one file cannot swallow, or hide behind, the next), joins them under
  * "--- file: <resolved path> ---" headers (an excerpt with a
  * pol_file_origin is cut from the redaction of its whole file), and builds the JSON body that
- * pol_hosted_send will POST and audit byte for byte.
+ * pol_hosted_send will POST and audit byte for byte. A completion is cut
+ * at the cursor from the redaction of its lines (complete_payload): both
+ * sides are taken from the one redacted text, so a secret across the
+ * cursor is redacted as a whole, and a cursor line that redaction changed
+ * is never cut (nothing goes out; the daemon completes locally).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,7 @@ static int add_redacted(kv_buf *b, const char *path, int question, const char *t
 
 void pol_payload_free(pol_payload *pl) {
   if (!pl) return;
-  free(pl->body), free(pl->prompt);
+  free(pl->body), free(pl->prompt), free(pl->suffix);
   for (size_t i = 0; i < pl->n_stripped; i++) free(pl->stripped[i]);
   free(pl->stripped);
   free(pl);
@@ -85,6 +89,63 @@ static int add_excerpt(kv_buf *b, const char *path, const pol_file *f, const pol
   return rc;
 }
 
+/* Start of line k (0-based) of t[0..n), or n + 1 when there is none. */
+static size_t nth_line(const char *t, size_t n, size_t k) { return line_offset(t, n, (unsigned)k + 1); }
+
+/* A completion's body: files[0] redacted whole (through its origin when
+ * given), then cut at the cursor's line and column. The cursor's line must
+ * come out of redaction unchanged, so the column means the same byte. */
+static int complete_payload(const pol_policy *p, const pol_request *req, const char *path, const char *model,
+                            unsigned max_tokens, pol_payload *pl, kv_err *err) {
+  const pol_file *f = &req->files[0];
+  if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path))
+    return kv_err_set(err, KV_EDENIED, "%s matches never_send; a completion in it is never sent", path);
+  size_t cur = req->has_cursor && req->cursor <= f->len ? req->cursor : f->len;
+  kv_buf r = KV_BUF_INIT;
+  const pol_file_origin *o = req->origins && req->origins[0].text ? &req->origins[0] : NULL;
+  int rc = o ? add_excerpt(&r, path, f, o, &pl->redactions, err)
+             : add_redacted(&r, path, 0, f->content ? f->content : "", f->len, &pl->redactions, err);
+  if (!rc && !kv_buf_ok(&r)) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
+  if (rc) {
+    kv_buf_free(&r);
+    return rc;
+  }
+  size_t k = 0, ls = 0; /* the cursor's line and its start in the input */
+  for (size_t i = 0; i < cur; i++)
+    if (f->content[i] == '\n') k++, ls = i + 1;
+  const char *nl = memchr(f->content + ls, '\n', f->len - ls);
+  size_t le = nl ? (size_t)(nl - f->content) : f->len;
+  size_t rs = nth_line(r.data, r.len, k);
+  int same = rs <= r.len && r.len - rs >= le - ls && !memcmp(r.data + rs, f->content + ls, le - ls) &&
+             (rs + (le - ls) == r.len || r.data[rs + (le - ls)] == '\n');
+  if (!same) {
+    kv_buf_free(&r);
+    return kv_err_set(err, KV_EDENIED, "%s: a secret was redacted on the cursor's line %zu of the excerpt; the completion stays local",
+                      path, k + 1);
+  }
+  size_t at = rs + (cur - ls);
+  pl->prompt = malloc(at + 1);
+  pl->suffix = malloc(r.len - at + 1);
+  if (pl->prompt && pl->suffix) {
+    memcpy(pl->prompt, r.data, at), pl->prompt[at] = 0, pl->prompt_len = at;
+    memcpy(pl->suffix, r.data + at, r.len - at), pl->suffix[r.len - at] = 0;
+  }
+  kv_buf_free(&r);
+  if (!pl->prompt || !pl->suffix) return kv_err_set(err, KV_ENOMEM, "out of memory");
+  if (memchr(f->content ? f->content : "", 0, f->len))
+    return kv_err_set(err, KV_EINVAL, "context contains NUL bytes (binary files are never sent)");
+  cJSON *root = cJSON_CreateObject();
+  int ok = root && cJSON_AddStringToObject(root, "model", model ? model : "") && cJSON_AddBoolToObject(root, "stream", 1) &&
+           (max_tokens == 0 || cJSON_AddNumberToObject(root, "max_tokens", max_tokens)) &&
+           cJSON_AddStringToObject(root, "prompt", pl->prompt) && cJSON_AddStringToObject(root, "suffix", pl->suffix);
+  if (ok) pl->body = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (!pl->body) return kv_err_set(err, KV_ENOMEM, "payload: out of memory");
+  pl->body_len = strlen(pl->body);
+  pl->endpoint = "completions";
+  return 0;
+}
+
 int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char *model, unsigned max_tokens,
                         pol_payload **out, kv_err *err) {
   *out = NULL;
@@ -95,6 +156,18 @@ int pol_payload_prepare(const pol_policy *p, const pol_request *req, const char 
   if (prc) {
     free(pl);
     return prc;
+  }
+  pl->endpoint = "chat/completions";
+  if (req->kind == POL_KIND_COMPLETE) {
+    int crc = req->n_files ? complete_payload(p, req, ps.rel[0], model, max_tokens, pl, err)
+                           : kv_err_set(err, KV_EINVAL, "a completion needs the text around its cursor (files[0])");
+    pol_paths_free(&ps);
+    if (crc) {
+      pol_payload_free(pl);
+      return crc;
+    }
+    *out = pl;
+    return 0;
   }
   kv_buf raw = KV_BUF_INIT;
   size_t stripped_cap = 0;

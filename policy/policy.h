@@ -91,6 +91,11 @@ typedef struct pol_request {
   uint64_t context_tokens;     /* 0 = estimate from bytes (len/4) */
   int has_draft;               /* 1 when draft_logprob is set */
   double draft_logprob;        /* mean token log-probability of a local draft */
+  /* POL_KIND_COMPLETE: the editor's cursor, a byte offset into
+   * files[0].content (the lines around the cursor, whole lines; its
+   * origin, when given, is the whole file). Unset: the end of files[0]. */
+  int has_cursor;
+  size_t cursor;
 } pol_request;
 
 #define POL_MAX_REASONS 16
@@ -139,6 +144,9 @@ typedef struct pol_local_tier {
   int line, col;
 } pol_local_tier;
 int pol_tier_local(const pol_policy *p, const char *name, pol_local_tier *out);
+/* The local tier a hosted tier falls back to (its `fallback`, "flash" when
+ * unset or when name is not a hosted tier). */
+const char *pol_tier_fallback(const pol_policy *p, const char *name);
 /* config.yaml `model_memory:` — the cap on loaded local models (files + KV):
  * bytes (*bytes) or a fraction of RAM (*frac); both 0 when not set. */
 void pol_policy_model_memory(const pol_policy *p, uint64_t *bytes, double *frac);
@@ -221,14 +229,24 @@ int pol_redact_file(const char *path, const char *text, size_t len, char **out, 
 typedef struct pol_payload {
   char *body;              /* the exact JSON request body to POST */
   size_t body_len;
-  char *prompt;            /* the user message after stripping + redaction */
+  char *prompt;            /* the user message after stripping + redaction
+                              (a completion: the redacted text before the cursor) */
   size_t prompt_len;
+  char *suffix;            /* a completion: the redacted text after the cursor */
+  const char *endpoint;    /* path below base_url: "chat/completions", or
+                              "completions" for POL_KIND_COMPLETE */
   char **stripped;         /* paths left out by never_send */
   size_t n_stripped;
   pol_redactions redactions;
 } pol_payload;
 
-/* Build the outbound chat request for a hosted tier: files whose resolved
+/* Build the outbound request for a hosted tier. A completion
+ * (POL_KIND_COMPLETE) is a /completions body {"prompt", "suffix"} cut at
+ * req->cursor from the redaction of files[0] (of its whole file when an
+ * origin is given); KV_EDENIED, and nothing to send, when files[0] matches
+ * never_send or a redaction touches the cursor's line (the cut would split
+ * a secret's marker or show part of it): the caller completes locally.
+ * Otherwise a chat request: files whose resolved
  * path matches never_send are left out (listed in stripped, by resolved
  * path); the question (with the rules for typed text: "my password is …")
  * and each file (pol_redact_file with its resolved path) are redacted on

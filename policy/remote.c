@@ -1,5 +1,6 @@
 /*
- * remote.c — the hosted client: POST {base_url}/chat/completions with
+ * remote.c — the hosted client: POST {base_url}/chat/completions (or
+ * /completions for a completion, read from choices[].text) with
  * "stream": true over libcurl, parse the server-sent events as they arrive
  * and hand each content delta to the caller in order. Invariants: nothing
  * is sent unless the decision is a hosted tier, the project is not offline,
@@ -48,6 +49,7 @@ static int deliver_json(stream *s, const char *json, size_t len, int whole) {
   cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
   cJSON *m = cJSON_GetObjectItemCaseSensitive(ch, whole ? "message" : "delta");
   cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+  if (!m) c = cJSON_GetObjectItemCaseSensitive(ch, "text"); /* /completions: choices[].text */
   int rc = 0;
   if (cJSON_IsString(c) && c->valuestring[0]) {
     s->tokens++;
@@ -176,7 +178,8 @@ int pol_hosted_send(const pol_policy *p, pol_audit *audit, const pol_decision *d
   char url[2048];
   size_t bl = strlen(t->base_url);
   while (bl && t->base_url[bl - 1] == '/') bl--;
-  if (snprintf(url, sizeof url, "%.*s/chat/completions", (int)bl, t->base_url) >= (int)sizeof url)
+  if (snprintf(url, sizeof url, "%.*s/%s", (int)bl, t->base_url, pl->endpoint ? pl->endpoint : "chat/completions") >=
+      (int)sizeof url)
     return kv_err_set(err, KV_ELIMIT, "tiers.%s.base_url too long", t->name);
   char auth[4200];
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);

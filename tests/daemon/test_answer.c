@@ -169,8 +169,53 @@ static void test_json_and_prompt(void **s) {
   kv_buf_free(&b);
 }
 
+static cJSON *cite(const char *path, int l0, int l1, const char *sym) {
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddStringToObject(c, "path", path);
+  cJSON_AddNumberToObject(c, "start_line", l0);
+  cJSON_AddNumberToObject(c, "end_line", l1);
+  cJSON_AddStringToObject(c, "symbol", sym);
+  cJSON_AddNumberToObject(c, "score", 1);
+  return c;
+}
+
+static void expect_cite(const cJSON *arr, int i, const char *path, int l0, int l1) {
+  const cJSON *c = cJSON_GetArrayItem(arr, i);
+  assert_non_null(c);
+  assert_string_equal(cJSON_GetObjectItem(c, "path")->valuestring, path);
+  assert_int_equal(cJSON_GetObjectItem(c, "start_line")->valueint, l0);
+  assert_int_equal(cJSON_GetObjectItem(c, "end_line")->valueint, l1);
+}
+
+/* The answer's citations: the named facts' definitions first, then the
+ * retrieved ranges it names (by symbol or path:line), without overlaps;
+ * a range it does not name is context, not a citation. */
+static void test_answer_citations(void **s) {
+  (void)s;
+  idx_fact f[2];
+  make(f);
+  cJSON *cites = cJSON_CreateArray();
+  cJSON_AddItemToArray(cites, cite("tests/test_auth.c", 1, 40, "test_handshake")); /* not named */
+  cJSON_AddItemToArray(cites, cite("src/auth.c", 1, 35, "verify_client"));        /* overlaps the fact */
+  cJSON_AddItemToArray(cites, cite("src/net.c", 50, 90, "read_frame"));           /* named by location */
+  cJSON_AddItemToArray(cites, cite("src/util.c", 1, 20, "hexdump"));              /* "hexdumps" is not it */
+  const char *ans = "The best match is `verify_client` (src/auth.c:9-30). Frames are read at src/net.c:61; see hexdumps.";
+  cJSON *out = dmn_answer_citations(ans, cites, f, 2);
+  assert_int_equal(cJSON_GetArraySize(out), 2); /* dmn_server is not named: its fact is not cited */
+  expect_cite(out, 0, "src/auth.c", 9, 30);
+  expect_cite(out, 1, "src/net.c", 50, 90);
+  cJSON_Delete(out);
+  /* an answer naming none of them keeps every retrieved range */
+  out = dmn_answer_citations("Nothing specific.", cites, f, 2);
+  assert_int_equal(cJSON_GetArraySize(out), 4);
+  expect_cite(out, 0, "tests/test_auth.c", 1, 40);
+  cJSON_Delete(out);
+  cJSON_Delete(cites);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_doc_sentence), cmocka_unit_test(test_lead_true_by_construction),
-                                     cmocka_unit_test(test_unsure), cmocka_unit_test(test_json_and_prompt)};
+                                     cmocka_unit_test(test_unsure), cmocka_unit_test(test_json_and_prompt),
+                                     cmocka_unit_test(test_answer_citations)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,7 +101,8 @@ static void test_ask_citations(void **st) {
   ipc_client_close(c);
 }
 
-/* The editor's cursor / selection: those lines come first in the citations. */
+/* The editor's cursor / selection: those lines come first in the context
+ * the answer was given (`context`; `citations` keep what the answer names). */
 static void test_ask_editor_context(void **st) {
   ipc_client *c;
   kv_err e;
@@ -113,7 +114,7 @@ static void test_ask_editor_context(void **st) {
   cJSON *cur = cJSON_AddObjectToObject(p, "cursor");
   cJSON_AddNumberToObject(cur, "line", 50);
   assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 30000, &r, &e), 0);
-  const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "citations"), 0);
+  const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "context"), 0);
   assert_string_equal(cJSON_GetObjectItem(c0, "path")->valuestring, "base.c");
   assert_true(th_num(c0, "start_line") == 40 && th_num(c0, "end_line") == 60);
   cJSON_Delete(r);
@@ -123,7 +124,7 @@ static void test_ask_editor_context(void **st) {
   cJSON_AddNumberToObject(sel, "end_line", 7);
   cJSON_AddStringToObject(p, "text", "l1\nl2\nl3\nl4\nl5\n"); /* unsaved buffer: 5 lines */
   assert_int_equal(ipc_client_call(c, "ask", p, NULL, NULL, 30000, &r, &e), 0);
-  c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "citations"), 0);
+  c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "context"), 0);
   assert_true(th_num(c0, "start_line") == 3 && th_num(c0, "end_line") == 5); /* clamped to the buffer */
   cJSON_Delete(r);
   cJSON_Delete(p);

@@ -3,7 +3,8 @@
  * files written here (tiny_gguf.h), no model download:
  *  - each row opens with the tensor groups it needs, names the tensor it
  *    misses, and runs; the forward pass of every TG_CASES model (llama with
- *    and without Llama 3's rope_freqs, qwen2, qwen3) matches the numpy
+ *    and without Llama 3's rope_freqs, qwen2, qwen3, linear and YaRN
+ *    rope.scaling) matches the numpy
  *    reference tests/reference/engine/tiny_ref.py;
  *  - the chat format follows the template's family, not the architecture
  *    name (a Gemma-architecture file with a Llama 3 template writes Llama 3
@@ -28,23 +29,30 @@ static eng_model *open_ok(const char *path) {
   return m;
 }
 
-/* Opens arch with groups, expecting failure rc with `needle` in the message. */
-static void open_fails(const char *arch, unsigned groups, const char *skip, int want_rc, const char *needle) {
-  tg g;
+/* Writes g to a temporary file and opens it: the rc, *m on success. */
+static int open_written(tg *g, eng_model **m, kv_err *err) {
   char path[64];
-  tg_init(&g);
-  tg_hparams(&g, arch);
-  tg_vocab(&g, NULL, 0);
-  tg_tensors(&g, groups, skip);
   snprintf(path, sizeof path, "/tmp/kvasir-tiny-XXXXXX");
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
-  assert_int_equal(tg_write(&g, path), 0);
+  assert_int_equal(tg_write(g, path), 0);
+  *m = NULL;
+  int rc = eng_model_open(m, path, err);
+  unlink(path);
+  return rc;
+}
+
+/* Opens arch with groups, expecting failure rc with `needle` in the message. */
+static void open_fails(const char *arch, unsigned groups, const char *skip, int want_rc, const char *needle) {
+  tg g;
+  tg_init(&g);
+  tg_hparams(&g, arch);
+  tg_vocab(&g, NULL, 0);
+  tg_tensors(&g, groups, skip);
   eng_model *m = NULL;
   kv_err err = {0};
-  int rc = eng_model_open(&m, path, &err);
-  unlink(path);
+  int rc = open_written(&g, &m, &err);
   eng_model_free(m);
   if (rc != want_rc || !strstr(err.msg, needle))
     fail_msg("%s without %s: rc %d '%s' (wanted %d and '%s')", arch, skip ? skip : "-", rc, err.msg, want_rc, needle);
@@ -320,10 +328,41 @@ static void test_forward_vs_reference(void **st) {
   cJSON_Delete(gold);
 }
 
+/* rope.scaling: a type llama.cpp does not know either is refused, naming
+ * the key; a bad factor is refused; "none" keeps plain RoPE even with a factor. */
+static void test_rope_scaling_keys(void **st) {
+  (void)st;
+  const char *types[] = {"longrope", "linear", "none"};
+  const float factors[] = {4.0f, -2.0f, 4.0f};
+  for (int i = 0; i < 3; i++) {
+    tg g;
+    tg_init(&g);
+    tg_hparams(&g, "llama");
+    tg_str(&g, "llama.rope.scaling.type", types[i]);
+    tg_f32(&g, "llama.rope.scaling.factor", factors[i]);
+    tg_vocab(&g, NULL, 0);
+    tg_tensors(&g, 0, NULL);
+    eng_model *m = NULL;
+    kv_err err = {0};
+    int rc = open_written(&g, &m, &err);
+    if (i == 0) {
+      assert_int_equal(rc, KV_EUNSUPPORTED);
+      assert_non_null(strstr(err.msg, "rope.scaling.type 'longrope'"));
+    } else if (i == 1) {
+      assert_int_equal(rc, KV_EFORMAT);
+      assert_non_null(strstr(err.msg, "rope.scaling"));
+    } else {
+      assert_int_equal(rc, 0);
+      assert_int_equal(run_one(m, &err), 0);
+    }
+    eng_model_free(m);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rows_open_and_run),        cmocka_unit_test(test_rows_need_their_tensors),
-      cmocka_unit_test(test_rope_freqs_shape_checked),
+      cmocka_unit_test(test_rope_freqs_shape_checked), cmocka_unit_test(test_rope_scaling_keys),
       cmocka_unit_test(test_chat_family_from_template), cmocka_unit_test(test_chat_by_template_not_arch),
       cmocka_unit_test(test_fim_tokens),                cmocka_unit_test(test_forward_vs_reference),
   };

@@ -133,7 +133,9 @@ static inline int tg_write(tg *g, const char *path) {
 enum { TG_D = 32, TG_NH = 4, TG_NKV = 2, TG_HD = 16, TG_FF = 48, TG_NL = 2, TG_NV = 40 };
 /* Tensor groups for tg_model (mirror engine/internal.h's ENG_T_*, which the
  * tests cannot include). */
-enum { TG_BIAS = 1, TG_QK_NORM = 2, TG_POST_NORMS = 4, TG_ROPE_FREQS = 8, TG_NO_OUTPUT = 16 };
+enum { TG_BIAS = 1, TG_QK_NORM = 2, TG_POST_NORMS = 4, TG_ROPE_FREQS = 8, TG_NO_OUTPUT = 16,
+       TG_ROPE_LINEAR = 32, /* rope.scaling linear, factor 4 */
+       TG_ROPE_YARN = 64 };  /* rope.scaling yarn, factor 4, original_context_length 128, attn_factor 1.1 */
 
 /* A vocabulary of TG_NV tokens: <s>, </s>, then `extra` (special tokens,
  * e.g. FIM markers, typed control), then single letters to fill it up. */
@@ -220,6 +222,19 @@ static inline int tg_model_at(const char *path, const char *arch, unsigned group
   tg g;
   tg_init(&g);
   tg_hparams(&g, arch);
+  char k[96];
+  if (groups & (TG_ROPE_LINEAR | TG_ROPE_YARN)) {
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    tg_str(&g, k, groups & TG_ROPE_YARN ? "yarn" : "linear");
+    snprintf(k, sizeof k, "%s.rope.scaling.factor", arch);
+    tg_f32(&g, k, 4.0f);
+  }
+  if (groups & TG_ROPE_YARN) {
+    snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", arch);
+    tg_u32(&g, k, 128);
+    snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", arch);
+    tg_f32(&g, k, 1.1f);
+  }
   tg_vocab(&g, NULL, 0);
   if (chat_template) tg_str(&g, "tokenizer.chat_template", chat_template);
   tg_tensors(&g, groups, NULL);
@@ -246,6 +261,8 @@ static const struct tg_case {
     {"qwen2", "qwen2", TG_BIAS},
     {"qwen3", "qwen3", TG_QK_NORM},
     {"qwen3-tied", "qwen3", TG_QK_NORM | TG_NO_OUTPUT},
+    {"llama-rope-linear", "llama", TG_ROPE_LINEAR},
+    {"qwen2-yarn", "qwen2", TG_BIAS | TG_ROPE_YARN},
 };
 static const int32_t TG_REF_TOKENS[] = {0, 5, 7, 9, 11, 13, 2, 30, 17, 3, 39, 21};
 #endif

@@ -1,14 +1,19 @@
 /*
  * itest.h — what the integration tests share: a temporary root holding
  * private XDG runtime/config/data/cache directories (so a test's daemon,
- * keys and indexes never touch the user's), and waiting until a started
- * kvasird accepts an authenticated connection.
+ * keys and indexes never touch the user's), starting and stopping the
+ * build's kvasird, and waiting until it accepts an authenticated connection.
  */
 #ifndef KVASIR_ITEST_H
 #define KVASIR_ITEST_H
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipc/ipc.h"
 
@@ -40,5 +45,38 @@ static inline int itest_wait_daemon(void) {
     nanosleep(&ts, NULL);
   }
   return 1;
+}
+
+/* Start the build's kvasird --foreground --no-watch, then the NULL-ended
+ * extra arguments, its stderr appended to root/kvasird.log. The child's
+ * pid, or -1 when fork failed; wait for it with itest_wait_daemon. */
+static inline pid_t itest_spawn_daemon(const char *root, ...) {
+  char exe[512];
+  snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
+  const char *argv[32] = {exe, "--foreground", "--no-watch"};
+  int n = 3;
+  va_list ap;
+  va_start(ap, root);
+  for (const char *a; n < 31 && (a = va_arg(ap, const char *));) argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  pid_t pid = fork();
+  if (pid == 0) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/kvasird.log", root);
+    if (!freopen(log, "a", stderr)) _exit(127);
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* SIGTERM the daemon *pid (if any) and reap it; *pid becomes 0. */
+static inline void itest_stop_daemon(pid_t *pid) {
+  if (*pid <= 0) return;
+  kill(*pid, SIGTERM);
+  int status;
+  waitpid(*pid, &status, 0);
+  *pid = 0;
 }
 #endif

@@ -59,25 +59,13 @@ static int setup(void **st) {
   sh(cmd);
   const char *model = getenv("KVASIR_MODEL");
   int use_model = model && *model && access(model, R_OK) == 0;
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "w", stderr)) _exit(127);
-    if (use_model) execl(exe, exe, "--foreground", "--no-watch", "--model", model, (char *)NULL);
-    else execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = use_model ? itest_spawn_daemon(root, "--model", model, (char *)NULL)
+                         : itest_spawn_daemon(root, "--stub-generator", "1", (char *)NULL);
   return itest_wait_daemon();
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-  }
+  itest_stop_daemon(&daemon_pid);
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   if (system(cmd) != 0) return 1;

@@ -32,25 +32,11 @@ static char root[64], repo[128], model[1024], corpus_all[1 << 20];
 static pid_t daemon_pid;
 
 static void start_daemon(void) {
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--model", model, (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = itest_spawn_daemon(root, "--model", model, (char *)NULL);
   assert_int_equal(itest_wait_daemon(), 0);
 }
 
-static void stop_daemon(void) {
-  if (daemon_pid <= 0) return;
-  kill(daemon_pid, SIGTERM);
-  int status;
-  waitpid(daemon_pid, &status, 0);
-  daemon_pid = 0;
-}
+static void stop_daemon(void) { itest_stop_daemon(&daemon_pid); }
 
 static int setup(void **st) {
   (void)st;

@@ -311,16 +311,7 @@ static void test_streaming_is_not_idle(void **st) {
 static int setup(void **st) {
   signal(SIGPIPE, SIG_IGN);
   if (itest_xdg_root(root, sizeof root, "/tmp/kvasir-caps-XXXXXX")) return 1;
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "5", "--idle-timeout", "1", "--workers",
-          "1", (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = itest_spawn_daemon(root, "--stub-generator", "5", "--idle-timeout", "1", "--workers", "1", (char *)NULL);
   if (itest_wait_daemon()) return 1;
   char path[4096];
   if (ipc_socket_path(path, sizeof path) || strlen(path) >= sizeof sa.sun_path) return 1;
@@ -331,11 +322,7 @@ static int setup(void **st) {
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-  }
+  itest_stop_daemon(&daemon_pid);
   if (getenv("KVASIR_TEST_KEEP")) return 0; /* to read kvasird.log after a failure */
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

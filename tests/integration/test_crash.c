@@ -53,16 +53,8 @@ static void sh(const char *cmd) {
 }
 
 static void start_daemon(void) {
-  daemon_pid = fork();
+  daemon_pid = itest_spawn_daemon(root, "--stub-generator", "20", (char *)NULL);
   assert_true(daemon_pid >= 0);
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "20", (char *)NULL);
-    _exit(127);
-  }
   if (itest_wait_daemon()) fail_msg("kvasird did not start (see %s/kvasird.log)", root);
 }
 
@@ -413,12 +405,7 @@ static int setup(void **st) {
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-    daemon_pid = 0;
-  }
+  itest_stop_daemon(&daemon_pid);
   if (getenv("KVASIR_TEST_KEEP")) return 0;
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -159,15 +159,7 @@ static void test_other_uid_refused(void **st) {
 static int setup(void **st) {
   signal(SIGPIPE, SIG_IGN);
   if (itest_xdg_root(root, sizeof root, "/tmp/kvasir-peer-XXXXXX")) return 1;
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = itest_spawn_daemon(root, "--stub-generator", "1", (char *)NULL);
   if (itest_wait_daemon()) return 1;
   kv_err e;
   if (ipc_secret_load(&secret, NULL, 0, &e)) return 1;
@@ -183,11 +175,7 @@ static int setup(void **st) {
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-  }
+  itest_stop_daemon(&daemon_pid);
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   return system(cmd) != 0;

@@ -49,6 +49,9 @@ static const char *const POLICY = "default: flash\n"
                                   "  - name: infra-refused\n"
                                   "    paths: [\"infra/**\"]\n"
                                   "    tier: refuse\n"
+                                  "  - name: complete-hosted\n"
+                                  "    kind: complete\n"
+                                  "    tier: hosted-large\n"
                                   "  - name: deep-planning\n"
                                   "    depth: think-max\n"
                                   "    tier: hosted-large\n"
@@ -66,15 +69,7 @@ static void write_file(const char *path, const char *text) {
 }
 
 static int start_daemon(void) {
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "1", (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = itest_spawn_daemon(root, "--stub-generator", "1", (char *)NULL);
   return itest_wait_daemon();
 }
 
@@ -149,11 +144,7 @@ static int setup(void **st) {
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-  }
+  itest_stop_daemon(&daemon_pid);
   mock_stop(&m);
   mock_free(&m);
   char cmd[160];
@@ -601,6 +592,122 @@ static void test_secret_in_question(void **st) {
   cJSON_Delete(r);
 }
 
+/* ---- complete: routed by the policy like an ask ---------------------------- */
+
+typedef struct cseen {
+  char text[1024];
+} cseen;
+
+static int on_ctoken(void *ud, const char *method, const cJSON *params) {
+  cseen *s = ud;
+  const cJSON *t = cJSON_GetObjectItem(params, "text");
+  if (!strcmp(method, "complete.token") && cJSON_IsString(t) && strlen(s->text) + strlen(t->valuestring) < sizeof s->text)
+    strcat(s->text, t->valuestring);
+  return 0;
+}
+
+/* complete in repo file rel with the unsaved buffer text, cursor at line:col (1-based line, byte col). */
+static int complete_at(const char *rel, const char *text, int line, int col, cseen *s, cJSON **out, kv_err *e) {
+  ipc_client *c;
+  assert_int_equal(ipc_client_connect(&c, NULL, NULL, e), 0);
+  char file[512];
+  snprintf(file, sizeof file, "%s/%s", repo, rel);
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "file", file);
+  cJSON_AddStringToObject(p, "text", text);
+  cJSON_AddNumberToObject(p, "line", line);
+  cJSON_AddNumberToObject(p, "col", col);
+  cJSON_AddNumberToObject(p, "max_tokens", 8);
+  memset(s, 0, sizeof *s);
+  *out = NULL;
+  int rc = ipc_client_call(c, "complete", p, on_ctoken, s, 60000, out, e);
+  cJSON_Delete(p);
+  ipc_client_close(c);
+  return rc;
+}
+
+/* The buffer: a secret assigned far above the cursor (outside the window
+ * the daemon sends), a secret inside the window, filler, then the cursor. */
+static char *completion_buffer(int *line, int *col) {
+  kv_buf b = KV_BUF_INIT;
+  kv_buf_puts(&b, "/* ledger tools */\nstatic const char *db_password = \"" CANARY "\";\n");
+  for (int i = 0; i < 150; i++) kv_buf_printf(&b, "int ledger_pad_%03d(void) { return %d; }\n", i, i);
+  kv_buf_puts(&b, "static const char *api_token = \"" API_KEY "\";\n");
+  for (int i = 0; i < 3; i++) kv_buf_printf(&b, "int ledger_tail_%d(void) { return %d; }\n", i, i);
+  int l = 1;
+  for (size_t i = 0; i < b.len; i++) l += b.data[i] == '\n';
+  kv_buf_puts(&b, "int reconcile_total(void) { return SUFFIX_MARK_1; }\nint after_cursor_2(void);\n");
+  *line = l;
+  *col = (int)strlen("int reconcile_total(void) { return ");
+  return kv_buf_detach(&b, NULL);
+}
+
+static void test_complete_hosted(void **st) {
+  int line, col;
+  char *buf = completion_buffer(&line, &col);
+  got g0;
+  got_copy(&g0, 0);
+  cseen s;
+  cJSON *r;
+  kv_err e;
+  assert_int_equal(complete_at("src/ledger.c", buf, line, col, &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "hosted-large");
+  assert_string_equal(str(r, "rule"), "complete-hosted");
+  assert_string_equal(str(r, "generator"), "hosted");
+  assert_string_equal(str(r, "text"), "Hosted answer in order.");
+  assert_string_equal(s.text, "Hosted answer in order.");
+  got g;
+  got_copy(&g, g0.n_req);
+  assert_int_equal(g.n, 1);
+  pthread_mutex_lock(&m.mu);
+  char path[128];
+  snprintf(path, sizeof path, "%s", m.path[g0.n_req]);
+  pthread_mutex_unlock(&m.mu);
+  assert_string_equal(path, "/v1/completions");
+  cJSON *body = cJSON_Parse(g.body[0]);
+  assert_non_null(body);
+  const char *prompt = str(body, "prompt"), *suffix = str(body, "suffix");
+  /* cut at the cursor */
+  assert_true(strlen(prompt) > 35 && !strcmp(prompt + strlen(prompt) - 35, "int reconcile_total(void) { return "));
+  assert_int_equal(strncmp(suffix, "SUFFIX_MARK_1; }\nint after_cursor_2(", 36), 0);
+  assert_null(strstr(g.body[0], API_KEY));   /* the secret in the window is redacted */
+  assert_non_null(strstr(prompt, "[REDACTED:"));
+  assert_null(strstr(g.body[0], CANARY));    /* the one far above is not in the window */
+  assert_null(strstr(prompt, "ledger_pad_000")); /* only the window around the cursor */
+  assert_non_null(strstr(prompt, "ledger_pad_149"));
+  assert_non_null(strstr(g.auth[0], API_KEY));
+  cJSON_Delete(body);
+  got_free(&g);
+  got_free(&g0);
+  cJSON_Delete(r);
+  free(buf);
+}
+
+/* A secret on the cursor's line, or a never_send file: nothing is sent,
+ * the local tier completes (here: no model, so a note), and the result says why. */
+static void test_complete_withheld(void **st) {
+  got g0;
+  got_copy(&g0, 0);
+  got_free(&g0);
+  cseen s;
+  cJSON *r;
+  kv_err e;
+  const char *text = "int a(void);\nstatic const char *token = \"" API_KEY "\"; int b = \n";
+  assert_int_equal(complete_at("src/ledger.c", text, 2, (int)strlen("static const char *token = \"" API_KEY "\"; int b = "),
+                               &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_non_null(strstr(str(r, "fallback"), "cursor's line"));
+  cJSON_Delete(r);
+  assert_int_equal(complete_at("secrets/rotate.c", "const char *rotate_master_key(void) {\n  return ", 2, 9, &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_non_null(strstr(str(r, "fallback"), "never_send"));
+  cJSON_Delete(r);
+  got g;
+  got_copy(&g, 0);
+  assert_int_equal(g.n_req, g0.n_req); /* nothing left the machine */
+  got_free(&g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_local_default),
@@ -609,6 +716,8 @@ int main(void) {
       cmocka_unit_test(test_path_bypasses),
       cmocka_unit_test(test_key_body_without_marker),
       cmocka_unit_test(test_secret_in_question),
+      cmocka_unit_test(test_complete_hosted),
+      cmocka_unit_test(test_complete_withheld),
       cmocka_unit_test(test_hosted_failure_falls_back),
       cmocka_unit_test(test_policy_cached),
       cmocka_unit_test(test_edit_applies_without_restart),

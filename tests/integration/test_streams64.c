@@ -218,15 +218,7 @@ static int setup(void **st) {
            "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo);
   if (system(cmd) != 0) return 1;
-  daemon_pid = fork();
-  if (daemon_pid == 0) {
-    char exe[512], log[160];
-    snprintf(exe, sizeof exe, "%s/daemon/kvasird", KVASIR_BINARY_DIR);
-    snprintf(log, sizeof log, "%s/kvasird.log", root);
-    if (!freopen(log, "a", stderr)) _exit(127);
-    execl(exe, exe, "--foreground", "--no-watch", "--stub-generator", "5", "--workers", "16", (char *)NULL);
-    _exit(127);
-  }
+  daemon_pid = itest_spawn_daemon(root, "--stub-generator", "5", "--workers", "16", (char *)NULL);
   if (itest_wait_daemon()) return 1;
   ipc_client *c;
   kv_err e;
@@ -242,11 +234,7 @@ static int setup(void **st) {
 }
 
 static int teardown(void **st) {
-  if (daemon_pid > 0) {
-    kill(daemon_pid, SIGTERM);
-    int status;
-    waitpid(daemon_pid, &status, 0);
-  }
+  itest_stop_daemon(&daemon_pid);
   if (getenv("KVASIR_TEST_KEEP")) return 0;
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -66,6 +66,12 @@ static void serve(mock *m, int c) {
     if (sp && sp2) snprintf(m->path[i], sizeof m->path[i], "%.*s", (int)(sp2 - sp - 1), sp + 1);
   }
   pthread_mutex_unlock(&m->mu);
+  /* the legacy /completions endpoint streams choices[].text, not a delta */
+  char target[128] = "";
+  char *sp0 = strchr(buf, ' '), *sp1 = sp0 ? strchr(sp0 + 1, ' ') : NULL;
+  if (sp0 && sp1) snprintf(target, sizeof target, "%.*s", (int)(sp1 - sp0 - 1), sp0 + 1);
+  size_t tl = strlen(target);
+  int legacy = tl >= 12 && !strcmp(target + tl - 12, "/completions") && !strstr(target, "/chat/");
   free(buf);
   if (m->mode == MOCK_500) {
     const char *resp = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 28\r\n"
@@ -85,8 +91,11 @@ static void serve(mock *m, int c) {
     send_all(c, h, strlen(h));
     for (size_t t = 0; t < m->n_tokens; t++) {
       char ev[512];
-      int k = snprintf(ev, sizeof ev, "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"}}]}\r\n\r\n",
-                       m->tokens[t]);
+      int k = legacy ? snprintf(ev, sizeof ev, "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"text\":\"%s\"}]}\r\n\r\n",
+                                m->tokens[t])
+                     : snprintf(ev, sizeof ev,
+                                "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"}}]}\r\n\r\n",
+                                m->tokens[t]);
       size_t half = (size_t)k / 2; /* split events across writes */
       send_all(c, ev, half);
       usleep(1000);

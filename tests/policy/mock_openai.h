@@ -3,7 +3,7 @@
  * one loopback socket on an ephemeral port. It records every request body
  * and Authorization header exactly as received on the wire, and answers
  * /v1/chat/completions with an SSE stream of the given tokens (split into
- * awkward chunks), a plain JSON completion, a 500, or nothing at all (a hang).
+ * awkward chunks; /v1/completions streams them as choices[].text), a plain JSON completion, a 500, or nothing at all (a hang).
  */
 #ifndef KVASIR_TEST_MOCK_OPENAI_H
 #define KVASIR_TEST_MOCK_OPENAI_H

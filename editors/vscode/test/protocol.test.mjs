@@ -98,7 +98,11 @@ test("repo.add streams index progress; ask streams citations then tokens", async
   assert.equal(streamed, res.answer, "streamed tokens concatenate to the final answer");
   assert.match(res.answer, /src\/ledger\.c:\d+-\d+/);
   assert.equal(res.tokens, 6);
-  assert.deepEqual(res.citations, cites);
+  // context: everything the answer was given; citations: the places it names
+  assert.deepEqual(res.context, cites);
+  const named = res.citations.find((x) => x.path === "src/ledger.c");
+  assert.ok(named && named.start_line <= 4 && named.end_line >= 4, JSON.stringify(res.citations));
+  for (const c of res.citations) assert.ok(res.answer.includes(c.path), `cited ${c.path} is named in the answer`);
 });
 
 test("$/cancel stops a streaming ask within a few tokens", async () => {

@@ -3,8 +3,10 @@
 (tiny_gguf.h, TG_CASES), computed in numpy (float64) from the very GGUF
 files tests/engine/tiny_write writes, into golden_tiny_arch.json.
 
-This is the reference for the rows llama.cpp was not run on here: qwen3 and
-Llama 3's rope_freqs. It is written from llama.cpp's graph builders
+This is the reference for the rows llama.cpp was not run on here: qwen3,
+Llama 3's rope_freqs, and rope.scaling (linear, YaRN: ggml's rope_yarn with
+llama.cpp's defaults, ext_factor 1 for yarn, beta_fast 32, beta_slow 1,
+attn_factor times rope.scaling.attn_factor). It is written from llama.cpp's graph builders
 (llm_build_llama, llm_build_qwen2, llm_build_qwen3 in src/llama-model.cpp;
 ggml_rope_ext with freq_factors in ggml-cpu ops.cpp):
   x = token_embd[tokens]
@@ -94,12 +96,30 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, pos, base, neox, ff):
-    """x: [T, H, d]; rotate in place by position (llama.cpp's ggml_rope_ext)."""
+def yarn_corr_dims(d, n_ctx_orig, base, beta_fast=32.0, beta_slow=1.0):
+    cd = lambda n_rot: d * np.log(n_ctx_orig / (n_rot * 2 * np.pi)) / (2 * np.log(base))
+    return max(0.0, np.floor(cd(beta_fast))), min(d - 1.0, np.ceil(cd(beta_slow)))
+
+
+def rope(x, pos, base, neox, ff, sc=None):
+    """x: [T, H, d]; rotate in place by position (llama.cpp's ggml_rope_ext).
+    sc: None, or (freq_scale, ext_factor, attn_factor, n_ctx_orig)."""
     d = x.shape[-1]
     i = np.arange(d // 2)
     ang = pos[:, None] * base ** (-2.0 * i / d) / ff[None, :]  # [T, d/2]
-    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    mscale = 1.0
+    if sc is not None:
+        freq_scale, ext, attn_factor, n_ctx_orig = sc
+        interp = freq_scale * ang
+        mscale = attn_factor
+        if ext != 0:
+            lo, hi = yarn_corr_dims(d, n_ctx_orig, base)
+            ramp = 1 - np.clip((i - lo) / max(0.001, hi - lo), 0, 1)
+            mix = ramp * ext
+            interp = interp * (1 - mix) + ang * mix
+            mscale *= 1 + 0.1 * np.log(1 / freq_scale)
+        ang = interp
+    c, s = mscale * np.cos(ang)[:, None, :], mscale * np.sin(ang)[:, None, :]
     a, b = (x[..., : d // 2], x[..., d // 2 :]) if neox else (x[..., 0::2], x[..., 1::2])
     ra, rb = a * c - b * s, a * s + b * c
     y = np.empty_like(x)
@@ -119,6 +139,11 @@ def forward(meta, t, tokens):
     eps, base = g("attention.layer_norm_rms_epsilon", 1e-5), g("rope.freq_base", 10000.0)
     neox = arch != "llama"
     ff = t.get("rope_freqs.weight", np.ones(hd // 2)) if arch == "llama" else np.ones(hd // 2)
+    kind, factor = g("rope.scaling.type", "linear"), g("rope.scaling.factor", 0.0)
+    sc = None
+    if kind != "none" and factor:
+        sc = (1.0 / factor, 1.0 if kind == "yarn" else 0.0, g("rope.scaling.attn_factor", 1.0),
+              g("rope.scaling.original_context_length", g("context_length")))
     T = len(tokens)
     pos = np.arange(T, dtype=np.float64)
     x = t["token_embd.weight"][tokens]
@@ -132,7 +157,7 @@ def forward(meta, t, tokens):
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
         if L("attn_q_norm.weight") is not None:
             q, k = rmsnorm(q, L("attn_q_norm.weight"), eps), rmsnorm(k, L("attn_k_norm.weight"), eps)
-        q, k = rope(q, pos, base, neox, ff), rope(k, pos, base, neox, ff)
+        q, k = rope(q, pos, base, neox, ff, sc), rope(k, pos, base, neox, ff, sc)
         q, k, v = h16(q), h16(k), h16(v)
         att = np.empty((T, nh, hd))
         for hh in range(nh):
