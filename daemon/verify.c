@@ -21,8 +21,11 @@
  * text shown before (so a repeated unit is never shown) or while its last
  * words repeat its own earlier words (so a loop is shown at most once).
  *
+ * A ``` block is released line by line the same way (a cut closes the
+ * block before its mark, DMN_VERIFY_CUT_BLOCK).
+ *
  * Invariants: no code-like token reaches `out` before it was judged known;
- * a fenced block is released whole; text is released in order; `known` is
+ * text is released in order; `known` is
  * asked at most once per distinct token per verifier (a 256-entry cache; a
  * collision only asks again), and each token of a unit is judged once.
  */
@@ -224,6 +227,8 @@ static int line_end(kv_buf *out, const char *p, size_t n) {
   return n && p[n - 1] == '\n' && kv_buf_putc(out, '\n') ? KV_ENOMEM : 0;
 }
 
+static int is_fence(const char *p, size_t n);
+
 /* Judges one complete unit p[0..n) (its first v->judged bytes judged
  * already, v->released shown); 1 when it repeats what was shown. */
 static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
@@ -247,7 +252,7 @@ static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
     v->st.dropped++;
     if (v->released && !v->cut_marked) { /* the unknown name came in its last word */
       v->st.cut++;
-      if (kv_buf_puts(out, DMN_VERIFY_CUT)) return KV_ENOMEM;
+      if (kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT)) return KV_ENOMEM;
     }
     return line_end(out, p, n);
   }
@@ -287,7 +292,7 @@ static size_t unit_end(const char *p, size_t n) {
  * (span or not) the text to come could still change: the code-like tokens
  * of p[0..k) are then final (dmn_code_tokens never lets a token or its
  * lookahead run past white space). 0 when there is none, and always for a
- * unit that is or may become a ``` fence (released whole). The backtick
+ * unit that is or may become a ``` block (see lines_end). The backtick
  * rule mirrors dmn_code_tokens. */
 static size_t safe_end(const char *p, size_t n) {
   if (!memcmp(p, "```", n < 3 ? n : 3)) return 0;
@@ -305,6 +310,17 @@ static size_t safe_end(const char *p, size_t n) {
     if (isspace((unsigned char)p[i])) best = i;
   }
   return best;
+}
+
+static int is_fence(const char *p, size_t n) { return n >= 3 && !memcmp(p, "```", 3); }
+
+/* In an unfinished ``` block p[0..n): the end of its last complete line
+ * (no token runs past a line end), 0 when there is none but the fence's
+ * own (a block is not opened before a line of it holds). */
+static size_t lines_end(const char *p, size_t n) {
+  const char *first = memchr(p, '\n', n);
+  while (n && p[n - 1] != '\n') n--;
+  return first && n > (size_t)(first - p) + 1 ? n : 0;
 }
 
 /* 1 when the last TAIL_REPEAT bytes of s[0..l) occur earlier in it: the
@@ -325,12 +341,14 @@ static int tail_repeats(const char *s, size_t l) {
  * part of it is out already. */
 static int release_words(dmn_verifier *v, kv_buf *out) {
   if (v->unit_bad || !v->pending.len) return 0;
-  judge_upto(v, v->pending.data, safe_end(v->pending.data, v->pending.len));
+  const char *p = v->pending.data;
+  size_t n = v->pending.len;
+  judge_upto(v, p, is_fence(p, n) ? lines_end(p, n) : safe_end(p, n));
   if (v->unit_bad) {
     if (!v->released) return 0; /* dropped whole at its end */
     v->cut_marked = 1;
     v->st.cut++;
-    return kv_buf_puts(out, DMN_VERIFY_CUT) ? KV_ENOMEM : 0;
+    return kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT) ? KV_ENOMEM : 0;
   }
   if (v->judged <= v->released || (v->require_anchor && v->unit_tokens == 0)) return 0;
   const char *s;

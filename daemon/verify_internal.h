@@ -5,7 +5,8 @@
  * found in what the index knows. A sentence that names something the
  * repository does not hold is cut there, never shown as fact: dropped whole
  * when none of it was shown, else its shown part is followed by
- * DMN_VERIFY_CUT; both are counted. A repeated sentence or phrase stops the
+ * DMN_VERIFY_CUT (a code block goes line by line, and a cut one is closed
+ * before DMN_VERIFY_CUT_BLOCK); both are counted. A repeated sentence or phrase stops the
  * generation.
  */
 #ifndef KVASIR_DAEMON_VERIFY_INTERNAL_H
@@ -24,6 +25,8 @@ enum { DMN_TOK_IDENT = 1, DMN_TOK_LOC = 2 };
 /* What follows the shown part of a sentence that went on to name code the
  * index does not hold (the rest of it is not shown). */
 #define DMN_VERIFY_CUT " _(the rest of this sentence is not shown: it names code that is not in the index)_"
+/* The same for a ``` code block shown line by line: the block is closed first. */
+#define DMN_VERIFY_CUT_BLOCK "```\n_(the rest of this code block is not shown: it names code that is not in the index)_\n"
 
 /* 1 when `tok` (n bytes; kind DMN_TOK_IDENT: an identifier such as
  * "kv_buf_append" or "ipc.handshake"; DMN_TOK_LOC: "path:line" or

@@ -45,6 +45,9 @@ static char *run(const char *text, size_t step, dmn_verify_stats *st, int *stopp
   return kv_buf_detach(&out, NULL);
 }
 
+static char *feed_pieces(const char *const *pieces, int anchor, const char *const *never, dmn_verify_stats *st,
+                         char **after);
+
 static void count_tok(void *ud, const char *tok, size_t n, int kind) {
   (void)ud;
   (void)tok;
@@ -135,7 +138,7 @@ static void test_repetition_stops(void **s) {
   kv_buf_free(&loop);
 }
 
-static void test_code_block_whole(void **s) {
+static void test_code_block_judged(void **s) {
   (void)s;
   const char *text = "Like this:\n```c\nkv_buf_append(&b, p, n);\n```\nAnd:\n```c\nmade_up_call(x);\n```\nDone.";
   dmn_verify_stats st;
@@ -144,6 +147,27 @@ static void test_code_block_whole(void **s) {
   assert_non_null(strstr(out, "```c\nkv_buf_append(&b, p, n);\n```\n"));
   assert_null(strstr(out, "made_up_call"));
   assert_non_null(strstr(out, "Done."));
+  free(out);
+}
+
+/* A code block goes line by line, each line once complete and checked; a
+ * line naming unknown code ends it: the block is closed, then marked. */
+static void test_code_block_lines(void **s) {
+  (void)s;
+  const char *const pieces[] = {"```c\n", "kv_buf_app", "end(&b, p, n);", "\n", "made_up_call(x);\n",
+                                "more(y);\n```\n", "Done. ", NULL};
+  char *after[7];
+  const char *const never[] = {"made_up", "more(", NULL};
+  dmn_verify_stats st;
+  char *out = feed_pieces(pieces, 0, never, &st, after);
+  assert_string_equal(after[0], "");           /* the fence alone is not shown */
+  assert_string_equal(after[2], "");           /* nor a line before it ends */
+  assert_string_equal(after[3], "```c\nkv_buf_append(&b, p, n);\n");
+  assert_string_equal(after[4], "```c\nkv_buf_append(&b, p, n);\n" DMN_VERIFY_CUT_BLOCK);
+  assert_string_equal(out, "```c\nkv_buf_append(&b, p, n);\n" DMN_VERIFY_CUT_BLOCK "\nDone. ");
+  assert_int_equal(st.cut, 1);
+  assert_int_equal(st.dropped, 1);
+  for (int i = 0; i < 7; i++) free(after[i]);
   free(out);
 }
 
@@ -333,10 +357,11 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokens),           cmocka_unit_test(test_drops_invented),
       cmocka_unit_test(test_wrong_location_dropped), cmocka_unit_test(test_repetition_stops),
-      cmocka_unit_test(test_code_block_whole), cmocka_unit_test(test_known_asked_once),
+      cmocka_unit_test(test_code_block_judged), cmocka_unit_test(test_known_asked_once),
       cmocka_unit_test(test_anchor),           cmocka_unit_test(test_word_release),
       cmocka_unit_test(test_invented_never_out), cmocka_unit_test(test_anchor_words),
       cmocka_unit_test(test_repeat_held),      cmocka_unit_test(test_random_splits),
+      cmocka_unit_test(test_code_block_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
