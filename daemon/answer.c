@@ -170,14 +170,16 @@ int dmn_facts_prompt(kv_buf *b, const idx_fact *f, size_t n) {
     char doc[320];
     dmn_doc_sentence(x->doc, doc, sizeof doc);
     if (*doc) kv_buf_printf(b, "  doc: %s\n", doc);
+    /* every name here is prefill before the first token: the best match
+     * with a few users and callees, the others with one user */
     if (x->ncallers) {
       kv_buf_puts(b, "  used by: ");
-      refs_text(b, x->callers, x->ncallers, 4);
+      refs_text(b, x->callers, x->ncallers, i ? 1 : 3);
       kv_buf_putc(b, '\n');
     }
-    if (x->ncallees) {
+    if (x->ncallees && i == 0) {
       kv_buf_puts(b, "  calls: ");
-      for (size_t k = 0; k < x->ncallees && k < 6; k++) kv_buf_printf(b, "%s`%s`", k ? ", " : "", x->callees[k]);
+      for (size_t k = 0; k < x->ncallees && k < 4; k++) kv_buf_printf(b, "%s`%s`", k ? ", " : "", x->callees[k]);
       kv_buf_putc(b, '\n');
     }
   }

@@ -33,7 +33,10 @@ cJSON *dmn_facts_json(const idx_fact *f, size_t n);
 /* The answer's lead: the best definition, its doc sentence, users, tests,
  * last change, other candidates, and the uncertainty when there is one. */
 int dmn_answer_lead(kv_buf *b, const idx_fact *f, size_t n, const dmn_confidence *conf);
-/* The facts as a list for the model's prompt. */
+/* The facts as a list for the model's prompt: each definition with its
+ * signature and doc sentence; the first with up to 3 users and 4 callees,
+ * the others with one user (the prompt's size is the wait before the
+ * model's first token). */
 int dmn_facts_prompt(kv_buf *b, const idx_fact *f, size_t n);
 /* 1 when text holds name (3+ chars) as a whole identifier, not part of a
  * longer one. */

@@ -29,6 +29,11 @@
 #include "policy/policy.h"
 
 #define MAX_CONTEXT_BYTES 1200  /* retrieved text given to the model (the facts lead) */
+/* With facts, which carry the best definitions' names, signatures, docs,
+ * callers and callees, the local model's prompt keeps only this much of the
+ * excerpts (best first, cut at a line end): each excerpt byte is prefill
+ * the question waits for before the first token. */
+#define ASK_EXCERPT_BYTES_FACTS 480
 #define MAX_CHUNK_BYTES 600
 #define ASK_MAX_TOKENS 96    /* the model writes a short text: the facts lead */
 
@@ -75,6 +80,11 @@ typedef struct ask_ctx {
   kv_buf context;      /* excerpts for the prompt */
   char *prefix_text; /* built for this ask (owned) */
   dmn_gate_ctx gate; /* the same excerpts, per file, for the policy gate */
+  struct {           /* where the time went (the result's `timing`) */
+    double retrieval, prefix, prefill, gen; /* seconds */
+    int prompt, reused, gen_tokens;
+    size_t excerpt_bytes;
+  } tm;
 } ask_ctx;
 
 /* The editor's focus: lines of `file` around the cursor or the selection
@@ -274,18 +284,46 @@ static int generate_stub(dmn_job *j, ask_ctx *a, dmn_stream *g, int ms) {
   return 0;
 }
 
-/* The prompt with the facts and the first `ncut` excerpts, tokenized. */
-static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, int32_t **toks, size_t *n, kv_err *err) {
+/* How many bytes of the excerpts go into the prompt with the first `ncut`
+ * of them, at most `budget` (0: no limit): whole excerpts, best first, else
+ * the best one cut at a line end (*cut_open: its fence is to be closed). */
+static size_t excerpt_len(const ask_ctx *a, size_t ncut, size_t budget, int *cut_open) {
+  size_t clen = ncut ? a->cut[ncut - 1] : (a->ncut ? 0 : a->context.len);
+  *cut_open = 0;
+  if (!budget || clen <= budget) return clen;
+  while (ncut > 1 && a->cut[ncut - 1] > budget) ncut--;
+  if (ncut && a->cut[ncut - 1] <= budget) return a->cut[ncut - 1];
+  /* the first excerpt alone is longer: up to its last line end within
+   * budget, past its opening fence (else it goes whole) */
+  const char *c = a->context.data, *nl = NULL;
+  size_t code = 0; /* where the excerpt's code starts */
+  for (size_t i = 0; i + 4 <= budget && !code; i++)
+    if (!memcmp(c + i, "```\n", 4)) code = i + 4;
+  for (size_t i = budget; code && i > code && !nl; i--)
+    if (c[i - 1] == '\n') nl = c + i;
+  if (!nl) return clen;
+  *cut_open = 1;
+  return (size_t)(nl - c);
+}
+
+/* The prompt with the facts and the first `ncut` excerpts (at most
+ * `budget` bytes of them, 0: no limit), tokenized; *used: the excerpt
+ * bytes that went in. */
+static int build_prompt(eng_model *model, const ask_ctx *a, size_t ncut, size_t budget, int32_t **toks, size_t *n,
+                        size_t *used, kv_err *err) {
   kv_buf user = KV_BUF_INIT;
   if (a->nfacts) {
     kv_buf_puts(&user, "Facts from the index:\n");
     dmn_facts_prompt(&user, a->facts, a->nfacts);
     kv_buf_putc(&user, '\n');
   }
-  size_t clen = ncut ? a->cut[ncut - 1] : (a->ncut ? 0 : a->context.len);
+  int cut_open;
+  size_t clen = excerpt_len(a, ncut, budget, &cut_open);
+  *used = clen;
   if (clen) {
     kv_buf_puts(&user, "Code excerpts from the repository:\n\n");
     kv_buf_append(&user, a->context.data, clen);
+    if (cut_open) kv_buf_puts(&user, "...\n```\n\n");
   } else if (!a->nfacts) {
     kv_buf_puts(&user, "(Retrieval found no code excerpts for this question.)\n\n");
   }
@@ -330,12 +368,12 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   /* The prompt is trimmed to the context, lowest-ranked excerpts first,
    * never refused: the facts and the question always go in. */
   int32_t *toks = NULL;
-  size_t n = 0, ncut = a->ncut;
+  size_t n = 0, ncut = a->ncut, used = 0, budget = a->nfacts ? ASK_EXCERPT_BYTES_FACTS : 0;
   int trimmed = 0;
   for (;;) {
     free(toks);
     toks = NULL;
-    if ((rc = build_prompt(model, a, ncut, &toks, &n, err))) break;
+    if ((rc = build_prompt(model, a, ncut, budget, &toks, &n, &used, err))) break;
     if ((int)n + a->max_tokens <= n_ctx || ncut == 0) break;
     ncut--;
     trimmed++;
@@ -364,7 +402,8 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
     double tp = kv_now();
     pre->prefix_tokens = dmn_prefix_len(model, a->prefix_text, toks, n);
     dmn_prefix_ensure(b, pre, toks, pre->prefix_tokens);
-    cJSON_AddNumberToObject(res, "prefix_seconds", kv_now() - tp);
+    a->tm.prefix = kv_now() - tp;
+    cJSON_AddNumberToObject(res, "prefix_seconds", a->tm.prefix);
     cJSON_AddNumberToObject(res, "prefix_tokens", (double)pre->prefix_tokens);
   }
   eng_sampler *smp = NULL;
@@ -404,6 +443,12 @@ static int generate_engine(dmn_job *j, ask_ctx *a, eng_model *model, dmn_stream 
   b->tokens_reused += (uint64_t)gr.n_reused;
   b->tokens_gen += (uint64_t)gr.n_gen;
   pthread_mutex_unlock(&b->mu);
+  a->tm.prefill = gr.t_prompt;
+  a->tm.gen = gr.t_gen;
+  a->tm.prompt = gr.n_prompt;
+  a->tm.reused = gr.n_reused;
+  a->tm.gen_tokens = gr.n_gen;
+  a->tm.excerpt_bytes = used;
   cJSON_AddNumberToObject(res, "prompt_tokens", gr.n_prompt);
   cJSON_AddNumberToObject(res, "reused_tokens", gr.n_reused);
   cJSON_AddNumberToObject(res, "prompt_seconds", gr.t_prompt);
@@ -471,10 +516,36 @@ static void escalation(dmn_job *j, ask_ctx *a, const char *depth) {
   cJSON_Delete(params);
 }
 
+/* The result's `timing` (docs/protocol.md): milliseconds since the ask
+ * began, and what the model's prompt and generation cost. */
+static cJSON *timing_json(const ask_ctx *a, const dmn_stream *g, double total) {
+  cJSON *t = cJSON_CreateObject();
+  cJSON_AddNumberToObject(t, "retrieval_ms", 1e3 * a->tm.retrieval);
+  cJSON_AddNumberToObject(t, "facts_ms", 1e3 * g->t_facts);
+  if (a->tm.prompt) {
+    cJSON_AddNumberToObject(t, "prefix_ms", 1e3 * a->tm.prefix);
+    cJSON_AddNumberToObject(t, "prompt_tokens", a->tm.prompt);
+    cJSON_AddNumberToObject(t, "prefill_tokens", a->tm.prompt - a->tm.reused);
+    cJSON_AddNumberToObject(t, "prefill_ms", 1e3 * a->tm.prefill);
+    cJSON_AddNumberToObject(t, "excerpt_bytes", (double)a->tm.excerpt_bytes);
+    cJSON_AddNumberToObject(t, "gen_tokens", a->tm.gen_tokens);
+    if (a->tm.gen_tokens)
+      cJSON_AddNumberToObject(t, "decode_ms_per_token", 1e3 * a->tm.gen / a->tm.gen_tokens);
+  }
+  if (g->t_token) cJSON_AddNumberToObject(t, "first_token_ms", 1e3 * g->t_token);
+  if (g->t_text) {
+    cJSON_AddNumberToObject(t, "first_text_ms", 1e3 * g->t_text);
+    if (g->t_token) cJSON_AddNumberToObject(t, "held_ms", 1e3 * (g->t_text - g->t_token));
+  }
+  cJSON_AddNumberToObject(t, "total_ms", 1e3 * total);
+  return t;
+}
+
 static cJSON *verification_json(const dmn_verify_stats *st) {
   cJSON *v = cJSON_CreateObject();
   cJSON_AddNumberToObject(v, "units", st->sentences);
   cJSON_AddNumberToObject(v, "dropped", st->dropped);
+  cJSON_AddNumberToObject(v, "cut", st->cut);
   cJSON_AddNumberToObject(v, "tokens_checked", st->tokens);
   cJSON_AddNumberToObject(v, "tokens_unknown", st->unknown);
   cJSON_AddBoolToObject(v, "repetition_stopped", st->repeated);
@@ -516,7 +587,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   else
     snprintf(a.query, sizeof a.query, "%s", a.question);
   cJSON *res = cJSON_CreateObject();
-  dmn_stream g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+  dmn_stream g = {j, "ask.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0};
   dmn_verifier ver;
   dmn_verifier_init(&ver, ask_known, &a);
   double t0 = kv_now();
@@ -527,6 +598,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   }
   if ((rc = ensure_indexed(j, a.repo, res, err)) || (rc = editor_context(j, &a, err)) || (rc = retrieve(j, &a, err)))
     goto out;
+  a.tm.retrieval = kv_now() - t0;
   cJSON *ctxn = cJSON_CreateObject();
   cJSON_AddNumberToObject(ctxn, "id", j->req_id);
   cJSON_AddItemToObject(ctxn, "citations", cJSON_Duplicate(a.cites, 1));
@@ -595,7 +667,9 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
   cJSON_AddNumberToObject(res, "tokens", g.tokens);
   cJSON_AddItemToObject(res, "facts", dmn_facts_json(a.facts, a.nfacts));
   cJSON_AddNumberToObject(res, "facts_seconds", g.t_facts);
-  cJSON_AddNumberToObject(res, "seconds", kv_now() - t0);
+  double total = kv_now() - t0;
+  cJSON_AddNumberToObject(res, "seconds", total);
+  cJSON_AddItemToObject(res, "timing", timing_json(&a, &g, total));
   cJSON *cv = cJSON_AddObjectToObject(res, "conversation");
   cJSON_AddStringToObject(cv, "id", a.conv->id);
   cJSON_AddBoolToObject(cv, "new", conv_new);

@@ -127,7 +127,7 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
   eng_model *model = NULL;
   kv_err me;
   cJSON *res = cJSON_CreateObject();
-  dmn_stream g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+  dmn_stream g = {j, "complete.token", KV_BUF_INIT, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0};
   int rc = 0, answered = 0;
   /* The project's policy decides first (nothing is generated or sent before). */
   if (in_repo) {

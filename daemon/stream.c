@@ -2,8 +2,9 @@
  * stream.c — what every generating job streams: the shown text of an
  * answer or completion, flushed as `ask.token` / `complete.token`
  * notifications at UTF-8 boundaries, and (for answers) the model's text
- * passed through the verifier unit by unit under a line saying whose text
- * it is.
+ * passed through the verifier (word by word, see verify.c) under a line
+ * saying whose text it is; when the first generated piece arrived and when
+ * the first of it was shown, for the ask's timing.
  *
  * Invariants: the token callback checks the job's cancel flag after every
  * token and returns non-zero, so generation stops before evaluating another
@@ -49,6 +50,7 @@ void dmn_stream_flush(dmn_stream *g, int all) {
  * text it is and what was checked (the prose itself cannot be). */
 void dmn_stream_model_text(dmn_stream *g, const kv_buf *unit) {
   if (!unit->len) return;
+  if (!g->t_text) g->t_text = kv_now() - g->t0;
   if (!g->model_said++) { /* kvasir's words, streamed as kind "facts" like the lead */
     dmn_stream_flush(g, 1);
     kv_buf_printf(&g->answer, "_%s (every code name and path:line in it was checked against the index; the prose is not verified):_ ",
@@ -63,7 +65,7 @@ void dmn_stream_model_text(dmn_stream *g, const kv_buf *unit) {
 /* Adds one token's text; returns non-zero when the job was canceled. */
 int dmn_stream_token(dmn_stream *g, const char *piece, size_t len) {
   if (dmn_job_canceled(g->j)) return 1;
-  g->tokens++;
+  if (!g->tokens++) g->t_token = kv_now() - g->t0;
   if (g->ver) {
     /* only judged units reach the answer; repetition ends the generation */
     kv_buf unit = KV_BUF_INIT;

@@ -23,7 +23,9 @@ typedef struct dmn_stream {
   int facts_sent;
   int model_said;       /* verified model units shown so far */
   const char *model_label;
-  double t0, t_facts;
+  double t0, t_facts;   /* since t0 (kv_now): the facts were streamed */
+  double t_token;       /* the first generated piece arrived (0: none yet) */
+  double t_text;        /* the first generated text was shown (0: none yet) */
 } dmn_stream;
 
 /* Length of the longest prefix of p[0..n) that ends on a UTF-8 boundary. */

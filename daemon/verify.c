@@ -3,18 +3,31 @@
  * against the repository (see verify_internal.h).
  *
  * The text is cut into units: a sentence (ending in ". ", "! ", "? "), a
- * line, or a whole ``` fenced block. A unit is judged once it is complete:
- * every code-like token in it (a backticked span's identifiers, snake_case,
- * camelCase or PascalCase-with-inner-capital words, Name( calls, path:line
- * locations) goes to the caller's `known` function; one unknown token drops
- * the whole unit, since a sentence built around an invented name is not made
- * true by deleting the name. With require_anchor, a unit naming no code at
- * all is dropped too (a small model's unverifiable prose). A unit equal to one already shown, or a unit
- * that loops on itself, ends the text (small models repeat themselves).
+ * line, or a whole ``` fenced block. Within a unit, text is released word
+ * by word: at each white space outside a backtick span, every code-like
+ * token before it (a backticked span's identifiers, snake_case, camelCase
+ * or PascalCase-with-inner-capital words, Name( calls, path:line
+ * locations) is complete — a token never runs past white space — and goes
+ * to the caller's `known` function once; a word that is not code-like
+ * needs no check. One unknown token ends the unit: nothing more of it is
+ * shown, and when a part of it was shown already, the cut is marked in the
+ * text (DMN_VERIFY_CUT), since a sentence built around an invented name is
+ * not made true by deleting the name; a unit found bad before any of it
+ * was shown is dropped whole, as before. With require_anchor, a unit is
+ * held until it names known code (a unit that never does is dropped: a
+ * small model's unverifiable prose). A unit equal to one already shown,
+ * or a unit that loops on itself, ends the text (small models repeat
+ * themselves); a unit is held while what it has said so far occurs in the
+ * text shown before (so a repeated unit is never shown) or while its last
+ * words repeat its own earlier words (so a loop is shown at most once).
  *
- * Invariants: nothing reaches `out` before its unit was judged; units are
- * appended whole and in order; `known` is asked at most once per distinct
- * token per verifier (a 256-entry cache; a collision only asks again).
+ * A ``` block is released line by line the same way (a cut closes the
+ * block before its mark, DMN_VERIFY_CUT_BLOCK).
+ *
+ * Invariants: no code-like token reaches `out` before it was judged known;
+ * text is released in order; `known` is
+ * asked at most once per distinct token per verifier (a 256-entry cache; a
+ * collision only asks again), and each token of a unit is judged once.
  */
 #include "daemon/verify_internal.h"
 
@@ -73,9 +86,20 @@ static size_t loc_len(const char *p, const char *end) {
   return (size_t)(q - p);
 }
 
+/* 1 when p begins a word: nothing of a name, path or chain before it, or
+ * only a dot that itself begins the word (".name(": a method named alone),
+ * or two dots ("e.g..name", "so..name": no chain goes on past those). */
+static int joins(const char *floor, const char *p) {
+  return p > floor && (is_id((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '/' || p[-1] == '-');
+}
+/* (floor: the text's start, or the end of a location, which nothing joins) */
+static int word_start(const char *floor, const char *p) {
+  return !joins(floor, p) || (p[-1] == '.' && (!joins(floor, p - 1) || (p - 1 > floor && p[-2] == '.')));
+}
+
 int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char *tok, size_t len, int kind),
                     void *ud) {
-  const char *p = text, *end = text + n;
+  const char *p = text, *end = text + n, *loc_end = NULL;
   int count = 0;
   while (p < end) {
     unsigned char c = (unsigned char)*p;
@@ -83,15 +107,16 @@ int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char 
       const char *q = p + 1;
       while (q < end && *q != '`' && *q != '\n') q++;
       if (q < end && *q == '`') { /* a span: every identifier chain in it */
-        for (const char *s = p + 1; s < q;) {
+        for (const char *s = p + 1, *le = NULL; s < q;) {
           size_t l = loc_len(s, q);
           if (l) {
             fn(ud, s, l, DMN_TOK_LOC), count++;
             s += l;
+            le = s;
             continue;
           }
           l = chain_len(s, q);
-          if (l >= 2 && (s == p + 1 || !is_id((unsigned char)s[-1]))) {
+          if (l >= 2 && (s == p + 1 || s == le || !is_id((unsigned char)s[-1]))) {
             fn(ud, s, l, DMN_TOK_IDENT), count++;
             s += l;
           } else {
@@ -102,11 +127,12 @@ int dmn_code_tokens(const char *text, size_t n, void (*fn)(void *ud, const char 
         continue;
       }
     }
-    if (p == text || !(is_id((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '/' || p[-1] == '-')) {
+    if (word_start(loc_end ? loc_end : text, p)) { /* text glued to a location is a word of its own */
       size_t l = loc_len(p, end);
       if (l) {
         fn(ud, p, l, DMN_TOK_LOC), count++;
         p += l;
+        loc_end = p;
         continue;
       }
       l = chain_len(p, end);
@@ -166,8 +192,9 @@ static void trimmed(const char *p, size_t n, const char **s, size_t *l) {
   *l = n;
 }
 
-static int seen_before(const kv_buf *shown, const char *s, size_t l) {
-  if (l < 12 || !shown->len) return 0;
+/* 1 when s[0..l) occurs in shown (min: the shortest length that counts). */
+static int seen_before(const kv_buf *shown, const char *s, size_t l, size_t min) {
+  if (l < min || !l || !shown->len) return 0;
   const char *h = shown->data, *e = shown->data + shown->len;
   while ((size_t)(e - h) >= l) {
     const char *f = memchr(h, s[0], (size_t)(e - h) - l + 1);
@@ -178,30 +205,60 @@ static int seen_before(const kv_buf *shown, const char *s, size_t l) {
   return 0;
 }
 
-/* Judges one complete unit; 1 when it repeats what was shown. */
+/* Judges the tokens of the current unit's bytes [judged, k): k and judged
+ * are white-space positions outside any span (safe_end), so the tokens
+ * found there are exactly the finished unit's tokens in that range. */
+static void judge_upto(dmn_verifier *v, const char *unit, size_t k) {
+  if (k <= v->judged) return;
+  judge j = {v, v->unit_bad};
+  v->unit_tokens += dmn_code_tokens(unit + v->judged, k - v->judged, judge_tok, &j);
+  v->judged = k;
+  v->unit_bad = j.bad;
+}
+
+/* The state of a new unit. */
+static void unit_reset(dmn_verifier *v) {
+  v->judged = v->released = 0;
+  v->unit_tokens = v->unit_bad = v->cut_marked = 0;
+}
+
+static int line_end(kv_buf *out, const char *p, size_t n) {
+  /* keep the line structure so lists stay lists */
+  return n && p[n - 1] == '\n' && kv_buf_putc(out, '\n') ? KV_ENOMEM : 0;
+}
+
+static int is_fence(const char *p, size_t n);
+
+/* Judges one complete unit p[0..n) (its first v->judged bytes judged
+ * already, v->released shown); 1 when it repeats what was shown. */
 static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
   const char *s;
   size_t l;
   trimmed(p, n, &s, &l);
-  if (!l) return kv_buf_append(out, p, n) ? KV_ENOMEM : 0;
+  if (!l) return kv_buf_append(out, p + v->released, n - v->released) ? KV_ENOMEM : 0;
   v->st.sentences++;
-  if (seen_before(&v->shown, s, l)) {
+  /* a unit whose released part was new cannot be a repeat as a whole */
+  if (!v->released && seen_before(&v->shown, s, l, 12)) {
     v->st.repeated = 1;
     return 1;
   }
-  judge j = {v, 0};
-  int ntok = dmn_code_tokens(p, n, judge_tok, &j);
-  if (!j.bad && v->require_anchor && ntok == 0) {
-    j.bad = 1;
+  judge_upto(v, p, n);
+  int bad = v->unit_bad;
+  if (!bad && v->require_anchor && v->unit_tokens == 0) {
+    bad = 1;
     v->st.unanchored++;
   }
-  if (j.bad) {
+  if (bad) {
     v->st.dropped++;
-    /* keep the line structure so lists stay lists */
-    if (n && p[n - 1] == '\n') return kv_buf_putc(out, '\n') ? KV_ENOMEM : 0;
-    return 0;
+    if (v->released && !v->cut_marked) { /* the unknown name came in its last word */
+      v->st.cut++;
+      if (kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT)) return KV_ENOMEM;
+    }
+    return line_end(out, p, n);
   }
-  if (kv_buf_append(out, p, n) || kv_buf_append(&v->shown, s, l) || kv_buf_putc(&v->shown, '\n')) return KV_ENOMEM;
+  if (kv_buf_append(out, p + v->released, n - v->released) || kv_buf_append(&v->shown, s, l) ||
+      kv_buf_putc(&v->shown, '\n'))
+    return KV_ENOMEM;
   return 0;
 }
 
@@ -230,6 +287,79 @@ static size_t unit_end(const char *p, size_t n) {
   return 0;
 }
 
+/* The last position k in the unfinished unit p[0..n) where p[k] is white
+ * space outside every backtick span, with no backtick before k whose role
+ * (span or not) the text to come could still change: the code-like tokens
+ * of p[0..k) are then final (dmn_code_tokens never lets a token or its
+ * lookahead run past white space). 0 when there is none, and always for a
+ * unit that is or may become a ``` block (see lines_end). The backtick
+ * rule mirrors dmn_code_tokens. */
+static size_t safe_end(const char *p, size_t n) {
+  if (!memcmp(p, "```", n < 3 ? n : 3)) return 0;
+  size_t best = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '`') {
+      if (i + 2 >= n) return best; /* a fence mark or a span: not known yet */
+      if (p[i + 1] == '`' && p[i + 2] == '`') continue;
+      size_t q = i + 1;
+      while (q < n && p[q] != '`' && p[q] != '\n') q++;
+      if (q >= n) return best; /* the span may still close */
+      if (p[q] == '`') i = q;  /* a span: nothing inside it is a word end */
+      continue;
+    }
+    if (isspace((unsigned char)p[i])) best = i;
+  }
+  return best;
+}
+
+static int is_fence(const char *p, size_t n) { return n >= 3 && !memcmp(p, "```", 3); }
+
+/* In an unfinished ``` block p[0..n): the end of its last complete line
+ * (no token runs past a line end), 0 when there is none but the fence's
+ * own (a block is not opened before a line of it holds). */
+static size_t lines_end(const char *p, size_t n) {
+  const char *first = memchr(p, '\n', n);
+  while (n && p[n - 1] != '\n') n--;
+  return first && n > (size_t)(first - p) + 1 ? n : 0;
+}
+
+/* 1 when the last TAIL_REPEAT bytes of s[0..l) occur earlier in it: the
+ * unit may be looping, so its words are held (loops() ends it; a unit that
+ * only repeated a phrase goes on and is released once it moves on). */
+#define TAIL_REPEAT 24
+static int tail_repeats(const char *s, size_t l) {
+  if (l < 2 * TAIL_REPEAT) return 0;
+  const char *tail = s + l - TAIL_REPEAT;
+  for (const char *h = s; h < tail; h++)
+    if (*h == *tail && !memcmp(h, tail, TAIL_REPEAT)) return 1;
+  return 0;
+}
+
+/* Shows what the unfinished unit has settled: its tokens up to safe_end
+ * judged, and, unless it is held (not yet anchored; so far a repeat of
+ * shown text), released. An unknown token cuts the unit, marked when a
+ * part of it is out already. */
+static int release_words(dmn_verifier *v, kv_buf *out) {
+  if (v->unit_bad || !v->pending.len) return 0;
+  const char *p = v->pending.data;
+  size_t n = v->pending.len;
+  judge_upto(v, p, is_fence(p, n) ? lines_end(p, n) : safe_end(p, n));
+  if (v->unit_bad) {
+    if (!v->released) return 0; /* dropped whole at its end */
+    v->cut_marked = 1;
+    v->st.cut++;
+    return kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT) ? KV_ENOMEM : 0;
+  }
+  if (v->judged <= v->released || (v->require_anchor && v->unit_tokens == 0)) return 0;
+  const char *s;
+  size_t l;
+  trimmed(v->pending.data, v->judged, &s, &l);
+  if (seen_before(&v->shown, s, l, 1) || tail_repeats(s, l)) return 0;
+  if (kv_buf_append(out, v->pending.data + v->released, v->judged - v->released)) return KV_ENOMEM;
+  v->released = v->judged;
+  return 0;
+}
+
 /* A unit that runs on without an end and loops: its last 40 bytes occur
  * twice before within it. */
 static int loops(const char *p, size_t n) {
@@ -249,15 +379,18 @@ int dmn_verifier_feed(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
   while ((e = unit_end(v->pending.data + off, v->pending.len - off)) > 0) {
     rc = judge_unit(v, v->pending.data + off, e, out);
     off += e;
+    unit_reset(v);
     if (rc) break;
   }
   if (off) {
     memmove(v->pending.data, v->pending.data + off, v->pending.len - off);
     kv_buf_truncate(&v->pending, v->pending.len - off);
   }
+  if (!rc) rc = release_words(v, out);
   if (!rc && loops(v->pending.data, v->pending.len)) {
     v->st.repeated = 1;
     kv_buf_reset(&v->pending);
+    unit_reset(v);
     rc = 1;
   }
   return rc;
@@ -267,5 +400,6 @@ int dmn_verifier_finish(dmn_verifier *v, kv_buf *out) {
   int rc = 0;
   if (!v->st.repeated && v->pending.len) rc = judge_unit(v, v->pending.data, v->pending.len, out);
   kv_buf_reset(&v->pending);
+  unit_reset(v);
   return rc < 0 ? rc : 0;
 }

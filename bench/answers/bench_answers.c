@@ -3,14 +3,17 @@
  * answers a natural-language question about a real repository?
  *
  *   bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...
- *                 [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]
- *                 [--dense ENCODER.gguf]
+ *                 [--split tune|heldout] [--answers] [--max-tokens N] [--limit N] [--warm]
+ *                 [-v [--depth N]] [--dense ENCODER.gguf]
  *
  * Questions: tests/reference/answers/questions.tsv (`repo, question, path,
  * symbol, split`; how they were written: its README). Trees: the output of
  * bench/answers/fetch (registry packages pinned by sha256, one git commit
  * each), or --tree for each repo. Each tree is indexed into a fresh
  * database (KVASIR_BENCH_DB=DIR keeps DIR/<name>.db across runs).
+ * --limit N takes the first N questions of each repository (and split);
+ * --warm first asks each repository one unscored question with max_tokens
+ * 1, so its resident prefix is built before the scored asks ("repo warm").
  *
  * Retrieval, from the indexer directly (idx_search(question, 5), as
  * bench_retrieval): file@1, file@5 — the expected path is the first / among
@@ -37,7 +40,14 @@
  * issue also counts a range holding "a fact the answer states", which this
  * does not judge), first-byte (first ask.token) and total
  * latency, medians. Printed per repository and overall, tune and held-out
- * apart.
+ * apart, with a second line of latencies (medians): facts (ask.facts
+ * arrived), first model token (the first ask.token whose kind is not
+ * "facts": the first verified words of the model's text), first verified
+ * unit (the model's text seen so far holds a whole sentence or line:
+ * ". ", "! ", "? " or a newline; the end of the ask when it never does),
+ * and from the result's `timing`: the daemon's first generated token,
+ * the per-question prefill (tokens after the resident prefix, ms) and ms
+ * per decoded token.
  */
 #define _GNU_SOURCE
 #include "engine/engine.h"
@@ -55,13 +65,15 @@
 
 typedef struct question {
   char *repo, *text, *path, *symbol, *split;
-  int heldout;
+  int heldout, skip; /* skip: left out by --limit */
   /* retrieval */
   int file1, file5, sym5, resolved;
   /* answers */
   int asked, names, ntok, nfab, ncite, ncite_ok;
   double first_byte, total;
   double first_facts, first_model; /* ask.facts arrived; the first generated (not kind "facts") text */
+  double first_unit;               /* the generated text first held a whole unit (-1: no model text) */
+  double gen_first, prefill_ms, prefill_tokens, decode_ms; /* from the result's timing (-1: absent) */
 } question;
 
 typedef struct tree {
@@ -237,8 +249,17 @@ static void score_retrieval(idx_index *ix, question *q, int verbose) {
 /* ---- answers --------------------------------------------------------------- */
 
 typedef struct ask_ud {
-  double t0, first, facts, model;
+  double t0, first, facts, model, unit;
+  char text[512]; /* the generated text so far, until it holds a unit */
+  size_t len;
 } ask_ud;
+
+/* 1 when s holds a whole verified unit: a sentence end or a line end. */
+static int holds_unit(const char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || ((*s == '.' || *s == '!' || *s == '?') && (s[1] == ' ' || s[1] == '\n'))) return 1;
+  return 0;
+}
 
 static int on_note(void *ud, const char *method, const cJSON *params) {
   ask_ud *a = ud;
@@ -248,7 +269,32 @@ static int on_note(void *ud, const char *method, const cJSON *params) {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "kind");
     if (!cJSON_IsString(k)) a->model = kv_now() - a->t0; /* generated text, not kvasir's lead */
   }
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(params, "kind");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(params, "text");
+  if (!strcmp(method, "ask.token") && a->unit < 0 && !cJSON_IsString(k) && cJSON_IsString(t)) {
+    a->len += (size_t)snprintf(a->text + a->len, sizeof a->text - a->len, "%s", t->valuestring);
+    if (a->len >= sizeof a->text) a->len = sizeof a->text - 1;
+    if (holds_unit(a->text)) a->unit = kv_now() - a->t0;
+  }
   return 0;
+}
+
+static double num_of(const cJSON *o, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* A field of the result's timing; from a daemon older than `timing`, the
+ * prefill and decode figures from its top-level fields (else -1). */
+static double timing_num(const cJSON *r, const char *name) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "timing");
+  if (t) return num_of(t, name);
+  double np = num_of(r, "prompt_tokens"), nr = num_of(r, "reused_tokens"), ng = num_of(r, "tokens");
+  if (!strcmp(name, "prefill_tokens") && np >= 0 && nr >= 0) return np - nr;
+  if (!strcmp(name, "prefill_ms") && num_of(r, "prompt_seconds") >= 0) return 1e3 * num_of(r, "prompt_seconds");
+  if (!strcmp(name, "decode_ms_per_token") && ng > 0 && num_of(r, "gen_seconds") >= 0)
+    return 1e3 * num_of(r, "gen_seconds") / ng;
+  return -1;
 }
 
 static int ident_ch(int c) { return isalnum(c) || c == '_'; }
@@ -325,7 +371,7 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   cJSON_AddStringToObject(p, "repo", tree);
   cJSON_AddStringToObject(p, "question", q->text);
   if (max_tokens > 0) cJSON_AddNumberToObject(p, "max_tokens", max_tokens);
-  ask_ud ud = {kv_now(), -1, -1, -1};
+  ask_ud ud = {kv_now(), -1, -1, -1, -1, "", 0};
   kv_err err;
   int rc = ipc_client_call(c, "ask", p, on_note, &ud, 0, &r, &err);
   double total = kv_now() - ud.t0;
@@ -359,10 +405,19 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   q->first_byte = ud.first >= 0 ? ud.first : total;
   q->first_facts = ud.facts >= 0 ? ud.facts : total;
   q->first_model = ud.model; /* -1: the model's text was all dropped or not generated */
+  q->first_unit = ud.unit >= 0 ? ud.unit : ud.model >= 0 ? total : -1;
+  q->gen_first = timing_num(r, "first_token_ms");
+  q->prefill_ms = timing_num(r, "prefill_ms");
+  q->prefill_tokens = timing_num(r, "prefill_tokens");
+  q->decode_ms = timing_num(r, "decode_ms_per_token");
   q->total = total;
-  if (verbose)
+  if (verbose) {
     printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s): %.300s\n", q->total,
            q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->symbol, text);
+    printf("  timing: facts %.2f s, model token %.2f s, unit %.2f s, generated first %.0f ms, prefill %.0f tokens "
+           "%.0f ms, decode %.1f ms/token\n",
+           q->first_facts, q->first_model, q->first_unit, q->gen_first, q->prefill_tokens, q->prefill_ms, q->decode_ms);
+  }
   cJSON_Delete(r);
 }
 
@@ -384,17 +439,21 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
   size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0;
   double *fb = malloc((nq ? nq : 1) * sizeof *fb), *tt = malloc((nq ? nq : 1) * sizeof *tt);
   double *ff = malloc((nq ? nq : 1) * sizeof *ff), *fm = malloc((nq ? nq : 1) * sizeof *fm);
-  size_t nfm = 0;
-  if (!fb || !tt || !ff || !fm) {
+  double *fu = malloc((nq ? nq : 1) * sizeof *fu), *tv[4];
+  size_t nfm = 0, nfu = 0, ntv[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 4; k++) tv[k] = malloc((nq ? nq : 1) * sizeof *tv[k]);
+  if (!fb || !tt || !ff || !fm || !fu || !tv[0] || !tv[1] || !tv[2] || !tv[3]) {
     free(fb);
     free(tt);
     free(ff);
     free(fm);
+    free(fu);
+    for (int k = 0; k < 4; k++) free(tv[k]);
     return;
   }
   for (size_t i = 0; i < nq; i++) {
     const question *q = &Q[i];
-    if (q->heldout != heldout || (repo && strcmp(q->repo, repo))) continue;
+    if (q->skip || q->heldout != heldout || (repo && strcmp(q->repo, repo))) continue;
     n++;
     f1 += (size_t)q->file1;
     f5 += (size_t)q->file5;
@@ -405,6 +464,10 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
       tt[asked] = q->total;
       ff[asked] = q->first_facts;
       if (q->first_model >= 0) fm[nfm++] = q->first_model;
+      if (q->first_unit >= 0) fu[nfu++] = q->first_unit;
+      const double tq[4] = {q->gen_first, q->prefill_tokens, q->prefill_ms, q->decode_ms};
+      for (int k = 0; k < 4; k++)
+        if (tq[k] >= 0) tv[k][ntv[k]++] = tq[k];
       asked++;
       names += (size_t)q->names;
       ntok += (size_t)q->ntok;
@@ -420,21 +483,25 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
     if (answers && asked)
       printf("   | %3zu  %.3f  %zu/%zu=%.3f  %.3f  %6.1f s  %6.1f s", asked, (double)names / asked, nfab, ntok,
              ntok ? (double)nfab / ntok : 0.0, nc ? (double)nco / nc : 0.0, median(fb, asked), median(tt, asked));
-    if (answers && asked)
-      printf("  | facts %.2f s, model text %zu/%zu, first model text %.1f s", median(ff, asked), nfm, asked,
-             nfm ? median(fm, nfm) : 0.0);
     printf("\n");
+    if (answers && asked)
+      printf("%-10s %-8s       latency: facts %.2f s, model text %zu/%zu, first model token %.2f s, first verified "
+             "unit %.2f s | daemon: first generated token %.0f ms, prefill %.0f tokens %.0f ms, decode %.1f ms/token\n",
+             "", "", median(ff, asked), nfm, asked, nfm ? median(fm, nfm) : 0.0, nfu ? median(fu, nfu) : 0.0,
+             median(tv[0], ntv[0]), median(tv[1], ntv[1]), median(tv[2], ntv[2]), median(tv[3], ntv[3]));
   }
   free(fb);
   free(tt);
   free(ff);
   free(fm);
+  free(fu);
+  for (int k = 0; k < 4; k++) free(tv[k]);
 }
 
 static int usage(int rc) {
   printf("usage: bench_answers [--questions FILE] [--tree NAME=PATH]... [--repo NAME]...\n"
-         "                     [--split tune|heldout] [--answers] [--max-tokens N] [-v [--depth N]]\n"
-         "                     [--dense ENCODER.gguf]\n"
+         "                     [--split tune|heldout] [--answers] [--max-tokens N] [--limit N] [--warm]\n"
+         "                     [-v [--depth N]] [--dense ENCODER.gguf]\n"
          "  file@1, file@5, symbol@5 of idx_search per repository and overall, tune and held-out\n"
          "  apart; --answers also asks a running kvasird each question (names-symbol, fabricated\n"
          "  identifiers, citation precision, first-byte and total latency).\n");
@@ -444,7 +511,7 @@ static int usage(int rc) {
 int main(int argc, char **argv) {
   const char *qfile = KVASIR_SOURCE_DIR "/tests/reference/answers/questions.tsv";
   const char *only_split = NULL, *only_repo[MAX_REPOS];
-  int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0;
+  int nonly = 0, answers = 0, verbose = 0, max_tokens = 0, nt = 0, limit = 0, warm = 0;
   const char *dense_path = NULL;
   tree T[MAX_REPOS];
   for (int i = 1; i < argc; i++) {
@@ -452,11 +519,13 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(0);
     else if (!strcmp(a, "--answers")) answers = 1;
     else if (!strcmp(a, "-v")) verbose = 1;
+    else if (!strcmp(a, "--warm")) warm = 1;
     else if (i + 1 < argc && !strcmp(a, "--questions")) qfile = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--dense")) dense_path = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--split")) only_split = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--max-tokens")) max_tokens = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(a, "--depth")) depth = atoi(argv[++i]);
+    else if (i + 1 < argc && !strcmp(a, "--limit")) limit = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(a, "--repo") && nonly < MAX_REPOS) only_repo[nonly++] = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--tree") && nt < MAX_REPOS) {
       const char *v = argv[++i], *eq = strchr(v, '=');
@@ -507,7 +576,10 @@ int main(int argc, char **argv) {
   for (int t = 0; t < nt; t++) {
     int want = nonly == 0;
     for (int k = 0; k < nonly; k++) want |= !strcmp(only_repo[k], T[t].name);
-    if (!want) continue;
+    if (!want) { /* its questions are left out of the report too */
+      for (size_t i = 0; i < nq; i++) Q[i].skip |= !strcmp(Q[i].repo, T[t].name);
+      continue;
+    }
     char db[4300];
     snprintf(db, sizeof db, "%.4000s/%.63s.db", keep ? keep : tmp, T[t].name);
     idx_options o = {0};
@@ -541,9 +613,23 @@ int main(int argc, char **argv) {
              sync_cpu, (unsigned long long)st.blobs_parsed, (unsigned long long)ds2.embedded, ds2.seconds);
       fflush(stdout);
     }
+    if (c && warm) {
+      cJSON *p = cJSON_CreateObject(), *r = NULL;
+      cJSON_AddStringToObject(p, "repo", T[t].path);
+      cJSON_AddStringToObject(p, "question", "What does this project do?");
+      cJSON_AddNumberToObject(p, "max_tokens", 1);
+      if (ipc_client_call(c, "ask", p, NULL, NULL, 0, &r, &err)) fprintf(stderr, "bench_answers: warm-up: %s\n", err.msg);
+      cJSON_Delete(p);
+      cJSON_Delete(r);
+    }
+    int taken[2] = {0, 0};
     for (size_t i = 0; i < nq; i++) {
       question *q = &Q[i];
       if (strcmp(q->repo, T[t].name) || (only_split && strcmp(q->split, only_split))) continue;
+      if (limit > 0 && taken[q->heldout]++ >= limit) {
+        q->skip = 1;
+        continue;
+      }
       double t0 = kv_now();
       score_retrieval(ix, q, verbose);
       search_s += kv_now() - t0;

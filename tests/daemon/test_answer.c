@@ -153,6 +153,20 @@ static void test_json_and_prompt(void **s) {
   assert_non_null(strstr(b.data, "  calls: `crypto_kx_keys`\n"));
   assert_non_null(strstr(b.data, "- struct `dmn_server` at src/server.c:3-20\n"));
   kv_buf_free(&b);
+  /* the prompt is kept short: the best match's users and callees, the
+   * others' first user and no callees */
+  f[1].callers = callers;
+  f[1].ncallers = 2;
+  f[1].callees = callees;
+  f[1].ncallees = 1;
+  kv_buf_reset(&b);
+  assert_int_equal(dmn_facts_prompt(&b, f, 2), 0);
+  const char *second = strstr(b.data, "- struct `dmn_server`");
+  assert_non_null(second);
+  assert_null(strstr(second, "calls:"));
+  assert_non_null(strstr(second, "  used by: `on_accept` (src/server.c:120) (1 more)\n"));
+  assert_non_null(strstr(b.data, "`on_accept` (src/server.c:120) and src/cli.c:40\n")); /* the first: both */
+  kv_buf_free(&b);
 }
 
 static cJSON *cite(const char *path, int l0, int l1, const char *sym) {

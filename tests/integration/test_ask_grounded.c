@@ -147,6 +147,18 @@ static void test_grounded_on_compressed_memory(void **st) {
   const cJSON *ver = cJSON_GetObjectItem(r, "verification");
   assert_non_null(ver);
   assert_string_equal(cJSON_GetObjectItem(r, "kv_memory")->valuestring, "compressed");
+  /* where the time went: facts, then the first generated token, then the
+   * first verified text, within the ask; the prefill is the per-question
+   * part, after the resident prefix */
+  const cJSON *tm = cJSON_GetObjectItem(r, "timing");
+  assert_non_null(tm);
+  double facts_ms = num(tm, "facts_ms"), tok_ms = num(tm, "first_token_ms"), total_ms = num(tm, "total_ms");
+  if (!(facts_ms >= 0 && tok_ms > facts_ms && total_ms >= tok_ms))
+    fail_msg("timing: facts %.1f, first token %.1f, total %.1f ms", facts_ms, tok_ms, total_ms);
+  if (s.model_tokens && !(num(tm, "first_text_ms") >= tok_ms && num(tm, "held_ms") >= 0))
+    fail_msg("timing: first text %.1f ms before the first token %.1f ms", num(tm, "first_text_ms"), tok_ms);
+  assert_true(num(tm, "prefill_tokens") > 0 && num(tm, "prefill_tokens") < num(tm, "prompt_tokens"));
+  assert_true(num(tm, "gen_tokens") > 0 && num(tm, "decode_ms_per_token") > 0);
   double cold_prefix = num(r, "prefix_seconds");
   assert_string_equal(cJSON_GetObjectItem(r, "prefix_source")->valuestring, "built");
   assert_true(num(r, "prefix_tokens") > 100);
@@ -155,7 +167,11 @@ static void test_grounded_on_compressed_memory(void **st) {
   r = call("cache.stats", NULL, NULL);
   const cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0);
   double ratio = num(e0, "kv_ratio");
-  if (!(ratio > 0 && ratio <= 0.30)) fail_msg("kv_ratio %.3f", ratio);
+  /* compressed, not dense f16 (1.0) nor 8-bit (~0.5): the ratio includes the
+   * f16 sinks and recent window (kvmem: 4 + 128 tokens and a partial
+   * block), which weigh more on this short context (~1.1k tokens since the
+   * prompt keeps fewer excerpts: 0.305; the design budget is 25% at 8k) */
+  if (!(ratio > 0 && ratio <= 0.33)) fail_msg("kv_ratio %.3f", ratio);
   assert_true(num(r, "kv_prefix_builds") == 1);
   cJSON_Delete(r);
 
