@@ -11,12 +11,12 @@ keys, values and last-token queries of needle prompts, full f16 memory):
   the block-choice rules (gauss estimate from per-channel ranges, as
   kvmem/cache.c; the same in other bases), and recall@k of those blocks.
 
-usage: select_eval.py FILE.bin [--calib N] [--topk-frac F]
+usage: select_eval.py FILE.bin [--calib N] [--topk-frac F] [--no-values]
 """
 import sys
 import numpy as np
 
-S, W, B = 4, 128, 64
+S, W, B = 4, 64, 64  # kvm_config_default
 
 
 def load(path):
@@ -153,6 +153,18 @@ def selection_study(d, topk_frac):
             ctr, hw = (lo + hi) / 2, (hi - lo) / 2
             mean = Kb.mean(1)
             std = Kb.std(1)
+            # the same index entry (per-component ranges) in other bases: a
+            # per-head PCA basis of the calibration prefix (the positions
+            # before the first block's end, as at the first spill), and the
+            # Walsh-Hadamard basis; the query is rotated alike
+            cal = d["K"][l, :S + W + B, h, :].astype(np.float64)
+            _, U = np.linalg.eigh(cal.T @ cal)
+            Hd = hadamard(D)
+            alt = {}
+            for bname, M in (("pca", U), ("hadamard", Hd)):
+                Z = Kb @ M
+                zl, zh = Z.min(1), Z.max(1)
+                alt[bname] = (M, (zl + zh) / 2, (zh - zl) / 2, zl, zh)
             for j in range(g):
                 q = d["Q"][l, h * g + j].astype(np.float64)
                 logits = np.einsum("btd,d->bt", Kb, q) / np.sqrt(D)
@@ -165,21 +177,31 @@ def selection_study(d, topk_frac):
                     "mean + L2 std x2.4": q @ mean.T + 2.4 * np.sqrt(((q * std) ** 2).sum(1)),
                     "exact max q.k (oracle)": (logits.max(1)),
                 }
+                for bname, (M, c2, h2, zl, zh) in alt.items():
+                    qz = q @ M
+                    sc[f"gauss, {bname} basis"] = qz @ c2.T + np.sqrt(((qz * h2) ** 2).sum(1))
+                    sc[f"bound, {bname} basis"] = np.maximum(qz * zl, qz * zh).sum(1)
                 for name, s in sc.items():
                     order = np.argsort(-s, kind="stable")
                     rank = np.empty(nb, int)
                     rank[order] = np.arange(nb)
-                    r = rules.setdefault(name, {"needle": [], "mass": [], "massfrac": []})
+                    r = rules.setdefault(name, {"needle": [], "mass": [], "massfrac": [], "needle_heads": []})
                     if needle_blocks:
                         r["needle"].append(min(rank[b] for b in needle_blocks))
+                        # heads that read the needle: its blocks hold >= 10% of the blocks' exact mass
+                        if sum(mass[b] for b in needle_blocks) >= 0.1 * mass.sum():
+                            r["needle_heads"].append(min(rank[b] for b in needle_blocks))
                     r["mass"].append(rank[top_mass])
                     r["massfrac"].append(mass[order[:k]].sum() / mass.sum())
     print(f"selection: {nb} blocks, top-k {k}, needle in blocks {needle_blocks}, {L}x{H} query heads")
     for name, r in rules.items():
         nd, ms, mf = np.array(r["needle"]), np.array(r["mass"]), np.array(r["massfrac"])
-        line = f"  {name:24s} top-mass block recall@k {np.mean(ms < k):.3f}  mass captured {mf.mean():.4f}"
+        line = f"  {name:26s} top-mass block recall@k {np.mean(ms < k):.3f}  mass captured {mf.mean():.4f}"
         if len(nd):
             line += f"  needle block recall@k {np.mean(nd < k):.3f} (median rank {np.median(nd):.0f})"
+        nh = np.array(r["needle_heads"])
+        if len(nh):
+            line += f"  in the {len(nh)} heads reading it: {np.mean(nh < k):.3f}"
         print(line)
 
 
@@ -189,4 +211,5 @@ if __name__ == "__main__":
     frac = float(sys.argv[sys.argv.index("--topk-frac") + 1]) if "--topk-frac" in sys.argv else 64 / 125
     d = load(path)
     selection_study(d, frac)
-    value_study(d, calib)
+    if "--no-values" not in sys.argv:
+        value_study(d, calib)
