@@ -179,16 +179,21 @@ void kvm_eng_config(kvm_config *cfg, const eng_model *m, int n_ctx, kvm_mode mod
       cfg->layer_mode[l] = KVM_LOCAL;
       cfg->layer_window[l] = m->n_swa + KVM_ENG_BATCH;
     }
-  /* Spend the budget (25% of f16 at 8k tokens, or the context if shorter)
-   * on precision: the most precise coding whose whole cache fits. A model
-   * whose local layers keep only their window (Gemma 3) has room for k8/v4;
-   * one with only global layers (SmolLM2) gets k4/v2. */
+  /* Spend the budget on precision: the most precise coding whose whole
+   * cache stays within 25% of f16 at every length from 4k tokens (or the
+   * context, if shorter) to 8k (or the context): the window's f16 rows
+   * weigh most at the shortest of them. A model whose local layers keep
+   * only their window (Gemma 3) has room for k8/v4; one with only global
+   * layers (SmolLM2) gets k4/v2. */
   static const int bits[][2] = {{8, 4}, {4, 4}, {4, 2}};
-  int at = n_ctx < 8192 ? n_ctx : 8192;
+  int at = n_ctx < 8192 ? n_ctx : 8192, from = at < 4096 ? at : 4096;
   for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
     cfg->key_bits = bits[i][0];
     cfg->val_bits = bits[i][1];
-    if ((double)kvm_config_bytes(cfg, at) <= KVM_ENG_BUDGET * (double)kvm_f16_bytes(cfg, at)) break;
+    int fits = 1;
+    for (int n = from; n <= at && fits; n++)
+      fits = (double)kvm_config_bytes(cfg, n) <= KVM_ENG_BUDGET * (double)kvm_f16_bytes(cfg, n);
+    if (fits) break;
   }
 }
 

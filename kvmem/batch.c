@@ -168,8 +168,8 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
           ci++;
           continue;
         }
-        kvm_pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D, a.simd);
-        kvm_pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D, a.simd);
+        kvm_pooled_row(c, ly->blocks[b] + ho, 0, a.kt + (size_t)r * D);
+        kvm_pooled_row(c, ly->blocks[b] + ho, 1, a.vt + (size_t)r * D);
         if (++r == T) { kvm_att_fold(&a, r, logf((float)B)); r = 0; }
       }
       if (r) kvm_att_fold(&a, r, logf((float)B));

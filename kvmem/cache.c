@@ -56,7 +56,7 @@ void kvm_config_default(kvm_config *c, int n_layers, int n_heads, int n_kv_heads
   c->head_dim = head_dim;
   c->max_tokens = max_tokens;
   c->sinks = 4;
-  c->window = 128;
+  c->window = 64;
   c->block = 64;
   c->top_k = 64;
   c->key_bits = 4;
@@ -294,25 +294,32 @@ static int spill_block(kvm_cache *c, kvm_layer *ly, int layer, kv_err *err) {
         kvm_quant_group(V + (size_t)t * D, D, 1, k->val_bits, &vlo[t], &vhi[t], codes);
       }
     }
-    /* pooled means, symmetric int8 */
-    for (int which = 0; which < 2; which++) {
-      const float *X = which ? V : K;
-      int8_t *q = (int8_t *)(hb + (which ? L->vmean : L->kmean));
-      float *mean = ly->sc + (size_t)2 * B * D, amax = 0;
-      for (int ch = 0; ch < D; ch++) {
-        double s = 0;
-        for (int t = 0; t < B; t++) s += X[(size_t)t * D + ch];
-        mean[ch] = (float)(s / B);
-        if (fabsf(mean[ch]) > amax) amax = fabsf(mean[ch]);
-      }
-      uint16_t s16 = kvm_f32_to_f16(amax / 127.0f);
-      float sf = kvm_f16_to_f32(s16);
-      for (int ch = 0; ch < D; ch++) {
-        int v = sf > 0 ? (int)rintf(mean[ch] / sf) : 0;
-        q[ch] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-      }
-      memcpy(hb + (which ? L->vmean_s : L->kmean_s), &s16, 2);
+    /* pooled means, 4 bits each: keys inside the block's channel range
+     * (where every key, so their mean, lies), values symmetric */
+    float *mean = ly->sc + (size_t)2 * B * D, amax = 0;
+    uint8_t *kq4 = hb + L->kmean, *vq4 = hb + L->vmean;
+    for (int ch = 0; ch < D; ch++) {
+      double s = 0;
+      for (int t = 0; t < B; t++) s += K[(size_t)t * D + ch];
+      float lo = kvm_f16_to_f32(kmin[ch]), hi = kvm_f16_to_f32(kmax[ch]), m = (float)(s / B);
+      int q = hi > lo ? (int)rintf((m - lo) / (hi - lo) * 15.0f) : 0;
+      q = q < 0 ? 0 : q > 15 ? 15 : q;
+      kq4[ch >> 1] |= (uint8_t)(q << ((ch & 1) * 4));
     }
+    for (int ch = 0; ch < D; ch++) {
+      double s = 0;
+      for (int t = 0; t < B; t++) s += V[(size_t)t * D + ch];
+      mean[ch] = (float)(s / B);
+      if (fabsf(mean[ch]) > amax) amax = fabsf(mean[ch]);
+    }
+    uint16_t s16 = kvm_f32_to_f16(amax / 7.0f);
+    float sf = kvm_f16_to_f32(s16);
+    for (int ch = 0; ch < D; ch++) {
+      int q = sf > 0 ? (int)rintf(mean[ch] / sf) : 0;
+      q = q > 7 ? 7 : q < -7 ? -7 : q;
+      vq4[ch >> 1] |= (uint8_t)((q + 8) << ((ch & 1) * 4));
+    }
+    memcpy(hb + L->vmean_s, &s16, 2);
   }
   ly->blocks[ly->n_blocks] = blk;
   ly->owned_mask[ly->n_blocks] = 1;
@@ -490,15 +497,26 @@ void kvm_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
     for (int d = 0; d < D; d++) dst[(size_t)j * D + d] += losum[j];
 }
 
-void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd) {
+/* The pooled row of a block (which 0: its mean key, 1: its mean value). */
+void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o) {
   const kvm_blk_layout *L = &c->L;
-  uint16_t s16;
-  memcpy(&s16, hb + (which ? L->vmean_s : L->kmean_s), 2);
-  float s = kvm_f16_to_f32(s16);
-  const int8_t *q = (const int8_t *)(hb + (which ? L->vmean : L->kmean));
-  if (simd) kvm512_i8_to_f32(q, s, o, c->cfg.head_dim);
-  else
-    for (int d = 0; d < c->cfg.head_dim; d++) o[d] = s * (float)q[d];
+  const int D = c->cfg.head_dim;
+  const uint8_t *q4 = hb + (which ? L->vmean : L->kmean);
+  if (which) {
+    uint16_t s16;
+    memcpy(&s16, hb + L->vmean_s, 2);
+    float s = kvm_f16_to_f32(s16);
+    for (int d = 0; d < D; d++) o[d] = s * (float)(((q4[d >> 1] >> ((d & 1) * 4)) & 15) - 8);
+    return;
+  }
+  float hi[64];
+  kvm_f16_row_to_f32((const uint16_t *)(const void *)(hb + L->kmin), o, D, c->has_f16c);
+  for (int d0 = 0; d0 < D; d0 += 64) {
+    int n = D - d0 < 64 ? D - d0 : 64;
+    kvm_f16_row_to_f32((const uint16_t *)(const void *)(hb + L->kmax) + d0, hi, n, c->has_f16c);
+    for (int d = d0; d < d0 + n; d++)
+      o[d] += (hi[d - d0] - o[d]) * ((float)((q4[d >> 1] >> ((d & 1) * 4)) & 15) * (1.0f / 15.0f));
+  }
 }
 
 /* The block's score for the g heads (the largest over them). BOUND: an upper
@@ -649,8 +667,8 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
         int r = 0;
         for (int b = 0; b < nb; b++) {
           if (mark[b]) continue;
-          kvm_pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D, a.simd);
-          kvm_pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D, a.simd);
+          kvm_pooled_row(c, blocks[b] + ho, 0, a.kt + (size_t)r * D);
+          kvm_pooled_row(c, blocks[b] + ho, 1, a.vt + (size_t)r * D);
           if (++r == T) { kvm_att_fold(&a, r, logf((float)B)); r = 0; }
         }
         if (r) kvm_att_fold(&a, r, logf((float)B));

@@ -13,8 +13,10 @@
  *   vlo[B] f16  | vhi[B] f16           per-token value range
  *   kcodes[D][codes_bytes(B,kb)]       channel-major (one row per channel)
  *   vcodes[B][codes_bytes(D,vb)]       token-major (one row per token)
- *   kmean[D] i8 | vmean[D] i8          pooled summary, symmetric int8
- *   kmean_scale f16 | vmean_scale f16
+ *   kmean[D/2] | vmean[D/2]            pooled summary (mean key, mean value), 4 bits each:
+ *                                      key c = kmin_c + (kmax_c-kmin_c)*code/15 (the mean lies
+ *                                      in the range); value = vmean_scale*(code-8), code 1..15
+ *   vmean_scale f16
  *   zero padding to a multiple of 8 bytes
  */
 #ifndef KVASIR_KVMEM_INTERNAL_H
@@ -25,7 +27,7 @@
 #include "kvmem/kvmem.h"
 
 typedef struct kvm_blk_layout {
-  size_t kmin, kmax, vlo, vhi, kcodes, vcodes, kmean, vmean, kmean_s, vmean_s;
+  size_t kmin, kmax, vlo, vhi, kcodes, vcodes, kmean, vmean, vmean_s;
   size_t krow, vrow;   /* bytes of one key-channel row / one value-token row */
   size_t head_bytes, block_bytes;
 } kvm_blk_layout;
@@ -142,7 +144,7 @@ int kvm_max_blocks(const kvm_config *c);
 void kvm_att_fold(kvm_att *a, int n, float bias);
 void kvm_att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c);
 void kvm_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
-void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o, int simd);
+void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o);
 float kvm_block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, int g, float *lohi);
 int kvm_top_k_select(const float *score, int n, int k, int *out);
 
@@ -155,7 +157,6 @@ void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t 
 void kvm512_fold_f32(kvm_att *a, int n, float bias);
 void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g);
-void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n); /* o = s*q, n % 16 == 0 */
 /* out[0 .. nbytes*8/bits) := the codes of nbytes packed bytes (nbytes % 16
  * == 0) as floats, in order. */
 void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out);

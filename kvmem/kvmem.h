@@ -11,8 +11,10 @@
  * token (asymmetric). The per-channel key min/max double as the block's index
  * entry: for a query q, sum_c max(q_c*min_c, q_c*max_c) is an upper bound on
  * q·k for every key of the block (true and dequantized). Each block also keeps
- * a pooled summary (mean key, mean value, int8) so blocks that are not chosen
- * still contribute coarsely, with log(B) added to their logit.
+ * a pooled summary (mean key, mean value) so blocks that are not chosen
+ * still contribute coarsely, with log(B) added to their logit (4 bits per
+ * channel: the mean key as a code within the block's key range, the mean
+ * value symmetric).
  *
  * Attention per layer: exact over sinks + window + the top-k blocks by upper
  * bound, pooled over the rest (KVM_COMPRESSED); exact over everything stored
@@ -62,7 +64,7 @@ typedef struct kvm_config {
   int n_layers, n_heads, n_kv_heads, head_dim;
   int max_tokens;    /* capacity (the model's context); appends beyond fail */
   int sinks;         /* S, default 4 */
-  int window;        /* W, default 128 */
+  int window;        /* W, default 64 (>= the engine's batch of 64, so a batch's queries see exact rows) */
   int block;         /* B tokens per compressed block, default 64 (even, >= 8) */
   int top_k;         /* blocks attended exactly per KV head, default 64 */
   int key_bits;      /* 8, 4 or 2; default 4 */

@@ -249,9 +249,8 @@ void kvm_blk_layout_init(kvm_blk_layout *L, const kvm_config *c) {
   L->kcodes = o; o += D * L->krow;
   L->vcodes = o; o += B * L->vrow;
   o = (o + 1) & ~(size_t)1;
-  L->kmean = o; o += D;
-  L->vmean = o; o += D;
-  L->kmean_s = o; o += 2;
+  L->kmean = o; o += kvm_codes_bytes((int)D, 4); /* 4-bit, within [kmin, kmax] */
+  L->vmean = o; o += kvm_codes_bytes((int)D, 4); /* 4-bit symmetric, stored + 8 */
   L->vmean_s = o; o += 2;
   L->head_bytes = up8(o);
   L->block_bytes = L->head_bytes * (size_t)c->n_kv_heads;

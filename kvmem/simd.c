@@ -470,15 +470,7 @@ K512 float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float
   return best;
 }
 
-K512 void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n) {
-  const __m512 sv = _mm512_set1_ps(s);
-  for (int d = 0; d < n; d += 16)
-    _mm512_storeu_ps(o + d, _mm512_mul_ps(sv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                   _mm_loadu_si128((const __m128i *)(const void *)(q + d))))));
-}
-
 #else
-void kvm512_i8_to_f32(const int8_t *q, float s, float *o, int n) { (void)q; (void)s; (void)o; (void)n; }
 void kvm_simd_force(int level) { (void)level; }
 int kvm_simd512(void) { return 0; }
 int kvm_simd512_fits(const kvm_config *k) { (void)k; return 0; }

@@ -3,11 +3,11 @@
  * written once, mmap'd on load, every byte covered by a checksum so that a
  * corrupt or stale file is detected and recomputed, never used.
  *
- * Format, version 2 (little-endian, every section a multiple of 8 bytes and
+ * Format, version 3 (little-endian, every section a multiple of 8 bytes and
  * sections contiguous, so there is no byte that no checksum covers):
  *
  *   header, 64 bytes
- *     0  magic "KVMSNAP\0"        8  u32 version (2)     12 u32 n_sections
+ *     0  magic "KVMSNAP\0"        8  u32 version (3)     12 u32 n_sections
  *     16 u64 model_hash           24 u64 token_hash      32 u64 n_tokens
  *     40 u64 file_size            48 u64 table_hash      56 u64 header_hash (of bytes 0..55)
  *   section table, n_sections x 32 bytes
@@ -20,6 +20,12 @@
  *     then per layer: SINK_K SINK_V WIN_K WIN_V (f16 rows, [rows][n_kv_heads*head_dim],
  *             window rows in position order; FULL layers keep all rows in WIN_*),
  *             and one BLOCK section per compressed block (layout in internal.h).
+ *
+ * Versions: 2 records val_rot and select in CONFIG; 3 stores a block's
+ * pooled summary in 4 bits (mean key as a code within the block's key range,
+ * mean value symmetric; was int8 with two f16 scales), so a block's head
+ * slice is D+2 bytes smaller before padding (3720 -> 3656 at D = B = 64). A file of another version is refused at its version
+ * field (offset 8) before anything else is read.
  *
  * Invariant: kvm_snapshot_load returns a prefix only when magic, version,
  * both hashes of the header, every section hash, the file size, the config,
@@ -37,7 +43,7 @@
 #include "kvmem/internal.h"
 
 enum { SEC_CONFIG = 1, SEC_SEGS, SEC_META, SEC_SINK_K, SEC_SINK_V, SEC_WIN_K, SEC_WIN_V, SEC_BLOCK };
-#define SNAP_VERSION 2u
+#define SNAP_VERSION 3u
 #define HDR 64
 #define ENT 32
 

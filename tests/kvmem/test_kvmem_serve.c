@@ -9,7 +9,7 @@
  *  - a snapshot with one byte flipped is refused, by name, and deleted;
  *  - kvm_eng_stats_get reports compressed vs dense f16 bytes.
  * The prefix is ~400 tokens of docs/kv-memory.md in three segments: past
- * S+W+B = 196, so every layer holds sinks, compressed blocks and a window. */
+ * S+W+B = 132, so every layer holds sinks, compressed blocks and a window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,7 +216,7 @@ static void test_save_restart_load(void **st) {
   assert_int_equal(eng_ctx_eval(c, g_toks + PREFIX, g_nq, 0, &e), 0);
   double d_copy = rel_diff(eng_ctx_logits(c, 0), g_cold);
   /* exact too: the question's 14 tokens spilled no block (the window went
-   * from 140 to 154 of 192 rows), so every prefix row is copied as stored */
+   * from 76 to 90 of 128 rows), so every prefix row is copied as stored */
   print_message("copied prefix: logits vs cold %.3g (relative)\n", d_copy);
   assert_true(d_copy <= 1e-6);
   assert_int_equal(argmax(eng_ctx_logits(c, 0)), argmax(g_cold));
