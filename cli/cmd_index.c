@@ -5,6 +5,7 @@
  * prints text, or JSON with --json. Exit codes: 0 ok, 1 failure, 2 usage.
  */
 #include "cli/cli.h"
+#include "engine/engine.h"
 #include "indexer/indexer.h"
 
 #include <cjson/cJSON.h>
@@ -12,10 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct args {
-  const char *repo, *db;
-  int json, full, grep;
+  const char *repo, *db, *encoder;
+  int json, full, grep, dense;
   long k, tokens, max_kb, threads;
   const char *pos[64];
   int npos;
@@ -33,6 +35,8 @@ static int parse_args(int argc, char **argv, args *a, const char *cmd) {
     if (!strcmp(s, "--json")) a->json = 1;
     else if (!strcmp(s, "--full")) a->full = 1;
     else if (!strcmp(s, "--grep")) a->grep = 1;
+    else if (!strcmp(s, "--dense")) a->dense = 1;
+    else if (!strcmp(s, "--encoder") && more) a->encoder = argv[++i], a->dense = 1;
     else if (!strcmp(s, "--repo") && more) a->repo = argv[++i];
     else if (!strcmp(s, "--db") && more) a->db = argv[++i];
     else if (!strcmp(s, "-k") && more) a->k = strtol(argv[++i], NULL, 10);
@@ -192,12 +196,58 @@ int cmd_index(int argc, char **argv) {
 
 /* ---- search ------------------------------------------------------------- */
 
+/* The retrieval encoder for --dense: the engine's bert row, one thread,
+ * vectors named "<model>@64" (a vector per definition, its text cut to 64
+ * tokens: the settings docs/dense.md measured, shared with bench_answers). */
+typedef struct encoder {
+  eng_model *m;
+  eng_backend *be;
+  char name[160];
+} encoder;
+
+static int encoder_embed(void *ud, const char *text, size_t len, float *out, kv_err *err) {
+  encoder *e = ud;
+  return eng_embed(e->m, e->be, text, len, 64, out, NULL, err);
+}
+
+static int encoder_open(encoder *e, const char *path, idx_dense *d, kv_err *err) {
+  char def[4200], dir[4096];
+  if (!path) {
+    if (kv_xdg_dir(dir, sizeof dir, "cache")) return kv_err_set(err, KV_ENOTFOUND, "no cache directory for the encoder");
+    snprintf(def, sizeof def, "%s/models/all-MiniLM-L6-v2.f16.gguf", dir);
+    path = def;
+    if (access(path, R_OK))
+      return kv_err_set(err, KV_ENOTFOUND, "--dense: no encoder at %s (scripts/fetch-model minilm, or --encoder GGUF)", path);
+  }
+  int rc = eng_model_open(&e->m, path, err);
+  if (!rc && eng_embed_dim(e->m) <= 0) rc = kv_err_set(err, KV_EINVAL, "--encoder: %s is not an encoder model", path);
+  if (!rc) rc = eng_backend_cpu(&e->be, 1, err);
+  if (rc) return rc;
+  snprintf(e->name, sizeof e->name, "%s@64", eng_model_get_info(e->m)->name);
+  memset(d, 0, sizeof *d);
+  d->embed = encoder_embed;
+  d->ud = e;
+  d->dim = eng_embed_dim(e->m);
+  d->model = e->name;
+  return 0;
+}
+
+static void encoder_close(encoder *e) {
+  eng_backend_free(e->be);
+  eng_model_free(e->m);
+}
+
 int cmd_search(int argc, char **argv) {
   if (cli_has_flag(argc, argv, "--help")) {
-    printf("usage: kvasir search [--repo PATH] [-k N] [--grep] [--json] QUERY...\n"
+    printf("usage: kvasir search [--repo PATH] [-k N] [--grep] [--dense [--encoder GGUF]] [--json] QUERY...\n"
            "Search the index of the repository at PATH (default .). Prints path:line\n"
            "(and the chunk's line range and first symbol) per hit, best first.\n"
-           "  --grep   literal substring search (trigram index) instead of ranked search\n");
+           "  --grep     literal substring search (trigram index) instead of ranked search\n"
+           "  --dense    fuse the ranking with the definitions nearest the query's embedding\n"
+           "             (docs/dense.md); definitions without a vector are embedded first\n"
+           "             (once; about 50 ms CPU each)\n"
+           "  --encoder  the encoder GGUF (default: the models dir's all-MiniLM-L6-v2.f16.gguf,\n"
+           "             made by scripts/fetch-model minilm)\n");
     return 0;
   }
   args a;
@@ -215,7 +265,19 @@ int cmd_search(int argc, char **argv) {
   if (open_index(&a, a.repo, &ix)) return 1;
   idx_hits h;
   kv_err err = {0};
-  int rc = a.grep ? idx_grep(ix, q, (size_t)a.k, &h, &err) : idx_search(ix, q, (size_t)a.k, &h, &err);
+  encoder enc = {0};
+  idx_dense d;
+  int rc = a.dense && !a.grep ? encoder_open(&enc, a.encoder, &d, &err) : 0;
+  if (!rc && a.dense && !a.grep) {
+    idx_dense_stats ds;
+    rc = idx_dense_sync(ix, &d, NULL, &ds, &err);
+    if (!rc && ds.embedded && !a.json)
+      fprintf(stderr, "kvasir search: embedded %llu definitions in %.1f s\n", (unsigned long long)ds.embedded, ds.seconds);
+    if (!rc) rc = idx_search_fused(ix, &d, q, (size_t)a.k, &h, &err);
+  } else if (!rc) {
+    rc = a.grep ? idx_grep(ix, q, (size_t)a.k, &h, &err) : idx_search(ix, q, (size_t)a.k, &h, &err);
+  }
+  encoder_close(&enc);
   if (rc) {
     fprintf(stderr, "kvasir search: %s\n", err.msg);
     idx_close(ix);

@@ -221,14 +221,19 @@ int dmn_names_word(const char *text, const char *name) {
   return 0;
 }
 
-/* text holds "path:L" (or path:L-M) with L in [l0, l1]. */
+static int path_char(int c) { return isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/'; }
+
+/* text names "path:L" or "path:L-M" (the path whole, not the tail of a
+ * longer one) with a range overlapping [l0, l1]. */
 static int names_location(const char *text, const char *path, int l0, int l1) {
   size_t n = strlen(path);
   if (!n) return 0;
   for (const char *p = strstr(text, path); p; p = strstr(p + 1, path)) {
-    if (p[n] != ':' || !isdigit((unsigned char)p[n + 1])) continue;
-    long l = strtol(p + n + 1, NULL, 10);
-    if (l >= l0 && l <= l1) return 1;
+    if ((p > text && path_char((unsigned char)p[-1])) || p[n] != ':' || !isdigit((unsigned char)p[n + 1])) continue;
+    char *end;
+    long a = strtol(p + n + 1, &end, 10), b = a;
+    if (*end == '-' && isdigit((unsigned char)end[1])) b = strtol(end + 1, NULL, 10);
+    if (a <= l1 && b >= l0) return 1;
   }
   return 0;
 }

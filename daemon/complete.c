@@ -106,11 +106,16 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     size_t len;
     int rc = kv_read_file(where.abs, 8 << 20, &owned, &len, err);
     if (rc) return rc;
+    if (memchr(owned, 0, len)) {
+      free(owned);
+      return kv_err_set(err, KV_EINVAL, "complete: %s holds NUL bytes (a binary file): nothing to complete", file);
+    }
     text = owned;
   }
   size_t cut = dmn_fim_offset(text, line, col, utf16);
   const char *p = text + cut;
-  /* the window: whole lines up to 4000 bytes before the cursor, up to 2000 after */
+  /* What the model sees: up to 4000 bytes before the cursor (from a line
+   * start when one is there) and up to 2000 after (to a line end). */
   size_t pre0 = cut > 4000 ? cut - 4000 : 0;
   if (pre0 > 0) {
     const char *nl = memchr(text + pre0, '\n', cut - pre0);
@@ -123,6 +128,13 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     while (k > 0 && p[k - 1] != '\n') k--;
     suf = k ? k : dmn_utf8_complete(p, 2000);
   }
+  /* What the policy may send: the same, in whole lines (a window cut inside
+   * a line would be redacted without the start of that line: a secret's
+   * name before the cut would not be seen); the payload step withholds a
+   * window whose lines run far past these bounds. */
+  size_t gw0 = pre0, gw1 = cut + suf;
+  while (gw0 > 0 && text[gw0 - 1] != '\n') gw0--;
+  while (text[gw1] && (gw1 == 0 || text[gw1 - 1] != '\n')) gw1++;
   dmn_backend *b = dmn_server_backend(j->srv);
   eng_model *model = NULL;
   kv_err me;
@@ -134,12 +146,13 @@ int dmn_job_complete(dmn_job *j, cJSON **result, kv_err *err) {
     dmn_gate_ctx gc;
     memset(&gc, 0, sizeof gc);
     gc.kind = POL_KIND_COMPLETE;
-    gc.cursor = cut - pre0;
+    gc.cursor = cut - gw0;
+    gc.max_tokens = max_tokens;
     gc.read_file = buffer_copy;
     gc.read_ud = (void *)text;
     unsigned line0 = 1;
-    for (size_t i = 0; i < pre0; i++) line0 += text[i] == '\n';
-    rc = dmn_gate_add(&gc, where.rel, text + pre0, cut - pre0 + suf);
+    for (size_t i = 0; i < gw0; i++) line0 += text[i] == '\n';
+    rc = dmn_gate_add(&gc, where.rel, text + gw0, gw1 - gw0);
     if (!rc) dmn_gate_origin_lazy(&gc, line0);
     dmn_gate_io gio = {on_hosted_piece, &g};
     if (!rc) rc = dmn_gate_run(dmn_server_gate(j->srv), repo, NULL, NULL, &gc, &gio, res, &answered, err);

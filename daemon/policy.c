@@ -454,7 +454,10 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
     char *owned[DMN_GATE_MAX_FILES] = {0};
     read_origins(gc, origins, owned);
     pol_payload *pl = NULL;
-    rc = pol_payload_prepare(p, &req, dec.model, 512, &pl, err);
+    if (req.kind == POL_KIND_COMPLETE && !origins[0].text) /* never the window redacted alone */
+      rc = kv_err_set(err, KV_EDENIED, "the buffer around the cursor could not be read whole");
+    else
+      rc = pol_payload_prepare(p, &req, dec.model, gc->max_tokens > 0 ? (unsigned)gc->max_tokens : 512, &pl, err);
     for (size_t i = 0; i < gc->n; i++) free(owned[i]);
     if (rc == KV_EDENIED && req.kind == POL_KIND_COMPLETE) { /* nothing may go out: complete locally */
       const char *fb = pol_tier_fallback(p, dec.tier);
@@ -469,12 +472,18 @@ int dmn_gate_run(dmn_gate *g, const char *repo, const char *question, const char
       kv_err se;
       int src = pol_hosted_send(p, audit, &dec, pl, stream_cb, io, &sr, &se);
       if (src == KV_ECANCELED) {
-        rc = kv_err_set(err, KV_ECANCELED, "ask canceled");
+        rc = kv_err_set(err, KV_ECANCELED, "%s canceled", req.kind == POL_KIND_COMPLETE ? "complete" : "ask");
       } else if (src == 0 && !sr.fallback) {
         *answered = 1;
         cJSON_AddStringToObject(res, "model", dec.model); /* the hosted tier's model answered */
         cJSON_AddNumberToObject(res, "redactions", (double)pl->redactions.total);
         cJSON_AddNumberToObject(res, "stripped_files", (double)pl->n_stripped);
+      } else if (req.kind == POL_KIND_COMPLETE && sr.tokens_streamed > 0) {
+        /* the editor already shows the hosted pieces: a local completion
+         * from the cursor would not continue them; keep what came */
+        *answered = 1;
+        cJSON_AddStringToObject(res, "model", dec.model);
+        cJSON_AddStringToObject(res, "note", sr.note[0] ? sr.note : se.msg);
       } else {
         /* answer locally and say so */
         cJSON_ReplaceItemInObject(res, "tier", cJSON_CreateString(sr.fallback_tier[0] ? sr.fallback_tier : "flash"));

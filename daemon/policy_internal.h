@@ -38,6 +38,7 @@ typedef struct dmn_gate_ctx {
    * one excerpt holds the lines around the cursor, at byte `cursor` */
   int kind;
   size_t cursor;
+  int max_tokens; /* what a hosted tier may generate; 0 = 512 */
 } dmn_gate_ctx;
 
 typedef struct dmn_gate_io {

@@ -47,7 +47,7 @@ static const eng_arch ARCHS[] = {
     {.id = ARCH_QWEN3, .name = "qwen3", .need = ENG_T_QK_NORM, .rope_neox = 1, .ffn = ENG_FFN_SILU,
      .chat_default = ENG_CHAT_CHATML},
     {.id = ARCH_GEMMA3, .name = "gemma3", .need = ENG_T_QK_NORM | ENG_T_POST_NORMS, .rope_neox = 1,
-     .swa_period = 6, .rope_base_swa = 10000.f, .emb_scale_sqrt = 1, .scale_q = 1, .ffn = ENG_FFN_GELU,
+     .swa_period = 6, .rope_base_swa = 10000.f, .swa_rope_unscaled = 1, .emb_scale_sqrt = 1, .scale_q = 1, .ffn = ENG_FFN_GELU,
      .chat_default = ENG_CHAT_GEMMA},
     {.id = ARCH_BERT, .name = "bert", .encoder = 1, .ffn = ENG_FFN_GELU},
 };

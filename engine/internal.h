@@ -71,6 +71,7 @@ typedef struct eng_arch {
   int rope_neox;         /* 1: rotate split halves (NeoX); 0: adjacent pairs */
   int swa_period;        /* every swa_period-th layer global, the rest sliding-window; 0: none */
   float rope_base_swa;   /* RoPE base of the sliding-window layers */
+  int swa_rope_unscaled; /* 1: rope.scaling does not apply to the sliding-window layers */
   int emb_scale_sqrt;    /* 1: embeddings scaled by sqrt(n_embd) */
   int scale_q;           /* 1: Q scaled by 1/sqrt(head_dim) before attention (then scale 1) */
   int ffn;               /* ENG_FFN_* gate activation */

@@ -128,6 +128,7 @@ static int rope_scaling(eng_model *m, kv_err *err) {
   if (!rc) rc = kf32(m, "rope.scaling.attn_factor", &m->rope_attn_factor, 1.f, err);
   if (!rc) rc = kint(m, "rope.scaling.original_context_length", &m->rope_n_ctx_orig, 0, m->info.n_ctx_train, err);
   if (rc) return rc;
+  if (m->rope_n_ctx_orig <= 0) m->rope_n_ctx_orig = m->info.n_ctx_train > 0 ? m->info.n_ctx_train : 2048; /* 0: unset, as llama.cpp */
   if (!(factor >= 0.f && factor < 1e6f) || !(m->rope_attn_factor > 0.f && m->rope_attn_factor < 1e3f))
     return kv_err_set(err, KV_EFORMAT, "%s: rope.scaling factor %g / attn_factor %g out of range", eng_gguf_name(m->g),
                       (double)factor, (double)m->rope_attn_factor);
@@ -142,12 +143,14 @@ static float corr_dim(int n_dims, int64_t n_ctx_orig, float n_rot, float base) {
 }
 
 /* The layer's RoPE: its base; scaling on every layer but the sliding-window
- * ones (llama.cpp keeps their freq_scale at 1). */
+ * ones of a row that keeps them unscaled (gemma3: llama.cpp sets their
+ * freq_scale to 1; its default copies the scaling to them). */
 static void layer_rope(const eng_model *m, eng_layer *L) {
   eng_rope *r = &L->rope;
   r->base = L->rope_base;
-  r->freq_scale = L->swa ? 1.f : m->rope_freq_scale;
-  r->ext_factor = !L->swa && m->rope_scaling == 2 ? 1.f : 0.f;
+  const int unscaled = L->swa && m->a->swa_rope_unscaled;
+  r->freq_scale = unscaled ? 1.f : m->rope_freq_scale;
+  r->ext_factor = !unscaled && m->rope_scaling == 2 ? 1.f : 0.f;
   r->mscale = m->rope_attn_factor;
   float start = floorf(corr_dim(m->rope_dim, m->rope_n_ctx_orig, 32.f, r->base));
   float end = ceilf(corr_dim(m->rope_dim, m->rope_n_ctx_orig, 1.f, r->base));

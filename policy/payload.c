@@ -89,6 +89,9 @@ static int add_excerpt(kv_buf *b, const char *path, const pol_file *f, const pol
   return rc;
 }
 
+/* The most a completion sends on either side of the cursor. */
+#define COMPLETE_MAX 16384
+
 /* Start of line k (0-based) of t[0..n), or n + 1 when there is none. */
 static size_t nth_line(const char *t, size_t n, size_t k) { return line_offset(t, n, (unsigned)k + 1); }
 
@@ -100,11 +103,24 @@ static int complete_payload(const pol_policy *p, const pol_request *req, const c
   const pol_file *f = &req->files[0];
   if (pol_globs_match((const char *const *)p->never_send.v, p->never_send.n, path))
     return kv_err_set(err, KV_EDENIED, "%s matches never_send; a completion in it is never sent", path);
+  const char *content = f->content ? f->content : "";
   size_t cur = req->has_cursor && req->cursor <= f->len ? req->cursor : f->len;
-  kv_buf r = KV_BUF_INIT;
+  if (memchr(content, 0, f->len))
+    return kv_err_set(err, KV_EINVAL, "%s: context contains NUL bytes (binary files are never sent)", path);
+  if (cur > COMPLETE_MAX || f->len - cur > COMPLETE_MAX)
+    return kv_err_set(err, KV_EDENIED, "%s: the lines around the cursor exceed %d bytes; a completion is sent in whole lines only",
+                      path, COMPLETE_MAX);
+  /* redacted as part of its whole buffer: the excerpt must be lines of it */
   const pol_file_origin *o = req->origins && req->origins[0].text ? &req->origins[0] : NULL;
+  if (o) {
+    size_t at = o->line0 ? line_offset(o->text, o->len, o->line0) : o->len + 1;
+    if (at > o->len || o->len - at < f->len || memcmp(o->text + at, content, f->len))
+      return kv_err_set(err, KV_EDENIED, "%s: the lines around the cursor are not lines %u.. of the buffer; nothing is sent",
+                        path, o->line0);
+  }
+  kv_buf r = KV_BUF_INIT;
   int rc = o ? add_excerpt(&r, path, f, o, &pl->redactions, err)
-             : add_redacted(&r, path, 0, f->content ? f->content : "", f->len, &pl->redactions, err);
+             : add_redacted(&r, path, 0, content, f->len, &pl->redactions, err);
   if (!rc && !kv_buf_ok(&r)) rc = kv_err_set(err, KV_ENOMEM, "out of memory");
   if (rc) {
     kv_buf_free(&r);
@@ -112,11 +128,11 @@ static int complete_payload(const pol_policy *p, const pol_request *req, const c
   }
   size_t k = 0, ls = 0; /* the cursor's line and its start in the input */
   for (size_t i = 0; i < cur; i++)
-    if (f->content[i] == '\n') k++, ls = i + 1;
-  const char *nl = memchr(f->content + ls, '\n', f->len - ls);
-  size_t le = nl ? (size_t)(nl - f->content) : f->len;
+    if (content[i] == '\n') k++, ls = i + 1;
+  const char *nl = memchr(content + ls, '\n', f->len - ls);
+  size_t le = nl ? (size_t)(nl - content) : f->len;
   size_t rs = nth_line(r.data, r.len, k);
-  int same = rs <= r.len && r.len - rs >= le - ls && !memcmp(r.data + rs, f->content + ls, le - ls) &&
+  int same = rs <= r.len && r.len - rs >= le - ls && !memcmp(r.data + rs, content + ls, le - ls) &&
              (rs + (le - ls) == r.len || r.data[rs + (le - ls)] == '\n');
   if (!same) {
     kv_buf_free(&r);
@@ -132,12 +148,12 @@ static int complete_payload(const pol_policy *p, const pol_request *req, const c
   }
   kv_buf_free(&r);
   if (!pl->prompt || !pl->suffix) return kv_err_set(err, KV_ENOMEM, "out of memory");
-  if (memchr(f->content ? f->content : "", 0, f->len))
-    return kv_err_set(err, KV_EINVAL, "context contains NUL bytes (binary files are never sent)");
-  cJSON *root = cJSON_CreateObject();
+  cJSON *root = cJSON_CreateObject(), *stop = NULL;
   int ok = root && cJSON_AddStringToObject(root, "model", model ? model : "") && cJSON_AddBoolToObject(root, "stream", 1) &&
            (max_tokens == 0 || cJSON_AddNumberToObject(root, "max_tokens", max_tokens)) &&
-           cJSON_AddStringToObject(root, "prompt", pl->prompt) && cJSON_AddStringToObject(root, "suffix", pl->suffix);
+           cJSON_AddStringToObject(root, "prompt", pl->prompt) && cJSON_AddStringToObject(root, "suffix", pl->suffix) &&
+           (stop = cJSON_AddArrayToObject(root, "stop")); /* a completion ends at a blank line, as the local one */
+  if (ok) cJSON_AddItemToArray(stop, cJSON_CreateString("\n\n"));
   if (ok) pl->body = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
   if (!pl->body) return kv_err_set(err, KV_ENOMEM, "payload: out of memory");

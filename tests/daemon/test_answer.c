@@ -199,15 +199,19 @@ static void test_answer_citations(void **s) {
   cJSON_AddItemToArray(cites, cite("src/auth.c", 1, 35, "verify_client"));        /* overlaps the fact */
   cJSON_AddItemToArray(cites, cite("src/net.c", 50, 90, "read_frame"));           /* named by location */
   cJSON_AddItemToArray(cites, cite("src/util.c", 1, 20, "hexdump"));              /* "hexdumps" is not it */
-  const char *ans = "The best match is `verify_client` (src/auth.c:9-30). Frames are read at src/net.c:61; see hexdumps.";
+  cJSON_AddItemToArray(cites, cite("src/io.c", 10, 20, "io_loop"));              /* only lib/src/io.c:12 is named */
+  cJSON_AddItemToArray(cites, cite("src/poll.c", 40, 60, "poll_once"));          /* a range starting before it */
+  const char *ans = "The best match is `verify_client` (src/auth.c:9-30). Frames are read at src/net.c:61; see hexdumps"
+                    " and lib/src/io.c:12; polling: src/poll.c:30-45.";
   cJSON *out = dmn_answer_citations(ans, cites, f, 2);
-  assert_int_equal(cJSON_GetArraySize(out), 2); /* dmn_server is not named: its fact is not cited */
+  assert_int_equal(cJSON_GetArraySize(out), 3); /* dmn_server is not named: its fact is not cited */
   expect_cite(out, 0, "src/auth.c", 9, 30);
   expect_cite(out, 1, "src/net.c", 50, 90);
+  expect_cite(out, 2, "src/poll.c", 40, 60);
   cJSON_Delete(out);
   /* an answer naming none of them keeps every retrieved range */
   out = dmn_answer_citations("Nothing specific.", cites, f, 2);
-  assert_int_equal(cJSON_GetArraySize(out), 4);
+  assert_int_equal(cJSON_GetArraySize(out), 6);
   expect_cite(out, 0, "tests/test_auth.c", 1, 40);
   cJSON_Delete(out);
   cJSON_Delete(cites);

@@ -676,6 +676,8 @@ static void test_complete_hosted(void **st) {
   assert_null(strstr(prompt, "ledger_pad_000")); /* only the window around the cursor */
   assert_non_null(strstr(prompt, "ledger_pad_149"));
   assert_non_null(strstr(g.auth[0], API_KEY));
+  assert_int_equal(cJSON_GetObjectItem(body, "max_tokens")->valueint, 8); /* the editor's, not a default */
+  assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(body, "stop"), 0)->valuestring, "\n\n");
   cJSON_Delete(body);
   got_free(&g);
   got_free(&g0);
@@ -688,6 +690,7 @@ static void test_complete_hosted(void **st) {
 static void test_complete_withheld(void **st) {
   got g0;
   got_copy(&g0, 0);
+  int n0 = g0.n_req;
   got_free(&g0);
   cseen s;
   cJSON *r;
@@ -702,9 +705,22 @@ static void test_complete_withheld(void **st) {
   assert_string_equal(str(r, "tier"), "flash");
   assert_non_null(strstr(str(r, "fallback"), "never_send"));
   cJSON_Delete(r);
+  /* a one-line config: the secret's name lies more than 4000 bytes before
+   * the cursor, on the cursor's own line: never cut off from its value */
+  kv_buf b = KV_BUF_INIT;
+  kv_buf_puts(&b, "{\"db_password\": \"" CANARY "\", \"pad\": \"");
+  const size_t value_at = strlen("{\"db_password\": \""), tail = strlen("\", \"last\": ");
+  while (b.len + tail < value_at + 3 + 4000) kv_buf_append(&b, "a", 1); /* 4000 bytes before the cursor: inside the value */
+  kv_buf_puts(&b, "\", \"last\": ");
+  char *one = kv_buf_detach(&b, NULL);
+  assert_int_equal(complete_at("src/settings.json", one, 1, (int)strlen(one), &s, &r, &e), 0);
+  assert_string_equal(str(r, "tier"), "flash");
+  assert_true(strlen(str(r, "fallback")) > 0);
+  cJSON_Delete(r);
+  free(one);
   got g;
   got_copy(&g, 0);
-  assert_int_equal(g.n_req, g0.n_req); /* nothing left the machine */
+  assert_int_equal(g.n_req, n0); /* nothing left the machine */
   got_free(&g);
 }
 

@@ -63,7 +63,7 @@ static void test_vs_dense(void **st) {
   struct { kvm_mode mode; int kb, vb, top_k; double tol; } cases[] = {
       {KVM_FULL, 4, 2, 8, 1e-3},         /* reference mode: f16 rounding only */
       {KVM_COMPRESSED, 8, 8, 100, 0.01}, /* every block chosen, 8-bit */
-      {KVM_COMPRESSED, 4, 2, 100, 0.15}, /* every block chosen, default bits */
+      {KVM_COMPRESSED, 4, 2, 100, 0.17}, /* every block chosen, default bits: measured 0.146 (portable loops, W 64; 0.088 at W 128) */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     kvm_config cf;
