@@ -27,6 +27,13 @@ local function buf_text(buf)
 end
 
 kv.setup({ cmd = bridge, max_tokens = 6 })
+
+case("facts_citations lists a cited definition once", function()
+  local facts = { { symbol = "f", path = "a.c", start_line = 4, end_line = 9, callers = { { path = "b.c", line = 2 } } } }
+  local out = kv._facts_citations(facts, { { path = "a.c", start_line = 4, end_line = 9 }, { path = "c.c", start_line = 1, end_line = 3 } })
+  check(#out == 3, "expected 3 items, got " .. #out)
+  check(out[1].path == "a.c" and out[2].path == "b.c" and out[3].path == "c.c", "order: " .. vim.inspect(out))
+end)
 vim.cmd("edit " .. repo .. "/src/ledger.c")
 local ledger = vim.api.nvim_get_current_buf()
 

@@ -82,7 +82,12 @@ export function factsCitations(facts: unknown, cites: Citation[]): Citation[] {
       }
     }
   }
-  return out.concat(cites);
+  /* a citation already listed (the answer's citations start with the
+   * definitions it names) is not listed twice */
+  const key = (c: Citation) => `${c.path}:${c.start_line}-${c.end_line}`;
+  const seen = new Set(out.map(key));
+  for (const c of cites) if (!seen.has(key(c))) { seen.add(key(c)); out.push(c); }
+  return out;
 }
 
 /* Resolves a citation's path against the repository root. */

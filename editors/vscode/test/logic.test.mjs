@@ -136,4 +136,8 @@ test("factsCitations puts the definitions, their users and tests before the exce
     ["src/ledger.c", 4, "reconcile_ledger"], ["src/main.c", 12, "uses reconcile_ledger in main"],
     ["tests/t.c", 3, "test of reconcile_ledger"], ["src/ledger.c", 1, undefined]]);
   assert.deepEqual(L.factsCitations(undefined, []), []);
+  // the answer's citations repeat the definitions it names: listed once
+  const twice = L.factsCitations(facts, [{ path: "src/ledger.c", start_line: 4, end_line: 9, symbol: "reconcile_ledger" },
+    { path: "src/io.c", start_line: 1, end_line: 5 }]);
+  assert.deepEqual(twice.map((c) => [c.path, c.start_line]), [["src/ledger.c", 4], ["src/main.c", 12], ["tests/t.c", 3], ["src/io.c", 1]]);
 });

@@ -157,7 +157,17 @@ local function facts_citations(facts, cites)
       end
     end
   end
-  for _, c in ipairs(cites or {}) do out[#out + 1] = c end
+  -- a citation that is already listed (the answer's citations start with
+  -- the definitions it names) is not listed twice
+  local seen = {}
+  for _, c in ipairs(out) do seen[tostring(c.path) .. ":" .. tostring(c.start_line) .. "-" .. tostring(c.end_line)] = true end
+  for _, c in ipairs(cites or {}) do
+    local key = tostring(c.path) .. ":" .. tostring(c.start_line) .. "-" .. tostring(c.end_line)
+    if not seen[key] then
+      seen[key] = true
+      out[#out + 1] = c
+    end
+  end
   return out
 end
 M._facts_citations = facts_citations
