@@ -33,6 +33,7 @@
 
 typedef struct res {
   double pp, tg;
+  double cpu_tg; /* CPU ms (all threads) per decode token: steadier than wall time on a loaded machine */
   size_t rss;
   int ok;
 } res;
@@ -105,10 +106,15 @@ static void kvasir_child(const char *path, int threads, int pp, int tg, int wfd)
   if (eng_ctx_eval(c, toks, (size_t)pp, 0, &err)) _exit(1);
   r.pp = pp / (kv_now() - t0);
   eng_ctx_truncate(c, 0);
+  struct rusage u0, u1;
+  getrusage(RUSAGE_SELF, &u0);
   t0 = kv_now();
   for (int i = 0; i < tg; i++)
     if (eng_ctx_eval(c, &toks[i % pp], 1, 0, &err)) _exit(1);
   r.tg = tg / (kv_now() - t0);
+  getrusage(RUSAGE_SELF, &u1);
+  r.cpu_tg = ((u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) * 1e3 + (u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) / 1e3 +
+              (u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) * 1e3 + (u1.ru_stime.tv_usec - u0.ru_stime.tv_usec) / 1e3) / tg;
   const float *lg = eng_ctx_logits(c, 0);
   for (int i = 0; i < eng_n_vocab(m); i++)
     if (!isfinite(lg[i])) { fprintf(stderr, "bench_pro: kvasir logit %d not finite\n", i); _exit(1); }
@@ -309,8 +315,8 @@ int main(int argc, char **argv) {
       kpp[n] = k.pp, ktg[n] = k.tg, lpp[n] = l.pp, ltg[n] = l.tg;
       rpp[n] = kv_only ? 0 : k.pp / l.pp, rtg[n] = kv_only ? 0 : k.tg / l.tg;
       krss = k.rss > krss ? k.rss : krss, lrss = l.rss > lrss ? l.rss : lrss;
-      fprintf(stderr, "  -t %d round %d: kvasir pp %.2f tg %.2f | llama pp %.2f tg %.2f | load %.2f\n", t, r, k.pp,
-              k.tg, l.pp, l.tg, la);
+      fprintf(stderr, "  -t %d round %d: kvasir pp %.2f tg %.2f (%.0f CPU ms/token) | llama pp %.2f tg %.2f | load %.2f\n",
+              t, r, k.pp, k.tg, k.cpu_tg, l.pp, l.tg, la);
       n++;
     }
     if (!n) continue;
