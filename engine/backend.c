@@ -15,6 +15,15 @@ static void cpu_matmul(void *st, int type, const void *W, size_t n_out, size_t k
                        float *y) {
   krn_matmul(st, type, W, n_out, k, x, m, y);
 }
+/* x is quantized once and the parts' rows share one pool job (one barrier). */
+static void cpu_matmul_n(void *st, const eng_mm_part *parts, int n, size_t k, const float *x, size_t m) {
+  krn_mm_part kp[KRN_MM_MAX_PARTS];
+  for (int i = 0; i < n; i += KRN_MM_MAX_PARTS) {
+    const int c = n - i < KRN_MM_MAX_PARTS ? n - i : KRN_MM_MAX_PARTS;
+    for (int q = 0; q < c; q++) kp[q] = (krn_mm_part){parts[i + q].type, parts[i + q].W, parts[i + q].n_out, parts[i + q].y};
+    krn_matmul_n(st, kp, c, k, x, m);
+  }
+}
 static void cpu_parallel(void *st, void (*fn)(void *, int), void *ctx, int n) { krn_pool_run(st, fn, ctx, n); }
 static void cpu_dequant(void *st, int type, const void *src, float *dst, size_t n) {
   (void)st;
@@ -33,6 +42,7 @@ int eng_backend_cpu(eng_backend **out, int n_threads, kv_err *err) {
   b->name = "cpu";
   b->state = p;
   b->matmul = cpu_matmul;
+  b->matmul_n = cpu_matmul_n;
   b->parallel = cpu_parallel;
   b->dequant_row = cpu_dequant;
   b->n_threads = krn_pool_threads(p);

@@ -209,6 +209,14 @@ int eng_kv_dense_create(void **out, const eng_kv_shape *shape, const eng_kv_ops 
 /* ------------------------------------------------------ compute backend -- */
 /* The compute the forward pass needs, as a table so a CUDA backend can slot in.
  * eng_backend_cpu() wraps kernels/ (krn_*). `state` is the backend's own. */
+/* One matrix of a grouped matmul: y[m][n_out] = x · Wᵀ. */
+typedef struct eng_mm_part {
+  int type;
+  const void *W;
+  size_t n_out;
+  float *y;
+} eng_mm_part;
+
 typedef struct eng_backend {
   const char *name;
   void *state;
@@ -218,6 +226,9 @@ typedef struct eng_backend {
   void (*parallel)(void *state, void (*fn)(void *ctx, int i), void *ctx, int n);
   void (*dequant_row)(void *state, int type, const void *src, float *dst, size_t n);
   int n_threads;
+  /* Optional (NULL: one matmul per part): n matrices over the same x [m][k]
+   * (Q/K/V, gate/up) as one job; each y has the bits matmul gives it. */
+  void (*matmul_n)(void *state, const eng_mm_part *parts, int n, size_t k, const float *x, size_t m);
 } eng_backend;
 /* CPU backend with n_threads workers (<= 0: one per CPU). Free with eng_backend_free. */
 int eng_backend_cpu(eng_backend **out, int n_threads, kv_err *err);

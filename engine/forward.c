@@ -167,6 +167,24 @@ static void mm(eng_ctx *c, const eng_tensor *W, const float *x, size_t m, float 
   c->be->matmul(c->be->state, W->type, W->data, (size_t)W->ne[1], (size_t)W->ne[0], x, m, y);
 }
 
+/* Up to three matrices over the same x (Q/K/V, gate/up) as one backend job
+ * where the backend has one: one activation quantization and one barrier
+ * instead of one per matrix; at 7B decode the small K/V matvecs otherwise
+ * spend more time in the fork/join than in their rows. Same bits either way. */
+static void mm3(eng_ctx *c, const float *x, size_t m, const eng_tensor *W0, float *y0, const eng_tensor *W1, float *y1,
+                const eng_tensor *W2, float *y2) {
+  const eng_tensor *W[3] = {W0, W1, W2};
+  float *Y[3] = {y0, y1, y2};
+  const int n = W2 ? 3 : 2;
+  if (!c->be->matmul_n) {
+    for (int i = 0; i < n; i++) mm(c, W[i], x, m, Y[i]);
+    return;
+  }
+  eng_mm_part parts[3];
+  for (int i = 0; i < n; i++) parts[i] = (eng_mm_part){W[i]->type, W[i]->data, (size_t)W[i]->ne[1], Y[i]};
+  c->be->matmul_n(c->be->state, parts, n, (size_t)W0->ne[0], x, m);
+}
+
 /* Forward m (<= c->B) tokens at positions pos0..; rows listed in want_rows
  * (or the last row when logits_out has room for one) get logits. */
 int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits, int all) {
@@ -187,9 +205,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
   for (int il = 0; il < I->n_layer; il++) {
     const eng_layer *L = &M->layers[il];
     for (int t = 0; t < m; t++) rmsnorm(c->xn + t * d, c->x + t * d, L->attn_norm->data, d, M->eps);
-    mm(c, L->wq, c->xn, (size_t)m, c->q);
-    mm(c, L->wk, c->xn, (size_t)m, c->k);
-    mm(c, L->wv, c->xn, (size_t)m, c->v);
+    mm3(c, c->xn, (size_t)m, L->wq, c->q, L->wk, c->k, L->wv, c->v);
     add_bias(c->q, L->bq, (size_t)m, nq);
     add_bias(c->k, L->bk, (size_t)m, nkv);
     add_bias(c->v, L->bv, (size_t)m, nkv);
@@ -220,8 +236,7 @@ int eng__forward(eng_ctx *c, const int32_t *toks, int m, int pos0, float *logits
       for (size_t i = 0; i < d; i++) x[i] += o[i];
       rmsnorm(c->xn + t * d, x, L->ffn_norm->data, d, M->eps);
     }
-    mm(c, L->ffn_gate, c->xn, (size_t)m, c->g);
-    mm(c, L->ffn_up, c->xn, (size_t)m, c->u);
+    mm3(c, c->xn, (size_t)m, L->ffn_gate, c->g, L->ffn_up, c->u, NULL, NULL);
     if (M->gelu_tab) {
 #if defined(__x86_64__) && defined(__GNUC__)
       if (krn_cpu_features()->f16c && krn_cpu_features()->avx2) geglu_f16c(c->g, c->u, (size_t)m * ff, M->gelu_tab);

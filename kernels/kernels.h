@@ -73,6 +73,18 @@ const char *krn_pool_isa(const krn_pool *p);
  * (tests/kernels hold them to ggml's own vec_dot outputs). ---- */
 void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m,
                 float *y);
+/* Several matrices over the same x (Q, K, V; gate, up) as one pool job:
+ * x is quantized once per activation format, and the rows of all parts are
+ * split over the threads together (one barrier instead of one per matrix).
+ * Each part's y has the bits krn_matmul gives for that matrix alone. */
+#define KRN_MM_MAX_PARTS 4
+typedef struct krn_mm_part {
+  int type;
+  const void *W;
+  size_t n_out;
+  float *y; /* [m][n_out] */
+} krn_mm_part;
+void krn_matmul_n(krn_pool *p, const krn_mm_part *parts, int n_parts, size_t k, const float *x, size_t m);
 /* (krn_matmul: k must be a multiple of the type's block size and the type a
  * weight type, else y is filled with NaN. Safe to call from several threads
  * on one pool; only one of them runs in parallel at a time.) */

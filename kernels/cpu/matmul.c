@@ -85,8 +85,7 @@ typedef struct {
   size_t a_stride;
   float *y;
   size_t rows_per_task;
-  /* activation quantization job */
-  const float *x;
+  const float *x; /* f32 activations (quantized into act before the tasks run) */
 } mm_job;
 
 #define ROW_TILE 16
@@ -148,55 +147,118 @@ static void mm_task(void *ctx, int t) {
   }
 }
 
-static void quant_task(void *ctx, int i) {
-  const mm_job *j = ctx;
-  krn__act_quant_row(j->kk.act_type, j->kk.quant, j->x + (size_t)i * j->k, (uint8_t *)j->act + (size_t)i * j->a_stride,
-                     j->k);
-}
-
 static void fill_nan(float *y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = NAN;
 }
 
-static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_out, size_t k, const float *x,
-                       size_t m, float *y) {
-  mm_job j = {.W = W, .n_out = n_out, .k = k, .m = m, .y = y, .x = x};
-  if (!n_out || !m) return;
-  if (m > (size_t)INT_MAX || n_out > (size_t)INT_MAX || m > SIZE_MAX / n_out) return; /* cannot even fill y */
-  j.w_stride = krn_row_bytes(type, k);
-  if (!j.w_stride || matmul_kernels(type, isa, n_out, &j.kk) != 0) { fill_nan(y, m * n_out); return; }
+/* Several matrices over the same activations as one pool job: part i's
+ * tasks are indices first[i] .. first[i+1]-1. Activations are quantized
+ * once per activation format (owner[f] is the first part using format f). */
+typedef struct {
+  mm_job j[KRN_MM_MAX_PARTS];
+  int n, first[KRN_MM_MAX_PARTS + 1];
+  int owner[KRN_MM_MAX_PARTS], n_fmt;
+  size_t m;
+} mm_group;
+
+static void group_task(void *ctx, int t) {
+  const mm_group *g = ctx;
+  int i = 0;
+  while (t >= g->first[i + 1]) i++;
+  mm_task((void *)&g->j[i], t - g->first[i]);
+}
+
+static void group_quant_task(void *ctx, int t) {
+  const mm_group *g = ctx;
+  const mm_job *j = &g->j[g->owner[(size_t)t / g->m]];
+  const size_t i = (size_t)t % g->m;
+  krn__act_quant_row(j->kk.act_type, j->kk.quant, j->x + i * j->k, (uint8_t *)j->act + i * j->a_stride, j->k);
+}
+
+static void matmul_parts(krn_pool *p, int isa, const krn_mm_part *parts, int n_parts, size_t k, const float *x,
+                         size_t m) {
+  if (!m || n_parts <= 0) return;
+  if (n_parts > KRN_MM_MAX_PARTS) { /* in chunks: each part's results do not depend on its companions */
+    for (int i = 0; i < n_parts; i += KRN_MM_MAX_PARTS)
+      matmul_parts(p, isa, parts + i, n_parts - i < KRN_MM_MAX_PARTS ? n_parts - i : KRN_MM_MAX_PARTS, k, x, m);
+    return;
+  }
+  mm_group g = {.m = m};
+  size_t fmt_bytes[KRN_MM_MAX_PARTS] = {0}, total = 0;
+  int fmt_of[KRN_MM_MAX_PARTS];
+  for (int i = 0; i < n_parts; i++) {
+    const krn_mm_part *pt = &parts[i];
+    if (!pt->n_out) continue;
+    if (m > (size_t)INT_MAX || pt->n_out > (size_t)INT_MAX || m > SIZE_MAX / pt->n_out) continue; /* cannot even fill y */
+    mm_job *j = &g.j[g.n];
+    *j = (mm_job){.W = pt->W, .n_out = pt->n_out, .k = k, .m = m, .y = pt->y, .x = x};
+    j->w_stride = krn_row_bytes(pt->type, k);
+    if (!j->w_stride || matmul_kernels(pt->type, isa, pt->n_out, &j->kk) != 0) { fill_nan(pt->y, m * pt->n_out); continue; }
+    int f = -1;
+    if (j->kk.act_type == KRN_F32) {
+      j->act = (const uint8_t *)x;
+      j->a_stride = k * sizeof(float);
+    } else {
+      j->a_stride = krn__act_row_bytes(j->kk.act_type, k);
+      if (!j->a_stride || m > SIZE_MAX / j->a_stride / KRN_MM_MAX_PARTS) { fill_nan(pt->y, m * pt->n_out); continue; }
+      for (int q = 0; q < g.n_fmt; q++)
+        if (g.j[g.owner[q]].kk.act_type == j->kk.act_type) f = q;
+      if (f < 0) {
+        f = g.n_fmt++;
+        g.owner[f] = g.n;
+        fmt_bytes[f] = j->a_stride * m;
+        total += fmt_bytes[f];
+      }
+    }
+    fmt_of[g.n++] = f;
+  }
+  if (!g.n) return;
   void *owned = NULL;
   int held = 0;
-  if (j.kk.act_type == KRN_F32) {
-    j.act = (const uint8_t *)x;
-    j.a_stride = k * sizeof(float);
-  } else {
-    j.a_stride = krn__act_row_bytes(j.kk.act_type, k);
-    if (!j.a_stride || m > SIZE_MAX / j.a_stride) { fill_nan(y, m * n_out); return; }
+  if (g.n_fmt) {
     /* The pool's scratch, unless a matmul on another thread (or an outer
      * one, from inside a task) holds it: then a private buffer. */
     const int own = p && krn__pool_scratch_acquire(p);
-    void *buf = own ? krn__pool_scratch(p, j.a_stride * m) : (owned = malloc(j.a_stride * m));
+    uint8_t *buf = own ? krn__pool_scratch(p, total) : (owned = malloc(total));
     if (!buf) {
       if (own) krn__pool_scratch_release(p);
-      fill_nan(y, m * n_out);
+      for (int i = 0; i < g.n; i++) fill_nan(g.j[i].y, m * g.j[i].n_out);
       return;
     }
     held = own;
-    j.act = buf;
-    if (m > 1) krn_pool_run(p, quant_task, &j, (int)m);
-    else quant_task(&j, 0);
+    size_t off[KRN_MM_MAX_PARTS];
+    for (int q = 0; q < g.n_fmt; q++) off[q] = q ? off[q - 1] + fmt_bytes[q - 1] : 0;
+    for (int i = 0; i < g.n; i++)
+      if (fmt_of[i] >= 0) g.j[i].act = buf + off[fmt_of[i]];
+    if (m > 1 || g.n_fmt > 1) krn_pool_run(p, group_quant_task, &g, (int)(m * (size_t)g.n_fmt));
+    else group_quant_task(&g, 0);
   }
-  /* 8 tasks per thread: claimed dynamically, so a thread that gets
-   * preempted (a shared machine) delays at most 1/8 of its share. */
+  /* 8 tasks per thread and matrix: claimed dynamically, so a thread that
+   * gets preempted (a shared machine) delays at most 1/8 of its share. */
   const int nt = krn_pool_threads(p);
-  size_t tasks = nt > 1 ? (size_t)nt * 8 : 1;
-  if (tasks > n_out) tasks = n_out;
-  j.rows_per_task = (n_out + tasks - 1) / tasks;
-  tasks = (n_out + j.rows_per_task - 1) / j.rows_per_task;
-  krn_pool_run(p, mm_task, &j, (int)tasks);
+  g.first[0] = 0;
+  for (int i = 0; i < g.n; i++) {
+    mm_job *j = &g.j[i];
+    size_t tasks = nt > 1 ? (size_t)nt * 8 : 1;
+    if (tasks > j->n_out) tasks = j->n_out;
+    j->rows_per_task = (j->n_out + tasks - 1) / tasks;
+    tasks = (j->n_out + j->rows_per_task - 1) / j->rows_per_task;
+    g.first[i + 1] = g.first[i] + (int)tasks;
+  }
+  if (g.n == 1) krn_pool_run(p, mm_task, &g.j[0], g.first[1]);
+  else krn_pool_run(p, group_task, &g, g.first[g.n]);
   if (held) krn__pool_scratch_release(p);
   free(owned);
+}
+
+static void matmul_isa(krn_pool *p, int isa, int type, const void *W, size_t n_out, size_t k, const float *x,
+                       size_t m, float *y) {
+  const krn_mm_part part = {type, W, n_out, y};
+  matmul_parts(p, isa, &part, 1, k, x, m);
+}
+
+void krn_matmul_n(krn_pool *p, const krn_mm_part *parts, int n_parts, size_t k, const float *x, size_t m) {
+  matmul_parts(p, p ? p->isa : krn__isa_level(), parts, n_parts, k, x, m);
 }
 
 void krn_matmul(krn_pool *p, int type, const void *W, size_t n_out, size_t k, const float *x, size_t m, float *y) {

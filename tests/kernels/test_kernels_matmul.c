@@ -278,6 +278,50 @@ static void test_grouped_kernels_same_as_single(void **st) {
   if (!checked) skip();
 }
 
+/* krn_matmul_n (Q/K/V, gate/up as one job): every part's y has the bits of
+ * krn_matmul on that matrix alone, for mixed types sharing one activation
+ * format (Q4_K repacked order + Q6_K: Q8_K), a second format (Q4_0: Q8_0)
+ * and float weights, decode and batch, with and without a pool; a part with
+ * a bad shape gets NaN without disturbing the others. */
+static void test_matmul_n_same_as_single(void **st) {
+  (void)st;
+  static const int types[] = {KRN_Q4_K, KRN_Q6_K, KRN_Q4_0, KRN_F32};
+  static const size_t n_outs[] = {24, 13, 7, 5};
+  const size_t k = 512;
+  uint32_t s = 9001;
+  krn_pool *p;
+  assert_int_equal(krn_pool_create(&p, 3), 0);
+  void *W[4];
+  for (int i = 0; i < 4; i++) W[i] = rand_weights(types[i], n_outs[i], k, &s);
+  for (int pool = 0; pool < 2; pool++)
+    for (size_t m = 1; m <= 6; m += 5) {
+      float *x = malloc(m * k * sizeof *x), *y[4], *want = malloc(m * 24 * sizeof *want);
+      for (size_t i = 0; i < m * k; i++) x[i] = rng_f(&s) * (i % 9 == 0 ? 4.f : 1.f);
+      krn_mm_part parts[4];
+      for (int i = 0; i < 4; i++) {
+        y[i] = malloc(m * n_outs[i] * sizeof *y[i]);
+        parts[i] = (krn_mm_part){types[i], W[i], n_outs[i], y[i]};
+      }
+      krn_matmul_n(pool ? p : NULL, parts, 4, k, x, m);
+      for (int i = 0; i < 4; i++) {
+        krn_matmul(pool ? p : NULL, types[i], W[i], n_outs[i], k, x, m, want);
+        if (memcmp(want, y[i], m * n_outs[i] * sizeof *want))
+          fail_msg("matmul_n part %d (%s) m=%zu pool=%d differs from krn_matmul", i, krn_type_name(types[i]), m, pool);
+      }
+      /* k = 500 is no multiple of any block: the quantized parts get NaN, F32 still works */
+      float *yb = malloc(m * 7 * sizeof *yb), *yf = malloc(m * 5 * sizeof *yf);
+      krn_mm_part bad[2] = {{KRN_Q4_0, W[2], 7, yb}, {KRN_F32, W[3], 5, yf}};
+      krn_matmul_n(pool ? p : NULL, bad, 2, 500, x, m);
+      assert_true(isnan(yb[0]) && isnan(yb[m * 7 - 1]));
+      krn_matmul(NULL, KRN_F32, W[3], 5, 500, x, m, want);
+      assert_memory_equal(want, yf, m * 5 * sizeof *yf);
+      for (int i = 0; i < 4; i++) free(y[i]);
+      free(x), free(want), free(yb), free(yf);
+    }
+  for (int i = 0; i < 4; i++) free(W[i]);
+  krn_pool_free(p);
+}
+
 /* Types summed in ggml's vec_dot order at every SIMD level give the same
  * bits at AVX2 and AVX-512: the 32-element block types (AVX-512: two
  * outputs per register, matvec over 4 weight rows, batch over 4 activation
@@ -480,7 +524,7 @@ int main(void) {
       cmocka_unit_test(test_bad_shapes_fill_nan),   cmocka_unit_test(test_ops),
       cmocka_unit_test(test_exp_and_softmax_simd),  cmocka_unit_test(test_pool_nested_and_shared),
       cmocka_unit_test(test_q4k_repacked_order),    cmocka_unit_test(test_ggml_order_same_across_isas),
-      cmocka_unit_test(test_grouped_kernels_same_as_single),
+      cmocka_unit_test(test_grouped_kernels_same_as_single), cmocka_unit_test(test_matmul_n_same_as_single),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
