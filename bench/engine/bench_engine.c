@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bench/common/bench_proc.h"
 #include "engine/engine.h"
 
 typedef struct res {
@@ -31,32 +32,6 @@ typedef struct res {
 } res;
 
 /* Run argv, capture stdout (up to cap), return child's peak RSS in bytes. */
-static int run_cmd(char *const argv[], char *out, size_t cap, size_t *rss) {
-  int fd[2];
-  if (pipe(fd)) return -1;
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    int dn = open("/dev/null", 1);
-    if (dn >= 0) dup2(dn, 2);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(fd[1]);
-  size_t n = 0;
-  ssize_t k;
-  while ((k = read(fd[0], out + n, cap - 1 - n)) > 0) n += (size_t)k;
-  out[n] = 0;
-  close(fd[0]);
-  int st;
-  struct rusage ru;
-  wait4(pid, &st, 0, &ru);
-  *rss = (size_t)ru.ru_maxrss * 1024;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
 
 static void kvasir_child(const char *path, int threads, int pp, int tg, int reps, int wfd) {
   res r = {0};
@@ -131,16 +106,6 @@ static res bench_llama(const char *bin, const char *path, int threads, int pp, i
   return r;
 }
 
-static int sh_line(const char *cmd, char *buf, size_t n) {
-  FILE *f = popen(cmd, "r");
-  if (!f) return -1;
-  buf[0] = 0;
-  char line[4096];
-  while (fgets(line, sizeof line, f)) snprintf(buf, n, "%s", line); /* keep the last line */
-  int rc = pclose(f);
-  buf[strcspn(buf, "\n")] = 0;
-  return rc == 0 && buf[0] ? 0 : -1;
-}
 
 int main(int argc, char **argv) {
   int threads = 2, pp = 128, tg = 32, reps = 3, json = 0, nm = 0;

@@ -29,6 +29,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bench/common/bench_proc.h"
 #include "engine/engine.h"
 
 typedef struct res {
@@ -145,32 +146,6 @@ static res bench_kvasir(const char *path, int threads, int pp, int tg) {
 }
 
 /* Run argv with stdout captured (up to cap); peak RSS of the child. */
-static int run_cmd(char *const argv[], char *out, size_t cap, size_t *rss) {
-  int fd[2];
-  if (pipe(fd)) return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    if (!freopen("/dev/null", "w", stderr)) _exit(127);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(fd[1]);
-  size_t n = 0;
-  ssize_t k;
-  while (n + 1 < cap && (k = read(fd[0], out + n, cap - 1 - n)) > 0) n += (size_t)k;
-  out[n] = 0;
-  close(fd[0]);
-  int st;
-  struct rusage ru;
-  wait4(pid, &st, 0, &ru);
-  *rss = (size_t)ru.ru_maxrss * 1024;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
 
 static res bench_llama(const char *bin, const char *path, int threads, int pp, int tg) {
   res r = {0};
@@ -195,16 +170,6 @@ static res bench_llama(const char *bin, const char *path, int threads, int pp, i
 
 /* ---------------------------------------------------------- helpers -- */
 
-static int sh_line(const char *cmd, char *buf, size_t n) {
-  FILE *f = popen(cmd, "r");
-  if (!f) return -1;
-  buf[0] = 0;
-  char line[4096];
-  while (fgets(line, sizeof line, f)) snprintf(buf, n, "%s", line); /* keep the last line */
-  int rc = pclose(f);
-  buf[strcspn(buf, "\n")] = 0;
-  return rc == 0 && buf[0] ? 0 : -1;
-}
 
 static double loadavg(void) {
   double l = -1;
