@@ -2,7 +2,9 @@
  * itest.h — what the integration tests share: a temporary root holding
  * private XDG runtime/config/data/cache directories (so a test's daemon,
  * keys and indexes never touch the user's), starting and stopping the
- * build's kvasird, and waiting until it accepts an authenticated connection.
+ * build's kvasird, waiting until it accepts an authenticated connection,
+ * and the small steps every test takes (a shell command that must succeed,
+ * a nap, one call on a fresh connection). Include it after <cmocka.h>.
  */
 #ifndef KVASIR_ITEST_H
 #define KVASIR_ITEST_H
@@ -30,6 +32,27 @@ static inline int itest_xdg_root(char *root, size_t n, const char *tmpl) {
     setenv(kinds[i][0], p, 1);
   }
   return 0;
+}
+
+/* Runs cmd with system(); a failure fails the test, naming cmd. */
+static inline void itest_sh(const char *cmd) {
+  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
+}
+
+static inline void itest_nap(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* One call of method on a new connection: the result (caller frees), or
+ * NULL with *e set. */
+static inline cJSON *itest_call(const char *method, cJSON *params, int timeout_ms, kv_err *e) {
+  ipc_client *c;
+  if (ipc_client_connect(&c, NULL, NULL, e)) return NULL;
+  cJSON *r = NULL;
+  ipc_client_call(c, method, params, NULL, NULL, timeout_ms, &r, e);
+  ipc_client_close(c);
+  return r;
 }
 
 /* Poll (25 ms steps, up to ~5 s) until the daemon completes a handshake. */

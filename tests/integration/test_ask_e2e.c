@@ -28,10 +28,6 @@
 static char root[64], repo[128];
 static pid_t daemon_pid;
 
-static void sh(const char *cmd) {
-  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
-}
-
 /* [l0, l1] of the C function whose definition line starts with `sig`. */
 static void find_function(const char *path, const char *sig, int *l0, int *l1) {
   FILE *f = fopen(path, "r");
@@ -56,7 +52,7 @@ static int setup(void **st) {
            "mkdir -p %s && cd %s && git init -q . && cp %s/ipc/crypto.c %s/ipc/frame.c %s/ipc/rpc.c %s/base/base.c . "
            "&& git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo, repo, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   const char *model = getenv("KVASIR_MODEL");
   int use_model = model && *model && access(model, R_OK) == 0;
   daemon_pid = use_model ? itest_spawn_daemon(root, "--model", model, (char *)NULL)
@@ -170,13 +166,13 @@ static void test_cli_ask_and_shutdown(void **st) {
   assert_non_null(strstr(out, "Sources"));
   assert_non_null(strstr(out, "base.c:"));
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir status --json > /dev/null", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   /* the editor bridge: plain msgpack-rpc in, plain msgpack-rpc out */
   char bout[256];
   snprintf(bout, sizeof bout, "%s/bridge.out", root);
   snprintf(cmd, sizeof cmd, "(printf '\\224\\000\\007\\246status\\220'; sleep 1) | %s/cli/kvasir bridge > %s",
            KVASIR_BINARY_DIR, bout);
-  sh(cmd);
+  itest_sh(cmd);
   char *raw;
   size_t rn;
   kv_err e;
@@ -190,7 +186,7 @@ static void test_cli_ask_and_shutdown(void **st) {
   ipc_msg_clear(&m);
   free(raw);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir shutdown > /dev/null", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   int status;
   assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

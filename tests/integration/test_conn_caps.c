@@ -44,11 +44,6 @@ static char root[64], repo[128];
 static pid_t daemon_pid;
 static struct sockaddr_un sa;
 
-static void nap(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static double status_num(ipc_client *c, const char *key) {
   cJSON *r = NULL;
   kv_err e;
@@ -160,7 +155,7 @@ static void test_flood(void **st) {
   }
   assert_int_equal(pthread_create(&F.t, NULL, flood_run, &F), 0);
   /* the flood is under way once FLOOD connections have reached the daemon */
-  for (int i = 0; i < 400 && atomic_load(&F.connects) < FLOOD; i++) nap(10);
+  for (int i = 0; i < 400 && atomic_load(&F.connects) < FLOOD; i++) itest_nap(10);
   assert_true(atomic_load(&F.connects) >= FLOOD);
   long c0 = atomic_load(&F.connects);
 
@@ -291,7 +286,7 @@ static void test_streaming_is_not_idle(void **st) {
   streamer a = {0}, b = {0};
   pthread_t ta, tb;
   assert_int_equal(pthread_create(&ta, NULL, stream_ask, &a), 0);
-  nap(200);
+  itest_nap(200);
   assert_int_equal(pthread_create(&tb, NULL, stream_ask, &b), 0);
   pthread_join(ta, NULL);
   pthread_join(tb, NULL);

@@ -43,15 +43,6 @@
 static char root[64], repo[128], logfile[128];
 static pid_t daemon_pid;
 
-static void nap(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static void sh(const char *cmd) {
-  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
-}
-
 static void start_daemon(void) {
   daemon_pid = itest_spawn_daemon(root, "--stub-generator", "20", (char *)NULL);
   assert_true(daemon_pid >= 0);
@@ -64,15 +55,6 @@ static void kill9_daemon(void) {
   assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   daemon_pid = 0;
-}
-
-static cJSON *call(const char *method, cJSON *params, int timeout_ms, kv_err *e) {
-  ipc_client *c;
-  if (ipc_client_connect(&c, NULL, NULL, e)) return NULL;
-  cJSON *r = NULL;
-  ipc_client_call(c, method, params, NULL, NULL, timeout_ms, &r, e);
-  ipc_client_close(c);
-  return r;
 }
 
 /* ------------------------------------------------------------ logs ingest */
@@ -188,7 +170,7 @@ static void test_kill9_during_logs_ingest(void **st) {
   double t0 = kv_now();
   assert_int_equal(pthread_create(&t, NULL, ingest_thread, &g), 0);
   /* kill it once a third of the records went through */
-  for (int i = 0; i < 6000 && atomic_load(&g.records) < NLINES / 3; i++) nap(5);
+  for (int i = 0; i < 6000 && atomic_load(&g.records) < NLINES / 3; i++) itest_nap(5);
   long seen = atomic_load(&g.records);
   kill9_daemon();
   pthread_join(t, NULL);
@@ -204,7 +186,7 @@ static void test_kill9_during_logs_ingest(void **st) {
   start_daemon();
   cJSON *p = ingest_params();
   double t1 = kv_now();
-  cJSON *r = call("logs.ingest", p, 120000, &e);
+  cJSON *r = itest_call("logs.ingest", p, 120000, &e);
   cJSON_Delete(p);
   if (!r) fail_msg("resumed logs.ingest: %s", e.msg);
   print_message("resumed ingest: %.0f records in %.2f s\n", cJSON_GetObjectItem(r, "records")->valuedouble,
@@ -230,7 +212,7 @@ static void test_kill9_during_logs_ingest(void **st) {
   cJSON_AddNumberToObject(p, "since_ms", (double)(seam - 100));
   cJSON_AddNumberToObject(p, "until_ms", (double)(seam + 100)); /* exclusive */
   cJSON_AddNumberToObject(p, "limit", 1000);
-  r = call("logs.query", p, 30000, &e);
+  r = itest_call("logs.query", p, 30000, &e);
   cJSON_Delete(p);
   if (!r) fail_msg("logs.query: %s", e.msg);
   const cJSON *rows = cJSON_GetObjectItem(r, "rows");
@@ -255,7 +237,7 @@ static void test_kill9_during_logs_ingest(void **st) {
   char text[64];
   snprintf(text, sizeof text, "seq=%d ", NLINES - 1);
   cJSON_AddStringToObject(p, "text", text);
-  r = call("logs.query", p, 30000, &e);
+  r = itest_call("logs.query", p, 30000, &e);
   cJSON_Delete(p);
   if (!r) fail_msg("logs.query text: %s", e.msg);
   rows = cJSON_GetObjectItem(r, "rows");
@@ -321,7 +303,7 @@ static int64_t decisions(void) {
 static void ask_ok(const char *when) {
   kv_err e;
   cJSON *p = ask_params(8);
-  cJSON *r = call("ask", p, 60000, &e);
+  cJSON *r = itest_call("ask", p, 60000, &e);
   cJSON_Delete(p);
   if (!r) fail_msg("ask %s: %s", when, e.msg);
   const cJSON *cites = cJSON_GetObjectItem(r, "citations");
@@ -342,12 +324,12 @@ static void test_kill9_during_ask(void **st) {
            "cp %s/base/buf.c src/ && git init -q . && git add -A && "
            "git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo, repo, KVASIR_SOURCE_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   kv_err e;
   cJSON *p = cJSON_CreateObject();
   cJSON_AddStringToObject(p, "path", repo);
   cJSON_AddBoolToObject(p, "wait", 1);
-  cJSON *r = call("repo.add", p, 120000, &e);
+  cJSON *r = itest_call("repo.add", p, 120000, &e);
   cJSON_Delete(p);
   if (!r) fail_msg("repo.add: %s", e.msg);
   cJSON_Delete(r);
@@ -359,7 +341,7 @@ static void test_kill9_during_ask(void **st) {
   memset(&a, 0, sizeof a);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, ask_thread, &a), 0);
-  for (int i = 0; i < 500 && atomic_load(&a.tokens) < 10; i++) nap(10);
+  for (int i = 0; i < 500 && atomic_load(&a.tokens) < 10; i++) itest_nap(10);
   assert_true(atomic_load(&a.tokens) >= 10); /* it is streaming */
   kill9_daemon();
   pthread_join(t, NULL);
@@ -374,7 +356,7 @@ static void test_kill9_during_ask(void **st) {
   assert_int_equal(ipc_client_connect(&c, NULL, NULL, &e), KV_ENOTFOUND); /* nobody listens on it */
 
   start_daemon(); /* fails the test when the stale socket (or lock) blocks it */
-  p = call("repo.list", NULL, 10000, &e);
+  p = itest_call("repo.list", NULL, 10000, &e);
   if (!p) fail_msg("repo.list: %s", e.msg);
   char *listed = cJSON_PrintUnformatted(p);
   assert_non_null(strstr(listed, repo));
@@ -385,7 +367,7 @@ static void test_kill9_during_ask(void **st) {
   ask_ok("after the restart");
   assert_int_equal(decisions(), d0 + 2);
   snprintf(cmd, sizeof cmd, "cd %s && %s/cli/kvasir audit --all --json > %s/audit.json", repo, KVASIR_BINARY_DIR, root);
-  sh(cmd);
+  itest_sh(cmd);
   snprintf(cmd, sizeof cmd, "%s/audit.json", root);
   char *text;
   size_t n;

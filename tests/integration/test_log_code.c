@@ -34,23 +34,7 @@
 
 static char root[64], repo[128];
 
-static void sh(const char *cmd) {
-  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
-}
-
-static void nap(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static cJSON *call(const char *method, cJSON *params, kv_err *e) {
-  ipc_client *c;
-  if (ipc_client_connect(&c, NULL, NULL, e)) return NULL;
-  cJSON *r = NULL;
-  ipc_client_call(c, method, params, NULL, NULL, 60000, &r, e);
-  ipc_client_close(c);
-  return r;
-}
+static cJSON *call(const char *method, cJSON *params, kv_err *e) { return itest_call(method, params, 60000, e); }
 
 static char *slurp(const char *path) {
   char *t;
@@ -167,19 +151,19 @@ static void test_daemon_log_links_to_its_code(void **st) {
            "mkdir -p %s && cd %s && git init -q . && cp -r %s/daemon %s/ipc %s/base . && git add -A && "
            "git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo, repo, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR, KVASIR_SOURCE_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   /* run 1: make kvasird log */
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir daemon --no-watch --verbose --stub-generator 1", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   kv_err e;
   cJSON *s0 = call("status", NULL, &e);
   assert_non_null(s0);
   pid_t pid = (pid_t)cJSON_GetObjectItem(s0, "pid")->valuedouble;
   cJSON_Delete(s0);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir repo add %s > /dev/null", KVASIR_BINARY_DIR, repo);
-  sh(cmd);
+  itest_sh(cmd);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir ask --repo %s 'what does dmn_log write' > /dev/null", KVASIR_BINARY_DIR, repo);
-  sh(cmd);
+  itest_sh(cmd);
   cJSON *r = call("no.such.method", NULL, &e);
   assert_null(r);
   cJSON *p = cJSON_CreateObject();
@@ -195,18 +179,18 @@ static void test_daemon_log_links_to_its_code(void **st) {
     int got = t && strstr(t, "event=daemon.reload");
     free(t);
     if (got) break;
-    nap(20);
+    itest_nap(20);
   }
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir shutdown > /dev/null", KVASIR_BINARY_DIR);
-  sh(cmd);
-  for (int i = 0; i < 300 && kill(pid, 0) == 0; i++) nap(20);
+  itest_sh(cmd);
+  for (int i = 0; i < 300 && kill(pid, 0) == 0; i++) itest_nap(20);
   assert_int_not_equal(kill(pid, 0), 0);
   /* the log goes into the repository, next to the code */
   snprintf(cmd, sizeof cmd,
            "cp %s %s/kvasird-run1.log && cd %s && git add -A && git -c user.name=t -c user.email=t@example.com "
            "commit -qm log",
            logp, repo, repo);
-  sh(cmd);
+  itest_sh(cmd);
   /* the truth */
   const char *files[] = {"daemon/app.c", "daemon/ask.c", "daemon/index_jobs.c", "daemon/methods.c", "daemon/model.c",
                          "daemon/policy.c", "daemon/repos.c", "daemon/server.c", "daemon/log_jobs.c",
@@ -221,9 +205,9 @@ static void test_daemon_log_links_to_its_code(void **st) {
   snprintf(logcopy, sizeof logcopy, "%s/kvasird-run1.log", repo);
   /* run 2: index, ingest, triage with repo through the daemon */
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir daemon --no-watch", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir repo sync %s > /dev/null", KVASIR_BINARY_DIR, repo);
-  sh(cmd);
+  itest_sh(cmd);
   p = cJSON_CreateObject();
   cJSON *paths = cJSON_AddArrayToObject(p, "paths");
   cJSON_AddItemToArray(paths, cJSON_CreateString(logcopy));
@@ -313,7 +297,7 @@ static void test_daemon_log_links_to_its_code(void **st) {
   snprintf(out, sizeof out, "%s/cli.json", root);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir logs triage --db kvasird --repo %s --limit 1000 --json > %s",
            KVASIR_BINARY_DIR, repo, out);
-  sh(cmd);
+  itest_sh(cmd);
   char *cj = slurp(out);
   cJSON *cli = cj ? cJSON_Parse(cj) : NULL;
   free(cj);
@@ -330,7 +314,7 @@ static void test_daemon_log_links_to_its_code(void **st) {
   cJSON_Delete(tri);
   free(logtext);
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir shutdown > /dev/null; %s %s", KVASIR_BINARY_DIR, getenv("KV_KEEP") ? "echo kept" : "rm -rf", root);
-  sh(cmd);
+  itest_sh(cmd);
 }
 
 int main(void) {

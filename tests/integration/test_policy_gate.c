@@ -57,10 +57,6 @@ static const char *const POLICY = "default: flash\n"
                                   "    tier: hosted-large\n"
                                   "never_send: [\"secrets/**\"]\n";
 
-static void sh(const char *cmd) {
-  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
-}
-
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -99,7 +95,7 @@ static int setup(void **st) {
   snprintf(repo, sizeof repo, "%s/repo", root);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "mkdir -p %s/src %s/infra %s/secrets %s/.kvasir", repo, repo, repo, repo);
-  sh(cmd);
+  itest_sh(cmd);
   char p[256];
   snprintf(p, sizeof p, "%s/src/ledger.c", repo);
   write_file(p, "/* Sum the ledger entries. */\nint reconcile_ledger(const int *v, int n) {\n  int s = 0;\n"
@@ -113,11 +109,11 @@ static int setup(void **st) {
   snprintf(cmd, sizeof cmd,
            "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo);
-  sh(cmd);
+  itest_sh(cmd);
   /* a second repo whose policy is broken from the start */
   snprintf(repo2, sizeof repo2, "%s/repo2", root);
   snprintf(cmd, sizeof cmd, "mkdir -p %s/src %s/.kvasir", repo2, repo2);
-  sh(cmd);
+  itest_sh(cmd);
   snprintf(p, sizeof p, "%s/src/ledger.c", repo2);
   write_file(p, "int reconcile_ledger(void) { return 0; }\n");
   snprintf(p, sizeof p, "%s/.kvasir/policy.yaml", repo2);
@@ -125,7 +121,7 @@ static int setup(void **st) {
   snprintf(cmd, sizeof cmd,
            "cd %s && git init -q . && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo2);
-  sh(cmd);
+  itest_sh(cmd);
   if (start_daemon()) return 1;
   ipc_client *c;
   kv_err e;
@@ -281,11 +277,6 @@ static void test_hosted_failure_falls_back(void **st) {
   m.mode = MOCK_STREAM;
 }
 
-static void nap(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* The daemon's log (malloc'd), or NULL when it cannot be read yet. */
 static char *read_log(void) {
   char path[160], *text;
@@ -339,7 +330,7 @@ static void policy_path(const char *r, char *p, size_t n) { snprintf(p, n, "%s/.
 /* The parsed policy and the audit connections are reused between asks once
  * the policy file is older than the racy window (2 s). */
 static void test_policy_cached(void **st) {
-  nap(2100);
+  itest_nap(2100);
   seen s;
   cJSON *r;
   kv_err e;
@@ -413,14 +404,14 @@ static void test_sighup_reloads(void **st) {
   int errs0 = log_count("last good policy stays in force"), locs0 = log_count_loc();
   int ok0 = log_count("policy reloaded");
   assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-  for (int i = 0; i < 100 && log_count("last good policy stays in force") == errs0; i++) nap(20);
+  for (int i = 0; i < 100 && log_count("last good policy stays in force") == errs0; i++) itest_nap(20);
   assert_int_equal(log_count("last good policy stays in force"), errs0 + 1);
   assert_int_equal(log_count_loc(), locs0 + 1);
   char p[256];
   policy_path(repo, p, sizeof p);
   write_file(p, POLICY);
   assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-  for (int i = 0; i < 100 && log_count("policy reloaded") == ok0; i++) nap(20);
+  for (int i = 0; i < 100 && log_count("policy reloaded") == ok0; i++) itest_nap(20);
   assert_int_equal(log_count("policy reloaded"), ok0 + 1);
   seen s;
   cJSON *r;

@@ -23,23 +23,7 @@
 static char root[64], repo[128];
 static pid_t daemon_pid; /* killed by teardown if a check failed midway */
 
-static void sh(const char *cmd) {
-  if (system(cmd) != 0) fail_msg("command failed: %s", cmd);
-}
-
-static void nap(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static cJSON *call(const char *method, cJSON *params, kv_err *e) {
-  ipc_client *c;
-  if (ipc_client_connect(&c, NULL, NULL, e)) return NULL;
-  cJSON *r = NULL;
-  ipc_client_call(c, method, params, NULL, NULL, 30000, &r, e);
-  ipc_client_close(c);
-  return r;
-}
+static cJSON *call(const char *method, cJSON *params, kv_err *e) { return itest_call(method, params, 30000, e); }
 
 static int log_has(const char *needle) {
   char path[256], *text;
@@ -89,10 +73,10 @@ static void test_daemon_lifecycle(void **st) {
            "mkdir -p %s && cd %s && git init -q . && cp %s/base/base.c . && git add -A && "
            "git -c user.name=t -c user.email=t@example.com commit -qm init",
            repo, repo, KVASIR_SOURCE_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   /* detached start: returns once listening */
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir daemon --no-watch --stub-generator 5", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   kv_err e;
   cJSON *st0 = call("status", NULL, &e);
   assert_non_null(st0);
@@ -102,13 +86,13 @@ static void test_daemon_lifecycle(void **st) {
   daemon_pid = pid;
   /* a second start finds it */
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir daemon 2>&1 | grep -q 'already running'", KVASIR_BINARY_DIR);
-  sh(cmd);
+  itest_sh(cmd);
   /* register the repo through the CLI, with progress and the index summary */
   snprintf(cmd, sizeof cmd, "%s/cli/kvasir repo add %s | grep -q 'indexed'", KVASIR_BINARY_DIR, repo);
-  sh(cmd);
+  itest_sh(cmd);
   /* SIGHUP: reload, keep serving */
   assert_int_equal(kill(pid, SIGHUP), 0);
-  for (int i = 0; i < 100 && !log_has("event=daemon.reload"); i++) nap(20);
+  for (int i = 0; i < 100 && !log_has("event=daemon.reload"); i++) itest_nap(20);
   assert_true(log_has("event=daemon.reload"));
   cJSON *st1 = call("status", NULL, &e);
   assert_non_null(st1);
@@ -118,7 +102,7 @@ static void test_daemon_lifecycle(void **st) {
   ask_res a = {0};
   pthread_t t;
   pthread_create(&t, NULL, long_ask, &a);
-  for (int i = 0; i < 200 && a.tokens < 5; i++) nap(10);
+  for (int i = 0; i < 200 && a.tokens < 5; i++) itest_nap(10);
   assert_true(a.tokens >= 5);
   assert_int_equal(kill(pid, SIGTERM), 0);
   pthread_join(t, NULL);
@@ -127,7 +111,7 @@ static void test_daemon_lifecycle(void **st) {
   int gone = 0;
   for (int i = 0; i < 300 && !gone; i++) {
     gone = kill(pid, 0) != 0;
-    if (!gone) nap(20);
+    if (!gone) itest_nap(20);
   }
   assert_true(gone);
   daemon_pid = 0;
@@ -137,7 +121,7 @@ static void test_daemon_lifecycle(void **st) {
   assert_true(log_has("event=daemon.stop"));
   assert_true(log_has("stopped cleanly"));
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-  sh(cmd);
+  itest_sh(cmd);
 }
 
 static int teardown(void **st) {
