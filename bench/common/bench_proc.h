@@ -1,12 +1,15 @@
 /*
  * bench_proc.h — running a reference tool from a bench program: its stdout
- * captured and its peak RSS (run_cmd), or the last line a shell command
- * prints (sh_line). Shared by bench_engine and bench_pro.
+ * captured and its peak RSS (run_cmd), llama.cpp's llama-bench on a model
+ * (llama_bench), or the last line a shell command prints (sh_line). Shared
+ * by bench_engine and bench_pro.
  */
 #ifndef KVASIR_BENCH_PROC_H
 #define KVASIR_BENCH_PROC_H
 #include <stdio.h>
 #include <sys/resource.h>
+
+#include <cjson/cJSON.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +40,34 @@ static inline int run_cmd(char *const argv[], char *out, size_t cap, size_t *rss
   wait4(pid, &st, 0, &ru);
   *rss = (size_t)ru.ru_maxrss * 1024;
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* bin/llama-bench -m path -t threads -p pp -n tg -r reps -o json: its
+ * prompt and generation tokens/s and peak RSS. 0 when it ran and reported
+ * both; else a message naming the program on stderr (who: the bench). */
+static inline int llama_bench(const char *who, const char *bin, const char *path, int threads, int pp, int tg, int reps,
+                              double *pp_ts, double *tg_ts, size_t *rss) {
+  char exe[4200], t[16], p[16], n[16], rr[16];
+  snprintf(exe, sizeof exe, "%s/llama-bench", bin);
+  snprintf(t, sizeof t, "%d", threads);
+  snprintf(p, sizeof p, "%d", pp);
+  snprintf(n, sizeof n, "%d", tg);
+  snprintf(rr, sizeof rr, "%d", reps);
+  char *argv[] = {exe, "-m", (char *)path, "-t", t, "-p", p, "-n", n, "-r", rr, "-o", "json", NULL};
+  static char out[1 << 20];
+  *pp_ts = *tg_ts = 0;
+  if (run_cmd(argv, out, sizeof out, rss)) {
+    fprintf(stderr, "%s: %s failed\n", who, exe);
+    return -1;
+  }
+  cJSON *j = cJSON_Parse(out), *e;
+  cJSON_ArrayForEach(e, j) {
+    double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "avg_ts"));
+    if (cJSON_GetNumberValue(cJSON_GetObjectItem(e, "n_prompt")) > 0) *pp_ts = ts;
+    else *tg_ts = ts;
+  }
+  cJSON_Delete(j);
+  return *pp_ts > 0 && *tg_ts > 0 ? 0 : -1;
 }
 
 /* The last line cmd prints (without '\n') into buf; 0 when it exited 0 and printed one. */

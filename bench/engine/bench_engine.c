@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "bench/common/bench_proc.h"
 #include "engine/engine.h"
@@ -30,8 +29,6 @@ typedef struct res {
   size_t rss, file;
   int ok;
 } res;
-
-/* Run argv, capture stdout (up to cap), return child's peak RSS in bytes. */
 
 static void kvasir_child(const char *path, int threads, int pp, int tg, int reps, int wfd) {
   res r = {0};
@@ -86,23 +83,7 @@ static res bench_kvasir(const char *path, int threads, int pp, int tg, int reps)
 
 static res bench_llama(const char *bin, const char *path, int threads, int pp, int tg, int reps) {
   res r = {0};
-  char exe[4200], t[16], p[16], n[16], rr[16];
-  snprintf(exe, sizeof exe, "%s/llama-bench", bin);
-  snprintf(t, sizeof t, "%d", threads);
-  snprintf(p, sizeof p, "%d", pp);
-  snprintf(n, sizeof n, "%d", tg);
-  snprintf(rr, sizeof rr, "%d", reps);
-  char *argv[] = {exe, "-m", (char *)path, "-t", t, "-p", p, "-n", n, "-r", rr, "-o", "json", NULL};
-  static char out[1 << 20];
-  if (run_cmd(argv, out, sizeof out, &r.rss)) { fprintf(stderr, "bench_engine: %s failed\n", exe); return r; }
-  cJSON *j = cJSON_Parse(out), *e;
-  cJSON_ArrayForEach(e, j) {
-    double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "avg_ts"));
-    if (cJSON_GetNumberValue(cJSON_GetObjectItem(e, "n_prompt")) > 0) r.pp = ts;
-    else r.tg = ts;
-  }
-  cJSON_Delete(j);
-  r.ok = r.pp > 0 && r.tg > 0;
+  r.ok = llama_bench("bench_engine", bin, path, threads, pp, tg, reps, &r.pp, &r.tg, &r.rss) == 0;
   return r;
 }
 

@@ -27,7 +27,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "bench/common/bench_proc.h"
 #include "engine/engine.h"
@@ -149,22 +148,7 @@ static res bench_kvasir(const char *path, int threads, int pp, int tg) {
 
 static res bench_llama(const char *bin, const char *path, int threads, int pp, int tg) {
   res r = {0};
-  char exe[4200], t[16], p[16], n[16];
-  snprintf(exe, sizeof exe, "%s/llama-bench", bin);
-  snprintf(t, sizeof t, "%d", threads);
-  snprintf(p, sizeof p, "%d", pp);
-  snprintf(n, sizeof n, "%d", tg);
-  char *argv[] = {exe, "-m", (char *)path, "-t", t, "-p", p, "-n", n, "-r", "1", "-o", "json", NULL};
-  static char out[1 << 20];
-  if (run_cmd(argv, out, sizeof out, &r.rss)) { fprintf(stderr, "bench_pro: %s failed\n", exe); return r; }
-  cJSON *j = cJSON_Parse(out), *e;
-  cJSON_ArrayForEach(e, j) {
-    double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "avg_ts"));
-    if (cJSON_GetNumberValue(cJSON_GetObjectItem(e, "n_prompt")) > 0) r.pp = ts;
-    else r.tg = ts;
-  }
-  cJSON_Delete(j);
-  r.ok = r.pp > 0 && r.tg > 0;
+  r.ok = llama_bench("bench_pro", bin, path, threads, pp, tg, 1, &r.pp, &r.tg, &r.rss) == 0;
   return r;
 }
 
