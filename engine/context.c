@@ -100,6 +100,33 @@ int eng_ctx_eval(eng_ctx *c, const int32_t *toks, size_t n, int all_logits, kv_e
   return 0;
 }
 
+int eng_ctx_fill_kv(eng_ctx *c, size_t n, eng_kv_fill_fn fill, void *user, const int32_t *toks, kv_err *err) {
+  const eng_model_info *I = &c->m->info;
+  if (n > (size_t)(c->n_ctx - c->n_past))
+    return kv_err_set(err, KV_ELIMIT, "eng_ctx_fill_kv: %d + %zu positions exceed n_ctx %d", c->n_past, n, c->n_ctx);
+  const size_t nkv = (size_t)I->n_head_kv * (size_t)I->head_dim;
+  float *k = malloc(2 * nkv * sizeof *k);
+  if (!k) return kv_err_set(err, KV_ENOMEM, "eng_ctx_fill_kv: out of memory");
+  float *v = k + nkv;
+  for (size_t t = 0; t < n; t++) {
+    const int pos = c->n_past;
+    for (int l = 0; l < I->n_layer; l++) {
+      fill(user, l, pos, k, v);
+      int rc = c->kvo->append(c->kv, l, pos, k, v);
+      if (rc) {
+        free(k);
+        c->kvo->truncate(c->kv, c->n_past);
+        return kv_err_set(err, rc, "eng_ctx_fill_kv: append failed at layer %d position %d (%s)", l, pos,
+                          kv_err_name(rc));
+      }
+    }
+    c->toks[c->n_past++] = toks ? toks[t] : 0;
+  }
+  free(k);
+  c->n_logits = 0;
+  return 0;
+}
+
 const float *eng_ctx_logits(const eng_ctx *c, size_t i) {
   return i < c->n_logits ? c->logits + i * (size_t)c->m->info.n_vocab : NULL;
 }

@@ -279,6 +279,16 @@ typedef struct eng_state eng_state;
 int eng_ctx_save(const eng_ctx *c, eng_state **out, kv_err *err);
 int eng_ctx_restore(eng_ctx *c, const eng_state *s, kv_err *err);
 void eng_state_free(eng_state *s);
+/* Benches that need a long cache without its prefill (a 32k prefill of a
+ * 7B model takes the best part of an hour on 2 cores): appends n positions
+ * to the cache with keys and values from fill (n_head_kv * head_dim floats
+ * each, RoPE already applied, for `layer` at position `pos`), as if toks
+ * (may be NULL: token 0 each) had been evaluated, without a forward pass.
+ * The cache sees exactly the appends a prefill makes, so any cache works.
+ * KV_ELIMIT when n does not fit; the next logits are undefined until the
+ * next eng_ctx_eval. */
+typedef void (*eng_kv_fill_fn)(void *user, int layer, int pos, float *k, float *v);
+int eng_ctx_fill_kv(eng_ctx *c, size_t n, eng_kv_fill_fn fill, void *user, const int32_t *toks, kv_err *err);
 /* Longest common prefix of the cached tokens and toks (to skip re-evaluation). */
 size_t eng_ctx_common_prefix(const eng_ctx *c, const int32_t *toks, size_t n);
 

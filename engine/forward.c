@@ -140,13 +140,36 @@ static void attn_rows_task(void *p, int i) {
  * batch at once (attend_rows), per (KV head, chunk of tokens), the chunks
  * as long as the threads allow (longer ones read each block for more
  * queries) and at most 16 tokens (more tasks than threads to balance). */
+/* Decode (one token) through attend_rows: task i is KV head i / n_chunks
+ * with its query heads' (i % n_chunks)-th group of j->chunk heads, so a
+ * cache reads each KV head's rows once per group instead of once per query
+ * head (GQA: 7 query heads per KV head at 7B). */
+static void attn_group_task(void *p, int i) {
+  attn_job *j = p;
+  eng_ctx *c = j->c;
+  const eng_model_info *I = &c->m->info;
+  int kvh = i / j->n_chunks, h0 = kvh * (I->n_head / I->n_head_kv) + (i % j->n_chunks) * j->chunk;
+  size_t off = (size_t)h0 * I->head_dim, nq = (size_t)I->n_head * I->head_dim;
+  c->kvo->attend_rows(c->kv, j->layer, kvh, j->chunk, c->q + off, nq, j->pos0, 1, j->window, j->scale, c->att + off);
+}
+
 static void attention(eng_ctx *c, attn_job *job) {
   const eng_model_info *I = &c->m->info;
+  int want = 2 * (c->be->n_threads > 0 ? c->be->n_threads : 1); /* tasks */
+  if (c->kvo->attend_rows && job->m == 1) {
+    /* the fewest groups per KV head (a divisor of g) that still give each
+     * thread two tasks */
+    int g = I->n_head / I->n_head_kv, s = 1;
+    while (s < g && (g % s || I->n_head_kv * s < want)) s++;
+    job->chunk = g / s;
+    job->n_chunks = s;
+    c->be->parallel(c->be->state, attn_group_task, job, I->n_head_kv * s);
+    return;
+  }
   if (!c->kvo->attend_rows || job->m < 2) {
     c->be->parallel(c->be->state, attn_task, job, job->m * I->n_head);
     return;
   }
-  int want = 2 * (c->be->n_threads > 0 ? c->be->n_threads : 1); /* tasks */
   int per_kv = (want + I->n_head_kv - 1) / I->n_head_kv;
   int chunk = (job->m + per_kv - 1) / per_kv;
   if (chunk > 16) chunk = 16;

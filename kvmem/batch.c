@@ -62,7 +62,13 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
   const kvm_config *k = &c->cfg;
   kvm_layer *ly = &c->layers[layer];
   const int D = k->head_dim, B = k->block, nq = n * g;
-  if (ly->mode != KVM_COMPRESSED || window > 0 || nq < 2) {
+  if (ly->mode != KVM_COMPRESSED) { /* exact rows: read once per position for the g heads */
+    for (int t = 0; t < n; t++)
+      kvm_attend_heads(c, layer, h, q + (size_t)t * stride, g, pos0 + t, window, scale, out + (size_t)t * stride,
+                       scratch);
+    return;
+  }
+  if (window > 0 || nq < 2) {
     for (int t = 0; t < n; t++)
       for (int j = 0; j < g; j++)
         kvm_cache_attend_head(c, layer, h, q + (size_t)t * stride + (size_t)j * D, pos0 + t, window, scale,

@@ -711,6 +711,11 @@ void kvm_cache_attend_head(kvm_cache *c, int layer, int kv_head, const float *q,
   attend_group(c, layer, kv_head, q, 1, pos, window, scale, out, scratch, 0);
 }
 
+void kvm_attend_heads(kvm_cache *c, int layer, int kv_head, const float *q, int g, int pos, int window, float scale,
+                      float *out, void *scratch) {
+  attend_group(c, layer, kv_head, q, g, pos, window, scale, out, scratch, 0);
+}
+
 int kvm_cache_step_batch(kvm_cache *c, int layer, int n, const float *q, const float *k, const float *v,
                          float scale, float *out, kv_err *err) {
   size_t qd = (size_t)c->cfg.n_heads * c->cfg.head_dim, kvd = (size_t)c->kvd;

@@ -136,6 +136,14 @@ typedef struct kvm_att {
   float *kt, *vt;    /* [T][D] tiles (and scratch) */
 } kvm_att;
 
+/* g (<= n_heads / n_kv_heads) query heads of KV head kv_head at once (q,
+ * out: [g][head_dim]), scratch as kvm_cache_attend_head's. On full and
+ * local layers each head gets the very bits of its own attend_head call,
+ * but the rows are read once for all g (a decode step's GQA group);
+ * compressed layers choose blocks by the group's largest bound. */
+void kvm_attend_heads(kvm_cache *c, int layer, int kv_head, const float *q, int g, int pos, int window, float scale,
+                      float *out, void *scratch);
+
 /* ---- cache.c: the attention steps (attend_group's parts, for batch.c) ----
  * Each folds into one kvm_att state and picks the portable or AVX-512 loop
  * by a->simd (or simd), so a caller that visits the same parts in the same

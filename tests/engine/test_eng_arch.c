@@ -10,7 +10,11 @@
  *    name (a Gemma-architecture file with a Llama 3 template writes Llama 3
  *    headers), with the row's default only when there is no template;
  *  - FIM ids come from the tokenizer.ggml.fim_*_token_id keys or from one
- *    family of known spellings, never a mix, and are absent otherwise.
+ *    family of known spellings, never a mix, and are absent otherwise;
+ *  - eng_ctx_fill_kv with the keys and values a prefill appended gives the
+ *    prefill's next logits bit for bit, on the dense cache and on the
+ *    compressed memory (whose decode reads a KV head once for its query
+ *    heads), and refuses what does not fit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 #include "eng_test_util.h"
+#include "engine/kvmem_eng.h" /* kvm_eng_create */
 #include "tiny_gguf.h"
 
 static eng_model *open_ok(const char *path) {
@@ -359,12 +364,118 @@ static void test_rope_scaling_keys(void **st) {
   }
 }
 
+/* ---- eng_ctx_fill_kv: a cache filled with a prefill's own appends ---- */
+
+enum { FILL_N = 40 };
+static struct {
+  eng_kv_create_fn make; /* the cache recorded */
+  const eng_kv_ops *inner;
+  eng_kv_ops ops;
+  float k[TG_NL][FILL_N][TG_NKV * TG_HD], v[TG_NL][FILL_N][TG_NKV * TG_HD];
+  int seen;
+} g_rec;
+
+static int rec_append(void *kv, int layer, int pos, const float *k, const float *v) {
+  if (layer < TG_NL && pos < FILL_N) {
+    memcpy(g_rec.k[layer][pos], k, sizeof g_rec.k[0][0]);
+    memcpy(g_rec.v[layer][pos], v, sizeof g_rec.v[0][0]);
+    g_rec.seen++;
+  }
+  return g_rec.inner->append(kv, layer, pos, k, v);
+}
+
+/* eng_kv_create_fn: g_rec.make's cache, every append recorded */
+static int rec_create(void **out, const eng_kv_shape *shape, const eng_kv_ops **ops, kv_err *err) {
+  int rc = g_rec.make(out, shape, &g_rec.inner, err);
+  if (rc) return rc;
+  g_rec.ops = *g_rec.inner;
+  g_rec.ops.append = rec_append;
+  *ops = &g_rec.ops;
+  return 0;
+}
+
+static void rec_fill(void *user, int layer, int pos, float *k, float *v) {
+  (void)user;
+  memcpy(k, g_rec.k[layer][pos], sizeof g_rec.k[0][0]);
+  memcpy(v, g_rec.v[layer][pos], sizeof g_rec.v[0][0]);
+}
+
+static void test_fill_kv_as_prefill(void **st) {
+  (void)st;
+  char path[64];
+  assert_int_equal(tg_model(path, sizeof path, "qwen2", TG_BIAS, NULL), 0);
+  eng_model *m = open_ok(path);
+  unlink(path);
+  int32_t toks[FILL_N + 1];
+  for (int i = 0; i <= FILL_N; i++) toks[i] = (int32_t)((7 * i + 3) % TG_NV);
+  kv_err err = {0};
+  eng_ctx_params p;
+  eng_ctx_params_default(&p);
+  p.n_ctx = 64;
+  p.n_threads = 2;
+  /* the reference: a real prefill (recorded), then one decode */
+  p.kv_create = rec_create;
+  memset(&g_rec, 0, sizeof g_rec);
+  g_rec.make = eng_kv_dense_create;
+  eng_ctx *a = NULL;
+  assert_int_equal(eng_ctx_create(&a, m, &p, &err), 0);
+  assert_int_equal(eng_ctx_eval(a, toks, FILL_N, 0, &err), 0);
+  assert_int_equal(g_rec.seen, TG_NL * FILL_N);
+  assert_int_equal(eng_ctx_eval(a, toks + FILL_N, 1, 0, &err), 0);
+  float want[TG_NV];
+  memcpy(want, eng_ctx_logits(a, 0), sizeof want);
+  eng_ctx_free(a);
+  /* the dense cache filled with the recorded rows */
+  p.kv_create = NULL;
+  eng_ctx *b = NULL;
+  assert_int_equal(eng_ctx_create(&b, m, &p, &err), 0);
+  assert_int_equal(eng_ctx_fill_kv(b, FILL_N, rec_fill, NULL, toks, &err), 0);
+  assert_int_equal(eng_ctx_n_past(b), FILL_N);
+  assert_memory_equal(eng_ctx_tokens(b), toks, FILL_N * sizeof *toks);
+  assert_int_equal(eng_ctx_eval(b, toks + FILL_N, 1, 0, &err), 0);
+  assert_memory_equal(eng_ctx_logits(b, 0), want, sizeof want);
+  /* what does not fit is refused, the context unchanged */
+  assert_int_equal(eng_ctx_fill_kv(b, 64, rec_fill, NULL, NULL, &err), KV_ELIMIT);
+  assert_non_null(strstr(err.msg, "exceed n_ctx"));
+  assert_int_equal(eng_ctx_n_past(b), FILL_N + 1);
+  eng_ctx_free(b);
+  /* the compressed memory (its own prefill's rows: layer 1's keys depend
+   * on layer 0's attention): filled == prefilled, both read by the grouped
+   * decode */
+  float cw[TG_NV];
+  eng_ctx *c = NULL, *d = NULL;
+  memset(&g_rec, 0, sizeof g_rec);
+  g_rec.make = kvm_eng_create;
+  p.kv_create = rec_create;
+  assert_int_equal(eng_ctx_create(&c, m, &p, &err), 0);
+  assert_int_equal(eng_ctx_eval(c, toks, FILL_N, 0, &err), 0);
+  assert_int_equal(g_rec.seen, TG_NL * FILL_N);
+  assert_int_equal(eng_ctx_eval(c, toks + FILL_N, 1, 0, &err), 0);
+  memcpy(cw, eng_ctx_logits(c, 0), sizeof cw);
+  p.kv_create = kvm_eng_create;
+  assert_int_equal(eng_ctx_create(&d, m, &p, &err), 0);
+  assert_int_equal(eng_ctx_fill_kv(d, FILL_N, rec_fill, NULL, toks, &err), 0);
+  assert_int_equal(eng_ctx_eval(d, toks + FILL_N, 1, 0, &err), 0);
+  assert_memory_equal(eng_ctx_logits(d, 0), cw, sizeof cw);
+  /* and close to the dense cache's (the memory's rounding only) */
+  double worst = 0, scale = 0;
+  for (int i = 0; i < TG_NV; i++) {
+    if (fabs(cw[i] - want[i]) > worst) worst = fabs(cw[i] - want[i]);
+    if (fabs(want[i]) > scale) scale = fabs(want[i]);
+  }
+  if (!(worst <= 0.05 * (scale > 1 ? scale : 1))) fail_msg("compressed vs dense logits differ by %.3g", worst);
+  eng_ctx_free(c);
+  eng_ctx_free(d);
+  eng_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rows_open_and_run),        cmocka_unit_test(test_rows_need_their_tensors),
       cmocka_unit_test(test_rope_freqs_shape_checked), cmocka_unit_test(test_rope_scaling_keys),
       cmocka_unit_test(test_chat_family_from_template), cmocka_unit_test(test_chat_by_template_not_arch),
       cmocka_unit_test(test_fim_tokens),                cmocka_unit_test(test_forward_vs_reference),
+      cmocka_unit_test(test_fill_kv_as_prefill),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
