@@ -256,7 +256,9 @@ static int ask_read_file(void *ud, const char *path, char **text, size_t *len) {
 /* The verifier's question: does this token exist in the repository? */
 static int ask_known(void *ud, const char *tok, size_t n, int kind) {
   ask_ctx *a = ud;
-  return a->ix && idx_known(a->ix, tok, n, kind == DMN_TOK_LOC) > 0;
+  if (!a->ix) return 0;
+  if (kind == DMN_TOK_QUOTE) return idx_quoted(a->ix, tok, n) > 0;
+  return idx_known(a->ix, tok, n, kind == DMN_TOK_LOC) > 0;
 }
 
 /* Built-in generator for tests (dmn_config.stub_token_ms): streams words
@@ -633,7 +635,7 @@ int dmn_job_ask(dmn_job *j, cJSON **result, kv_err *err) {
     g.model_label = "Local model's summary";
     /* below 1B parameters a model cannot reason about code: show only what it
      * ties to code the index holds */
-    ver.require_anchor = eng_model_get_info(model)->n_params < 1000000000ull;
+    ver.require_anchor = ver.require_quotes = eng_model_get_info(model)->n_params < 1000000000ull;
     rc = generate_engine(j, &a, model, &g, res, err);
   } else {
     cJSON_AddStringToObject(res, "note", me.msg);

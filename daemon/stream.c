@@ -53,7 +53,7 @@ void dmn_stream_model_text(dmn_stream *g, const kv_buf *unit) {
   if (!g->t_text) g->t_text = kv_now() - g->t0;
   if (!g->model_said++) { /* kvasir's words, streamed as kind "facts" like the lead */
     dmn_stream_flush(g, 1);
-    kv_buf_printf(&g->answer, "_%s (every code name and path:line in it was checked against the index; the prose is not verified):_ ",
+    kv_buf_printf(&g->answer, "_%s (every code name, path:line and quoted line of code in it was checked against the index; the prose is not verified):_ ",
                   g->model_label ? g->model_label : "Model summary");
     g->kind = "facts";
     dmn_stream_flush(g, 1);

@@ -22,7 +22,10 @@
  * words repeat its own earlier words (so a loop is shown at most once).
  *
  * A ``` block is released line by line the same way (a cut closes the
- * block before its mark, DMN_VERIFY_CUT_BLOCK).
+ * block before its mark, DMN_VERIFY_CUT_BLOCK); with require_quotes each
+ * of its lines must also be a line of the repository's code (`known` with
+ * DMN_TOK_QUOTE), so a block is a true quote or is cut where it stops
+ * being one.
  *
  * Invariants: no code-like token reaches `out` before it was judged known;
  * text is released in order; `known` is
@@ -208,9 +211,40 @@ static int seen_before(const kv_buf *shown, const char *s, size_t l, size_t min)
 /* Judges the tokens of the current unit's bytes [judged, k): k and judged
  * are white-space positions outside any span (safe_end), so the tokens
  * found there are exactly the finished unit's tokens in that range. */
+static int is_fence(const char *p, size_t n);
+
+/* With require_quotes, the lines of a ``` block in unit[from, k) (complete
+ * lines: lines_end) other than its fences, each as one DMN_TOK_QUOTE. */
+static int judge_quotes(judge *j, const char *unit, size_t from, size_t k) {
+  int n = 0;
+  size_t i = from;
+  if (i == 0) { /* the opening fence line */
+    const char *nl = memchr(unit, '\n', k);
+    if (!nl) return 0;
+    i = (size_t)(nl - unit) + 1;
+  }
+  while (i < k) {
+    const char *nl = memchr(unit + i, '\n', k - i);
+    size_t e = nl ? (size_t)(nl - unit) : k;
+    const char *s = unit + i;
+    size_t l = e - i;
+    while (l && isspace((unsigned char)*s)) s++, l--;
+    while (l && isspace((unsigned char)s[l - 1])) l--;
+    int alnum = 0;
+    for (size_t t = 0; t < l && !alnum; t++) alnum = isalnum((unsigned char)s[t]);
+    if (alnum && !(l >= 3 && !memcmp(s, "```", 3))) {
+      judge_tok(j, s, l, DMN_TOK_QUOTE);
+      n++;
+    }
+    i = e + 1;
+  }
+  return n;
+}
+
 static void judge_upto(dmn_verifier *v, const char *unit, size_t k) {
   if (k <= v->judged) return;
   judge j = {v, v->unit_bad};
+  if (v->require_quotes && is_fence(unit, k)) v->unit_tokens += judge_quotes(&j, unit, v->judged, k);
   v->unit_tokens += dmn_code_tokens(unit + v->judged, k - v->judged, judge_tok, &j);
   v->judged = k;
   v->unit_bad = j.bad;
@@ -226,8 +260,6 @@ static int line_end(kv_buf *out, const char *p, size_t n) {
   /* keep the line structure so lists stay lists */
   return n && p[n - 1] == '\n' && kv_buf_putc(out, '\n') ? KV_ENOMEM : 0;
 }
-
-static int is_fence(const char *p, size_t n);
 
 /* Judges one complete unit p[0..n) (its first v->judged bytes judged
  * already, v->released shown); 1 when it repeats what was shown. */

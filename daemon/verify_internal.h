@@ -20,17 +20,19 @@
 extern "C" {
 #endif
 
-enum { DMN_TOK_IDENT = 1, DMN_TOK_LOC = 2 };
+enum { DMN_TOK_IDENT = 1, DMN_TOK_LOC = 2, DMN_TOK_QUOTE = 3 };
 
 /* What follows the shown part of a sentence that went on to name code the
  * index does not hold (the rest of it is not shown). */
 #define DMN_VERIFY_CUT " _(the rest of this sentence is not shown: it names code that is not in the index)_"
 /* The same for a ``` code block shown line by line: the block is closed first. */
-#define DMN_VERIFY_CUT_BLOCK "```\n_(the rest of this code block is not shown: it names code that is not in the index)_\n"
+#define DMN_VERIFY_CUT_BLOCK \
+  "```\n_(the rest of this code block is not shown: it names or quotes code that is not in the repository)_\n"
 
 /* 1 when `tok` (n bytes; kind DMN_TOK_IDENT: an identifier such as
  * "kv_buf_append" or "ipc.handshake"; DMN_TOK_LOC: "path:line" or
- * "path:l0-l1") exists in the repository, 0 when it does not. */
+ * "path:l0-l1"; DMN_TOK_QUOTE: a line of a ``` block, with require_quotes)
+ * exists in the repository, 0 when it does not. */
 typedef int (*dmn_known_fn)(void *ud, const char *tok, size_t n, int kind);
 
 typedef struct dmn_verify_stats {
@@ -58,6 +60,10 @@ typedef struct dmn_verifier {
    * sentence that points at nothing in the repository is prose that cannot
    * be checked, so it is not shown */
   int require_anchor;
+  /* every line of a ``` block must be a line of the repository's code
+   * (DMN_TOK_QUOTE): a small model's code block is a quote or it is
+   * invented, and invented code dressed as the repository's is not shown */
+  int require_quotes;
   /* a small cache of answers from `known` */
   struct { uint64_t h; int v; } cache[256];
 } dmn_verifier;

@@ -282,6 +282,11 @@ int idx_path_is_test(const char *path);
  * is_location, "path:line[-line]" naming an indexed file (or a path suffix of
  * one) and lines inside it. 0 when not, <0 on a database error. */
 int idx_known(idx_index *ix, const char *tok, size_t n, int is_location);
+/* 1 when a code file of the current view (not prose) holds the line
+ * line[0..n) literally, surrounding white space aside (a quoted line of
+ * code); 1 for a line under 3 bytes once trimmed (a brace: nothing to
+ * judge); 0 when not; <0 on a database error. */
+int idx_quoted(idx_index *ix, const char *line, size_t n);
 
 /* ---- log lines to code (strings.c) ---------------------------------------- */
 

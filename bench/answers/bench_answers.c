@@ -70,6 +70,7 @@ typedef struct question {
   int file1, file5, sym5, resolved;
   /* answers */
   int asked, names, ntok, nfab, ncite, ncite_ok;
+  int ncite_fact; /* cited ranges holding the expected definition or the name the answer puts beside them */
   double first_byte, total;
   double first_facts, first_model; /* ask.facts arrived; the first generated (not kind "facts") text */
   double first_unit;               /* the generated text first held a whole unit (-1: no model text) */
@@ -366,6 +367,55 @@ static int repo_add(ipc_client *c, const char *path) {
   return rc;
 }
 
+/* Does the cited range path:l0-l1 of tree hold the name the answer puts
+ * right before its mention of it ("`name` (path:l0" or "`name` at
+ * path:l0")? The check reads the file itself, not the index: the
+ * answer's statement "`make_parser` (src/click/core.py:1314)" holds when
+ * that line says make_parser; "used by `make_parser` (core.py:1314)"
+ * holds when that line uses the answer's subject, its first backticked
+ * name. Scope.name: the last part. */
+static int range_has(const char *tree, const char *path, int l0, int l1, const char *name) {
+  char want[128];
+  snprintf(want, sizeof want, "%s", name);
+  char *dot = strrchr(want, '.'), *w = dot ? dot + 1 : want, *paren = strchr(w, '(');
+  if (paren) *paren = 0;
+  if (!*w) return 0;
+  char fp[8400];
+  snprintf(fp, sizeof fp, "%s/%s", tree, path);
+  FILE *f = fopen(fp, "r");
+  if (!f) return 0;
+  char line[8192];
+  int ln = 0, ok = 0;
+  while (!ok && fgets(line, sizeof line, f))
+    if (++ln >= l0 && ln <= l1 && strstr(line, w)) ok = 1;
+    else if (ln > l1) break;
+  fclose(f);
+  return ok;
+}
+
+static int cite_holds_stated(const char *tree, const char *text, const char *path, int l0, int l1) {
+  char mention[4200];
+  snprintf(mention, sizeof mention, "%s:%d", path, l0);
+  const char *at = strstr(text, mention);
+  if (!at) return 0;
+  const char *e = at, *lo = at - text > 80 ? at - 80 : text;
+  while (e > lo && e[-1] != '`') e--; /* the closing backtick before the mention */
+  if (e <= lo) return 0;
+  const char *b = e - 1;
+  while (b > lo && b[-1] != '`') b--;
+  if (b <= lo || e - 1 - b < 1 || e - 1 - b > 120) return 0;
+  char name[128], subj[128] = "";
+  size_t n = (size_t)(e - 1 - b);
+  memcpy(name, b, n);
+  name[n] = 0;
+  const char *s0 = strchr(text, '`'), *s1 = s0 ? strchr(s0 + 1, '`') : NULL;
+  if (s1 && s1 - s0 - 1 < (long)sizeof subj) {
+    memcpy(subj, s0 + 1, (size_t)(s1 - s0 - 1));
+    subj[s1 - s0 - 1] = 0;
+  }
+  return range_has(tree, path, l0, l1, name) || (*subj && range_has(tree, path, l0, l1, subj));
+}
+
 static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q, int max_tokens, int verbose) {
   cJSON *p = cJSON_CreateObject(), *r = NULL;
   cJSON_AddStringToObject(p, "repo", tree);
@@ -395,12 +445,16 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
     const cJSON *c0 = cJSON_GetObjectItemCaseSensitive(ci, "start_line");
     const cJSON *c1 = cJSON_GetObjectItemCaseSensitive(ci, "end_line");
     q->ncite++;
-    if (!cJSON_IsString(cp) || strcmp(cp->valuestring, q->path) || !cJSON_IsNumber(c0) || !cJSON_IsNumber(c1)) continue;
-    for (size_t k = 0; k < nl; k++)
-      if (c0->valuedouble <= lines[k] && lines[k] <= c1->valuedouble) {
-        q->ncite_ok++;
-        break;
-      }
+    if (!cJSON_IsString(cp) || !cJSON_IsNumber(c0) || !cJSON_IsNumber(c1)) continue;
+    int ok = 0;
+    if (!strcmp(cp->valuestring, q->path))
+      for (size_t k = 0; k < nl && !ok; k++) ok = c0->valuedouble <= lines[k] && lines[k] <= c1->valuedouble;
+    q->ncite_ok += ok;
+    int fact = ok || cite_holds_stated(tree, text, cp->valuestring, (int)c0->valuedouble, (int)c1->valuedouble);
+    q->ncite_fact += fact;
+    if (!fact && getenv("BENCH_ANSWERS_SHOW"))
+      fprintf(stderr, "  citation %s:%d-%d holds neither %s nor the name stated beside it\n", cp->valuestring,
+              (int)c0->valuedouble, (int)c1->valuedouble, q->symbol);
   }
   q->first_byte = ud.first >= 0 ? ud.first : total;
   q->first_facts = ud.facts >= 0 ? ud.facts : total;
@@ -412,8 +466,9 @@ static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q,
   q->decode_ms = timing_num(r, "decode_ms_per_token");
   q->total = total;
   if (verbose) {
-    printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s): %.300s\n", q->total,
-           q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->symbol, text);
+    printf("  answer (%.1f s, first byte %.1f s, %d/%d fabricated, %d/%d citations hold %s, %d/%d it or the stated "
+           "name): %.300s\n",
+           q->total, q->first_byte, q->nfab, q->ntok, q->ncite_ok, q->ncite, q->symbol, q->ncite_fact, q->ncite, text);
     printf("  timing: facts %.2f s, model token %.2f s, unit %.2f s, generated first %.0f ms, prefill %.0f tokens "
            "%.0f ms, decode %.1f ms/token\n",
            q->first_facts, q->first_model, q->first_unit, q->gen_first, q->prefill_tokens, q->prefill_ms, q->decode_ms);
@@ -436,7 +491,7 @@ static double median(double *v, size_t n) {
 
 /* One line: the questions of repo (NULL = all) and split (0 tune, 1 held-out). */
 static void report(const question *Q, size_t nq, const char *repo, int heldout, int answers) {
-  size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0;
+  size_t n = 0, f1 = 0, f5 = 0, s5 = 0, unres = 0, asked = 0, names = 0, ntok = 0, nfab = 0, nc = 0, nco = 0, ncf = 0;
   double *fb = malloc((nq ? nq : 1) * sizeof *fb), *tt = malloc((nq ? nq : 1) * sizeof *tt);
   double *ff = malloc((nq ? nq : 1) * sizeof *ff), *fm = malloc((nq ? nq : 1) * sizeof *fm);
   double *fu = malloc((nq ? nq : 1) * sizeof *fu), *tv[4];
@@ -474,6 +529,7 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
       nfab += (size_t)q->nfab;
       nc += (size_t)q->ncite;
       nco += (size_t)q->ncite_ok;
+      ncf += (size_t)q->ncite_fact;
     }
   }
   if (n) {
@@ -484,6 +540,10 @@ static void report(const question *Q, size_t nq, const char *repo, int heldout, 
       printf("   | %3zu  %.3f  %zu/%zu=%.3f  %.3f  %6.1f s  %6.1f s", asked, (double)names / asked, nfab, ntok,
              ntok ? (double)nfab / ntok : 0.0, nc ? (double)nco / nc : 0.0, median(fb, asked), median(tt, asked));
     printf("\n");
+    if (answers && asked)
+      printf("%-10s %-8s       citations: %zu, holding the expected definition %.3f, it or the name the answer "
+             "states beside them %.3f\n",
+             "", "", nc, nc ? (double)nco / nc : 0.0, nc ? (double)ncf / nc : 0.0);
     if (answers && asked)
       printf("%-10s %-8s       latency: facts %.2f s, model text %zu/%zu, first model token %.2f s, first verified "
              "unit %.2f s | daemon: first generated token %.0f ms, prefill %.0f tokens %.0f ms, decode %.1f ms/token\n",

@@ -1,8 +1,9 @@
 /* test_verify.c — the answer verifier: invented names never reach the
  * output (not even a piece of one), true ones do, word by word as soon as
  * they are complete; a sentence cut at an invented name is marked;
- * repetition stops the text; code blocks stay whole. The "repository" is
- * a fixed list of names here. */
+ * repetition stops the text; code blocks stay whole, and with
+ * require_quotes every line of one must be a line of the repository's
+ * code. The "repository" is a fixed list of names (and code lines) here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,12 +17,18 @@
 static const char *const repo_names[] = {"kv_buf_append", "ipc_handshake_server", "dmn_server", "server.c",
                                          "ipc/crypto.c:40-88", "handshake", "crypto_kx_server_session_keys",
                                          "secret", NULL};
-static int asked;
+static const char *const repo_lines[] = {"kv_buf_append(&b, p, n);", "return dmn_server(secret);", NULL};
+static int asked, quotes_asked;
 
 static int known(void *ud, const char *tok, size_t n, int kind) {
   (void)ud;
-  (void)kind;
   asked++;
+  if (kind == DMN_TOK_QUOTE) {
+    quotes_asked++;
+    for (int i = 0; repo_lines[i]; i++)
+      if (strlen(repo_lines[i]) == n && !memcmp(repo_lines[i], tok, n)) return 1;
+    return 0;
+  }
   for (int i = 0; repo_names[i]; i++)
     if (strlen(repo_names[i]) == n && !memcmp(repo_names[i], tok, n)) return 1;
   return 0;
@@ -169,6 +176,40 @@ static void test_code_block_lines(void **s) {
   assert_int_equal(st.dropped, 1);
   for (int i = 0; i < 7; i++) free(after[i]);
   free(out);
+}
+
+/* With require_quotes a block shows only lines the repository holds
+ * (indentation aside): a line made of known names in a new order is cut
+ * like an invented name; without it only the names are judged. */
+static void test_code_block_quotes(void **s) {
+  (void)s;
+  const char *text = "See:\n```c\n    kv_buf_append(&b, p, n);\nreturn dmn_server(secret);\n```\n"
+                     "And:\n```c\nkv_buf_append(&b, p, n);\nreturn kv_buf_append(secret);\n}\n```\nDone.";
+  for (int quotes = 0; quotes < 2; quotes++) {
+    dmn_verifier v;
+    dmn_verifier_init(&v, known, NULL);
+    v.require_quotes = quotes;
+    kv_buf out = KV_BUF_INIT;
+    quotes_asked = 0;
+    for (size_t i = 0, n = strlen(text); i < n; i += 5)
+      assert_true(dmn_verifier_feed(&v, text + i, n - i < 5 ? n - i : 5, &out) >= 0);
+    assert_int_equal(dmn_verifier_finish(&v, &out), 0);
+    char *o = kv_buf_detach(&out, NULL);
+    assert_non_null(strstr(o, "```c\n    kv_buf_append(&b, p, n);\nreturn dmn_server(secret);\n```\n"));
+    assert_non_null(strstr(o, "Done."));
+    if (quotes) {
+      /* the second block: its first line holds, the made-up one is cut */
+      assert_non_null(strstr(o, "```c\nkv_buf_append(&b, p, n);\n" DMN_VERIFY_CUT_BLOCK));
+      assert_null(strstr(o, "return kv_buf_append(secret)"));
+      assert_int_equal(v.st.cut, 1);
+      assert_int_equal(quotes_asked, 3); /* the repeated line is asked once; after the cut, nothing */
+    } else {
+      assert_non_null(strstr(o, "return kv_buf_append(secret);\n}\n```"));
+      assert_int_equal(quotes_asked, 0);
+    }
+    free(o);
+    dmn_verifier_free(&v);
+  }
 }
 
 static void test_anchor(void **s) {
@@ -361,7 +402,7 @@ int main(void) {
       cmocka_unit_test(test_anchor),           cmocka_unit_test(test_word_release),
       cmocka_unit_test(test_invented_never_out), cmocka_unit_test(test_anchor_words),
       cmocka_unit_test(test_repeat_held),      cmocka_unit_test(test_random_splits),
-      cmocka_unit_test(test_code_block_lines),
+      cmocka_unit_test(test_code_block_lines), cmocka_unit_test(test_code_block_quotes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

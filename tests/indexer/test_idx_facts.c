@@ -2,7 +2,8 @@
  * test_idx_facts.c — idx_fact_get and idx_known on a temporary git
  * repository made with the `git` CLI: the definition, its doc comment,
  * callers vs tests (never itself), callees, the commits that changed its
- * file (and not the ones that did not), and which tokens are known.
+ * file (and not the ones that did not), which tokens are known, and which
+ * lines are quotes of the code (idx_quoted).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,7 +74,7 @@ static int setup(void **st) {
                     "/* Opens the session. */\nint open_session(void);\n");
   put("src/session.c", "#include \"auth.h\"\n\nint open_session(void) {\n  return 1;\n}\n");
   sh("git add -A && git commit -qm 'first: auth and server'");
-  put("README.md", "hello\n");
+  put("README.md", "hello\n    return forged_call(p, s);\n");
   sh("git add -A && git commit -qm 'docs only'");
   put("tests/test_auth.c", "void test_ok(void) {\n  verify_client(\"x\", \"x\");\n}\n");
   /* a JavaScript file calling a name that is defined in C: not a caller */
@@ -175,6 +176,13 @@ static void test_known(void **st) {
   assert_int_equal(idx_known(ix, "auth.c:3", 8, 1), 1); /* a path suffix */
   assert_int_equal(idx_known(ix, "src/auth.c:90", 13, 1), 0);
   assert_int_equal(idx_known(ix, "src/nope.c:1", 12, 1), 0);
+  /* quoted lines: in a code file (white space aside), not only in prose */
+  const char *q1 = "    return verify_client(p, s);  ", *q2 = "return verify_client(s, p);",
+             *q3 = "return forged_call(p, s);";
+  assert_int_equal(idx_quoted(ix, q1, strlen(q1)), 1);
+  assert_int_equal(idx_quoted(ix, q2, strlen(q2)), 0);
+  assert_int_equal(idx_quoted(ix, q3, strlen(q3)), 0); /* README.md holds it: prose */
+  assert_int_equal(idx_quoted(ix, " }", 2), 1);         /* nothing to judge */
   assert_true(idx_path_is_test("tests/test_auth.c") && idx_path_is_test("lib/foo.spec.ts") &&
               !idx_path_is_test("src/testing_utils.c"));
   idx_close(ix);
