@@ -392,6 +392,13 @@ static void handle_message(dmn_conn *c, const uint8_t *pt, size_t n) {
   ipc_msg_clear(&m);
 }
 
+/* One frame from a client. Until the handshake is done, the frame is a
+ * handshake step (ipc_session_step, ipc/crypto.c): the client
+ * authenticates by proving it holds this user's secret (a MAC over the
+ * X25519 transcript), and a step that fails rejects the connection. After
+ * it, every frame must open under the session's keys (ipc_session_open:
+ * tampered, replayed or reordered frames are rejected) before its message
+ * is decoded. */
 static void handle_frame(dmn_conn *c, const uint8_t *p, size_t n) {
   kv_err e;
   if (!established(c)) {
@@ -528,6 +535,11 @@ static void on_accept_check(uv_check_t *h) {
   }
 }
 
+/* Accepts one client on the socket. The first check of who connects: the
+ * peer's uid (SO_PEERCRED) must be this user's, else the connection is
+ * rejected before it may send anything; the handshake that authenticates
+ * it follows in handle_frame. At most max_unauth connections wait
+ * unauthenticated (drop_unauthenticated). */
 static void accept_one(dmn_server *s) {
   uv_stream_t *server = (uv_stream_t *)&s->listener;
   dmn_conn *c = calloc(1, sizeof *c);
