@@ -188,7 +188,8 @@ double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint
  * pinned a lower one; -1 = detect, the default; a level above
  * kvm_simd_best is capped at it). For tests and benches that compare the
  * levels; the results agree to float rounding. A config whose shapes do
- * not fit a level's lanes (multiples of 16, or 8) runs the next level down. */
+ * not fit a level's lanes (multiples of 16, or 8) runs the next level down.
+ * The engine's dense cache (engine/kv_dense.c) runs its loops at this level too. */
 enum { KVM_SIMD_PORTABLE = 0, KVM_SIMD_AVX2 = 1, KVM_SIMD_AVX512 = 2 };
 void kvm_simd_force(int level);
 int kvm_simd_level(void);
