@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--val-rot")) vrot = atoi(v), i++;
     else if (!strcmp(argv[i], "--select")) sel = !strcmp(v, "gauss") ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND, i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
-    else if (!strcmp(argv[i], "--loops")) loops = 1; /* portable vs AVX-512 attention loops */
+    else if (!strcmp(argv[i], "--loops")) loops = 1; /* portable vs each SIMD level of the attention loops */
     else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
     else if (!strcmp(argv[i], "--no-curve")) no_curve = 1;   /* skip the synthetic trade-off curve */
     else {
