@@ -48,6 +48,19 @@ static inline float eng_round_h(float x) { return eng_h2f(eng_f2h(x)); }
  * one token than for several, and kv_dense follows it. */
 void eng__kv_dense_batch(const eng_kv_ops *ops, void *kv, int n_tokens);
 
+/* kv_dense_avx2.c, kv_dense_avx512.c (kv_dense_body.h): the dense cache's
+ * K·q (sc[j] = K row p0+j · q * scale) and V·p loops in SIMD, the bits of
+ * kv_dense.c's portable loops; head_dim % 16 == 0. */
+typedef struct eng_kd_simd {
+  const char *name;
+  void (*kq)(const float *q, const float *K, size_t row, int p0, int n, int hd, int batch, float scale, float *sc);
+  void (*kqv)(const float *V, size_t row, const float *p, int p0, int n, int n_total, int batch, int hd, float *out);
+} eng_kd_simd;
+extern const eng_kd_simd eng__kd_avx2, eng__kd_avx512;
+/* The loops the dense cache's attention runs for head_dim now: "avx2",
+ * "avx512" or "portable" (for tests). */
+const char *eng__kv_dense_loops(int head_dim);
+
 enum { VOCAB_BPE = 1, VOCAB_SPM = 2, VOCAB_WPM = 3 /* BERT WordPiece (wordpiece.c) */ };
 enum { PRE_GPT2 = 0, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };

@@ -4,17 +4,17 @@
  * f16 cache (stored widened to f32 so attention reads need no conversion).
  * Layout: k[layer][pos][kv_head][head_dim], same for v. attend() is
  * read-only and safe to call from several threads at once. Its sums follow
- * llama.cpp's orders (below), with explicit AVX-512 loops where the CPU has
- * them (same bits, ~5x faster than the portable loops).
+ * llama.cpp's orders (below), with explicit AVX2 or AVX-512 loops where the
+ * CPU has them (kv_dense_body.h; same bits, ~5x faster than the portable
+ * loops at AVX-512).
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/ggml_math_internal.h"
 #include "engine/internal.h"
-#include "kernels/kernels.h"
+#include "kvmem/kvmem.h"
 
 typedef struct kv_dense {
   eng_kv_shape s;
@@ -124,125 +124,25 @@ static inline void kqv_ggml(const float *V, size_t row, const float *p, int p0, 
   }
 }
 
+/* The same orders in explicit SIMD (kv_dense_body.h) at the attention
+ * loops' level (kvm_simd_level: the CPU, KVASIR_ISA, kvm_simd_force), for
+ * head_dim % 16 == 0; NULL: the loops above. */
+static const eng_kd_simd *kd_simd(int hd) {
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define KD_HAVE_512 1
-#define KD512 __attribute__((target("avx2,fma,avx512f")))
-
-/* The same two orders with explicit AVX-512 (the machine llama.cpp's
- * reference build ran on): ggml's f16 products are exact in float, its
- * FMAs are these FMAs and _mm512_reduce_add_ps is eng_reduce16, so the
- * results are the bits of the loops above, at vector speed. */
-
-/* sc[j] = (K row p0+j · q) * scale for j < n. */
-KD512 static void kq512(const float *q, const float *K, size_t row, int p0, int n, int hd, int batch, float scale,
-                        float *sc) {
-  int j = 0;
-  if (batch > 1) {
-    for (; j + 4 <= n; j += 4) {
-      const float *k0 = K + (size_t)(p0 + j) * row;
-      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (int c = 0; c < hd; c += 16) {
-        const __m512 qv = _mm512_loadu_ps(q + c);
-        a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
-        a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + row + c), a1);
-        a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * row + c), a2);
-        a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * row + c), a3);
-      }
-      sc[j] = _mm512_reduce_add_ps(a0) * scale;
-      sc[j + 1] = _mm512_reduce_add_ps(a1) * scale;
-      sc[j + 2] = _mm512_reduce_add_ps(a2) * scale;
-      sc[j + 3] = _mm512_reduce_add_ps(a3) * scale;
-    }
-    for (; j < n; j++) {
-      const float *k0 = K + (size_t)(p0 + j) * row;
-      __m512 a0 = _mm512_setzero_ps();
-      for (int c = 0; c < hd; c += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(k0 + c), a0);
-      sc[j] = _mm512_reduce_add_ps(a0) * scale;
-    }
-    return;
+  if (hd % 16 == 0) {
+    const int l = kvm_simd_level();
+    if (l >= KVM_SIMD_AVX512) return &eng__kd_avx512;
+    if (l >= KVM_SIMD_AVX2) return &eng__kd_avx2;
   }
-  const int np = hd & ~63;
-  for (; j < n; j++) {
-    const float *k0 = K + (size_t)(p0 + j) * row;
-    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int c = 0; c < np; c += 64)
-      for (int g = 0; g < 4; g++)
-        a[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + c + 16 * g), _mm512_loadu_ps(k0 + c + 16 * g), a[g]);
-    double tail = 0;
-    for (int e = np; e < hd; e++) tail += (double)(q[e] * k0[e]);
-    a[0] = _mm512_add_ps(a[0], a[2]);
-    a[1] = _mm512_add_ps(a[1], a[3]);
-    a[0] = _mm512_add_ps(a[0], a[1]);
-    sc[j] = (float)((double)_mm512_reduce_add_ps(a[0]) + tail) * scale;
-  }
-}
-
-/* _mm512_reduce_add_ps's pairing across 16 registers, lane-wise: out[e] =
- * eng_reduce16 of (A[0][e], ..., A[15][e]). */
-KD512 static __m512 reduce16x16(__m512 *A) {
-  __m512 t3[8], t6[4];
-  for (int i = 0; i < 8; i++) t3[i] = _mm512_add_ps(A[8 + i], A[i]);
-  for (int i = 0; i < 4; i++) t6[i] = _mm512_add_ps(t3[4 + i], t3[i]);
-  return _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
-}
-
-/* out = V·p over positions p0..p0+n-1, 16 dimensions at a time: one
- * accumulator register per position lane (and, for one token, per group of
- * 16 lanes of ggml_vec_dot_f16's four; positions from n_total & ~63 on are
- * summed in double per dimension). */
-KD512 static void kqv512(const float *V, size_t row, const float *p, int p0, int n, int n_total, int batch, int hd,
-                         float *out) {
-  const int np = batch > 1 ? p0 + n : n_total & ~63;
-  for (int i0 = 0; i0 < hd; i0 += 16) {
-    __m512 A[4][16];
-    for (int g = 0; g < 4; g++)
-      for (int l = 0; l < 16; l++) A[g][l] = _mm512_setzero_ps();
-    __m512d t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd();
-    for (int j = 0; j < n; j++) {
-      const int g = p0 + j;
-      const __m512 v = _mm512_loadu_ps(V + (size_t)g * row + i0), pj = _mm512_set1_ps(p[j]);
-      if (g < np) {
-        __m512 *a = &A[batch > 1 ? 0 : (g >> 4) & 3][g & 15];
-        *a = _mm512_fmadd_ps(v, pj, *a);
-      } else {
-        const __m512 pr = _mm512_mul_ps(v, pj);
-        t0 = _mm512_add_pd(t0, _mm512_cvtps_pd(_mm512_castps512_ps256(pr)));
-        t1 = _mm512_add_pd(t1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pr), 1))));
-      }
-    }
-    if (batch <= 1)
-      for (int l = 0; l < 16; l++) {
-        A[0][l] = _mm512_add_ps(A[0][l], A[2][l]);
-        A[1][l] = _mm512_add_ps(A[1][l], A[3][l]);
-        A[0][l] = _mm512_add_ps(A[0][l], A[1][l]);
-      }
-    const __m512 r = reduce16x16(A[0]);
-    if (batch > 1) _mm512_storeu_ps(out + i0, r);
-    else {
-      const __m512d lo = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(r)), t0);
-      const __m512d hi = _mm512_add_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1))), t1);
-      _mm256_storeu_ps(out + i0, _mm512_cvtpd_ps(lo));
-      _mm256_storeu_ps(out + i0 + 8, _mm512_cvtpd_ps(hi));
-    }
-  }
-}
-
-/* The AVX-512 loops where the CPU has them, unless KVASIR_ISA caps the
- * level below avx512 (as it caps the kernels). */
-static int kd_use512(void) {
-  static _Atomic int cached = -1; /* a constant of the process, computed once */
-  int v = atomic_load_explicit(&cached, memory_order_relaxed);
-  if (v < 0) {
-    const krn_cpu *c = krn_cpu_features();
-    v = c->avx512f && c->fma && c->avx2 && !strcmp(krn_isa_name(), "avx512");
-    atomic_store_explicit(&cached, v, memory_order_relaxed);
-  }
-  return v;
-}
-#else
-#define KD_HAVE_512 0
 #endif
+  (void)hd;
+  return NULL;
+}
+
+const char *eng__kv_dense_loops(int head_dim) {
+  const eng_kd_simd *vx = kd_simd(head_dim);
+  return vx ? vx->name : "portable";
+}
 
 ENG_FMA_CLONES static void kd_attend(void *kv, int layer, int kvh, const float *q, int pos, int window, float scale, float *out) {
   const kv_dense *d = kv;
@@ -259,15 +159,11 @@ ENG_FMA_CLONES static void kd_attend(void *kv, int layer, int kvh, const float *
   const float *K = d->k + (size_t)layer * d->s.n_ctx * d->row + (size_t)kvh * hd;
   const float *V = d->v + (size_t)layer * d->s.n_ctx * d->row + (size_t)kvh * hd;
   float mx = -INFINITY;
-#if KD_HAVE_512
-  const int v512 = hd % 16 == 0 && kd_use512();
-  if (v512) kq512(qh, K, d->row, p0, n, hd, batch, scale, sc);
-#else
-  const int v512 = 0;
-#endif
+  const eng_kd_simd *vx = kd_simd(hd);
+  if (vx) vx->kq(qh, K, d->row, p0, n, hd, batch, scale, sc);
   for (int j = 0; j < n; j++) {
     const float *kj = K + (size_t)(p0 + j) * d->row;
-    if (!v512) sc[j] = (hd % 16 ? dot_ggml(qh, 1, kj, 1, 0, hd, hd, batch) : kq_ggml(qh, kj, hd, batch)) * scale;
+    if (!vx) sc[j] = (hd % 16 ? dot_ggml(qh, 1, kj, 1, 0, hd, hd, batch) : kq_ggml(qh, kj, hd, batch)) * scale;
     if (sc[j] > mx) mx = sc[j];
   }
   /* ggml_vec_soft_max_f32: v_expf over 16-cell chunks, each chunk reduced
@@ -281,11 +177,8 @@ ENG_FMA_CLONES static void kd_attend(void *kv, int layer, int kvh, const float *
   }
   const float inv = (float)(1.0 / sum);
   for (int j = 0; j < n; j++) sc[j] = h(sc[j] * inv);
-#if KD_HAVE_512
-  if (v512) kqv512(V, d->row, sc, p0, n, n_kv, batch, hd, out);
-  else
-#endif
-  if (hd % 16 == 0) kqv_ggml(V, d->row, sc, p0, n, n_kv, batch, hd, out);
+  if (vx) vx->kqv(V, d->row, sc, p0, n, n_kv, batch, hd, out);
+  else if (hd % 16 == 0) kqv_ggml(V, d->row, sc, p0, n, n_kv, batch, hd, out);
   else
     for (int i = 0; i < hd; i++) out[i] = dot_ggml(V + (size_t)p0 * d->row + i, d->row, sc, 1, p0, n, n_kv, batch);
   if (sc != stackbuf) free(sc);

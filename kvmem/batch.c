@@ -6,12 +6,12 @@
  * in the same order: sinks, window, chosen blocks ascending, pooled rest).
  * What changes is the loop order over compressed blocks: block-outer, so a
  * block's codes are read once for every query that chose it and, with the
- * AVX-512 loops, unpacked once into float tiles (kvm512_unpack_f32) that
- * each query's fold reads (kvm512_fold_tile) instead of re-widening the
+ * SIMD loops (AVX2 or AVX-512), unpacked once into float tiles (unpack_f32)
+ * that each query's fold reads (fold_tile, fold_tileq) instead of re-widening the
  * packed codes per query, which was most of a prefill's attention time.
  *
  * Invariants: with the portable loops the results are attend_head's bits
- * (same calls, same order per query); with the AVX-512 ones they agree to
+ * (same calls, same order per query); with the SIMD ones they agree to
  * float rounding (test_kvmem_batch). Local, full and windowed layers, and a
  * single query, take attend_head's path per query unchanged.
  */
@@ -40,13 +40,14 @@ size_t kvm_attend_batch_scratch_bytes(const kvm_cache *c, int n_queries) {
 }
 
 typedef struct bq_state {
-  int D, T, simd;
+  int D, T;
+  const kvm_simd_ops *vx;
   float scale, *logit, *kt, *vt, *acc, *accr, *m, *l;
 } bq_state;
 
 /* The kvm_att of query i (one head), over the batch's arrays. */
 static kvm_att query_att(const bq_state *s, const float *q, int i) {
-  kvm_att a = {.g = 1, .D = s->D, .T = s->T, .simd = s->simd, .scale = s->scale, .q = q};
+  kvm_att a = {.g = 1, .D = s->D, .T = s->T, .vx = s->vx, .scale = s->scale, .q = q};
   a.logit = s->logit;
   a.kt = s->kt;
   a.vt = s->vt;
@@ -78,7 +79,7 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
   const size_t kvd = (size_t)c->kvd, hoff = (size_t)h * D, ho = (size_t)h * c->L.head_bytes;
   const int T = c->tile, cap = choice_cap(k), mb = kvm_max_blocks(k);
   float *sc = scratch;
-  bq_state s = {.D = D, .T = T, .simd = kvm_simd512() && kvm_simd512_fits(k), .scale = scale};
+  bq_state s = {.D = D, .T = T, .vx = kvm_simd_for(k), .scale = scale};
   s.logit = sc; sc += T;
   s.kt = sc; sc += (size_t)T * D;
   s.vt = sc; sc += (size_t)T * D;
@@ -122,7 +123,7 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
       nc_q[i] = -1;
     } else if (k->top_k > 0) {
       for (int b = 0; b < nb; b++)
-        bscore[b] = s.simd ? kvm512_block_score(c, ly->blocks[b] + ho, qi, 1)
+        bscore[b] = s.vx ? s.vx->block_score(c, ly->blocks[b] + ho, qi, 1)
                            : kvm_block_bound(c, ly->blocks[b] + ho, qi, 1, lohi);
       nc_q[i] = kvm_top_k_select(bscore, nb, k->top_k, top);
       memcpy(chosen + (size_t)i * cap, top, sizeof(int) * (size_t)nc_q[i]);
@@ -142,10 +143,10 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
         who[nw++] = i;
       }
     }
-    const int tile = s.simd && nw > 1;
+    const int tile = s.vx && nw > 1;
     if (tile) {
-      kvm512_unpack_f32(hb + c->L.kcodes, (int)(c->L.krow * (size_t)D), k->key_bits, kc);
-      kvm512_unpack_f32(hb + c->L.vcodes, (int)(c->L.vrow * (size_t)B), k->val_bits, vc);
+      s.vx->unpack_f32(hb + c->L.kcodes, (int)(c->L.krow * (size_t)D), k->key_bits, kc);
+      s.vx->unpack_f32(hb + c->L.vcodes, (int)(c->L.vrow * (size_t)B), k->val_bits, vc);
     }
     for (int w = 0; w < nw;) {
       kvm_att a[4], *ap[4];
@@ -156,8 +157,8 @@ void kvm_cache_attend_batch(kvm_cache *c, int layer, int h, const float *q, size
         ap[j] = &a[j];
       }
       if (!tile) kvm_fold_block(c, &a[0], hb);
-      else if (nt > 1) kvm512_fold_tile4(c, ap, nt, hb, kc, vc, tmp);
-      else kvm512_fold_tile(c, &a[0], hb, kc, vc, tmp);
+      else if (nt > 1) s.vx->fold_tileq(c, ap, nt, hb, kc, vc, tmp);
+      else s.vx->fold_tile(c, &a[0], hb, kc, vc, tmp);
       w += nt;
     }
   }

@@ -377,8 +377,8 @@ int kvm_cache_append(kvm_cache *c, int layer, const float *k, const float *v, kv
 
 /* Fold n rows of kt/vt (logit bias added) into every head's state. */
 void kvm_att_fold(kvm_att *a, int n, float bias) {
-  if (a->simd) {
-    kvm512_fold_f32(a, n, bias);
+  if (a->vx) {
+    a->vx->fold_f32(a, n, bias);
     return;
   }
   int D = a->D;
@@ -407,8 +407,8 @@ void kvm_att_fold(kvm_att *a, int n, float bias) {
 
 /* Fold f16 rows (row i at rows + i*stride, head slice at +hoff). */
 void kvm_att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c) {
-  if (a->simd) {
-    kvm512_rows_f16(a, kr, vr, stride, n);
+  if (a->vx) {
+    a->vx->rows_f16(a, kr, vr, stride, n);
     return;
   }
   for (int r0 = 0; r0 < n; r0 += a->T) {
@@ -437,8 +437,8 @@ static void codes_to_f32(const kvm_cache *c, const uint8_t *codes, int n, int bi
  * over channel-major key codes, and acc += sum_t p_t*lo_t + sum_t (p_t*s_t)*code_t
  * over token-major value codes. */
 void kvm_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb) {
-  if (a->simd) {
-    kvm512_fold_block(c, a, hb);
+  if (a->vx) {
+    a->vx->fold_block(c, a, hb);
     return;
   }
   const kvm_blk_layout *L = &c->L;
@@ -594,7 +594,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
   if (end > ly->n) end = ly->n;
   if (lo < 0) lo = 0;
   size_t kvd = (size_t)c->kvd, hoff = (size_t)h * D;
-  kvm_att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q, .simd = kvm_simd512() && kvm_simd512_fits(k)};
+  kvm_att a = {.g = gq, .D = D, .T = T, .scale = scale, .q = q, .vx = kvm_simd_for(k)};
   a.logit = sc; sc += (size_t)gq * T;
   a.kt = sc; sc += (size_t)T * D;
   a.vt = sc; sc += (size_t)T * D;
@@ -655,7 +655,7 @@ static void attend_group(kvm_cache *c, int layer, int h, const float *q, int gq,
         nc = nb;
       } else if (k->top_k > 0) {
         for (int b = 0; b < nb; b++)
-          bscore[b] = a.simd ? kvm512_block_score(c, blocks[b] + ho, q, gq) : kvm_block_bound(c, blocks[b] + ho, q, gq, lohi);
+          bscore[b] = a.vx ? a.vx->block_score(c, blocks[b] + ho, q, gq) : kvm_block_bound(c, blocks[b] + ho, q, gq, lohi);
         nc = kvm_top_k_select(bscore, nb, k->top_k, ch);
       }
       memset(mark, 0, (size_t)nb);

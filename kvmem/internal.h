@@ -2,7 +2,8 @@
  * internal.h — the KV memory's shared types (block layout, layer, cache,
  * prefix, attention state) and the functions its files give each other,
  * grouped by the file that defines them. Calls point one way:
- *   store.c -> snap.c, ops.c, batch.c -> cache.c -> simd.c, quant.c
+ *   store.c -> snap.c, ops.c, batch.c -> cache.c -> simd.c (-> simd_avx2.c,
+ *   simd_avx512.c), quant.c
  * (no file calls one above it; the prefix's lifetime lives in cache.c because
  * a cache holds a reference to the prefix it was forked from). Not for other
  * modules, which use kvmem.h; the module's own tests may include it.
@@ -125,7 +126,7 @@ int kvm_snapshot_peek(const char *path, const kvm_config *cfg, uint64_t model_ha
 /* Online-softmax state of the g query heads sharing one KV head (attend). */
 typedef struct kvm_att {
   int g, D, T;
-  int simd;          /* use the kvm512_ loops */
+  const struct kvm_simd_ops *vx; /* the SIMD loops (kvm_simd_for); NULL: portable */
   float scale;
   const float *q;    /* [g][D] */
   float *acc;        /* [g][D] */
@@ -145,9 +146,9 @@ void kvm_attend_heads(kvm_cache *c, int layer, int kv_head, const float *q, int 
                       float *out, void *scratch);
 
 /* ---- cache.c: the attention steps (attend_group's parts, for batch.c) ----
- * Each folds into one kvm_att state and picks the portable or AVX-512 loop
- * by a->simd (or simd), so a caller that visits the same parts in the same
- * order gets attend_group's bits. */
+ * Each folds into one kvm_att state and picks the portable or SIMD loop
+ * by a->vx, so a caller that visits the same parts in the same order gets
+ * attend_group's bits. */
 int kvm_max_blocks(const kvm_config *c);
 void kvm_att_fold(kvm_att *a, int n, float bias);
 void kvm_att_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n, int f16c);
@@ -156,26 +157,36 @@ void kvm_pooled_row(const kvm_cache *c, const uint8_t *hb, int which, float *o);
 float kvm_block_bound(const kvm_cache *c, const uint8_t *hb, const float *q, int g, float *lohi);
 int kvm_top_k_select(const float *score, int n, int k, int *out);
 
-/* ---- simd.c: the attention loops in AVX-512. ----
- * kvm_simd512_fits: the config's shapes suit them (head_dim, block and
- * code rows in 16s); kvm_simd512 / kvm_simd_force (kvmem.h) say and pin
- * whether they are used. */
-int kvm_simd512_fits(const kvm_config *k);
-void kvm512_rows_f16(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n);
-void kvm512_fold_f32(kvm_att *a, int n, float bias);
-void kvm512_fold_block(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
-float kvm512_block_score(const kvm_cache *c, const uint8_t *hb, const float *q, int g);
-/* out[0 .. nbytes*8/bits) := the codes of nbytes packed bytes (nbytes % 16
- * == 0) as floats, in order. */
-void kvm512_unpack_f32(const uint8_t *p, int nbytes, int bits, float *out);
-/* kvm512_fold_block from the block's codes unpacked once (kvm512_unpack_f32)
- * for many queries: kc [D][B] key codes channel-major, vc [B][D] value codes
- * token-major; tmp: D + 2*B floats. Same sums as kvm512_fold_block up to
- * float rounding (other orders). */
-void kvm512_fold_tile(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp);
-/* kvm512_fold_tile for nq <= 4 single-head queries at once (sharing the
- * tile loads); block == 64 and head_dim % 64 == 0; tmp: 4 * (D + 2*B) floats. */
-void kvm512_fold_tile4(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
-                       const float *vc, float *tmp);
+/* ---- simd.c, simd_avx2.c, simd_avx512.c: the attention loops in SIMD ----
+ * One table per vector width (simd_body.h). Every entry gives what its
+ * portable counterpart in cache.c gives, up to float rounding. */
+typedef struct kvm_simd_ops {
+  const char *name; /* "avx2", "avx512" */
+  int lanes;        /* floats per vector: the shapes must be multiples of it */
+  void (*rows_f16)(kvm_att *a, const uint16_t *kr, const uint16_t *vr, size_t stride, int n);
+  void (*fold_f32)(kvm_att *a, int n, float bias);
+  void (*fold_block)(const kvm_cache *c, kvm_att *a, const uint8_t *hb);
+  float (*block_score)(const kvm_cache *c, const uint8_t *hb, const float *q, int g);
+  /* out[0 .. nbytes*8/bits) := the codes of nbytes packed bytes (nbytes %
+   * lanes == 0) as floats, in order. */
+  void (*unpack_f32)(const uint8_t *p, int nbytes, int bits, float *out);
+  /* fold_block from the block's codes unpacked once (unpack_f32) for many
+   * queries: kc [D][B] key codes channel-major, vc [B][D] value codes
+   * token-major; tmp: D + 2*B floats. Same sums as fold_block up to float
+   * rounding (other orders). */
+  void (*fold_tile)(const kvm_cache *c, kvm_att *a, const uint8_t *hb, const float *kc, const float *vc, float *tmp);
+  /* fold_tile for nq <= 4 single-head queries at once (sharing the tile
+   * loads); block == 64 and head_dim % 64 == 0; tmp: 4 * (D + 2*B) floats. */
+  void (*fold_tileq)(const kvm_cache *c, kvm_att *const *a, int nq, const uint8_t *hb, const float *kc,
+                     const float *vc, float *tmp);
+} kvm_simd_ops;
+
+extern const kvm_simd_ops kvm__simd_avx2, kvm__simd_avx512;
+/* The config's shapes suit loops of `lanes` floats (head_dim, block and
+ * code rows in multiples of it). */
+int kvm_simd_fits(const kvm_config *k, int lanes);
+/* The widest loops at or below kvm_simd_level() whose shapes k fits; NULL:
+ * the portable ones. */
+const kvm_simd_ops *kvm_simd_for(const kvm_config *k);
 
 #endif

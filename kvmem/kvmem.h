@@ -31,7 +31,7 @@
  * -> snap.c (snapshot files), ops.c (truncate, copy, fork), batch.c (a
  * prefill's attention, block-outer) -> cache.c
  * (appends, attention, accounting, cache and prefix lifetime) -> simd.c
- * (AVX-512 loops), quant.c (number formats, checksum); internal.h holds the
+ * (AVX2 / AVX-512 loops, simd_body.h), quant.c (number formats, checksum); internal.h holds the
  * structs they share.
  *
  * Invariants: appends are per layer and in order; a layer's window holds
@@ -119,7 +119,7 @@ size_t kvm_attend_scratch_bytes(const kvm_cache *c);
  * position pos0+t at q + t*stride + j*head_dim, its output at the same
  * offset of out). Each result is kvm_cache_attend_head's for that query
  * (its own block choice; bit for bit with the portable loops, to float
- * rounding with the AVX-512 ones), but a compressed block is read, and
+ * rounding with the SIMD ones), but a compressed block is read, and
  * unpacked, once for all the queries that chose it. Thread-safety as
  * attend_head; scratch: kvm_attend_batch_scratch_bytes(c, n*g). */
 void kvm_cache_attend_batch(kvm_cache *c, int layer, int kv_head, const float *q, size_t stride, int g, int pos0,
@@ -182,13 +182,19 @@ void kvm_hadamard(float *x, int n);
  * values outside it clip. Returns that squared error. */
 double kvm_quant_group_mse(const float *x, int n, int bits, uint16_t *lo16, uint16_t *hi16, uint8_t *codes);
 
-/* The attention loops: 1 = AVX-512 where the CPU and shapes allow, 0 =
- * portable, -1 = detect (the default). For tests and benches that compare
- * the two; the results agree to float rounding. */
+/* The attention loops' level: portable, AVX2 (+FMA+F16C, 8 lanes) or
+ * AVX-512 (16 lanes). kvm_simd_best: what the CPU and KVASIR_ISA allow;
+ * kvm_simd_level: the level in use (kvm_simd_best unless kvm_simd_force
+ * pinned a lower one; -1 = detect, the default; a level above
+ * kvm_simd_best is capped at it). For tests and benches that compare the
+ * levels; the results agree to float rounding. A config whose shapes do
+ * not fit a level's lanes (multiples of 16, or 8) runs the next level down.
+ * The engine's dense cache (engine/kv_dense.c) runs its loops at this level too. */
+enum { KVM_SIMD_PORTABLE = 0, KVM_SIMD_AVX2 = 1, KVM_SIMD_AVX512 = 2 };
 void kvm_simd_force(int level);
-/* 1 when the AVX-512 loops are in use (the CPU has them, KVASIR_ISA allows
- * them and nothing forced the portable ones). */
-int kvm_simd512(void);
+int kvm_simd_level(void);
+int kvm_simd_best(void);
+const char *kvm_simd_name(int level); /* "portable", "avx2", "avx512" */
 
 /* ---- Hashing (snapshot checksums, token and segment hashes) ---- */
 /* 64-bit, 4 lanes of multiply-rotate over 8-byte words; every step is a

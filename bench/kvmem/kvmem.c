@@ -23,9 +23,9 @@
 
 /* Per-head attention time (us) at n tokens for each config in cfs (one
  * cache built per config, the same synthetic keys/values): the best of 5
- * batches of reps calls, so a stall of the machine does not count. simd:
- * -1 detect, 0 portable loops, 1 AVX-512 loops. */
-static double attend_us_level(const kvm_config *cf, int n, int reps, int simd) {
+ * batches of reps calls, so a stall of the machine does not count. level:
+ * -1 detect, else a KVM_SIMD_ level (kvm_simd_force). */
+static double attend_us_level(const kvm_config *cf, int n, int reps, int level) {
   kvm_cache *c;
   kv_err e;
   if (kvm_cache_open(&c, cf, &e)) return -1;
@@ -43,7 +43,7 @@ static double attend_us_level(const kvm_config *cf, int n, int reps, int simd) {
   }
   for (int i = 0; i < cf->head_dim; i++) q[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
   void *sc = malloc(kvm_attend_scratch_bytes(c));
-  kvm_simd_force(simd);
+  kvm_simd_force(level);
   double best = INFINITY;
   for (int b = 0; b < 5; b++) {
     double t0 = kv_now();
@@ -60,25 +60,33 @@ static double attend_us_level(const kvm_config *cf, int n, int reps, int simd) {
 
 static double attend_us(const kvm_config *cf, int n, int reps) { return attend_us_level(cf, n, reps, -1); }
 
-/* The attention loops: portable vs AVX-512 on the compressed config with no
- * block read (sinks, window, pooled rows), the default top-k, and every
- * block, plus full memory. */
+/* The attention loops: portable vs each SIMD level the CPU has, on the
+ * compressed config with no block read (sinks, window, pooled rows), the
+ * default top-k, and every block, plus full memory. */
 static void loops_table(const kvm_config *sc, const kvm_config *sf, int n) {
-  if (!kvm_simd512()) {
-    printf("attention loops: no AVX-512 here, portable loops only\n");
+  const int best = kvm_simd_best();
+  if (best == KVM_SIMD_PORTABLE) {
+    printf("attention loops: no AVX2 or AVX-512 here, portable loops only\n");
     return;
   }
-  printf("attention loops at %d tokens, us/head (best of 5 batches):\n", n);
-  printf("  %-28s %10s %10s %8s\n", "memory", "portable", "avx512", "speedup");
+  printf("attention loops at %d tokens, us/head (best of 5 batches), speedup over portable:\n", n);
+  printf("  %-28s %10s", "memory", "portable");
+  for (int l = 1; l <= best; l++) printf(" %10s %8s", kvm_simd_name(l), "speedup");
+  printf("\n");
   int tks[3] = {0, sc->top_k, 1 << 20};
   const char *names[3] = {"compressed, no block read", "compressed, top-k", "compressed, every block"};
   for (int i = 0; i < 4; i++) {
     kvm_config c = i < 3 ? *sc : *sf;
     if (i < 3) c.top_k = tks[i];
-    double p = attend_us_level(&c, n, 10, 0), a = attend_us_level(&c, n, 10, 1);
     char label[64];
     if (i == 1) snprintf(label, sizeof label, "compressed, top-%d", sc->top_k);
-    printf("  %-28s %10.1f %10.1f %7.2fx\n", i == 3 ? "full f16" : i == 1 ? label : names[i], p, a, p / a);
+    double p = attend_us_level(&c, n, 10, KVM_SIMD_PORTABLE);
+    printf("  %-28s %10.1f", i == 3 ? "full f16" : i == 1 ? label : names[i], p);
+    for (int l = 1; l <= best; l++) {
+      double a = attend_us_level(&c, n, 10, l);
+      printf(" %10.1f %7.2fx", a, p / a);
+    }
+    printf("\n");
   }
 }
 
@@ -184,7 +192,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--val-rot")) vrot = atoi(v), i++;
     else if (!strcmp(argv[i], "--select")) sel = !strcmp(v, "gauss") ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND, i++;
     else if (!strcmp(argv[i], "--synthetic-only")) synth_only = 1;
-    else if (!strcmp(argv[i], "--loops")) loops = 1; /* portable vs AVX-512 attention loops */
+    else if (!strcmp(argv[i], "--loops")) loops = 1; /* portable vs each SIMD level of the attention loops */
     else if (!strcmp(argv[i], "--skip-full")) skip_full = 1; /* compressed only (tuning runs) */
     else if (!strcmp(argv[i], "--no-curve")) no_curve = 1;   /* skip the synthetic trade-off curve */
     else {

@@ -15,7 +15,12 @@
  * (kvm_cache_attend_batch, what the engine's prefill calls), best of 15
  * (the two interleaved), in the thread's CPU time.
  *
- * usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn] [N ...]
+ * --loops portable|avx2|avx512: pin the attention loops' level (both
+ * memories; kvm_simd_force, capped at what the CPU and KVASIR_ISA allow)
+ * while the matmul kernels keep theirs, to compare the loops alone.
+ *
+ * usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn]
+ *                      [--loops LEVEL] [N ...]
  *   default N: 1024 2048 4096; --ctx: the contexts' n_ctx (default: the
  *   largest N, which also sets the compressed memory's key/value bits).
  */
@@ -26,6 +31,7 @@
 #include <time.h>
 
 #include "engine/kvmem_eng.h"
+#include "kernels/kernels.h"
 
 static double cpu_now(void) {
   struct timespec ts;
@@ -124,9 +130,20 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--ctx")) n_ctx = atoi(v), i++;
     else if (!strcmp(argv[i], "--only")) only = !strcmp(v, "kvm"), i++;
     else if (!strcmp(argv[i], "--attn")) attn = 1;
+    else if (!strcmp(argv[i], "--loops")) {
+      int l = !strcmp(v, "portable") ? KVM_SIMD_PORTABLE : !strcmp(v, "avx2") ? KVM_SIMD_AVX2
+              : !strcmp(v, "avx512") ? KVM_SIMD_AVX512 : -2;
+      if (l == -2) {
+        fprintf(stderr, "bench_prefill: --loops portable|avx2|avx512\n");
+        return 2;
+      }
+      kvm_simd_force(l);
+      i++;
+    }
     else if (argv[i][0] != '-' && atoi(argv[i]) > 0 && n_lens < 16) lens[n_lens++] = atoi(argv[i]);
     else {
-      fprintf(stderr, "usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn] [N ...]\n");
+      fprintf(stderr, "usage: bench_prefill [-m MODEL] [-t THREADS] [-r REPS] [--ctx N] [--only dense|kvm] [--attn] "
+                      "[--loops portable|avx2|avx512] [N ...]\n");
       return 2;
     }
   }
@@ -149,8 +166,10 @@ int main(int argc, char **argv) {
   }
   kvm_config cfg;
   kvm_eng_config(&cfg, m, n_ctx, KVM_COMPRESSED);
-  printf("bench_prefill: model %s (%s, %d layers, %d heads / %d KV heads of %d), n_ctx %d, %d threads, best of %d\n",
-         I->name, I->arch, I->n_layer, I->n_head, I->n_head_kv, I->head_dim, n_ctx, threads, reps);
+  printf("bench_prefill: model %s (%s, %d layers, %d heads / %d KV heads of %d), n_ctx %d, %d threads, best of %d, "
+         "kernels %s, attention loops %s\n",
+         I->name, I->arch, I->n_layer, I->n_head, I->n_head_kv, I->head_dim, n_ctx, threads, reps, krn_isa_name(),
+         kvm_simd_name(kvm_simd_level()));
   printf("compressed: sinks %d, window %d, block %d, top-k %d, keys int%d, values int%d\n", cfg.sinks, cfg.window,
          cfg.block, cfg.top_k, cfg.key_bits, cfg.val_bits);
   if (attn) {

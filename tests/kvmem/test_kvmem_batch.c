@@ -2,8 +2,9 @@
  * (kvm_cache_attend_batch, kvmem/batch.c) against kvm_cache_attend_head per
  * query on the same cache, the way the engine uses both: append a batch of
  * K/V, then attend every position of it. With the portable loops the
- * results must be the same bits; with the AVX-512 ones (block codes
- * unpacked once into float tiles) they agree to float rounding (2e-5 of
+ * results must be the same bits; with the SIMD ones at every level the CPU
+ * has (AVX2, AVX-512; block codes unpacked once into float tiles) they
+ * agree to float rounding (2e-5 of
  * the output's largest magnitude, test_kvmem_simd's tolerance). Cases:
  * every block read, a top-k choice with pooled rest (each query its own
  * choice), both block choices, each key/value coding, head_dim 64 and 256,
@@ -30,7 +31,7 @@ typedef struct bcase {
  * positions both ways (every KV head) and compare. Returns the worst
  * difference relative to the output's largest magnitude (0 when every
  * result was bit-identical). */
-static double run_case(const bcase *b, int simd) {
+static double run_case(const bcase *b, int level) {
   kvm_config cf;
   kvm_config_default(&cf, 1, b->kvh * b->g, b->kvh, b->D, b->N + 8, (kvm_mode)b->mode);
   cf.key_bits = b->kb;
@@ -49,7 +50,10 @@ static double run_case(const bcase *b, int simd) {
         *o1 = malloc(sizeof(float) * qd * (size_t)b->batch);
   void *s1 = malloc(kvm_attend_scratch_bytes(c)), *sb = malloc(kvm_attend_batch_scratch_bytes(c, b->batch * g));
   assert_true(k && v && q && o0 && o1 && s1 && sb);
-  kvm_simd_force(simd);
+  kvm_simd_force(level);
+  assert_int_equal(kvm_simd_level(), level);
+  if (level == KVM_SIMD_PORTABLE) assert_null(kvm_simd_for(&cf));
+  else if (b->mode == KVM_COMPRESSED) assert_string_equal(kvm_simd_for(&cf)->name, kvm_simd_name(level));
   double worst = 0;
   for (int p0 = 0; p0 < b->N; p0 += b->batch) {
     int n = b->N - p0 < b->batch ? b->N - p0 : b->batch;
@@ -101,30 +105,50 @@ static const bcase k_cases[] = {
 static void test_batch_portable_bits(void **st) {
   (void)st;
   for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
-    double w = run_case(&k_cases[i], 0);
+    double w = run_case(&k_cases[i], KVM_SIMD_PORTABLE);
     if (w != 0) print_message("case %zu: portable batch differs by %.3e\n", i, w);
     assert_true(w == 0);
   }
 }
 
-static void test_batch_simd_rounding(void **st) {
-  (void)st;
-  if (!kvm_simd512()) {
-    print_message("no AVX-512 here: skipped\n");
-    skip();
-  }
+static int have_level(int level) {
+  if (kvm_simd_best() >= level) return 1;
+  print_message("no %s here (CPU or KVASIR_ISA): skipped\n", kvm_simd_name(level));
+  return 0;
+}
+
+static void batch_rounding(int level) {
+  if (!have_level(level)) skip();
   for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
-    double w = run_case(&k_cases[i], 1);
-    print_message("case %zu (D=%d k%d/v%d top-%d mode %d): worst relative difference %.2e\n", i, k_cases[i].D,
-                  k_cases[i].kb, k_cases[i].vb, k_cases[i].top_k, k_cases[i].mode, w);
+    double w = run_case(&k_cases[i], level);
+    print_message("%s case %zu (D=%d k%d/v%d top-%d mode %d): worst relative difference %.2e\n",
+                  kvm_simd_name(level), i, k_cases[i].D, k_cases[i].kb, k_cases[i].vb, k_cases[i].top_k,
+                  k_cases[i].mode, w);
     assert_true(w < 2e-5);
   }
 }
 
-/* The float tiles hold exactly the codes kvm_unpack_codes gives. */
-static void test_unpack_f32(void **st) {
+static void test_batch_avx2_rounding(void **st) {
   (void)st;
-  if (!kvm_simd512()) skip();
+  batch_rounding(KVM_SIMD_AVX2);
+}
+
+static void test_batch_avx512_rounding(void **st) {
+  (void)st;
+  batch_rounding(KVM_SIMD_AVX512);
+}
+
+/* The float tiles hold exactly the codes kvm_unpack_codes gives, at every
+ * width (64 bytes: 8 chunks of 8 lanes, 4 of 16). */
+static void unpack_f32(int level) {
+  if (!have_level(level)) skip();
+  kvm_config cf;
+  kvm_config_default(&cf, 1, 1, 1, 64, 256, KVM_COMPRESSED);
+  kvm_simd_force(level);
+  const kvm_simd_ops *vx = kvm_simd_for(&cf);
+  kvm_simd_force(-1);
+  assert_non_null(vx);
+  assert_string_equal(vx->name, kvm_simd_name(level));
   uint8_t p[64];
   for (int i = 0; i < 64; i++) p[i] = (uint8_t)(i * 37 + 11);
   static const int bits[3] = {2, 4, 8};
@@ -133,16 +157,26 @@ static void test_unpack_f32(void **st) {
     uint8_t ref[256];
     float got[256];
     kvm_unpack_codes(p, n, bits[b], ref);
-    kvm512_unpack_f32(p, 64, bits[b], got);
+    vx->unpack_f32(p, 64, bits[b], got);
     for (int i = 0; i < n; i++) assert_true(got[i] == (float)ref[i]);
   }
 }
 
+static void test_unpack_f32_avx2(void **st) {
+  (void)st;
+  unpack_f32(KVM_SIMD_AVX2);
+}
+
+static void test_unpack_f32_avx512(void **st) {
+  (void)st;
+  unpack_f32(KVM_SIMD_AVX512);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_unpack_f32),
-      cmocka_unit_test(test_batch_portable_bits),
-      cmocka_unit_test(test_batch_simd_rounding),
+      cmocka_unit_test(test_unpack_f32_avx2),   cmocka_unit_test(test_unpack_f32_avx512),
+      cmocka_unit_test(test_batch_portable_bits), cmocka_unit_test(test_batch_avx2_rounding),
+      cmocka_unit_test(test_batch_avx512_rounding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
-/* test_kvmem_simd.c — the AVX-512 attention loops (kvmem/simd.c) against the
- * portable ones (kvmem/cache.c) on the same caches: every mode, every key/value
- * coding, both block choices, GQA, and shapes of the real models (head_dim
- * 64 and 256, blocks of 64). The outputs agree to float rounding and the
- * chosen blocks are the same. Skips where the CPU lacks AVX-512. */
+/* test_kvmem_simd.c — the SIMD attention loops (kvmem/simd_body.h) at every
+ * level the CPU has (AVX2, AVX-512) against the portable ones (kvmem/cache.c)
+ * on the same caches: every mode, every key/value coding, both block
+ * choices, GQA, and shapes of the real models (head_dim 64 and 256, blocks
+ * of 64). The outputs agree to float rounding and the chosen blocks are the
+ * same. A level the CPU (or KVASIR_ISA) lacks is skipped with a message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +17,11 @@
 #define KVM_TEST_SEED 0x9e3779b97f4a7c15ULL
 #include "tests/kvmem/kvm_test_rng.h"
 
-/* One shape and coding: fill two caches identically, attend with the
- * portable and the AVX-512 loops, compare. Returns the worst difference
+/* One shape and coding: fill a cache, attend with the portable loops and
+ * with those of `level`, compare. Returns the worst difference
  * relative to the output's largest magnitude. */
-static double compare(int D, int kvh, int h, int kb, int vb, int rot, int sel, int top_k, kvm_mode mode, int N) {
+static double compare(int level, int D, int kvh, int h, int kb, int vb, int rot, int sel, int top_k, kvm_mode mode,
+                      int N) {
   kvm_config cf;
   kvm_config_default(&cf, 1, h, kvh, D, N + 8, mode);
   cf.key_bits = kb;
@@ -28,7 +30,7 @@ static double compare(int D, int kvh, int h, int kb, int vb, int rot, int sel, i
   cf.select = sel;
   cf.top_k = top_k;
   if (mode == KVM_LOCAL) cf.layer_window[0] = 200;
-  assert_true(mode != KVM_COMPRESSED || kvm_simd512_fits(&cf));
+  assert_true(mode != KVM_COMPRESSED || kvm_simd_fits(&cf, level == KVM_SIMD_AVX512 ? 16 : 8));
   kvm_cache *c;
   kv_err e;
   assert_int_equal(kvm_cache_open(&c, &cf, &e), 0);
@@ -45,7 +47,8 @@ static double compare(int D, int kvh, int h, int kb, int vb, int rot, int sel, i
     assert_int_equal(kvm_cache_append(c, 0, k, v, &e), 0);
     if (t % 97 == 50 || t == N - 1) {
       for (int i = 0; i < qd; i++) q[i] = gauss();
-      kvm_simd_force(0);
+      kvm_simd_force(KVM_SIMD_PORTABLE);
+      assert_null(kvm_simd_for(&cf));
       kvm_cache_attend(c, 0, q, 1.0f / sqrtf((float)D), o0);
       int n0 = 0;
       const int *ch;
@@ -55,7 +58,10 @@ static double compare(int D, int kvh, int h, int kb, int vb, int rot, int sel, i
         keep = malloc(sizeof(int) * (size_t)(n0 + 1));
         memcpy(keep, ch, sizeof(int) * (size_t)n0);
       }
-      kvm_simd_force(1);
+      kvm_simd_force(level);
+      assert_int_equal(kvm_simd_level(), level);
+      assert_non_null(kvm_simd_for(&cf));
+      assert_string_equal(kvm_simd_for(&cf)->name, kvm_simd_name(level));
       kvm_cache_attend(c, 0, q, 1.0f / sqrtf((float)D), o1);
       kvm_simd_force(-1);
       if (mode == KVM_COMPRESSED) {
@@ -81,10 +87,9 @@ static double compare(int D, int kvh, int h, int kb, int vb, int rot, int sel, i
   return worst;
 }
 
-static void test_simd_matches_portable(void **st) {
-  (void)st;
-  if (!kvm_simd512()) {
-    print_message("no AVX-512 here: skipped\n");
+static void matches_portable(int level) {
+  if (kvm_simd_best() < level) {
+    print_message("no %s here (CPU or KVASIR_ISA): skipped\n", kvm_simd_name(level));
     skip();
   }
   static const int codes[][2] = {{8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}, {8, 2}};
@@ -92,19 +97,57 @@ static void test_simd_matches_portable(void **st) {
     for (int shape = 0; shape < 2; shape++)
       for (int s = 0; s < 2; s++) {
         int D = shape ? 256 : 64, kvh = shape ? 1 : 3, h = shape ? 2 : 3;
-        double w = compare(D, kvh, h, codes[i][0], codes[i][1], (int)(i + s) % 2, s ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND,
-                           s ? 6 : 3, KVM_COMPRESSED, 1400);
-        print_message("k%d/v%d D=%d %s: worst relative difference %.2e\n", codes[i][0], codes[i][1], D,
-                      s ? "gauss" : "bound", w);
+        double w = compare(level, D, kvh, h, codes[i][0], codes[i][1], (int)(i + s) % 2,
+                           s ? KVM_SELECT_GAUSS : KVM_SELECT_BOUND, s ? 6 : 3, KVM_COMPRESSED, 1400);
+        print_message("%s k%d/v%d D=%d %s: worst relative difference %.2e\n", kvm_simd_name(level), codes[i][0],
+                      codes[i][1], D, s ? "gauss" : "bound", w);
         assert_true(w < 2e-5);
       }
   /* every block read (no pooled rows) and the f16 modes */
-  assert_true(compare(64, 3, 9, 4, 2, 1, KVM_SELECT_GAUSS, 1000, KVM_COMPRESSED, 900) < 2e-5);
-  assert_true(compare(64, 3, 9, 4, 2, 1, KVM_SELECT_GAUSS, 64, KVM_FULL, 900) < 2e-5);
-  assert_true(compare(256, 1, 4, 4, 2, 1, KVM_SELECT_GAUSS, 64, KVM_LOCAL, 900) < 2e-5);
+  assert_true(compare(level, 64, 3, 9, 4, 2, 1, KVM_SELECT_GAUSS, 1000, KVM_COMPRESSED, 900) < 2e-5);
+  assert_true(compare(level, 64, 3, 9, 4, 2, 1, KVM_SELECT_GAUSS, 64, KVM_FULL, 900) < 2e-5);
+  assert_true(compare(level, 256, 1, 4, 4, 2, 1, KVM_SELECT_GAUSS, 64, KVM_LOCAL, 900) < 2e-5);
+}
+
+static void test_avx2_matches_portable(void **st) {
+  (void)st;
+  matches_portable(KVM_SIMD_AVX2);
+}
+
+static void test_avx512_matches_portable(void **st) {
+  (void)st;
+  matches_portable(KVM_SIMD_AVX512);
+}
+
+/* The level pinned, capped and detected; shapes that fit 8 lanes but not
+ * 16 (head_dim 72, 8-bit codes) take the AVX2 loops under the AVX-512 level. */
+static void test_simd_level(void **st) {
+  (void)st;
+  const int best = kvm_simd_best();
+  assert_int_equal(kvm_simd_level(), best);
+  kvm_simd_force(KVM_SIMD_AVX512 + 1);
+  assert_int_equal(kvm_simd_level(), best);
+  kvm_simd_force(KVM_SIMD_PORTABLE);
+  assert_int_equal(kvm_simd_level(), KVM_SIMD_PORTABLE);
+  kvm_config cf;
+  kvm_config_default(&cf, 1, 2, 1, 72, 512, KVM_COMPRESSED);
+  cf.key_bits = cf.val_bits = 8;
+  assert_true(kvm_simd_fits(&cf, 8));
+  assert_false(kvm_simd_fits(&cf, 16));
+  assert_null(kvm_simd_for(&cf));
+  kvm_simd_force(-1);
+  if (best >= KVM_SIMD_AVX2) assert_string_equal(kvm_simd_for(&cf)->name, "avx2");
+  else assert_null(kvm_simd_for(&cf));
+  if (best >= KVM_SIMD_AVX2) {
+    /* and agree with the portable loops there */
+    double w = compare(KVM_SIMD_AVX2, 72, 1, 2, 8, 8, 0, KVM_SELECT_BOUND, 3, KVM_COMPRESSED, 700);
+    print_message("avx2 at D=72: worst relative difference %.2e\n", w);
+    assert_true(w < 2e-5);
+  }
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_simd_matches_portable)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_simd_level), cmocka_unit_test(test_avx2_matches_portable),
+                                     cmocka_unit_test(test_avx512_matches_portable)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
