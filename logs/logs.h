@@ -82,7 +82,8 @@ enum {
   LOG_R_H_TIME_SHAPE = 1u << 26, /* header: a column of one digit shape with a clock (HH:MM) is a time */
   LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
   LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
-  LOG_R_COUNT = 29
+  LOG_R_M_TIME_PIECE = 1u << 29, /* mine: a weekday/month name next to a number or another time piece is a time (Linux) */
+  LOG_R_COUNT = 30
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);

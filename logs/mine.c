@@ -178,6 +178,40 @@ static int type_of(const char *s, size_t n) {
 
 int log_m_type(const char *s, size_t n) { return n ? type_of(s, n) : LOG_P_NONE; }
 
+/* A token that can stand next to a weekday or month name in a date: a day
+ * (1-31), a year (1970-2100), a clock (digits, ':' '.' ',' only, with
+ * d:dd), or another such name. */
+static int time_neighbour(const char *s, size_t n) {
+  if (n == 0) return 0;
+  if (log_ts_calendar_word(s, n)) return 1;
+  int v = 0, alld = 1, clock = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) v = v < 100000 ? v * 10 + (c - '0') : v;
+    else if (c == ':' || c == '.' || c == ',') {
+      alld = 0;
+      if (c == ':' && i > 0 && i + 2 < n && isdigit((unsigned char)s[i - 1]) && isdigit((unsigned char)s[i + 1]) &&
+          isdigit((unsigned char)s[i + 2]))
+        clock = 1;
+    } else return 0;
+  }
+  if (alld) return (n <= 2 && v >= 1 && v <= 31) || (n == 4 && v >= 1970 && v <= 2100);
+  return clock;
+}
+
+/* m_time_piece: a weekday or month name that a day, a year, a clock or
+ * another such name stands next to is a piece of a time, so a variable
+ * ("at Sun Jul 10 09:37:22 2005" when the whole does not parse as one
+ * timestamp, "on Jul 10"); a name alone ("Sun Microsystems") stays a word. */
+static void time_pieces(const char *s, log_tok *t, uint32_t k) {
+  for (uint32_t i = 0; i < k; i++) {
+    if (t[i].type != LOG_P_NONE || !log_ts_calendar_word(s + t[i].off, t[i].len)) continue;
+    int next = i + 1 < k && t[i + 1].space && time_neighbour(s + t[i + 1].off, t[i + 1].len);
+    int prev = i > 0 && t[i].space && time_neighbour(s + t[i - 1].off, t[i - 1].len);
+    if (next || prev) t[i].type = LOG_P_TIME;
+  }
+}
+
 /* Cut content into tokens; returns the count (<= max). */
 static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint32_t off) {
   uint32_t k = 0;
@@ -243,6 +277,7 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint
     }
     i = e;
   }
+  if (!(off & LOG_R_M_TIME_PIECE)) time_pieces(s, t, k);
   return k;
 }
 
