@@ -359,6 +359,7 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
 }
 
 static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
+static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss);
 static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out);
 
 static void line_init(const char *s, size_t n, log_line *out) {
@@ -633,6 +634,24 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
   uint32_t roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
+  if (f && f->alt && !(roff & LOG_R_H_BEST_FIT)) {
+    /* Several layouts: the line takes the one it fits best (fewest core
+     * columns of another class), the first of those on a tie. A loose fit
+     * to an earlier layout (log4j's "[thread]" read where a Python line's
+     * " - " stands) would cut the message at the wrong column. */
+    log_line best;
+    int bmiss = -1;
+    for (const log_fmt *g = f; g; g = g->alt) {
+      int miss;
+      line_init(s, n, out);
+      parse_fit(g, s, n, year_hint, out, &miss);
+      if (out->has_header && (bmiss < 0 || miss < bmiss)) best = *out, bmiss = miss;
+      if (bmiss == 0) break;
+    }
+    if (bmiss >= 0) *out = best;
+    else line_init(s, n, out);
+    return;
+  }
   for (const log_fmt *g = f; g; g = g->alt) {
     parse_one(g, s, n, year_hint, out);
     if (out->has_header || !g->alt) return;
@@ -643,7 +662,16 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
 /* The line under one layout; has_header = 0 (content = the line) when it
  * does not match. */
 static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
+  int miss;
+  parse_fit(f, s, n, year_hint, out, &miss);
+}
+
+/* parse_one, counting in *miss the core columns of the line whose class is
+ * not the layout's (an id for a number, a word where a bracket group is
+ * wanted: accepted, but a looser fit). */
+static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss) {
   uint32_t roff = f ? f->off : 0;
+  *miss = 0;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   if (f->delim) {
     size_t b = 0, got = 0, i;
@@ -676,11 +704,15 @@ static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, 
       if (cols[m].cls == C_C) {
         cols[j].e = cols[m].e;
         k = j + 1;
+        (*miss)++;
         break;
       }
     }
     /* N and H both stand for ids/hosts; T and N for epoch-like stamps. */
-    if (want != C_T && want != C_L && want != C_C && got != C_T) continue;
+    if (want != C_T && want != C_L && want != C_C && got != C_T) {
+      (*miss)++;
+      continue;
+    }
     return;
   }
   int end = j < f->core ? j + 1 : f->core;

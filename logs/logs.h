@@ -83,7 +83,8 @@ enum {
   LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
   LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
   LOG_R_M_TIME_PIECE = 1u << 29, /* mine: a weekday/month name next to a number or another time piece is a time (Linux) */
-  LOG_R_COUNT = 30
+  LOG_R_H_BEST_FIT = 1u << 30,  /* header: of several layouts, a line takes the one it fits best (mixed-layout set) */
+  LOG_R_COUNT = 31
 };
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
