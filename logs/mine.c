@@ -204,8 +204,14 @@ static int time_neighbour(const char *s, size_t n) {
  * ("at Sun Jul 10 09:37:22 2005" when the whole does not parse as one
  * timestamp, "on Jul 10"); a name alone ("Sun Microsystems") stays a word. */
 static void time_pieces(const char *s, log_tok *t, uint32_t k) {
+  /* first letters of the weekday and month names (either case): most words are out at once */
+  static const uint8_t FIRST[256] = {['S'] = 1, ['M'] = 1, ['T'] = 1, ['W'] = 1, ['F'] = 1, ['J'] = 1, ['A'] = 1,
+                                     ['O'] = 1, ['N'] = 1, ['D'] = 1, ['s'] = 1, ['m'] = 1, ['t'] = 1, ['w'] = 1,
+                                     ['f'] = 1, ['j'] = 1, ['a'] = 1, ['o'] = 1, ['n'] = 1, ['d'] = 1};
   for (uint32_t i = 0; i < k; i++) {
-    if (t[i].type != LOG_P_NONE || !log_ts_calendar_word(s + t[i].off, t[i].len)) continue;
+    if (t[i].type != LOG_P_NONE || t[i].len < 3 || t[i].len > 9 || !FIRST[(unsigned char)s[t[i].off]] ||
+        !log_ts_calendar_word(s + t[i].off, t[i].len))
+      continue;
     int next = i + 1 < k && t[i + 1].space && time_neighbour(s + t[i + 1].off, t[i + 1].len);
     int prev = i > 0 && t[i].space && time_neighbour(s + t[i - 1].off, t[i - 1].len);
     if (next || prev) t[i].type = LOG_P_TIME;
