@@ -5,7 +5,8 @@
  * a key to its value ("rhost=1.2.3.4" -> "rhost=", "1.2.3.4"; "(0x0)" ->
  * "(", "0x0", ")"; an escaped quote \" reads as "). Tokens that carry a digit, look like a path or URL, or
  * are long hex are variables before clustering (typed: number, hex, IP,
- * UUID, path, duration, id). The masked sequence is then clustered the Drain
+ * UUID, path, duration, id; a weekday or month name next to a day, year,
+ * clock or another such name: time). The masked sequence is then clustered the Drain
  * way: a bucket per (token count, first token), the most similar template
  * of the bucket taken when similarity >= sim, and differing positions turned
  * into variables. An exact-sequence cache skips the bucket scan for masked
