@@ -41,6 +41,7 @@ struct log_fmt {
   char delim;   /* '|' or '\t': the header is the first ndelim delimited fields */
   int ndelim;
   struct log_fmt *alt; /* the next layout of a file that mixes several (tried in order), or NULL */
+  char trail;          /* '(' or '[': the line ends in a "(name)" trailer that is not content (first layout only) */
 };
 
 typedef struct col {
@@ -507,12 +508,73 @@ out:
   free(left), free(sig), free(sl), free(sn);
 }
 
+/* A trailer: the last token of the line is "(name)" or "[name]", a name of
+ * letters, digits, . _ $ : / - and nested brackets, with a letter and
+ * nothing else (no '=', no space): log4j's "%m (%c)" (Kafka: "msg (kafka.server.KafkaServer)").
+ * Returns where the token starts, or n. */
+static size_t trailer_at(const char *s, size_t n, char open) {
+  char close = open == '(' ? ')' : ']';
+  while (n && is_sp(s[n - 1])) n--;
+  if (n < 4 || s[n - 1] != close) return n;
+  size_t b = n - 1;
+  int alpha = 0, depth = 1; /* brackets nest: "(kafka.sshd(pam_unix))" */
+  while (b > 0) {
+    unsigned char c = (unsigned char)s[b - 1];
+    if (c == (unsigned char)open && --depth == 0) break;
+    if (c == (unsigned char)close) depth++;
+    else if (isalpha(c)) alpha = 1;
+    else if (c != (unsigned char)open && !isdigit(c) && !strchr("._$:/-", c)) return n;
+    b--;
+  }
+  if (b == 0 || !alpha || b + 1 >= n - 1) return n;
+  b--; /* the opening bracket */
+  if (b == 0 || !is_sp(s[b - 1])) return n;
+  return b;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The trailer is the file's when >= 90% of the lines that have a header end
+ * in one, and its names repeat (at most a quarter as many names as lines: a
+ * logger, not a message's last word). */
+static void learn_trailer(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+  static const char OPEN[2] = {'(', '['};
+  uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+  if (!h) return;
+  for (int o = 0; o < 2 && !f->trail; o++) {
+    size_t cand = 0, got = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!plain_line(lines[i], lens[i], roff)) continue;
+      log_line ln;
+      line_init(lines[i], lens[i], &ln);
+      parse_one(f, lines[i], lens[i], 2000, &ln);
+      if (!ln.has_header) continue;
+      cand++;
+      size_t b = trailer_at(ln.content, ln.content_len, OPEN[o]);
+      if (b == ln.content_len || b == 0) continue;
+      size_t e = ln.content_len;
+      while (e && is_sp(ln.content[e - 1])) e--;
+      h[got++] = kv_hash64(ln.content + b, e - b);
+    }
+    if (cand < 20 || got * 10 < cand * 9) continue;
+    qsort(h, got, sizeof *h, cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < got; i++) distinct += !i || h[i] != h[i - 1];
+    if (distinct * 4 <= got) f->trail = OPEN[o];
+  }
+  free(h);
+}
+
 int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
                         kv_err *err) {
   log_fmt *f = calloc(1, sizeof *f);
   if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
   learn_one(f, lines, lens, n, roff);
   if (!(roff & LOG_R_H_MIXED)) learn_mixed(f, lines, lens, n, roff);
+  if (!(roff & LOG_R_H_TRAILER) && f->ncols && !f->alt) learn_trailer(f, lines, lens, n, roff);
   *out = f;
   return 0;
 }
@@ -540,6 +602,10 @@ void log_fmt_describe(const log_fmt *f, char *buf, size_t n) {
     for (int j = 0; j < f->ncols && k + 2 < n; j++) {
       buf[k++] = CLS_CH[f->cls[j]];
       if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
+    }
+    if (f->trail && k + 6 < n) {
+      k += (size_t)snprintf(buf + k, n - k, " %c..%c", f->trail, f->trail == '(' ? ')' : ']');
+      if (k >= n) k = n - 1;
     }
   }
   buf[k] = 0;
@@ -628,12 +694,29 @@ static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log
   return 1;
 }
 
+static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
+
 void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
   while (n && (s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
   line_init(s, n, out);
   uint32_t roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
+  parse_layouts(f, s, n, year_hint, out);
+  if (f && f->trail && out->has_header) {
+    size_t b = trailer_at(out->content, out->content_len, f->trail);
+    if (b < out->content_len && b > 0) {
+      size_t e = out->content_len;
+      while (e && is_sp(out->content[e - 1])) e--;
+      if (!out->comp) out->comp = out->content + b + 1, out->comp_len = e - b - 2;
+      while (b && is_sp(out->content[b - 1])) b--;
+      out->content_len = b;
+    }
+  }
+}
+
+static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
+  uint32_t roff = f ? f->off : 0;
   if (f && f->alt && !(roff & LOG_R_H_BEST_FIT)) {
     /* Several layouts: the line takes the one it fits best (fewest core
      * columns of another class), the first of those on a tie. A loose fit

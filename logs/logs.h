@@ -84,8 +84,10 @@ enum {
   LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
   LOG_R_M_TIME_PIECE = 1u << 29, /* mine: a weekday/month name next to a number or another time piece is a time (Linux) */
   LOG_R_H_BEST_FIT = 1u << 30,  /* header: of several layouts, a line takes the one it fits best (mixed-layout set) */
-  LOG_R_COUNT = 31
+  LOG_R_COUNT = 32 /* the mask is 32 bits: a further rule needs a wider one */
 };
+/* Bit 31 is outside the enum (ISO C enumerators are ints). */
+#define LOG_R_H_TRAILER (1u << 31) /* header: a "(logger)" trailer ending >= 90% of lines is not content */
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
 /* Comma-separated rule names (or "all") into a mask. KV_EINVAL naming the

@@ -5,7 +5,8 @@
  * the message, its level the one written, and where the layout has a time,
  * that time. Rules tested: the dash anchor (RFC 5424's "- -", "comp - msg"),
  * '|' and tab separated fields (a message may hold the delimiter), logfmt
- * (quoted msg with escapes), plus layouts handled before (log4j, Python
+ * (quoted msg with escapes), a "(logger)" trailer after the message
+ * (Kafka's log4j pattern; h_trailer), plus layouts handled before (log4j, Python
  * logging, syslog, JSON lines, epoch ms). Needs nothing outside the repo. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,8 +32,8 @@ static const char *COMP[5] = {"kernel", "cron", "sshd(pam_unix)", "ftpd", "su"};
 static const char *LV[4] = {"INFO", "WARN", "ERROR", "DEBUG"};
 static const int LVN[4] = {LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR, LOG_LVL_DEBUG};
 
-enum { L_RFC5424, L_ISO_DASH, L_LOGFMT, L_PIPE, L_TAB, L_LOG4J, L_PYTHON, L_JSON, L_EPOCH_MS, L_N };
-static const char *NAME[L_N] = {"rfc5424", "iso-dash", "logfmt", "pipe", "tab", "log4j", "python", "json", "epoch-ms"};
+enum { L_RFC5424, L_ISO_DASH, L_LOGFMT, L_PIPE, L_TAB, L_LOG4J, L_PYTHON, L_JSON, L_EPOCH_MS, L_KAFKA, L_N };
+static const char *NAME[L_N] = {"rfc5424", "iso-dash", "logfmt", "pipe", "tab", "log4j", "python", "json", "epoch-ms", "kafka"};
 
 static void line_of(int lay, int i, char *out, size_t cap, char *msg, size_t mcap) {
   snprintf(msg, mcap, MSG[i % 5], 7 * i + 1);
@@ -63,6 +64,8 @@ static void line_of(int lay, int i, char *out, size_t cap, char *msg, size_t mca
   case L_PYTHON: snprintf(out, cap, "%s - app.mod%d - %s - %s", iso, i % 3, lv, msg); break;
   case L_JSON: snprintf(out, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}", iso, lv, esc); break;
   case L_EPOCH_MS: snprintf(out, cap, "%lld app[%d] %s %s", (long long)ms, 10 + i % 9, lv, msg); break;
+  /* log4j "[%d] %p %m (%c)": the logger trails the message (brackets nest) */
+  case L_KAFKA: snprintf(out, cap, "[%s] %s %s (kafka.%s)", iso, lv, msg, COMP[i % 5]); break;
   }
 }
 
@@ -117,14 +120,15 @@ static void test_layouts(void **st) {
   }
 }
 
-/* The same layout rules switched off: the dash anchor, the delimiters and
- * logfmt are what make those layouts parse (so the test above can fail). */
+/* The same layout rules switched off: the dash anchor, the delimiters,
+ * logfmt and the trailer are what make those layouts parse (so the test
+ * above can fail). */
 static void test_rules_matter(void **st) {
   (void)st;
   static char buf[NL][640], msg[NL][512];
-  const int lay[3] = {L_ISO_DASH, L_PIPE, L_LOGFMT};
-  const uint32_t rule[3] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT};
-  for (int c = 0; c < 3; c++) {
+  const int lay[4] = {L_ISO_DASH, L_PIPE, L_LOGFMT, L_KAFKA};
+  const uint32_t rule[4] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT, LOG_R_H_TRAILER};
+  for (int c = 0; c < 4; c++) {
     const char *lines[NL];
     size_t lens[NL];
     for (int i = 0; i < NL; i++) {
@@ -198,7 +202,7 @@ static void test_rule_names(void **st) {
     all |= 1u << i;
   }
   assert_null(log_rule_name(LOG_R_COUNT));
-  assert_int_equal(LOG_R_H_BEST_FIT, 1u << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
+  assert_int_equal(LOG_R_H_TRAILER, 1u << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
   assert_int_equal(log_rules_parse("all", &m, &err), 0);
   assert_int_equal(m, all);
   assert_int_equal(log_rules_parse("m_keyval,h_delim", &m, &err), 0);
