@@ -25,7 +25,7 @@ int log_rules_parse(const char *names, uint32_t *mask, kv_err *err) {
     const char *e = strchr(p, ',');
     size_t l = e ? (size_t)(e - p) : strlen(p);
     int found = 0;
-    if (l == 3 && !memcmp(p, "all", 3)) *mask = LOG_R_COUNT >= 32 ? UINT32_MAX : (1u << LOG_R_COUNT) - 1, found = 1;
+    if (l == 3 && !memcmp(p, "all", 3)) *mask = UINT32_MAX >> (32 - LOG_R_COUNT), found = 1;
     for (int i = 0; i < LOG_R_COUNT && !found; i++)
       if (strlen(NAMES[i]) == l && !memcmp(NAMES[i], p, l)) *mask |= 1u << i, found = 1;
     if (!found && l) return kv_err_set(err, KV_EINVAL, "logs: unknown rule '%.*s' (see log_rule_name)", (int)l, p);
