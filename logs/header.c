@@ -37,7 +37,7 @@ struct log_fmt {
   int ncols;       /* header columns */
   int core;        /* columns that must match */
   int cls[HCOLS];
-  uint32_t off; /* LOG_R_* switched off */
+  log_rules off; /* LOG_R_* switched off */
   char delim;   /* '|' or '\t': the header is the first ndelim delimited fields */
   int ndelim;
   struct log_fmt *alt; /* the next layout of a file that mixes several (tried in order), or NULL */
@@ -52,7 +52,7 @@ typedef struct col {
 
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
 
-static int classify(const char *s, size_t n, uint32_t roff) {
+static int classify(const char *s, size_t n, log_rules roff) {
   if (n == 0) return C_NONE;
   if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
   if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
@@ -90,7 +90,7 @@ static int classify(const char *s, size_t n, uint32_t roff) {
  * "16:49:06.123", "10.30 16:49:06"): digits and date/time separators only,
  * >= 4 digits, and a clock: 1-2 digits, ':', exactly 2 digits. Such a
  * column anchors the header like a time (its value is not read). */
-static int time_shaped(const char *s, size_t n, uint32_t roff) {
+static int time_shaped(const char *s, size_t n, log_rules roff) {
   if ((roff & LOG_R_H_TIME_SHAPE) || n < 4 || n > 40) return 0;
   int d = 0, clock = 0;
   for (size_t i = 0; i < n; i++) {
@@ -111,7 +111,7 @@ static int time_shaped(const char *s, size_t n, uint32_t roff) {
 }
 
 /* Cut the first HCOLS columns of a line. Returns the number of columns. */
-static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, uint32_t roff) {
+static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, log_rules roff) {
   int k = 0;
   size_t i = 0;
   while (k < maxcols && k < HCOLS) {
@@ -161,7 +161,7 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
 }
 
 /* Class of the first column only (cheap; used to pick the usual lines). */
-static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
+static int columns1(const char *s, size_t n, col *c, log_rules roff) {
   col tmp[HCOLS];
   if (columns(s, n, tmp, 2000, 1, roff) <= 0) return 0;
   c[0] = tmp[0];
@@ -171,7 +171,7 @@ static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
 static int header_like(int c) { return c != C_W && c != C_NONE; }
 
 /* One delimited field [b, e) of a line, trimmed: what it holds. */
-static void delim_field(const char *s, size_t b, size_t e, int year_hint, uint32_t roff, log_line *out, int *saw_ts,
+static void delim_field(const char *s, size_t b, size_t e, int year_hint, log_rules roff, log_line *out, int *saw_ts,
                         int *saw_lvl) {
   while (b < e && is_sp(s[b])) b++;
   while (e > b && is_sp(s[e - 1])) e--;
@@ -241,7 +241,7 @@ static void learn_delim(log_fmt *f, const char *const *lines, const size_t *lens
 /* logfmt ("ts=... level=info logger=x msg=\"...\""): a line whose first
  * token is key=value and which has a msg/message key. Values are bare or
  * double-quoted (backslash escapes kept as they are in the content). */
-static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
+static int parse_logfmt(const char *s, size_t n, int year_hint, log_rules roff, log_line *out) {
   size_t i = 0;
   if (!(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == '@')) return 0;
   while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '@')) i++;
@@ -289,10 +289,11 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
 }
 
 /* One layout from sample lines (all of a file's, or one group's). */
-static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff, double trail_min) {
   f->off = roff;
   unsigned cnt[HCOLS][C_NCLASS];
-  unsigned have[HCOLS];
+  unsigned have[HCOLS], quoted[HCOLS];
+  memset(quoted, 0, sizeof quoted);
   memset(cnt, 0, sizeof cnt);
   memset(have, 0, sizeof have);
   /* Lines whose first column differs from the usual one (stack frames,
@@ -314,7 +315,13 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
     col cols[HCOLS];
     int k = columns(lines[li], lens[li], cols, 2000, HCOLS, roff);
     if (k == 0 || (c0 >= 0 && cols[0].cls != c0)) continue;
-    for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
+    for (int j = 0; j < k; j++) {
+      cnt[j][cols[j].cls]++, have[j]++;
+      /* a column that opens a quote it does not close (or closes one): a piece of a quoted message */
+      const char *c = lines[li] + cols[j].b;
+      size_t cl = cols[j].e - cols[j].b;
+      if (cl && (c[0] == '"') != (cl > 1 && c[cl - 1] == '"')) quoted[j]++;
+    }
     used++;
   }
   /* Strong columns (time, level, component) anchor the header; the columns
@@ -337,6 +344,8 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
                  : modal[j] == C_D && j > 0 && !(roff & LOG_R_H_DASH_ANCHOR) ? share[j] >= 0.8
                                                                              : 0;
     int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || (!(roff & LOG_R_H_IDSHARE) && idshare[j] >= 0.9);
+    /* the header does not run through a quoted string: what follows is message (h_quote_stop) */
+    if (!(roff & LOG_R_H_MSG_SHAPE) && quoted[j] * 2 >= used) ok = 0;
     if (!ok || j > core + 5) break;
     if (strong) {
       for (int a = core; a < j; a++) f->cls[a] = modal[a] == C_W ? C_H : modal[a];
@@ -348,7 +357,7 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
   h = core;
   int dash_end = core && f->cls[core - 1] == C_D && !(roff & LOG_R_H_DASH_ANCHOR); /* "- -", " - ": the header ends there */
   for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !dash_end && !(roff & LOG_R_H_TRAIL); j++) {
-    if (!header_like(modal[j]) || share[j] < 0.8) break;
+    if (!header_like(modal[j]) || share[j] < trail_min) break;
     f->cls[j] = modal[j];
     h = j + 1;
   }
@@ -361,7 +370,7 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
 
 static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
 static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss);
-static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out);
+static int parse_logfmt(const char *s, size_t n, int year_hint, log_rules roff, log_line *out);
 
 static void line_init(const char *s, size_t n, log_line *out) {
   memset(out, 0, sizeof *out);
@@ -372,7 +381,7 @@ static void line_init(const char *s, size_t n, log_line *out) {
 }
 
 /* A line that should have a header: not a continuation, JSON or logfmt. */
-static int plain_line(const char *s, size_t n, uint32_t roff) {
+static int plain_line(const char *s, size_t n, log_rules roff) {
   if (n == 0 || is_sp(s[0]) || s[0] == '{' || log_is_continuation(s, n)) return 0;
   log_line ln;
   line_init(s, n, &ln);
@@ -422,7 +431,7 @@ static int compatible(const log_fmt *a, const log_fmt *b) {
  * or has more of them than the single layout and fits other groups' lines
  * too (the single layout was a compromise between two, "T LEVEL comp:" and
  * "T LEVEL [thread] class:" learnt as "T LEVEL"). */
-static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff) {
   uint8_t *left = calloc(n ? n : 1, 1);
   uint16_t *sig = calloc(n ? n : 1, sizeof *sig);
   const char **sl = malloc((n ? n : 1) * sizeof *sl);
@@ -473,7 +482,7 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
       if (left[i] && sig[i] == key[b]) sl[m] = lines[i], sn[m] = lens[i], m++, left[i] = 0;
     log_fmt *g = calloc(1, sizeof *g);
     if (!g) break;
-    learn_one(g, sl, sn, m, roff);
+    learn_one(g, sl, sn, m, roff, roff & LOG_R_H_MSG_SHAPE ? 0.8 : 0.95);
     if (g->ncols == 0 || !strong_layout(g)) {
       free(g);
       continue;
@@ -540,7 +549,7 @@ static int cmp_u64(const void *a, const void *b) {
 /* The trailer is the file's when >= 90% of the lines that have a header end
  * in one, and its names repeat (at most a quarter as many names as lines: a
  * logger, not a message's last word). */
-static void learn_trailer(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+static void learn_trailer(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff) {
   static const char OPEN[2] = {'(', '['};
   uint64_t *h = malloc((n ? n : 1) * sizeof *h);
   if (!h) return;
@@ -568,11 +577,11 @@ static void learn_trailer(log_fmt *f, const char *const *lines, const size_t *le
   free(h);
 }
 
-int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, log_rules roff,
                         kv_err *err) {
   log_fmt *f = calloc(1, sizeof *f);
   if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
-  learn_one(f, lines, lens, n, roff);
+  learn_one(f, lines, lens, n, roff, 0.8);
   if (!(roff & LOG_R_H_MIXED)) learn_mixed(f, lines, lens, n, roff);
   if (!(roff & LOG_R_H_TRAILER) && f->ncols && !f->alt) learn_trailer(f, lines, lens, n, roff);
   *out = f;
@@ -662,7 +671,7 @@ static int json_field(const char *s, size_t n, const char *const *keys, const ch
   return 0;
 }
 
-static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
+static int parse_json(const char *s, size_t n, int year_hint, log_rules roff, log_line *out) {
   static const char *const TK[] = {"@timestamp", "timestamp", "time", "ts", "t", NULL};
   static const char *const LK[] = {"level", "severity", "lvl", "loglevel", NULL};
   static const char *const MK[] = {"message", "msg", "log", NULL};
@@ -699,7 +708,7 @@ static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hi
 void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
   while (n && (s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
   line_init(s, n, out);
-  uint32_t roff = f ? f->off : 0;
+  log_rules roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
   parse_layouts(f, s, n, year_hint, out);
@@ -716,7 +725,7 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
 }
 
 static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
-  uint32_t roff = f ? f->off : 0;
+  log_rules roff = f ? f->off : 0;
   if (f && f->alt && !(roff & LOG_R_H_BEST_FIT)) {
     /* Several layouts: the line takes the one it fits best (fewest core
      * columns of another class), the first of those on a tie. A loose fit
@@ -753,7 +762,7 @@ static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, 
  * not the layout's (an id for a number, a word where a bracket group is
  * wanted: accepted, but a looser fit). */
 static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss) {
-  uint32_t roff = f ? f->off : 0;
+  log_rules roff = f ? f->off : 0;
   *miss = 0;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   if (f->delim) {

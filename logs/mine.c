@@ -220,7 +220,7 @@ static void time_pieces(const char *s, log_tok *t, uint32_t k) {
 }
 
 /* Cut content into tokens; returns the count (<= max). */
-static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint32_t off) {
+static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, log_rules off) {
   uint32_t k = 0;
   size_t i = 0;
   while (i < n && k < max) {

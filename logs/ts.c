@@ -138,7 +138,7 @@ static int zone_at(const char *s, size_t n, size_t *i, int *off_min) {
 
 size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) { return log_ts_parse_rules(s, n, year_hint, 0, ms); }
 
-size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, uint32_t off_rules, int64_t *ms) {
+size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, log_rules off_rules, int64_t *ms) {
   int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
   size_t i = 0;
   if (n == 0 || !s) return 0;

@@ -67,7 +67,7 @@ static double ga(const uint32_t *ids) {
   return (double)good / NL;
 }
 
-static double parse_ga(uint32_t off) {
+static double parse_ga(log_rules off) {
   static char buf[NL * 260];
   size_t n = 0;
   for (int i = 0; i < NL; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\n", text[i]);

@@ -127,7 +127,7 @@ static void test_rules_matter(void **st) {
   (void)st;
   static char buf[NL][640], msg[NL][512];
   const int lay[4] = {L_ISO_DASH, L_PIPE, L_LOGFMT, L_KAFKA};
-  const uint32_t rule[4] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT, LOG_R_H_TRAILER};
+  const log_rules rule[4] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT, LOG_R_H_TRAILER};
   for (int c = 0; c < 4; c++) {
     const char *lines[NL];
     size_t lens[NL];
@@ -192,17 +192,17 @@ static void test_time_shapes(void **st) {
  * unknown name is refused by name. */
 static void test_rule_names(void **st) {
   (void)st;
-  uint32_t m, all = 0;
+  log_rules m, all = 0;
   kv_err err = {0};
   for (int i = 0; i < LOG_R_COUNT; i++) {
     const char *nm = log_rule_name(i);
     assert_non_null(nm);
     assert_int_equal(log_rules_parse(nm, &m, &err), 0);
-    assert_int_equal(m, 1u << i);
-    all |= 1u << i;
+    assert_int_equal(m, (log_rules)1 << i);
+    all |= (log_rules)1 << i;
   }
   assert_null(log_rule_name(LOG_R_COUNT));
-  assert_int_equal(LOG_R_H_TRAILER, 1u << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
+  assert_int_equal(LOG_R_H_MSG_SHAPE, (log_rules)1 << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
   assert_int_equal(log_rules_parse("all", &m, &err), 0);
   assert_int_equal(m, all);
   assert_int_equal(log_rules_parse("m_keyval,h_delim", &m, &err), 0);
