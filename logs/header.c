@@ -16,8 +16,12 @@
  * all (other lines are continuations or stray). Trailing H/N/B/D columns
  * are stripped only when the line's class matches. A column of digits and
  * date/time separators holding a clock is a time column even when ts.c
- * cannot read it (time_shaped). A file mixing layouts gets a chain of them
- * (learn_mixed), tried in order when a line is parsed.
+ * cannot read it (time_shaped). The core does not run through a quoted
+ * string (a column opening a quote it does not close is message text). A
+ * file mixing layouts gets a chain of them (learn_mixed); a line takes the
+ * layout of the chain it fits best (fewest core columns of another class).
+ * A "(logger)" token ending nearly every line is a trailer, not content
+ * (learn_trailer).
  *
  * Invariant: parsing never reads outside [line, line+len) and never fails.
  */
