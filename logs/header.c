@@ -292,6 +292,57 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   return log_fmt_learn_rules(out, lines, lens, n, 0, err);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static uint64_t masked_hash(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (isdigit((unsigned char)s[i])) return 1; /* anything with a digit: one value, as the miner types it */
+  return kv_hash64(s, n) | 2;
+}
+
+/* Fan-out (h_fanout): is column j, right after a header that ends in a
+ * level or a time, a header field made of plain words (a program name
+ * without ':', "LEVEL sshd(pam_unix) msg")? A message's first word mostly
+ * decides its second (a template is a fixed sequence): on the header set's
+ * messages, the column after a word has <= 1.9 distinct values per value of
+ * it. A field is followed by many messages: >= 2.5 per value. Also needed:
+ * the column in >= 90% of the lines, a time, level or "comp:" in <= 5%, and
+ * repeating (at most a tenth as many values as lines). */
+static int fan_column(const char *const *lines, const size_t *lens, size_t n, int c0, int j, log_rules roff) {
+  uint64_t *v = malloc((n ? n : 1) * 2 * sizeof *v);
+  if (!v) return 0;
+  size_t used = 0, got = 0, bad = 0;
+  for (size_t li = 0; li < n; li++) {
+    if (lens[li] == 0 || is_sp(lines[li][0])) continue;
+    col cols[HCOLS];
+    int k = columns(lines[li], lens[li], cols, 2000, j + 2, roff);
+    if (k == 0 || (c0 >= 0 && cols[0].cls != c0)) continue;
+    used++;
+    if (k < j + 2) continue;
+    int c = cols[j].cls;
+    if (c == C_T || c == C_L || c == C_C) {
+      bad++;
+      continue;
+    }
+    uint64_t a = masked_hash(lines[li] + cols[j].b, cols[j].e - cols[j].b);
+    uint64_t b = masked_hash(lines[li] + cols[j + 1].b, cols[j + 1].e - cols[j + 1].b);
+    v[got] = a, v[n + got] = kv_hash64_more(a, &b, sizeof b), got++;
+  }
+  int ok = 0;
+  if (bad * 20 <= used && used >= 20 && got * 10 >= used * 9) {
+    qsort(v, got, sizeof *v, cmp_u64);
+    qsort(v + n, got, sizeof *v, cmp_u64);
+    size_t dv = 0, dp = 0;
+    for (size_t i = 0; i < got; i++) dv += !i || v[i] != v[i - 1], dp += !i || v[n + i] != v[n + i - 1];
+    ok = dv * 10 <= got && dp * 2 >= dv * 5;
+  }
+  free(v);
+  return ok;
+}
+
 /* One layout from sample lines (all of a file's, or one group's). */
 static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff, double trail_min) {
   f->off = roff;
@@ -367,6 +418,9 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
   }
   /* A header without any time, level or component column is not a header. */
   if (core == 0) h = 0;
+  if (!(roff & LOG_R_H_FANOUT) && h && h + 1 < HCOLS && (f->cls[h - 1] == C_L || f->cls[h - 1] == C_T) &&
+      fan_column(lines, lens, n, c0, h, roff))
+    f->cls[h] = C_W, h++;
   f->ncols = h;
   f->core = core;
   if (!(roff & LOG_R_H_DELIM)) learn_delim(f, lines, lens, n);
@@ -543,11 +597,6 @@ static size_t trailer_at(const char *s, size_t n, char open) {
   b--; /* the opening bracket */
   if (b == 0 || !is_sp(s[b - 1])) return n;
   return b;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
 }
 
 /* The trailer is the file's when >= 90% of the lines that have a header end
@@ -814,7 +863,8 @@ static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, 
   int end = j < f->core ? j + 1 : f->core;
   if (end > k) end = k;
   for (j = end; j < f->ncols && j < k; j++) {
-    if (cols[j].cls != f->cls[j]) break;
+    /* a fan-out column (C_W) is any token but a time */
+    if (cols[j].cls != f->cls[j] && !(f->cls[j] == C_W && cols[j].cls != C_T && cols[j].cls != C_NONE)) break;
     end = j + 1;
   }
   out->has_header = 1;
@@ -845,6 +895,9 @@ static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, 
         if (out->pid < 0) out->pid = v;
         saw_num = 1;
       }
+      break;
+    case C_W:
+      if (!out->comp) out->comp = b, out->comp_len = l;
       break;
     case C_H:
       if (!out->comp && j + 1 < end && f->cls[j + 1] != C_T) out->comp = b, out->comp_len = l;

@@ -202,7 +202,7 @@ static void test_rule_names(void **st) {
     all |= (log_rules)1 << i;
   }
   assert_null(log_rule_name(LOG_R_COUNT));
-  assert_int_equal(LOG_R_H_MSG_SHAPE, (log_rules)1 << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
+  assert_int_equal(LOG_R_H_FANOUT, (log_rules)1 << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
   assert_int_equal(log_rules_parse("all", &m, &err), 0);
   assert_int_equal(m, all);
   assert_int_equal(log_rules_parse("m_keyval,h_delim", &m, &err), 0);
@@ -211,8 +211,52 @@ static void test_rule_names(void **st) {
   assert_non_null(strstr(err.msg, "bogus"));
 }
 
+/* A program name without ':' after the level (h_fanout): "20160301-08:00:00:000
+ * ERROR sshd(pam_unix) msg", the names plain words as often as not. Each
+ * name is followed by every message shape (many second columns per value),
+ * where a message's first word is followed by one: the column is a field.
+ * Contents exact with the rule, and the same lines under `T LEVEL msg` (no
+ * program column) keep their first word (no false field). */
+static int fan_exact(int with_prog, log_rules off) {
+  enum { NF = 200 };
+  static char l[NF][320], m[NF][200];
+  const char *lines[NF];
+  size_t lens[NF];
+  for (int i = 0; i < NF; i++) {
+    snprintf(m[i], sizeof m[i], MSG[i % 5], 7 * i + 1);
+    if (with_prog)
+      snprintf(l[i], sizeof l[i], "20160301-08:%02d:%02d:%03d %s %s %.199s", (i / 60) % 60, i % 60, (i * 37) % 1000,
+               LV[i % 4], COMP[(i / 5) % 5], m[i]);
+    else snprintf(l[i], sizeof l[i], "20160301-08:%02d:%02d:%03d %s %.199s", (i / 60) % 60, i % 60, (i * 37) % 1000, LV[i % 4], m[i]);
+    lines[i] = l[i], lens[i] = strlen(l[i]);
+  }
+  log_fmt *f;
+  kv_err err = {0};
+  assert_int_equal(log_fmt_learn_rules(&f, lines, lens, NF, off, &err), 0);
+  int exact = 0;
+  for (int i = 0; i < NF; i++) {
+    log_line ln;
+    log_line_parse(f, lines[i], lens[i], 2016, &ln);
+    exact += ln.content_len == strlen(m[i]) && !memcmp(ln.content, m[i], ln.content_len);
+    if (with_prog && !off && ln.content_len == strlen(m[i]))
+      assert_true(ln.comp_len == strlen(COMP[(i / 5) % 5]) && !memcmp(ln.comp, COMP[(i / 5) % 5], ln.comp_len));
+  }
+  log_fmt_free(f);
+  return exact;
+}
+
+static void test_fanout(void **st) {
+  (void)st;
+  int on = fan_exact(1, 0), off = fan_exact(1, LOG_R_H_FANOUT), plain = fan_exact(0, 0);
+  printf("  program column after the level: %d/200 exact (h_fanout off: %d); without one: %d/200\n", on, off, plain);
+  assert_int_equal(on, 200);
+  assert_true(off < 100);
+  assert_int_equal(plain, 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_layouts), cmocka_unit_test(test_rules_matter),
-                                     cmocka_unit_test(test_time_shapes), cmocka_unit_test(test_rule_names)};
+                                     cmocka_unit_test(test_time_shapes), cmocka_unit_test(test_rule_names),
+                                     cmocka_unit_test(test_fanout)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
