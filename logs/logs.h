@@ -88,7 +88,8 @@ typedef uint64_t log_rules;
 #define LOG_R_H_TRAILER        ((log_rules)1 << 31) /* header: a "(logger)" trailer ending >= 90% of lines is not content */
 #define LOG_R_H_MSG_SHAPE      ((log_rules)1 << 32) /* header: no header through a quoted string; a group layout's trailing columns in >= 95% of its lines (Go + klog mix) */
 #define LOG_R_H_FANOUT         ((log_rules)1 << 33) /* header: a word column after the level followed by many messages is a field (compact_date) */
-enum { LOG_R_COUNT = 34 }; /* bits in use; log_rules has room for 64 */
+#define LOG_R_M_UNIT_VAR       ((log_rules)1 << 34) /* merge: unit words after a variable (B|KB|MB) are not split (Spark) */
+enum { LOG_R_COUNT = 35 }; /* bits in use; log_rules has room for 64 */
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
 /* Comma-separated rule names (or "all") into a mask. KV_EINVAL naming the

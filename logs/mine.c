@@ -457,6 +457,14 @@ static int m_is_ident(const log_miner *m, uint32_t id) {
   return 0;
 }
 
+/* A unit word (size, duration, percent): "12 KB" vs "12 B" is one value. */
+static int m_is_unit(const log_miner *m, uint32_t id) {
+  static const char *const U[] = {"B", "KB", "MB", "GB", "TB", "kB", "KiB", "MiB", "GiB", "bytes", "ms", "s", "us", "ns", "sec", "min", "%", NULL};
+  for (int k = 0; U[k]; k++)
+    if (strlen(U[k]) == m->slen[id] && !memcmp(U[k], m->str[id], m->slen[id])) return 1;
+  return 0;
+}
+
 static int m_is_sep(const log_miner *m, uint32_t id) {
   return m->slen[id] == 1 && (m->str[id][0] == ',' || m->str[id][0] == ';');
 }
@@ -500,7 +508,8 @@ static int cmp_root(const void *a, const void *b) {
 
 /* Frequency rule: positions of root r (length n) where the patterns hold only
  * a few distinct words, each frequent, are constants; the patterns are then
- * mapped to sub-templates keyed by those words. */
+ * mapped to sub-templates keyed by those words. Unit words after a variable
+ * ("size <*> B|KB|MB") stay a variable (m_unit_var). */
 static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np) {
   log_tpl *R = &m->t[r];
   uint32_t n = R->n;
@@ -529,6 +538,11 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       w[j] += l->count;
     }
     if (!ok || d < 2) continue;
+    if (!(m->off & LOG_R_M_UNIT_VAR) && p > 0 && R->ids[p - 1] == VAR) { /* units after a variable: part of its value */
+      int units = 1;
+      for (int j = 0; j < d && units; j++) units = val[j] != VAR && m_is_unit(m, val[j]);
+      if (units) continue;
+    }
     uint64_t tot = 0, wvar = 0;
     for (int j = 0; j < d; j++) tot += w[j], wvar += val[j] == VAR ? w[j] : 0;
     if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */

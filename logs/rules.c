@@ -12,7 +12,7 @@ static const char *const NAMES[LOG_R_COUNT] = {
     "ts_yymmdd",   "ts_mmdd",       "ts_dotted",   "m_ts_in_msg",  "m_keyval",    "m_colons",     "m_path_whole",
     "m_var_fill",  "m_compat",      "m_near_dups", "m_skeleton",   "m_list_sep",  "m_freq_split", "m_split_typed",
     "h_dash_anchor", "h_delim",     "h_logfmt",    "h_signed",
-    "h_mixed",     "h_time_shape", "m_esc_quote", "m_closed_vocab", "m_time_piece", "h_best_fit", "h_trailer", "h_msg_shape", "h_fanout",
+    "h_mixed",     "h_time_shape", "m_esc_quote", "m_closed_vocab", "m_time_piece", "h_best_fit", "h_trailer", "h_msg_shape", "h_fanout", "m_unit_var",
 };
 
 const char *log_rule_name(int i) { return i >= 0 && i < LOG_R_COUNT ? NAMES[i] : NULL; }

@@ -71,6 +71,8 @@ static const struct {
     /* found by looking at Linux's E29 (weekday and month names split it):
      * Linux's, whatever else it is worth (docs/logs.md) */
     {"m_time_piece", "Linux"},
+    /* found by looking at Spark's E2/E3 ("estimated size <*> B|KB") */
+    {"m_unit_var", "Spark"},
 };
 
 static uint32_t provenance(const char *sys) {

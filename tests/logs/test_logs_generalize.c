@@ -11,8 +11,10 @@
  * few weekday names become constants (the frequency rules) and they split;
  * a full ctime date inside a message groups with the whole-timestamp rule
  * (m_ts_in_msg) off too; a calendar word between plain words ("driver Sun
- * RPC") stays a word, so that shape stays two events. Needs nothing outside
- * the repo. */
+ * RPC") stays a word, so that shape stays two events.
+ *
+ * m_unit_var: a unit after a number belongs to the value (below). Needs
+ * nothing outside the repo. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,7 +125,35 @@ static void test_time_piece_types(void **st) {
   log_miner_free(m);
 }
 
+/* m_unit_var: a unit word after a number is part of the value ("size 12 KB",
+ * "size 700 B"): one event whatever the unit; with the rule off the
+ * frequency rule splits it by unit. (The rule acts where the miner has made
+ * the unit's position a variable: messages long enough that one differing
+ * word keeps them similar.) Two events that differ in a word before
+ * a number ("read 12 KB" / "wrote 12 KB") stay two. */
+static void test_unit_var(void **st) {
+  (void)st;
+  static const char *U[3] = {"B", "KB", "MB"};
+  for (int i = 0; i < NL; i++) {
+    int sh = i % 3;
+    truth[i] = sh;
+    char msg[160];
+    if (sh == 0)
+      snprintf(msg, sizeof msg, "block %d stored as bytes in memory of executor %d (estimated size %d %s)", i, i % 5,
+               1 + i % 900, U[(i / 3) % 3]);
+    else
+      snprintf(msg, sizeof msg, "%s %d %s from the local disk of worker node in rack %d", sh == 1 ? "read" : "wrote",
+               1 + i % 500, U[(i / 3) % 3], i % 4);
+    snprintf(text[i], sizeof text[i], "2016-03-01T08:%02d:%02d.%03dZ INFO app: %s", (i / 60) % 60, i % 60, (i * 37) % 1000, msg);
+  }
+  double on = parse_ga(0), off = parse_ga(LOG_R_M_UNIT_VAR);
+  printf("  grouping accuracy, sizes in B/KB/MB: %.3f (m_unit_var off %.3f)\n", on, off);
+  assert_true(on >= 0.999);
+  assert_true(off < 0.7);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_time_piece_grouping), cmocka_unit_test(test_time_piece_types)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_time_piece_grouping), cmocka_unit_test(test_time_piece_types),
+                                     cmocka_unit_test(test_unit_var)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
