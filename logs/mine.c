@@ -209,16 +209,17 @@ static void time_pieces(const char *s, log_tok *t, uint32_t k) {
   static const uint8_t FIRST[256] = {['S'] = 1, ['M'] = 1, ['T'] = 1, ['W'] = 1, ['F'] = 1, ['J'] = 1, ['A'] = 1,
                                      ['O'] = 1, ['N'] = 1, ['D'] = 1, ['s'] = 1, ['m'] = 1, ['t'] = 1, ['w'] = 1,
                                      ['f'] = 1, ['j'] = 1, ['a'] = 1, ['o'] = 1, ['n'] = 1, ['d'] = 1};
-  /* the names' first three letters, lower case, packed: most words fail here without a call */
-  static const uint32_t K3[19] = {0x6a616e, 0x666562, 0x6d6172, 0x617072, 0x6d6179, 0x6a756e, 0x6a756c,
-                                  0x617567, 0x736570, 0x6f6374, 0x6e6f76, 0x646563, 0x73756e, 0x6d6f6e,
-                                  0x747565, 0x776564, 0x746875, 0x667269, 0x736174};
+  /* the names' first three letters, lower case, packed, in a 64-slot table
+   * with no collisions under this multiplier: one load per candidate word */
+  static const uint32_t K3[64] = {
+      0x6a756c, 0, 0, 0, 0, 0, 0x736570, 0, 0, 0, 0, 0, 0x6d6172, 0x617072, 0, 0, 0x747565, 0, 0, 0, 0, 0x6d6f6e,
+      0x73756e, 0, 0, 0, 0, 0, 0, 0, 0x746875, 0, 0x6a756e, 0x667269, 0, 0x6a616e, 0, 0x6e6f76, 0, 0, 0, 0, 0, 0,
+      0, 0x6f6374, 0x646563, 0, 0, 0, 0, 0, 0, 0, 0x776564, 0, 0x666562, 0x617567, 0, 0x736174, 0, 0, 0x6d6179, 0};
   for (uint32_t i = 0; i < k; i++) {
     if (t[i].type != LOG_P_NONE || t[i].len < 3 || t[i].len > 9 || !FIRST[(unsigned char)s[t[i].off]]) continue;
     const unsigned char *w = (const unsigned char *)s + t[i].off;
     uint32_t key = (uint32_t)(w[0] | 0x20) << 16 | (uint32_t)(w[1] | 0x20) << 8 | (uint32_t)(w[2] | 0x20);
-    int hit = 0;
-    for (int q = 0; q < 19 && !hit; q++) hit = K3[q] == key;
+    int hit = K3[(uint32_t)(key * 0x414c343du) >> 26] == key;
     if (!hit || !log_ts_calendar_word(s + t[i].off, t[i].len)) continue;
     int next = i + 1 < k && t[i + 1].space && time_neighbour(s + t[i + 1].off, t[i + 1].len);
     int prev = i > 0 && t[i].space && time_neighbour(s + t[i - 1].off, t[i - 1].len);

@@ -122,6 +122,20 @@ static void test_time_piece_types(void **st) {
   assert_int_equal(np, 2);
   assert_int_equal(p[0].type, LOG_P_TIME);
   assert_int_equal(p[0].len, 8);
+  /* every name the timestamp parser reads, abbreviated and in full, either case */
+  static const char *const NAMES[] = {"Jan", "February", "MAR", "april", "May", "June", "Jul", "August", "Sep",
+                                      "October", "nov", "December", "Sun", "monday", "Tue", "Wednesday", "THU",
+                                      "Friday", "sat", "Saturday", "Sunday", "Thursday", "Tuesday", "March"};
+  for (size_t q = 0; q < sizeof NAMES / sizeof NAMES[0]; q++) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "backup due %s 14", NAMES[q]);
+    assert_int_equal(log_miner_add(m, msg, strlen(msg), &pat, p, 16, &np, &err), 0);
+    assert_true(np >= 1);
+    assert_int_equal(p[0].type, LOG_P_TIME);
+  }
+  const char *d = "backup due Mayday 14"; /* not a name: a word */
+  assert_int_equal(log_miner_add(m, d, strlen(d), &pat, p, 16, &np, &err), 0);
+  assert_true(np == 0 || p[0].type != LOG_P_TIME);
   log_miner_free(m);
 }
 
