@@ -89,7 +89,7 @@ int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_e
   return log_eval_loghub_rules(logpath, csvpath, 0, 0, ev, err);
 }
 
-int log_eval_loghub_rules(const char *logpath, const char *csvpath, uint32_t rules_off, double sim, log_eval *ev,
+int log_eval_loghub_rules(const char *logpath, const char *csvpath, log_rules rules_off, double sim, log_eval *ev,
                           kv_err *err) {
   memset(ev, 0, sizeof *ev);
   char *log = NULL, *csv = NULL;

@@ -16,8 +16,12 @@
  * all (other lines are continuations or stray). Trailing H/N/B/D columns
  * are stripped only when the line's class matches. A column of digits and
  * date/time separators holding a clock is a time column even when ts.c
- * cannot read it (time_shaped). A file mixing layouts gets a chain of them
- * (learn_mixed), tried in order when a line is parsed.
+ * cannot read it (time_shaped). The core does not run through a quoted
+ * string (a column opening a quote it does not close is message text). A
+ * file mixing layouts gets a chain of them (learn_mixed); a line takes the
+ * layout of the chain it fits best (fewest core columns of another class).
+ * A "(logger)" token ending nearly every line is a trailer, not content
+ * (learn_trailer).
  *
  * Invariant: parsing never reads outside [line, line+len) and never fails.
  */
@@ -37,10 +41,11 @@ struct log_fmt {
   int ncols;       /* header columns */
   int core;        /* columns that must match */
   int cls[HCOLS];
-  uint32_t off; /* LOG_R_* switched off */
+  log_rules off; /* LOG_R_* switched off */
   char delim;   /* '|' or '\t': the header is the first ndelim delimited fields */
   int ndelim;
   struct log_fmt *alt; /* the next layout of a file that mixes several (tried in order), or NULL */
+  char trail;          /* '(' or '[': the line ends in a "(name)" trailer that is not content (first layout only) */
 };
 
 typedef struct col {
@@ -51,7 +56,7 @@ typedef struct col {
 
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
 
-static int classify(const char *s, size_t n, uint32_t roff) {
+static int classify(const char *s, size_t n, log_rules roff) {
   if (n == 0) return C_NONE;
   if (log_level_word(s, n) && !(n == 1 && 0)) return C_L;
   if ((n == 1 && (s[0] == '-' || s[0] == '|' || s[0] == '*')) || (n == 2 && s[0] == '-' && s[1] == '-')) return C_D;
@@ -89,7 +94,7 @@ static int classify(const char *s, size_t n, uint32_t roff) {
  * "16:49:06.123", "10.30 16:49:06"): digits and date/time separators only,
  * >= 4 digits, and a clock: 1-2 digits, ':', exactly 2 digits. Such a
  * column anchors the header like a time (its value is not read). */
-static int time_shaped(const char *s, size_t n, uint32_t roff) {
+static int time_shaped(const char *s, size_t n, log_rules roff) {
   if ((roff & LOG_R_H_TIME_SHAPE) || n < 4 || n > 40) return 0;
   int d = 0, clock = 0;
   for (size_t i = 0; i < n; i++) {
@@ -110,7 +115,7 @@ static int time_shaped(const char *s, size_t n, uint32_t roff) {
 }
 
 /* Cut the first HCOLS columns of a line. Returns the number of columns. */
-static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, uint32_t roff) {
+static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcols, log_rules roff) {
   int k = 0;
   size_t i = 0;
   while (k < maxcols && k < HCOLS) {
@@ -160,7 +165,7 @@ static int columns(const char *s, size_t n, col *cols, int year_hint, int maxcol
 }
 
 /* Class of the first column only (cheap; used to pick the usual lines). */
-static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
+static int columns1(const char *s, size_t n, col *c, log_rules roff) {
   col tmp[HCOLS];
   if (columns(s, n, tmp, 2000, 1, roff) <= 0) return 0;
   c[0] = tmp[0];
@@ -170,7 +175,7 @@ static int columns1(const char *s, size_t n, col *c, uint32_t roff) {
 static int header_like(int c) { return c != C_W && c != C_NONE; }
 
 /* One delimited field [b, e) of a line, trimmed: what it holds. */
-static void delim_field(const char *s, size_t b, size_t e, int year_hint, uint32_t roff, log_line *out, int *saw_ts,
+static void delim_field(const char *s, size_t b, size_t e, int year_hint, log_rules roff, log_line *out, int *saw_ts,
                         int *saw_lvl) {
   while (b < e && is_sp(s[b])) b++;
   while (e > b && is_sp(s[e - 1])) e--;
@@ -240,7 +245,7 @@ static void learn_delim(log_fmt *f, const char *const *lines, const size_t *lens
 /* logfmt ("ts=... level=info logger=x msg=\"...\""): a line whose first
  * token is key=value and which has a msg/message key. Values are bare or
  * double-quoted (backslash escapes kept as they are in the content). */
-static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
+static int parse_logfmt(const char *s, size_t n, int year_hint, log_rules roff, log_line *out) {
   size_t i = 0;
   if (!(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == '@')) return 0;
   while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '@')) i++;
@@ -287,11 +292,63 @@ int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, s
   return log_fmt_learn_rules(out, lines, lens, n, 0, err);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static uint64_t masked_hash(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (isdigit((unsigned char)s[i])) return 1; /* anything with a digit: one value, as the miner types it */
+  return kv_hash64(s, n) | 2;
+}
+
+/* Fan-out (h_fanout): is column j, right after a header that ends in a
+ * level or a time, a header field made of plain words (a program name
+ * without ':', "LEVEL sshd(pam_unix) msg")? A message's first word mostly
+ * decides its second (a template is a fixed sequence): on the header set's
+ * messages, the column after a word has <= 1.9 distinct values per value of
+ * it. A field is followed by many messages: >= 2.5 per value. Also needed:
+ * the column in >= 90% of the lines, a time, level or "comp:" in <= 5%, and
+ * repeating (at most a tenth as many values as lines). */
+static int fan_column(const char *const *lines, const size_t *lens, size_t n, int c0, int j, log_rules roff) {
+  uint64_t *v = malloc((n ? n : 1) * 2 * sizeof *v);
+  if (!v) return 0;
+  size_t used = 0, got = 0, bad = 0;
+  for (size_t li = 0; li < n; li++) {
+    if (lens[li] == 0 || is_sp(lines[li][0])) continue;
+    col cols[HCOLS];
+    int k = columns(lines[li], lens[li], cols, 2000, j + 2, roff);
+    if (k == 0 || (c0 >= 0 && cols[0].cls != c0)) continue;
+    used++;
+    if (k < j + 2) continue;
+    int c = cols[j].cls;
+    if (c == C_T || c == C_L || c == C_C) {
+      bad++;
+      continue;
+    }
+    uint64_t a = masked_hash(lines[li] + cols[j].b, cols[j].e - cols[j].b);
+    uint64_t b = masked_hash(lines[li] + cols[j + 1].b, cols[j + 1].e - cols[j + 1].b);
+    v[got] = a, v[n + got] = kv_hash64_more(a, &b, sizeof b), got++;
+  }
+  int ok = 0;
+  if (bad * 20 <= used && used >= 20 && got * 10 >= used * 9) {
+    qsort(v, got, sizeof *v, cmp_u64);
+    qsort(v + n, got, sizeof *v, cmp_u64);
+    size_t dv = 0, dp = 0;
+    for (size_t i = 0; i < got; i++) dv += !i || v[i] != v[i - 1], dp += !i || v[n + i] != v[n + i - 1];
+    ok = dv * 10 <= got && dp * 2 >= dv * 5;
+  }
+  free(v);
+  return ok;
+}
+
 /* One layout from sample lines (all of a file's, or one group's). */
-static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff, double trail_min) {
   f->off = roff;
   unsigned cnt[HCOLS][C_NCLASS];
-  unsigned have[HCOLS];
+  unsigned have[HCOLS], quoted[HCOLS];
+  memset(quoted, 0, sizeof quoted);
   memset(cnt, 0, sizeof cnt);
   memset(have, 0, sizeof have);
   /* Lines whose first column differs from the usual one (stack frames,
@@ -313,7 +370,13 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
     col cols[HCOLS];
     int k = columns(lines[li], lens[li], cols, 2000, HCOLS, roff);
     if (k == 0 || (c0 >= 0 && cols[0].cls != c0)) continue;
-    for (int j = 0; j < k; j++) cnt[j][cols[j].cls]++, have[j]++;
+    for (int j = 0; j < k; j++) {
+      cnt[j][cols[j].cls]++, have[j]++;
+      /* a column that opens a quote it does not close (or closes one): a piece of a quoted message */
+      const char *c = lines[li] + cols[j].b;
+      size_t cl = cols[j].e - cols[j].b;
+      if (cl && (c[0] == '"') != (cl > 1 && c[cl - 1] == '"')) quoted[j]++;
+    }
     used++;
   }
   /* Strong columns (time, level, component) anchor the header; the columns
@@ -336,6 +399,8 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
                  : modal[j] == C_D && j > 0 && !(roff & LOG_R_H_DASH_ANCHOR) ? share[j] >= 0.8
                                                                              : 0;
     int ok = strong || (header_like(modal[j]) && share[j] >= 0.8) || (!(roff & LOG_R_H_IDSHARE) && idshare[j] >= 0.9);
+    /* the header does not run through a quoted string: what follows is message (h_quote_stop) */
+    if (!(roff & LOG_R_H_MSG_SHAPE) && quoted[j] * 2 >= used) ok = 0;
     if (!ok || j > core + 5) break;
     if (strong) {
       for (int a = core; a < j; a++) f->cls[a] = modal[a] == C_W ? C_H : modal[a];
@@ -347,19 +412,23 @@ static void learn_one(log_fmt *f, const char *const *lines, const size_t *lens, 
   h = core;
   int dash_end = core && f->cls[core - 1] == C_D && !(roff & LOG_R_H_DASH_ANCHOR); /* "- -", " - ": the header ends there */
   for (int j = core; j < HCOLS && core && f->cls[core - 1] != C_C && !dash_end && !(roff & LOG_R_H_TRAIL); j++) {
-    if (!header_like(modal[j]) || share[j] < 0.8) break;
+    if (!header_like(modal[j]) || share[j] < trail_min) break;
     f->cls[j] = modal[j];
     h = j + 1;
   }
   /* A header without any time, level or component column is not a header. */
   if (core == 0) h = 0;
+  if (!(roff & LOG_R_H_FANOUT) && h && h + 1 < HCOLS && (f->cls[h - 1] == C_L || f->cls[h - 1] == C_T) &&
+      fan_column(lines, lens, n, c0, h, roff))
+    f->cls[h] = C_W, h++;
   f->ncols = h;
   f->core = core;
   if (!(roff & LOG_R_H_DELIM)) learn_delim(f, lines, lens, n);
 }
 
 static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
-static int parse_logfmt(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out);
+static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss);
+static int parse_logfmt(const char *s, size_t n, int year_hint, log_rules roff, log_line *out);
 
 static void line_init(const char *s, size_t n, log_line *out) {
   memset(out, 0, sizeof *out);
@@ -370,7 +439,7 @@ static void line_init(const char *s, size_t n, log_line *out) {
 }
 
 /* A line that should have a header: not a continuation, JSON or logfmt. */
-static int plain_line(const char *s, size_t n, uint32_t roff) {
+static int plain_line(const char *s, size_t n, log_rules roff) {
   if (n == 0 || is_sp(s[0]) || s[0] == '{' || log_is_continuation(s, n)) return 0;
   log_line ln;
   line_init(s, n, &ln);
@@ -420,7 +489,7 @@ static int compatible(const log_fmt *a, const log_fmt *b) {
  * or has more of them than the single layout and fits other groups' lines
  * too (the single layout was a compromise between two, "T LEVEL comp:" and
  * "T LEVEL [thread] class:" learnt as "T LEVEL"). */
-static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, uint32_t roff) {
+static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff) {
   uint8_t *left = calloc(n ? n : 1, 1);
   uint16_t *sig = calloc(n ? n : 1, sizeof *sig);
   const char **sl = malloc((n ? n : 1) * sizeof *sl);
@@ -471,7 +540,7 @@ static void learn_mixed(log_fmt *f, const char *const *lines, const size_t *lens
       if (left[i] && sig[i] == key[b]) sl[m] = lines[i], sn[m] = lens[i], m++, left[i] = 0;
     log_fmt *g = calloc(1, sizeof *g);
     if (!g) break;
-    learn_one(g, sl, sn, m, roff);
+    learn_one(g, sl, sn, m, roff, roff & LOG_R_H_MSG_SHAPE ? 0.8 : 0.95);
     if (g->ncols == 0 || !strong_layout(g)) {
       free(g);
       continue;
@@ -506,12 +575,68 @@ out:
   free(left), free(sig), free(sl), free(sn);
 }
 
-int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t roff,
+/* A trailer: the last token of the line is "(name)" or "[name]", a name of
+ * letters, digits, . _ $ : / - and nested brackets, with a letter and
+ * nothing else (no '=', no space): log4j's "%m (%c)" (Kafka: "msg (kafka.server.KafkaServer)").
+ * Returns where the token starts, or n. */
+static size_t trailer_at(const char *s, size_t n, char open) {
+  char close = open == '(' ? ')' : ']';
+  while (n && is_sp(s[n - 1])) n--;
+  if (n < 4 || s[n - 1] != close) return n;
+  size_t b = n - 1;
+  int alpha = 0, depth = 1; /* brackets nest: "(kafka.sshd(pam_unix))" */
+  while (b > 0) {
+    unsigned char c = (unsigned char)s[b - 1];
+    if (c == (unsigned char)open && --depth == 0) break;
+    if (c == (unsigned char)close) depth++;
+    else if (isalpha(c)) alpha = 1;
+    else if (c != (unsigned char)open && !isdigit(c) && !strchr("._$:/-", c)) return n;
+    b--;
+  }
+  if (b == 0 || !alpha || b + 1 >= n - 1) return n;
+  b--; /* the opening bracket */
+  if (b == 0 || !is_sp(s[b - 1])) return n;
+  return b;
+}
+
+/* The trailer is the file's when >= 90% of the lines that have a header end
+ * in one, and its names repeat (at most a quarter as many names as lines: a
+ * logger, not a message's last word). */
+static void learn_trailer(log_fmt *f, const char *const *lines, const size_t *lens, size_t n, log_rules roff) {
+  static const char OPEN[2] = {'(', '['};
+  uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+  if (!h) return;
+  for (int o = 0; o < 2 && !f->trail; o++) {
+    size_t cand = 0, got = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!plain_line(lines[i], lens[i], roff)) continue;
+      log_line ln;
+      line_init(lines[i], lens[i], &ln);
+      parse_one(f, lines[i], lens[i], 2000, &ln);
+      if (!ln.has_header) continue;
+      cand++;
+      size_t b = trailer_at(ln.content, ln.content_len, OPEN[o]);
+      if (b == ln.content_len || b == 0) continue;
+      size_t e = ln.content_len;
+      while (e && is_sp(ln.content[e - 1])) e--;
+      h[got++] = kv_hash64(ln.content + b, e - b);
+    }
+    if (cand < 20 || got * 10 < cand * 9) continue;
+    qsort(h, got, sizeof *h, cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < got; i++) distinct += !i || h[i] != h[i - 1];
+    if (distinct * 4 <= got) f->trail = OPEN[o];
+  }
+  free(h);
+}
+
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, log_rules roff,
                         kv_err *err) {
   log_fmt *f = calloc(1, sizeof *f);
   if (!f) return kv_err_set(err, KV_ENOMEM, "logs: out of memory learning a header");
-  learn_one(f, lines, lens, n, roff);
+  learn_one(f, lines, lens, n, roff, 0.8);
   if (!(roff & LOG_R_H_MIXED)) learn_mixed(f, lines, lens, n, roff);
+  if (!(roff & LOG_R_H_TRAILER) && f->ncols && !f->alt) learn_trailer(f, lines, lens, n, roff);
   *out = f;
   return 0;
 }
@@ -539,6 +664,10 @@ void log_fmt_describe(const log_fmt *f, char *buf, size_t n) {
     for (int j = 0; j < f->ncols && k + 2 < n; j++) {
       buf[k++] = CLS_CH[f->cls[j]];
       if (j + 1 == f->core && k + 2 < n) buf[k++] = '|';
+    }
+    if (f->trail && k + 6 < n) {
+      k += (size_t)snprintf(buf + k, n - k, " %c..%c", f->trail, f->trail == '(' ? ')' : ']');
+      if (k >= n) k = n - 1;
     }
   }
   buf[k] = 0;
@@ -595,7 +724,7 @@ static int json_field(const char *s, size_t n, const char *const *keys, const ch
   return 0;
 }
 
-static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log_line *out) {
+static int parse_json(const char *s, size_t n, int year_hint, log_rules roff, log_line *out) {
   static const char *const TK[] = {"@timestamp", "timestamp", "time", "ts", "t", NULL};
   static const char *const LK[] = {"level", "severity", "lvl", "loglevel", NULL};
   static const char *const MK[] = {"message", "msg", "log", NULL};
@@ -627,12 +756,47 @@ static int parse_json(const char *s, size_t n, int year_hint, uint32_t roff, log
   return 1;
 }
 
+static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out);
+
 void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
   while (n && (s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
   line_init(s, n, out);
-  uint32_t roff = f ? f->off : 0;
+  log_rules roff = f ? f->off : 0;
   if (n > 1 && s[0] == '{' && parse_json(s, n, year_hint, roff, out)) return;
   if (n > 2 && !(roff & LOG_R_H_LOGFMT) && parse_logfmt(s, n, year_hint, roff, out)) return;
+  parse_layouts(f, s, n, year_hint, out);
+  if (f && f->trail && out->has_header) {
+    size_t b = trailer_at(out->content, out->content_len, f->trail);
+    if (b < out->content_len && b > 0) {
+      size_t e = out->content_len;
+      while (e && is_sp(out->content[e - 1])) e--;
+      if (!out->comp) out->comp = out->content + b + 1, out->comp_len = e - b - 2;
+      while (b && is_sp(out->content[b - 1])) b--;
+      out->content_len = b;
+    }
+  }
+}
+
+static void parse_layouts(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
+  log_rules roff = f ? f->off : 0;
+  if (f && f->alt && !(roff & LOG_R_H_BEST_FIT)) {
+    /* Several layouts: the line takes the one it fits best (fewest core
+     * columns of another class), the first of those on a tie. A loose fit
+     * to an earlier layout (log4j's "[thread]" read where a Python line's
+     * " - " stands) would cut the message at the wrong column. */
+    log_line best;
+    int bmiss = -1;
+    for (const log_fmt *g = f; g; g = g->alt) {
+      int miss;
+      line_init(s, n, out);
+      parse_fit(g, s, n, year_hint, out, &miss);
+      if (out->has_header && (bmiss < 0 || miss < bmiss)) best = *out, bmiss = miss;
+      if (bmiss == 0) break;
+    }
+    if (bmiss >= 0) *out = best;
+    else line_init(s, n, out);
+    return;
+  }
   for (const log_fmt *g = f; g; g = g->alt) {
     parse_one(g, s, n, year_hint, out);
     if (out->has_header || !g->alt) return;
@@ -643,7 +807,16 @@ void log_line_parse(const log_fmt *f, const char *s, size_t n, int year_hint, lo
 /* The line under one layout; has_header = 0 (content = the line) when it
  * does not match. */
 static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out) {
-  uint32_t roff = f ? f->off : 0;
+  int miss;
+  parse_fit(f, s, n, year_hint, out, &miss);
+}
+
+/* parse_one, counting in *miss the core columns of the line whose class is
+ * not the layout's (an id for a number, a word where a bracket group is
+ * wanted: accepted, but a looser fit). */
+static void parse_fit(const log_fmt *f, const char *s, size_t n, int year_hint, log_line *out, int *miss) {
+  log_rules roff = f ? f->off : 0;
+  *miss = 0;
   if (!f || f->ncols == 0 || n == 0 || is_sp(s[0])) return;
   if (f->delim) {
     size_t b = 0, got = 0, i;
@@ -676,17 +849,22 @@ static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, 
       if (cols[m].cls == C_C) {
         cols[j].e = cols[m].e;
         k = j + 1;
+        (*miss)++;
         break;
       }
     }
     /* N and H both stand for ids/hosts; T and N for epoch-like stamps. */
-    if (want != C_T && want != C_L && want != C_C && got != C_T) continue;
+    if (want != C_T && want != C_L && want != C_C && got != C_T) {
+      (*miss)++;
+      continue;
+    }
     return;
   }
   int end = j < f->core ? j + 1 : f->core;
   if (end > k) end = k;
   for (j = end; j < f->ncols && j < k; j++) {
-    if (cols[j].cls != f->cls[j]) break;
+    /* a fan-out column (C_W) is any token but a time */
+    if (cols[j].cls != f->cls[j] && !(f->cls[j] == C_W && cols[j].cls != C_T && cols[j].cls != C_NONE)) break;
     end = j + 1;
   }
   out->has_header = 1;
@@ -717,6 +895,9 @@ static void parse_one(const log_fmt *f, const char *s, size_t n, int year_hint, 
         if (out->pid < 0) out->pid = v;
         saw_num = 1;
       }
+      break;
+    case C_W:
+      if (!out->comp) out->comp = b, out->comp_len = l;
       break;
     case C_H:
       if (!out->comp && j + 1 < end && f->cls[j + 1] != C_T) out->comp = b, out->comp_len = l;

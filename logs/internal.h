@@ -82,7 +82,9 @@ void log_db_file_path(log_db *db, int64_t file_id, char *buf, size_t n);
 #include <zlib.h>
 
 /* log_ts_parse with some LOG_R_TS_* formats switched off (ts.c). */
-size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, uint32_t off_rules, int64_t *ms);
+size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, log_rules off_rules, int64_t *ms);
+/* A weekday (1) or month (2) name as a whole word, else 0 (ts.c). */
+int log_ts_calendar_word(const char *s, size_t n);
 
 /* ---- 1. sources and lines (source.c) ---- */
 

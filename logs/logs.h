@@ -51,44 +51,50 @@ int log_level_word(const char *s, size_t n);
  * by default (rules_off = 0); the leave-one-system-out benchmark
  * (bench_logparse --loo) switches off, for each system, the rules that system
  * motivated. docs/logs.md records which system each came from. */
-enum {
-  LOG_R_H_ODD_FIRST = 1u << 0,   /* header: ignore lines whose first column is unusual */
-  LOG_R_H_ABSORB_COMP = 1u << 1, /* header: a component with spaces ("Google Chrome Helper[1]:") */
-  LOG_R_H_DASH_MSG = 1u << 2,    /* header: "- message" after the header is not content */
-  LOG_R_H_BRACKET_TS = 1u << 3,  /* header: "[timestamp]" */
-  LOG_R_H_TRAIL = 1u << 4,       /* header: header-like columns after the last anchor */
-  LOG_R_H_IDSHARE = 1u << 5,     /* header: columns between anchors need only be "not a time" */
-  LOG_R_TS_YY_SLASH = 1u << 6,   /* time: yy/mm/dd HH:MM:SS */
-  LOG_R_TS_YYMMDD = 1u << 7,     /* time: yymmdd HHMMSS */
-  LOG_R_TS_MMDD = 1u << 8,       /* time: MM-DD HH:MM:SS.mmm (logcat) */
-  LOG_R_TS_DOTTED = 1u << 9,     /* time: YYYY-MM-DD-HH.MM.SS.ffffff */
-  LOG_R_M_TS_IN_MSG = 1u << 10,  /* mine: a timestamp inside a message is one token */
-  LOG_R_M_KEYVAL = 1u << 11,     /* mine: split after '=' and after "key:" */
-  LOG_R_M_COLONS = 1u << 12,     /* mine: tokens with >= 3 colons keep them (IPv6, MAC) */
-  LOG_R_M_PATH_WHOLE = 1u << 13, /* mine: a path or URL is one token */
-  LOG_R_M_VAR_FILL = 1u << 14,   /* mine: join a template whose variables cover the difference */
-  LOG_R_M_COMPAT = 1u << 15,     /* merge: unite templates compatible where both are constant */
-  LOG_R_M_NEAR_DUPS = 1u << 16,  /* merge: > 3 templates differing at one dotted name */
-  LOG_R_M_SKELETON = 1u << 17,   /* merge: variable runs that differ only in length */
-  LOG_R_M_LIST_SEP = 1u << 18,   /* merge: separators between variables belong to them */
-  LOG_R_M_FREQ_SPLIT = 1u << 19, /* merge: a position with <= 3 distinct words is constant */
-  LOG_R_M_SPLIT_TYPED = 1u << 20,/* merge: ... unless typed variables are the majority */
-  /* added for the header-robustness set (bench/logparse/header_layouts.py), not from a LogHub system */
-  LOG_R_H_DASH_ANCHOR = 1u << 21,/* header: a " - " column in >= 80% of lines ends a header part */
-  LOG_R_H_DELIM = 1u << 22,      /* header: '|' or tab separated fields */
-  LOG_R_H_LOGFMT = 1u << 23,     /* header: logfmt lines (key=value ... msg="...") */
-  LOG_R_H_SIGNED = 1u << 24,     /* header: a signed integer ("-1") is a number column (found on HPC) */
-  LOG_R_H_MIXED = 1u << 25,      /* header: several layouts in one file, one learnt per line shape */
-  LOG_R_H_TIME_SHAPE = 1u << 26, /* header: a column of one digit shape with a clock (HH:MM) is a time */
-  LOG_R_M_ESC_QUOTE = 1u << 27,  /* mine: an escaped quote (\") reads as the quote */
-  LOG_R_M_CLOSED_VOCAB = 1u << 28, /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
-  LOG_R_COUNT = 29
-};
+/* A set of rules (bits), switched off when set; LOG_R_* below. */
+typedef uint64_t log_rules;
+#define LOG_R_H_ODD_FIRST      ((log_rules)1 << 0) /* header: ignore lines whose first column is unusual */
+#define LOG_R_H_ABSORB_COMP    ((log_rules)1 << 1) /* header: a component with spaces ("Google Chrome Helper[1]:") */
+#define LOG_R_H_DASH_MSG       ((log_rules)1 << 2) /* header: "- message" after the header is not content */
+#define LOG_R_H_BRACKET_TS     ((log_rules)1 << 3) /* header: "[timestamp]" */
+#define LOG_R_H_TRAIL          ((log_rules)1 << 4) /* header: header-like columns after the last anchor */
+#define LOG_R_H_IDSHARE        ((log_rules)1 << 5) /* header: columns between anchors need only be "not a time" */
+#define LOG_R_TS_YY_SLASH      ((log_rules)1 << 6) /* time: yy/mm/dd HH:MM:SS */
+#define LOG_R_TS_YYMMDD        ((log_rules)1 << 7) /* time: yymmdd HHMMSS */
+#define LOG_R_TS_MMDD          ((log_rules)1 << 8) /* time: MM-DD HH:MM:SS.mmm (logcat) */
+#define LOG_R_TS_DOTTED        ((log_rules)1 << 9) /* time: YYYY-MM-DD-HH.MM.SS.ffffff */
+#define LOG_R_M_TS_IN_MSG      ((log_rules)1 << 10) /* mine: a timestamp inside a message is one token */
+#define LOG_R_M_KEYVAL         ((log_rules)1 << 11) /* mine: split after '=' and after "key:" */
+#define LOG_R_M_COLONS         ((log_rules)1 << 12) /* mine: tokens with >= 3 colons keep them (IPv6, MAC) */
+#define LOG_R_M_PATH_WHOLE     ((log_rules)1 << 13) /* mine: a path or URL is one token */
+#define LOG_R_M_VAR_FILL       ((log_rules)1 << 14) /* mine: join a template whose variables cover the difference */
+#define LOG_R_M_COMPAT         ((log_rules)1 << 15) /* merge: unite templates compatible where both are constant */
+#define LOG_R_M_NEAR_DUPS      ((log_rules)1 << 16) /* merge: > 3 templates differing at one dotted name */
+#define LOG_R_M_SKELETON       ((log_rules)1 << 17) /* merge: variable runs that differ only in length */
+#define LOG_R_M_LIST_SEP       ((log_rules)1 << 18) /* merge: separators between variables belong to them */
+#define LOG_R_M_FREQ_SPLIT     ((log_rules)1 << 19) /* merge: a position with <= 3 distinct words is constant */
+#define LOG_R_M_SPLIT_TYPED    ((log_rules)1 << 20) /* merge: ... unless typed variables are the majority */
+/* added for the header-robustness set (bench/logparse/header_layouts.py), not from a LogHub system */
+#define LOG_R_H_DASH_ANCHOR    ((log_rules)1 << 21) /* header: a " - " column in >= 80% of lines ends a header part */
+#define LOG_R_H_DELIM          ((log_rules)1 << 22) /* header: '|' or tab separated fields */
+#define LOG_R_H_LOGFMT         ((log_rules)1 << 23) /* header: logfmt lines (key=value ... msg="...") */
+#define LOG_R_H_SIGNED         ((log_rules)1 << 24) /* header: a signed integer ("-1") is a number column (found on HPC) */
+#define LOG_R_H_MIXED          ((log_rules)1 << 25) /* header: several layouts in one file, one learnt per line shape */
+#define LOG_R_H_TIME_SHAPE     ((log_rules)1 << 26) /* header: a column of one digit shape with a clock (HH:MM) is a time */
+#define LOG_R_M_ESC_QUOTE      ((log_rules)1 << 27) /* mine: an escaped quote (\") reads as the quote */
+#define LOG_R_M_CLOSED_VOCAB   ((log_rules)1 << 28) /* merge: <= 6 distinct words, each frequent, are constants (OpenStack) */
+#define LOG_R_M_TIME_PIECE     ((log_rules)1 << 29) /* mine: a weekday/month name next to a number or another time piece is a time (Linux) */
+#define LOG_R_H_BEST_FIT       ((log_rules)1 << 30) /* header: of several layouts, a line takes the one it fits best (mixed-layout set) */
+#define LOG_R_H_TRAILER        ((log_rules)1 << 31) /* header: a "(logger)" trailer ending >= 90% of lines is not content */
+#define LOG_R_H_MSG_SHAPE      ((log_rules)1 << 32) /* header: no header through a quoted string; a group layout's trailing columns in >= 95% of its lines (Go + klog mix) */
+#define LOG_R_H_FANOUT         ((log_rules)1 << 33) /* header: a word column after the level followed by many messages is a field (compact_date) */
+#define LOG_R_M_UNIT_VAR       ((log_rules)1 << 34) /* merge: unit words after a variable (B|KB|MB) are not split (Spark) */
+enum { LOG_R_COUNT = 35 }; /* bits in use; log_rules has room for 64 */
 /* Name of rule bit i (0 <= i < LOG_R_COUNT), e.g. "h_odd_first"; NULL past the end. */
 const char *log_rule_name(int i);
 /* Comma-separated rule names (or "all") into a mask. KV_EINVAL naming the
  * unknown one. */
-int log_rules_parse(const char *names, uint32_t *mask, kv_err *err);
+int log_rules_parse(const char *names, log_rules *mask, kv_err *err);
 
 /* A learned header layout for one file (opaque). */
 typedef struct log_fmt log_fmt;
@@ -100,7 +106,7 @@ typedef struct log_fmt log_fmt;
 int log_fmt_learn(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, kv_err *err);
 /* The same with some rules switched off (LOG_R_H_*, LOG_R_TS_*): the layout
  * keeps the mask, so log_line_parse follows it too. */
-int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, uint32_t rules_off,
+int log_fmt_learn_rules(log_fmt **out, const char *const *lines, const size_t *lens, size_t n, log_rules rules_off,
                         kv_err *err);
 void log_fmt_free(log_fmt *f);
 /* Number of header columns learned (0 = none) and a printable description. */
@@ -144,7 +150,7 @@ typedef struct log_miner log_miner;
 typedef struct log_miner_opts {
   double sim;          /* Drain similarity threshold (0 = default 0.7) */
   int max_tokens;      /* longer contents are truncated for mining (0 = 256) */
-  uint32_t rules_off;  /* LOG_R_M_* (and LOG_R_TS_* for times inside messages) switched off */
+  log_rules rules_off;  /* LOG_R_M_* (and LOG_R_TS_* for times inside messages) switched off */
 } log_miner_opts;
 
 int log_miner_new(log_miner **out, const log_miner_opts *opts, kv_err *err);
@@ -190,7 +196,7 @@ int log_miner_load(log_miner **out, const void *data, size_t len, kv_err *err);
 int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **ids, size_t *nlines,
                      kv_err *err);
 /* The same with rules switched off (LOG_R_*), and a Drain similarity (0 = default). */
-int log_parse_buffer_rules(const char *buf, size_t len, uint32_t rules_off, double sim, log_miner **mout,
+int log_parse_buffer_rules(const char *buf, size_t len, log_rules rules_off, double sim, log_miner **mout,
                            uint32_t **ids, size_t *nlines, kv_err *err);
 
 /* Accuracy against LogHub ground truth (<System>_2k.log and its
@@ -201,7 +207,7 @@ typedef struct log_eval {
 } log_eval;
 int log_eval_loghub(const char *logpath, const char *csvpath, log_eval *ev, kv_err *err);
 /* The same with rules switched off (LOG_R_*) and a Drain similarity (0 = default). */
-int log_eval_loghub_rules(const char *logpath, const char *csvpath, uint32_t rules_off, double sim, log_eval *ev,
+int log_eval_loghub_rules(const char *logpath, const char *csvpath, log_rules rules_off, double sim, log_eval *ev,
                           kv_err *err);
 
 /* ---- store, ingest, query, triage --------------------------------------- */

@@ -5,7 +5,8 @@
  * a key to its value ("rhost=1.2.3.4" -> "rhost=", "1.2.3.4"; "(0x0)" ->
  * "(", "0x0", ")"; an escaped quote \" reads as "). Tokens that carry a digit, look like a path or URL, or
  * are long hex are variables before clustering (typed: number, hex, IP,
- * UUID, path, duration, id). The masked sequence is then clustered the Drain
+ * UUID, path, duration, id; a weekday or month name next to a day, year,
+ * clock or another such name: time). The masked sequence is then clustered the Drain
  * way: a bucket per (token count, first token), the most similar template
  * of the bucket taken when similarity >= sim, and differing positions turned
  * into variables. An exact-sequence cache skips the bucket scan for masked
@@ -178,8 +179,56 @@ static int type_of(const char *s, size_t n) {
 
 int log_m_type(const char *s, size_t n) { return n ? type_of(s, n) : LOG_P_NONE; }
 
+/* A token that can stand next to a weekday or month name in a date: a day
+ * (1-31), a year (1970-2100), a clock (digits, ':' '.' ',' only, with
+ * d:dd), or another such name. */
+static int time_neighbour(const char *s, size_t n) {
+  if (n == 0) return 0;
+  if (log_ts_calendar_word(s, n)) return 1;
+  int v = 0, alld = 1, clock = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isdigit(c)) v = v < 100000 ? v * 10 + (c - '0') : v;
+    else if (c == ':' || c == '.' || c == ',') {
+      alld = 0;
+      if (c == ':' && i > 0 && i + 2 < n && isdigit((unsigned char)s[i - 1]) && isdigit((unsigned char)s[i + 1]) &&
+          isdigit((unsigned char)s[i + 2]))
+        clock = 1;
+    } else return 0;
+  }
+  if (alld) return (n <= 2 && v >= 1 && v <= 31) || (n == 4 && v >= 1970 && v <= 2100);
+  return clock;
+}
+
+/* m_time_piece: a weekday or month name that a day, a year, a clock or
+ * another such name stands next to is a piece of a time, so a variable
+ * ("at Sun Jul 10 09:37:22 2005" when the whole does not parse as one
+ * timestamp, "on Jul 10"); a name alone ("Sun Microsystems") stays a word. */
+static void time_pieces(const char *s, log_tok *t, uint32_t k) {
+  /* first letters of the weekday and month names (either case): most words are out at once */
+  static const uint8_t FIRST[256] = {['S'] = 1, ['M'] = 1, ['T'] = 1, ['W'] = 1, ['F'] = 1, ['J'] = 1, ['A'] = 1,
+                                     ['O'] = 1, ['N'] = 1, ['D'] = 1, ['s'] = 1, ['m'] = 1, ['t'] = 1, ['w'] = 1,
+                                     ['f'] = 1, ['j'] = 1, ['a'] = 1, ['o'] = 1, ['n'] = 1, ['d'] = 1};
+  /* the names' first three letters, lower case, packed, in a 64-slot table
+   * with no collisions under this multiplier: one load per candidate word */
+  static const uint32_t K3[64] = {
+      0x6a756c, 0, 0, 0, 0, 0, 0x736570, 0, 0, 0, 0, 0, 0x6d6172, 0x617072, 0, 0, 0x747565, 0, 0, 0, 0, 0x6d6f6e,
+      0x73756e, 0, 0, 0, 0, 0, 0, 0, 0x746875, 0, 0x6a756e, 0x667269, 0, 0x6a616e, 0, 0x6e6f76, 0, 0, 0, 0, 0, 0,
+      0, 0x6f6374, 0x646563, 0, 0, 0, 0, 0, 0, 0, 0x776564, 0, 0x666562, 0x617567, 0, 0x736174, 0, 0, 0x6d6179, 0};
+  for (uint32_t i = 0; i < k; i++) {
+    if (t[i].type != LOG_P_NONE || t[i].len < 3 || t[i].len > 9 || !FIRST[(unsigned char)s[t[i].off]]) continue;
+    const unsigned char *w = (const unsigned char *)s + t[i].off;
+    uint32_t key = (uint32_t)(w[0] | 0x20) << 16 | (uint32_t)(w[1] | 0x20) << 8 | (uint32_t)(w[2] | 0x20);
+    int hit = K3[(uint32_t)(key * 0x414c343du) >> 26] == key;
+    if (!hit || !log_ts_calendar_word(s + t[i].off, t[i].len)) continue;
+    int next = i + 1 < k && t[i + 1].space && time_neighbour(s + t[i + 1].off, t[i + 1].len);
+    int prev = i > 0 && t[i].space && time_neighbour(s + t[i - 1].off, t[i - 1].len);
+    if (next || prev) t[i].type = LOG_P_TIME;
+  }
+}
+
 /* Cut content into tokens; returns the count (<= max). */
-static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint32_t off) {
+static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, log_rules off) {
   uint32_t k = 0;
   size_t i = 0;
   while (i < n && k < max) {
@@ -243,6 +292,7 @@ static uint32_t tokenize(const char *s, size_t n, log_tok *t, uint32_t max, uint
     }
     i = e;
   }
+  if (!(off & LOG_R_M_TIME_PIECE)) time_pieces(s, t, k);
   return k;
 }
 
@@ -415,6 +465,14 @@ static int m_is_ident(const log_miner *m, uint32_t id) {
   return 0;
 }
 
+/* A unit word (size, duration, percent): "12 KB" vs "12 B" is one value. */
+static int m_is_unit(const log_miner *m, uint32_t id) {
+  static const char *const U[] = {"B", "KB", "MB", "GB", "TB", "kB", "KiB", "MiB", "GiB", "bytes", "ms", "s", "us", "ns", "sec", "min", "%", NULL};
+  for (int k = 0; U[k]; k++)
+    if (strlen(U[k]) == m->slen[id] && !memcmp(U[k], m->str[id], m->slen[id])) return 1;
+  return 0;
+}
+
 static int m_is_sep(const log_miner *m, uint32_t id) {
   return m->slen[id] == 1 && (m->str[id][0] == ',' || m->str[id][0] == ';');
 }
@@ -458,7 +516,8 @@ static int cmp_root(const void *a, const void *b) {
 
 /* Frequency rule: positions of root r (length n) where the patterns hold only
  * a few distinct words, each frequent, are constants; the patterns are then
- * mapped to sub-templates keyed by those words. */
+ * mapped to sub-templates keyed by those words. Unit words after a variable
+ * ("size <*> B|KB|MB") stay a variable (m_unit_var). */
 static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np) {
   log_tpl *R = &m->t[r];
   uint32_t n = R->n;
@@ -487,6 +546,11 @@ static void split_root(log_miner *m, uint32_t r, const uint32_t *pats, size_t np
       w[j] += l->count;
     }
     if (!ok || d < 2) continue;
+    if (!(m->off & LOG_R_M_UNIT_VAR) && p > 0 && R->ids[p - 1] == VAR) { /* units after a variable: part of its value */
+      int units = 1;
+      for (int j = 0; j < d && units; j++) units = val[j] != VAR && m_is_unit(m, val[j]);
+      if (units) continue;
+    }
     uint64_t tot = 0, wvar = 0;
     for (int j = 0; j < d; j++) tot += w[j], wvar += val[j] == VAR ? w[j] : 0;
     if (!(m->off & LOG_R_M_SPLIT_TYPED) && wvar * 2 >= tot) continue; /* mostly typed variables: a variable */

@@ -42,7 +42,7 @@ typedef struct log_hslot {
 
 struct log_miner {
   double sim;
-  uint32_t off; /* LOG_R_* switched off (not saved: a store mines with every rule) */
+  log_rules off; /* LOG_R_* switched off (not saved: a store mines with every rule) */
   int max_tokens;
   /* interned strings */
   char **str;

@@ -13,7 +13,7 @@ int log_parse_buffer(const char *buf, size_t len, log_miner **mout, uint32_t **i
   return log_parse_buffer_rules(buf, len, 0, 0, mout, idsout, nout, err);
 }
 
-int log_parse_buffer_rules(const char *buf, size_t len, uint32_t rules_off, double sim, log_miner **mout,
+int log_parse_buffer_rules(const char *buf, size_t len, log_rules rules_off, double sim, log_miner **mout,
                            uint32_t **idsout, size_t *nout, kv_err *err) {
   size_t cap = 0, lcap = 0, n = 0;
   const char **lines = NULL;

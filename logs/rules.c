@@ -12,12 +12,12 @@ static const char *const NAMES[LOG_R_COUNT] = {
     "ts_yymmdd",   "ts_mmdd",       "ts_dotted",   "m_ts_in_msg",  "m_keyval",    "m_colons",     "m_path_whole",
     "m_var_fill",  "m_compat",      "m_near_dups", "m_skeleton",   "m_list_sep",  "m_freq_split", "m_split_typed",
     "h_dash_anchor", "h_delim",     "h_logfmt",    "h_signed",
-    "h_mixed",     "h_time_shape", "m_esc_quote", "m_closed_vocab",
+    "h_mixed",     "h_time_shape", "m_esc_quote", "m_closed_vocab", "m_time_piece", "h_best_fit", "h_trailer", "h_msg_shape", "h_fanout", "m_unit_var",
 };
 
 const char *log_rule_name(int i) { return i >= 0 && i < LOG_R_COUNT ? NAMES[i] : NULL; }
 
-int log_rules_parse(const char *names, uint32_t *mask, kv_err *err) {
+int log_rules_parse(const char *names, log_rules *mask, kv_err *err) {
   *mask = 0;
   if (!names || !*names) return 0;
   const char *p = names;
@@ -25,9 +25,9 @@ int log_rules_parse(const char *names, uint32_t *mask, kv_err *err) {
     const char *e = strchr(p, ',');
     size_t l = e ? (size_t)(e - p) : strlen(p);
     int found = 0;
-    if (l == 3 && !memcmp(p, "all", 3)) *mask = (1u << LOG_R_COUNT) - 1, found = 1;
+    if (l == 3 && !memcmp(p, "all", 3)) *mask = UINT64_MAX >> (64 - LOG_R_COUNT), found = 1;
     for (int i = 0; i < LOG_R_COUNT && !found; i++)
-      if (strlen(NAMES[i]) == l && !memcmp(NAMES[i], p, l)) *mask |= 1u << i, found = 1;
+      if (strlen(NAMES[i]) == l && !memcmp(NAMES[i], p, l)) *mask |= (log_rules)1 << i, found = 1;
     if (!found && l) return kv_err_set(err, KV_EINVAL, "logs: unknown rule '%.*s' (see log_rule_name)", (int)l, p);
     p += l;
     if (*p == ',') p++;

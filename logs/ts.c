@@ -57,6 +57,24 @@ static int wday_at(const char *s, size_t n, size_t i) {
   return 0;
 }
 
+/* A weekday or month name as a whole word (the ones the shapes above read:
+ * "Sun", "sunday", "JUL", "July"): 1 weekday, 2 month, 0 neither. The
+ * miner types such a word as part of a time when a number or another time
+ * piece stands next to it (m_time_piece, mine.c). */
+int log_ts_calendar_word(const char *s, size_t n) {
+  static const char *const FULLM[12] = {"january", "february", "march",     "april",   "may",      "june",
+                                        "july",    "august",   "september", "october", "november", "december"};
+  static const char *const FULLW[7] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
+  if (n < 3 || n > 9 || !isalpha((unsigned char)s[0])) return 0;
+  int m = month_at(s, n, 0), w = wday_at(s, n, 0);
+  if (!m && !w) return 0;
+  if (n == 3) return w ? 1 : 2;
+  if (m && strlen(FULLM[m - 1]) == n && !strncasecmp(s, FULLM[m - 1], n)) return 2;
+  for (int k = 0; k < 7; k++)
+    if (strlen(FULLW[k]) == n && !strncasecmp(s, FULLW[k], n)) return 1;
+  return 0;
+}
+
 static int is_alnum_at(const char *s, size_t n, size_t i) { return i < n && isalnum((unsigned char)s[i]); }
 
 static int valid(int y, int mo, int d, int h, int mi, int sec) {
@@ -120,7 +138,7 @@ static int zone_at(const char *s, size_t n, size_t *i, int *off_min) {
 
 size_t log_ts_parse(const char *s, size_t n, int year_hint, int64_t *ms) { return log_ts_parse_rules(s, n, year_hint, 0, ms); }
 
-size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, uint32_t off_rules, int64_t *ms) {
+size_t log_ts_parse_rules(const char *s, size_t n, int year_hint, log_rules off_rules, int64_t *ms) {
   int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
   size_t i = 0;
   if (n == 0 || !s) return 0;

@@ -20,7 +20,10 @@ logging, an nginx/Apache access-log prefix, JSON lines, logfmt, pipe- and
 tab-separated, epoch seconds and milliseconds; five with timestamps in shapes
 the timestamp parser does not know (time of day only, compact and dotted
 dates); eight of other programs (Go, klog, nginx error, PostgreSQL, Ruby
-Logger, Apache error, Heroku, Elixir); "mixed": five of the layouts
+Logger, Apache error, Heroku, Elixir); twelve more programs' defaults
+(rsyslog ISO, journalctl short-precise, CRI container logs, MySQL, Redis,
+MongoDB, gunicorn, Celery, Cassandra, Elasticsearch, Kafka, supervisord);
+"mixed": five of the layouts
 alternating line by line in one file, and four pairs ("mix_A_B"); "junk20": the original files with a
 stray headerless line after every fourth (their own truth ids).
 """
@@ -127,6 +130,31 @@ LAYOUTS = {
         t.strftime("%a %b %d %H:%M:%S.%f %Y"), ident(p), l.lower(), pid, c),
     "heroku": lambda c, l, p, pid, t, i: "%s app[web.%d]: %s" % (iso(t, "+00:00"), i % 3 + 1, c),
     "elixir": lambda c, l, p, pid, t, i: "%s.%03d [%s] %s" % (t.strftime("%H:%M:%S"), t.microsecond // 1000, l.lower(), c),
+    # more programs' defaults (2026-12-04): none is a LogHub system's
+    "rsyslog_iso": lambda c, l, p, pid, t, i: "%s host%d %s[%s]: %s" % (
+        t.strftime("%Y-%m-%dT%H:%M:%S") + ".%06d+00:00" % t.microsecond, i % 5, ident(p), pid, c),
+    "journal_precise": lambda c, l, p, pid, t, i: "%s %s.%06d host%d %s[%s]: %s" % (
+        t.strftime("%b %d"), t.strftime("%H:%M:%S"), t.microsecond, i % 5, ident(p), pid, c),
+    "cri": lambda c, l, p, pid, t, i: "%s.%09dZ %s F %s" % (
+        t.strftime("%Y-%m-%dT%H:%M:%S"), t.microsecond * 1000, ("stdout", "stderr")[i % 2], c),
+    "mysql": lambda c, l, p, pid, t, i: "%s.%06dZ %d [%s] %s" % (
+        t.strftime("%Y-%m-%dT%H:%M:%S"), t.microsecond, i % 4, {"ERROR": "ERROR", "WARN": "Warning"}.get(l, "Note"), c),
+    "redis": lambda c, l, p, pid, t, i: "%s:M %s.%03d %s %s" % (
+        pid, t.strftime("%d %b %Y %H:%M:%S"), t.microsecond // 1000, {"ERROR": "#", "WARN": "#", "DEBUG": "."}.get(l, "*"), c),
+    "mongodb": lambda c, l, p, pid, t, i: "%s.%03d+0000 %s %-8s [conn%d] %s" % (
+        t.strftime("%Y-%m-%dT%H:%M:%S"), t.microsecond // 1000, l[0], ident(p)[:8].upper(), i % 9, c),
+    "gunicorn": lambda c, l, p, pid, t, i: "[%s +0000] [%s] [%s] %s" % (t.strftime("%Y-%m-%d %H:%M:%S"), pid, l, c),
+    "celery": lambda c, l, p, pid, t, i: "[%s,%03d: %s/MainProcess] %s" % (
+        t.strftime("%Y-%m-%d %H:%M:%S"), t.microsecond // 1000, l, c),
+    "cassandra": lambda c, l, p, pid, t, i: "%-5s [%s] %s,%03d %s.java:%d - %s" % (
+        l, ("main", "CompactionExecutor:%d" % (i % 3))[i % 2], t.strftime("%Y-%m-%d %H:%M:%S"), t.microsecond // 1000,
+        ident(p), 10 + i % 300, c),
+    "elasticsearch": lambda c, l, p, pid, t, i: "[%s,%03d][%-5s][o.e.%s] [node-%d] %s" % (
+        t.strftime("%Y-%m-%dT%H:%M:%S"), t.microsecond // 1000, l, ident(p)[:12], i % 3, c),
+    "kafka": lambda c, l, p, pid, t, i: "[%s,%03d] %s %s (kafka.%s)" % (
+        t.strftime("%Y-%m-%d %H:%M:%S"), t.microsecond // 1000, l, c, ident(p)),
+    "supervisord": lambda c, l, p, pid, t, i: "%s,%03d %s %s" % (
+        t.strftime("%Y-%m-%d %H:%M:%S"), t.microsecond // 1000, l, c),
 }
 JUNK = ["==== checkpoint ====", "Processing batch of queued records", "configuration reloaded from disk"]
 # several layouts in one file, alternating line by line

@@ -5,7 +5,8 @@
  * the message, its level the one written, and where the layout has a time,
  * that time. Rules tested: the dash anchor (RFC 5424's "- -", "comp - msg"),
  * '|' and tab separated fields (a message may hold the delimiter), logfmt
- * (quoted msg with escapes), plus layouts handled before (log4j, Python
+ * (quoted msg with escapes), a "(logger)" trailer after the message
+ * (Kafka's log4j pattern; h_trailer), plus layouts handled before (log4j, Python
  * logging, syslog, JSON lines, epoch ms). Needs nothing outside the repo. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,8 +32,8 @@ static const char *COMP[5] = {"kernel", "cron", "sshd(pam_unix)", "ftpd", "su"};
 static const char *LV[4] = {"INFO", "WARN", "ERROR", "DEBUG"};
 static const int LVN[4] = {LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR, LOG_LVL_DEBUG};
 
-enum { L_RFC5424, L_ISO_DASH, L_LOGFMT, L_PIPE, L_TAB, L_LOG4J, L_PYTHON, L_JSON, L_EPOCH_MS, L_N };
-static const char *NAME[L_N] = {"rfc5424", "iso-dash", "logfmt", "pipe", "tab", "log4j", "python", "json", "epoch-ms"};
+enum { L_RFC5424, L_ISO_DASH, L_LOGFMT, L_PIPE, L_TAB, L_LOG4J, L_PYTHON, L_JSON, L_EPOCH_MS, L_KAFKA, L_N };
+static const char *NAME[L_N] = {"rfc5424", "iso-dash", "logfmt", "pipe", "tab", "log4j", "python", "json", "epoch-ms", "kafka"};
 
 static void line_of(int lay, int i, char *out, size_t cap, char *msg, size_t mcap) {
   snprintf(msg, mcap, MSG[i % 5], 7 * i + 1);
@@ -63,6 +64,8 @@ static void line_of(int lay, int i, char *out, size_t cap, char *msg, size_t mca
   case L_PYTHON: snprintf(out, cap, "%s - app.mod%d - %s - %s", iso, i % 3, lv, msg); break;
   case L_JSON: snprintf(out, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}", iso, lv, esc); break;
   case L_EPOCH_MS: snprintf(out, cap, "%lld app[%d] %s %s", (long long)ms, 10 + i % 9, lv, msg); break;
+  /* log4j "[%d] %p %m (%c)": the logger trails the message (brackets nest) */
+  case L_KAFKA: snprintf(out, cap, "[%s] %s %s (kafka.%s)", iso, lv, msg, COMP[i % 5]); break;
   }
 }
 
@@ -117,14 +120,15 @@ static void test_layouts(void **st) {
   }
 }
 
-/* The same layout rules switched off: the dash anchor, the delimiters and
- * logfmt are what make those layouts parse (so the test above can fail). */
+/* The same layout rules switched off: the dash anchor, the delimiters,
+ * logfmt and the trailer are what make those layouts parse (so the test
+ * above can fail). */
 static void test_rules_matter(void **st) {
   (void)st;
   static char buf[NL][640], msg[NL][512];
-  const int lay[3] = {L_ISO_DASH, L_PIPE, L_LOGFMT};
-  const uint32_t rule[3] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT};
-  for (int c = 0; c < 3; c++) {
+  const int lay[4] = {L_ISO_DASH, L_PIPE, L_LOGFMT, L_KAFKA};
+  const log_rules rule[4] = {LOG_R_H_DASH_ANCHOR, LOG_R_H_DELIM, LOG_R_H_LOGFMT, LOG_R_H_TRAILER};
+  for (int c = 0; c < 4; c++) {
     const char *lines[NL];
     size_t lens[NL];
     for (int i = 0; i < NL; i++) {
@@ -188,17 +192,17 @@ static void test_time_shapes(void **st) {
  * unknown name is refused by name. */
 static void test_rule_names(void **st) {
   (void)st;
-  uint32_t m, all = 0;
+  log_rules m, all = 0;
   kv_err err = {0};
   for (int i = 0; i < LOG_R_COUNT; i++) {
     const char *nm = log_rule_name(i);
     assert_non_null(nm);
     assert_int_equal(log_rules_parse(nm, &m, &err), 0);
-    assert_int_equal(m, 1u << i);
-    all |= 1u << i;
+    assert_int_equal(m, (log_rules)1 << i);
+    all |= (log_rules)1 << i;
   }
   assert_null(log_rule_name(LOG_R_COUNT));
-  assert_int_equal(LOG_R_M_CLOSED_VOCAB, 1u << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
+  assert_int_equal(LOG_R_M_UNIT_VAR, (log_rules)1 << (LOG_R_COUNT - 1)); /* the enum and the name table end together */
   assert_int_equal(log_rules_parse("all", &m, &err), 0);
   assert_int_equal(m, all);
   assert_int_equal(log_rules_parse("m_keyval,h_delim", &m, &err), 0);
@@ -207,8 +211,52 @@ static void test_rule_names(void **st) {
   assert_non_null(strstr(err.msg, "bogus"));
 }
 
+/* A program name without ':' after the level (h_fanout): "20160301-08:00:00:000
+ * ERROR sshd(pam_unix) msg", the names plain words as often as not. Each
+ * name is followed by every message shape (many second columns per value),
+ * where a message's first word is followed by one: the column is a field.
+ * Contents exact with the rule, and the same lines under `T LEVEL msg` (no
+ * program column) keep their first word (no false field). */
+static int fan_exact(int with_prog, log_rules off) {
+  enum { NF = 200 };
+  static char l[NF][320], m[NF][200];
+  const char *lines[NF];
+  size_t lens[NF];
+  for (int i = 0; i < NF; i++) {
+    snprintf(m[i], sizeof m[i], MSG[i % 5], 7 * i + 1);
+    if (with_prog)
+      snprintf(l[i], sizeof l[i], "20160301-08:%02d:%02d:%03d %s %s %.199s", (i / 60) % 60, i % 60, (i * 37) % 1000,
+               LV[i % 4], COMP[(i / 5) % 5], m[i]);
+    else snprintf(l[i], sizeof l[i], "20160301-08:%02d:%02d:%03d %s %.199s", (i / 60) % 60, i % 60, (i * 37) % 1000, LV[i % 4], m[i]);
+    lines[i] = l[i], lens[i] = strlen(l[i]);
+  }
+  log_fmt *f;
+  kv_err err = {0};
+  assert_int_equal(log_fmt_learn_rules(&f, lines, lens, NF, off, &err), 0);
+  int exact = 0;
+  for (int i = 0; i < NF; i++) {
+    log_line ln;
+    log_line_parse(f, lines[i], lens[i], 2016, &ln);
+    exact += ln.content_len == strlen(m[i]) && !memcmp(ln.content, m[i], ln.content_len);
+    if (with_prog && !off && ln.content_len == strlen(m[i]))
+      assert_true(ln.comp_len == strlen(COMP[(i / 5) % 5]) && !memcmp(ln.comp, COMP[(i / 5) % 5], ln.comp_len));
+  }
+  log_fmt_free(f);
+  return exact;
+}
+
+static void test_fanout(void **st) {
+  (void)st;
+  int on = fan_exact(1, 0), off = fan_exact(1, LOG_R_H_FANOUT), plain = fan_exact(0, 0);
+  printf("  program column after the level: %d/200 exact (h_fanout off: %d); without one: %d/200\n", on, off, plain);
+  assert_int_equal(on, 200);
+  assert_true(off < 100);
+  assert_int_equal(plain, 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_layouts), cmocka_unit_test(test_rules_matter),
-                                     cmocka_unit_test(test_time_shapes), cmocka_unit_test(test_rule_names)};
+                                     cmocka_unit_test(test_time_shapes), cmocka_unit_test(test_rule_names),
+                                     cmocka_unit_test(test_fanout)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
