@@ -567,10 +567,11 @@ static void accept_one(dmn_server *s) {
   uv_os_fd_t fd;
   struct ucred cred;
   socklen_t cl = sizeof cred;
-  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
-      cred.uid != getuid()) {
+  int have_cred = uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0;
+  if (!have_cred || cred.uid != getuid()) {
     kv_err pe;
-    kv_err_set(&pe, KV_EDENIED, "peer uid %u is not this user (%u)", (unsigned)cred.uid, (unsigned)getuid());
+    if (have_cred) kv_err_set(&pe, KV_EDENIED, "peer uid %u is not this user (%u)", (unsigned)cred.uid, (unsigned)getuid());
+    else kv_err_set(&pe, KV_EDENIED, "peer credentials unreadable (SO_PEERCRED)");
     conn_reject(c, "peer credentials", &pe);
     return;
   }

@@ -22,10 +22,12 @@
  * words repeat its own earlier words (so a loop is shown at most once).
  *
  * A ``` block is released line by line the same way (a cut closes the
- * block before its mark, DMN_VERIFY_CUT_BLOCK); with require_quotes each
- * of its lines must also be a line of the repository's code (`known` with
- * DMN_TOK_QUOTE), so a block is a true quote or is cut where it stops
- * being one.
+ * block before its mark, DMN_VERIFY_CUT_BLOCK; a fence is ``` or ~~~
+ * after up to three spaces); with require_quotes each of its lines other
+ * than comments must also occur in a code file of the repository (`known`
+ * with DMN_TOK_QUOTE, white space runs collapsed), or the block is cut
+ * there. That is a check of each line, not of the block: lines of
+ * different files, or a part of a line, pass.
  *
  * Invariants: no code-like token reaches `out` before it was judged known;
  * text is released in order; `known` is
@@ -40,6 +42,25 @@
 
 static int is_id0(int c) { return isalpha(c) || c == '_'; }
 static int is_id(int c) { return isalnum(c) || c == '_'; }
+
+/* Where the mark of a fence line at p[0..n) starts: up to three spaces,
+ * then ``` or ~~~ (CommonMark); -1 when p does not open with one. */
+static int fence_at(const char *p, size_t n) {
+  size_t i = 0;
+  while (i < 3 && i < n && p[i] == ' ') i++;
+  if (i + 3 > n) return -1;
+  return (!memcmp(p + i, "```", 3) || !memcmp(p + i, "~~~", 3)) ? (int)i : -1;
+}
+
+static int is_fence(const char *p, size_t n) { return fence_at(p, n) >= 0; }
+
+/* Could p[0..n) still become a fence line (spaces, then a prefix of a mark)? */
+static int may_be_fence(const char *p, size_t n) {
+  size_t i = 0;
+  while (i < 3 && i < n && p[i] == ' ') i++;
+  size_t r = n - i < 3 ? n - i : 3;
+  return r < 3 && (!memcmp(p + i, "```", r) || !memcmp(p + i, "~~~", r));
+}
 
 /* Length of an identifier chain at p ("a", "a.b", "a::b", "a->b"). */
 static size_t chain_len(const char *p, const char *end) {
@@ -208,12 +229,7 @@ static int seen_before(const kv_buf *shown, const char *s, size_t l, size_t min)
   return 0;
 }
 
-/* Judges the tokens of the current unit's bytes [judged, k): k and judged
- * are white-space positions outside any span (safe_end), so the tokens
- * found there are exactly the finished unit's tokens in that range. */
-static int is_fence(const char *p, size_t n);
-
-/* With require_quotes, the lines of a ``` block in unit[from, k) (complete
+/* With require_quotes, the lines of a fenced block in unit[from, k) (complete
  * lines: lines_end) other than its fences, each as one DMN_TOK_QUOTE. */
 static int judge_quotes(judge *j, const char *unit, size_t from, size_t k) {
   int n = 0;
@@ -232,7 +248,12 @@ static int judge_quotes(judge *j, const char *unit, size_t from, size_t k) {
     while (l && isspace((unsigned char)s[l - 1])) l--;
     int alnum = 0;
     for (size_t t = 0; t < l && !alnum; t++) alnum = isalnum((unsigned char)s[t]);
-    if (alnum && !(l >= 3 && !memcmp(s, "```", 3))) {
+    /* a comment line is the writer's words (its code-like tokens are still
+     * checked), as is an elision such as `// ...` */
+    int comment = (l >= 2 && (!memcmp(s, "//", 2) || !memcmp(s, "/*", 2) || !memcmp(s, "--", 2) ||
+                              !memcmp(s, "# ", 2))) ||
+                  s[0] == '*' || (l == 1 && s[0] == '#');
+    if (alnum && !comment && fence_at(s, l) < 0) {
       judge_tok(j, s, l, DMN_TOK_QUOTE);
       n++;
     }
@@ -241,6 +262,9 @@ static int judge_quotes(judge *j, const char *unit, size_t from, size_t k) {
   return n;
 }
 
+/* Judges the tokens of the current unit's bytes [judged, k): k and judged
+ * are white-space positions outside any span (safe_end), so the tokens
+ * found there are exactly the finished unit's tokens in that range. */
 static void judge_upto(dmn_verifier *v, const char *unit, size_t k) {
   if (k <= v->judged) return;
   judge j = {v, v->unit_bad};
@@ -296,10 +320,14 @@ static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
 
 /* End of the first complete unit in p[0..n) (past its boundary), or 0. */
 static size_t unit_end(const char *p, size_t n) {
-  if (n >= 3 && !memcmp(p, "```", 3)) { /* a fenced block: up to the closing fence's line end */
-    for (size_t i = 3; i + 3 <= n; i++)
-      if (p[i - 1] == '\n' && !memcmp(p + i, "```", 3)) {
-        const char *nl = memchr(p + i + 3, '\n', n - i - 3);
+  int f = fence_at(p, n);
+  if (f >= 0) { /* a fenced block: up to the closing fence's line end */
+    const char mark = p[f];
+    for (size_t i = (size_t)f + 3; i < n; i++)
+      if (p[i - 1] == '\n') {
+        int g = fence_at(p + i, n - i);
+        if (g < 0 || p[i + (size_t)g] != mark) continue;
+        const char *nl = memchr(p + i + (size_t)g + 3, '\n', n - i - (size_t)g - 3);
         return nl ? (size_t)(nl - p) + 1 : 0;
       }
     return 0;
@@ -327,7 +355,7 @@ static size_t unit_end(const char *p, size_t n) {
  * unit that is or may become a ``` block (see lines_end). The backtick
  * rule mirrors dmn_code_tokens. */
 static size_t safe_end(const char *p, size_t n) {
-  if (!memcmp(p, "```", n < 3 ? n : 3)) return 0;
+  if (fence_at(p, n) >= 0 || may_be_fence(p, n)) return 0;
   size_t best = 0;
   for (size_t i = 0; i < n; i++) {
     if (p[i] == '`') {
@@ -344,7 +372,6 @@ static size_t safe_end(const char *p, size_t n) {
   return best;
 }
 
-static int is_fence(const char *p, size_t n) { return n >= 3 && !memcmp(p, "```", 3); }
 
 /* In an unfinished ``` block p[0..n): the end of its last complete line
  * (no token runs past a line end), 0 when there is none but the fence's

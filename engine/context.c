@@ -104,6 +104,11 @@ int eng_ctx_fill_kv(eng_ctx *c, size_t n, eng_kv_fill_fn fill, void *user, const
   const eng_model_info *I = &c->m->info;
   if (n > (size_t)(c->n_ctx - c->n_past))
     return kv_err_set(err, KV_ELIMIT, "eng_ctx_fill_kv: %d + %zu positions exceed n_ctx %d", c->n_past, n, c->n_ctx);
+  for (size_t t = 0; toks && t < n; t++)
+    if (toks[t] < 0 || toks[t] >= (int32_t)I->n_vocab)
+      return kv_err_set(err, KV_EINVAL, "eng_ctx_fill_kv: token %zu = %d is not in the vocabulary (%d)", t, toks[t],
+                        I->n_vocab);
+  c->n_logits = 0;
   const size_t nkv = (size_t)I->n_head_kv * (size_t)I->head_dim;
   float *k = malloc(2 * nkv * sizeof *k);
   if (!k) return kv_err_set(err, KV_ENOMEM, "eng_ctx_fill_kv: out of memory");

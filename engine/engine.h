@@ -191,10 +191,11 @@ typedef struct eng_kv_ops {
   int (*copy_prefix)(void *dst, const void *src, int n);
   void (*free)(void *kv);
   /* Optional (NULL: the forward pass calls attend per token and head). A
-   * batch's attention in one call: the g query heads of kv_head for the n
-   * positions pos0..pos0+n-1 (head j of position pos0+t at q + t*stride +
-   * j*head_dim, its output at the same offset of out), each what attend
-   * gives it. Thread-safe as attend. */
+   * batch's attention in one call: g query heads of kv_head (all of its
+   * group, or a run of consecutive ones: a decode step splits a group
+   * across threads) for the n positions pos0..pos0+n-1 (head j of position
+   * pos0+t at q + t*stride + j*head_dim, its output at the same offset of
+   * out), each what attend gives it. Thread-safe as attend. */
   void (*attend_rows)(void *kv, int layer, int kv_head, int g, const float *q, size_t stride, int pos0, int n,
                       int window, float scale, float *out);
 } eng_kv_ops;
@@ -285,8 +286,10 @@ void eng_state_free(eng_state *s);
  * each, RoPE already applied, for `layer` at position `pos`), as if toks
  * (may be NULL: token 0 each) had been evaluated, without a forward pass.
  * The cache sees exactly the appends a prefill makes, so any cache works.
- * KV_ELIMIT when n does not fit; the next logits are undefined until the
- * next eng_ctx_eval. */
+ * KV_ELIMIT when n does not fit, KV_EINVAL for a token outside the
+ * vocabulary (nothing appended either way); when an append fails midway,
+ * the positions filled before it stay (n_past counts them). No logits
+ * until the next eng_ctx_eval. */
 typedef void (*eng_kv_fill_fn)(void *user, int layer, int pos, float *k, float *v);
 int eng_ctx_fill_kv(eng_ctx *c, size_t n, eng_kv_fill_fn fill, void *user, const int32_t *toks, kv_err *err);
 /* Longest common prefix of the cached tokens and toks (to skip re-evaluation). */

@@ -136,10 +136,6 @@ static void attn_rows_task(void *p, int i) {
   c->kvo->attend_rows(c->kv, j->layer, kvh, g, c->q + off, nq, j->pos0 + t0, nt, j->window, j->scale, c->att + off);
 }
 
-/* The batch's attention: per (token, head), or, when the cache reads a
- * batch at once (attend_rows), per (KV head, chunk of tokens), the chunks
- * as long as the threads allow (longer ones read each block for more
- * queries) and at most 16 tokens (more tasks than threads to balance). */
 /* Decode (one token) through attend_rows: task i is KV head i / n_chunks
  * with its query heads' (i % n_chunks)-th group of j->chunk heads, so a
  * cache reads each KV head's rows once per group instead of once per query
@@ -153,6 +149,11 @@ static void attn_group_task(void *p, int i) {
   c->kvo->attend_rows(c->kv, j->layer, kvh, j->chunk, c->q + off, nq, j->pos0, 1, j->window, j->scale, c->att + off);
 }
 
+/* The batch's attention: for a decode step through attend_rows per (KV
+ * head, group of its query heads); else per (token, head), or, when the cache reads a
+ * batch at once (attend_rows), per (KV head, chunk of tokens), the chunks
+ * as long as the threads allow (longer ones read each block for more
+ * queries) and at most 16 tokens (more tasks than threads to balance). */
 static void attention(eng_ctx *c, attn_job *job) {
   const eng_model_info *I = &c->m->info;
   int want = 2 * (c->be->n_threads > 0 ? c->be->n_threads : 1); /* tasks */

@@ -1,8 +1,8 @@
 /*
  * kvmem_eng.c — the KV memory behind eng_kv_ops (engine.h). The engine
- * appends a whole batch of K/V, then calls attend once per (token, query
- * head), or, for a batch, attend_rows once per (KV head, run of tokens),
- * from several threads; each call takes one of a fixed set of scratch
+ * appends a whole batch of K/V, then calls attend_rows once per (KV head,
+ * run of tokens) for a batch, or once per (KV head, group of its query
+ * heads) for a decode step, from several threads; each call takes one of a fixed set of scratch
  * slots (lock-free, no allocation per token; a slot grows once to the
  * batch it serves) and reads the positions <= pos of its layer. Contexts are created through kvm_eng_ctx_create so the
  * policy can follow the model (Gemma 3's local layers keep only a window).

@@ -282,10 +282,14 @@ int idx_path_is_test(const char *path);
  * is_location, "path:line[-line]" naming an indexed file (or a path suffix of
  * one) and lines inside it. 0 when not, <0 on a database error. */
 int idx_known(idx_index *ix, const char *tok, size_t n, int is_location);
-/* 1 when a code file of the current view (not prose) holds the line
- * line[0..n) literally, surrounding white space aside (a quoted line of
- * code); 1 for a line under 3 bytes once trimmed (a brace: nothing to
- * judge); 0 when not; <0 on a database error. */
+/* 1 when a file of the current view that is not documentation (.md,
+ * .rst, .txt, .adoc, README/CHANGES) holds the line line[0..n), white
+ * space runs collapsed on both sides: a quoted line of code. Looked up
+ * through the line's longest identifier (FTS, at most 256 chunks), so it
+ * is cheap on any repository; a line with no identifier of 3+ bytes or
+ * one too common to look up (a brace, `i++;`), or over 4000 bytes, has
+ * nothing distinctive to judge and gives 1. 0 when not found, <0 on a
+ * database error. */
 int idx_quoted(idx_index *ix, const char *line, size_t n);
 
 /* ---- log lines to code (strings.c) ---------------------------------------- */

@@ -548,24 +548,80 @@ int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err 
   return rc;
 }
 
-#define QUOTE_SCAN 32 /* chunks holding the line looked at for one in a code file */
+#define QUOTE_SCAN 256 /* candidate chunks (holding the line's longest identifier) checked for it */
+
+/* s[0..n) with its white space runs collapsed to one space and trimmed,
+ * into out (cap >= n + 1); the length. */
+static size_t ws_collapse(const char *s, size_t n, char *out) {
+  size_t m = 0;
+  int sp = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isspace((unsigned char)s[i])) {
+      sp = m > 0;
+      continue;
+    }
+    if (sp) out[m++] = ' ';
+    sp = 0;
+    out[m++] = s[i];
+  }
+  out[m] = 0;
+  return m;
+}
+
+/* Does a line of text, white space collapsed, hold needle (collapsed)? */
+static int text_holds(const char *text, const char *needle, size_t nn, char *buf) {
+  for (const char *p = text; *p;) {
+    const char *e = strchr(p, '\n');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l >= nn && l < 8192) {
+      ws_collapse(p, l, buf);
+      if (strstr(buf, needle)) return 1;
+    }
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+/* Documentation, not code: a quote of it is not a quote of the code. */
+#define DOC_FILE \
+  "(f.path LIKE '%.md' OR f.path LIKE '%.rst' OR f.path LIKE '%.txt' OR f.path LIKE '%.adoc' OR b.lang IS NULL" \
+  " AND (f.path LIKE '%README%' OR f.path LIKE '%CHANGES%' OR f.path LIKE '%CHANGELOG%' OR f.path LIKE '%NEWS%'))"
 
 int idx_quoted(idx_index *ix, const char *line, size_t n) {
   if (!line) return 0;
   while (n && isspace((unsigned char)*line)) line++, n--;
   while (n && isspace((unsigned char)line[n - 1])) n--;
-  if (n < 3 || n > 4000) return n < 3; /* too short to tell (a brace): not judged */
-  char *needle = malloc(n + 1);
+  if (n < 3 || n > 4000) return 1; /* a brace, or too long to compare: not judged */
+  char *needle = malloc(2 * n + 8192 + 2);
   if (!needle) return -1;
-  memcpy(needle, line, n);
-  needle[n] = 0;
-  cands C = {0};
-  kv_err err;
+  char *buf = needle + n + 1;
+  size_t nn = ws_collapse(line, n, needle);
   pthread_mutex_lock(&ix->rlock);
-  int rc = grep_cands(ix, needle, n, QUOTE_SCAN, &C, &err), found = 0;
+  sqlite3 *db = idx_store_db(ix->r);
+  char *fq = NULL;
+  int rc = grep_query(db, needle, nn, &fq), found = 0;
+  if (!rc && !fq) {
+    found = 1; /* no identifier of 3+ bytes, or one too common to look up: nothing distinctive to judge */
+  } else if (!rc && fq[0]) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT c.text FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid" VIEW_JOIN
+                           "WHERE chunks_fts MATCH ?1 AND NOT " DOC_FILE " LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+      rc = KV_EIO;
+    } else {
+      sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 2, QUOTE_SCAN);
+      while (!found && sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        found = t && text_holds(t, needle, nn, buf);
+      }
+      sqlite3_finalize(st);
+    }
+  }
   pthread_mutex_unlock(&ix->rlock);
-  for (size_t i = 0; !rc && i < C.n && !found; i++) found = !C.v[i].prose;
-  cands_free(&C);
+  free(fq);
   free(needle);
   return rc ? -1 : found;
 }

@@ -12,8 +12,11 @@
  *
  * Invariants: with the portable loops the results are attend_head's bits
  * (same calls, same order per query); with the SIMD ones they agree to
- * float rounding (test_kvmem_batch). Local, full and windowed layers, and a
- * single query, take attend_head's path per query unchanged.
+ * float rounding (test_kvmem_batch). Full and local layers read each
+ * position's rows once for the g heads (kvm_attend_heads: the same bits as
+ * attend_head per head, the rows read once: a decode step's GQA group);
+ * windowed compressed layers, and a single query, take attend_head's path
+ * per query unchanged.
  */
 #include <math.h>
 #include <string.h>
@@ -36,6 +39,8 @@ static size_t batch_floats(const kvm_cache *c, int nq) {
 
 size_t kvm_attend_batch_scratch_bytes(const kvm_cache *c, int n_queries) {
   size_t one = kvm_attend_scratch_bytes(c), b = batch_floats(c, n_queries < 1 ? 1 : n_queries) * sizeof(float);
+  size_t grp = kvm_group_scratch_bytes(c, n_queries); /* full and local layers: kvm_attend_heads */
+  if (grp > b) b = grp;
   return b > one ? b : one;
 }
 

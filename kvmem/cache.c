@@ -114,12 +114,20 @@ int kvm_config_equal(const kvm_config *a, const kvm_config *b) {
 static int max_blocks(const kvm_config *c) { return c->max_tokens / c->block + 1; }
 int kvm_max_blocks(const kvm_config *c) { return max_blocks(c); }
 
-/* Scratch floats one layer's attend needs (see attend_* for the carve-up). */
-static size_t scratch_floats(const kvm_cache *c) {
+/* Scratch floats an attend of g query heads needs (see attend_group for
+ * the carve-up). */
+static size_t group_floats(const kvm_cache *c, size_t g) {
   const kvm_config *k = &c->cfg;
-  size_t g = (size_t)(k->n_heads / k->n_kv_heads), T = (size_t)c->tile, D = (size_t)k->head_dim;
+  size_t T = (size_t)c->tile, D = (size_t)k->head_dim;
   return g * T + 2 * T * D + 2 * g * D + 2 * g + (size_t)max_blocks(k) * 3 + (size_t)k->block * D + 2 * D + 64;
 }
+
+/* ... for one layer's attend (the config's whole group). */
+static size_t scratch_floats(const kvm_cache *c) {
+  return group_floats(c, (size_t)(c->cfg.n_heads / c->cfg.n_kv_heads));
+}
+
+size_t kvm_group_scratch_bytes(const kvm_cache *c, int g) { return group_floats(c, g < 1 ? 1 : (size_t)g) * sizeof(float); }
 
 int kvm_layer_reserve(kvm_cache *c, kvm_layer *ly, int rows, kv_err *err) {
   size_t sz = (size_t)rows * (size_t)c->kvd * 2;

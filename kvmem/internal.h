@@ -141,9 +141,12 @@ typedef struct kvm_att {
  * out: [g][head_dim]), scratch as kvm_cache_attend_head's. On full and
  * local layers each head gets the very bits of its own attend_head call,
  * but the rows are read once for all g (a decode step's GQA group);
- * compressed layers choose blocks by the group's largest bound. */
+ * compressed layers choose blocks by the group's largest bound. scratch:
+ * kvm_group_scratch_bytes(c, g). */
 void kvm_attend_heads(kvm_cache *c, int layer, int kv_head, const float *q, int g, int pos, int window, float scale,
                       float *out, void *scratch);
+/* Scratch bytes kvm_attend_heads needs for g heads. */
+size_t kvm_group_scratch_bytes(const kvm_cache *c, int g);
 
 /* ---- cache.c: the attention steps (attend_group's parts, for batch.c) ----
  * Each folds into one kvm_att state and picks the portable or SIMD loop

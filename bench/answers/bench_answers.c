@@ -369,7 +369,7 @@ static int repo_add(ipc_client *c, const char *path) {
 
 /* Does the cited range path:l0-l1 of tree hold the name the answer puts
  * right before its mention of it ("`name` (path:l0" or "`name` at
- * path:l0")? The check reads the file itself, not the index: the
+ * path:l0", the path as cited)? The check reads the file itself, not the index: the
  * answer's statement "`make_parser` (src/click/core.py:1314)" holds when
  * that line says make_parser; "used by `make_parser` (core.py:1314)"
  * holds when that line uses the answer's subject, its first backticked
@@ -380,15 +380,18 @@ static int range_has(const char *tree, const char *path, int l0, int l1, const c
   char *dot = strrchr(want, '.'), *w = dot ? dot + 1 : want, *paren = strchr(w, '(');
   if (paren) *paren = 0;
   if (!*w) return 0;
+  if (strlen(w) < 2) return 0; /* a one-letter name is in any range */
   char fp[8400];
   snprintf(fp, sizeof fp, "%s/%s", tree, path);
   FILE *f = fopen(fp, "r");
   if (!f) return 0;
-  char line[8192];
+  char *line = NULL;
+  size_t cap = 0;
   int ln = 0, ok = 0;
-  while (!ok && fgets(line, sizeof line, f))
+  while (!ok && getline(&line, &cap, f) >= 0)
     if (++ln >= l0 && ln <= l1 && strstr(line, w)) ok = 1;
     else if (ln > l1) break;
+  free(line);
   fclose(f);
   return ok;
 }
@@ -396,7 +399,9 @@ static int range_has(const char *tree, const char *path, int l0, int l1, const c
 static int cite_holds_stated(const char *tree, const char *text, const char *path, int l0, int l1) {
   char mention[4200];
   snprintf(mention, sizeof mention, "%s:%d", path, l0);
-  const char *at = strstr(text, mention);
+  const char *at = text;
+  size_t ml = strlen(mention);
+  while ((at = strstr(at, mention)) && isdigit((unsigned char)at[ml])) at += ml; /* path:12 is not path:123 */
   if (!at) return 0;
   const char *e = at, *lo = at - text > 80 ? at - 80 : text;
   while (e > lo && e[-1] != '`') e--; /* the closing backtick before the mention */

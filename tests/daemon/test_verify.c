@@ -212,6 +212,31 @@ static void test_code_block_quotes(void **s) {
   }
 }
 
+/* Fences indented up to three spaces (a block inside a list item) and ~~~
+ * fences are blocks too, and their lines are quotes to check; a comment
+ * line (an elision `// ...`) is the writer's own and is not. */
+static void test_code_block_fences(void **s) {
+  (void)s;
+  const char *text = "1. Call it:\n   ~~~c\n   // ... set up b first\n   kv_buf_append(&b, p, n);\n"
+                     "   return kv_buf_append(secret);\n   ~~~\nDone.";
+  dmn_verifier v;
+  dmn_verifier_init(&v, known, NULL);
+  v.require_quotes = 1;
+  kv_buf out = KV_BUF_INIT;
+  quotes_asked = 0;
+  for (size_t i = 0, n = strlen(text); i < n; i += 7)
+    assert_true(dmn_verifier_feed(&v, text + i, n - i < 7 ? n - i : 7, &out) >= 0);
+  assert_int_equal(dmn_verifier_finish(&v, &out), 0);
+  char *o = kv_buf_detach(&out, NULL);
+  assert_non_null(strstr(o, "   ~~~c\n   // ... set up b first\n   kv_buf_append(&b, p, n);\n"));
+  assert_null(strstr(o, "return kv_buf_append(secret)"));
+  assert_int_equal(v.st.cut, 1);
+  assert_int_equal(quotes_asked, 2); /* not the comment, nothing after the cut */
+  assert_non_null(strstr(o, "Done."));
+  free(o);
+  dmn_verifier_free(&v);
+}
+
 static void test_anchor(void **s) {
   (void)s;
   dmn_verifier v;
@@ -403,6 +428,7 @@ int main(void) {
       cmocka_unit_test(test_invented_never_out), cmocka_unit_test(test_anchor_words),
       cmocka_unit_test(test_repeat_held),      cmocka_unit_test(test_random_splits),
       cmocka_unit_test(test_code_block_lines), cmocka_unit_test(test_code_block_quotes),
+      cmocka_unit_test(test_code_block_fences),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,7 @@ static int setup(void **st) {
   put("src/session.c", "#include \"auth.h\"\n\nint open_session(void) {\n  return 1;\n}\n");
   sh("git add -A && git commit -qm 'first: auth and server'");
   put("README.md", "hello\n    return forged_call(p, s);\n");
+  put("Makefile", "app: main.c\n\tcc -o app_server main.c\n");
   sh("git add -A && git commit -qm 'docs only'");
   put("tests/test_auth.c", "void test_ok(void) {\n  verify_client(\"x\", \"x\");\n}\n");
   /* a JavaScript file calling a name that is defined in C: not a caller */
@@ -183,6 +184,10 @@ static void test_known(void **st) {
   assert_int_equal(idx_quoted(ix, q2, strlen(q2)), 0);
   assert_int_equal(idx_quoted(ix, q3, strlen(q3)), 0); /* README.md holds it: prose */
   assert_int_equal(idx_quoted(ix, " }", 2), 1);         /* nothing to judge */
+  const char *q4 = "return\t verify_client(p,  s);", *q5 = "cc -o app_server main.c", *q6 = "cc -o app_client main.c";
+  assert_int_equal(idx_quoted(ix, q4, strlen(q4)), 1); /* white space runs collapse */
+  assert_int_equal(idx_quoted(ix, q5, strlen(q5)), 1); /* a Makefile is not documentation */
+  assert_int_equal(idx_quoted(ix, q6, strlen(q6)), 0);
   assert_true(idx_path_is_test("tests/test_auth.c") && idx_path_is_test("lib/foo.spec.ts") &&
               !idx_path_is_test("src/testing_utils.c"));
   idx_close(ix);

