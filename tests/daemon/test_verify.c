@@ -178,6 +178,21 @@ static void test_code_block_lines(void **s) {
   free(out);
 }
 
+/* The text fed in `step`-byte pieces to a verifier with require_quotes =
+ * quotes; its output (malloc'd) and stats. */
+static char *run_quotes(const char *text, size_t step, int quotes, dmn_verify_stats *st) {
+  dmn_verifier v;
+  dmn_verifier_init(&v, known, NULL);
+  v.require_quotes = quotes;
+  kv_buf out = KV_BUF_INIT;
+  for (size_t i = 0, n = strlen(text); i < n; i += step)
+    assert_true(dmn_verifier_feed(&v, text + i, n - i < step ? n - i : step, &out) >= 0);
+  assert_int_equal(dmn_verifier_finish(&v, &out), 0);
+  *st = v.st;
+  dmn_verifier_free(&v);
+  return kv_buf_detach(&out, NULL);
+}
+
 /* With require_quotes a block shows only lines the repository holds
  * (indentation aside): a line made of known names in a new order is cut
  * like an invented name; without it only the names are judged. */
@@ -186,29 +201,22 @@ static void test_code_block_quotes(void **s) {
   const char *text = "See:\n```c\n    kv_buf_append(&b, p, n);\nreturn dmn_server(secret);\n```\n"
                      "And:\n```c\nkv_buf_append(&b, p, n);\nreturn kv_buf_append(secret);\n}\n```\nDone.";
   for (int quotes = 0; quotes < 2; quotes++) {
-    dmn_verifier v;
-    dmn_verifier_init(&v, known, NULL);
-    v.require_quotes = quotes;
-    kv_buf out = KV_BUF_INIT;
+    dmn_verify_stats st;
     quotes_asked = 0;
-    for (size_t i = 0, n = strlen(text); i < n; i += 5)
-      assert_true(dmn_verifier_feed(&v, text + i, n - i < 5 ? n - i : 5, &out) >= 0);
-    assert_int_equal(dmn_verifier_finish(&v, &out), 0);
-    char *o = kv_buf_detach(&out, NULL);
+    char *o = run_quotes(text, 5, quotes, &st);
     assert_non_null(strstr(o, "```c\n    kv_buf_append(&b, p, n);\nreturn dmn_server(secret);\n```\n"));
     assert_non_null(strstr(o, "Done."));
     if (quotes) {
       /* the second block: its first line holds, the made-up one is cut */
       assert_non_null(strstr(o, "```c\nkv_buf_append(&b, p, n);\n" DMN_VERIFY_CUT_BLOCK));
       assert_null(strstr(o, "return kv_buf_append(secret)"));
-      assert_int_equal(v.st.cut, 1);
+      assert_int_equal(st.cut, 1);
       assert_int_equal(quotes_asked, 3); /* the repeated line is asked once; after the cut, nothing */
     } else {
       assert_non_null(strstr(o, "return kv_buf_append(secret);\n}\n```"));
       assert_int_equal(quotes_asked, 0);
     }
     free(o);
-    dmn_verifier_free(&v);
   }
 }
 
@@ -219,22 +227,15 @@ static void test_code_block_fences(void **s) {
   (void)s;
   const char *text = "1. Call it:\n   ~~~c\n   // ... set up b first\n   kv_buf_append(&b, p, n);\n"
                      "   return kv_buf_append(secret);\n   ~~~\nDone.";
-  dmn_verifier v;
-  dmn_verifier_init(&v, known, NULL);
-  v.require_quotes = 1;
-  kv_buf out = KV_BUF_INIT;
+  dmn_verify_stats st;
   quotes_asked = 0;
-  for (size_t i = 0, n = strlen(text); i < n; i += 7)
-    assert_true(dmn_verifier_feed(&v, text + i, n - i < 7 ? n - i : 7, &out) >= 0);
-  assert_int_equal(dmn_verifier_finish(&v, &out), 0);
-  char *o = kv_buf_detach(&out, NULL);
+  char *o = run_quotes(text, 7, 1, &st);
   assert_non_null(strstr(o, "   ~~~c\n   // ... set up b first\n   kv_buf_append(&b, p, n);\n"));
   assert_null(strstr(o, "return kv_buf_append(secret)"));
-  assert_int_equal(v.st.cut, 1);
+  assert_int_equal(st.cut, 1);
   assert_int_equal(quotes_asked, 2); /* not the comment, nothing after the cut */
   assert_non_null(strstr(o, "Done."));
   free(o);
-  dmn_verifier_free(&v);
 }
 
 static void test_anchor(void **s) {

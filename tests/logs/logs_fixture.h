@@ -17,6 +17,7 @@
  * sample. */
 #ifndef KVASIR_TESTS_LOGS_FIXTURE_H
 #define KVASIR_TESTS_LOGS_FIXTURE_H
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,37 @@
 #include "logs/logs.h"
 
 #define FX_SKIP 77
+
+/* LogHub grouping accuracy of the parser's ids against truth (n lines): a
+ * line counts when the lines sharing its id are exactly those sharing its
+ * true group. */
+static inline double fx_ga(const uint32_t *ids, const int *truth, int n) {
+  int good = 0;
+  for (int i = 0; i < n; i++) {
+    int ok = 1;
+    for (int j = 0; j < n && ok; j++)
+      if ((ids[j] == ids[i]) != (truth[j] == truth[i])) ok = 0;
+    good += ok;
+  }
+  return n ? (double)good / n : 0;
+}
+
+/* Parses buf[0..len) (n lines) with the rules in `off` switched off and
+ * returns fx_ga against truth (cmocka asserts inside: include cmocka first). */
+#ifdef cmocka_unit_test
+static inline double fx_parse_ga(const char *buf, size_t len, int n, log_rules off, const int *truth) {
+  log_miner *m = NULL;
+  uint32_t *ids = NULL;
+  size_t nl = 0;
+  kv_err err = {0};
+  assert_int_equal(log_parse_buffer_rules(buf, len, off, 0, &m, &ids, &nl, &err), 0);
+  assert_int_equal(nl, (size_t)n);
+  double g = fx_ga(ids, truth, n);
+  free(ids);
+  log_miner_free(m);
+  return g;
+}
+#endif
 
 /* The samples' directory, or NULL when absent. */
 static inline const char *fx_loghub(void) {

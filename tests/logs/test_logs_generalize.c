@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "logs/logs.h"
+#include "logs_fixture.h"
 
 #define NL 700
 static char text[NL][256];
@@ -58,31 +59,11 @@ static void gen(void) {
   }
 }
 
-static double ga(const uint32_t *ids) {
-  int good = 0;
-  for (int i = 0; i < NL; i++) {
-    int ok = 1;
-    for (int j = 0; j < NL && ok; j++)
-      if ((ids[j] == ids[i]) != (truth[j] == truth[i])) ok = 0;
-    good += ok;
-  }
-  return (double)good / NL;
-}
-
 static double parse_ga(log_rules off) {
   static char buf[NL * 260];
   size_t n = 0;
   for (int i = 0; i < NL; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\n", text[i]);
-  log_miner *m = NULL;
-  uint32_t *ids = NULL;
-  size_t nl = 0;
-  kv_err err = {0};
-  assert_int_equal(log_parse_buffer_rules(buf, n, off, 0, &m, &ids, &nl, &err), 0);
-  assert_int_equal(nl, NL);
-  double g = ga(ids);
-  free(ids);
-  log_miner_free(m);
-  return g;
+  return fx_parse_ga(buf, n, NL, off, truth);
 }
 
 static void test_time_piece_grouping(void **st) {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "logs/logs.h"
+#include "logs_fixture.h"
 
 #define NL 600
 #define NS 6
@@ -64,32 +65,11 @@ static void gen(void) {
   }
 }
 
-/* LogHub grouping accuracy of ids against truth. */
-static double ga(const uint32_t *ids) {
-  int good = 0;
-  for (int i = 0; i < NL; i++) {
-    int ok = 1;
-    for (int j = 0; j < NL && ok; j++)
-      if ((ids[j] == ids[i]) != (truth[j] == truth[i])) ok = 0;
-    good += ok;
-  }
-  return (double)good / NL;
-}
-
 static double parse_ga(log_rules off) {
   static char buf[NL * 520];
   size_t n = 0;
   for (int i = 0; i < NL; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%.639s\n", text[i]);
-  log_miner *m = NULL;
-  uint32_t *ids = NULL;
-  size_t nl = 0;
-  kv_err err = {0};
-  assert_int_equal(log_parse_buffer_rules(buf, n, off, 0, &m, &ids, &nl, &err), 0);
-  assert_int_equal(nl, NL);
-  double g = ga(ids);
-  free(ids);
-  log_miner_free(m);
-  return g;
+  return fx_parse_ga(buf, n, NL, off, truth);
 }
 
 /* Lines whose content is exactly the message, layouts learnt with rules off. */
