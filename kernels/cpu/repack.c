@@ -79,12 +79,6 @@ static void x8_scale_min(const blk_q4_k_x8 *x, int r, int j, int *sc, int *mn) {
   *mn = ((x->mnl[at] >> (4 * up)) & 15) | (((h >> (4 + 2 * up)) & 3) << 4);
 }
 
-/* Row r's quant of element e (0..255) of super-block x. */
-static int x8_quant(const blk_q4_k_x8 *x, int r, int e) {
-  const int p = e / 64, w = e % 64, l = w % 32;
-  const uint8_t b = x->qs[256 * p + 32 * (l / 4) + 4 * r + l % 4];
-  return w < 32 ? b & 15 : b >> 4;
-}
 
 /* q4_k_r8 (dot_scalar.c) for each row of the group, reading the x8 layout. */
 static void x8_row(int per64, size_t nb, const blk_q4_k_x8 *x, const blk_q8_k *y, int r, float *out) {
@@ -96,10 +90,15 @@ static void x8_row(int per64, size_t nb, const blk_q4_k_x8 *x, const blk_q8_k *y
       int sc0, m0, sc1, m1;
       x8_scale_min(&x[i], r, 2 * p, &sc0, &m0);
       x8_scale_min(&x[i], r, 2 * p + 1, &sc1, &m1);
+      /* elements 64p + 4g + b (low nibbles) and 32 further (high) */
       int32_t s0 = 0, s1 = 0;
-      for (int l = 0; l < 32; l++) {
-        s0 += x8_quant(&x[i], r, 64 * p + l) * y[i].qs[64 * p + l];
-        s1 += x8_quant(&x[i], r, 64 * p + 32 + l) * y[i].qs[64 * p + 32 + l];
+      const int8_t *q8 = y[i].qs + 64 * p;
+      for (int g = 0; g < 8; g++) {
+        const uint8_t *q = x[i].qs + 256 * p + 32 * g + 4 * r;
+        for (int b = 0; b < 4; b++) {
+          s0 += (q[b] & 15) * q8[4 * g + b];
+          s1 += (q[b] >> 4) * q8[32 + 4 * g + b];
+        }
       }
       const int32_t is = sc0 * s0 + sc1 * s1;
       const int32_t im = m0 * (y[i].bsums[4 * p] + y[i].bsums[4 * p + 1]) + m1 * (y[i].bsums[4 * p + 2] + y[i].bsums[4 * p + 3]);
