@@ -60,14 +60,16 @@ X8_INL __m256i KX(x8_minpair)(const uint8_t *p) {
                                                  5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15, -1));
 }
 
-/* [bs_0 .. bs_7] int16 in both lanes: bs_j = bsums[2j] + bsums[2j+1], the
- * activation sum over sub-block j (|bs_j| <= 64·127). */
+/* [bs_0 .. bs_7] int16 in the low lane: bs_j = bsums[2j] + bsums[2j+1],
+ * the activation sum over sub-block j (|bs_j| <= 32·127). */
 X8_INL __m256i KX(x8_bsums)(const blk_q8_k *y) {
   const __m128i b = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums), _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
-  return _mm256_broadcastsi128_si256(b);
+  return _mm256_castsi128_si256(b);
 }
 
-#define X8_BS(bs, q) _mm256_shuffle_epi32((bs), (q) * 0x55)
+/* The pair (bs_2q, bs_2q+1) in every 32-bit lane (a variable index, so
+ * that an unrolled or a plain -O0 loop both compile). */
+#define X8_BS(bs, q) _mm256_permutevar8x32_epi32((bs), _mm256_set1_epi32(q))
 
 /* Sub-block sums of one 64-element pair p of super-block x against one
  * activation row q8: lo (sub-block 2p) and hi (2p+1), per row lane. AVX2:
