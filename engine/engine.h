@@ -54,6 +54,12 @@ int eng_gguf_open(eng_gguf **out, const char *path, kv_err *err);
 /* Same over a caller-owned buffer that must outlive the handle (fuzzing, tests). */
 int eng_gguf_open_mem(eng_gguf **out, const void *data, size_t len, const char *name, kv_err *err);
 void eng_gguf_free(eng_gguf *g);
+/* The caller will not read bytes [p, p + n) of a file-backed handle again
+ * (they were copied elsewhere): the whole pages inside are handed back to the
+ * OS, so they stop counting as resident (the file stays in the page cache,
+ * and a read would fault them in again, unchanged). No-op for a handle over
+ * a caller's buffer (eng_gguf_open_mem). */
+void eng_gguf_release(const eng_gguf *g, const void *p, size_t n);
 const char *eng_gguf_name(const eng_gguf *g);
 size_t eng_gguf_n_tensors(const eng_gguf *g);
 const eng_tensor *eng_gguf_tensor_at(const eng_gguf *g, size_t i);
@@ -79,9 +85,12 @@ typedef struct eng_model_info {
   int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
   size_t file_size;      /* bytes of the GGUF file */
   size_t n_params;       /* elements over all tensors */
+  size_t repacked_bytes; /* layer matrices repacked at load for the CPU kernels (same
+                            results; KVASIR_REPACK=0: none); their file pages are released */
 } eng_model_info;
 
-/* Open a GGUF model (mmap'd; weights are used in place). */
+/* Open a GGUF model (mmap'd; weights are used in place, except Q4_K layer
+ * matrices, repacked once for the CPU kernels: model.c repack_weights). */
 int eng_model_open(eng_model **out, const char *path, kv_err *err);
 void eng_model_free(eng_model *m);
 const eng_model_info *eng_model_get_info(const eng_model *m);

@@ -318,6 +318,14 @@ int eng_gguf_open(eng_gguf **out, const char *path, kv_err *err) {
   return finish_open(g, out, err);
 }
 
+void eng_gguf_release(const eng_gguf *g, const void *p, size_t n) {
+  const uintptr_t base = (uintptr_t)g->base, a = (uintptr_t)p;
+  if (!g->mapped || a < base || n > g->size || a - base > g->size - n) return;
+  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* private read-only mapping: drops our PTEs only */
+}
+
 void eng_gguf_free(eng_gguf *g) {
   if (!g) return;
   if (g->mapped) munmap((void *)g->base, g->size);

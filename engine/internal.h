@@ -156,6 +156,13 @@ struct eng_model {
   int chat_family;     /* ENG_CHAT_*, from the template's markers (eng_chat_family) */
   uint16_t *gelu_tab;  /* gemma3: GELU(tanh) of every half value, as ggml's table */
   struct eng_bert *bert; /* encoder rows: weights and hyper-parameters (bert.c) */
+  /* Layer matrices repacked at load (model.c repack_weights): copies of
+   * their eng_tensor with the repacked type, data in one anonymous mapping;
+   * the layers point at these instead of the file's tensors. */
+  eng_tensor *packed;
+  size_t n_packed;
+  void *pack_map;
+  size_t pack_len;
 };
 
 int eng_vocab_load(eng_vocab *v, const eng_gguf *g, kv_err *err);

@@ -6,8 +6,10 @@
  * at load.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/internal.h"
 #include "kernels/kernels.h"
@@ -59,6 +61,72 @@ static int want(const eng_model *m, const eng_tensor **out, const char *name, ui
 }
 
 static void layer_rope(const eng_model *m, eng_layer *L);
+
+/* The layer fields repack_weights may replace. */
+#define N_LAYER_MATS 7
+static const eng_tensor **layer_mat(eng_layer *L, int i) {
+  const eng_tensor **f[N_LAYER_MATS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+  return f[i];
+}
+
+static int repackable(const eng_model *m, const eng_tensor *t) {
+  return t && t != m->tok_embd && t != m->output && krn_repack_type(t->type, (size_t)t->ne[1], (size_t)t->ne[0]) >= 0;
+}
+
+/* Layer matrices that the CPU kernels run faster repacked (Q4_K with a
+ * multiple of 8 rows: krn_repack, 8 rows interleaved, results bit-identical)
+ * are repacked once here into one anonymous mapping (huge pages where the
+ * kernel gives them: a decode token streams every byte once, and 4 KiB pages
+ * cost a TLB miss each 4 KiB), and the file pages they came from are handed
+ * back (eng_gguf_release), so resident memory stays about the file's size
+ * rather than growing by the repacked bytes. The embedding and the output
+ * head are never repacked: rows of the embedding are dequantized one by one,
+ * and the KV store's model hash reads both. Repacking is an optimisation:
+ * when the mapping cannot be had the file's layout stays. KVASIR_REPACK=0
+ * keeps the file's layout (A/B benchmarks in one build). */
+static void repack_weights(eng_model *m) {
+  const char *env = getenv("KVASIR_REPACK");
+  if (env && !strcmp(env, "0")) return;
+  size_t n = 0, bytes = 0;
+  for (int il = 0; il < m->info.n_layer; il++)
+    for (int i = 0; i < N_LAYER_MATS; i++) {
+      const eng_tensor *t = *layer_mat(&m->layers[il], i);
+      if (repackable(m, t)) n++, bytes += (t->nbytes + 63) & ~(size_t)63;
+    }
+  if (!n) return;
+  const size_t huge = (size_t)2 << 20, len = bytes + huge;
+  void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return;
+  uint8_t *arena = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
+#ifdef MADV_HUGEPAGE
+  madvise(arena, bytes, MADV_HUGEPAGE);
+#endif
+  eng_tensor *packed = calloc(n, sizeof *packed);
+  if (!packed) {
+    munmap(map, len);
+    return;
+  }
+  size_t k = 0, off = 0;
+  for (int il = 0; il < m->info.n_layer; il++)
+    for (int i = 0; i < N_LAYER_MATS; i++) {
+      const eng_tensor **f = layer_mat(&m->layers[il], i), *t = *f;
+      if (!repackable(m, t)) continue;
+      eng_tensor *c = &packed[k];
+      *c = *t;
+      if (krn_repack(t->type, t->data, (size_t)t->ne[1], (size_t)t->ne[0], arena + off)) continue;
+      c->type = krn_repack_type(t->type, (size_t)t->ne[1], (size_t)t->ne[0]);
+      c->data = arena + off;
+      eng_gguf_release(m->g, t->data, t->nbytes);
+      *f = c;
+      m->info.repacked_bytes += t->nbytes;
+      off += (t->nbytes + 63) & ~(size_t)63;
+      k++;
+    }
+  m->packed = packed;
+  m->n_packed = k;
+  m->pack_map = map;
+  m->pack_len = len;
+}
 
 static int load_layers(eng_model *m, kv_err *err) {
   const eng_model_info *I = &m->info;
@@ -219,6 +287,7 @@ static int load(eng_model *m, kv_err *err) {
       (rc = want(m, &m->rope_freqs, "rope_freqs.weight", (uint64_t)m->rope_dim / 2, 1, 0, 1, err)))
     return rc;
   if ((rc = load_layers(m, err))) return rc;
+  repack_weights(m);
   for (size_t i = 0; i < eng_gguf_n_tensors(m->g); i++) {
     const eng_tensor *t = eng_gguf_tensor_at(m->g, i);
     I->n_params += (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
@@ -271,6 +340,8 @@ void eng_model_free(eng_model *m) {
   if (!m) return;
   eng_vocab_free(&m->vocab);
   free(m->layers);
+  free(m->packed);
+  if (m->pack_map) munmap(m->pack_map, m->pack_len);
   free(m->chat_template);
   free(m->gelu_tab);
   eng__bert_free(m);

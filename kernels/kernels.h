@@ -95,6 +95,25 @@ void krn_matmul_ref(int type, const void *W, size_t n_out, size_t k, const float
 void krn_matmul_isa(krn_pool *p, const char *isa, int type, const void *W, size_t n_out, size_t k, const float *x,
                     size_t m, float *y);
 
+/* ---- Repacked weights. KRN_Q4_K_X8 is no GGUF type: a Q4_K matrix whose
+ * rows are interleaved eight at a time (8 rows' super-block j side by side,
+ * scales pre-arranged; layout in cpu/krn_internal.h, blk_q4_k_x8), so one
+ * activation block meets 8 rows in each SIMD instruction. It has the same
+ * byte size as the Q4_K matrix, is made by krn_repack, and is taken only by
+ * krn_matmul, krn_matmul_n, krn_matmul_ref and krn_matmul_isa (W: the
+ * repacked bytes, n_out a multiple of 8), which give the bits they give for
+ * the Q4_K original at every ISA level. Nothing else reads it (it has no
+ * row layout: krn_type_block_bytes says 0). ---- */
+enum { KRN_Q4_K_X8 = 48 };
+/* The repacked type for a weight matrix of `type` with n_out rows of k
+ * elements (KRN_Q4_K_X8 for Q4_K with n_out % 8 == 0), or -1: use it as is. */
+int krn_repack_type(int type, size_t n_out, size_t k);
+/* Write the krn_repack_type layout of W (n_out rows of k, krn_row_bytes(type,
+ * k) bytes each) to dst, which has the same size; dst == W repacks in place
+ * (8 rows at a time through a small buffer). 0, or -1 when there is no
+ * repacked type or no memory (dst untouched). */
+int krn_repack(int type, const void *W, size_t n_out, size_t k, void *dst);
+
 /* ---- Elementwise / small ops used by every architecture (f32). ---- */
 void krn_rmsnorm(float *out, const float *x, const float *w, size_t n, float eps, float w_offset);
 void krn_softmax(float *x, size_t n);

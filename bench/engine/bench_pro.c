@@ -15,7 +15,11 @@
  * phases of a shared machine hit both sides. Prints the median of each side,
  * the median and range of the per-round ratios, and the load average.
  *
- * usage: bench_pro [-t 2,1] [--pp 64] [--tg 16] [-r 3] [--kvasir-only] [MODEL.gguf]
+ * --ab adds a third side to each round: kvasir with KVASIR_REPACK=0 (the
+ * file's Q4_K layout, no load-time repack), in the same rotation, so the
+ * repack's effect is measured A vs B in one run.
+ *
+ * usage: bench_pro [-t 2,1] [--pp 64] [--tg 16] [-r 3] [--kvasir-only] [--ab] [MODEL.gguf]
  */
 #include <math.h>
 #include <pthread.h>
@@ -34,6 +38,7 @@
 typedef struct res {
   double pp, tg;
   double cpu_tg; /* CPU ms (all threads) per decode token: steadier than wall time on a loaded machine */
+  double open_s; /* kvasir: seconds to open the model (includes the load-time repack) */
   size_t rss;
   int ok;
 } res;
@@ -88,7 +93,9 @@ static void kvasir_child(const char *path, int threads, int pp, int tg, int wfd)
   res r = {0};
   eng_model *m;
   kv_err err = {0};
+  const double t_open = kv_now();
   if (eng_model_open(&m, path, &err)) { fprintf(stderr, "bench_pro: %s\n", err.msg); _exit(1); }
+  r.open_s = kv_now() - t_open;
   eng_ctx_params cp = {pp + tg + 8, threads, NULL, NULL};
   eng_ctx *c;
   if (eng_ctx_create(&c, m, &cp, &err)) { fprintf(stderr, "bench_pro: %s\n", err.msg); _exit(1); }
@@ -123,7 +130,8 @@ static void kvasir_child(const char *path, int threads, int pp, int tg, int wfd)
   _exit(0);
 }
 
-static res bench_kvasir(const char *path, int threads, int pp, int tg) {
+/* repack 0: the child runs with KVASIR_REPACK=0 (the file's layout). */
+static res bench_kvasir(const char *path, int threads, int pp, int tg, int repack) {
   res r = {0};
   int fd[2];
   if (pipe(fd)) return r;
@@ -132,6 +140,7 @@ static res bench_kvasir(const char *path, int threads, int pp, int tg) {
   if (pid < 0) return r;
   if (pid == 0) {
     close(fd[0]);
+    if (!repack) setenv("KVASIR_REPACK", "0", 1);
     kvasir_child(path, threads, pp, tg, fd[1]);
   }
   close(fd[1]);
@@ -196,7 +205,10 @@ static int weight_stream_bytes(const char *path, size_t *bytes, size_t *kv_per_p
   }
   eng_gguf_free(g);
   eng_model *m;
-  if (eng_model_open(&m, path, &err)) { fprintf(stderr, "bench_pro: %s\n", err.msg); return -1; }
+  setenv("KVASIR_REPACK", "0", 1); /* only the shape is wanted here */
+  const int rc = eng_model_open(&m, path, &err);
+  unsetenv("KVASIR_REPACK");
+  if (rc) { fprintf(stderr, "bench_pro: %s\n", err.msg); return -1; }
   const eng_model_info *mi = eng_model_get_info(m);
   *kv_per_pos = (size_t)mi->n_layer * 2 * (size_t)mi->n_head_kv * (size_t)mi->head_dim * sizeof(float);
   *file = mi->file_size;
@@ -206,7 +218,7 @@ static int weight_stream_bytes(const char *path, size_t *bytes, size_t *kv_per_p
 }
 
 int main(int argc, char **argv) {
-  int pp = 64, tg = 16, reps = 3, kv_only = 0, nth = 0, th[8];
+  int pp = 64, tg = 16, reps = 3, kv_only = 0, ab = 0, nth = 0, th[8];
   const char *model = NULL, *tlist = "2,1";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-t") && i + 1 < argc) tlist = argv[++i];
@@ -214,8 +226,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--kvasir-only")) kv_only = 1;
+    else if (!strcmp(argv[i], "--ab")) ab = 1;
     else if (!strcmp(argv[i], "--help")) {
-      printf("usage: bench_pro [-t 2,1] [--pp 64] [--tg 16] [-r 3] [--kvasir-only] [MODEL.gguf]\n");
+      printf("usage: bench_pro [-t 2,1] [--pp 64] [--tg 16] [-r 3] [--kvasir-only] [--ab] [MODEL.gguf]\n");
       return 0;
     } else model = argv[i];
   }
@@ -250,22 +263,30 @@ int main(int argc, char **argv) {
   for (int ti = 0; ti < nth; ti++) {
     const int t = th[ti];
     const double ceil = read_bw(t);
-    double kpp[64], ktg[64], lpp[64], ltg[64], rpp[64], rtg[64], la0 = loadavg(), la1 = la0;
-    size_t krss = 0, lrss = 0;
+    double kpp[64], ktg[64], lpp[64], ltg[64], rpp[64], rtg[64], kcpu[64], la0 = loadavg(), la1 = la0;
+    double apas[64], atg[64], acpu[64], rapp[64], ratg[64]; /* --ab: the file layout (KVASIR_REPACK=0) */
+    size_t krss = 0, lrss = 0, arss = 0;
     int n = 0;
     for (int r = 0; r < reps; r++) {
-      res k = {0}, l = {0};
-      if (kv_only) k = bench_kvasir(model, t, pp, tg);
-      else if (r % 2 == 0) k = bench_kvasir(model, t, pp, tg), l = bench_llama(bin, model, t, pp, tg);
-      else l = bench_llama(bin, model, t, pp, tg), k = bench_kvasir(model, t, pp, tg);
+      res k = {0}, l = {0}, a = {0};
+      /* rotate the sides so that each goes first, second (and third) equally often */
+      for (int slot = 0; slot < 3; slot++) {
+        const int side = (slot + r) % 3; /* 0 kvasir, 1 llama, 2 kvasir file layout */
+        if (side == 0) k = bench_kvasir(model, t, pp, tg, 1);
+        else if (side == 1 && !kv_only) l = bench_llama(bin, model, t, pp, tg);
+        else if (side == 2 && ab) a = bench_kvasir(model, t, pp, tg, 0);
+      }
       const double la = loadavg();
       la1 = la > la1 ? la : la1;
-      if (!k.ok || (!kv_only && !l.ok)) { fprintf(stderr, "bench_pro: round %d (-t %d): a run failed\n", r, t); rc = 1; continue; }
-      kpp[n] = k.pp, ktg[n] = k.tg, lpp[n] = l.pp, ltg[n] = l.tg;
+      if (!k.ok || (!kv_only && !l.ok) || (ab && !a.ok)) { fprintf(stderr, "bench_pro: round %d (-t %d): a run failed\n", r, t); rc = 1; continue; }
+      kpp[n] = k.pp, ktg[n] = k.tg, lpp[n] = l.pp, ltg[n] = l.tg, kcpu[n] = k.cpu_tg;
       rpp[n] = kv_only ? 0 : k.pp / l.pp, rtg[n] = kv_only ? 0 : k.tg / l.tg;
-      krss = k.rss > krss ? k.rss : krss, lrss = l.rss > lrss ? l.rss : lrss;
-      fprintf(stderr, "  -t %d round %d: kvasir pp %.2f tg %.2f (%.0f CPU ms/token) | llama pp %.2f tg %.2f | load %.2f\n",
-              t, r, k.pp, k.tg, k.cpu_tg, l.pp, l.tg, la);
+      apas[n] = a.pp, atg[n] = a.tg, acpu[n] = a.cpu_tg, rapp[n] = ab ? k.pp / a.pp : 0, ratg[n] = ab ? k.tg / a.tg : 0;
+      krss = k.rss > krss ? k.rss : krss, lrss = l.rss > lrss ? l.rss : lrss, arss = a.rss > arss ? a.rss : arss;
+      fprintf(stderr, "  -t %d round %d: kvasir pp %.2f tg %.2f (%.0f CPU ms/token, open %.1f s) | llama pp %.2f tg %.2f",
+              t, r, k.pp, k.tg, k.cpu_tg, k.open_s, l.pp, l.tg);
+      if (ab) fprintf(stderr, " | file layout pp %.2f tg %.2f (%.0f CPU ms/token, open %.1f s)", a.pp, a.tg, a.cpu_tg, a.open_s);
+      fprintf(stderr, " | load %.2f\n", la);
       n++;
     }
     if (!n) continue;
@@ -285,8 +306,18 @@ int main(int argc, char **argv) {
       printf("                              | llama %6.2f tok/s                       | ratio %.2fx [%.2f-%.2f]",
              median(lpp, n), median(rpp, n), lo, hi);
     }
+    printf("\n  CPU kvasir %.0f ms per decode token (all threads, median)", median(kcpu, n));
     printf("\n  RSS kvasir %.0f MiB = %.3fx (file + KV)", krss / 1048576.0, (double)krss / (double)(file + kv));
     if (!kv_only) printf(" | llama %.0f MiB = %.3fx", lrss / 1048576.0, (double)lrss / (double)(file + kv));
+    if (ab) {
+      double lo, hi;
+      range(ratg, n, &lo, &hi);
+      printf("\n  A/B file layout (KVASIR_REPACK=0): tg %.2f tok/s, %.0f CPU ms/token, pp %.2f tok/s, RSS %.0f MiB;"
+             " repacked/file: tg %.2fx [%.2f-%.2f]",
+             median(atg, n), median(acpu, n), median(apas, n), arss / 1048576.0, median(ratg, n), lo, hi);
+      range(rapp, n, &lo, &hi);
+      printf(", pp %.2fx [%.2f-%.2f], CPU/token %.2fx", median(rapp, n), lo, hi, median(kcpu, n) / median(acpu, n));
+    }
     printf("\n");
     fflush(stdout);
   }

@@ -288,7 +288,7 @@ int main(int argc, char **argv) {
     printf("%-5s %-7s %12s %10s %12s %10s %14s %12s %10s\n", "type", "isa", "1thr GB/s", "x read", "Nthr GB/s",
            "x read", "m=8 eff GB/s", "ggml 1thr", "ours/ggml");
   }
-  static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K,
+  static const int types[] = {KRN_Q4_0, KRN_Q4_1, KRN_Q5_0, KRN_Q5_1, KRN_Q8_0, KRN_Q4_K, KRN_Q4_K_X8,
                               KRN_Q5_K, KRN_Q6_K, KRN_F16,  KRN_BF16, KRN_F32};
   const size_t k = o.k;
   if (k % 32 || k == 0) {
@@ -302,14 +302,17 @@ int main(int argc, char **argv) {
   for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
     const int type = types[t];
     if (o.types && !strstr(o.types, krn_type_name(type))) continue;
-    if (k % krn_type_block_elems(type)) continue;
-    const size_t rb = krn_row_bytes(type, k), n_out = bytes / rb, wbytes = n_out * rb;
-    fill_weights(type, buf, wbytes);
+    /* Q4_K_X8: the Q4_K matrix repacked (krn_repack), whole groups of 8 rows */
+    const int x8 = type == KRN_Q4_K_X8, ftype = x8 ? KRN_Q4_K : type;
+    if (k % krn_type_block_elems(ftype)) continue;
+    const size_t rb = krn_row_bytes(ftype, k), n_out = bytes / rb / (x8 ? 8 : 1) * (x8 ? 8 : 1), wbytes = n_out * rb;
+    fill_weights(ftype, buf, wbytes);
+    if (x8 && krn_repack(KRN_Q4_K, buf, n_out, k, buf)) return 1;
     float *y = malloc(8 * n_out * sizeof *y);
     if (!y) return 1;
     double gg = 0; /* ggml single-thread GB/s on the same W, 0 if not built in */
 #ifdef KRN_BENCH_GGML
-    {
+    if (!x8) {
       ggml_cpu_init(); /* idempotent */
       gg_ctx g = {ggml_get_type_traits_cpu((enum ggml_type)type), buf, rb, n_out, k, x, NULL, y};
       g.xq = malloc(ggml_row_size(g.tr->vec_dot_type, (int64_t)k));

@@ -1,6 +1,7 @@
 /*
  * dot_avx2.c — AVX2/FMA/F16C fused dot products (the kernels themselves are
- * in dot_x86_body.h, shared with the AVX-512 build). Compiled with
+ * in dot_x86_body.h and, for the repacked KRN_Q4_K_X8, q4k_x8_body.h, shared
+ * with the AVX-512 build). Compiled with
  * per-function target attributes so the library still loads and runs on
  * CPUs without AVX2; krn__kernels() only hands these out when
  * krn_isa_name() says "avx2" or better.
@@ -19,6 +20,7 @@ static inline __attribute__((always_inline, target(KX_TGT))) __m256i mulsum(__m2
 }
 
 #include "kernels/cpu/dot_x86_body.h"
+#include "kernels/cpu/q4k_x8_body.h"
 
 static int have_f16c(void) { return krn_cpu_features()->f16c; }
 
@@ -26,10 +28,12 @@ krn_vec_dot_fn krn__dot_avx2(int type) { return have_f16c() ? dot_table_avx2(typ
 krn_vec_dot_multi_fn krn__dot_multi_avx2(int type) { return have_f16c() ? multi_table_avx2(type) : NULL; }
 int krn__multi_rows_avx2(int type) { return multi_rows_avx2(type); }
 krn_vec_dot_wrows_fn krn__dot_wrows_avx2(int type) { return have_f16c() ? wrows_table_avx2(type) : NULL; }
+krn_x8_fn krn__x8_avx2(void) { return have_f16c() ? x8_avx2 : NULL; }
 #else
 krn_vec_dot_fn krn__dot_avx2(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx2(int type) { (void)type; return NULL; }
 int krn__multi_rows_avx2(int type) { (void)type; return 4; }
 krn_vec_dot_wrows_fn krn__dot_wrows_avx2(int type) { (void)type; return NULL; }
+krn_x8_fn krn__x8_avx2(void) { return NULL; }
 #endif
 

@@ -28,6 +28,9 @@ static inline __attribute__((always_inline, target(KX_TGT))) __m256i mulsum(__m2
 }
 
 #include "kernels/cpu/dot_x86_body.h"
+#define KX_VNNI 1 /* q4k_x8_body.h: vpdpbusd sub-block sums, vpmulld scales */
+#include "kernels/cpu/q4k_x8_body.h"
+#undef KX_VNNI
 
 /* ---- 512-bit K-quant kernels: 64 elements per register ----
  * Same integer arithmetic as the 256-bit body (maddubs + madd with 16-bit
@@ -215,7 +218,9 @@ krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) {
   }
 }
 krn_vec_dot_wrows_fn krn__dot_wrows_avx512(int type) { return have_vnni() ? wrows_table_avx512(type) : NULL; }
+krn_x8_fn krn__x8_avx512(void) { return have_vnni() ? x8_avx512 : NULL; }
 #else
+krn_x8_fn krn__x8_avx512(void) { return NULL; }
 krn_vec_dot_wrows_fn krn__dot_wrows_avx512(int type) { (void)type; return NULL; }
 krn_vec_dot_fn krn__dot_avx512(int type) { (void)type; return NULL; }
 krn_vec_dot_multi_fn krn__dot_multi_avx512(int type) { (void)type; return NULL; }

@@ -35,6 +35,24 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t q
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_k; /* 210 */
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_k; /* 292 */
 
+/* KRN_Q4_K_X8 (not a GGUF block): super-block i of 8 consecutive Q4_K rows
+ * r = 0..7, 1152 bytes = 8 blk_q4_k, written by repack.c. For sub-block j
+ * (0..7, 32 elements each) of row r, with its 6-bit scale sc and min mn:
+ *   d[r], dmin[r]      the row's f16 super-block scales;
+ *   scl[(j%4)*8 + r]   sc & 15 in nibble j/4 (low nibble: j < 4);
+ *   mnl[(j%4)*8 + r]   mn & 15, the same way;
+ *   hi[(j%4)*8 + r]    sc>>4 of j at bits 0-1, of j+4 at 2-3; mn>>4 of j at
+ *                      4-5, of j+4 at 6-7 (three 32-byte loads and a few
+ *                      masks give every scale and min of all 8 rows);
+ *   qs[256p + 32g + 4r + b] = the row's qs[32p + 4g + b] (p = 0..3 the
+ *                      64-element pair of sub-blocks, g = 0..7, b = 0..3):
+ *                      32 bytes hold 4 quants of each of the 8 rows, low
+ *                      nibbles elements 64p+4g+b, high nibbles 32 further,
+ *                      so each 32-bit lane is one row against the same 4
+ *                      activation bytes. The matrix is the groups of 8 rows
+ *                      in order, each its k/256 super-blocks in order. */
+typedef struct { uint16_t d[8], dmin[8]; uint8_t scl[32], mnl[32], hi[32]; uint8_t qs[1024]; } blk_q4_k_x8; /* 1152 */
+_Static_assert(sizeof(blk_q4_k_x8) == 8 * 144, "q4_k_x8 layout");
 _Static_assert(sizeof(blk_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(blk_q4_1) == 20, "q4_1 layout");
 _Static_assert(sizeof(blk_q5_0) == 22, "q5_0 layout");
@@ -143,6 +161,17 @@ static inline size_t krn__act_qs_offset(size_t nb) {
 size_t krn__act_row_bytes(int act_type, size_t k);
 /* Quantize one row of k floats into that layout. */
 void krn__act_quant_row(int act_type, krn_quant_fn q, const float *x, void *dst, size_t k);
+
+/* KRN_Q4_K_X8: one group of 8 rows (w: its k/256 blk_q4_k_x8) against nr
+ * Q8_K activation rows a_stride bytes apart; out[8*i + r] = row r · act i.
+ * nr == 1 sums in llama.cpp's repacked gemv order (q4_k_r8, per64 = 0),
+ * nr == 4 in its gemm order (per64 = 1); no other nr. repack.c has the
+ * scalar one, dot_avx2.c / dot_avx512.c the SIMD ones (q4k_x8_body.h);
+ * NULL where that level has none. */
+typedef void (*krn_x8_fn)(size_t k, const void *w, const void *a, size_t a_stride, int nr, float *out);
+krn_x8_fn krn__x8_scalar(void);
+krn_x8_fn krn__x8_avx2(void);
+krn_x8_fn krn__x8_avx512(void);
 
 /* Resolved kernels for one (type, ISA). */
 typedef struct krn_kernels {

@@ -13,6 +13,8 @@
  * Q4_K matrices with a multiple of 8 rows are summed in the orders of
  * llama.cpp's repacked kernels (single rows and the last m % 4 rows as its
  * gemv, complete groups of 4 rows as its gemm; dot_scalar.c q4_k_r8).
+ * KRN_Q4_K_X8 (the same matrices repacked by krn_repack, repack.c) runs
+ * those orders over 8 interleaved rows at a time (mm_task_x8).
  *
  * Contract violations (k not a multiple of the block size, a type with no
  * kernel, out of memory with no pool) fill y with NaN: loud, never UB.
@@ -72,6 +74,15 @@ static int matmul_kernels(int type, int isa, size_t n_out, krn_kernels *k) {
   return krn__kernels(type, isa, k);
 }
 
+/* The KRN_Q4_K_X8 group kernel of the best level up to isa (every level
+ * gives the same bits, so a missing one falls back a level). */
+static krn_x8_fn x8_kernel(int isa) {
+  krn_x8_fn f = NULL;
+  if (isa >= KRN_ISA_AVX512) f = krn__x8_avx512();
+  if (!f && isa >= KRN_ISA_AVX2) f = krn__x8_avx2();
+  return f ? f : krn__x8_scalar();
+}
+
 const char *krn_pool_isa(const krn_pool *p) {
   int l = p ? p->isa : krn__isa_level();
   return l == KRN_ISA_AVX512 ? "avx512" : l == KRN_ISA_AVX2 ? "avx2" : "scalar";
@@ -86,15 +97,41 @@ typedef struct {
   float *y;
   size_t rows_per_task;
   const float *x; /* f32 activations (quantized into act before the tasks run) */
+  krn_x8_fn x8;   /* KRN_Q4_K_X8 weights: the group kernel (rows_per_task % 8 == 0) */
 } mm_job;
 
 #define ROW_TILE 16
+
+/* Rows r0..r1 (multiples of 8) of a KRN_Q4_K_X8 matrix: groups of 8 rows,
+ * complete groups of 4 activation rows through the gemm kernel, the rest
+ * (and a matvec) one by one through the gemv. W is read in order, one
+ * stream, and ROW_TILE rows of it stay in cache while all m rows meet them. */
+static void mm_task_x8(const mm_job *j, size_t r0, size_t r1) {
+  const size_t gs = 8 * j->w_stride;
+  float out[32];
+  for (size_t rt = r0; rt < r1; rt += ROW_TILE) {
+    const size_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+    for (size_t c = 0; c < j->m;) {
+      const int nr = j->m - c >= 4 ? 4 : 1;
+      const uint8_t *a = j->act + c * j->a_stride;
+      for (size_t r = rt; r < re; r += 8) {
+        j->x8(j->k, j->W + r / 8 * gs, a, j->a_stride, nr, out);
+        for (int i = 0; i < nr; i++) memcpy(j->y + (c + (size_t)i) * j->n_out + r, out + 8 * i, 8 * sizeof(float));
+      }
+      c += (size_t)nr;
+    }
+  }
+}
 
 static void mm_task(void *ctx, int t) {
   const mm_job *j = ctx;
   const size_t r0 = (size_t)t * j->rows_per_task;
   size_t r1 = r0 + j->rows_per_task;
   if (r1 > j->n_out) r1 = j->n_out;
+  if (j->x8) {
+    mm_task_x8(j, r0, r1);
+    return;
+  }
   if (j->m == 1) {
     /* A matvec streams W once from memory: prefetch (into L1) the row about
      * 4 KiB ahead. On the machines measured this cut decode CPU time by
@@ -192,8 +229,14 @@ static void matmul_parts(krn_pool *p, int isa, const krn_mm_part *parts, int n_p
     if (m > (size_t)INT_MAX || pt->n_out > (size_t)INT_MAX || m > SIZE_MAX / pt->n_out) continue; /* cannot even fill y */
     mm_job *j = &g.j[g.n];
     *j = (mm_job){.W = pt->W, .n_out = pt->n_out, .k = k, .m = m, .y = pt->y, .x = x};
-    j->w_stride = krn_row_bytes(pt->type, k);
-    if (!j->w_stride || matmul_kernels(pt->type, isa, pt->n_out, &j->kk) != 0) { fill_nan(pt->y, m * pt->n_out); continue; }
+    if (pt->type == KRN_Q4_K_X8) {
+      j->w_stride = pt->n_out % 8 ? 0 : krn_row_bytes(KRN_Q4_K, k);
+      j->x8 = x8_kernel(isa);
+      if (!j->w_stride || krn__kernels(KRN_Q4_K, isa, &j->kk) != 0) { fill_nan(pt->y, m * pt->n_out); continue; }
+    } else {
+      j->w_stride = krn_row_bytes(pt->type, k);
+      if (!j->w_stride || matmul_kernels(pt->type, isa, pt->n_out, &j->kk) != 0) { fill_nan(pt->y, m * pt->n_out); continue; }
+    }
     int f = -1;
     if (j->kk.act_type == KRN_F32) {
       j->act = (const uint8_t *)x;
@@ -240,8 +283,9 @@ static void matmul_parts(krn_pool *p, int isa, const krn_mm_part *parts, int n_p
   for (int i = 0; i < g.n; i++) {
     mm_job *j = &g.j[i];
     size_t tasks = nt > 1 ? (size_t)nt * 8 : 1;
-    if (tasks > j->n_out) tasks = j->n_out;
-    j->rows_per_task = (j->n_out + tasks - 1) / tasks;
+    const size_t unit = j->x8 ? 8 : 1, units = j->n_out / unit; /* x8: whole groups of 8 rows */
+    if (tasks > units) tasks = units;
+    j->rows_per_task = (units + tasks - 1) / tasks * unit;
     tasks = (j->n_out + j->rows_per_task - 1) / j->rows_per_task;
     g.first[i + 1] = g.first[i] + (int)tasks;
   }

@@ -36,6 +36,7 @@ size_t krn_type_block_bytes(int type) {
   return (type >= 0 && type < KRN_TYPE_COUNT) ? k_types[type].bytes : 0;
 }
 const char *krn_type_name(int type) {
+  if (type == KRN_Q4_K_X8) return "Q4_K_X8"; /* a repacked layout, no row format (repack.c) */
   if (type < 0 || type >= KRN_TYPE_COUNT || !k_types[type].name) return "?";
   return k_types[type].name;
 }

@@ -279,10 +279,55 @@ static void test_cancel_and_state(void **st) {
   eng_ctx_free(c);
 }
 
+/* Q4_K layer matrices repacked at load (model.c, krn_repack) must not change
+ * one bit: Gemma 3 opened with KVASIR_REPACK=0 and as usual give the same
+ * logits for a prompt (batch: the gemm kernels, m % 4 rows through the gemv)
+ * and for tokens decoded one by one (the gemv). */
+static void test_repacked_same_bits(void **st) {
+  char path[4096];
+  kv_err err = {0};
+  assert_int_equal(eng_test_model(g_names[1], path, sizeof path), 0);
+  eng_model *m[2];
+  setenv("KVASIR_REPACK", "0", 1);
+  assert_int_equal(eng_model_open(&m[0], path, &err), 0);
+  unsetenv("KVASIR_REPACK");
+  assert_int_equal(eng_model_open(&m[1], path, &err), 0);
+  assert_int_equal(eng_model_get_info(m[0])->repacked_bytes, 0);
+  const size_t packed = eng_model_get_info(m[1])->repacked_bytes;
+  fprintf(stderr, "gemma3: %zu of %zu bytes repacked\n", packed, eng_model_get_info(m[1])->file_size);
+  assert_true(packed > (size_t)8 << 20); /* its Q4_K attention and FFN matrices (the embedding is most of the file) */
+  const char *text = "The quick brown fox jumps over the lazy dog, and then it writes a small C program.";
+  int32_t toks[64];
+  size_t n;
+  assert_int_equal(eng_tokenize(m[0], text, strlen(text), 1, 1, toks, 64, &n, &err), 0);
+  assert_true(n > 9);
+  const size_t b = (n - 3) % 4 ? n - 3 : n - 4; /* the batch leaves m % 4 rows for the gemv */
+  const size_t nv = (size_t)eng_n_vocab(m[0]);
+  float *lg[2];
+  for (int i = 0; i < 2; i++) {
+    eng_ctx *c;
+    eng_ctx_params cp = {128, 2, NULL, NULL};
+    assert_int_equal(eng_ctx_create(&c, m[i], &cp, &err), 0);
+    lg[i] = malloc((n + 3) * nv * sizeof *lg[i]);
+    assert_non_null(lg[i]);
+    assert_int_equal(eng_ctx_eval(c, toks, b, 1, &err), 0);
+    for (size_t t = 0; t < b; t++) memcpy(lg[i] + t * nv, eng_ctx_logits(c, t), nv * sizeof(float));
+    for (size_t t = b; t < n; t++) {
+      assert_int_equal(eng_ctx_eval(c, toks + t, 1, 0, &err), 0);
+      memcpy(lg[i] + t * nv, eng_ctx_logits(c, 0), nv * sizeof(float));
+    }
+    eng_ctx_free(c);
+  }
+  assert_memory_equal(lg[0], lg[1], n * nv * sizeof(float));
+  free(lg[0]), free(lg[1]);
+  eng_model_free(m[0]), eng_model_free(m[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cancel_and_state), cmocka_unit_test(test_ppl_smollm2), cmocka_unit_test(test_ppl_gemma3),
       cmocka_unit_test(test_greedy_smollm2),   cmocka_unit_test(test_greedy_gemma3),
+      cmocka_unit_test(test_repacked_same_bits),
   };
   return cmocka_run_group_tests(tests, eng_test_open_models, eng_test_close_models);
 }
