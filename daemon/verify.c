@@ -54,6 +54,16 @@ static int fence_at(const char *p, size_t n) {
 
 static int is_fence(const char *p, size_t n) { return fence_at(p, n) >= 0; }
 
+/* The cut mark for the unit p[0..n): DMN_VERIFY_CUT after a sentence;
+ * for a block, DMN_VERIFY_CUT_BLOCK with the block closed by its own
+ * fence (its indentation and ``` or ~~~), so the rest renders as text. */
+static int put_cut(kv_buf *out, const char *p, size_t n) {
+  int f = fence_at(p, n);
+  if (f < 0) return kv_buf_puts(out, DMN_VERIFY_CUT);
+  if (f == 0 && p[0] == '`') return kv_buf_puts(out, DMN_VERIFY_CUT_BLOCK);
+  return kv_buf_append(out, p, (size_t)f + 3) || kv_buf_puts(out, DMN_VERIFY_CUT_BLOCK + 3);
+}
+
 /* Could p[0..n) still become a fence line (spaces, then a prefix of a mark)? */
 static int may_be_fence(const char *p, size_t n) {
   size_t i = 0;
@@ -308,7 +318,7 @@ static int judge_unit(dmn_verifier *v, const char *p, size_t n, kv_buf *out) {
     v->st.dropped++;
     if (v->released && !v->cut_marked) { /* the unknown name came in its last word */
       v->st.cut++;
-      if (kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT)) return KV_ENOMEM;
+      if (put_cut(out, p, n)) return KV_ENOMEM;
     }
     return line_end(out, p, n);
   }
@@ -407,7 +417,7 @@ static int release_words(dmn_verifier *v, kv_buf *out) {
     if (!v->released) return 0; /* dropped whole at its end */
     v->cut_marked = 1;
     v->st.cut++;
-    return kv_buf_puts(out, is_fence(p, n) ? DMN_VERIFY_CUT_BLOCK : DMN_VERIFY_CUT) ? KV_ENOMEM : 0;
+    return put_cut(out, p, n) ? KV_ENOMEM : 0;
   }
   if (v->judged <= v->released || (v->require_anchor && v->unit_tokens == 0)) return 0;
   const char *s;

@@ -232,6 +232,10 @@ static void test_code_block_fences(void **s) {
   char *o = run_quotes(text, 7, 1, &st);
   assert_non_null(strstr(o, "   ~~~c\n   // ... set up b first\n   kv_buf_append(&b, p, n);\n"));
   assert_null(strstr(o, "return kv_buf_append(secret)"));
+  /* the cut block is closed by its own fence, indentation and all */
+  char want[256];
+  snprintf(want, sizeof want, "kv_buf_append(&b, p, n);\n   ~~~%s", DMN_VERIFY_CUT_BLOCK + 3);
+  assert_non_null(strstr(o, want));
   assert_int_equal(st.cut, 1);
   assert_int_equal(quotes_asked, 2); /* not the comment, nothing after the cut */
   assert_non_null(strstr(o, "Done."));
