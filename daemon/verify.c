@@ -252,10 +252,9 @@ static int judge_quotes(judge *j, const char *unit, size_t from, size_t k) {
   while (i < k) {
     const char *nl = memchr(unit + i, '\n', k - i);
     size_t e = nl ? (size_t)(nl - unit) : k;
-    const char *s = unit + i;
-    size_t l = e - i;
-    while (l && isspace((unsigned char)*s)) s++, l--;
-    while (l && isspace((unsigned char)s[l - 1])) l--;
+    const char *s;
+    size_t l;
+    trimmed(unit + i, e - i, &s, &l);
     int alnum = 0;
     for (size_t t = 0; t < l && !alnum; t++) alnum = isalnum((unsigned char)s[t]);
     /* a comment line is the writer's words (its code-like tokens are still

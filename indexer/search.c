@@ -489,15 +489,19 @@ static int grep_query(sqlite3 *db, const char *needle, size_t n, char **fq) {
   return 0;
 }
 
-/* The chunks holding needle (n >= 3 bytes) into C, at most k; the reader
- * lock held by the caller. */
-static int grep_cands(idx_index *ix, const char *needle, size_t n, size_t k, cands *C, kv_err *err) {
+int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err) {
+  memset(out, 0, sizeof *out);
+  size_t n = needle ? strlen(needle) : 0;
+  if (n < 3) return kv_err_set(err, KV_EINVAL, "grep: the needle needs at least 3 bytes");
+  if (k == 0) k = 10;
+  cands C = {0};
   int rc = 0;
+  pthread_mutex_lock(&ix->rlock);
+  sqlite3 *db = idx_store_db(ix->r);
   /* Candidates: chunks holding an identifier that contains the needle's
    * longest identifier piece (idents + idents_tri, then chunks_fts), checked
    * with instr() for the exact needle; without a usable piece, a scan. */
   char *fq = NULL;
-  sqlite3 *db = idx_store_db(ix->r);
   if ((rc = grep_query(db, needle, n, &fq))) {
     rc = rc == KV_ENOMEM ? kv_err_set(err, rc, "grep: out of memory")
                          : kv_err_set(err, rc, "%s: grep: %s", ix->db_path, sqlite3_errmsg(db));
@@ -517,34 +521,23 @@ static int grep_cands(idx_index *ix, const char *needle, size_t n, size_t k, can
     sqlite3_bind_text(st, 2, needle, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)k);
     double sc = 1e9;
-    while (!rc && sqlite3_step(st) == SQLITE_ROW) rc = cand_add(C, st, sc--);
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) rc = cand_add(&C, st, sc--);
     sqlite3_finalize(st);
     /* point the hit at the first matching line */
-    for (size_t i = 0; i < C->n; i++) {
-      const char *p = strstr(C->v[i].h.text, needle);
+    for (size_t i = 0; i < C.n; i++) {
+      const char *p = strstr(C.v[i].h.text, needle);
       if (!p) continue;
-      int line = C->v[i].h.line0;
-      for (const char *q = C->v[i].h.text; q < p; q++) line += *q == '\n';
-      C->v[i].h.line0 = line;
+      int line = C.v[i].h.line0;
+      for (const char *q = C.v[i].h.text; q < p; q++) line += *q == '\n';
+      C.v[i].h.line0 = line;
     }
     if (rc) kv_err_set(err, rc, "grep: out of memory");
   }
 out:
-  free(fq);
-  return rc;
-}
-
-int idx_grep(idx_index *ix, const char *needle, size_t k, idx_hits *out, kv_err *err) {
-  memset(out, 0, sizeof *out);
-  size_t n = needle ? strlen(needle) : 0;
-  if (n < 3) return kv_err_set(err, KV_EINVAL, "grep: the needle needs at least 3 bytes");
-  if (k == 0) k = 10;
-  cands C = {0};
-  pthread_mutex_lock(&ix->rlock);
-  int rc = grep_cands(ix, needle, n, k, &C, err);
   if (!rc && hand_out(&C, k, out)) rc = kv_err_set(err, KV_ENOMEM, "grep: out of memory");
   pthread_mutex_unlock(&ix->rlock);
   cands_free(&C);
+  free(fq);
   return rc;
 }
 

@@ -367,20 +367,21 @@ static int repo_add(ipc_client *c, const char *path) {
   return rc;
 }
 
-/* Does the cited range path:l0-l1 of tree hold the name the answer puts
- * right before its mention of it ("`name` (path:l0" or "`name` at
- * path:l0", the path as cited)? The check reads the file itself, not the index: the
- * answer's statement "`make_parser` (src/click/core.py:1314)" holds when
- * that line says make_parser; "used by `make_parser` (core.py:1314)"
- * holds when that line uses the answer's subject, its first backticked
- * name. Scope.name: the last part. */
-static int range_has(const char *tree, const char *path, int l0, int l1, const char *name) {
-  char want[128];
-  snprintf(want, sizeof want, "%s", name);
-  char *dot = strrchr(want, '.'), *w = dot ? dot + 1 : want, *paren = strchr(w, '(');
-  if (paren) *paren = 0;
-  if (!*w) return 0;
-  if (strlen(w) < 2) return 0; /* a one-letter name is in any range */
+/* Does a line in l0..l1 of tree/path hold one of the names (NULL: none)?
+ * Scope.name: the last part; a one-letter name is in any range, so it
+ * counts for nothing. */
+static int range_has(const char *tree, const char *path, int l0, int l1, const char *const names[2]) {
+  char want[2][128];
+  int nw = 0;
+  for (int k = 0; k < 2; k++) {
+    if (!names[k]) continue;
+    snprintf(want[nw], sizeof want[nw], "%s", names[k]);
+    char *dot = strrchr(want[nw], '.'), *w = dot ? dot + 1 : want[nw], *paren = strchr(w, '(');
+    if (paren) *paren = 0;
+    memmove(want[nw], w, strlen(w) + 1);
+    if (strlen(want[nw]) >= 2) nw++;
+  }
+  if (!nw) return 0;
   char fp[8400];
   snprintf(fp, sizeof fp, "%s/%s", tree, path);
   FILE *f = fopen(fp, "r");
@@ -388,14 +389,22 @@ static int range_has(const char *tree, const char *path, int l0, int l1, const c
   char *line = NULL;
   size_t cap = 0;
   int ln = 0, ok = 0;
-  while (!ok && getline(&line, &cap, f) >= 0)
-    if (++ln >= l0 && ln <= l1 && strstr(line, w)) ok = 1;
-    else if (ln > l1) break;
+  while (!ok && getline(&line, &cap, f) >= 0) {
+    if (++ln > l1) break;
+    for (int k = 0; k < nw && !ok && ln >= l0; k++) ok = strstr(line, want[k]) != NULL;
+  }
   free(line);
   fclose(f);
   return ok;
 }
 
+/* Does the cited range path:l0-l1 of tree hold the name the answer puts
+ * right before its mention of it ("`name` (path:l0" or "`name` at
+ * path:l0", the path as cited)? The check reads the file itself, not the index: the
+ * answer's statement "`make_parser` (src/click/core.py:1314)" holds when
+ * that line says make_parser; "used by `make_parser` (core.py:1314)"
+ * holds when that line uses the answer's subject, its first backticked
+ * name. Scope.name: the last part. */
 static int cite_holds_stated(const char *tree, const char *text, const char *path, int l0, int l1) {
   char mention[4200];
   snprintf(mention, sizeof mention, "%s:%d", path, l0);
@@ -418,7 +427,8 @@ static int cite_holds_stated(const char *tree, const char *text, const char *pat
     memcpy(subj, s0 + 1, (size_t)(s1 - s0 - 1));
     subj[s1 - s0 - 1] = 0;
   }
-  return range_has(tree, path, l0, l1, name) || (*subj && range_has(tree, path, l0, l1, subj));
+  const char *names[2] = {name, *subj ? subj : NULL};
+  return range_has(tree, path, l0, l1, names);
 }
 
 static void ask_one(ipc_client *c, idx_index *ix, const char *tree, question *q, int max_tokens, int verbose) {

@@ -142,7 +142,7 @@ static int one(eng_model *m, int threads, int n, int tg, int mode, run *r, kv_er
   eng_ctx *ctx = NULL;
   kvm_config cfg;
   kvm_eng_config(&cfg, m, p.n_ctx, mode == C_COMP ? KVM_COMPRESSED : KVM_FULL);
-  const int compressed = mode != C_REF;
+  const int kvm = mode != C_REF; /* a KV memory cache: its own byte count below */
   int rc = mode == C_REF ? eng_ctx_create(&ctx, m, &p, err) : kvm_eng_ctx_create(&ctx, m, &p, &cfg, err);
   if (rc) return rc;
   synth S = {0};
@@ -167,7 +167,7 @@ static int one(eng_model *m, int threads, int n, int tg, int mode, run *r, kv_er
   const eng_model_info *I = eng_model_get_info(m);
   /* the reference cache stores f16 values widened to f32 */
   r->bytes = (size_t)(n + tg + 1) * (size_t)I->n_layer * (size_t)I->n_head_kv * (size_t)I->head_dim * 2 * 4;
-  if (compressed && !rc) {
+  if (kvm && !rc) {
     kvm_eng_stats st;
     if (kvm_eng_stats_get(ctx, NULL, &st, err) == 0) r->bytes = st.kv_bytes;
   }
